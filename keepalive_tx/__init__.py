@@ -1,0 +1,3 @@
+"""keepalived, rebuilt in Python on Twisted."""
+
+__version__ = "0.1.0"
