@@ -1,0 +1,244 @@
+"""
+A small multi-host L2 lab in network namespaces, for integration tests.
+
+Every lab gets namespace names unique to this test run
+(C{ktx<pid><rand>-br}, C{ktx<pid><rand>-h1}, ...) and removes them, and any
+process left inside them, in L{Lab.destroy} -- call it from C{addCleanup}.
+
+Topology: a bridge namespace with bridge C{br0} (multicast snooping off, STP
+off) and one port per host; host I has C{eth0} with MAC
+C{02:00:c0:00:02:XX}, IPv4 C{192.0.2.(10+I)/24} and IPv6
+C{2001:db8::(10+I)/64} (DAD disabled, EUI-64 link-local).  Nothing is
+created in the root namespace and nothing is routed out.
+
+Test code may block (subprocess); library code never does.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from twisted.trial.unittest import SkipTest
+
+
+def requireLab(what: str = "network namespaces") -> None:
+    """
+    Skip (or, when C{CI} is set, fail) unless this process may build a lab.
+    """
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("not root")
+    if shutil.which("ip") is None:
+        problems.append("iproute2 'ip' missing")
+    if problems:
+        reason = f"{what} unavailable: {', '.join(problems)}"
+        if os.environ.get("CI"):
+            raise AssertionError(reason + " (CI is set: integration tests must run)")
+        raise SkipTest(reason)
+
+
+def requireCommand(name: str) -> str:
+    """
+    Return the path of C{name}; skip (fail under CI) when it is not installed.
+    """
+    path = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None)
+    if path is None:
+        reason = f"{name} is not installed"
+        if os.environ.get("CI"):
+            raise AssertionError(reason + " (CI is set: .ci/run must install it)")
+        raise SkipTest(reason)
+    return path
+
+
+def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, check=check, capture_output=True, text=True)
+
+
+@dataclass
+class Host:
+    """
+    One host of a L{Lab}.
+    """
+
+    lab: Lab
+    index: int
+    ns: str
+    ifname: str = "eth0"
+
+    @property
+    def ipv4(self) -> str:
+        return f"192.0.2.{10 + self.index}"
+
+    @property
+    def ipv6(self) -> str:
+        return f"2001:db8::{10 + self.index}"
+
+    @property
+    def mac(self) -> str:
+        return f"02:00:c0:00:02:{10 + self.index:02x}"
+
+    def argv(self, *cmd: str) -> list[str]:
+        """
+        The argv that runs C{cmd} inside this host's namespace.
+        """
+        return ["ip", "netns", "exec", self.ns, *cmd]
+
+    def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        return _run(*self.argv(*cmd), check=check)
+
+    def spawn(self, *cmd: str, **kw) -> subprocess.Popen:
+        """
+        Start C{cmd} in this namespace; the lab kills it on destroy.
+        """
+        proc = subprocess.Popen(self.argv(*cmd), **kw)
+        self.lab.processes.append(proc)
+        return proc
+
+    def addresses(self, family: int | None = None) -> list[str]:
+        """
+        The addresses (without prefix) on this host's interface.
+        """
+        fam = [] if family is None else [f"-{family}"]
+        out = _run("ip", "-n", self.ns, *fam, "-o", "addr", "show", "dev", self.ifname).stdout
+        result = []
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) > 3:
+                result.append(parts[3].split("/")[0])
+        return result
+
+    def hasAddress(self, address: str) -> bool:
+        return address in self.addresses()
+
+    def linkDown(self) -> None:
+        """
+        Cut this host off the bridge (its eth0 stays up: carrier is lost).
+        """
+        _run("ip", "-n", self.lab.brns, "link", "set", f"vh{self.index}", "down")
+
+    def linkUp(self) -> None:
+        _run("ip", "-n", self.lab.brns, "link", "set", f"vh{self.index}", "up")
+
+    def ifDown(self) -> None:
+        """
+        Administratively take this host's own eth0 down.
+        """
+        _run("ip", "-n", self.ns, "link", "set", self.ifname, "down")
+
+    def ifUp(self) -> None:
+        _run("ip", "-n", self.ns, "link", "set", self.ifname, "up")
+
+
+@dataclass
+class Lab:
+    """
+    C{n} hosts on one bridge, in namespaces unique to this run.
+    """
+
+    n: int
+    tag: str = field(default_factory=lambda: f"ktx{os.getpid()}{secrets.token_hex(2)}")
+    hosts: list[Host] = field(default_factory=list)
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    _created: list[str] = field(default_factory=list)
+
+    @property
+    def brns(self) -> str:
+        return f"{self.tag}-br"
+
+    def _addns(self, name: str) -> None:
+        _run("ip", "netns", "add", name)
+        self._created.append(name)
+        _run("ip", "-n", name, "link", "set", "lo", "up")
+
+    def _sysctl(self, ns: str, *settings: str) -> None:
+        for s in settings:
+            _run("ip", "netns", "exec", ns, "sysctl", "-qw", s, check=False)
+
+    def create(self) -> Lab:
+        try:
+            self._addns(self.brns)
+            self._sysctl(self.brns, "net.ipv6.conf.all.disable_ipv6=1",
+                         "net.ipv6.conf.default.disable_ipv6=1",
+                         "net.bridge.bridge-nf-call-iptables=0",
+                         "net.bridge.bridge-nf-call-ip6tables=0",
+                         "net.bridge.bridge-nf-call-arptables=0")
+            _run("ip", "-n", self.brns, "link", "add", "br0", "type", "bridge")
+            _run("ip", "-n", self.brns, "link", "set", "br0", "type", "bridge", "stp_state", "0",
+                 "forward_delay", "0", "mcast_snooping", "0")
+            _run("ip", "-n", self.brns, "link", "set", "br0", "up")
+            for i in range(1, self.n + 1):
+                self.addHost(i)
+            self._waitReady()
+        except BaseException:
+            self.destroy()
+            raise
+        return self
+
+    def addHost(self, i: int) -> Host:
+        ns = f"{self.tag}-h{i}"
+        self._addns(ns)
+        self._sysctl(ns, "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+                     "net.ipv6.conf.default.accept_ra=0", "net.ipv6.conf.default.addr_gen_mode=0",
+                     "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
+        host = Host(self, i, ns)
+        _run("ip", "link", "add", "eth0", "netns", ns, "address", host.mac, "type", "veth",
+             "peer", "name", f"vh{i}", "netns", self.brns)
+        _run("ip", "-n", self.brns, "link", "set", f"vh{i}", "master", "br0", "up")
+        self._sysctl(ns, "net.ipv4.conf.eth0.rp_filter=0", "net.ipv6.conf.eth0.accept_dad=0")
+        _run("ip", "-n", ns, "link", "set", "eth0", "up")
+        _run("ip", "-n", ns, "addr", "add", f"{host.ipv4}/24", "dev", "eth0")
+        _run("ip", "-n", ns, "-6", "addr", "add", f"{host.ipv6}/64", "dev", "eth0", "nodad")
+        self.hosts.append(host)
+        return host
+
+    def _waitReady(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ok = True
+            for h in self.hosts:
+                out = _run("ip", "-n", h.ns, "-6", "addr", "show", "dev", "eth0").stdout
+                if "fe80" not in out or "tentative" in out:
+                    ok = False
+            if ok:
+                return
+            time.sleep(0.05)
+
+    def destroy(self) -> None:
+        """
+        Kill everything started in the lab and delete its namespaces.
+        """
+        for proc in self.processes:
+            if proc.poll() is None:
+                try:
+                    proc.kill()
+                except OSError:
+                    pass
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+        for ns in reversed(self._created):
+            pids = _run("ip", "netns", "pids", ns, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+            _run("ip", "netns", "del", ns, check=False)
+        self._created.clear()
+
+
+def makeLab(testcase, n: int = 2) -> Lab:
+    """
+    Build a lab of C{n} hosts for C{testcase} and register its removal.
+    """
+    requireLab()
+    lab = Lab(n)
+    testcase.addCleanup(lab.destroy)
+    return lab.create()
