@@ -1,0 +1,116 @@
+"""
+twistd / twist entry point: keepalived-compatible command line and
+L{makeService}.
+
+C{twistd keepalived -c FILE --config-test} prints every configuration
+problem as C{FILE:LINE: message} and exits with keepalived's C{-t} codes
+(catalogue §0 #3): 0 clean, 4 fatal, 5 other errors or warnings, 6 script
+security.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
+
+
+class Options(usage.Options):
+    """
+    keepalived's options, as far as they make sense under twistd.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run VRRP failover, LVS health checks and SMTP alerts from a keepalived.conf. "
+        "Reserved keepalived flags are accepted for compatibility."
+    )
+
+    optParameters = [
+        ["config", "c", DEFAULT_CONFIG, "Configuration file (keepalived's -f/--use-file)."],
+        ["config-id", "i", None, "Id used to select @ID conditional lines (default: short host name)."],
+    ]
+    optFlags = [
+        ["config-test", "t", "Check the configuration, print problems and exit (keepalived -t)."],
+        ["dump-conf", "d", "Print the normalised configuration model."],
+        ["vrrp", "P", "Run only the VRRP subsystem."],
+        ["check", "C", "Run only the health-checker (LVS) subsystem."],
+        ["log-console", "l", "Also log to the console."],
+        ["log-detail", "D", "Detailed logging."],
+        ["all-config", "e", "Any missing configuration file is an error."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stdout: TextIO = sys.stdout
+        self.stderr: TextIO = sys.stderr
+
+    def opt_use_file(self, path: str) -> None:
+        """
+        Alias of --config (keepalived's -f/--use-file).
+        """
+        self["config"] = path
+
+    opt_f = opt_use_file
+
+    def postOptions(self) -> None:
+        if self["vrrp"] and self["check"]:
+            raise usage.UsageError("--vrrp and --check are mutually exclusive")
+        if self["config-test"]:
+            raise SystemExit(configTest(self, self.stdout, self.stderr))
+
+    def load(self):
+        """
+        Read and validate the configuration named by these options.
+        """
+        from keepalive_tx.config import loadConfig
+
+        return loadConfig(
+            self["config"], configId=self["config-id"], allConfig=bool(self["all-config"])
+        )
+
+
+def configTest(options: Options, stdout: TextIO, stderr: TextIO) -> int:
+    """
+    Implement C{--config-test}: print every problem and return the exit code.
+    """
+    result = options.load()
+    for diagnostic in result.diagnostics:
+        stderr.write(f"{diagnostic}\n")
+    if options["dump-conf"] and result.model is not None:
+        from keepalive_tx.config.dump import dumpConfig
+
+        stdout.write(dumpConfig(result.model))
+    return result.diagnostics.exitCode()
+
+
+def makeService(options: Options, reactor=None) -> IService:
+    """
+    Build the L{KeepalivedService} described by C{options}.
+    """
+    from twisted.logger import Logger
+
+    from keepalive_tx.config.errors import Severity
+    from keepalive_tx.service import KeepalivedService
+
+    log = Logger(namespace="keepalive_tx")
+    result = options.load()
+    for diagnostic in result.diagnostics:
+        log.warn("{diagnostic}", diagnostic=str(diagnostic))
+    if result.diagnostics.worst is Severity.FATAL:
+        raise SystemExit(f"{options['config']}: configuration cannot be used (see messages above)")
+    if options["dump-conf"]:
+        from keepalive_tx.config.dump import dumpConfig
+
+        options.stdout.write(dumpConfig(result.model))
+    return KeepalivedService(
+        result.model,
+        reactor=reactor,
+        vrrp=not options["check"],
+        checkers=not options["vrrp"],
+        logDetail=bool(options["log-detail"]),
+    )
