@@ -1,0 +1,121 @@
+"""
+The installed distribution carries the twistd plugin and twistd finds it.
+
+A fresh virtual environment (without the checkout on C{sys.path}) gets
+C{pip install .}; the dependencies come from the interpreter's own
+site-packages through a C{.pth} line, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import site
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from twisted.trial.unittest import TestCase
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _venv(tmp: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp / "venv")], check=True)
+    py = tmp / "venv" / "bin" / "python"
+    purelib = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    # the system site-packages as a plain path entry: its .pth files (such as
+    # an editable install of this checkout) are NOT processed
+    Path(purelib, "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return py
+
+
+class InstalledPluginTests(TestCase):
+    """
+    C{pip install .} into a clean environment.
+    """
+
+    _installed: dict[str, Path] = {}
+
+    def setUp(self) -> None:
+        if not self._installed:
+            self._install(self._installed)
+        self.tmp, self.py, self.purelib = (
+            self._installed["tmp"], self._installed["py"], self._installed["purelib"])
+
+    @staticmethod
+    def _install(cls: dict) -> None:
+        cls["tmp"] = tmp = Path(tempfile.mkdtemp(prefix="ktx-pkg-"))
+        import atexit
+        atexit.register(shutil.rmtree, tmp, True)
+        src = tmp / "src"
+        # build from a pristine copy of the tracked files plus the working tree
+        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+            ".git", "_trial_temp*", "*.egg-info", "build", "dist", "__pycache__", ".hypothesis"))
+        for cache in src.rglob("dropin.cache"):
+            cache.unlink()
+        cls["py"] = py = _venv(tmp)
+        env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "--python", str(py), "install", "-q",
+             "--no-build-isolation", "--no-deps", "--root-user-action=ignore", str(src)],
+            check=True, capture_output=True, env=env, cwd=tmp,
+        )
+        purelib = subprocess.run(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+        cls["purelib"] = Path(purelib)
+
+    def _python(self, *code: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.py), *code], capture_output=True, text=True,
+                              cwd=self.tmp, timeout=120)
+
+    def test_pluginFileInstalled(self) -> None:
+        """
+        The plugin module is installed beside Twisted's plugins, with no
+        C{__init__.py} of ours and no C{dropin.cache} shipped.
+        """
+        plugins = self.purelib / "twisted" / "plugins"
+        self.assertTrue((plugins / "keepalive_tx_plugin.py").is_file())
+        self.assertFalse((self.purelib / "twisted" / "__init__.py").exists())
+        self.assertFalse((plugins / "__init__.py").exists())
+        record = next(self.purelib.glob("keepalive_tx-*.dist-info")) / "RECORD"
+        self.assertNotIn("dropin.cache", record.read_text())
+
+    def test_checkoutNotOnPath(self) -> None:
+        """
+        The environment really is clean: the package is imported from the
+        installed copy.
+        """
+        out = self._python("-c", "import keepalive_tx; print(keepalive_tx.__file__)")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertTrue(out.stdout.strip().startswith(str(self.purelib)), out.stdout)
+
+    def test_discoverable(self) -> None:
+        """
+        L{getPlugins} yields a service maker with tapname C{keepalived}.
+        """
+        out = self._python("-c", "from twisted.plugin import getPlugins\n"
+                        "from twisted.application.service import IServiceMaker\n"
+                        "print(sorted(p.tapname for p in getPlugins(IServiceMaker)))")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("'keepalived'", out.stdout)
+
+    def test_twistdHelp(self) -> None:
+        """
+        C{twistd --help} lists keepalived; C{twistd keepalived --help} and
+        C{twist keepalived --help} print our options.
+        """
+        out = self._python("-c", "import sys; from twisted.scripts.twistd import run; run()", "--help")
+        self.assertIn("keepalived", out.stdout)
+        out = self._python("-c", "from twisted.scripts.twistd import run; run()", "keepalived", "--help")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("--config-test", out.stdout)
+        out = self._python("-c", "from twisted.application.twist._twist import Twist; Twist.main()",
+                        "keepalived", "--help")
+        self.assertIn("--config-test", out.stdout + out.stderr)
