@@ -1,0 +1,88 @@
+"""
+keepalived configuration: text -> logical lines -> builders -> immutable model.
+
+Public API::
+
+    result = loadConfig("/etc/keepalived/keepalived.conf")
+    result.model          # keepalive_tx.config.model.Config
+    result.diagnostics    # keepalive_tx.config.errors.Diagnostics
+
+Parsing and validation are pure (no sockets, no netlink).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from keepalive_tx.config.errors import Diagnostics, Severity
+from keepalive_tx.config.model import Config
+
+__all__ = ["LoadResult", "loadConfig", "parseText", "parseLogicalLines", "checkInterfaces"]
+
+
+class LoadResult(NamedTuple):
+    """
+    A parsed configuration and everything that was wrong with it.
+    """
+
+    model: Config
+    diagnostics: Diagnostics
+
+
+def parseLogicalLines(lines, diagnostics: Diagnostics) -> Config:
+    """
+    Parse already-preprocessed logical lines into a model (problems go to
+    C{diagnostics}).  Never raises for bad input.
+    """
+    from keepalive_tx.config.parser import parseLines
+    from keepalive_tx.config.validate import buildConfig
+
+    try:
+        root = parseLines(lines, diagnostics)
+        return buildConfig(root, diagnostics)
+    except Exception as e:  # a bug, but bad config must never crash the daemon
+        diagnostics.add(Severity.FATAL, f"internal error while reading the configuration: {e!r}")
+        return Config()
+
+
+def parseText(text: str, filename: str = "keepalived.conf", configId: str | None = None) -> LoadResult:
+    """
+    Parse configuration text (includes are resolved relative to the cwd).
+    """
+    from keepalive_tx.config.preprocess import preprocessText
+
+    diagnostics = Diagnostics()
+    lines = preprocessText(text, filename, diagnostics, configId)
+    return LoadResult(parseLogicalLines(lines, diagnostics), diagnostics)
+
+
+def loadConfig(path: str, configId: str | None = None, *, allConfig: bool = False) -> LoadResult:
+    """
+    Read, preprocess and parse the configuration file at C{path}.
+    """
+    from keepalive_tx.config.preprocess import preprocessFile
+
+    diagnostics = Diagnostics()
+    lines = preprocessFile(path, diagnostics, configId, allConfig=allConfig)
+    return LoadResult(parseLogicalLines(lines, diagnostics), diagnostics)
+
+
+def checkInterfaces(model: Config, existing: set[str]) -> Diagnostics:
+    """
+    Report interfaces the model names that are not in C{existing}
+    (keepalived's CONFIG_BAD_IF, fatal unless C{dynamic_interfaces}).
+    """
+    diagnostics = Diagnostics()
+    severity = Severity.WARNING if model.globalDefs.dynamicInterfaces else Severity.FATAL
+    for vi in model.vrrpInstances:
+        names = [(vi.interface, vi.location)]
+        names += [(t.name, t.location) for t in vi.trackInterfaces]
+        names += [(a.dev, a.location) for a in (*vi.virtualIpaddresses, *vi.virtualIpaddressesExcluded)]
+        for name, loc in names:
+            if name and name not in existing:
+                diagnostics.add(severity, f"({vi.name}) unknown interface {name}", loc)
+    for a in model.staticIpaddresses:
+        dev = a.dev or model.globalDefs.defaultInterface
+        if dev not in existing:
+            diagnostics.add(severity, f"static_ipaddress {a.address}: unknown interface {dev}", a.location)
+    return diagnostics

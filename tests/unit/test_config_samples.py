@@ -1,0 +1,110 @@
+"""
+Acceptance: keepalived's own sample configurations load like keepalived loads them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from keepalive_tx.config import loadConfig
+from keepalive_tx.config.errors import Severity
+
+SAMPLES = "/work/shared/keepalived-samples"
+
+# File -> the ERROR-or-worse diagnostics keepalived also produces (catalogue
+# §0/§6), as (line, message fragment).
+_ETC_ERRORS = [
+    (15, "vrrp_garp_interval: number '0' outside range"),  # §0 #6
+    (16, "vrrp_gna_interval: number '0' outside range"),
+    (20, "strict mode: state MASTER requires priority 255"),
+    (25, "strict mode does not support authentication"),
+]
+EXPECTED = {
+    "keepalived.conf.vrrp.lvs_syncd": [
+        (4, "Unknown keyword 'VI_2'"),  # §0 #11 legacy sync group
+        (5, "Unknown keyword 'VI_3'"),
+        (3, "Sync group VG1 has no virtual router(s)"),
+        (11, "lvs_sync_daemon_interface is deprecated"),
+    ],
+    "keepalived.conf.vrrp.rules": [
+        (11, "Invalid 'to' prefix '192.168.100./24'"),
+        (26, "Invalid 'to' prefix '192.168.200./24'"),
+    ],
+    "extra/keepalived/etc/keepalived/keepalived.conf": _ETC_ERRORS,
+    "extra/keepalived/etc/keepalived/keepalived.conf.sample.in": _ETC_ERRORS + [
+        (19, "accept mode is not allowed with VRRPv2 in strict mode"),
+    ],
+}
+
+
+def sampleFiles() -> list[str]:
+    files = sorted(os.path.relpath(p, SAMPLES) for p in glob.glob(os.path.join(SAMPLES, "keepalived.conf.*")))
+    return files + [
+        "extra/docker/keepalived.conf",
+        "extra/keepalived/etc/keepalived/keepalived.conf",
+        "extra/keepalived/etc/keepalived/keepalived.conf.sample.in",
+    ]
+
+
+class SampleTests(SynchronousTestCase):
+    """
+    Every sample loads with no error except the diagnoses keepalived makes too.
+    """
+
+    def check(self, name: str) -> None:
+        path = os.path.join(SAMPLES, name)
+        if not os.path.exists(path):
+            raise SkipTest(f"{path} not available")
+        result = loadConfig(path, "high")
+        got = [(d.location.line if d.location else None, d.message) for d in result.diagnostics
+               if d.severity >= Severity.ERROR or "Unknown keyword" in d.message]
+        for d in result.diagnostics:
+            if d.location is not None:
+                self.assertEqual(d.location.file, path, str(d))
+        expected = EXPECTED.get(name, [])
+        unmatched = list(got)
+        for line, fragment in expected:
+            hit = [g for g in unmatched if g[0] == line and fragment in g[1]]
+            self.assertTrue(hit, f"{name}: expected diagnostic at line {line} containing {fragment!r}; got {got}")
+            unmatched.remove(hit[0])
+        self.assertEqual(unmatched, [], f"{name}: unexpected diagnostics")
+
+    def test_allSamplesListed(self) -> None:
+        """
+        The sample directory holds the files the acceptance list names.
+        """
+        if not os.path.isdir(SAMPLES):
+            raise SkipTest("samples not available")
+        self.assertGreaterEqual(len(sampleFiles()), 28)
+
+    def test_vrrpContents(self) -> None:
+        """
+        Spot-check models made from samples.
+        """
+        path = os.path.join(SAMPLES, "keepalived.conf.vrrp.sync")
+        if not os.path.exists(path):
+            raise SkipTest("samples not available")
+        m = loadConfig(path).model
+        self.assertEqual([len(g.members) for g in m.syncGroups], [7, 2])
+        self.assertEqual(len(m.vrrpInstances), 9)
+        routes = loadConfig(os.path.join(SAMPLES, "keepalived.conf.vrrp.routes")).model
+        self.assertEqual(len(routes.staticRoutes), 5)
+        self.assertEqual(str(routes.staticRoutes[0].src), "192.168.100.1")
+        vr = routes.vrrpInstances[0].virtualRoutes
+        self.assertEqual(vr[5].type, "blackhole")
+        self.assertEqual((vr[6].destination.prefixlen, vr[6].table), (0, "100"))
+
+
+def _make(name: str):
+    def test(self: SampleTests) -> None:
+        self.check(name)
+
+    test.__doc__ = f"{name} loads as keepalived loads it."
+    return test
+
+
+for _name in sampleFiles() if os.path.isdir(SAMPLES) else []:
+    setattr(SampleTests, "test_" + _name.replace("/", "_").replace(".", "_").replace("-", "_"), _make(_name))
