@@ -33,6 +33,7 @@ class KeepalivedService(MultiService):
         vrrp: bool = True,
         checkers: bool = True,
         logDetail: bool = False,
+        vrrpPlatform: Any = None,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -45,6 +46,13 @@ class KeepalivedService(MultiService):
         self.runCheckers = checkers
         self.logDetail = logDetail
         self.setName("keepalived")
+        if vrrp and getattr(model, "vrrpInstances", ()):
+            from keepalive_tx.vrrp.service import VrrpService
+
+            self.vrrpService = VrrpService(model, reactor, platform=vrrpPlatform)
+            self.vrrpService.setServiceParent(self)
+        else:
+            self.vrrpService = None
 
     def startService(self) -> None:
         self.log.info("Starting keepalive_tx")

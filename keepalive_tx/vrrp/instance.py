@@ -1,0 +1,336 @@
+# -*- test-case-name: tests.unit.test_vrrp_instance -*-
+"""
+One running C{vrrp_instance}: the state machine wired to the codec, the raw
+socket, the virtual addresses and the GARP/NA announcer.
+
+L{VrrpInstance} implements L{IMachineEffects} (what the machine wants done)
+and L{IVrrpReceiver} (what the socket delivers).  Everything it touches is
+injected: a sender (L{IAdvertSender}, normally a L{VrrpRawPort}), an
+L{IAddressManager}, an L{Announcer} and a clock.  Observers
+(L{IInstanceObserver}) learn of state changes for notify scripts, mail and
+status.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import replace
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from zope.interface import Interface, implementer
+
+from keepalive_tx.config import model
+from keepalive_tx.net.addresses import (
+    IAddressManager,
+    Vip,
+    parseScope,
+    preferredLifetimeFor,
+    resolveBroadcast,
+)
+from keepalive_tx.net.announce import Announcer
+from keepalive_tx.vrrp.machine import (
+    IMachineEffects,
+    MachineConfig,
+    State,
+    VRRPMachine,
+)
+from keepalive_tx.vrrp.packet import (
+    VRRP_MCAST_V4,
+    VRRP_MCAST_V6,
+    VRRP_TTL,
+    AuthType,
+    ReceivedMeta,
+    VrrpAdvert,
+    buildIPv4Advert,
+    encodeVrrp,
+    nextIpId,
+)
+from keepalive_tx.vrrp.transport import IVrrpReceiver
+from keepalive_tx.vrrp.validate import (
+    RateLimitedLog,
+    ReceiveCounters,
+    ReceivePolicy,
+    UnicastPeer,
+    checkAdvert,
+)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+__all__ = ["IAdvertSender", "IInstanceObserver", "VrrpInstance", "machineConfigFor", "vipsFor"]
+
+
+class IAdvertSender(Interface):
+    """
+    Sends one advert packet (IPv4: whole IP packet; IPv6: VRRP message).
+    """
+
+    def send(packet: bytes, destination: IPAddress) -> bool:
+        """
+        Hand C{packet} to the kernel; C{False} when it could not be sent.
+        """
+
+
+class IInstanceObserver(Interface):
+    """
+    Learns what happens to an instance (notify scripts, mail, status).
+    """
+
+    def instanceStateChanged(instance: VrrpInstance, old: State, new: State, reason: str) -> None:
+        """
+        C{instance} went from C{old} to C{new}.
+        """
+
+
+_AUTH_TYPES = {"PASS": AuthType.PASS, "AH": AuthType.AH}
+
+
+def machineConfigFor(config: model.VrrpInstance, ourAddress: IPAddress | None) -> MachineConfig:
+    """
+    The state machine's view of a configured instance.
+    """
+    return MachineConfig(
+        name=config.name,
+        vrid=config.virtualRouterId or 1,
+        version=config.version,
+        priority=config.priority,
+        advertInterval=config.advertInt,
+        nopreempt=config.nopreempt,
+        preemptDelay=config.preemptDelay,
+        wantMaster=config.state == "MASTER",
+        downTimerAdverts=config.downTimerAdverts,
+        lowerPrioNoAdvert=config.lowerPrioNoAdvert,
+        higherPrioSendAdvert=config.higherPrioSendAdvert,
+        ownerIgnoreAdverts=config.ownerIgnoreAdverts,
+        ourAddress=ourAddress,
+    )
+
+
+def vipsFor(addresses: tuple[model.VirtualAddress, ...], defaultIf: str | None) -> list[Vip]:
+    """
+    The L{Vip}s to add for configured virtual addresses (those without
+    C{dev} go on C{defaultIf}).
+    """
+    result = []
+    for a in addresses:
+        ifname = a.dev or defaultIf
+        if ifname is None:
+            continue
+        result.append(
+            Vip(
+                address=a.address,
+                ifname=ifname,
+                scope=parseScope(a.scope) if a.scope is not None else 0,
+                broadcast=resolveBroadcast(a.address, a.broadcast),
+                label=a.label,
+                peer=a.peer,
+                nodad=a.nodad,
+                noprefixroute=a.noprefixroute,
+                home=a.home,
+                mngtmpaddr=a.mngtmpaddr,
+                autojoin=a.autojoin,
+                preferredLifetime=preferredLifetimeFor(a.address, a.preferredLft),
+            )
+        )
+    return result
+
+
+@implementer(IMachineEffects, IVrrpReceiver)
+class VrrpInstance:
+    """
+    One configured VRRP instance at run time.
+
+    @ivar machine: its L{VRRPMachine}.
+    @ivar counters: receive-check counters (keepalived's stats names).
+    @ivar stats: send-side counters (C{advert_sent}, C{pri_zero_sent},
+        C{become_master}, C{release_master}).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        config: model.VrrpInstance,
+        *,
+        clock: IReactorTime,
+        sender: Any,
+        addresses: IAddressManager,
+        announcer: Announcer | None,
+        sourceAddress: IPAddress,
+        multicastGroup: IPAddress | None = None,
+        checkUnicastSource: bool = False,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.clock = clock
+        self.sender = sender
+        self.addresses = addresses
+        self.announcer = announcer
+        self.sourceAddress = sourceAddress
+        self.family = sourceAddress.version
+        if config.mcastDstIp is not None:
+            multicastGroup = config.mcastDstIp
+        if multicastGroup is None:
+            multicastGroup = VRRP_MCAST_V4 if self.family == 4 else VRRP_MCAST_V6
+        self.multicastGroup = multicastGroup
+        self.peers = tuple(p.address for p in config.unicastPeers)
+        auth = config.authentication if config.version == 2 and self.family == 4 else None
+        self.authType = _AUTH_TYPES.get(auth.authType, AuthType.NONE) if auth else AuthType.NONE
+        self.password = auth.password if auth else b""
+        self.vips = vipsFor(config.virtualIpaddresses, config.interface)
+        self.evips = vipsFor(config.virtualIpaddressesExcluded, config.interface)
+        self.advertAddresses = tuple(
+            v.address.ip for v in self.vips if v.address.version == self.family)
+        self.counters = ReceiveCounters()
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("advert_sent", "pri_zero_sent", "become_master", "release_master"), 0)
+        self.observers: list[Any] = []
+        self._ipId = 0
+        self._ahSequence = 0
+        self._rateLog = RateLimitedLog(self.log, f"({self.name}) ")
+        self.policy = ReceivePolicy(
+            family=self.family,
+            vrid=config.virtualRouterId or 1,
+            version=config.version,
+            authType=self.authType,
+            password=self.password,
+            advertInterval=config.advertInt,
+            vips=self.advertAddresses,
+            unicastPeers=tuple(
+                UnicastPeer(p.address, p.minTtl, p.maxTtl) for p in config.unicastPeers),
+            checkUnicastSource=config.checkUnicastSrc or checkUnicastSource,
+            ownerIgnoreAdverts=config.ownerIgnoreAdverts,
+            effectivePriority=config.priority,
+            v3ChecksumAsV2=False,
+        )
+        self.machine = VRRPMachine(machineConfigFor(config, sourceAddress), self, clock)
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    @property
+    def vrid(self) -> int:
+        return self.policy.vrid
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def removeStale(self) -> None:
+        """
+        Remove configured addresses left behind by a crashed run.
+        """
+        removed = self.addresses.removeStale(self.vips + self.evips)
+        for vip in removed:
+            self.log.info("({name}) removed stale VIP {vip} left by a previous run",
+                          name=self.name, vip=str(vip))
+
+    def start(self) -> None:
+        self.machine.start()
+
+    def stop(self) -> None:
+        """
+        Graceful stop: a MASTER sends priority 0 and removes its addresses.
+        """
+        self.machine.stop()
+
+    # -- IVrrpReceiver -------------------------------------------------------
+
+    def vrrpReceived(self, data: bytes, meta: ReceivedMeta) -> None:
+        policy = self.policy
+        if policy.effectivePriority != self.machine.effectivePriority:
+            policy = self.policy = replace(policy, effectivePriority=self.machine.effectivePriority)
+        result = checkAdvert(data, meta, policy)
+        self.counters.record(result)
+        if not result.accepted:
+            self._rateLog.logResult(result)
+            return
+        if result.notes:
+            self._rateLog.logResult(result)
+        if result.ahSequence is not None:
+            self.policy = replace(self.policy, ahLastSequence=result.ahSequence)
+        advert = result.advert
+        assert advert is not None and result.source is not None
+        self.machine.advertReceived(advert.priority, result.source, advert.advertInterval)
+
+    # -- IMachineEffects -----------------------------------------------------
+
+    def sendAdvert(self, priority: int) -> None:
+        cfg = self.config
+        if cfg.version == 2:
+            advert = VrrpAdvert(
+                version=2, vrid=self.vrid, priority=priority, addresses=self.advertAddresses,
+                authType=self.authType, advertIntSeconds=max(1, round(cfg.advertInt)))
+        else:
+            advert = VrrpAdvert(
+                version=3, vrid=self.vrid, priority=priority, addresses=self.advertAddresses,
+                maxAdvertIntCs=max(1, round(cfg.advertInt * 100)))
+        destinations = self.peers or (self.multicastGroup,)
+        ttl = cfg.unicastTtl if (self.peers and cfg.unicastTtl is not None) else VRRP_TTL
+        if self.authType == AuthType.AH:
+            self._ahSequence = (self._ahSequence + 1) & 0xFFFFFFFF
+        for destination in destinations:
+            if self.family == 4:
+                self._ipId = nextIpId(self._ipId)
+                packet = buildIPv4Advert(
+                    advert, self.sourceAddress, destination, identification=self._ipId,
+                    ttl=ttl, password=self.password, ahSequence=self._ahSequence)
+            else:
+                packet = encodeVrrp(advert, 6, computeChecksum=False)
+            if self.sender.send(packet, destination):
+                self.stats["advert_sent"] += 1
+                if priority == 0:
+                    self.stats["pri_zero_sent"] += 1
+
+    def becomeMaster(self) -> None:
+        self.stats["become_master"] += 1
+        for vip in self.vips + self.evips:
+            self.addresses.add(vip)
+        if self.announcer is not None:
+            self.announcer.becameMaster()
+
+    def releaseMaster(self) -> None:
+        self.stats["release_master"] += 1
+        if self.announcer is not None:
+            self.announcer.stop()
+        for vip in self.vips + self.evips:
+            self.addresses.remove(vip)
+
+    def stateChanged(self, old: State, new: State, reason: str) -> None:
+        self._rateLog.reset()
+        for observer in list(self.observers):
+            try:
+                observer.instanceStateChanged(self, old, new, reason)
+            except Exception:
+                self.log.failure("({name}) observer {observer!r} failed", name=self.name,
+                                 observer=observer)
+
+    def lowerPriorityAdvertSeen(self, priority: int, source: IPAddress) -> None:
+        if self.announcer is not None:
+            self.announcer.lowerPriorityAdvert()
+
+    def effectivePriorityChanged(self, old: int, new: int) -> None:
+        self.policy = replace(self.policy, effectivePriority=new)
+
+    # -- link events ---------------------------------------------------------
+
+    def linkChanged(self, ifname: str, ifindex: int, up: bool) -> None:
+        """
+        L{keepalive_tx.net.links.LinkMonitor} observer: the instance
+        interface or a weight-0 tracked interface went down (FAULT) or up.
+        """
+        watched = self.trackedInterfaces()
+        if ifname in watched:
+            self.machine.setFault(f"interface {ifname}", not up)
+
+    def trackedInterfaces(self) -> set[str]:
+        """
+        Interfaces whose loss puts this instance in FAULT.
+        """
+        names = set()
+        if self.config.interface and not self.config.dontTrackPrimary:
+            names.add(self.config.interface)
+        for tracker in self.config.trackInterfaces:
+            if not tracker.weight:
+                names.add(tracker.name)
+        return names

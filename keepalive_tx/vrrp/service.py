@@ -1,0 +1,341 @@
+# -*- test-case-name: tests.unit.test_vrrp_service -*-
+"""
+L{VrrpService}: every configured VRRP instance of a process, their sockets,
+virtual addresses, GARP/NA and link monitoring.
+
+Sockets (raw VRRP ports, the netlink sockets, the packet socket for
+GARP/NA) are opened in L{VrrpService.privilegedStartService}; instances
+start in L{VrrpService.startService}; L{VrrpService.stopService} stops them
+gracefully (MASTERs send priority 0 and remove their addresses) before the
+sockets close.
+
+The OS edges are injected through an L{IVrrpPlatform}; L{LinuxPlatform} is
+the real one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections import defaultdict
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import Attribute, Interface, implementer
+
+from keepalive_tx.config import model
+from keepalive_tx.net.announce import (
+    AnnouncePacer,
+    Announcer,
+    AnnounceTarget,
+    GarpSettings,
+    PacketSender,
+    ipv6Forwarding,
+)
+from keepalive_tx.vrrp.instance import VrrpInstance
+from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
+from keepalive_tx.vrrp.sync import SyncGroup
+from keepalive_tx.vrrp.validate import peekVrid
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+__all__ = ["IVrrpPlatform", "LinuxPlatform", "VridDemux", "VrrpService"]
+
+
+class IVrrpPlatform(Interface):
+    """
+    The operating-system edges the VRRP service needs.
+    """
+
+    addresses = Attribute("an IAddressManager (valid after open())")
+    frameSender = Attribute("an object with sendFrame(ifname, frame) (valid after open())")
+
+    def open() -> None:
+        """
+        Open netlink and packet sockets (privileged).
+        """
+
+    def close() -> None:
+        """
+        Close everything opened.
+        """
+
+    def openPort(receiver: Any, interface: str | None, family: int, ipProtocol: int,
+                 group: IPAddress | None, joinGroup: bool, sourceAddress: IPAddress | None) -> Any:
+        """
+        Open a listening raw VRRP port delivering to C{receiver}.
+        """
+
+    def primaryAddress(interface: str, family: int) -> IPAddress | None:
+        """
+        The address adverts are sent from by default (IPv6: link-local).
+        """
+
+    def macAddress(interface: str) -> bytes | None:
+        """
+        The interface's hardware address.
+        """
+
+    def watchLinks(observer: Any) -> None:
+        """
+        Call C{observer.linkChanged(ifname, ifindex, up)} on link changes.
+        """
+
+    def linkUp(interface: str) -> bool | None:
+        """
+        Whether C{interface} is up now (C{None}: no such interface).
+        """
+
+
+@implementer(IVrrpPlatform)
+class LinuxPlatform:
+    """
+    Real sockets: raw VRRP ports, rtnetlink (pyroute2 codec), AF_PACKET.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self.addresses: Any = None
+        self.frameSender: Any = None
+        self._monitor: Any = None
+        self._channel: Any = None
+
+    def open(self) -> None:
+        from keepalive_tx.net.addresses import NetlinkAddressManager
+        from keepalive_tx.net.links import LinkMonitor
+        from keepalive_tx.net.netlink import RouteChannel
+
+        self._channel = RouteChannel()
+        self.addresses = NetlinkAddressManager(self._channel)
+        self.frameSender = PacketSender()
+        self.frameSender.open()
+        self._monitor = LinkMonitor(self.reactor)
+        self._monitor.startMonitoring()
+
+    def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.stopMonitoring()
+        if self.frameSender is not None:
+            self.frameSender.close()
+        if self._channel is not None:
+            self._channel.close()
+
+    def openPort(self, receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress):
+        from keepalive_tx.vrrp.transport import VrrpRawPort
+
+        port = VrrpRawPort(receiver, interface, family, ipProtocol=ipProtocol, group=group,
+                           joinGroup=joinGroup, sourceAddress=sourceAddress,
+                           reactor=self.reactor)
+        port.startListening()
+        return port
+
+    def primaryAddress(self, interface: str, family: int) -> IPAddress | None:
+        link = self._channel.link(interface)
+        if link is None:
+            return None
+        af = socket.AF_INET if family == 4 else socket.AF_INET6
+        for info in self._channel.addresses(af, link.index):
+            ip = info.address
+            if family == 6 and not ip.is_link_local:
+                continue
+            return ip
+        return None
+
+    def macAddress(self, interface: str) -> bytes | None:
+        link = self._channel.link(interface)
+        return None if link is None else link.mac
+
+    def watchLinks(self, observer: Any) -> None:
+        self._monitor.addObserver(observer)
+
+    def linkUp(self, interface: str) -> bool | None:
+        return self._monitor.linkState(interface)
+
+
+class VridDemux:
+    """
+    Hands datagrams from one raw port to the instance with their VRID.
+
+    @ivar unknown: datagrams for VRIDs nobody here configured.
+    """
+
+    log = Logger()
+
+    def __init__(self, family: int, logUnknown: bool = False) -> None:
+        self.family = family
+        self.logUnknown = logUnknown
+        self.instances: dict[int, list[VrrpInstance]] = defaultdict(list)
+        self.unknown = 0
+
+    def add(self, instance: VrrpInstance) -> None:
+        self.instances[instance.vrid].append(instance)
+
+    def vrrpReceived(self, data: bytes, meta: ReceivedMeta) -> None:
+        vrid = peekVrid(data, self.family)
+        candidates = self.instances.get(vrid, ()) if vrid is not None else ()
+        if not candidates:
+            self.unknown += 1
+            if self.logUnknown:
+                self.log.info("Unknown VRID({vrid}) received. ignoring...", vrid=vrid)
+            return
+        target = candidates[0]
+        if len(candidates) > 1 and meta.source is not None:
+            for instance in candidates:
+                if meta.source in instance.peers:
+                    target = instance
+                    break
+        if target.state in (target.state.BACKUP, target.state.MASTER):
+            target.vrrpReceived(data, meta)
+
+
+class _Sender:
+    """
+    Sends through whichever port the instance was given.
+    """
+
+    def __init__(self) -> None:
+        self.port: Any = None
+
+    def send(self, packet: bytes, destination: IPAddress) -> bool:
+        if self.port is None:
+            return False
+        return self.port.send(packet, destination)
+
+
+def garpSettingsFor(config: model.VrrpInstance) -> GarpSettings:
+    g = config.garp
+    return GarpSettings(
+        masterDelay=g.masterDelay, masterRepeat=g.masterRepeat, masterRefresh=g.masterRefresh,
+        masterRefreshRepeat=g.masterRefreshRepeat, lowerPrioDelay=g.lowerPrioDelay,
+        lowerPrioRepeat=g.lowerPrioRepeat)
+
+
+class VrrpService(Service):
+    """
+    All VRRP instances of one process.
+
+    @ivar instances: L{VrrpInstance}s by name.
+    @ivar syncGroups: L{SyncGroup}s by name.
+    """
+
+    log = Logger()
+    name = "vrrp"
+
+    def __init__(self, config: model.Config, reactor: Any, platform: Any = None) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.platform = platform if platform is not None else LinuxPlatform(reactor)
+        self.instances: dict[str, VrrpInstance] = {}
+        self.syncGroups: dict[str, SyncGroup] = {}
+        self.observers: list[Any] = []
+        self._ports: dict[tuple, Any] = {}
+        self._opened = False
+
+    # -- construction --------------------------------------------------------
+
+    def privilegedStartService(self) -> None:
+        Service.privilegedStartService(self)
+        self.platform.open()
+        self._opened = True
+        g = self.config.globalDefs
+        pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
+                              garpInterval=g.vrrpGarpInterval or 0.0,
+                              gnaInterval=g.vrrpGnaInterval or 0.0)
+        for config in self.config.vrrpInstances:
+            try:
+                instance = self._build(config, pacer)
+            except Exception:
+                self.log.failure("({name}) cannot be set up", name=config.name)
+                continue
+            if instance is not None:
+                self.instances[config.name] = instance
+        for group in self.config.syncGroups:
+            members = [self.instances[m].machine for m in group.members if m in self.instances]
+            if members:
+                self.syncGroups[group.name] = SyncGroup(group.name, members)
+        self.platform.watchLinks(self)
+
+    def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer) -> VrrpInstance | None:
+        family = config.family
+        source = config.unicastSrcIp or config.mcastSrcIp
+        if source is None and config.interface is not None:
+            source = self.platform.primaryAddress(config.interface, family)
+        if source is None:
+            self.log.error("({name}) no IPv{family} address on interface {ifname}: not started",
+                           name=config.name, family=family, ifname=config.interface)
+            return None
+        unicast = bool(config.unicastPeers)
+        auth = config.authentication
+        ah = config.version == 2 and family == 4 and auth is not None and auth.authType == "AH"
+        proto = IPPROTO_AH if ah else IPPROTO_VRRP
+        g = self.config.globalDefs
+        group = config.mcastDstIp or (g.vrrpMcastGroup4 if family == 4 else g.vrrpMcastGroup6)
+        key = (config.interface, family, proto, unicast, group)
+        sender = _Sender()
+        if key not in self._ports:
+            demux = VridDemux(family, logUnknown=bool(getattr(g, "logUnknownVrids", False)))
+            port = self.platform.openPort(
+                demux, config.interface, family, proto, group, not unicast,
+                source if family == 6 else None)
+            self._ports[key] = (port, demux)
+        port, demux = self._ports[key]
+        sender.port = port
+        announcer = None
+        if config.interface is not None:
+            mac = self.platform.macAddress(config.interface)
+            if mac is not None:
+                forwarding = family == 6 and ipv6Forwarding(config.interface)
+                announcer = Announcer(self.reactor, pacer, garpSettingsFor(config))
+                targets = []
+                for a in config.virtualIpaddresses + config.virtualIpaddressesExcluded:
+                    ifname = a.dev or config.interface
+                    targetMac = mac if ifname == config.interface else (
+                        self.platform.macAddress(ifname) or mac)
+                    targets.append(AnnounceTarget(ifname, targetMac, a.address.ip, forwarding))
+                announcer.setTargets(targets)
+        instance = VrrpInstance(
+            config, clock=self.reactor, sender=sender, addresses=self.platform.addresses,
+            announcer=announcer, sourceAddress=source, multicastGroup=group,
+            checkUnicastSource=bool(getattr(g, "vrrpCheckUnicastSrc", False)))
+        instance.observers.extend(self.observers)
+        demux.add(instance)
+        instance.removeStale()
+        for ifname in instance.trackedInterfaces():
+            if self.platform.linkUp(ifname) is not True:
+                instance.machine.setFault(f"interface {ifname}", True)
+        return instance
+
+    # -- link events ---------------------------------------------------------
+
+    def linkChanged(self, ifname: str, ifindex: int, up: bool) -> None:
+        for instance in self.instances.values():
+            instance.linkChanged(ifname, ifindex, up)
+
+    # -- run -----------------------------------------------------------------
+
+    def startService(self) -> None:
+        Service.startService(self)
+        for instance in self.instances.values():
+            instance.start()
+
+    def stopService(self) -> defer.Deferred:
+        Service.stopService(self)
+        for instance in self.instances.values():
+            try:
+                instance.stop()
+            except Exception:
+                self.log.failure("({name}) failed to stop cleanly", name=instance.name)
+        ports = [port for port, _ in self._ports.values()]
+        self._ports.clear()
+        stopping = [defer.maybeDeferred(port.stopListening) for port in ports]
+        d = defer.DeferredList(stopping, consumeErrors=True)
+
+        def closed(_: object) -> None:
+            if self._opened:
+                self._opened = False
+                self.platform.close()
+
+        d.addCallback(closed)
+        return d

@@ -1,0 +1,130 @@
+"""
+The twistd command line: keepalived-compatible options and --config-test.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from twisted.application.service import IService
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from keepalive_tx import tap
+from keepalive_tx.service import KeepalivedService
+
+GOOD = """\
+global_defs {
+    router_id test
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+"""
+
+
+class OptionsTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.dir = Path(self.mktemp())
+        self.dir.mkdir()
+
+    def write(self, text: str, name: str = "keepalived.conf") -> str:
+        path = self.dir / name
+        path.write_text(text)
+        return str(path)
+
+    def parse(self, *argv: str) -> tuple[tap.Options, int | None, str, str]:
+        options = tap.Options()
+        options.stdout, options.stderr = io.StringIO(), io.StringIO()
+        code = None
+        try:
+            options.parseOptions(list(argv))
+        except SystemExit as e:
+            code = e.code
+        return options, code, options.stdout.getvalue(), options.stderr.getvalue()
+
+    def test_defaults(self) -> None:
+        options, code, _, _ = self.parse()
+        self.assertIsNone(code)
+        self.assertEqual(options["config"], "/etc/keepalived/keepalived.conf")
+        for flag in ("vrrp", "check", "log-console", "log-detail", "dump-conf", "config-test"):
+            self.assertFalse(options[flag])
+
+    def test_aliases(self) -> None:
+        """
+        C{-f} and C{--use-file} are keepalived's names for C{-c}.
+        """
+        for argv in (["-c", "/a"], ["--config", "/a"], ["-f", "/a"], ["--use-file=/a"]):
+            options, _, _, _ = self.parse(*argv)
+            self.assertEqual(options["config"], "/a")
+
+    def test_reservedFlags(self) -> None:
+        options, code, _, _ = self.parse("-P", "-l", "-D", "-i", "lb1")
+        self.assertIsNone(code)
+        self.assertTrue(options["vrrp"] and options["log-console"] and options["log-detail"])
+        self.assertEqual(options["config-id"], "lb1")
+
+    def test_vrrpAndCheckExclusive(self) -> None:
+        self.assertRaises(usage.UsageError, tap.Options().parseOptions, ["-P", "-C"])
+
+    def test_configTestClean(self) -> None:
+        path = self.write(GOOD)
+        _, code, out, err = self.parse("-t", "-c", path)
+        self.assertEqual((code, err), (0, ""))
+
+    def test_configTestUnknownKeyword(self) -> None:
+        """
+        An unknown keyword is reported as FILE:LINE and gives exit code 5.
+        """
+        path = self.write(GOOD.replace("    priority 100\n", "    priority 100\n    bogus_kw 1\n"))
+        _, code, _, err = self.parse("--config-test", "-c", path)
+        self.assertEqual(code, 5)
+        self.assertIn(f"{path}:9: Unknown keyword 'bogus_kw'", err)
+
+    def test_configTestMissingFile(self) -> None:
+        """
+        A missing configuration file is fatal: exit code 4.
+        """
+        _, code, _, err = self.parse("-t", "-c", str(self.dir / "nope.conf"))
+        self.assertEqual(code, 4)
+        self.assertIn("nope.conf", err)
+
+    def test_configTestBinaryGarbage(self) -> None:
+        """
+        Binary garbage gives diagnostics, never a traceback.
+        """
+        path = self.dir / "garbage.conf"
+        path.write_bytes(bytes(range(256)) * 8 + b"\x00{{}}}\xff\n" * 20)
+        _, code, _, err = self.parse("-t", "-c", str(path))
+        self.assertIn(code, (0, 5))
+        self.assertNotIn("Traceback", err)
+
+    def test_dumpConf(self) -> None:
+        path = self.write(GOOD)
+        _, code, out, _ = self.parse("-t", "-d", "-c", path)
+        self.assertEqual(code, 0)
+        self.assertIn("VI_1", out)
+        self.assertIn("192.0.2.100", out)
+
+    def test_makeService(self) -> None:
+        """
+        L{tap.makeService} builds a L{KeepalivedService} around the model and
+        the given reactor.
+        """
+        path = self.write(GOOD)
+        options, _, _, _ = self.parse("-c", path, "-P")
+        reactor = MemoryReactorClock()
+        service = tap.makeService(options, reactor=reactor)
+        self.assertTrue(IService.providedBy(service))
+        self.assertIsInstance(service, KeepalivedService)
+        self.assertIs(service.reactor, reactor)
+        self.assertFalse(service.runCheckers)
+        self.assertEqual(service.model.vrrpInstances[0].name, "VI_1")
