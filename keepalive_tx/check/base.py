@@ -1,0 +1,453 @@
+# -*- test-case-name: tests.unit.test_check_base -*-
+"""
+Health-checker framework core: per-checker state, scheduling, results.
+
+Two pure state machines decide what a check result means, following
+keepalived's checker epilogues (catalogue S{sect}5.2 and 5.7):
+
+  - L{CheckerState} is the generic pattern (TCP_CHECK and the simple
+    connect/answer checkers): C{retry} extra attempts spaced by
+    C{delay_before_retry} before a checker that is up goes DOWN; at daemon
+    start C{retry_it} is preset to C{retry} so the B{first} failure is
+    decisive; failures while already down are rescheduled at C{delay_loop}.
+  - L{HttpCheckerState} is the HTTP_GET/SSL_GET pattern: one URL per tick,
+    round-robin; a failing URL is retried C{retry} times at
+    C{delay_before_retry}; once down that URL is re-checked every
+    C{max(delay_before_retry, delay_loop)} and, when it passes, every URL is
+    checked again from the first; the checker comes UP after a full
+    successful pass.
+
+Both return a L{Verdict}: the delay before the next attempt and, when the
+checker's state must be (re)asserted, a L{CheckerEvent}.  The first verdict of
+every checker always carries an event (C{first=True}), so the pool can apply
+keepalived's alpha / C{rs_init_notifies} rules; events with C{up == wasUp}
+change nothing.
+
+L{CheckerScheduler} is the adapter: it runs a checker's C{check(target)} on an
+injected clock (C{IReactorTime}), never overlapping, feeds results to the
+state and reports events.  The first run is C{1 s + uniform(0, warmup)} after
+start.
+"""
+
+from __future__ import annotations
+
+import random as _random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+#: keepalived's BOOTSTRAP_DELAY: the first check runs this long after start
+#: (plus the random warm-up).
+BOOTSTRAP_DELAY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """
+    The outcome of one check attempt.
+
+    @ivar ok: whether the attempt succeeded.
+    @ivar reason: keepalived's short message, e.g. C{"Timeout HTTP read"},
+        C{"HTTP status code error to"} (what C{genhash} prints on failure).
+    @ivar message: the full log line, with C{{chk}} standing for the
+        checker's address; empty for the default C{"<reason> server <chk>."}.
+    """
+
+    ok: bool
+    reason: str = ""
+    message: str = ""
+
+    def logLine(self, chk: str) -> str:
+        """
+        @return: the log line for this result of checker C{chk}.
+        """
+        if self.message:
+            return self.message.replace("{chk}", chk)
+        if self.ok:
+            return f"{self.reason} {chk}"
+        return f"{self.reason} server {chk}."
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectOptions:
+    """
+    Where and how a connecting checker connects (keepalived's C{conn_opts}).
+
+    @ivar connectIp: the IPv4 or IPv6 literal to connect to.
+    @ivar connectPort: the TCP port.
+    @ivar bindTo: local address to bind, or L{None}.
+    @ivar bindPort: local port to bind (0 = any).
+    @ivar connectTimeout: seconds allowed to connect, and to wait for each
+        answer (keepalived uses the one value for every phase).
+    """
+
+    connectIp: str
+    connectPort: int
+    bindTo: str | None = None
+    bindPort: int = 0
+    connectTimeout: float = 5.0
+
+    @property
+    def isIPv6(self) -> bool:
+        return ":" in self.connectIp
+
+    def bindAddress(self) -> tuple[str, int] | None:
+        """
+        @return: the C{bindAddress} argument for C{connectTCP}.
+        """
+        if self.bindTo is None and not self.bindPort:
+            return None
+        if self.bindTo is None:
+            return ("::" if self.isIPv6 else "0.0.0.0", self.bindPort)
+        return (self.bindTo, self.bindPort)
+
+    def describe(self, proto: str = "tcp") -> str:
+        """
+        @return: keepalived's C{FMT_CHK} text, C{[192.0.2.1]:tcp:80}.
+        """
+        return f"[{self.connectIp}]:{proto}:{self.connectPort}"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckerEvent:
+    """
+    The checker's state must be set to C{up}.
+
+    @ivar up: the new checker state.
+    @ivar wasUp: the checker state before this event (C{up == wasUp} for a
+        first verdict confirming the initial state).
+    @ivar first: this is the checker's first verdict since start.
+    @ivar retries: retries made before a DOWN verdict (for the
+        C{failed after N retries} log line); 0 for "failed." without retries.
+    """
+
+    up: bool
+    wasUp: bool
+    first: bool
+    retries: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return self.up != self.wasUp
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """
+    What to do after a check attempt.
+
+    @ivar delay: seconds until the next attempt.
+    @ivar event: a state event, or L{None}.
+    @ivar retrying: the failure was absorbed as a retry.
+    """
+
+    delay: float
+    event: CheckerEvent | None = None
+    retrying: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CheckTiming:
+    """
+    Scheduling parameters of one checker, after inheritance (catalogue
+    S{sect}5.1).
+
+    @ivar warmup: maximum random initial delay; L{None} means C{delayLoop}
+        (keepalived's default), 0 disables it.
+    """
+
+    delayLoop: float = 60.0
+    retry: int = 1
+    delayBeforeRetry: float = 1.0
+    warmup: float | None = None
+    alpha: bool = False
+    logAllFailures: bool = False
+
+    @property
+    def effectiveWarmup(self) -> float:
+        return self.delayLoop if self.warmup is None else self.warmup
+
+
+class CheckerState:
+    """
+    Generic per-checker state (TCP_CHECK pattern), pure.
+
+    @ivar isUp: keepalived's C{is_up}; starts C{not alpha}.
+    @ivar hasRun: keepalived's C{has_run}.
+    @ivar retryIt: keepalived's C{retry_it}.
+    """
+
+    target = 0
+
+    def __init__(self, timing: CheckTiming, startup: bool = True) -> None:
+        """
+        @param timing: the checker's parameters.
+        @param startup: L{True} at daemon start (the first failure is
+            decisive); L{False} for a checker added by a reload.
+        """
+        self.timing = timing
+        self.isUp = not timing.alpha
+        self.hasRun = False
+        self.retryIt = timing.retry if startup else 0
+
+    def record(self, ok: bool) -> Verdict:
+        """
+        Account for one attempt's result.
+        """
+        t = self.timing
+        first = not self.hasRun
+        if ok:
+            self.retryIt = 0
+            event = None
+            if not self.isUp or first:
+                event = CheckerEvent(True, self.isUp, first)
+                self.isUp = True
+            self.hasRun = True
+            return Verdict(t.delayLoop, event)
+        if self.isUp or first:
+            if self.retryIt >= t.retry:
+                retries = t.retry if (t.retry and not first) else 0
+                event = CheckerEvent(False, self.isUp, first, retries)
+                self.isUp = False
+                self.retryIt = 0
+                self.hasRun = True
+                return Verdict(t.delayLoop, event)
+            self.retryIt += 1
+            self.hasRun = True
+            return Verdict(t.delayBeforeRetry, None, retrying=True)
+        self.retryIt = 0
+        return Verdict(t.delayLoop)
+
+
+class HttpCheckerState:
+    """
+    HTTP_GET / SSL_GET per-checker state, pure (catalogue S{sect}5.7 and
+    keepalived's C{check_http.c} epilog).
+
+    @ivar target: index of the URL to check next.
+    @ivar failedUrl: index of the URL that put the checker down, or L{None}.
+    """
+
+    def __init__(
+        self,
+        timing: CheckTiming,
+        urlCount: int,
+        fastRecovery: bool = False,
+        startup: bool = True,
+    ) -> None:
+        self.timing = timing
+        self.urlCount = urlCount
+        self.fastRecovery = fastRecovery
+        self.isUp = not timing.alpha
+        self.hasRun = False
+        self.retryIt = timing.retry if startup else 0
+        self.target = 0
+        self.failedUrl: int | None = None
+
+    def record(self, ok: bool) -> Verdict:
+        """
+        Account for one attempt's result on URL L{target}.
+        """
+        t = self.timing
+        event = None
+        retrying = False
+        first = not self.hasRun
+        new = retry = False
+        if ok:
+            new = True
+            self.target += 1
+            self.retryIt = 0
+        elif self.isUp or first:
+            # keepalived's timeout_epilog marks has_run before the epilog
+            self.hasRun = True
+            retry = True
+            self.retryIt += 1
+        if new and self.target >= self.urlCount and self.failedUrl is None:
+            if not self.isUp or first:
+                event = CheckerEvent(True, self.isUp, first)
+                self.isUp = True
+                self.hasRun = True
+            self.target = 0
+            self.retryIt = 0
+        elif retry and self.retryIt > t.retry:
+            if self.isUp or first:
+                retries = self.retryIt - 1 if (t.retry and not first) else 0
+                event = CheckerEvent(False, self.isUp, first, retries)
+                self.isUp = False
+            self.failedUrl = self.target
+        elif new and self.failedUrl is not None:
+            self.failedUrl = None
+            self.target = 0
+            self.retryIt = 0
+        elif retry:
+            retrying = True
+        if new:
+            delay = t.delayLoop
+            if not self.hasRun:
+                self.retryIt = t.retry
+        elif self.failedUrl is not None:
+            delay = max(t.delayBeforeRetry, t.delayLoop)
+        else:
+            delay = t.delayBeforeRetry
+        if self.fastRecovery and (not self.hasRun or (not self.isUp and self.failedUrl is None)):
+            delay = 0.0
+        if self.target >= self.urlCount:
+            self.target = 0
+        return Verdict(delay, event, retrying)
+
+
+class Checker(Protocol):
+    """
+    What L{CheckerScheduler} needs from a checker.
+
+    @ivar kind: keepalived's checker keyword, e.g. C{"TCP_CHECK"}.
+    """
+
+    kind: str
+
+    def describe(self) -> str:
+        """
+        @return: the checker's address for logs, C{[ip]:tcp:port}.
+        """
+
+    def check(self, target: int = 0) -> Deferred[CheckResult]:
+        """
+        Run one attempt against C{target} (a URL index for HTTP checkers).
+        The Deferred never fails and may be cancelled.
+        """
+
+
+class State(Protocol):
+    isUp: bool
+    hasRun: bool
+    target: int
+
+    def record(self, ok: bool) -> Verdict: ...
+
+
+#: up/down log lines per checker kind: (success, failed-after-retries, failed)
+_MESSAGES = {
+    "TCP_CHECK": (
+        "TCP connection to {chk} success.",
+        "TCP_CHECK on service {chk} failed after {n} retries.",
+        "TCP_CHECK on service {chk} failed.",
+    ),
+    "HTTP_GET": (
+        "Remote Web server {chk} succeed on service.",
+        "HTTP_CHECK on service {chk} failed after {n} retries.",
+        "HTTP_CHECK on service {chk} failed.",
+    ),
+}
+_MESSAGES["SSL_GET"] = _MESSAGES["HTTP_GET"]
+
+
+class CheckerScheduler:
+    """
+    Run one checker forever on a clock, feeding a state machine.
+
+    @ivar onEvent: called with C{(scheduler, event)} for every
+        L{CheckerEvent}.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        checker: Checker,
+        state: State,
+        timing: CheckTiming,
+        clock: IReactorTime,
+        onEvent: Callable[[CheckerScheduler, CheckerEvent], object],
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        self.checker = checker
+        self.state = state
+        self.timing = timing
+        self.clock = clock
+        self.onEvent = onEvent
+        self.random = random
+        self.enabled = True
+        self.running = False
+        self._call: IDelayedCall | None = None
+        self._inflight: Deferred[CheckResult] | None = None
+
+    def start(self) -> None:
+        """
+        Schedule the first attempt after C{1 s + uniform(0, warmup)}.
+        """
+        if self.running:
+            return
+        self.running = True
+        self._schedule(BOOTSTRAP_DELAY + self.timing.effectiveWarmup * self.random())
+
+    def stop(self) -> None:
+        """
+        Cancel the pending attempt, and abort one in progress.
+        """
+        self.running = False
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            inflight.cancel()
+
+    def setEnabled(self, enabled: bool) -> None:
+        """
+        Suspend or resume checking (keepalived's C{ha_suspend}): while
+        disabled each tick only reschedules itself at C{delay_loop}.
+        """
+        self.enabled = enabled
+
+    def _schedule(self, delay: float) -> None:
+        self._call = self.clock.callLater(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._call = None
+        if not self.enabled:
+            self._schedule(self.timing.delayLoop)
+            return
+        d = maybeDeferred(self.checker.check, self.state.target)
+        if d.called:
+            # synchronous answer: no need to track it
+            d.addCallbacks(self._done, self._crashed)
+            return
+        self._inflight = d
+        d.addCallbacks(self._done, self._crashed)
+
+    def _crashed(self, failure: Failure) -> None:
+        self.log.failure("checker {chk} crashed", failure, chk=self.checker.describe())
+        self._done(CheckResult(False, "internal error in"))
+
+    def _done(self, result: CheckResult) -> None:
+        self._inflight = None
+        if not self.running:
+            return
+        state = self.state
+        wasUp = state.isUp
+        chk = self.checker.describe()
+        if result.ok:
+            if not wasUp and result.reason:
+                self.log.info("{line}", line=result.logLine(chk))
+        elif wasUp and self.timing.logAllFailures:
+            self.log.info("{line}", line=result.logLine(chk))
+        verdict = state.record(result.ok)
+        event = verdict.event
+        if event is not None:
+            up, retried, failed = _MESSAGES.get(self.checker.kind, _MESSAGES["TCP_CHECK"])
+            if event.up:
+                self.log.info(up.format(chk=chk))
+            elif event.retries:
+                self.log.info(retried.format(chk=chk, n=event.retries))
+            else:
+                self.log.info(failed.format(chk=chk))
+            self.onEvent(self, event)
+        if self.running:
+            self._schedule(verdict.delay)
