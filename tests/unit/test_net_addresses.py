@@ -1,0 +1,375 @@
+"""
+Tests for L{keepalive_tx.net.addresses} and the request side of
+L{keepalive_tx.net.netlink}, against an in-memory rtnetlink "kernel" that
+decodes our requests with pyroute2 and answers like Linux does.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import struct
+from types import SimpleNamespace
+
+from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD, IFA_F_NOPREFIXROUTE, ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from keepalive_tx.net.addresses import (
+    FakeAddressManager,
+    IAddressManager,
+    NetlinkAddressManager,
+    Vip,
+    parseScope,
+    preferredLifetimeFor,
+    resolveBroadcast,
+)
+from keepalive_tx.net.netlink import (
+    RTM_DELADDR,
+    RTM_GETADDR,
+    RTM_GETLINK,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    NetlinkError,
+    RouteChannel,
+)
+
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+
+
+def encode(msg, msgType: int, seq: int, flags: int = 0) -> bytes:
+    msg["header"]["type"] = msgType
+    msg["header"]["flags"] = flags
+    msg["header"]["sequence_number"] = seq
+    msg["header"]["pid"] = 0
+    msg.encode()
+    return bytes(msg.data)
+
+
+def ack(request: bytes, code: int = 0) -> bytes:
+    """
+    Linux's NLMSG_ERROR: an ACK echoes the request header (NLM_F_CAPPED),
+    an error echoes the whole request.
+    """
+    length, _, _, seq, pid = struct.unpack_from("=IHHII", request)
+    echo = request if code else request[:16]
+    flags = 0 if code else 0x100
+    return struct.pack("=IHHIIi", 20 + len(echo), NLMSG_ERROR, flags, seq, pid, -code) + echo
+
+
+def done(seq: int) -> bytes:
+    return struct.pack("=IHHIIi", 20, NLMSG_DONE, 2, seq, 0, 0)
+
+
+class FakeKernel:
+    """
+    A NETLINK_ROUTE socket with a tiny kernel behind it: links by name,
+    addresses keyed by (index, address), answers queued at send().
+
+    @ivar requests: every decoded request.
+    @ivar mute: if set, requests get no answer at all (recv: EAGAIN).
+    @ivar failWith: errno answered to every RTM_NEWADDR.
+    """
+
+    def __init__(self, links: dict[str, int] | None = None) -> None:
+        self.links = {"eth0": 2} if links is None else links
+        self.addresses: dict[tuple[int, str], object] = {}
+        self.requests: list = []
+        self.replies: list[bytes] = []
+        self.mute = False
+        self.failWith: int | None = None
+        self.closed = False
+        self.marshal = MarshalRtnl()
+
+    # socket API
+    def send(self, data: bytes) -> int:
+        (msg,) = list(self.marshal.parse(data))
+        self.requests.append(msg)
+        if not self.mute:
+            self.replies.extend(self.answer(msg, data))
+        return len(data)
+
+    def recv(self, size: int) -> bytes:
+        if not self.replies:
+            raise BlockingIOError(errno.EAGAIN, "empty")
+        return self.replies.pop(0)
+
+    def fileno(self) -> int:
+        return -1  # no ioctls: RouteChannel.ifindex falls back to RTM_GETLINK
+
+    def close(self) -> None:
+        self.closed = True
+
+    def answer(self, msg, data: bytes) -> list[bytes]:
+        kind = msg["header"]["type"]
+        seq = msg["header"]["sequence_number"]
+        if kind == RTM_GETLINK:
+            name = msg.get_attr("IFLA_IFNAME")
+            if name not in self.links:
+                return [ack(data, errno.ENODEV)]
+            reply = ifinfmsg()
+            reply["index"] = self.links[name]
+            reply["flags"] = 0x10043
+            reply["attrs"] = [("IFLA_IFNAME", name), ("IFLA_ADDRESS", "02:00:c0:00:02:0b")]
+            return [encode(reply, RTM_NEWLINK, seq), ack(data)]
+        if kind == RTM_NEWADDR:
+            if self.failWith:
+                return [ack(data, self.failWith)]
+            key = (msg["index"], msg.get_attr("IFA_LOCAL"))
+            if key in self.addresses and not msg["header"]["flags"] & 0x100:
+                return [ack(data, errno.EEXIST)]
+            self.addresses[key] = msg
+            return [ack(data)]
+        if kind == RTM_DELADDR:
+            key = (msg["index"], msg.get_attr("IFA_LOCAL"))
+            if self.addresses.pop(key, None) is None:
+                return [ack(data, errno.EADDRNOTAVAIL)]
+            return [ack(data)]
+        if kind == RTM_GETADDR:
+            out = []
+            for (index, local), stored in self.addresses.items():
+                if msg["family"] not in (0, stored["family"]):
+                    continue
+                reply = ifaddrmsg()
+                reply["family"] = stored["family"]
+                reply["prefixlen"] = stored["prefixlen"]
+                reply["index"] = index
+                reply["attrs"] = [("IFA_ADDRESS", local), ("IFA_LOCAL", local)]
+                out.append(encode(reply, RTM_NEWADDR, seq, 2))
+            return out + [done(seq)]
+        return [ack(data, errno.EOPNOTSUPP)]
+
+
+def v4(**kw) -> Vip:
+    return Vip(address=ipaddress.ip_interface(kw.pop("address", "192.0.2.100/24")),
+               ifname=kw.pop("ifname", "eth0"), **kw)
+
+
+V6_128 = ipaddress.ip_interface("2001:db8::100/128")
+
+
+class HelperTests(SynchronousTestCase):
+    def test_scope(self) -> None:
+        """
+        Scope names and numbers map to C{ifa_scope}.
+        """
+        self.assertEqual([parseScope(s) for s in ("global", "site", "link", "host", "nowhere")],
+                         [0, 200, 253, 254, 255])
+        self.assertEqual(parseScope("42"), 42)
+        self.assertRaises(ValueError, parseScope, "moon")
+        self.assertRaises(ValueError, parseScope, "300")
+
+    def test_broadcast(self) -> None:
+        """
+        C{brd +} sets the host bits, C{brd -} clears them.
+        """
+        address = ipaddress.IPv4Interface("192.0.2.100/24")
+        self.assertEqual(str(resolveBroadcast(address, "+")), "192.0.2.255")
+        self.assertEqual(str(resolveBroadcast(address, "-")), "192.0.2.0")
+        self.assertEqual(str(resolveBroadcast(address, "192.0.2.7")), "192.0.2.7")
+        self.assertIsNone(resolveBroadcast(address, None))
+
+    def test_preferredLifetime(self) -> None:
+        """
+        IPv6 /128 VIPs get preferred_lft 0 unless C{forever} or a number is given.
+        """
+        self.assertEqual(preferredLifetimeFor(V6_128, None), 0)
+        self.assertIsNone(preferredLifetimeFor(V6_128, "forever"))
+        self.assertEqual(preferredLifetimeFor(V6_128, 30), 30)
+        self.assertIsNone(preferredLifetimeFor(ipaddress.ip_interface("2001:db8::1/64"), None))
+        self.assertIsNone(preferredLifetimeFor(ipaddress.ip_interface("192.0.2.1/32"), None))
+
+    def test_vipDescription(self) -> None:
+        """
+        A VIP prints like an C{ip addr} line and knows its flags.
+        """
+        vip = v4(label="eth0:1", scope=200, broadcast=ipaddress.IPv4Address("192.0.2.255"))
+        self.assertEqual(str(vip), "192.0.2.100/24 brd 192.0.2.255 dev eth0 scope site label eth0:1")
+        six = Vip(address=V6_128, ifname="eth0", nodad=True, noprefixroute=True)
+        self.assertEqual(six.flags, IFA_F_NODAD | IFA_F_NOPREFIXROUTE)
+        self.assertEqual(six.family, socket.AF_INET6)
+
+
+class NetlinkAddressManagerTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.kernels: list[FakeKernel] = []
+        self.manager = NetlinkAddressManager(RouteChannel(self.openKernel))
+
+    def openKernel(self, groups: int) -> FakeKernel:
+        self.assertEqual(groups, 0)
+        if self.kernels and not self.kernels[-1].closed:
+            raise AssertionError("second socket while the first is open")
+        kernel = FakeKernel()
+        if self.kernels:  # a reopened socket sees the same "kernel" state
+            kernel.addresses = self.kernels[-1].addresses
+        self.kernels.append(kernel)
+        return kernel
+
+    @property
+    def kernel(self) -> FakeKernel:
+        return self.kernels[-1]
+
+    def lastAdd(self):
+        return [r for r in self.kernel.requests if r["header"]["type"] == RTM_NEWADDR][-1]
+
+    def test_interface(self) -> None:
+        """
+        Both implementations provide L{IAddressManager}.
+        """
+        verifyObject(IAddressManager, self.manager)
+        verifyObject(IAddressManager, FakeAddressManager())
+
+    def test_addIPv4Attributes(self) -> None:
+        """
+        An IPv4 VIP with label, broadcast and scope becomes one RTM_NEWADDR
+        with CREATE|REPLACE|ACK, IFA_LOCAL = IFA_ADDRESS, IFA_BROADCAST and
+        IFA_LABEL, on the interface's index.
+        """
+        vip = v4(label="eth0:1", scope=200, broadcast=ipaddress.IPv4Address("192.0.2.255"))
+        self.assertTrue(self.manager.add(vip))
+        msg = self.lastAdd()
+        self.assertEqual(msg["header"]["flags"], 0x1 | 0x4 | 0x400 | 0x100)
+        self.assertEqual((msg["family"], msg["prefixlen"], msg["scope"], msg["index"]),
+                         (socket.AF_INET, 24, 200, 2))
+        self.assertEqual(msg.get_attr("IFA_LOCAL"), "192.0.2.100")
+        self.assertEqual(msg.get_attr("IFA_ADDRESS"), "192.0.2.100")
+        self.assertEqual(msg.get_attr("IFA_BROADCAST"), "192.0.2.255")
+        self.assertEqual(msg.get_attr("IFA_LABEL"), "eth0:1")
+        self.assertIsNone(msg.get_attr("IFA_CACHEINFO"))
+        self.assertIsNone(msg.get_attr("IFA_FLAGS"))
+        self.assertTrue(self.manager.present(vip))
+
+    def test_addIPv6Attributes(self) -> None:
+        """
+        A /128 IPv6 VIP carries IFA_CACHEINFO preferred 0 / valid forever
+        and IFA_FLAGS nodad|noprefixroute; no label or broadcast.
+        """
+        vip = Vip(address=V6_128, ifname="eth0", nodad=True, noprefixroute=True, label="x",
+                  preferredLifetime=preferredLifetimeFor(V6_128, None))
+        self.assertTrue(self.manager.add(vip))
+        msg = self.lastAdd()
+        self.assertEqual((msg["family"], msg["prefixlen"]), (socket.AF_INET6, 128))
+        self.assertEqual(msg.get_attr("IFA_FLAGS"), IFA_F_NODAD | IFA_F_NOPREFIXROUTE)
+        self.assertEqual(msg["flags"], IFA_F_NODAD)
+        info = msg.get_attr("IFA_CACHEINFO")
+        self.assertEqual((info["ifa_preferred"], info["ifa_valid"]), (0, 0xFFFFFFFF))
+        self.assertIsNone(msg.get_attr("IFA_LABEL"))
+
+    def test_peer(self) -> None:
+        """
+        A peer goes to IFA_ADDRESS with the peer's prefix length.
+        """
+        vip = v4(address="192.0.2.100/32", peer=ipaddress.ip_interface("203.0.113.1/30"))
+        self.assertTrue(self.manager.add(vip))
+        msg = self.lastAdd()
+        self.assertEqual((msg.get_attr("IFA_LOCAL"), msg.get_attr("IFA_ADDRESS"), msg["prefixlen"]),
+                         ("192.0.2.100", "203.0.113.1", 30))
+
+    def test_idempotent(self) -> None:
+        """
+        Adding twice and removing twice both succeed; EEXIST counts as added.
+        """
+        vip = v4()
+        self.assertTrue(self.manager.add(vip))
+        self.assertTrue(self.manager.add(vip))
+        self.assertTrue(self.manager.remove(vip))
+        self.assertFalse(self.manager.present(vip))
+        self.assertTrue(self.manager.remove(vip))
+        self.kernel.failWith = errno.EEXIST
+        self.assertTrue(self.manager.add(vip))
+
+    def test_removeSendsNoLabel(self) -> None:
+        """
+        RTM_DELADDR matches on address and prefix only (a changed label must
+        not make the delete miss).
+        """
+        vip = v4(label="eth0:1")
+        self.manager.add(vip)
+        self.manager.remove(vip)
+        msg = self.kernel.requests[-1]
+        self.assertEqual(msg["header"]["type"], RTM_DELADDR)
+        self.assertIsNone(msg.get_attr("IFA_LABEL"))
+        self.assertEqual(msg.get_attr("IFA_LOCAL"), "192.0.2.100")
+
+    def test_errorsReturnFalse(self) -> None:
+        """
+        Unknown interface, kernel refusal and a silent kernel give C{False}
+        (logged), never an exception; after a silent kernel the socket is
+        reopened.
+        """
+        self.assertFalse(self.manager.add(v4(ifname="nope")))
+        self.assertTrue(self.manager.remove(v4(ifname="nope")))
+        self.assertFalse(self.manager.present(v4(ifname="nope")))
+        self.kernel.failWith = errno.EINVAL
+        self.assertFalse(self.manager.add(v4()))
+        self.kernel.mute = True
+        self.assertFalse(self.manager.add(v4()))
+        self.assertTrue(self.kernels[0].closed)
+        self.assertTrue(self.manager.add(v4()))
+        self.assertEqual(len(self.kernels), 2)
+
+    def test_lateReplyIgnored(self) -> None:
+        """
+        A reply to an abandoned request (older sequence number) is skipped.
+        """
+        channel = self.manager.channel
+        channel.open()
+        stale = ack(encode(ifaddrmsg(), RTM_NEWADDR, 4242), errno.EINVAL)
+        self.kernel.replies.append(stale)
+        self.assertTrue(self.manager.add(v4()))
+
+    def test_removeStale(self) -> None:
+        """
+        C{removeStale} removes the configured VIPs that are present, only those.
+        """
+        left, absent = v4(), v4(address="192.0.2.101/24")
+        self.manager.add(left)
+        removed = self.manager.removeStale([left, absent])
+        self.assertEqual(removed, [left])
+        self.assertEqual(self.kernel.addresses, {})
+
+    def test_channelErrors(self) -> None:
+        """
+        L{RouteChannel.request} raises L{NetlinkError} with the kernel's errno.
+        """
+        channel = RouteChannel(lambda groups: FakeKernel())
+        msg = ifaddrmsg()
+        msg["family"] = socket.AF_INET
+        msg["index"] = 7
+        msg["attrs"] = [("IFA_LOCAL", "192.0.2.1")]
+        error = self.assertRaises(NetlinkError, channel.request, msg, RTM_DELADDR)
+        self.assertEqual(error.code, errno.EADDRNOTAVAIL)
+        self.assertIn("EADDRNOTAVAIL", str(error))
+        self.assertIsNone(channel.link("nope"))
+        self.assertEqual(channel.ifindex("eth0"), 2)
+        self.assertIsNone(channel.ifindex("nope"))
+        self.assertIsNone(channel.ifindex("x" * 16))
+        self.assertEqual(channel.link("eth0").mac, bytes.fromhex("0200c000020b"))
+
+
+class FakeAddressManagerTests(SynchronousTestCase):
+    def test_fake(self) -> None:
+        """
+        The fake records calls, is idempotent and fails on unknown interfaces.
+        """
+        fake = FakeAddressManager()
+        vip = v4()
+        self.assertTrue(fake.add(vip))
+        self.assertTrue(fake.add(vip))
+        self.assertTrue(fake.present(vip))
+        self.assertFalse(fake.add(v4(ifname="eth9")))
+        self.assertEqual(fake.removeStale([vip, v4(address="192.0.2.9/24")]), [vip])
+        self.assertFalse(fake.present(vip))
+        fake.failing.add("eth0")
+        self.assertFalse(fake.add(vip))
+        self.assertEqual([c[0] for c in fake.calls], ["add", "add", "add", "remove", "add"])
+
+    def test_noNamespaceObject(self) -> None:
+        """
+        Sanity: a L{Vip} is hashable and comparable (used as dict keys).
+        """
+        self.assertEqual(len({v4(), v4(), v4(label="a")}), 2)
+        self.assertIsInstance(SimpleNamespace(v=v4()).v, Vip)
