@@ -124,7 +124,7 @@ def main() -> None:
     try:
         if have_ns:
             subprocess.run(["ip", "netns", "add", ns], check=True)
-            subprocess.run(["ip", "-n", ns, "link", "add", "eth0", "type", "dummy"], check=True)
+            subprocess.run(["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"], check=True)
             subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], check=True)
             wrap = ["ip", "netns", "exec", ns]
         else:

@@ -9,10 +9,47 @@ configuration model.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.logger import Logger
+
+
+def routerIdFor(globalDefs: Any) -> str:
+    """
+    C{router_id}, defaulting to the host name (keepalived uses the canonical
+    name; we avoid a resolver call at start-up).
+    """
+    return globalDefs.routerId or socket.gethostname()
+
+
+def buildAlerts(globalDefs: Any, reactor: Any) -> tuple[Any, Any]:
+    """
+    The mailer (C{None} unless C{smtp_server} and C{notification_email} are
+    both configured, as in keepalived) and the L{AlertDispatcher}.
+    """
+    from keepalive_tx.alert.mail import Mailer, localFromAddress
+    from keepalive_tx.alert.messages import AlertDispatcher
+
+    g = globalDefs
+    mailer = None
+    routerId = routerIdFor(g)
+    if g.smtpServer and g.notificationEmail:
+        mailer = Mailer(
+            reactor,
+            (g.smtpServer, g.smtpPort),
+            heloName=g.smtpHeloName or routerId,
+            fromAddress=g.notificationEmailFrom or localFromAddress(),
+            recipients=list(g.notificationEmail),
+            connectTimeout=g.smtpConnectTimeout,
+        )
+        mailer.setName("mailer")
+    dispatcher = AlertDispatcher(
+        mailer, routerId, smtpAlert=g.smtpAlert, smtpAlertVrrp=g.smtpAlertVrrp,
+        smtpAlertChecker=g.smtpAlertChecker, noEmailFaults=g.noEmailFaults,
+        noCheckerEmails=g.noCheckerEmails)
+    return mailer, dispatcher
 
 
 class KeepalivedService(MultiService):
@@ -46,10 +83,18 @@ class KeepalivedService(MultiService):
         self.runCheckers = checkers
         self.logDetail = logDetail
         self.setName("keepalived")
+        # The mailer is added first so that it stops last: the STOP mails of
+        # the other services still get out.
+        self.mailer, self.alerts = buildAlerts(model.globalDefs, reactor)
+        if self.mailer is not None:
+            self.mailer.setServiceParent(self)
         if vrrp and getattr(model, "vrrpInstances", ()):
+            from keepalive_tx.alert.vrrp import InstanceAlerts
             from keepalive_tx.vrrp.service import VrrpService
 
-            self.vrrpService = VrrpService(model, reactor, platform=vrrpPlatform)
+            self.vrrpService = VrrpService(model, reactor, platform=vrrpPlatform,
+                                           alerts=self.alerts)
+            self.vrrpService.observers.append(InstanceAlerts(self.alerts))
             self.vrrpService.setServiceParent(self)
         else:
             self.vrrpService = None

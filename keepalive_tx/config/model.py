@@ -261,7 +261,7 @@ class VrrpInstance:
     notify: Script | None = None
     notifyMasterRxLowerPri: Script | None = None
     notifyPriorityChanges: bool = False
-    smtpAlert: bool = False
+    smtpAlert: bool | None = None
     syncGroup: str | None = None
 
     @property
@@ -288,7 +288,7 @@ class SyncGroup:
     notifyFault: Script | None = None
     notifyStop: Script | None = None
     notify: Script | None = None
-    smtpAlert: bool = False
+    smtpAlert: bool | None = None
     notifyPriorityChanges: bool = False
     syncGroupTrackingWeight: bool = False
 

@@ -223,8 +223,10 @@ class VrrpService(Service):
     log = Logger()
     name = "vrrp"
 
-    def __init__(self, config: model.Config, reactor: Any, platform: Any = None) -> None:
+    def __init__(self, config: model.Config, reactor: Any, platform: Any = None,
+                 alerts: Any = None) -> None:
         self.config = config
+        self.alerts = alerts
         self.reactor = reactor
         self.platform = platform if platform is not None else LinuxPlatform(reactor)
         self.instances: dict[str, VrrpInstance] = {}
@@ -254,7 +256,12 @@ class VrrpService(Service):
         for group in self.config.syncGroups:
             members = [self.instances[m].machine for m in group.members if m in self.instances]
             if members:
-                self.syncGroups[group.name] = SyncGroup(group.name, members)
+                effects = None
+                if self.alerts is not None:
+                    from keepalive_tx.alert.vrrp import GroupAlerts
+
+                    effects = GroupAlerts(self.alerts, group.name, group.smtpAlert)
+                self.syncGroups[group.name] = SyncGroup(group.name, members, effects)
         self.platform.watchLinks(self)
 
     def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer) -> VrrpInstance | None:
