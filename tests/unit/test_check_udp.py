@@ -1,0 +1,258 @@
+"""
+Tests for L{keepalive_tx.check.udp} with fake sockets on a memory reactor.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from keepalive_tx.check.base import CheckResult, ConnectOptions
+from keepalive_tx.check.udp import SO_BINDTODEVICE, SO_MARK, UdpChecker, replyMatches
+from keepalive_tx.config.model_lvs import HexPattern, UdpCheck
+
+
+class FakeSocket:
+    """
+    A datagram socket: records what is done to it; C{inbound} holds
+    C{(data, address)} tuples or L{OSError}s for C{recvfrom}.
+    """
+
+    def __init__(self, family: int, kind: int, proto: int, failOn: str | None = None) -> None:
+        self.family, self.kind, self.proto = family, kind, proto
+        self.options: list[tuple] = []
+        self.bound = self.connected = None
+        self.sent: list[bytes] = []
+        self.sentTo: list[tuple[bytes, object]] = []
+        self.inbound: list = []
+        self.closed = False
+        self.blocking = True
+        self.failOn = failOn
+        self.sendError: OSError | None = None
+        self.name = ("0.0.0.0", 4242)
+
+    def _maybeFail(self, what: str) -> None:
+        if self.failOn == what:
+            raise OSError(errno.EACCES, "Permission denied")
+
+    def setblocking(self, flag: bool) -> None:
+        self.blocking = flag
+
+    def setsockopt(self, *args) -> None:
+        self._maybeFail("setsockopt")
+        self.options.append(args)
+
+    def bind(self, address) -> None:
+        self._maybeFail("bind")
+        self.bound = address
+
+    def connect(self, address) -> None:
+        self._maybeFail("connect")
+        self.connected = address
+
+    def getsockname(self):
+        return self.name
+
+    def getsockopt(self, level, option):
+        return self.pendingError
+
+    pendingError = 0
+
+    def send(self, data: bytes) -> int:
+        if self.sendError is not None:
+            raise self.sendError
+        self.sent.append(data)
+        return len(data)
+
+    def sendto(self, data: bytes, address) -> int:
+        if self.sendError is not None:
+            raise self.sendError
+        self.sentTo.append((data, address))
+        return len(data)
+
+    def recvfrom(self, size: int):
+        if not self.inbound:
+            raise BlockingIOError(errno.EAGAIN, "again")
+        item = self.inbound.pop(0)
+        if isinstance(item, OSError):
+            raise item
+        return item
+
+    def fileno(self) -> int:
+        return -1 if self.closed else 77
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class SocketFactory:
+    def __init__(self, failOn: str | None = None, refuse: set | None = None) -> None:
+        self.sockets: list[FakeSocket] = []
+        self.failOn = failOn
+        self.refuse = refuse or set()
+
+    def __call__(self, family, kind, proto=0):
+        if (kind, proto) in self.refuse:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        s = FakeSocket(family, kind, proto, self.failOn)
+        self.sockets.append(s)
+        return s
+
+
+def deliver(reactor: MemoryReactorClock) -> None:
+    """
+    Let every registered reader read.
+    """
+    for reader in list(reactor.readers):
+        reader.doRead()
+
+
+class UdpCheckerTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.factory = SocketFactory()
+        self.results: list[CheckResult] = []
+
+    def start(self, options: ConnectOptions | None = None, **kw) -> UdpChecker:
+        options = options or ConnectOptions("192.0.2.7", 53, connectTimeout=4)
+        kw.setdefault("randomBytes", lambda n: b"r" * n)
+        c = UdpChecker(self.reactor, options, socketFactory=self.factory, **kw)
+        c.check().addCallback(self.results.append)
+        return c
+
+    @property
+    def sock(self) -> FakeSocket:
+        return self.factory.sockets[-1]
+
+    def test_noErrorIsSuccess(self) -> None:
+        """
+        Without require_reply, silence until connect_timeout is success; the
+        random payload is sent on a connected non-blocking socket.
+        """
+        c = self.start()
+        self.assertEqual(self.sock.connected, ("192.0.2.7", 53))
+        self.assertFalse(self.sock.blocking)
+        self.assertEqual(self.sock.sent, [b"r" * 16])
+        self.reactor.advance(3.9)
+        self.assertEqual(self.results, [])
+        self.reactor.advance(0.1)
+        self.assertEqual(self.results, [CheckResult(True)])
+        self.assertTrue(self.sock.closed)
+        self.assertEqual(self.reactor.readers, set())
+        self.assertEqual(c.describe(), "[192.0.2.7]:udp:53")
+
+    def test_refused(self) -> None:
+        """
+        An ICMP error (ECONNREFUSED read from the socket) is a failure.
+        """
+        self.start(payload=b"\x01\x02")
+        self.assertEqual(self.sock.sent, [b"\x01\x02"])
+        self.sock.inbound.append(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+        deliver(self.reactor)
+        self.assertFalse(self.results[0].ok)
+        self.assertEqual(self.results[0].logLine("[x]:udp:1"), "UDP connection to [x]:udp:1 failed.")
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_errorConditionFromReactor(self) -> None:
+        """
+        The reactor reports a pending socket error (EPOLLERR without EPOLLIN)
+        as connectionLost: the error is read and is a failure result.
+        """
+        self.start()
+        self.sock.inbound.append(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+        reader = next(iter(self.reactor.readers))
+        reader.connectionLost(None)
+        self.assertIn("Connection refused", self.results[0].reason)
+        self.start()
+        self.sock.pendingError = errno.EHOSTUNREACH
+        next(iter(self.reactor.readers)).connectionLost(None)
+        self.assertIn("No route to host", self.results[1].reason)
+
+    def test_hostUnreachableOnSend(self) -> None:
+        self.factory = SocketFactory()
+        original = self.factory.__call__
+
+        def failing(family, kind, proto=0):
+            s = original(family, kind, proto)
+            s.sendError = OSError(errno.EHOSTUNREACH, "No route to host")
+            return s
+
+        self.factory = failing
+        self.factory.sockets = []
+        c = UdpChecker(self.reactor, ConnectOptions("192.0.2.7", 9), socketFactory=failing)
+        c.check().addCallback(self.results.append)
+        self.assertIn("No route to host", self.results[0].reason)
+
+    def test_anyReplyWithoutRequireReply(self) -> None:
+        self.start()
+        self.sock.inbound.append((b"x", ("192.0.2.7", 53)))
+        deliver(self.reactor)
+        self.assertEqual(self.results, [CheckResult(True)])
+
+    def test_requireReplyTimeout(self) -> None:
+        self.start(requireReply=True)
+        self.reactor.advance(4)
+        self.assertEqual(self.results[0].reason, "UDP check no reply")
+
+    def test_requireReplyPattern(self) -> None:
+        """
+        The reply must match the pattern (X nibbles free) and the length
+        bounds.
+        """
+        pattern = HexPattern(bytes([0xAB, 0x00]), bytes([0x00, 0xF0]))
+        self.start(requireReply=pattern, minReplyLength=2, maxReplyLength=4)
+        self.sock.inbound.append((b"\xab\x30", None))
+        deliver(self.reactor)
+        self.assertTrue(self.results[0].ok)
+        self.start(requireReply=pattern, minReplyLength=2, maxReplyLength=4)
+        self.sock.inbound.append((b"\xab\x31", None))
+        deliver(self.reactor)
+        self.assertEqual(self.results[1].reason, "UDP check reply data mismatch")
+
+    def test_replyMatches(self) -> None:
+        p = HexPattern(b"\x12\x34\x56", b"\x00\x0f\x00")
+        self.assertTrue(replyMatches(b"\x12\x3f\x56", p, 0, 255))
+        self.assertFalse(replyMatches(b"\x12\x44\x56", p, 0, 255))
+        # like keepalived, only the shorter of the two is compared
+        self.assertTrue(replyMatches(b"\x12", p, 0, 255))
+        self.assertFalse(replyMatches(b"\x12", p, 2, 255))
+        self.assertFalse(replyMatches(b"\x12\x34\x56\x78", p, 0, 3))
+        self.assertTrue(replyMatches(b"", None, 0, 0))
+
+    def test_bindAndSocketOptions(self) -> None:
+        self.start(ConnectOptions("2001:db8::7", 161, bindTo="2001:db8::1", bindPort=1161),
+                   fwmark=7, bindIf="eth1")
+        s = self.sock
+        self.assertEqual(s.family, socket.AF_INET6)
+        self.assertEqual(s.bound, ("2001:db8::1", 1161))
+        self.assertIn((socket.SOL_SOCKET, SO_MARK, 7), s.options)
+        self.assertIn((socket.SOL_SOCKET, SO_BINDTODEVICE, b"eth1"), s.options)
+
+    def test_socketErrorIsResult(self) -> None:
+        self.factory = SocketFactory(failOn="bind")
+        self.start(ConnectOptions("192.0.2.7", 53, bindTo="192.0.2.99"))
+        self.assertIn("UDP socket error", self.results[0].reason)
+        self.assertTrue(self.factory.sockets[0].closed)
+
+    def test_cancel(self) -> None:
+        c = UdpChecker(self.reactor, ConnectOptions("192.0.2.7", 53), socketFactory=self.factory)
+        d = c.check()
+        d.addCallback(self.results.append)
+        d.cancel()
+        self.assertFalse(self.results[0].ok)
+        self.assertTrue(self.sock.closed)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_fromConfig(self) -> None:
+        cfg = UdpCheck(connectIp=ipaddress.ip_address("192.0.2.8"), connectPort=123,
+                       connectTimeout=2, payload=b"\x00", requireReply=True,
+                       minReplyLength=1, maxReplyLength=48, fwmark=3)
+        c = UdpChecker.fromConfig(self.reactor, cfg)
+        self.assertEqual((c.options.connectIp, c.options.connectPort, c.options.connectTimeout),
+                         ("192.0.2.8", 123, 2))
+        self.assertEqual((c.payload, c.requireReply, c.minReplyLength, c.maxReplyLength, c.fwmark),
+                         (b"\x00", True, 1, 48, 3))
