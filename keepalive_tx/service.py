@@ -98,6 +98,13 @@ class KeepalivedService(MultiService):
             self.vrrpService.setServiceParent(self)
         else:
             self.vrrpService = None
+        if checkers and getattr(model, "virtualServers", ()):
+            from keepalive_tx.lvs.service import LvsService
+
+            self.lvsService = LvsService(model, reactor, alerts=self.alerts)
+            self.lvsService.setServiceParent(self)
+        else:
+            self.lvsService = None
 
     def startService(self) -> None:
         self.log.info("Starting keepalive_tx")

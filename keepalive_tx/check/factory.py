@@ -1,0 +1,237 @@
+# -*- test-case-name: tests.unit.test_lvs_service -*-
+"""
+Build runnable checkers from the configuration model.
+
+A registry maps each checker keyword of the model (C{TCP_CHECK},
+C{HTTP_GET}, ...) to a factory function.  A factory returns a
+L{BuiltChecker}: the checker object (what
+L{keepalive_tx.check.base.CheckerScheduler} runs), its pure state machine
+and its timing, all with the model's effective values (catalogue
+S{sect}5.1).
+
+Checker modules written separately register here by adding one entry to
+L{_LAZY}: the module is imported the first time a configuration uses that
+checker, so a checker module that is missing (or broken) only disables its
+own checker kind, with one clear message, and never the daemon.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.logger import Logger
+
+from keepalive_tx.check.base import CheckerState, CheckTiming, ConnectOptions, HttpCheckerState
+
+log = Logger()
+
+__all__ = [
+    "BuiltChecker",
+    "CheckerFactory",
+    "UnsupportedChecker",
+    "buildChecker",
+    "checkTiming",
+    "connectOptions",
+    "register",
+    "registeredKinds",
+]
+
+
+class UnsupportedChecker(Exception):
+    """
+    The checker kind has no factory (or its module could not be imported).
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltChecker:
+    """
+    A checker ready to schedule.
+
+    @ivar checker: has C{kind}, C{describe()} and C{check(target)}.
+    @ivar state: L{CheckerState} or L{HttpCheckerState}.
+    @ivar timing: the effective scheduling parameters.
+    """
+
+    checker: Any
+    state: Any
+    timing: CheckTiming
+
+
+#: C{(reactor, checkerConfig, realServer, virtualServer, model) -> BuiltChecker}
+CheckerFactory = Callable[[Any, Any, Any, Any, Any], BuiltChecker]
+
+_REGISTRY: dict[str, CheckerFactory] = {}
+
+
+def register(kind: str, factory: CheckerFactory) -> None:
+    """
+    Register (or replace) the factory of checker keyword C{kind}.
+    """
+    _REGISTRY[kind] = factory
+
+
+def registeredKinds() -> frozenset[str]:
+    """
+    @return: the checker keywords that can be built now (lazy entries
+        included when their module imports).
+    """
+    kinds = set(_REGISTRY)
+    for kind in _LAZY:
+        try:
+            _factoryFor(kind)
+        except UnsupportedChecker:
+            continue
+        kinds.add(kind)
+    return frozenset(kinds)
+
+
+# --- shared pieces -------------------------------------------------------------
+
+
+def checkTiming(config: Any, model: Any = None) -> CheckTiming:
+    """
+    The L{CheckTiming} of a scheduled checker of the model.
+
+    @param model: the whole configuration, for the global
+        C{checker_log_all_failures} when the checker does not set it.
+    """
+    logAll = getattr(config, "logAllFailures", None)
+    if logAll is None:
+        g = getattr(model, "globalDefs", None)
+        logAll = bool(getattr(g, "checkerLogAllFailures", False))
+    return CheckTiming(
+        delayLoop=config.delayLoop,
+        retry=config.retry,
+        delayBeforeRetry=config.delayBeforeRetry,
+        warmup=config.warmup,
+        alpha=config.alpha,
+        logAllFailures=logAll,
+    )
+
+
+def connectOptions(config: Any) -> ConnectOptions:
+    """
+    The L{ConnectOptions} of a connecting checker of the model.
+    """
+    return ConnectOptions(
+        str(config.connectIp),
+        config.connectPort,
+        str(config.bindTo) if config.bindTo is not None else None,
+        config.bindPort or 0,
+        config.connectTimeout,
+    )
+
+
+def _simple(checker: Any, config: Any, model: Any) -> BuiltChecker:
+    timing = checkTiming(config, model)
+    return BuiltChecker(checker, CheckerState(timing), timing)
+
+
+# --- built-in factories ------------------------------------------------------
+
+
+def _tcp(reactor: Any, config: Any, rs: Any, vs: Any, model: Any) -> BuiltChecker:
+    from keepalive_tx.check.tcp import TcpChecker
+
+    return _simple(TcpChecker(reactor, connectOptions(config)), config, model)
+
+
+def _http(reactor: Any, config: Any, rs: Any, vs: Any, model: Any) -> BuiltChecker:
+    from keepalive_tx.check.http import HttpChecker, HttpUrl, StatusCodes
+    from keepalive_tx.check.tls import TlsClientOptions
+
+    urls = []
+    for url in config.urls:
+        if url.regex is not None:
+            log.warn(
+                "{kind} {chk}: url {path}: regex is not supported yet, only status and digest are checked",
+                kind=config.checkerName,
+                chk=connectOptions(config).describe(),
+                path=url.path,
+            )
+        urls.append(
+            HttpUrl(url.path, url.digest, StatusCodes(tuple(url.statusCodes)), url.virtualhost)
+        )
+    tls = None
+    if config.ssl:
+        tls = TlsClientOptions(
+            enableSni=config.enableSni,
+            sniName=config.sniName,
+            tlsCompliant=config.tlsCompliant,
+        )
+    checker = HttpChecker(
+        reactor,
+        connectOptions(config),
+        urls,
+        protocol=config.httpProtocol,
+        virtualhost=config.virtualhost,
+        tls=tls,
+    )
+    timing = checkTiming(config, model)
+    state = HttpCheckerState(timing, len(urls), config.fastRecovery)
+    return BuiltChecker(checker, state, timing)
+
+
+def _fromConfig(module: str, className: str, withServer: bool = False) -> CheckerFactory:
+    """
+    A factory calling C{module.className.fromConfig(reactor, config[, rs])}
+    (the convention of the separately written checker modules).
+    """
+
+    def factory(reactor: Any, config: Any, rs: Any, vs: Any, model: Any) -> BuiltChecker:
+        cls = getattr(importlib.import_module(module), className)
+        checker = cls.fromConfig(reactor, config, rs) if withServer else cls.fromConfig(reactor, config)
+        return _simple(checker, config, model)
+
+    factory.module = module  # type: ignore[attr-defined]
+    factory.className = className  # type: ignore[attr-defined]
+    return factory
+
+
+register("TCP_CHECK", _tcp)
+register("HTTP_GET", _http)
+register("SSL_GET", _http)
+
+#: Checkers whose modules are imported on first use: keyword -> factory.
+#: PING_CHECK (check/ping.py) and FILE_CHECK (check/file.py, not scheduled:
+#: it follows a track_file) join here when their modules exist.
+_LAZY: dict[str, CheckerFactory] = {
+    "MISC_CHECK": _fromConfig("keepalive_tx.check.misc", "MiscChecker", withServer=True),
+    "SMTP_CHECK": _fromConfig("keepalive_tx.check.smtp", "SmtpChecker"),
+    "DNS_CHECK": _fromConfig("keepalive_tx.check.dns", "DnsChecker"),
+    "UDP_CHECK": _fromConfig("keepalive_tx.check.udp", "UdpChecker"),
+    "PING_CHECK": _fromConfig("keepalive_tx.check.ping", "PingChecker"),
+}
+
+
+def _factoryFor(kind: str) -> CheckerFactory:
+    factory = _REGISTRY.get(kind)
+    if factory is not None:
+        return factory
+    lazy = _LAZY.get(kind)
+    if lazy is None:
+        raise UnsupportedChecker(f"{kind} is not supported yet")
+    module = getattr(lazy, "module", None)
+    className = getattr(lazy, "className", None)
+    if module is not None:
+        try:
+            cls = getattr(importlib.import_module(module), className)
+        except (ImportError, AttributeError) as e:
+            raise UnsupportedChecker(f"{kind} is not available ({e})") from e
+        if not hasattr(cls, "fromConfig"):
+            raise UnsupportedChecker(f"{kind} is not available ({className}.fromConfig missing)")
+    return lazy
+
+
+def buildChecker(reactor: Any, config: Any, rs: Any, vs: Any, model: Any = None) -> BuiltChecker:
+    """
+    Build the runnable checker of C{config} (a checker of real server C{rs}
+    of virtual server C{vs}).
+
+    @raise UnsupportedChecker: no factory for this kind.
+    """
+    return _factoryFor(type(config).kind)(reactor, config, rs, vs, model)

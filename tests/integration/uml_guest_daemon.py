@@ -1,0 +1,316 @@
+"""
+Runs INSIDE the User-Mode-Linux guest (see L{tests.integration.uml}): our
+whole daemon (C{twistd -n keepalived -C}) load-balancing a NAT virtual
+service over the guest kernel's real IPVS, with real servers in network
+namespaces, real HTTP servers and a client namespace sending requests
+through IPVS.  Prints one JSON object; L{tests.integration.test_lvs_daemon}
+asserts on it.
+
+Topology (all inside the guest)::
+
+    client ns "cl" 198.51.100.10 --veth-- director (root ns) 198.51.100.1
+                                          VIP 203.0.113.10 on lo, IPVS NAT
+                                          br0 192.0.2.1/24
+                                   +---------+---------+---------+
+                                  rs1 .11   rs2 .12   rs3 .13   sorry .99
+
+Each real server runs C{python -m http.server} serving its own name; the
+daemon checks rs1 with HTTP_GET and rs2/rs3 with TCP_CHECK (rs3 has
+inhibit_on_failure); quorum 2 with a sorry server.
+
+Usage: C{python -m tests.integration.uml_guest_daemon}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VIP = "203.0.113.10"
+SERVERS = {"rs1": "192.0.2.11", "rs2": "192.0.2.12", "rs3": "192.0.2.13", "sorry": "192.0.2.99"}
+_TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+
+CONFIG = f"""\
+global_defs {{
+    router_id uml-lb
+}}
+virtual_server {VIP} 80 {{
+    delay_loop 1
+    lvs_sched rr
+    lvs_method NAT
+    protocol TCP
+    quorum 2
+    sorry_server 192.0.2.99 80
+    real_server 192.0.2.11 80 {{
+        weight 1
+        HTTP_GET {{
+            url {{
+                path /health
+                status_code 200
+            }}
+            connect_timeout 1
+            retry 0
+            delay_before_retry 1
+        }}
+    }}
+    real_server 192.0.2.12 80 {{
+        weight 1
+        TCP_CHECK {{
+            connect_timeout 1
+            retry 0
+        }}
+    }}
+    real_server 192.0.2.13 80 {{
+        weight 1
+        inhibit_on_failure
+        TCP_CHECK {{
+            connect_timeout 1
+            retry 0
+        }}
+    }}
+}}
+"""
+
+T0 = time.monotonic()
+
+
+def now() -> float:
+    return round(time.monotonic() - T0, 2)
+
+
+def run(*argv: str, check: bool = True, stdin: str | None = None) -> str:
+    p = subprocess.run(argv, capture_output=True, text=True, input=stdin)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {p.returncode} {p.stderr.strip()}")
+    return p.stdout
+
+
+def listing() -> list[str]:
+    """
+    C{ipvsadm -Ln} without the header lines, whitespace collapsed.
+    """
+    return [" ".join(line.split()) for line in run("ipvsadm", "-Ln").splitlines()[3:]]
+
+
+def setUpNetwork() -> None:
+    batch = [
+        "link add br0 type bridge",
+        "addr add 192.0.2.1/24 dev br0",
+        "link set br0 up",
+        "link add vcl type veth peer name eth0c",
+        "addr add 198.51.100.1/24 dev vcl",
+        "link set vcl up",
+        f"addr add {VIP}/32 dev lo",
+    ]
+    for name in SERVERS:
+        batch += [f"link add v{name} type veth peer name e{name}", f"link set v{name} master br0 up"]
+    for name in [*SERVERS, "cl"]:
+        run("ip", "netns", "add", name)
+    run("ip", "-batch", "-", stdin="\n".join(batch) + "\n")
+    moves = [f"link set e{name} netns {name}" for name in SERVERS] + ["link set eth0c netns cl"]
+    run("ip", "-batch", "-", stdin="\n".join(moves) + "\n")
+    for name, address in [*SERVERS.items(), ("cl", "198.51.100.10")]:
+        dev = "eth0c" if name == "cl" else f"e{name}"
+        gw = "198.51.100.1" if name == "cl" else "192.0.2.1"
+        prefix = 24
+        run(
+            "ip", "-n", name, "-batch", "-",
+            stdin=f"link set lo up\nlink set {dev} up\naddr add {address}/{prefix} dev {dev}\n"
+            f"route add default via {gw}\n",
+        )
+    with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+        f.write("1\n")
+
+
+class WebServers:
+    """
+    One C{python -m http.server} per real server namespace.
+    """
+
+    def __init__(self) -> None:
+        self.procs: dict[str, subprocess.Popen] = {}
+        for name in SERVERS:
+            root = f"/tmp/www/{name}"
+            os.makedirs(root, exist_ok=True)
+            with open(f"{root}/index.html", "w") as f:
+                f.write(name)
+            with open(f"{root}/health", "w") as f:
+                f.write("ok")
+
+    def start(self, name: str) -> None:
+        self.procs[name] = subprocess.Popen(
+            ["ip", "netns", "exec", name, sys.executable, "-I", "-S", "-m", "http.server", "80",
+             "--bind", SERVERS[name], "--directory", f"/tmp/www/{name}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        proc.kill()
+        proc.wait()
+
+    def stopAll(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+
+def waitPort(address: str, deadline: float = 20.0) -> None:
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            with socket.create_connection((address, 80), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > end:
+                raise RuntimeError(f"{address}:80 never answered") from None
+            time.sleep(0.1)
+
+
+_CLIENT = """
+import http.client, json, sys
+out = []
+for _ in range(int(sys.argv[1])):
+    try:
+        c = http.client.HTTPConnection(sys.argv[2], 80, timeout=2)
+        c.request("GET", "/")
+        out.append(c.getresponse().read().decode())
+        c.close()
+    except OSError as e:
+        out.append("error: " + type(e).__name__)
+print(json.dumps(out))
+"""
+
+
+def requests(count: int = 6) -> list[str]:
+    """
+    C{count} HTTP requests from the client namespace to the VIP (one
+    connection each): the bodies name the servers that answered.
+    """
+    out = run("ip", "netns", "exec", "cl", sys.executable, "-I", "-S", "-c", _CLIENT, str(count), VIP)
+    return json.loads(out)
+
+
+def waitFor(predicate, what: str, timeout: float = 15.0) -> float:
+    """
+    Poll C{ipvsadm} until C{predicate(listing)}; return the seconds waited.
+    """
+    start = time.monotonic()
+    while True:
+        lines = listing()
+        if predicate(lines):
+            return round(time.monotonic() - start, 2)
+        if time.monotonic() - start > timeout:
+            raise RuntimeError(f"timed out waiting for {what}: {lines}")
+        time.sleep(0.1)
+
+
+def has(address: str, weight: int | None = None):
+    def predicate(lines: list[str]) -> bool:
+        for line in lines:
+            words = line.split()
+            if words[:2] == ["->", f"{address}:80"]:
+                return weight is None or words[3] == str(weight)
+        return False
+
+    return predicate
+
+
+def lacks(address: str):
+    return lambda lines: not has(address)(lines)
+
+
+def scenario(report: dict) -> None:
+    timings = report["timings"]
+    setUpNetwork()
+    timings["network"] = now()
+    web = WebServers()
+    report["_web"] = web
+    for name in SERVERS:
+        web.start(name)
+    for address in SERVERS.values():
+        waitPort(address)
+    timings["webServers"] = now()
+    # a service that is not ours: must survive the daemon
+    run("ipvsadm", "-A", "-t", "198.51.100.200:443", "-s", "rr")
+    with open("/tmp/keepalived.conf", "w") as f:
+        f.write(CONFIG)
+    log = open("/tmp/ktx.log", "w")
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", _TWISTD, "-n", "--pidfile=", "--logfile=-", "keepalived",
+         "-c", "/tmp/keepalived.conf", "-C"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    report["_daemon"] = daemon
+    startedAt = time.monotonic()
+    report["startWait"] = waitFor(has("192.0.2.13"), "service programmed", 30)
+    # the first checks run 1 s + warmup (<= delay_loop) after start
+    time.sleep(2.5)
+    timings["daemonUp"] = now()
+    report["daemonStartSeconds"] = round(time.monotonic() - startedAt, 2)
+    report["started"] = listing()
+    report["requestsAllUp"] = requests(6)
+
+    web.stop("rs1")
+    report["rs1DownAfter"] = waitFor(lacks("192.0.2.11"), "rs1 removed")
+    report["rs1Down"] = listing()
+    report["requestsRs1Down"] = requests(6)
+
+    web.start("rs1")
+    report["rs1UpAfter"] = waitFor(has("192.0.2.11"), "rs1 back")
+    report["rs1Up"] = listing()
+
+    web.stop("rs3")
+    report["rs3InhibitedAfter"] = waitFor(has("192.0.2.13", 0), "rs3 inhibited")
+    report["rs3Inhibited"] = listing()
+    report["requestsRs3Inhibited"] = requests(4)
+
+    web.stop("rs2")
+    report["sorryAfter"] = waitFor(has("192.0.2.99", 1), "sorry server")
+    report["sorry"] = listing()
+    report["requestsSorry"] = requests(3)
+
+    web.start("rs2")
+    report["quorumBackAfter"] = waitFor(lacks("192.0.2.99"), "quorum back")
+    report["quorumBack"] = listing()
+    report["requestsQuorumBack"] = requests(4)
+
+    daemon.send_signal(signal.SIGTERM)
+    report["daemonExit"] = daemon.wait(15)
+    report["stopped"] = listing()
+    timings["stopped"] = now()
+    log.close()
+
+
+def main() -> int:
+    report: dict = {"timings": {}, "errors": []}
+    try:
+        scenario(report)
+    except Exception:
+        report["errors"].append(traceback.format_exc())
+    finally:
+        daemon = report.pop("_daemon", None)
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        web = report.pop("_web", None)
+        if web is not None:
+            web.stopAll()
+    try:
+        with open("/tmp/ktx.log") as f:
+            report["log"] = f.read().splitlines()
+    except OSError:
+        report["log"] = []
+    report["timings"]["total"] = now()
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
