@@ -60,6 +60,19 @@ __all__ = ["DEFAULT_RECORD_DIR", "LvsService"]
 DEFAULT_RECORD_DIR = "/run/keepalive_tx"
 RECORD_FILE = "ipvs-owned.json"
 
+
+def recordFileName(nsPath: str = "/proc/self/ns/net") -> str:
+    """
+    The ownership record's file name: IPVS tables are per network namespace,
+    so daemons in different namespaces of one host keep separate records
+    (C{ipvs-owned.net<inode>.json}).
+    """
+    try:
+        inode = os.stat(nsPath).st_ino
+    except OSError:
+        return RECORD_FILE
+    return f"ipvs-owned.net{inode}.json"
+
 #: Seconds L{LvsService.stopService} waits for the shutdown scripts.
 STOP_SCRIPT_GRACE = 5.0
 
@@ -227,7 +240,7 @@ class LvsService(Service):
                 error=e.strerror or e,
             )
             return None
-        return os.path.join(self.recordDir, RECORD_FILE)
+        return os.path.join(self.recordDir, recordFileName())
 
     def _openMonitor(self) -> None:
         factory = self.addressMonitorFactory

@@ -183,6 +183,9 @@ def moduleLoadOrder(release: str, names: tuple[str, ...] | list[str]) -> list[Pa
     return [base / m for m in order]
 
 
+_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
 def _prepare(
     run: Path, argv: list[str], cwd: str, env: dict[str, str], release: str, modules: list[str]
 ) -> None:
@@ -202,6 +205,16 @@ def _prepare(
         "tmpfs /run/netns tmpfs X-mount.mkdir 0 0",
         "tmpfs /tmp tmpfs mode=1777 0 0",
     ]
+    # The guest gets fresh tmpfs on /tmp and /run: a checkout (or working
+    # directory) living there -- CI may clone anywhere -- is mounted back in.
+    hidden = []
+    for path in (str(_CHECKOUT), cwd):
+        if path.startswith(("/tmp/", "/run/")) and not any(
+            path == h or path.startswith(h + "/") for h in hidden
+        ):
+            hidden.append(path)
+    for path in sorted(hidden, key=len):
+        fstab.append(f"none {_fstabPath(path)} hostfs {_fstabPath(path)},X-mount.mkdir 0 0")
     (run / "fstab").write_text("\n".join(fstab) + "\n")
     (run / "cwd").write_text(cwd + "\n")
     lines = []
