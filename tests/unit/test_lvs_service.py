@@ -29,7 +29,7 @@ from keepalive_tx.check.tcp import TcpChecker
 from keepalive_tx.config import parseText
 from keepalive_tx.lvs.backend import MemoryIPVSBackend
 from keepalive_tx.lvs.pool import DestKey, ServiceKey
-from keepalive_tx.lvs.service import LvsService
+from keepalive_tx.lvs.service import LvsService, recordFileName
 from keepalive_tx.service import KeepalivedService
 
 A = ip_address
@@ -228,7 +228,7 @@ class LvsServiceTests(SynchronousTestCase):
         lines = self.start(svc)
         self.assertEqual(self.dests(), {RS11: 1, RS12: 2})
         self.assertEqual(self.backend.table[VS].spec.scheduler, "wrr")
-        with open(os.path.join(self.recordDir, "ipvs-owned.json")) as f:
+        with open(os.path.join(self.recordDir, recordFileName())) as f:
             self.assertEqual(json.load(f)[0]["address"], "192.0.2.100")
         self.assertIn("Starting with quorum up for VS [192.0.2.100]:tcp:80", lines)
         self.assertIn("Activating healthchecker for service [192.0.2.11]:tcp:80 for VS [192.0.2.100]:tcp:80",
@@ -251,7 +251,7 @@ class LvsServiceTests(SynchronousTestCase):
         svc = self.service(backendFactory=lambda: dry)
         self.start(svc)
         self.assertEqual(set(dry.table), {VS})
-        self.assertFalse(os.path.exists(os.path.join(self.recordDir, "ipvs-owned.json")))
+        self.assertFalse(os.path.exists(os.path.join(self.recordDir, recordFileName())))
         svc.stopService()
         self.assertEqual(dry.table, {})
 
@@ -360,7 +360,7 @@ class LvsServiceTests(SynchronousTestCase):
         attempts = self.checkers[("192.0.2.11", "TCP_CHECK")].attempts
         self.clock.advance(10)
         self.assertEqual(self.checkers[("192.0.2.11", "TCP_CHECK")].attempts, attempts)
-        with open(os.path.join(self.recordDir, "ipvs-owned.json")) as f:
+        with open(os.path.join(self.recordDir, recordFileName())) as f:
             self.assertEqual(json.load(f), [])
 
     def test_omegaAtStop(self) -> None:
