@@ -1,0 +1,400 @@
+# -*- test-case-name: tests.unit.test_vrrp_notify -*-
+"""
+VRRP notifications (catalogue S{sect}4.9, S{sect}4.10): notify scripts and
+notify FIFOs.
+
+For every state an instance (or sync group) enters, in keepalived's order:
+
+  1. its C{notify_master|notify_backup|notify_fault|notify_stop} script, with
+     only its configured argv;
+  2. its generic C{notify} script with C{INSTANCE|GROUP}, the name, the
+     state and the priority appended (effective priority; 0 for groups);
+  3. one line on C{notify_fifo} and C{vrrp_notify_fifo}:
+     C{INSTANCE "VI_1" MASTER 100} / C{GROUP "G" MASTER 0}.
+
+Scripts are fire-and-forget (no ordering between them; the FIFO exists for
+ordered delivery); STOP scripts get a 1 s allowance (L{VrrpNotifier.drain}).
+A sync-group member already in its group's state that has notified before
+does not notify again (keepalived's C{notifies_sent} rule).
+
+FIFOs (L{NotifyFifo}) are created with C{mkfifo} (mode 0600, chowned to the
+configured user) when absent, opened C{O_RDWR|O_NONBLOCK} so that opening
+and writing never block even without a reader, and a line that does not fit
+is lost. A FIFO we created is removed again on close. C{notify_fifo_script}
+/ C{vrrp_notify_fifo_script} are started with the FIFO path as their last
+argument and killed on close.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from keepalive_tx.vrrp.machine import State
+from keepalive_tx.vrrp.sync import ISyncGroupEffects
+
+if TYPE_CHECKING:
+    from keepalive_tx.config import model
+
+__all__ = ["GroupEffectsFanout", "GroupNotifier", "NotifyFifo", "VrrpNotifier", "fifoLine"]
+
+log = Logger()
+
+#: the words keepalived uses for states in notify arguments and FIFO lines
+STATE_WORDS = {State.MASTER: "MASTER", State.BACKUP: "BACKUP", State.FAULT: "FAULT",
+               State.STOP: "STOP"}
+#: seconds a STOP notify script may run (keepalived's 1 s allowance)
+STOP_TIMEOUT = 1.0
+
+
+def fifoLine(kind: str, name: str, state: str, priority: int) -> bytes:
+    """
+    One FIFO line: C{INSTANCE "VI_1" MASTER 100\\n}.
+    """
+    return f'{kind} "{name}" {state} {priority}\n'.encode()
+
+
+class NotifyFifo:
+    """
+    One notify FIFO, written without ever blocking.
+
+    @ivar path: the FIFO path.
+    @ivar fd: the open descriptor, or C{None}.
+    @ivar lost: lines that could not be written (FIFO full, no room).
+    """
+
+    def __init__(self, path: str, user: str | None = None) -> None:
+        self.path = path
+        self.user = user
+        self.fd: int | None = None
+        self.created = False
+        self.lost = 0
+        self.written = 0
+
+    def open(self) -> bool:
+        """
+        Create the FIFO if absent and open it.
+
+        @return: whether it is open.
+        """
+        if self.fd is not None:
+            return True
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            try:
+                os.mkfifo(self.path, 0o600)
+            except OSError as e:
+                log.error("Unable to create notify fifo {path}: {e}", path=self.path, e=e)
+                return False
+            self.created = True
+            self._chown()
+        except OSError as e:
+            log.error("Unable to stat notify fifo {path}: {e}", path=self.path, e=e)
+            return False
+        else:
+            if not stat.S_ISFIFO(st.st_mode):
+                log.error("Notify fifo {path} exists and is not a fifo", path=self.path)
+                return False
+        try:
+            self.fd = os.open(
+                self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as e:
+            log.error("Unable to open notify fifo {path}: {e}", path=self.path, e=e)
+            return False
+        return True
+
+    def _chown(self) -> None:
+        if not self.user:
+            return
+        from keepalive_tx.alert.scripts import resolveUser
+
+        try:
+            uid, gid = resolveUser(self.user)
+            os.chown(self.path, -1 if uid is None else uid, -1 if gid is None else gid)
+        except (ValueError, OSError) as e:
+            log.warn("Unable to set owner of notify fifo {path}: {e}", path=self.path, e=e)
+
+    def write(self, line: bytes) -> bool:
+        """
+        Write one whole line, or nothing when the FIFO has no room.
+
+        @return: whether the line was written.
+        """
+        if self.fd is None:
+            return False
+        try:
+            n = os.write(self.fd, line)
+        except BlockingIOError:
+            self.lost += 1
+            return False
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EPIPE):
+                log.warn("notify fifo {path}: {e}", path=self.path, e=e)
+            self.lost += 1
+            return False
+        self.written += 1
+        return n == len(line)
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+        if self.created:
+            self.created = False
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+def _instanceOf(obj: Any) -> tuple[str, Any, int, Any]:
+    """
+    C{(name, config, effectivePriority, syncGroup)} of a
+    L{keepalive_tx.vrrp.instance.VrrpInstance}-like object.
+    """
+    machine = getattr(obj, "machine", None)
+    priority = machine.effectivePriority if machine is not None else obj.config.priority
+    group = machine.syncGroup if machine is not None else None
+    return obj.name, obj.config, priority, group
+
+
+class VrrpNotifier:
+    """
+    Runs VRRP notify scripts and writes notify FIFOs.
+
+    An L{keepalive_tx.vrrp.instance.IInstanceObserver}; sync groups get an
+    L{ISyncGroupEffects} from L{groupEffects}.
+
+    @ivar fifos: the L{NotifyFifo}s VRRP lines go to.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        fifos: Iterable[NotifyFifo] = (),
+        runnerFactory: Callable[[model.Script], Any] | None = None,
+        fifoScripts: Iterable[tuple[NotifyFifo, model.Script]] = (),
+    ) -> None:
+        """
+        @param reactor: C{IReactorTime} and C{IReactorProcess}.
+        @param fifos: FIFOs receiving every VRRP line.
+        @param runnerFactory: C{Script -> runner} (tests); default
+            L{keepalive_tx.alert.scripts.ScriptRunner.fromScript}.
+        @param fifoScripts: (FIFO, script) pairs: the script is started by
+            L{open} with the FIFO path appended.
+        """
+        self.reactor = reactor
+        self.fifos = list(fifos)
+        self.fifoScripts = list(fifoScripts)
+        self.runnerFactory = runnerFactory or self._defaultRunner
+        self._runners: dict[Any, Any] = {}
+        self._notified: set[str] = set()
+        self._stopping: set[Deferred] = set()
+        self._fifoRuns: list[Any] = []
+
+    @classmethod
+    def fromConfig(cls, reactor: Any, config: model.Config, **kw: Any) -> VrrpNotifier:
+        """
+        Use C{notify_fifo} and C{vrrp_notify_fifo} (and their scripts) from
+        C{global_defs}.
+        """
+        g = config.globalDefs
+        fifos = []
+        scripts = []
+        for fifo, script in ((g.notifyFifo, g.notifyFifoScript),
+                             (g.vrrpNotifyFifo, g.vrrpNotifyFifoScript)):
+            if fifo is None:
+                continue
+            if any(f.path == fifo.path for f in fifos):
+                continue
+            nf = NotifyFifo(fifo.path, fifo.user)
+            fifos.append(nf)
+            if script is not None:
+                scripts.append((nf, script))
+        return cls(reactor, fifos, fifoScripts=scripts, **kw)
+
+    def _defaultRunner(self, script: model.Script) -> Any:
+        from keepalive_tx.alert.scripts import ScriptRunner
+
+        return ScriptRunner.fromScript(self.reactor, script)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def open(self) -> None:
+        """
+        Open the FIFOs and start the FIFO scripts.
+        """
+        for fifo in self.fifos:
+            fifo.open()
+        for fifo, script in self.fifoScripts:
+            if fifo.fd is None:
+                continue
+            runner = self._runner(script)
+            if runner is None:
+                continue
+            log.info("Executing [{command}] for notify fifo {path}", command=script.command,
+                     path=fifo.path)
+            self._fifoRuns.append(runner)
+            runner.run((fifo.path,), timeout=None)
+
+    def close(self) -> None:
+        """
+        Kill the FIFO scripts and close (and remove, if ours) the FIFOs.
+        """
+        for runner in self._fifoRuns:
+            killAll = getattr(runner, "killAll", None)
+            if killAll is not None:
+                killAll()
+        self._fifoRuns = []
+        for fifo in self.fifos:
+            fifo.close()
+
+    def drain(self) -> Deferred[None]:
+        """
+        @return: a Deferred firing when every STOP script has ended (each
+            has at most L{STOP_TIMEOUT} before it is killed).
+        """
+        pending = list(self._stopping)
+        if not pending:
+            return succeed(None)
+        return DeferredList(pending, consumeErrors=True).addCallback(lambda _: None)
+
+    # -- IInstanceObserver ---------------------------------------------------
+
+    def instanceStateChanged(self, instance: Any, old: State, new: State, reason: str) -> None:
+        word = STATE_WORDS.get(new)
+        if word is None:
+            return
+        name, config, priority, group = _instanceOf(instance)
+        if name in self._notified and group is not None and group.state == new:
+            # Already in the required state because of the sync group.
+            return
+        self._notified.add(name)
+        specific = {State.MASTER: config.notifyMaster, State.BACKUP: config.notifyBackup,
+                    State.FAULT: config.notifyFault, State.STOP: config.notifyStop}[new]
+        timeout = STOP_TIMEOUT if new == State.STOP else None
+        self._run(specific, (), timeout, f"({name}) notify_{word.lower()}")
+        self._run(config.notify, ("INSTANCE", name, word, str(priority)), timeout,
+                  f"({name}) notify")
+        self.writeFifos(fifoLine("INSTANCE", name, word, priority))
+
+    def instancePriorityChanged(self, instance: Any, old: int, new: int) -> None:
+        """
+        The effective priority changed: with C{notify_priority_changes}, a
+        C{MASTER_PRIORITY} or C{BACKUP_PRIORITY} FIFO line.
+        """
+        name, config, _, _ = _instanceOf(instance)
+        if not config.notifyPriorityChanges:
+            return
+        state = getattr(instance, "state", None)
+        word = "MASTER_PRIORITY" if state == State.MASTER else "BACKUP_PRIORITY"
+        self.writeFifos(fifoLine("INSTANCE", name, word, new))
+
+    def instanceLowerPriorityAdvert(self, instance: Any, priority: int, source: Any) -> None:
+        """
+        As MASTER we saw a lower-priority advert: C{notify_master_rx_lower_pri}
+        and a C{MASTER_RX_LOWER_PRI} FIFO line.
+        """
+        name, config, ours, _ = _instanceOf(instance)
+        self._run(config.notifyMasterRxLowerPri, (), None, f"({name}) notify_master_rx_lower_pri")
+        self.writeFifos(fifoLine("INSTANCE", name, "MASTER_RX_LOWER_PRI", ours))
+
+    # -- sync groups -----------------------------------------------------------
+
+    def groupEffects(self, group: model.SyncGroup) -> GroupNotifier:
+        """
+        The L{ISyncGroupEffects} running C{group}'s notifies.
+        """
+        return GroupNotifier(self, group)
+
+    def groupStateChanged(self, group: model.SyncGroup, old: State, new: State) -> None:
+        word = STATE_WORDS.get(new)
+        if word is None:
+            return
+        specific = {State.MASTER: group.notifyMaster, State.BACKUP: group.notifyBackup,
+                    State.FAULT: group.notifyFault, State.STOP: group.notifyStop}[new]
+        timeout = STOP_TIMEOUT if new == State.STOP else None
+        what = f"VRRP_Group({group.name})"
+        self._run(specific, (), timeout, f"{what} notify_{word.lower()}")
+        self._run(group.notify, ("GROUP", group.name, word, "0"), timeout, f"{what} notify")
+        self.writeFifos(fifoLine("GROUP", group.name, word, 0))
+
+    # -- helpers -------------------------------------------------------------
+
+    def writeFifos(self, line: bytes) -> None:
+        for fifo in self.fifos:
+            fifo.write(line)
+
+    def _runner(self, script: model.Script) -> Any:
+        runner = self._runners.get(script)
+        if runner is None:
+            try:
+                runner = self._runners[script] = self.runnerFactory(script)
+            except Exception:
+                log.failure("Cannot prepare script [{command}]", command=script.command)
+                return None
+        return runner
+
+    def _run(self, script: model.Script | None, extra: tuple[str, ...], timeout: float | None,
+             what: str) -> None:
+        if script is None:
+            return
+        runner = self._runner(script)
+        if runner is None:
+            return
+        try:
+            d = runner.run(extra, timeout=timeout)
+        except Exception:
+            log.failure("{what}: cannot run [{command}]", what=what, command=script.command)
+            return
+
+        def ended(result: Any) -> None:
+            if result is not None and not getattr(result, "ok", True):
+                log.warn("{what} [{command}] {how}", what=what, command=script.command,
+                         how=result.describe())
+
+        d.addCallback(ended)
+        d.addErrback(lambda f: log.failure("{what} result", f, what=what))
+        if timeout is not None and not d.called:
+            self._stopping.add(d)
+            d.addBoth(lambda r: self._stopping.discard(d) or r)
+
+
+@implementer(ISyncGroupEffects)
+class GroupNotifier:
+    """
+    The notify side of one sync group.
+    """
+
+    def __init__(self, notifier: VrrpNotifier, group: model.SyncGroup) -> None:
+        self.notifier = notifier
+        self.group = group
+
+    def groupStateChanged(self, old: State, new: State) -> None:
+        self.notifier.groupStateChanged(self.group, old, new)
+
+
+@implementer(ISyncGroupEffects)
+class GroupEffectsFanout:
+    """
+    Several L{ISyncGroupEffects} behind the single slot of a
+    L{keepalive_tx.vrrp.sync.SyncGroup} (notifies first, then mail).
+    """
+
+    def __init__(self, *effects: Any) -> None:
+        self.effects = [e for e in effects if e is not None]
+
+    def groupStateChanged(self, old: State, new: State) -> None:
+        for effect in self.effects:
+            try:
+                effect.groupStateChanged(old, new)
+            except Exception:
+                log.failure("sync group effect {effect!r} failed", effect=effect)

@@ -1,0 +1,161 @@
+"""
+L{VrrpScriptService}: schedule, skipping overrunning runs, hysteresis and
+keepalived's log lines, with fake runners on a L{Clock}.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from keepalive_tx.alert.scripts import ScriptResult
+from keepalive_tx.config import model, parseText
+from keepalive_tx.vrrp.scripts import VrrpScriptService, usedScripts
+
+
+class FakeRunner:
+    def __init__(self, config: model.VrrpScript) -> None:
+        self.config = config
+        self.calls: list[dict] = []
+        self.pending: list[Deferred] = []
+        self.killed = 0
+        self.error = None
+
+    @property
+    def running(self) -> int:
+        return len(self.pending)
+
+    def run(self, extraArgs=(), timeout=...) -> Deferred:
+        self.calls.append(dict(extraArgs=extraArgs, timeout=timeout))
+        d: Deferred = Deferred(lambda d: d.callback(ScriptResult(error="cancelled")))
+        self.pending.append(d)
+        d.addBoth(lambda r: (self.pending.remove(d), r)[1])
+        return d
+
+    def finish(self, result: ScriptResult) -> None:
+        self.pending[0].callback(result)
+
+    def killAll(self) -> None:
+        self.killed += 1
+
+
+TEXT = """
+vrrp_script chk {
+    script "/usr/local/bin/chk"
+    interval 2
+    timeout 1
+    rise 2
+    fall 2
+}
+vrrp_script unused {
+    script "/bin/true"
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    track_script {
+        chk
+    }
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+"""
+
+OK = ScriptResult(exitCode=0)
+
+
+class VrrpScriptServiceTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        result = parseText(TEXT)
+        assert result.model is not None
+        self.config = result.model
+        self.clock = Clock()
+        self.runners: dict[str, FakeRunner] = {}
+
+        def factory(config: model.VrrpScript) -> FakeRunner:
+            runner = self.runners[config.name] = FakeRunner(config)
+            return runner
+
+        self.service = VrrpScriptService.fromConfig(self.clock, self.config, runnerFactory=factory)
+        self.changes: list[tuple[str, bool]] = []
+        self.service.subscribe(lambda name, ok: self.changes.append((name, ok)))
+        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+
+    def lines(self) -> list[str]:
+        return [formatEvent(e) for e in self.events]
+
+    def test_onlyUsedScriptsRun(self) -> None:
+        self.assertEqual(usedScripts(self.config), {"chk"})
+        self.assertEqual(list(self.service.scripts), ["chk"])
+        self.assertNotIn("unused", self.runners)
+
+    def test_scheduleAndTimeout(self) -> None:
+        """
+        The first run is at start, then every C{interval}; each run gets the
+        script's C{timeout}.
+        """
+        self.service.startService()
+        runner = self.runners["chk"]
+        self.assertEqual(runner.calls, [dict(extraArgs=(), timeout=1.0)])
+        runner.finish(OK)
+        self.clock.advance(2)
+        self.assertEqual(len(runner.calls), 2)
+
+    def test_skipWhileRunning(self) -> None:
+        self.service.startService()
+        runner = self.runners["chk"]
+        self.clock.advance(2)
+        self.assertEqual(len(runner.calls), 1)
+        self.assertEqual(self.service.scripts["chk"].skipped, 1)
+        self.assertIn("Track script chk is already running, expect idle - skipping run",
+                      self.lines())
+
+    def test_firstResultDecidesThenHysteresis(self) -> None:
+        self.service.startService()
+        runner = self.runners["chk"]
+        self.assertIsNone(self.service.state("chk"))
+        runner.finish(OK)
+        self.assertEqual(self.changes, [("chk", True)])
+        self.assertIn("VRRP_Script(chk) succeeded", self.lines())
+        self.assertIn("Script `chk` now returning 0", self.lines())
+        self.clock.advance(2)
+        runner.finish(ScriptResult(exitCode=3))
+        self.assertEqual(self.changes, [("chk", True)])
+        self.clock.advance(2)
+        runner.finish(ScriptResult(exitCode=3))
+        self.assertEqual(self.changes, [("chk", True), ("chk", False)])
+        self.assertFalse(self.service.state("chk"))
+        self.assertIn("VRRP_Script(chk) failed (exited with status 3)", self.lines())
+        self.assertEqual(self.lines().count("Script `chk` now returning 3"), 1)
+
+    def test_timedOutAndSignal(self) -> None:
+        self.service.startService()
+        runner = self.runners["chk"]
+        runner.finish(ScriptResult(timedOut=True, signal=15))
+        self.assertIn("VRRP_Script(chk) timed_out", self.lines())
+        self.assertEqual(self.changes, [("chk", False)])
+
+    def test_killedBySignal(self) -> None:
+        self.service.startService()
+        self.runners["chk"].finish(ScriptResult(signal=9))
+        self.assertIn("VRRP_Script(chk) failed (due to signal 9)", self.lines())
+
+    def test_stopCancelsAndKills(self) -> None:
+        self.service.startService()
+        runner = self.runners["chk"]
+        self.service.stopService()
+        self.assertEqual(runner.running, 0)
+        self.assertEqual(runner.killed, 1)
+        self.assertEqual(self.changes, [])
+        self.clock.advance(10)
+        self.assertEqual(len(runner.calls), 1)
+
+    def test_defaultRunnerUsesScriptArgv(self) -> None:
+        service = VrrpScriptService.fromConfig(self.clock, self.config)
+        runner = service.scripts["chk"].runner
+        self.assertEqual(runner.argv, ("/usr/local/bin/chk",))

@@ -1,0 +1,428 @@
+"""
+Tracking and priority arithmetic: the pure rules of L{keepalive_tx.vrrp.track}
+and L{keepalive_tx.vrrp.tracking.TrackingCoordinator} driving real
+L{VRRPMachine}s from parsed configurations.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from keepalive_tx.config import model, parseText
+from keepalive_tx.vrrp.instance import machineConfigFor
+from keepalive_tx.vrrp.machine import State, VRRPMachine
+from keepalive_tx.vrrp.sync import SyncGroup
+from keepalive_tx.vrrp.track import (
+    Contribution,
+    InstanceTracking,
+    ScriptHysteresis,
+    TrackerEntry,
+    binaryContribution,
+    fileContribution,
+    trackersFor,
+)
+from keepalive_tx.vrrp.tracking import TrackingCoordinator, initTrackFile
+from tests.unit.vrrp_machine_fakes import RecordingEffects
+
+
+class SignTableTests(SynchronousTestCase):
+    """
+    The weight sign table of catalogue 4.8.
+    """
+
+    def test_table(self) -> None:
+        rows = [
+            # weight, reverse, up -> delta, fault
+            (50, False, True, 50, False), (50, False, False, 0, False),
+            (-50, False, True, 0, False), (-50, False, False, -50, False),
+            (50, True, True, -50, False), (50, True, False, 0, False),
+            (-50, True, True, 0, False), (-50, True, False, 50, False),
+            (0, False, True, 0, False), (0, False, False, 0, True),
+            (0, True, True, 0, True), (0, True, False, 0, False),
+        ]
+        for weight, reverse, up, delta, fault in rows:
+            self.assertEqual(binaryContribution(weight, reverse, up),
+                             Contribution(delta=delta, fault=fault), (weight, reverse, up))
+
+    def test_unknown(self) -> None:
+        """
+        An unknown tracker contributes nothing; a weight-0 one is pending.
+        """
+        self.assertEqual(binaryContribution(-60, False, None), Contribution())
+        self.assertEqual(binaryContribution(0, False, None), Contribution(pending=True))
+
+
+class FileContributionTests(SynchronousTestCase):
+    def test_weighted(self) -> None:
+        self.assertEqual(fileContribution(5, 2, False), Contribution(delta=10))
+        self.assertEqual(fileContribution(5, 2, True), Contribution(delta=-10))
+        self.assertEqual(fileContribution(-5, -3, False), Contribution(delta=15))
+        self.assertEqual(fileContribution(1000, 1, False), Contribution(delta=253))
+        self.assertEqual(fileContribution(-253, 1, False), Contribution(delta=-253))
+
+    def test_belowMinus253IsFault(self) -> None:
+        self.assertEqual(fileContribution(-254, 1, False), Contribution(fault=True))
+        self.assertEqual(fileContribution(-127, 2, False), Contribution(fault=True))
+        self.assertEqual(fileContribution(200, 2, True), Contribution(fault=True))
+
+    def test_weightZero(self) -> None:
+        self.assertEqual(fileContribution(0, 0, False), Contribution())
+        self.assertEqual(fileContribution(3, 0, False), Contribution(fault=True))
+        self.assertEqual(fileContribution(0, 0, True), Contribution(fault=True))
+        self.assertEqual(fileContribution(3, 0, True), Contribution())
+
+
+class HysteresisTests(SynchronousTestCase):
+    def test_unknownFirstResultDecides(self) -> None:
+        for ok in (True, False):
+            h = ScriptHysteresis(rise=3, fall=3)
+            self.assertIsNone(h.state)
+            self.assertTrue(h.record(ok))
+            self.assertEqual(h.state, ok)
+
+    def test_riseAndFall(self) -> None:
+        h = ScriptHysteresis(rise=2, fall=3)
+        h.record(True)
+        changes = [h.record(False) for _ in range(3)]
+        self.assertEqual(changes, [False, False, True])
+        self.assertFalse(h.state)
+        changes = [h.record(True) for _ in range(2)]
+        self.assertEqual(changes, [False, True])
+        self.assertTrue(h.state)
+
+    def test_interruptedRunRestarts(self) -> None:
+        """
+        A success between failures resets the fall count (and vice versa).
+        """
+        h = ScriptHysteresis(rise=2, fall=2)
+        h.record(True)
+        self.assertFalse(h.record(False))
+        self.assertFalse(h.record(True))
+        self.assertFalse(h.record(False))
+        self.assertTrue(h.record(False))
+        self.assertFalse(h.record(True))
+        self.assertFalse(h.record(False))
+        self.assertFalse(h.record(True))
+        self.assertTrue(h.record(True))
+
+    def test_initFail(self) -> None:
+        """
+        C{init_fail}: failed from the start; C{rise} successes needed.
+        """
+        h = ScriptHysteresis(rise=3, fall=1, initFail=True)
+        self.assertIs(h.state, False)
+        self.assertFalse(h.record(False))
+        self.assertEqual([h.record(True) for _ in range(3)], [False, False, True])
+
+
+def parse(text: str) -> model.Config:
+    result = parseText(text)
+    assert result.model is not None, [str(d) for d in result.diagnostics]
+    return result.model
+
+
+def instanceText(name: str = "VI_1", vrid: int = 51, priority: int = 100, body: str = "") -> str:
+    return (f"vrrp_instance {name} {{\n state BACKUP\n interface eth0\n"
+            f" virtual_router_id {vrid}\n priority {priority}\n advert_int 1\n{body}\n"
+            f" virtual_ipaddress {{\n 192.0.2.{vrid}/24\n }}\n}}\n")
+
+
+SCRIPTS = """
+vrrp_script chk_w {
+    script "/bin/true"
+    weight -60
+}
+vrrp_script chk_0 {
+    script "/bin/true"
+}
+vrrp_script chk_rev {
+    script "/bin/true"
+    weight 20 reverse
+}
+track_file tf {
+    file "/nonexistent/tf"
+    weight 2
+}
+"""
+
+
+class TrackersForTests(SynchronousTestCase):
+    def test_overridesAndGroup(self) -> None:
+        config = parse(SCRIPTS + instanceText(body=(
+            " track_script {\n chk_w\n chk_rev weight 30 noreverse\n }\n"
+            " track_file {\n tf weight -3 reverse\n }\n"
+            " track_interface {\n eth1 weight 10\n eth2\n }\n")))
+        vi = config.vrrpInstances[0]
+        entries = trackersFor(vi, None, {s.name: s for s in config.vrrpScripts},
+                              {f.name: f for f in config.trackFiles})
+        self.assertEqual(entries, [
+            TrackerEntry("script", "chk_w", -60, False),
+            TrackerEntry("script", "chk_rev", 30, False),
+            TrackerEntry("file", "tf", -3, True),
+            TrackerEntry("interface", "eth1", 10, False),
+            TrackerEntry("interface", "eth2", 0, False),
+        ])
+
+    def test_groupTrackersApplyToMembers(self) -> None:
+        config = parse(SCRIPTS + instanceText() + instanceText("VI_2", 52) + (
+            "vrrp_sync_group G {\n group {\n VI_1\n VI_2\n }\n"
+            " track_script {\n chk_0\n }\n}\n"))
+        scripts = {s.name: s for s in config.vrrpScripts}
+        for vi in config.vrrpInstances:
+            self.assertEqual(trackersFor(vi, config.syncGroups[0], scripts, {}),
+                             [TrackerEntry("script", "chk_0", 0, False)])
+
+    def test_verdict(self) -> None:
+        t = InstanceTracking(100, [TrackerEntry("script", "a", -60),
+                                   TrackerEntry("script", "b", 0),
+                                   TrackerEntry("file", "f", 2)])
+        v = t.verdict()
+        self.assertEqual((v.total, v.faults, v.pending), (100, frozenset(), {"script b"}))
+        t.observe("script", "a", False)
+        t.observe("script", "b", False)
+        t.observe("file", "f", 7)
+        self.assertFalse(t.observe("script", "other", True))
+        v = t.verdict()
+        self.assertEqual((v.total, v.faults, v.pending), (54, {"script b"}, frozenset()))
+
+
+class FakeScripts:
+    """
+    Stands in for L{VrrpScriptService}.
+    """
+
+    def __init__(self, states: dict[str, bool | None] | None = None) -> None:
+        self.states = dict(states or {})
+        self.observers: list = []
+        self.running = False
+
+    def subscribe(self, observer) -> None:
+        self.observers.append(observer)
+
+    def state(self, name: str) -> bool | None:
+        return self.states.get(name)
+
+    def report(self, name: str, ok: bool) -> None:
+        self.states[name] = ok
+        for observer in self.observers:
+            observer(name, ok)
+
+    def startService(self) -> None:
+        self.running = True
+
+    def stopService(self) -> None:
+        self.running = False
+
+
+class FakeWatcher:
+    def __init__(self, trackFile: model.TrackFile, value: int = 0) -> None:
+        self.trackFile = trackFile
+        self.value = value
+        self.onResult = None
+
+    def read(self) -> int:
+        return self.value
+
+    def start(self, onResult) -> None:
+        self.onResult = onResult
+        onResult(None)
+
+    def stop(self) -> None:
+        self.onResult = None
+
+    def set(self, value: int) -> None:
+        self.value = value
+        assert self.onResult is not None
+        self.onResult(None)
+
+
+class FakeInstance:
+    """
+    The parts of a L{VrrpInstance} the coordinator uses, around a real
+    machine.
+    """
+
+    def __init__(self, config: model.VrrpInstance, clock: Clock) -> None:
+        self.config = config
+        self.name = config.name
+        self.effects = RecordingEffects(clock)
+        self.machine = VRRPMachine(machineConfigFor(config, None), self.effects, clock)
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        self.machine.start()
+
+    def trackedInterfaces(self) -> set[str]:
+        names = {self.config.interface} if self.config.interface else set()
+        return names | {t.name for t in self.config.trackInterfaces if not t.weight}
+
+
+class CoordinatorTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.links: dict[str, bool] = {}
+        self.watchers: dict[str, FakeWatcher] = {}
+
+    def build(self, text: str, scripts: dict | None = None, fileValues: dict | None = None):
+        config = parse(text)
+        self.scripts = FakeScripts(scripts)
+        values = fileValues or {}
+
+        def watcher(tf: model.TrackFile) -> FakeWatcher:
+            w = self.watchers[tf.name] = FakeWatcher(tf, values.get(tf.name, 0))
+            return w
+
+        self.coordinator = TrackingCoordinator(
+            self.clock, config, scripts=self.scripts,  # type: ignore[arg-type]
+            linkState=lambda n: self.links.get(n), fileWatcherFactory=watcher)
+        self.instances = [FakeInstance(vi, self.clock) for vi in config.vrrpInstances]
+        machines = {i.name: i.machine for i in self.instances}
+        for g in config.syncGroups:
+            SyncGroup(g.name, [machines[m] for m in g.members])
+        for instance in self.instances:
+            self.coordinator.attach(instance)
+        self.coordinator.startService()
+        for instance in self.instances:
+            self.coordinator.startInstance(instance)
+        return self.instances
+
+    def test_weightedScriptFailureLowersPriority(self) -> None:
+        (vi,) = self.build(SCRIPTS + instanceText(body=" track_script {\n chk_w\n }\n"))
+        self.assertEqual((vi.machine.state, vi.machine.effectivePriority), (State.BACKUP, 100))
+        self.scripts.report("chk_w", False)
+        self.assertEqual(vi.machine.effectivePriority, 40)
+        self.scripts.report("chk_w", True)
+        self.assertEqual(vi.machine.effectivePriority, 100)
+        self.assertEqual(self.coordinator.verdict("VI_1").total, 100)
+
+    def test_priorityClamped(self) -> None:
+        (vi,) = self.build(SCRIPTS + instanceText(priority=50, body=" track_script {\n chk_w\n }\n"),
+                           scripts={"chk_w": False})
+        self.assertEqual(vi.machine.effectivePriority, 1)
+        self.assertEqual(self.coordinator.verdict("VI_1").total, -10)
+
+    def test_weightZeroScriptFailureFaults(self) -> None:
+        (vi,) = self.build(SCRIPTS + instanceText(body=" track_script {\n chk_0\n }\n"),
+                           scripts={"chk_0": True})
+        self.assertEqual(vi.machine.state, State.BACKUP)
+        self.scripts.report("chk_0", False)
+        self.assertEqual(vi.machine.state, State.FAULT)
+        self.assertEqual(vi.machine.faults, {"script chk_0"})
+        self.scripts.report("chk_0", True)
+        self.assertEqual(vi.machine.state, State.BACKUP)
+
+    def test_weightZeroUnknownHoldsStart(self) -> None:
+        """
+        Until the weight-0 script's first result the instance stays in INIT
+        without notifying anything.
+        """
+        (vi,) = self.build(SCRIPTS + instanceText(body=" track_script {\n chk_0\n }\n"))
+        self.assertEqual((vi.machine.state, vi.starts), (State.INIT, 0))
+        self.assertEqual(vi.effects.transitions(), [])
+        self.scripts.report("chk_0", True)
+        self.assertEqual((vi.machine.state, vi.starts), (State.BACKUP, 1))
+        self.assertEqual(vi.effects.transitions(), [(State.INIT, State.BACKUP)])
+
+    def test_weightZeroFirstFailureStartsInFault(self) -> None:
+        (vi,) = self.build(SCRIPTS + instanceText(body=" track_script {\n chk_0\n }\n"))
+        self.scripts.report("chk_0", False)
+        self.assertEqual(vi.effects.transitions(), [(State.INIT, State.FAULT)])
+
+    def test_syncGroupWaitsForAllMembers(self) -> None:
+        vi1, vi2 = self.build(SCRIPTS + instanceText(body=" track_script {\n chk_0\n }\n")
+                              + instanceText("VI_2", 52)
+                              + "vrrp_sync_group G {\n group {\n VI_1\n VI_2\n }\n}\n")
+        self.assertEqual((vi1.starts, vi2.starts), (0, 0))
+        self.scripts.report("chk_0", True)
+        self.assertEqual((vi1.machine.state, vi2.machine.state), (State.BACKUP, State.BACKUP))
+
+    def test_groupScriptFaultsEveryMember(self) -> None:
+        vi1, vi2 = self.build(SCRIPTS + instanceText() + instanceText("VI_2", 52)
+                              + "vrrp_sync_group G {\n group {\n VI_1\n VI_2\n }\n"
+                              " track_script {\n chk_0\n }\n}\n", scripts={"chk_0": True})
+        self.scripts.report("chk_0", False)
+        self.assertEqual((vi1.machine.state, vi2.machine.state), (State.FAULT, State.FAULT))
+
+    def test_weightedInterface(self) -> None:
+        self.links.update(eth0=True, eth1=True)
+        (vi,) = self.build(instanceText(body=" track_interface {\n eth1 weight -30\n eth2 weight 5\n }\n"))
+        # eth2 does not exist: down.
+        self.assertEqual(vi.machine.effectivePriority, 100)
+        self.coordinator.linkChanged("eth1", 3, False)
+        self.assertEqual(vi.machine.effectivePriority, 70)
+        self.coordinator.linkChanged("eth2", 4, True)
+        self.assertEqual(vi.machine.effectivePriority, 75)
+        self.coordinator.linkChanged("eth1", 3, True)
+        self.assertEqual(vi.machine.effectivePriority, 105)
+        self.assertEqual(vi.machine.state, State.BACKUP)
+
+    def test_reverseWeightZeroInterface(self) -> None:
+        """
+        C{track_interface eth1 weight 0 reverse}: FAULT while eth1 is up.
+        The coordinator handles it only if the instance does not already.
+        """
+        self.links.update(eth0=True, eth1=True)
+        text = instanceText(body=" track_interface {\n eth1 weight 0 reverse\n }\n")
+        config = parse(text)
+        self.assertEqual(config.vrrpInstances[0].trackInterfaces[0].reverse, True)
+        self.scripts = FakeScripts()
+        coordinator = TrackingCoordinator(self.clock, config, scripts=self.scripts,  # type: ignore[arg-type]
+                                          linkState=lambda n: self.links.get(n))
+        vi = FakeInstance(config.vrrpInstances[0], self.clock)
+        vi.trackedInterfaces = lambda: {"eth0"}  # type: ignore[method-assign]
+        coordinator.attach(vi)
+        coordinator.startInstance(vi)
+        self.assertEqual(vi.machine.state, State.FAULT)
+        coordinator.linkChanged("eth1", 3, False)
+        self.assertEqual(vi.machine.state, State.BACKUP)
+
+    def test_trackFile(self) -> None:
+        (vi,) = self.build(SCRIPTS + instanceText(body=" track_file {\n tf\n }\n"),
+                           fileValues={"tf": 5})
+        self.assertEqual(vi.machine.effectivePriority, 110)
+        self.watchers["tf"].set(-10)
+        self.assertEqual(vi.machine.effectivePriority, 80)
+        self.watchers["tf"].set(-127)
+        self.assertEqual(vi.machine.state, State.FAULT)
+        self.assertEqual(vi.machine.faults, {"file tf"})
+        self.watchers["tf"].set(0)
+        self.assertEqual((vi.machine.state, vi.machine.effectivePriority), (State.BACKUP, 100))
+
+    def test_ownerIgnoresWeights(self) -> None:
+        config = SCRIPTS + instanceText(priority=255, body=" track_script {\n chk_0\n }\n")
+        (vi,) = self.build(config, scripts={"chk_0": True})
+        self.scripts.report("chk_0", False)
+        self.assertEqual((vi.machine.state, vi.machine.effectivePriority), (State.FAULT, 255))
+
+    def test_stop(self) -> None:
+        self.build(SCRIPTS + instanceText(body=" track_file {\n tf\n }\n"))
+        self.assertTrue(self.scripts.running)
+        self.coordinator.stopService()
+        self.assertFalse(self.scripts.running)
+        self.assertIsNone(self.watchers["tf"].onResult)
+
+
+class InitTrackFileTests(SynchronousTestCase):
+    def test_createAndOverwrite(self) -> None:
+        path = self.mktemp()
+        tf = model.TrackFile(name="tf", file=path, initFile=True, initValue=7)
+        initTrackFile(tf)
+        with open(path) as f:
+            self.assertEqual(f.read(), "7\n")
+        initTrackFile(model.TrackFile(name="tf", file=path, initFile=True, initValue=3))
+        with open(path) as f:
+            self.assertEqual(f.read(), "7\n")
+        initTrackFile(model.TrackFile(name="tf", file=path, initFile=True, initValue=3,
+                                      initOverwrite=True))
+        with open(path) as f:
+            self.assertEqual(f.read(), "3\n")
+
+    def test_notRegular(self) -> None:
+        path = self.mktemp()
+        os.mkdir(path)
+        initTrackFile(model.TrackFile(name="tf", file=path, initFile=True, initOverwrite=True))
+        self.assertTrue(os.path.isdir(path))
