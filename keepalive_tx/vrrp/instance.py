@@ -247,11 +247,27 @@ class VrrpInstance:
             return
         if result.notes:
             self._rateLog.logResult(result)
-        if result.ahSequence is not None:
-            self.policy = replace(self.policy, ahLastSequence=result.ahSequence)
         advert = result.advert
         assert advert is not None and result.source is not None
+        if result.ahSequence is not None:
+            self._syncAhSequence(result.ahSequence, advert.priority, result.source)
         self.machine.advertReceived(advert.priority, result.source, advert.advertInterval)
+
+    def _syncAhSequence(self, sequence: int, priority: int, source: IPAddress) -> None:
+        """
+        keepalived keeps B{one} AH sequence counter per instance: sending
+        increments it, an accepted advert sets it to the sender's number, and
+        a MASTER receiving a lower-priority advert sets it to that number + 1
+        -- so whoever takes over continues above what the other side has
+        seen, and a restarted peer (counting from 1 again) is re-synced
+        instead of being dropped as a replay until it catches up.
+        """
+        self._ahSequence = sequence
+        if self.machine.state == State.MASTER and priority:
+            eff = self.machine.effectivePriority
+            if priority < eff or (priority == eff and int(source) < int(self.sourceAddress)):
+                self._ahSequence = (sequence + 1) & 0xFFFFFFFF
+        self.policy = replace(self.policy, ahLastSequence=self._ahSequence)
 
     # -- IMachineEffects -----------------------------------------------------
 
@@ -269,6 +285,7 @@ class VrrpInstance:
         ttl = cfg.unicastTtl if (self.peers and cfg.unicastTtl is not None) else VRRP_TTL
         if self.authType == AuthType.AH:
             self._ahSequence = (self._ahSequence + 1) & 0xFFFFFFFF
+            self.policy = replace(self.policy, ahLastSequence=self._ahSequence)
         for destination in destinations:
             if self.family == 4:
                 self._ipId = nextIpId(self._ipId)
@@ -308,9 +325,22 @@ class VrrpInstance:
     def lowerPriorityAdvertSeen(self, priority: int, source: IPAddress) -> None:
         if self.announcer is not None:
             self.announcer.lowerPriorityAdvert()
+        self._tellObservers("instanceLowerPriorityAdvert", priority, source)
 
     def effectivePriorityChanged(self, old: int, new: int) -> None:
         self.policy = replace(self.policy, effectivePriority=new)
+        self._tellObservers("instancePriorityChanged", old, new)
+
+    def _tellObservers(self, method: str, *args: Any) -> None:
+        for observer in list(self.observers):
+            f = getattr(observer, method, None)
+            if f is None:
+                continue
+            try:
+                f(self, *args)
+            except Exception:
+                self.log.failure("({name}) observer {observer!r} failed", name=self.name,
+                                 observer=observer)
 
     # -- link events ---------------------------------------------------------
 
@@ -331,6 +361,6 @@ class VrrpInstance:
         if self.config.interface and not self.config.dontTrackPrimary:
             names.add(self.config.interface)
         for tracker in self.config.trackInterfaces:
-            if not tracker.weight:
+            if not tracker.weight and not tracker.reverse:
                 names.add(tracker.name)
         return names

@@ -234,6 +234,8 @@ class VrrpService(Service):
         self.observers: list[Any] = []
         self._ports: dict[tuple, Any] = {}
         self._opened = False
+        self.tracking: Any = None
+        self.notifier: Any = None
 
     # -- construction --------------------------------------------------------
 
@@ -241,6 +243,14 @@ class VrrpService(Service):
         Service.privilegedStartService(self)
         self.platform.open()
         self._opened = True
+        from keepalive_tx.vrrp.notify import VrrpNotifier
+        from keepalive_tx.vrrp.tracking import TrackingCoordinator
+
+        self.notifier = VrrpNotifier.fromConfig(self.reactor, self.config)
+        self.notifier.open()
+        self.observers.insert(0, self.notifier)
+        self.tracking = TrackingCoordinator.fromConfig(
+            self.reactor, self.config, linkState=self.platform.linkUp)
         g = self.config.globalDefs
         pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
                               garpInterval=g.vrrpGarpInterval or 0.0,
@@ -253,6 +263,7 @@ class VrrpService(Service):
                 continue
             if instance is not None:
                 self.instances[config.name] = instance
+                self.tracking.attach(instance)
         for group in self.config.syncGroups:
             members = [self.instances[m].machine for m in group.members if m in self.instances]
             if members:
@@ -261,6 +272,9 @@ class VrrpService(Service):
                     from keepalive_tx.alert.vrrp import GroupAlerts
 
                     effects = GroupAlerts(self.alerts, group.name, group.smtpAlert)
+                from keepalive_tx.vrrp.notify import GroupEffectsFanout
+
+                effects = GroupEffectsFanout(self.notifier.groupEffects(group), effects)
                 self.syncGroups[group.name] = SyncGroup(group.name, members, effects)
         self.platform.watchLinks(self)
 
@@ -319,16 +333,21 @@ class VrrpService(Service):
     def linkChanged(self, ifname: str, ifindex: int, up: bool) -> None:
         for instance in self.instances.values():
             instance.linkChanged(ifname, ifindex, up)
+        if self.tracking is not None:
+            self.tracking.linkChanged(ifname, ifindex, up)
 
     # -- run -----------------------------------------------------------------
 
     def startService(self) -> None:
         Service.startService(self)
+        self.tracking.startService()
         for instance in self.instances.values():
-            instance.start()
+            self.tracking.startInstance(instance)
 
     def stopService(self) -> defer.Deferred:
         Service.stopService(self)
+        if self.tracking is not None:
+            self.tracking.stopService()
         for instance in self.instances.values():
             try:
                 instance.stop()
@@ -337,9 +356,13 @@ class VrrpService(Service):
         ports = [port for port, _ in self._ports.values()]
         self._ports.clear()
         stopping = [defer.maybeDeferred(port.stopListening) for port in ports]
+        if self.notifier is not None:
+            stopping.append(self.notifier.drain())
         d = defer.DeferredList(stopping, consumeErrors=True)
 
         def closed(_: object) -> None:
+            if self.notifier is not None:
+                self.notifier.close()
             if self._opened:
                 self._opened = False
                 self.platform.close()
