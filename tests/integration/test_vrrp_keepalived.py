@@ -1,0 +1,113 @@
+"""
+Our daemon against Debian keepalived 2.2.7 in lab namespaces, the same
+keepalived.conf text on both sides.
+
+For every protocol variant (VRRPv2 PASS, VRRPv2 AH, VRRPv3 IPv4, VRRPv3
+IPv6, unicast) and both roles (ours on h1 with priority 150 and keepalived
+on h2 with 100, and the other way round): election, SIGTERM failover
+(priority 0, takeover after the backup's Skew_Time) and preemption back
+when h1 returns -- so each implementation takes over from, and yields to,
+the other.  A wrong password or a different VRID means no interaction:
+both become MASTER.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from twisted.trial.unittest import TestCase
+
+from tests.integration.vrrpnode import (
+    FLAVOURS,
+    KEEPALIVED,
+    OURS,
+    V2_PASS,
+    VIP4,
+    Flavour,
+    VrrpLabMixin,
+    assertHoldersStay,
+    receiveErrors,
+)
+
+
+class KeepalivedInteropTests(VrrpLabMixin, TestCase):
+    """
+    Ours and keepalived on one bridge (test methods generated below).
+    """
+
+    timeout = 90
+
+    def failoverAndPreempt(self, flavour: Flavour, oursMaster: bool) -> None:
+        h1, h2 = self.makeNodes([OURS, KEEPALIVED] if oursMaster else [KEEPALIVED, OURS])
+        vip = flavour.vip
+        self.startNode(h1, flavour, 150)
+        self.startNode(h2, flavour, 100)
+        self.waitHolders(vip, [1], timeout=20)
+
+        # SIGTERM: priority 0 and VIP removal before exit; h2 takes over
+        # after its Skew_Time -- the master-down path could not be faster
+        # than 3.61 s after h1's last advert, 2.61 s after the signal.
+        sent = h1.sendSignal(signal.SIGTERM)
+        h1.wait()
+        self.assertNotIn(vip, h1.host.addresses())
+        budget = flavour.masterDown(100) - 1.1
+        self.waitHolders(vip, [2], timeout=budget - (time.monotonic() - sent))
+
+        # h1 returns, discards h2's lower-priority adverts and preempts; h2
+        # accepts h1's adverts and releases.
+        self.startNode(h1, flavour, 150)
+        self.waitHolders(vip, [1])
+        self.assertIn("received lower priority (100) advert", h1.logSinceStart())
+        # Neither side rejected anything the other sent (e.g. AH sequence
+        # numbers taken for replays after a restart).
+        self.assertEqual(receiveErrors(h1) + receiveErrors(h2), [])
+
+    def noInteraction(self, kinds: list[str], **h2Config) -> None:
+        """
+        h1 (150) and h2 (100) ignore each other: both become MASTER and stay.
+        """
+        h1, h2 = self.makeNodes(kinds)
+        self.startNode(h1, V2_PASS, 150)
+        self.startNode(h2, V2_PASS, 100, **h2Config)
+        self.waitHolders(VIP4, [1, 2], timeout=20)
+        assertHoldersStay(self.nodes, VIP4, [1, 2], 2.5)
+
+    def test_wrongPasswordOursIgnores(self) -> None:
+        """
+        Ours (h2, priority 100) rejects keepalived's adverts carrying another
+        password and becomes MASTER beside it.
+        """
+        self.noInteraction([KEEPALIVED, OURS], password="otherpw")
+        self.assertIn("received an invalid passwd!", self.nodes[1].logText())
+
+    def test_wrongPasswordKeepalivedIgnores(self) -> None:
+        """
+        keepalived (h2, priority 100) rejects our adverts with another
+        password.
+        """
+        self.noInteraction([OURS, KEEPALIVED], password="otherpw")
+
+    def test_differentVridOurs(self) -> None:
+        """
+        Ours (h2, priority 100, VRID 52) ignores keepalived's VRID 51.
+        """
+        self.noInteraction([KEEPALIVED, OURS], vrid=52)
+
+
+def _roleTest(flavour: Flavour, oursMaster: bool):
+    def test(self: KeepalivedInteropTests) -> None:
+        self.failoverAndPreempt(flavour, oursMaster)
+
+    who = "ours" if oursMaster else "keepalived"
+    other = "keepalived" if oursMaster else "ours"
+    test.__doc__ = (f"{flavour.name}: {who} (h1) wins, {other} (h2) takes over on SIGTERM "
+                    f"within Skew_Time, {who} preempts back.")
+    return test
+
+
+for _flavour in FLAVOURS:
+    for _oursMaster in (True, False):
+        _name = "test_{}_{}".format(_flavour.name.replace("-", "_"),
+                                    "oursMaster" if _oursMaster else "keepalivedMaster")
+        setattr(KeepalivedInteropTests, _name, _roleTest(_flavour, _oursMaster))

@@ -1,0 +1,391 @@
+"""
+L{VrrpInstance}: the state machine wired to the codec, a sender, the
+address manager and the GARP/NA announcer -- with a fake sender, fake
+addresses and the real announcer on a L{Clock}.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from keepalive_tx.config import parseText
+from keepalive_tx.net.addresses import IAddressManager, Vip
+from keepalive_tx.net.announce import AnnouncePacer, Announcer, AnnounceTarget
+from keepalive_tx.vrrp.instance import VrrpInstance
+from keepalive_tx.vrrp.machine import State
+from keepalive_tx.vrrp.packet import (
+    VRRP_MCAST_V4,
+    VRRP_MCAST_V6,
+    AuthType,
+    ReceivedMeta,
+    VrrpAdvert,
+    buildIPv4Advert,
+    decodeIPv4Packet,
+    decodeVrrp,
+)
+
+OURS = IPv4Address("192.0.2.11")
+PEER = IPv4Address("192.0.2.12")
+VIP = "192.0.2.100"
+
+
+def instanceConfig(body: str = "", *, family: int = 4, version: int = 2, auth: str | None = "PASS",
+                   priority: int = 150):
+    """
+    The model of one C{vrrp_instance VI_1} with C{body} lines added.
+    """
+    vip = "192.0.2.100/24" if family == 4 else "2001:db8::100/64"
+    authBlock = (f"authentication {{\n auth_type {auth}\n auth_pass s3cr3t\n}}\n"
+                 if auth else "")
+    text = (f"global_defs {{\n vrrp_version {version}\n}}\n"
+            f"vrrp_instance VI_1 {{\n state BACKUP\n interface eth0\n virtual_router_id 51\n"
+            f" priority {priority}\n advert_int 1\n{authBlock}{body}\n"
+            f" virtual_ipaddress {{\n {vip} dev eth0\n }}\n}}\n")
+    result = parseText(text)
+    assert result.model is not None, [str(d) for d in result.diagnostics]
+    return result.model.vrrpInstances[0]
+
+
+class FakeSender:
+    """
+    Records what the instance sends.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, object]] = []
+        self.working = True
+
+    def send(self, packet: bytes, destination) -> bool:
+        self.sent.append((packet, destination))
+        return self.working
+
+    def adverts(self) -> list[VrrpAdvert]:
+        return [decodeIPv4Packet(p).vrrp for p, _ in self.sent]
+
+    def ahSequences(self) -> list[int]:
+        result = []
+        for packet, _ in self.sent:
+            ah = decodeIPv4Packet(packet).ah
+            assert ah is not None
+            result.append(ah.sequence)
+        return result
+
+
+@implementer(IAddressManager)
+class FakeAddresses:
+    """
+    An address table in memory.
+    """
+
+    def __init__(self, stale: tuple[str, ...] = ()) -> None:
+        self.present_: set[str] = set(stale)
+        self.log: list[tuple[str, str]] = []
+
+    def add(self, vip: Vip) -> bool:
+        self.log.append(("add", str(vip.address)))
+        self.present_.add(str(vip.address))
+        return True
+
+    def remove(self, vip: Vip) -> bool:
+        self.log.append(("remove", str(vip.address)))
+        self.present_.discard(str(vip.address))
+        return True
+
+    def present(self, vip: Vip) -> bool:
+        return str(vip.address) in self.present_
+
+    def removeStale(self, vips: list[Vip]) -> list[Vip]:
+        stale = [v for v in vips if self.present(v)]
+        for v in stale:
+            self.present_.discard(str(v.address))
+        return stale
+
+
+class FrameSender:
+    def __init__(self) -> None:
+        self.frames: list[tuple[str, bytes]] = []
+
+    def sendFrame(self, ifname: str, frame: bytes) -> bool:
+        self.frames.append((ifname, frame))
+        return True
+
+
+class Observer:
+    def __init__(self, fail: bool = False) -> None:
+        self.changes: list[tuple[State, State, str]] = []
+        self.fail = fail
+
+    def instanceStateChanged(self, instance, old, new, reason) -> None:
+        self.changes.append((old, new, reason))
+        if self.fail:
+            raise RuntimeError("observer failed on purpose")
+
+
+class InstanceTestsMixin:
+    def build(self, config=None, source=OURS, stale=()) -> VrrpInstance:
+        self.clock = Clock()
+        self.sender = FakeSender()
+        self.addresses = FakeAddresses(stale)
+        self.frames = FrameSender()
+        config = config if config is not None else instanceConfig()
+        announcer = Announcer(self.clock, AnnouncePacer(self.clock, self.frames))
+        if source.version == 4:
+            announcer.setTargets([AnnounceTarget("eth0", b"\x02\x00\xc0\x00\x02\x0b",
+                                                 IPv4Address(VIP), False)])
+        self.instance = VrrpInstance(config, clock=self.clock, sender=self.sender,
+                                     addresses=self.addresses, announcer=announcer,
+                                     sourceAddress=source)
+        return self.instance
+
+    def receive(self, priority: int, *, source=PEER, password: str = "s3cr3t", ahSequence=1,
+                auth=AuthType.PASS, vips=(VIP,)) -> None:
+        advert = VrrpAdvert(version=2, vrid=51, priority=priority,
+                            addresses=tuple(ip_address(v) for v in vips),
+                            authType=auth, advertIntSeconds=1)
+        data = buildIPv4Advert(advert, source, password=password, ahSequence=ahSequence)
+        meta = ReceivedMeta(family=4, source=source, destination=VRRP_MCAST_V4, ttl=255)
+        self.instance.vrrpReceived(data, meta)
+
+    def becomeMaster(self) -> None:
+        self.instance.start()
+        self.clock.advance(self.instance.machine.masterDownInterval() + 0.01)
+        assert self.instance.state == State.MASTER
+
+
+class VrrpInstanceTests(InstanceTestsMixin, SynchronousTestCase):
+    def test_interfaces(self) -> None:
+        """
+        The addresses fake provides L{IAddressManager}.
+        """
+        self.assertTrue(verifyObject(IAddressManager, FakeAddresses()))
+
+    def test_becomeMasterSendsAddsAnnounces(self) -> None:
+        """
+        When the down timer runs out the instance sends an advert (first),
+        adds its VIP and sends a burst of gratuitous ARPs.
+        """
+        self.build()
+        self.instance.start()
+        self.assertEqual(self.instance.state, State.BACKUP)
+        self.assertEqual(self.sender.sent, [])
+        self.clock.advance(3 + (256 - 150) / 256 + 0.01)
+        self.assertEqual(self.instance.state, State.MASTER)
+        self.assertEqual(self.addresses.log, [("add", "192.0.2.100/24")])
+        [(packet, destination)] = self.sender.sent
+        self.assertEqual(destination, VRRP_MCAST_V4)
+        decoded = decodeIPv4Packet(packet)
+        self.assertEqual((decoded.ip.source, decoded.ip.ttl), (OURS, 255))
+        self.assertEqual((decoded.vrrp.vrid, decoded.vrrp.priority), (51, 150))
+        self.assertEqual(decoded.vrrp.addresses, (IPv4Address(VIP),))
+        self.assertEqual(decoded.vrrp.authData, b"s3cr3t\x00\x00")
+        self.assertEqual(len(self.frames.frames), 5)
+        self.assertEqual(self.instance.stats["become_master"], 1)
+        self.clock.advance(1)
+        self.assertEqual(len(self.sender.sent), 2)
+        self.assertEqual(self.instance.stats["advert_sent"], 2)
+
+    def test_stopAsMasterSendsPriorityZeroAndRemoves(self) -> None:
+        """
+        A graceful stop of a MASTER sends priority 0, removes the VIP and
+        cancels the announcer's second burst.
+        """
+        self.build()
+        self.becomeMaster()
+        self.instance.stop()
+        self.assertEqual(self.sender.adverts()[-1].priority, 0)
+        self.assertEqual(self.instance.stats["pri_zero_sent"], 1)
+        self.assertEqual(self.addresses.log[-1], ("remove", "192.0.2.100/24"))
+        self.assertEqual(self.addresses.present_, set())
+        self.assertFalse(self.instance.announcer.active)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_stopAsBackupSendsNothing(self) -> None:
+        self.build()
+        self.instance.start()
+        self.instance.stop()
+        self.assertEqual(self.sender.sent, [])
+        self.assertEqual(self.addresses.log, [])
+
+    def test_higherPriorityAdvertKeepsBackup(self) -> None:
+        """
+        Valid adverts from a higher priority keep the instance BACKUP.
+        """
+        self.build()
+        self.instance.start()
+        for _ in range(10):
+            self.clock.advance(1)
+            self.receive(200)
+        self.assertEqual(self.instance.state, State.BACKUP)
+        self.assertEqual(self.instance.counters["advert_rcvd"], 10)
+        self.assertEqual(self.sender.sent, [])
+
+    def test_masterYieldsToHigherPriority(self) -> None:
+        self.build()
+        self.becomeMaster()
+        self.receive(200)
+        self.assertEqual(self.instance.state, State.BACKUP)
+        self.assertEqual(self.addresses.present_, set())
+        self.assertEqual(self.instance.stats["release_master"], 1)
+
+    def test_priorityZeroTakeoverAfterSkew(self) -> None:
+        """
+        A priority-0 advert makes a BACKUP take over after Skew_Time.
+        """
+        self.build()
+        self.instance.start()
+        self.clock.advance(1)
+        self.receive(200)
+        self.receive(0)
+        self.clock.advance((256 - 150) / 256 + 0.001)
+        self.assertEqual(self.instance.state, State.MASTER)
+
+    def test_wrongPasswordIgnoredAndCounted(self) -> None:
+        """
+        Adverts with another password are counted as C{auth_failure} and do
+        not hold the instance in BACKUP.
+        """
+        self.build()
+        self.instance.start()
+        for _ in range(4):
+            self.clock.advance(1)
+            self.receive(200, password="other")
+        self.assertEqual(self.instance.counters["auth_failure"], 4)
+        self.assertEqual(self.instance.state, State.MASTER)
+
+    def test_removeStale(self) -> None:
+        """
+        Addresses left by a crashed run are removed before the start.
+        """
+        self.build(stale=("192.0.2.100/24",))
+        self.instance.removeStale()
+        self.assertEqual(self.addresses.present_, set())
+
+    def test_observers(self) -> None:
+        """
+        Observers learn of every transition; a failing one does not stop the
+        others or the instance.
+        """
+        self.build()
+        bad, good = Observer(fail=True), Observer()
+        self.instance.observers.extend([bad, good])
+        self.becomeMaster()
+        self.assertEqual([c[:2] for c in good.changes],
+                         [(State.INIT, State.BACKUP), (State.BACKUP, State.MASTER)])
+        self.assertEqual(len(bad.changes), 2)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+
+    def test_linkDownFaultAndRecovery(self) -> None:
+        """
+        The instance interface going down is a FAULT (VIP removed, priority
+        0 sent); coming back up returns to BACKUP.
+        """
+        self.build()
+        self.becomeMaster()
+        self.instance.linkChanged("eth1", 3, False)
+        self.assertEqual(self.instance.state, State.MASTER)
+        self.instance.linkChanged("eth0", 2, False)
+        self.assertEqual(self.instance.state, State.FAULT)
+        self.assertEqual(self.addresses.present_, set())
+        self.instance.linkChanged("eth0", 2, True)
+        self.assertEqual(self.instance.state, State.BACKUP)
+
+    def test_unicastOneCopyPerPeer(self) -> None:
+        """
+        With unicast peers every advert goes to each peer, with the
+        configured C{unicast_ttl}.
+        """
+        config = instanceConfig("unicast_src_ip 192.0.2.11\nunicast_ttl 7\n"
+                                "unicast_peer {\n 192.0.2.12\n 192.0.2.13\n}")
+        self.build(config)
+        self.becomeMaster()
+        self.assertEqual([d for _, d in self.sender.sent],
+                         [IPv4Address("192.0.2.12"), IPv4Address("192.0.2.13")])
+        headers = [decodeIPv4Packet(p).ip for p, _ in self.sender.sent]
+        self.assertEqual([(h.destination, h.ttl) for h in headers],
+                         [(IPv4Address("192.0.2.12"), 7), (IPv4Address("192.0.2.13"), 7)])
+
+    def test_ipv6SendsVrrpMessage(self) -> None:
+        """
+        IPv6 (VRRPv3): the sender gets the bare VRRP message for ff02::12
+        (the kernel adds the IP header and checksum).
+        """
+        config = instanceConfig("native_ipv6", family=6, version=3, auth=None)
+        self.build(config, source=IPv6Address("fe80::1"))
+        self.becomeMaster()
+        [(message, destination)] = self.sender.sent
+        self.assertEqual(destination, VRRP_MCAST_V6)
+        advert = decodeVrrp(message, 6)
+        self.assertEqual((advert.version, advert.priority, advert.maxAdvertIntCs), (3, 150, 100))
+        self.assertEqual(advert.addresses, (IPv6Address("2001:db8::100"),))
+
+    def test_sendFailureNotCounted(self) -> None:
+        self.build()
+        self.sender.working = False
+        self.becomeMaster()
+        self.assertEqual(self.instance.stats["advert_sent"], 0)
+
+
+class AhSequenceTests(InstanceTestsMixin, SynchronousTestCase):
+    """
+    keepalived's single AH sequence counter per instance.
+    """
+
+    def setUp(self) -> None:
+        self.build(instanceConfig(auth="AH"))
+
+    def receiveAh(self, priority: int, sequence: int) -> None:
+        self.receive(priority, auth=AuthType.AH, ahSequence=sequence)
+
+    def test_sendingIncrements(self) -> None:
+        self.becomeMaster()
+        self.clock.advance(1)
+        self.clock.advance(1)
+        self.assertEqual(self.sender.ahSequences(), [1, 2, 3])
+
+    def test_newMasterContinuesAboveTheOldOne(self) -> None:
+        """
+        A BACKUP follows the master's counter, so when it takes over its
+        adverts are not replays for the old master's peers.
+        """
+        self.instance.start()
+        self.clock.advance(1)
+        self.receiveAh(200, 40)
+        self.receiveAh(0, 41)
+        self.clock.advance(1)
+        self.assertEqual(self.instance.state, State.MASTER)
+        self.assertEqual(self.sender.ahSequences(), [42])
+
+    def test_replayRejected(self) -> None:
+        """
+        An advert whose sequence number is not above the counter (which our
+        own adverts advance too) is an C{auth_failure}.
+        """
+        self.becomeMaster()
+        self.receiveAh(200, 1)
+        self.assertEqual(self.instance.counters["auth_failure"], 1)
+        self.assertEqual(self.instance.state, State.MASTER)
+
+    def test_masterResyncsOnLowerPriority(self) -> None:
+        """
+        A MASTER receiving a lower-priority advert sets the counter to its
+        sequence number + 1 before answering, so a peer whose counter is
+        ahead (we restarted from 1) accepts our adverts at once.
+        """
+        self.becomeMaster()
+        self.receiveAh(100, 500)
+        self.assertEqual(self.sender.ahSequences(), [1, 502])
+        self.clock.advance(1)
+        self.assertEqual(self.sender.ahSequences()[-1], 503)
+
+    def test_backupDoesNotResync(self) -> None:
+        """
+        A BACKUP discarding a lower-priority advert only records its number.
+        """
+        self.instance.start()
+        self.receiveAh(100, 500)
+        self.assertEqual(self.instance.policy.ahLastSequence, 500)

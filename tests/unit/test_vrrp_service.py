@@ -1,0 +1,297 @@
+"""
+L{VrrpService} and L{VridDemux} with a fake L{IVrrpPlatform} (no sockets,
+no netlink) on a L{Clock}; L{KeepalivedService} adding the VRRP child.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from keepalive_tx.config import parseText
+from keepalive_tx.service import KeepalivedService
+from keepalive_tx.vrrp.machine import State
+from keepalive_tx.vrrp.packet import (
+    IPPROTO_AH,
+    IPPROTO_VRRP,
+    VRRP_MCAST_V4,
+    VRRP_MCAST_V6,
+    AuthType,
+    ReceivedMeta,
+    VrrpAdvert,
+    buildIPv4Advert,
+    decodeIPv4Packet,
+)
+from keepalive_tx.vrrp.service import IVrrpPlatform, VridDemux, VrrpService
+from tests.unit.test_vrrp_instance import FakeAddresses, FrameSender
+
+MAC = b"\x02\x00\xc0\x00\x02\x0b"
+
+
+class FakePort:
+    def __init__(self, receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress):
+        self.receiver = receiver
+        self.args = (interface, family, ipProtocol, group, joinGroup, sourceAddress)
+        self.sent: list[tuple[bytes, object]] = []
+        self.listening = True
+
+    def send(self, packet: bytes, destination) -> bool:
+        assert self.listening
+        self.sent.append((packet, destination))
+        return True
+
+    def stopListening(self) -> None:
+        self.listening = False
+
+
+@implementer(IVrrpPlatform)
+class FakePlatform:
+    """
+    Interfaces eth0 (192.0.2.11, fe80::1) and eth1 (no address), all up
+    unless listed in C{down}.
+    """
+
+    def __init__(self, down: tuple[str, ...] = (), stale: tuple[str, ...] = ()) -> None:
+        self.addresses = None
+        self.frameSender = None
+        self.opened = self.closed = 0
+        self.ports: list[FakePort] = []
+        self.observers: list = []
+        self.down = set(down)
+        self.stale = stale
+
+    def open(self) -> None:
+        self.opened += 1
+        self.addresses = FakeAddresses(self.stale)
+        self.frameSender = FrameSender()
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def openPort(self, receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress):
+        port = FakePort(receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress)
+        self.ports.append(port)
+        return port
+
+    def primaryAddress(self, interface, family):
+        table = {("eth0", 4): IPv4Address("192.0.2.11"), ("eth0", 6): IPv6Address("fe80::1")}
+        return table.get((interface, family))
+
+    def macAddress(self, interface):
+        return MAC if interface in ("eth0", "eth1") else None
+
+    def watchLinks(self, observer) -> None:
+        self.observers.append(observer)
+
+    def linkUp(self, interface):
+        if interface not in ("eth0", "eth1"):
+            return None
+        return interface not in self.down
+
+
+def instanceText(name: str, vrid: int, vip: str, *, interface: str = "eth0", priority: int = 150,
+                 extra: str = "") -> str:
+    return (f"vrrp_instance {name} {{\n state BACKUP\n interface {interface}\n"
+            f" virtual_router_id {vrid}\n priority {priority}\n advert_int 1\n{extra}\n"
+            f" virtual_ipaddress {{\n {vip}\n }}\n}}\n")
+
+
+def modelFor(*instances: str, extra: str = ""):
+    result = parseText("".join(instances) + extra)
+    assert result.model is not None, [str(d) for d in result.diagnostics]
+    return result.model
+
+
+TWO_ON_ETH0 = (instanceText("VI_1", 1, "192.0.2.101/24"), instanceText("VI_2", 2, "192.0.2.102/24"))
+
+
+class VrrpServiceTests(SynchronousTestCase):
+    def build(self, model, platform=None) -> VrrpService:
+        self.clock = Clock()
+        self.platform = platform if platform is not None else FakePlatform()
+        self.service = VrrpService(model, self.clock, platform=self.platform)
+        return self.service
+
+    def test_platformInterface(self) -> None:
+        self.assertTrue(verifyObject(IVrrpPlatform, FakePlatform()))
+
+    def test_sharedAndSeparatePorts(self) -> None:
+        """
+        Instances on the same interface, family, protocol and mode share
+        one port (demultiplexed by VRID); AH (protocol 51), IPv6 (with the
+        link-local source) and unicast (no group join) get their own.
+        """
+        model = modelFor(
+            *TWO_ON_ETH0,
+            instanceText("VI_AH", 3, "192.0.2.103/24",
+                         extra="authentication {\n auth_type AH\n auth_pass x\n}"),
+            instanceText("VI_6", 4, "2001:db8::104/64", extra="native_ipv6"),
+            instanceText("VI_U", 5, "192.0.2.105/24",
+                         extra="unicast_src_ip 192.0.2.11\nunicast_peer {\n 192.0.2.12\n}"),
+        )
+        self.build(model).privilegedStartService()
+        self.assertEqual(self.platform.opened, 1)
+        self.assertEqual(sorted(self.service.instances),
+                         ["VI_1", "VI_2", "VI_6", "VI_AH", "VI_U"])
+        self.assertEqual(sorted((p.args for p in self.platform.ports), key=repr), sorted([
+            ("eth0", 4, IPPROTO_VRRP, VRRP_MCAST_V4, True, None),
+            ("eth0", 4, IPPROTO_AH, VRRP_MCAST_V4, True, None),
+            ("eth0", 6, IPPROTO_VRRP, VRRP_MCAST_V6, True, IPv6Address("fe80::1")),
+            ("eth0", 4, IPPROTO_VRRP, VRRP_MCAST_V4, False, None),
+        ], key=repr))
+        demux = self.platform.ports[0].receiver
+        self.assertEqual(sorted(demux.instances), [1, 2])
+        self.assertEqual(self.platform.observers, [self.service])
+
+    def test_runElectStop(self) -> None:
+        """
+        startService starts every instance; the MASTERs send through their
+        port; stopService sends priority 0, removes the VIPs, stops the
+        ports and closes the platform, in that order.
+        """
+        self.build(modelFor(*TWO_ON_ETH0))
+        self.service.privilegedStartService()
+        self.service.startService()
+        states = {i.state for i in self.service.instances.values()}
+        self.assertEqual(states, {State.BACKUP})
+        self.clock.advance(4)
+        states = {i.state for i in self.service.instances.values()}
+        self.assertEqual(states, {State.MASTER})
+        [port] = self.platform.ports
+        self.assertEqual({decodeIPv4Packet(p).vrrp.vrid for p, _ in port.sent}, {1, 2})
+        self.assertEqual(self.platform.addresses.present_, {"192.0.2.101/24", "192.0.2.102/24"})
+        self.assertTrue(self.platform.frameSender.frames)
+        d = self.service.stopService()
+        self.successResultOf(d)
+        zeros = [decodeIPv4Packet(p).vrrp for p, _ in port.sent[-2:]]
+        self.assertEqual([(a.vrid, a.priority) for a in zeros], [(1, 0), (2, 0)])
+        self.assertEqual(self.platform.addresses.present_, set())
+        self.assertFalse(port.listening)
+        self.assertEqual(self.platform.closed, 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_staleRemovedAtBuild(self) -> None:
+        self.build(modelFor(*TWO_ON_ETH0), FakePlatform(stale=("192.0.2.101/24",)))
+        self.service.privilegedStartService()
+        self.assertEqual(self.platform.addresses.present_, set())
+
+    def test_noAddressNotStarted(self) -> None:
+        """
+        An instance whose interface has no address of its family is left
+        out (logged); the others run.
+        """
+        model = modelFor(TWO_ON_ETH0[0], instanceText("VI_X", 9, "192.0.2.109/24",
+                                                      interface="eth1"))
+        self.build(model).privilegedStartService()
+        self.assertEqual(list(self.service.instances), ["VI_1"])
+
+    def test_interfaceDownAtStartIsFault(self) -> None:
+        """
+        An instance whose interface is down starts in FAULT and recovers
+        when the link monitor reports it up.
+        """
+        self.build(modelFor(TWO_ON_ETH0[0]), FakePlatform(down=("eth0",)))
+        self.service.privilegedStartService()
+        self.service.startService()
+        instance = self.service.instances["VI_1"]
+        self.assertEqual(instance.state, State.FAULT)
+        self.service.linkChanged("eth0", 2, True)
+        self.assertEqual(instance.state, State.BACKUP)
+        self.service.linkChanged("eth0", 2, False)
+        self.assertEqual(instance.state, State.FAULT)
+
+    def test_syncGroup(self) -> None:
+        model = modelFor(*TWO_ON_ETH0,
+                         extra="vrrp_sync_group G {\n group {\n VI_1\n VI_2\n }\n}\n")
+        self.build(model).privilegedStartService()
+        self.assertEqual(list(self.service.syncGroups), ["G"])
+        self.assertIs(self.service.instances["VI_1"].machine.syncGroup,
+                      self.service.instances["VI_2"].machine.syncGroup)
+
+    def test_observersAttached(self) -> None:
+        self.build(modelFor(TWO_ON_ETH0[0]))
+        seen = []
+
+        class Observer:
+            def instanceStateChanged(self, instance, old, new, reason):
+                seen.append((instance.name, new))
+
+        self.service.observers.append(Observer())
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.assertEqual(seen, [("VI_1", State.BACKUP)])
+
+    def test_receivedAdvertReachesInstance(self) -> None:
+        """
+        A datagram on the shared port goes to the instance with its VRID.
+        """
+        self.build(modelFor(*TWO_ON_ETH0))
+        self.service.privilegedStartService()
+        self.service.startService()
+        [port] = self.platform.ports
+        advert = VrrpAdvert(version=2, vrid=2, priority=200,
+                            addresses=(ip_address("192.0.2.102"),), advertIntSeconds=1)
+        source = IPv4Address("192.0.2.12")
+        for _ in range(5):
+            self.clock.advance(1)
+            port.receiver.vrrpReceived(
+                buildIPv4Advert(advert, source),
+                ReceivedMeta(family=4, source=source, destination=VRRP_MCAST_V4, ttl=255))
+        self.assertEqual(self.service.instances["VI_1"].state, State.MASTER)
+        self.assertEqual(self.service.instances["VI_2"].state, State.BACKUP)
+
+
+class VridDemuxTests(SynchronousTestCase):
+    def test_unknownAndInactive(self) -> None:
+        """
+        Unknown VRIDs are counted; instances in INIT or FAULT get nothing.
+        """
+        received = []
+
+        class Target:
+            vrid = 7
+            peers = ()
+            state = State.INIT
+
+            def vrrpReceived(self, data, meta):
+                received.append(data)
+
+        demux = VridDemux(4)
+        target = Target()
+        demux.add(target)
+        advert = VrrpAdvert(version=2, vrid=7, priority=100, authType=AuthType.NONE,
+                            advertIntSeconds=1)
+        packet = buildIPv4Advert(advert, "192.0.2.12")
+        meta = ReceivedMeta(family=4, source=IPv4Address("192.0.2.12"))
+        demux.vrrpReceived(packet, meta)
+        self.assertEqual(received, [])
+        target.state = State.BACKUP
+        demux.vrrpReceived(packet, meta)
+        self.assertEqual(received, [packet])
+        other = buildIPv4Advert(VrrpAdvert(version=2, vrid=8, priority=100, advertIntSeconds=1),
+                                "192.0.2.12")
+        demux.vrrpReceived(other, meta)
+        self.assertEqual(demux.unknown, 1)
+
+
+class KeepalivedServiceTests(SynchronousTestCase):
+    def test_vrrpChild(self) -> None:
+        """
+        With VRRP instances configured the root service has a L{VrrpService}
+        child on the given platform; with C{vrrp=False} (C{--check}) none.
+        """
+        model = modelFor(TWO_ON_ETH0[0])
+        platform = FakePlatform()
+        service = KeepalivedService(model, Clock(), vrrpPlatform=platform)
+        self.assertIs(service.getServiceNamed("vrrp"), service.vrrpService)
+        self.assertIs(service.vrrpService.platform, platform)
+        service.privilegedStartService()
+        service.startService()
+        self.assertEqual(service.vrrpService.instances["VI_1"].state, State.BACKUP)
+        self.successResultOf(service.stopService())
+        self.assertEqual(platform.closed, 1)
+        self.assertIsNone(KeepalivedService(model, Clock(), vrrp=False).vrrpService)
