@@ -11,17 +11,24 @@ L{TLSMemoryBIOFactory}.
 Timeouts: C{connect_timeout} bounds the TCP connect (connector timeout) and
 then every wait for data (including the TLS handshake); C{maxDuration}
 (default 3 x C{connect_timeout}) bounds a connected check overall.
+
+Cost per check: one attempt object is the protocol, its own client factory
+and the owner of the check's Deferred; the request bytes and the success
+results are built once per URL; plain HTTP on a reactor polling real file
+descriptors runs over a L{LeanConnection} (see L{keepalive_tx.check.leantcp})
+with one DelayedCall per check, reset from connect to read timeout.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import error
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHandshakeListener
-from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.interfaces import IHandshakeListener, IProtocolFactory
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -38,6 +45,7 @@ from keepalive_tx.check.httpwire import (
     parseContentLength,
     parseStatusCode,
 )
+from keepalive_tx.check.leantcp import LeanConnection, leanReactor, sockaddrFor
 from keepalive_tx.check.tls import TlsClientOptions, clientCreator
 
 if TYPE_CHECKING:
@@ -58,11 +66,28 @@ __all__ = [
 
 log = Logger()
 
+_STATUS_ERROR = CheckResult(False, "HTTP status code error to")
+_DIGEST_ERROR = CheckResult(False, "MD5 digest error to")
+_NO_DATA = CheckResult(False, "Read, no data received from")
+_READ_ERROR = CheckResult(False, "Read error with")
+_SSL_ERROR = CheckResult(False, "SSL handshake/communication error connecting to")
+_TIMEOUT_CONNECT = CheckResult(False, "Timeout connecting")
+_CONNECT_FAILED = CheckResult(False, "Connection failed")
+_CANCELLED = CheckResult(False, "HTTP check cancelled to")
 
+
+@implementer(IProtocolFactory)
 class _Attempt(Protocol):
     """
-    One HTTP(S) GET: protocol and result collector.
+    One HTTP(S) GET: protocol, its own client factory, and result collector.
+
+    @ivar result: the L{CheckResult}, once finished.
+    @ivar parser: the L{ResponseParser} of the response.
+    @ivar deferred: fires with the result (or with this attempt when
+        C{wantAttempt}); L{None} once fired.
     """
+
+    noisy = False
 
     def __init__(
         self,
@@ -72,57 +97,95 @@ class _Attempt(Protocol):
         request: bytes,
         digest: bool,
         bodySink: Callable[[bytes], object] | None,
+        wantAttempt: bool = True,
     ) -> None:
         self.checker = checker
         self.url = url
         self.index = index
         self.request = request
+        self.wantAttempt = wantAttempt
         self.result: CheckResult | None = None
-        self.deferred: Deferred[_Attempt] | None = Deferred(self._cancel)
+        self.deferred: Deferred[Any] | None = Deferred(self._cancel)
         self.parser = ResponseParser(digest, checker.decodeChunked, bodySink)
-        self.connector = None
+        self.connector: Any = None
         self.timer: IDelayedCall | None = None
         self.started = 0.0
         self.gotData = False
         self.received = 0
-        self.handshakeDone = not checker.tls
+        self.handshakeDone = checker.tls is None
 
     # -- result -----------------------------------------------------------
 
-    def finish(self, result: CheckResult) -> None:
+    def finish(self, result: CheckResult, abort: bool = False) -> None:
+        """
+        Fire the Deferred with C{result} (once).
+
+        @param abort: first abort the connection (or the connect), so that
+            it is closed when the result is seen.
+        """
         d, self.deferred = self.deferred, None
         if d is None:
             return
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
-        self.timer = None
+        timer, self.timer = self.timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
         self.result = result
-        d.callback(self)
+        if abort:
+            if self.transport is not None:
+                self.transport.abortConnection()
+            elif self.connector is not None:
+                self.connector.disconnect()
+        d.callback(self if self.wantAttempt else result)
 
     def fail(self, reason: str) -> None:
-        transport = self.transport
-        self.finish(CheckResult(False, reason))
-        if transport is not None:
-            transport.abortConnection()
+        self.finish(CheckResult(False, reason), abort=True)
 
-    def _cancel(self, d: Deferred[_Attempt]) -> None:
+    def _cancel(self, d: Deferred[Any]) -> None:
         self.deferred = None
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
+        timer, self.timer = self.timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
         if self.transport is not None:
             self.transport.abortConnection()
         elif self.connector is not None:
             self.connector.disconnect()
-        self.result = CheckResult(False, "HTTP check cancelled to")
-        d.callback(self)
+        self.result = _CANCELLED
+        d.callback(self if self.wantAttempt else _CANCELLED)
 
-    # -- protocol ---------------------------------------------------------
+    # -- IProtocolFactory -------------------------------------------------
+
+    def doStart(self) -> None:
+        pass
+
+    def doStop(self) -> None:
+        pass
+
+    def startedConnecting(self, connector: object) -> None:
+        pass
+
+    def buildProtocol(self, addr: object) -> _Attempt:
+        return self
+
+    def clientConnectionLost(self, connector: object, reason: Failure) -> None:
+        pass
+
+    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
+        if reason.check(error.TimeoutError):
+            self.finish(_TIMEOUT_CONNECT)
+        else:
+            self.finish(_CONNECT_FAILED)
+
+    # -- IProtocol --------------------------------------------------------
 
     def connectionMade(self) -> None:
         checker = self.checker
         clock = checker.clock
         self.started = clock.seconds()
-        self.timer = clock.callLater(checker.options.connectTimeout, self._tick)
+        timer = self.timer
+        if timer is None:
+            self.timer = clock.callLater(checker.options.connectTimeout, self._tick)
+        else:
+            timer.reset(checker.options.connectTimeout)
         self.transport.write(self.request)
 
     def handshakeCompleted(self) -> None:
@@ -132,12 +195,13 @@ class _Attempt(Protocol):
         self.timer = None
         if self.deferred is None:
             return
-        if self.gotData:
+        if self.transport is None:
+            self.fail("Timeout connecting")
+        elif self.gotData:
             self.gotData = False
-            if self.checker.clock.seconds() - self.started < self.checker.maxDuration:
-                self.timer = self.checker.clock.callLater(
-                    self.checker.options.connectTimeout, self._tick
-                )
+            checker = self.checker
+            if checker.clock.seconds() - self.started < checker.maxDuration:
+                self.timer = checker.clock.callLater(checker.options.connectTimeout, self._tick)
                 return
             self.fail("Timeout HTTP read")
         elif not self.handshakeDone:
@@ -153,19 +217,18 @@ class _Attempt(Protocol):
         parser = self.parser
         parser.feed(data)
         if parser.complete:
-            self.finish(self.checker.evaluate(self))
-            self.transport.abortConnection()
+            self.finish(self.checker.evaluate(self), abort=True)
 
     def connectionLost(self, reason: Failure = error.ConnectionDone) -> None:
         if self.deferred is None:
             return
         if not self.handshakeDone:
-            self.finish(CheckResult(False, "SSL handshake/communication error connecting to"))
+            self.finish(_SSL_ERROR)
             return
         if not reason.check(error.ConnectionDone) and not (
-            self.checker.tls and reason.check(error.ConnectionLost)
+            self.checker.tls is not None and reason.check(error.ConnectionLost)
         ):
-            self.finish(CheckResult(False, "Read error with"))
+            self.finish(_READ_ERROR)
             return
         self.parser.eof()
         self.finish(self.checker.evaluate(self))
@@ -176,22 +239,6 @@ class _TlsAttempt(_Attempt):
     pass
 
 
-class _AttemptFactory(ClientFactory):
-    noisy = False
-
-    def __init__(self, attempt: _Attempt) -> None:
-        self.attempt = attempt
-
-    def buildProtocol(self, addr: object) -> _Attempt:
-        return self.attempt
-
-    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
-        if reason.check(error.TimeoutError):
-            self.attempt.finish(CheckResult(False, "Timeout connecting"))
-        else:
-            self.attempt.finish(CheckResult(False, "Connection failed"))
-
-
 class HttpChecker:
     """
     One HTTP_GET or SSL_GET checker; C{check(i)} fetches URL C{i}.
@@ -200,6 +247,10 @@ class HttpChecker:
         precedence (checker, then RS, then VS); a URL's own wins.
     @ivar maxDuration: overall limit of one check once connected (the read
         timeout, C{connect_timeout}, applies between reads).
+    @ivar lean: plain HTTP connections are L{LeanConnection}s (else
+        C{connectTCP}); never for SSL_GET.
+    @ivar socketFactory: makes the sockets of lean connections (tests
+        replace it).
     """
 
     def __init__(
@@ -213,7 +264,13 @@ class HttpChecker:
         decodeChunked: bool = False,
         maxDuration: float | None = None,
         clock: IReactorTime | None = None,
+        *,
+        lean: bool | None = None,
     ) -> None:
+        """
+        @param lean: use L{LeanConnection} for plain HTTP; L{None} (default)
+            when the reactor polls real file descriptors.
+        """
         self.reactor = reactor
         self.clock: IReactorTime = clock if clock is not None else reactor  # type: ignore[assignment]
         self.options = options
@@ -226,19 +283,36 @@ class HttpChecker:
         self.kind = "SSL_GET" if tls is not None else "HTTP_GET"
         self._bind = options.bindAddress()
         self._description = options.describe()
-        self._requests = []
-        self._creators = []
+        self._requests: list[bytes] = []
+        self._creators: list[Any] = []
+        self._successes: list[CheckResult] = []
         self._lengthMismatch: dict[int, int] = {}
         creators: dict[str | None, object] = {}
         for url in self.urls:
             vhost = url.virtualhost or virtualhost
             host = hostHeader(options.connectIp, options.connectPort, vhost)
             self._requests.append(buildRequest(url.path, protocol, host))
+            msg = "HTTP status code" if url.digest is None else "MD5 digest"
+            self._successes.append(
+                CheckResult(True, f"{msg} success to", f"{msg} success to {{chk}} url({url.path})")
+            )
             if tls is not None:
                 sni = (tls.sniName or vhost) if (tls.enableSni or tls.verify) else None
                 if sni not in creators:
                     creators[sni] = clientCreator(tls, sni, options.connectIp)
                 self._creators.append(creators[sni])
+        self.lean = tls is None and (leanReactor(reactor) if lean is None else lean)
+        self.socketFactory: Callable[..., Any] = socket.socket
+        self._family = 0
+        self._addr: tuple[Any, ...] = ()
+        self._leanBind: tuple[Any, ...] | None = None
+        if self.lean:
+            try:
+                self._family, self._addr = sockaddrFor(options.connectIp, options.connectPort)
+                if self._bind is not None:
+                    self._leanBind = sockaddrFor(*self._bind)[1]
+            except (OSError, ValueError):
+                self.lean = False  # connectTCP reports the error per check
 
     def describe(self) -> str:
         return self._description
@@ -254,7 +328,7 @@ class HttpChecker:
             d: Deferred[CheckResult] = Deferred()
             d.callback(CheckResult(True))
             return d
-        return self.fetch(target).addCallback(_resultOf)
+        return self._start(target, None, None, False)
 
     def fetch(
         self,
@@ -270,18 +344,40 @@ class HttpChecker:
         @return: a Deferred firing with the attempt: C{.result} is the
             L{CheckResult}, C{.parser} the L{ResponseParser}.
         """
+        return self._start(target, digest, bodySink, True)
+
+    def _start(
+        self,
+        target: int,
+        digest: bool | None,
+        bodySink: Callable[[bytes], object] | None,
+        wantAttempt: bool,
+    ) -> Deferred[Any]:
         url = self.urls[target]
         o = self.options
-        attemptClass = _TlsAttempt if self.tls is not None else _Attempt
         if digest is None:
             digest = url.digest is not None
-        attempt = attemptClass(self, url, target, self._requests[target], digest, bodySink)
-        d = attempt.deferred
-        factory: ClientFactory = _AttemptFactory(attempt)
+        if self.tls is None:
+            attempt = _Attempt(
+                self, url, target, self._requests[target], digest, bodySink, wantAttempt
+            )
+        else:
+            attempt = _TlsAttempt(
+                self, url, target, self._requests[target], digest, bodySink, wantAttempt
+            )
+        d: Deferred[Any] = attempt.deferred  # type: ignore[assignment]
+        if self.lean:
+            conn = LeanConnection(self.reactor, self._family, self._addr, self._leanBind, attempt)  # type: ignore[arg-type]
+            attempt.connector = conn
+            conn.connect(self.socketFactory)
+            if attempt.deferred is not None and attempt.timer is None:
+                attempt.timer = self.clock.callLater(o.connectTimeout, attempt._tick)
+            return d
+        factory: Any = attempt
         if self.tls is not None:
             from twisted.protocols.tls import TLSMemoryBIOFactory
 
-            factory = TLSMemoryBIOFactory(self._creators[target], True, factory, clock=self.clock)
+            factory = TLSMemoryBIOFactory(self._creators[target], True, attempt, clock=self.clock)
         try:
             attempt.connector = self.reactor.connectTCP(
                 o.connectIp, o.connectPort, factory, o.connectTimeout, self._bind
@@ -299,11 +395,11 @@ class HttpChecker:
         if parser.header is None:
             if parser.error is not None:
                 return CheckResult(False, f"Read, {parser.error} from")
-            return CheckResult(False, "Read, no data received from")
+            return _NO_DATA
         if parser.error is not None:
             return CheckResult(False, f"Read, {parser.error} from")
         if parser.statusCode not in url.statusCodes:
-            return CheckResult(False, "HTTP status code error to")
+            return _STATUS_ERROR
         cl = parser.contentLength
         if cl is not None and cl != parser.bodyBytes and not parser.chunked:
             delta = cl - parser.bodyBytes
@@ -318,13 +414,6 @@ class HttpChecker:
                     cl=cl,
                     rx=parser.bodyBytes,
                 )
-        msg = "HTTP status code"
-        if url.digest is not None:
-            if parser.hexdigest() != url.digest:
-                return CheckResult(False, "MD5 digest error to")
-            msg = "MD5 digest"
-        return CheckResult(True, f"{msg} success to", f"{msg} success to {{chk}} url({url.path})")
-
-
-def _resultOf(attempt: _Attempt) -> CheckResult:
-    return attempt.result  # type: ignore[return-value]
+        if url.digest is not None and parser.hexdigest() != url.digest:
+            return _DIGEST_ERROR
+        return self._successes[attempt.index]

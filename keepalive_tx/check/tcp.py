@@ -2,60 +2,114 @@
 """
 TCP_CHECK: success when a TCP connection completes within C{connect_timeout}.
 
-The connection is closed as soon as it is established.  C{connectTCP} is
-given an IP literal, so no resolver (and no thread pool) is involved.
+The connection is closed as soon as it is established.  The address is an IP
+literal, so no resolver (and no thread pool) is involved.
+
+Cost per check matters (thousands of real servers at C{delay_loop 1}): one
+attempt object is the Deferred's owner, the protocol and its own factory; on
+a reactor polling real file descriptors the connection is a
+L{LeanConnection} (no connector, no C{callLater(0)}, no new Failure) and the
+attempt's single DelayedCall is the connect timeout.  Other reactors (e.g.
+the memory reactor of the unit tests) go through C{connectTCP}.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import error
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from keepalive_tx.check.base import CheckResult, ConnectOptions
+from keepalive_tx.check.leantcp import LeanConnection, leanReactor, sockaddrFor
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IConnector, IReactorTCP
+    from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
 
 _SUCCESS = CheckResult(True)
 _TIMEOUT = CheckResult(False, "TCP connection timedout", "TCP connection to {chk} timedout.")
 _FAILED = CheckResult(False, "TCP connection failed", "TCP connection to {chk} failed.")
+_CANCELLED = CheckResult(False, "TCP check cancelled to")
 
 
-class _ConnectedProtocol(Protocol):
-    def connectionMade(self) -> None:
-        factory = self.factory
-        self.transport.loseConnection()
-        factory.finish(_SUCCESS)
+@implementer(IProtocolFactory)
+class _TcpAttempt(Protocol):
+    """
+    One TCP_CHECK attempt: protocol, its own client factory, and the
+    Deferred's canceller.
+    """
 
-
-class _TcpCheckFactory(ClientFactory):
     noisy = False
-    protocol = _ConnectedProtocol
 
     def __init__(self) -> None:
-        self.deferred: Deferred[CheckResult] = Deferred(self._cancel)
-        self.connector: IConnector | None = None
+        self.deferred: Deferred[CheckResult] | None = Deferred(self._cancel)
+        self.connector: Any = None
+        self.timer: IDelayedCall | None = None
 
-    def finish(self, result: CheckResult) -> None:
+    def finish(self, result: CheckResult, abort: bool = False) -> None:
+        """
+        Fire the Deferred with C{result} (once).
+
+        @param abort: first stop connecting, so that the socket is closed
+            when the result is seen.
+        """
         d, self.deferred = self.deferred, None
-        if d is not None:
-            d.callback(result)
+        if d is None:
+            return
+        timer, self.timer = self.timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        if abort and self.connector is not None:
+            self.connector.disconnect()
+        d.callback(result)
 
     def _cancel(self, d: Deferred[CheckResult]) -> None:
         self.deferred = None
+        timer, self.timer = self.timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
         if self.connector is not None:
             self.connector.disconnect()
-        d.callback(CheckResult(False, "TCP check cancelled to"))
+        d.callback(_CANCELLED)
 
-    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+    def _timedOut(self) -> None:
+        self.timer = None
+        self.finish(_TIMEOUT, abort=True)
+
+    # -- IProtocolFactory -------------------------------------------------
+
+    def doStart(self) -> None:
+        pass
+
+    def doStop(self) -> None:
+        pass
+
+    def startedConnecting(self, connector: object) -> None:
+        pass
+
+    def buildProtocol(self, addr: object) -> _TcpAttempt:
+        return self
+
+    def clientConnectionLost(self, connector: object, reason: Failure) -> None:
+        pass
+
+    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
         if reason.check(error.TimeoutError):
             self.finish(_TIMEOUT)
         else:
             self.finish(_FAILED)
+
+    # -- IProtocol --------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.transport.loseConnection()
+        self.finish(_SUCCESS)
 
 
 class TcpChecker:
@@ -63,15 +117,43 @@ class TcpChecker:
     One TCP_CHECK.
 
     @ivar options: where to connect.
+    @ivar lean: connections are L{LeanConnection}s (else C{connectTCP}).
+    @ivar socketFactory: makes the sockets of lean connections (tests
+        replace it).
     """
 
     kind = "TCP_CHECK"
 
-    def __init__(self, reactor: IReactorTCP, options: ConnectOptions) -> None:
+    def __init__(
+        self,
+        reactor: IReactorTCP,
+        options: ConnectOptions,
+        *,
+        clock: IReactorTime | None = None,
+        lean: bool | None = None,
+    ) -> None:
+        """
+        @param clock: the timer source (default: C{reactor}).
+        @param lean: use L{LeanConnection}; L{None} (default) when the
+            reactor polls real file descriptors.
+        """
         self.reactor = reactor
+        self.clock: IReactorTime = clock if clock is not None else reactor  # type: ignore[assignment]
         self.options = options
         self._bind = options.bindAddress()
         self._description = options.describe()
+        self.lean = leanReactor(reactor) if lean is None else lean
+        self.socketFactory: Callable[..., Any] = socket.socket
+        self._family = 0
+        self._addr: tuple[Any, ...] = ()
+        self._leanBind: tuple[Any, ...] | None = None
+        if self.lean:
+            try:
+                self._family, self._addr = sockaddrFor(options.connectIp, options.connectPort)
+                if self._bind is not None:
+                    self._leanBind = sockaddrFor(*self._bind)[1]
+            except (OSError, ValueError):
+                self.lean = False  # connectTCP reports the error per check
 
     def describe(self) -> str:
         return self._description
@@ -84,12 +166,19 @@ class TcpChecker:
             cancelling it aborts the attempt (with a failure result).
         """
         o = self.options
-        factory = _TcpCheckFactory()
-        d = factory.deferred
+        attempt = _TcpAttempt()
+        d: Deferred[CheckResult] = attempt.deferred  # type: ignore[assignment]
+        if self.lean:
+            conn = LeanConnection(self.reactor, self._family, self._addr, self._leanBind, attempt)  # type: ignore[arg-type]
+            attempt.connector = conn
+            conn.connect(self.socketFactory)
+            if attempt.deferred is not None:
+                attempt.timer = self.clock.callLater(o.connectTimeout, attempt._timedOut)
+            return d
         try:
-            factory.connector = self.reactor.connectTCP(
-                o.connectIp, o.connectPort, factory, o.connectTimeout, self._bind
+            attempt.connector = self.reactor.connectTCP(
+                o.connectIp, o.connectPort, attempt, o.connectTimeout, self._bind
             )
         except Exception as e:  # e.g. bad bind address
-            factory.finish(CheckResult(False, f"TCP socket error ({e}) to"))
+            attempt.finish(CheckResult(False, f"TCP socket error ({e}) to"))
         return d

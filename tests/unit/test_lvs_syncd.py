@@ -1,0 +1,367 @@
+"""
+Tests for L{keepalive_tx.lvs.syncd} without a kernel: the daemon message
+codec and the controller following an instance's state, over a fake
+netlink channel.  The kernel side is in L{tests.integration.test_lvs_syncd}.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from ipaddress import ip_address
+
+from pyroute2.netlink.generic import ipvs as genl
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from keepalive_tx.config.model import LvsSyncDaemon
+from keepalive_tx.lvs.backend import IPVSError
+from keepalive_tx.lvs.syncd import (
+    BACKUP,
+    MASTER,
+    DaemonSpec,
+    SyncDaemonController,
+    SyncDaemons,
+    daemonAttrs,
+    daemonFromMessage,
+    daemonMessage,
+    daemonmsg,
+)
+from keepalive_tx.vrrp.machine import State
+
+
+def reparse(msg: daemonmsg) -> daemonmsg:
+    msg["header"]["type"] = 42
+    msg.encode()
+    parsed = daemonmsg(bytes(msg.data))
+    parsed.decode()
+    return parsed
+
+
+class FakeChannel:
+    """
+    A L{GenlChannel} stand-in: records (command, daemon attributes) of each
+    request after a real encode/decode, answers dumps from C{daemons} and
+    raises the scripted errors.
+
+    @ivar errors: C{{(cmd, state): errno}} to fail with.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[int, dict]] = []
+        self.errors: dict[tuple[int, int | None], int] = {}
+        self.daemons: list[DaemonSpec] = []
+        self.opened = 0
+        self.closed = 0
+        self.openError: IPVSError | None = None
+
+    def open(self) -> None:
+        if self.openError is not None:
+            raise self.openError
+        self.opened += 1
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def request(self, msg, *, dump: bool = False):
+        parsed = reparse(msg)
+        daemon = parsed.get_attr("IPVS_CMD_ATTR_DAEMON")
+        attrs = dict(daemon["attrs"]) if daemon is not None else {}
+        cmd = parsed["cmd"]
+        self.requests.append((cmd, attrs))
+        code = self.errors.get((cmd, attrs.get("IPVS_DAEMON_ATTR_STATE")))
+        if code is not None:
+            raise IPVSError(code)
+        if dump:
+            return [reparse(daemonMessage(genl.IPVS_CMD_NEW_DAEMON, daemonAttrs(d))) for d in self.daemons]
+        return []
+
+    def commands(self) -> list[tuple[str, int]]:
+        names = {genl.IPVS_CMD_NEW_DAEMON: "new", genl.IPVS_CMD_DEL_DAEMON: "del"}
+        return [(names[c], a["IPVS_DAEMON_ATTR_STATE"]) for c, a in self.requests]
+
+
+class Instance:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class CodecTests(SynchronousTestCase):
+    def test_roundTrip(self) -> None:
+        """
+        Daemon specs decode to what was encoded, IPv4 and IPv6 groups.
+        """
+        specs = [
+            DaemonSpec(MASTER, "eth0", 51),
+            DaemonSpec(BACKUP, "eth1", 7, 1400, ip_address("239.1.2.3"), 9000, 2),
+            DaemonSpec(MASTER, "eth1", 255, 0, ip_address("ff02::81"), 8848, 0),
+        ]
+        for spec in specs:
+            msg = daemonMessage(genl.IPVS_CMD_NEW_DAEMON, daemonAttrs(spec))
+            self.assertEqual(daemonFromMessage(reparse(msg)), spec)
+
+    def test_optionalAttributesOnlyWhenSet(self) -> None:
+        """
+        Like libipvs, unset options are left out (the kernel's defaults
+        apply); state, interface and sync id are always sent.
+        """
+        names = [n for n, _ in daemonAttrs(DaemonSpec(MASTER, "eth0", 51))]
+        self.assertEqual(
+            names,
+            ["IPVS_DAEMON_ATTR_STATE", "IPVS_DAEMON_ATTR_MCAST_IFN", "IPVS_DAEMON_ATTR_SYNC_ID"],
+        )
+
+    def test_portIsHostOrder(self) -> None:
+        """
+        The port goes out as a native u16 (the kernel converts it), the
+        IPv4 group in network order.
+        """
+        msg = daemonMessage(
+            genl.IPVS_CMD_NEW_DAEMON,
+            daemonAttrs(DaemonSpec(MASTER, "eth0", 1, group=ip_address("239.1.2.3"), port=9000)),
+        )
+        msg["header"]["type"] = 42
+        msg.encode()
+        data = bytes(msg.data)
+        self.assertIn(struct.pack("=HHH", 6, 7, 9000), data)
+        self.assertIn(struct.pack("=HH", 8, 5) + bytes([239, 1, 2, 3]), data)
+
+    def test_garbage(self) -> None:
+        self.assertIsNone(daemonFromMessage(object()))
+
+    def test_describe(self) -> None:
+        self.assertEqual(
+            DaemonSpec(BACKUP, "eth0", 51, port=8848).describe(),
+            "backup sync daemon (mcast=eth0, syncid=51, port=8848)",
+        )
+
+
+class SyncDaemonsTests(SynchronousTestCase):
+    def test_requests(self) -> None:
+        """
+        start/stop/running send NEW/DEL/GET with the right attributes.
+        """
+        channel = FakeChannel()
+        channel.daemons = [DaemonSpec(BACKUP, "eth0", 3)]
+        d = SyncDaemons(channel)
+        d.start(DaemonSpec(MASTER, "eth0", 3, ttl=4))
+        d.stop(MASTER)
+        self.assertEqual(d.running(), [DaemonSpec(BACKUP, "eth0", 3)])
+        self.assertEqual(
+            channel.requests[:2],
+            [
+                (
+                    genl.IPVS_CMD_NEW_DAEMON,
+                    {
+                        "IPVS_DAEMON_ATTR_STATE": MASTER,
+                        "IPVS_DAEMON_ATTR_MCAST_IFN": "eth0",
+                        "IPVS_DAEMON_ATTR_SYNC_ID": 3,
+                        "IPVS_DAEMON_ATTR_MCAST_TTL": 4,
+                    },
+                ),
+                (genl.IPVS_CMD_DEL_DAEMON, {"IPVS_DAEMON_ATTR_STATE": MASTER}),
+            ],
+        )
+        self.assertEqual(channel.requests[2][0], genl.IPVS_CMD_GET_DAEMON)
+
+
+class ControllerTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.channel = FakeChannel()
+        self.channel.errors = {
+            (genl.IPVS_CMD_DEL_DAEMON, MASTER): errno.ESRCH,
+            (genl.IPVS_CMD_DEL_DAEMON, BACKUP): errno.ESRCH,
+        }
+        self.controller = SyncDaemonController(
+            LvsSyncDaemon(interface="eth0", instance="VI_1"),
+            vrid=51,
+            daemons=SyncDaemons(self.channel),
+        )
+        self.vi = Instance("VI_1")
+
+    def change(self, new: State, old: State = State.INIT, instance=None) -> None:
+        self.controller.instanceStateChanged(instance or self.vi, old, new, "test")
+
+    def test_startStopsLeftovers(self) -> None:
+        """
+        start() opens the socket and stops any master and backup daemon,
+        without complaint when none runs.
+        """
+        with capturedLogs() as logs:
+            self.controller.start()
+        self.assertEqual(self.channel.opened, 1)
+        self.assertEqual(self.channel.commands(), [("del", MASTER), ("del", BACKUP)])
+        self.assertEqual([e for e in logs if e.get("log_level").name == "error"], [])
+
+    def test_followsState(self) -> None:
+        """
+        BACKUP starts a backup daemon, MASTER swaps it for a master one,
+        FAULT goes back to backup, STOP stops it; repeats change nothing.
+        """
+        self.controller.start()
+        self.channel.requests.clear()
+        self.channel.errors.clear()
+        self.change(State.BACKUP)
+        self.change(State.BACKUP)
+        self.assertEqual(self.controller.running, BACKUP)
+        self.change(State.MASTER, State.BACKUP)
+        self.assertEqual(self.controller.running, MASTER)
+        self.change(State.FAULT, State.MASTER)
+        self.change(State.STOP, State.FAULT)
+        self.assertIsNone(self.controller.running)
+        self.assertEqual(
+            self.channel.commands(),
+            [
+                ("del", MASTER),
+                ("new", BACKUP),
+                ("del", BACKUP),
+                ("new", MASTER),
+                ("del", MASTER),
+                ("new", BACKUP),
+                ("del", BACKUP),
+            ],
+        )
+        new = self.channel.requests[1][1]
+        self.assertEqual(new["IPVS_DAEMON_ATTR_SYNC_ID"], 51)  # the VRID
+        self.assertEqual(new["IPVS_DAEMON_ATTR_MCAST_IFN"], "eth0")
+        self.assertEqual(new["IPVS_DAEMON_ATTR_MCAST_PORT"], 8848)
+
+    def test_otherInstancesIgnored(self) -> None:
+        self.controller.start()
+        self.channel.requests.clear()
+        self.change(State.MASTER, instance=Instance("VI_2"))
+        self.assertEqual(self.channel.requests, [])
+        self.assertIsNone(self.controller.running)
+
+    def test_notStartedIgnores(self) -> None:
+        """
+        Before start() (socket not open) state changes do nothing.
+        """
+        self.change(State.MASTER)
+        self.assertEqual(self.channel.requests, [])
+
+    def test_stop(self) -> None:
+        """
+        stop() stops the running daemon and closes the socket.
+        """
+        self.controller.start()
+        self.change(State.MASTER)
+        self.channel.requests.clear()
+        self.controller.stop()
+        self.assertEqual(self.channel.commands(), [("del", MASTER)])
+        self.assertEqual(self.channel.closed, 1)
+        self.assertIsNone(self.controller.running)
+
+    def test_options(self) -> None:
+        """
+        id, maxlen, port, ttl and group reach the kernel.
+        """
+        c = SyncDaemonController(
+            LvsSyncDaemon(
+                interface="eth1",
+                instance="VI_1",
+                syncId=7,
+                maxlen=1400,
+                port=9000,
+                ttl=2,
+                group=ip_address("239.1.2.3"),
+            ),
+            vrid=51,
+            daemons=SyncDaemons(self.channel),
+        )
+        c.start()
+        c.instanceStateChanged(self.vi, State.INIT, State.MASTER, "")
+        self.assertEqual(
+            self.channel.requests[-1][1],
+            {
+                "IPVS_DAEMON_ATTR_STATE": MASTER,
+                "IPVS_DAEMON_ATTR_MCAST_IFN": "eth1",
+                "IPVS_DAEMON_ATTR_SYNC_ID": 7,
+                "IPVS_DAEMON_ATTR_SYNC_MAXLEN": 1400,
+                "IPVS_DAEMON_ATTR_MCAST_GROUP": "239.1.2.3",
+                "IPVS_DAEMON_ATTR_MCAST_PORT": 9000,
+                "IPVS_DAEMON_ATTR_MCAST_TTL": 2,
+            },
+        )
+
+    def test_errorsAreLoggedNotRaised(self) -> None:
+        """
+        A kernel refusal (unknown interface) is logged; the controller
+        stays usable.  EEXIST counts as running.
+        """
+        self.controller.start()
+        self.channel.errors[(genl.IPVS_CMD_NEW_DAEMON, MASTER)] = errno.ENODEV
+        with capturedLogs() as logs:
+            self.change(State.MASTER)
+        self.assertIsNone(self.controller.running)
+        self.assertTrue(any("cannot start master sync daemon" in e["log_format"] or
+                            "cannot start" in e["log_format"] for e in logs))
+        self.channel.errors[(genl.IPVS_CMD_NEW_DAEMON, BACKUP)] = errno.EEXIST
+        self.change(State.BACKUP, State.MASTER)
+        self.assertEqual(self.controller.running, BACKUP)
+
+    def test_noIpvs(self) -> None:
+        """
+        Without IPVS, start() logs and the controller does nothing after.
+        """
+        self.channel.openError = IPVSError(errno.ENOENT, "no IPVS")
+        with capturedLogs() as logs:
+            self.controller.start()
+            self.change(State.MASTER)
+        self.assertEqual(self.channel.requests, [])
+        self.assertEqual(len([e for e in logs if "cannot reach IPVS" in e["log_format"]]), 1)
+
+
+class FromConfigTests(SynchronousTestCase):
+    def model(self, syncd, names=("VI_1",)):
+        class Vi:
+            def __init__(self, name, vrid):
+                self.name = name
+                self.virtualRouterId = vrid
+
+        class G:
+            lvsSyncDaemon = syncd
+
+        class M:
+            globalDefs = G()
+            vrrpInstances = [Vi(n, 10 + i) for i, n in enumerate(names)]
+
+        return M()
+
+    def test_none(self) -> None:
+        self.assertIsNone(SyncDaemonController.fromConfig(self.model(None)))
+
+    def test_found(self) -> None:
+        c = SyncDaemonController.fromConfig(
+            self.model(LvsSyncDaemon(interface="eth0", instance="VI_2"), ("VI_1", "VI_2"))
+        )
+        self.assertEqual((c.instanceName, c.vrid, c.spec(MASTER).syncId), ("VI_2", 11, 11))
+
+    def test_missingInstance(self) -> None:
+        with capturedLogs() as logs:
+            c = SyncDaemonController.fromConfig(
+                self.model(LvsSyncDaemon(interface="eth0", instance="nope"))
+            )
+        self.assertIsNone(c)
+        self.assertTrue(any("Unable to find vrrp instance" in e["log_format"] for e in logs))
+        with capturedLogs() as logs:
+            self.assertIsNone(
+                SyncDaemonController.fromConfig(self.model(LvsSyncDaemon(interface="eth0")))
+            )
+        self.assertEqual(len(logs), 1)
+
+    def test_fromParsedConfig(self) -> None:
+        """
+        The parsed C{lvs_sync_daemon IF INSTANCE id N} builds a controller
+        for that instance.
+        """
+        from keepalive_tx.config import parseText
+
+        text = (
+            "global_defs {\n  lvs_sync_daemon eth1 VI_9 id 4 port 9000\n}\n"
+            "vrrp_instance VI_9 {\n  interface eth0\n  virtual_router_id 77\n  priority 100\n"
+            "  virtual_ipaddress {\n    192.0.2.9\n  }\n}\n"
+        )
+        c = SyncDaemonController.fromConfig(parseText(text).model)
+        self.assertEqual(c.spec(BACKUP), DaemonSpec(BACKUP, "eth1", 4, port=9000))
+        self.assertEqual(c.vrid, 77)
