@@ -319,11 +319,14 @@ vrrp_instance VI_1 {{
                   f"global_defs {{\n vrrp_notify_fifo {fifo}\n}}\n")
         self.h1.start(self.config(self.h1.host, 150, script,
                                   f' track_script {{\n chk\n }}\n notify_master "{nm} h1"\n'))
-        self.h2.start(self.config(self.h2.host, 120, "", f' notify_master "{nm} h2"\n'))
         waitFor(lambda: os.path.exists(fifo), 10, "the FIFO", self.nodes)
         reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         self.addCleanup(os.close, reader)
         waitHolders(self.nodes, VIP4, [1], timeout=20)
+        # h2 starts once h1 holds the VIP, so it never is master before the test acts
+        self.h2.start(self.config(self.h2.host, 120, "", f' notify_master "{nm} h2"\n'))
+        waitFor(lambda: "Entering BACKUP STATE" in self.h2.logText(), 10, "h2 to start",
+                self.nodes)
         open(flag, "w").close()
         waitHolders(self.nodes, VIP4, [2], timeout=20)
         self.assertIn("VRRP_Script(chk) failed (exited with status 1)", self.h1.logText())
