@@ -98,6 +98,15 @@ class KeepalivedService(MultiService):
             self.vrrpService.setServiceParent(self)
         else:
             self.vrrpService = None
+        # The IPVS connection-sync daemon follows its VRRP instance (keepalived
+        # manages it from the VRRP process).
+        self.syncd = None
+        if self.vrrpService is not None and model.globalDefs.lvsSyncDaemon is not None:
+            from keepalive_tx.lvs.syncd import SyncDaemonController
+
+            self.syncd = SyncDaemonController.fromConfig(model)
+            if self.syncd is not None:
+                self.vrrpService.observers.append(self.syncd)
         if checkers and getattr(model, "virtualServers", ()):
             from keepalive_tx.lvs.service import LvsService
 
@@ -106,10 +115,24 @@ class KeepalivedService(MultiService):
         else:
             self.lvsService = None
 
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        if self.syncd is not None:
+            self.syncd.start()
+
     def startService(self) -> None:
         self.log.info("Starting keepalive_tx")
         super().startService()
 
     def stopService(self):
         self.log.info("Stopping keepalive_tx")
-        return super().stopService()
+        d = super().stopService()
+        if self.syncd is not None:
+            syncd = self.syncd
+
+            def stopSyncd(result: object) -> object:
+                syncd.stop()
+                return result
+
+            d.addBoth(stopSyncd)
+        return d
