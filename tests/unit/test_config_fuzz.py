@@ -16,7 +16,7 @@ from keepalive_tx.config.dump import dumpConfig
 from keepalive_tx.config.errors import Diagnostics, Location
 from keepalive_tx.config.lines import LogicalLine
 
-SAMPLES = "/work/shared/keepalived-samples"
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "keepalived-samples")
 
 
 def _texts() -> list[str]:

@@ -26,7 +26,7 @@ from keepalive_tx.config.model_lvs import (
     UdpCheck,
 )
 
-SAMPLES = "/work/shared/keepalived-samples"
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "keepalived-samples")
 
 
 def _parse(text: str):

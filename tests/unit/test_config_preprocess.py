@@ -21,7 +21,7 @@ from keepalive_tx.config.preprocess import (
     preprocessText,
 )
 
-SAMPLES = "/work/shared/keepalived-samples"
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "keepalived-samples")
 
 
 def run(text: str, configId: str | None = "main", **kw):

@@ -12,7 +12,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from keepalive_tx.config import loadConfig
 from keepalive_tx.config.errors import Severity
 
-SAMPLES = "/work/shared/keepalived-samples"
+SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "keepalived-samples")
 
 # File -> the ERROR-or-worse diagnostics keepalived also produces (catalogue
 # §0/§6), as (line, message fragment).
