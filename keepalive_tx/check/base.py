@@ -332,7 +332,11 @@ class State(Protocol):
     def record(self, ok: bool) -> Verdict: ...
 
 
-#: up/down log lines per checker kind: (success, failed-after-retries, failed)
+#: up/down log lines per checker kind: (success, failed-after-retries,
+#: failed), keepalived's wording.  Fields: C{chk} the checker's address,
+#: C{n} the retries, C{reason} the deciding result's short reason, C{result}
+#: that result's own log line (L{CheckResult.logLine}), C{ofVs} C{" of <vs>"}
+#: (L{CheckerScheduler.vsName}) or nothing.  An empty template logs nothing.
 _MESSAGES = {
     "TCP_CHECK": (
         "TCP connection to {chk} success.",
@@ -344,6 +348,27 @@ _MESSAGES = {
         "HTTP_CHECK on service {chk} failed after {n} retries.",
         "HTTP_CHECK on service {chk} failed.",
     ),
+    "UDP_CHECK": (
+        "UDP connection to {chk} success.",
+        "UDP_CHECK on service {chk} failed after {n} retries.",
+        "UDP_CHECK on service {chk} failed.",
+    ),
+    "PING_CHECK": (
+        "ICMP connection to {chk} success.",
+        "ICMP CHECK on service {chk}{ofVs} failed after {n} retries.",
+        "ICMP CHECK on service {chk} failed.",
+    ),
+    # check_smtp.c logs the deciding failure itself, "SMTP_CHECK " prefixed
+    "SMTP_CHECK": (
+        "Remote SMTP server {chk} succeed on service.",
+        "SMTP_CHECK {reason} server {chk}",
+        "SMTP_CHECK {reason} server {chk}",
+    ),
+    # check_dns.c: nothing on success; the failure with " after N retries"
+    "DNS_CHECK": ("", "{result} after {n} retries", "{result}"),
+    # check_misc.c: "Misc check to [rs] for [script] succeeded|failed (...)."
+    "MISC_CHECK": ("{result}", "{result}", "{result}"),
+    "FILE_CHECK": ("{result}", "{result}", "{result}"),
 }
 _MESSAGES["SSL_GET"] = _MESSAGES["HTTP_GET"]
 
@@ -354,9 +379,12 @@ class CheckerScheduler:
 
     @ivar onEvent: called with C{(scheduler, event)} for every
         L{CheckerEvent}.
+    @ivar vsName: the virtual server's name for log lines that carry it
+        (PING_CHECK's C{failed after N retries}); empty: left out.
     """
 
     log = Logger()
+    vsName = ""
 
     def __init__(
         self,
@@ -433,21 +461,26 @@ class CheckerScheduler:
         state = self.state
         wasUp = state.isUp
         chk = self.checker.describe()
+        line = result.logLine(chk)
+        logged = False
         if result.ok:
             if not wasUp and result.reason:
-                self.log.info("{line}", line=result.logLine(chk))
+                self.log.info("{line}", line=line)
+                logged = True
         elif wasUp and self.timing.logAllFailures:
-            self.log.info("{line}", line=result.logLine(chk))
+            self.log.info("{line}", line=line)
+            logged = True
         verdict = state.record(result.ok)
         event = verdict.event
         if event is not None:
             up, retried, failed = _MESSAGES.get(self.checker.kind, _MESSAGES["TCP_CHECK"])
-            if event.up:
-                self.log.info(up.format(chk=chk))
-            elif event.retries:
-                self.log.info(retried.format(chk=chk, n=event.retries))
-            else:
-                self.log.info(failed.format(chk=chk))
+            template = up if event.up else retried if event.retries else failed
+            text = template.format(
+                chk=chk, n=event.retries, reason=result.reason, result=line,
+                ofVs=f" of {self.vsName}" if self.vsName else "",
+            )
+            if text and not (logged and text == line):
+                self.log.info("{line}", line=text)
             self.onEvent(self, event)
         if self.running:
             self._schedule(verdict.delay)

@@ -17,8 +17,9 @@ own checker kind, with one clear message, and never the daemon.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ __all__ = [
     "connectOptions",
     "register",
     "registeredKinds",
+    "shareKey",
 ]
 
 
@@ -51,14 +53,18 @@ class BuiltChecker:
     """
     A checker ready to schedule.
 
-    @ivar checker: has C{kind}, C{describe()} and C{check(target)}.
+    @ivar checker: has C{kind}, C{describe()} and C{check(target)}; when
+        C{driven}, also C{start(onResult)} and C{stop()}.
     @ivar state: L{CheckerState} or L{HttpCheckerState}.
     @ivar timing: the effective scheduling parameters.
+    @ivar driven: the checker is event driven (FILE_CHECK): it is not
+        scheduled, it delivers results to C{start}'s C{onResult} itself.
     """
 
     checker: Any
     state: Any
     timing: CheckTiming
+    driven: bool = False
 
 
 #: C{(reactor, checkerConfig, realServer, virtualServer, model) -> BuiltChecker}
@@ -192,19 +198,46 @@ def _fromConfig(module: str, className: str, withServer: bool = False) -> Checke
     return factory
 
 
+def _file(reactor: Any, config: Any, rs: Any, vs: Any, model: Any) -> BuiltChecker:
+    """
+    FILE_CHECK: follows the top-level C{track_file} named by the checker
+    (catalogue S{sect}2.13); its value decides up/down and, with a non-zero
+    weight, the checker's contribution to the real server's weight.
+    """
+    from keepalive_tx.check.file import FileChecker
+
+    trackFile = next(
+        (t for t in getattr(model, "trackFiles", ()) if t.name == config.trackFile), None
+    )
+    if trackFile is None:
+        raise UnsupportedChecker(f"FILE_CHECK: track_file {config.trackFile} not found")
+    if not trackFile.file:
+        raise UnsupportedChecker(f"FILE_CHECK: track_file {config.trackFile} has no file")
+    delayLoop = getattr(rs, "delayLoop", 60.0)
+    checker = FileChecker.fromConfig(reactor, config, trackFile, delayLoop)
+    # retry 0: every verdict change is decisive (inotify, not polling)
+    timing = CheckTiming(delayLoop=delayLoop, retry=0, delayBeforeRetry=delayLoop,
+                         warmup=0.0, alpha=config.alpha)
+    return BuiltChecker(checker, CheckerState(timing), timing, driven=True)
+
+
+_file.module = "keepalive_tx.check.file"  # type: ignore[attr-defined]
+_file.className = "FileChecker"  # type: ignore[attr-defined]
+
+
 register("TCP_CHECK", _tcp)
 register("HTTP_GET", _http)
 register("SSL_GET", _http)
 
 #: Checkers whose modules are imported on first use: keyword -> factory.
-#: PING_CHECK (check/ping.py) and FILE_CHECK (check/file.py, not scheduled:
-#: it follows a track_file) join here when their modules exist.
+#: FILE_CHECK is not scheduled: it follows a track_file (C{driven}).
 _LAZY: dict[str, CheckerFactory] = {
     "MISC_CHECK": _fromConfig("keepalive_tx.check.misc", "MiscChecker", withServer=True),
     "SMTP_CHECK": _fromConfig("keepalive_tx.check.smtp", "SmtpChecker"),
     "DNS_CHECK": _fromConfig("keepalive_tx.check.dns", "DnsChecker"),
     "UDP_CHECK": _fromConfig("keepalive_tx.check.udp", "UdpChecker"),
     "PING_CHECK": _fromConfig("keepalive_tx.check.ping", "PingChecker"),
+    "FILE_CHECK": _file,
 }
 
 
@@ -235,3 +268,57 @@ def buildChecker(reactor: Any, config: Any, rs: Any, vs: Any, model: Any = None)
     @raise UnsupportedChecker: no factory for this kind.
     """
     return _factoryFor(type(config).kind)(reactor, config, rs, vs, model)
+
+
+# --- shared identical checks -----------------------------------------------------
+
+
+def _normalised(value: Any) -> Any:
+    """
+    C{value} without what does not change a check: where it was written
+    (C{location}) and which keywords were written at its level
+    (C{explicit}: an inherited value equals a written one).
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for f in dataclasses.fields(value):
+            if f.name == "location":
+                changes["location"] = None
+            elif f.name == "explicit":
+                changes["explicit"] = frozenset()
+            else:
+                inner = getattr(value, f.name)
+                normal = _normalised(inner)
+                if normal is not inner:
+                    changes[f.name] = normal
+        return dataclasses.replace(value, **changes) if changes else value
+    if isinstance(value, tuple):
+        items = tuple(_normalised(v) for v in value)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
+def shareKey(config: Any, rs: Any, vs: Any, model: Any = None) -> Hashable | None:
+    """
+    What makes two checkers of the model run the same check (for
+    C{checker_share_identical}): equal keys mean the same checker kind
+    with the same full definition (connect ip/port, bind, timeouts, retry,
+    delays, URLs and digests, virtualhost, script, ...), values being the
+    effective (inherited) ones, plus what the factory takes from the real
+    server (MISC_CHECK: its address and, with C{misc_dynamic}, its weight;
+    FILE_CHECK: its C{delay_loop}).
+
+    @return: a hashable key, or L{None} when this checker cannot be shared.
+    """
+    kind = type(config).kind
+    extra: tuple = ()
+    if kind == "MISC_CHECK":
+        extra = (str(rs.address), rs.weight if config.dynamic else None)
+    elif kind == "FILE_CHECK":
+        extra = (getattr(rs, "delayLoop", None),)
+    key = (kind, _normalised(config), extra)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key

@@ -416,6 +416,10 @@ class GlobalDefs:
     checkerLogAllFailures: bool = False
     noCheckerEmails: bool = False
     rsInitNotifies: bool = False
+    #: keepalive_tx extension, not a keepalived keyword: run identical
+    #: checker definitions of several real servers once (see
+    #: C{checker_share_identical} in L{keepalive_tx.config.schema_global})
+    checkerShareIdentical: bool = False
     processNames: bool = False
     processName: str | None = None
     vrrpProcessName: str | None = None

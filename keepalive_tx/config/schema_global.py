@@ -319,6 +319,14 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "checker_log_all_failures": _s(_b("checkerLogAllFailures")),
     "no_checker_emails": _s(_f("noCheckerEmails")),
     "rs_init_notifies": _s(_f("rsInitNotifies")),
+    # keepalive_tx extension (keepalived does not have this keyword): checks
+    # whose whole definition is identical (same kind, target, bind, timeouts,
+    # retry, delays, URLs/digests/status codes, virtualhost, script, ...)
+    # run once and drive every real server that has them (the same server
+    # behind several virtual servers; keepalived issues #2358, #2111, #1495).
+    # Off by default: one result then decides several real servers, and
+    # retries/timing come from the first definition.
+    "checker_share_identical": _s(_f("checkerShareIdentical")),
     "process_names": _s(_f("processNames")),
     "process_name": _s(_str("processName", 15)),
     "vrrp_process_name": _s(_str("vrrpProcessName", 15)),

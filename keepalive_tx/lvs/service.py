@@ -5,13 +5,16 @@ L{LvsService}: the health-checker half of keepalived (its "checker child").
 It wires the pieces together:
 
   - one L{Pool} per C{virtual_server} decides the IPVS table;
-  - one L{CheckerScheduler} per configured checker (built by
-    L{keepalive_tx.check.factory}) reports checker events;
+  - one L{CheckerRun} per configured checker (built by
+    L{keepalive_tx.check.factory}) reports checker results and events; with
+    the C{checker_share_identical} extension (off by default), identical
+    checks of several real servers run once and drive all of them;
   - a real server is alive when I{all} its checkers are up (catalogue
     S{sect}5.2); every checker event updates the pool, whose decision is
     carried out by an L{IPVSTable} and whose events become keepalived's log
-    lines, C{notify_up}/C{notify_down}/C{quorum_up}/C{quorum_down} scripts
-    and mails (through the L{AlertDispatcher}).
+    lines, C{notify_up}/C{notify_down}/C{quorum_up}/C{quorum_down} scripts,
+    notify FIFO lines (L{LvsFifos}) and mails (through the
+    L{AlertDispatcher}).
 
 Lifecycle:
 
@@ -41,9 +44,10 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from keepalive_tx.alert.messages import checkerBody
-from keepalive_tx.check.base import CheckerEvent, CheckerScheduler, CheckResult
-from keepalive_tx.check.factory import BuiltChecker, UnsupportedChecker, buildChecker
+from keepalive_tx.check.base import CheckerEvent, CheckResult
+from keepalive_tx.check.factory import BuiltChecker, UnsupportedChecker, buildChecker, shareKey
 from keepalive_tx.lvs.backend import DryRunBackend, IPVSTable
+from keepalive_tx.lvs.fifo import LvsFifos
 from keepalive_tx.lvs.pool import (
     Decision,
     DestKey,
@@ -52,6 +56,7 @@ from keepalive_tx.lvs.pool import (
     RealServerChange,
     WeightChange,
 )
+from keepalive_tx.lvs.runs import CheckerRun
 from keepalive_tx.lvs.wording import describeActions, describeDecision, describeDest, describeServer
 
 __all__ = ["DEFAULT_RECORD_DIR", "LvsService"]
@@ -80,12 +85,13 @@ STOP_SCRIPT_GRACE = 5.0
 @dataclass(eq=False)
 class _Checker:
     """
-    One running checker of a real server.
+    One checker of a real server (its check runs in C{run}, possibly
+    shared with other real servers).
     """
 
     server: _Server
     built: BuiltChecker
-    scheduler: CheckerScheduler | None = None
+    run: CheckerRun | None = None
     up: bool = True
     reported: bool = False
     last: CheckResult | None = None
@@ -122,28 +128,6 @@ class _Virtual:
     vipPresent: bool = True
 
 
-class _Probe:
-    """
-    Wraps a checker to see each result before the scheduler does (for the
-    mail wording and dynamic weights).
-    """
-
-    def __init__(self, inner: Any, onResult: Callable[[CheckResult], None]) -> None:
-        self.inner = inner
-        self.kind = inner.kind
-        self.onResult = onResult
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-    def check(self, target: int = 0) -> defer.Deferred[CheckResult]:
-        return defer.maybeDeferred(self.inner.check, target).addCallback(self._seen)
-
-    def _seen(self, result: CheckResult) -> CheckResult:
-        self.onResult(result)
-        return result
-
-
 class LvsService(Service):
     """
     Health checkers, pools and IPVS for every C{virtual_server}.
@@ -152,6 +136,9 @@ class LvsService(Service):
     @ivar table: the L{IPVSTable} (after L{privilegedStartService}).
     @ivar observers: callables receiving every pool L{Event} (FIFO writers,
         status).
+    @ivar runs: the running checks (fewer than the configured checkers when
+        identical ones are shared).
+    @ivar fifos: the L{LvsFifos} writer, or L{None}.
     """
 
     log = Logger()
@@ -169,6 +156,7 @@ class LvsService(Service):
         addressMonitorFactory: Callable[[Any], Any] | None = None,
         random: Callable[[], float] = _random.random,
         stopGrace: float = STOP_SCRIPT_GRACE,
+        fifoFactory: Callable[[Any, Any], Any] | None = LvsFifos.fromConfig,
     ) -> None:
         """
         @param model: the configuration (C{virtualServers},
@@ -182,6 +170,8 @@ class LvsService(Service):
             Deferred (default L{keepalive_tx.alert.scripts.ScriptRunner}).
         @param addressMonitorFactory: C{reactor -> monitor} for
             C{ha_suspend} (default L{keepalive_tx.net.links.LinkMonitor}).
+        @param fifoFactory: C{(reactor, model) -> LvsFifos or None} for
+            C{notify_fifo}/C{lvs_notify_fifo}; L{None}: no FIFOs.
         """
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -197,7 +187,13 @@ class LvsService(Service):
         self.addressMonitorFactory = addressMonitorFactory
         self.random = random
         self.stopGrace = stopGrace
+        self.fifoFactory = fifoFactory
         self.globalDefs = getattr(model, "globalDefs", None)
+        #: keepalive_tx's C{checker_share_identical} (not in keepalived)
+        self.shareIdentical = bool(getattr(self.globalDefs, "checkerShareIdentical", False))
+        self.runs: list[CheckerRun] = []
+        self._shared: dict[Any, CheckerRun] = {}
+        self.fifos: Any = None
         self.backend: Any = None
         self.table: IPVSTable | None = None
         self.monitor: Any = None
@@ -261,9 +257,12 @@ class LvsService(Service):
         if self.table is None:
             self.privilegedStartService()
         self._stopping = False
+        self._openFifos()
         present = self._localAddresses()
         groups = getattr(self.model, "virtualServerGroups", ())
         self.virtuals = []
+        self.runs = []
+        self._shared = {}
         for vs in self.model.virtualServers:
             vip = present is None or vs.address is None or vs.address in present
             virtual = _Virtual(vs, Pool(vs, groups, vipPresent=vip), vipPresent=vip)
@@ -288,9 +287,18 @@ class LvsService(Service):
                         rs=server.name,
                         vs=virtual.config.name,
                     )
-                    assert checker.scheduler is not None
-                    checker.scheduler.setEnabled(virtual.vipPresent or not virtual.config.haSuspend)
-                    checker.scheduler.start()
+                    assert checker.run is not None
+                    # shared runs have one ha_suspend address: same answer
+                    checker.run.setEnabled(virtual.vipPresent or not virtual.config.haSuspend)
+        if self.shareIdentical:
+            shared = [run for run in self.runs if len(run.subscribers) > 1]
+            self.log.info(
+                "checker_share_identical: {n} checkers shared by {m} real servers",
+                n=len(shared),
+                m=sum(len(run.subscribers) for run in shared),
+            )
+        for run in self.runs:
+            run.start()
 
     def _buildServers(self, virtual: _Virtual) -> None:
         vs = virtual.config
@@ -302,7 +310,7 @@ class LvsService(Service):
             virtual.servers[key] = server
             for config in rs.checkers:
                 try:
-                    built = self.checkerBuilder(self.reactor, config, rs, vs, self.model)
+                    run = self._runFor(config, rs, vs)
                 except UnsupportedChecker as e:
                     self.log.warn(
                         "{rs} of VS {vs}: {error}; this checker is ignored",
@@ -311,16 +319,57 @@ class LvsService(Service):
                         error=str(e),
                     )
                     continue
-                checker = _Checker(server, built, up=built.state.isUp)
-                probe = _Probe(built.checker, lambda result, c=checker: self._result(c, result))
-                checker.scheduler = CheckerScheduler(
-                    probe, built.state, built.timing, self.reactor, self._event, self.random
-                )
-                checker.scheduler.lvsChecker = checker  # type: ignore[attr-defined]
+                built = run.built
+                checker = _Checker(server, built, run, up=built.state.isUp)
+                run.subscribers.append(checker)
                 server.checkers.append(checker)
             if not server.alive() and virtual.pool.isAlive(key):
                 # a checker starts down (its own alpha) while the RS does not
                 virtual.pool.setAlive(key, False)
+
+    def _runFor(self, config: Any, rs: Any, vs: Any) -> CheckerRun:
+        """
+        The run of checker C{config}: a new one, or, with
+        C{checker_share_identical}, the run of an identical checker of
+        another real server (whose virtual server is suspended by the same
+        C{ha_suspend} address, if any).
+
+        @raise UnsupportedChecker: the checker cannot be built.
+        """
+        key = None
+        if self.shareIdentical:
+            check = shareKey(config, rs, vs, self.model)
+            if check is not None:
+                key = (check, vs.address if vs.haSuspend else None)
+                run = self._shared.get(key)
+                if run is not None:
+                    return run
+        built = self.checkerBuilder(self.reactor, config, rs, vs, self.model)
+        run = CheckerRun(built, self.reactor, self._result, self._event, self.random, vsName=vs.name)
+        self.runs.append(run)
+        if key is not None:
+            self._shared[key] = run
+        return run
+
+    def _openFifos(self) -> None:
+        if self.fifos is not None or self.fifoFactory is None:
+            return
+        try:
+            self.fifos = self.fifoFactory(self.reactor, self.model)
+        except Exception:
+            self.log.failure("Cannot set up the notify FIFOs")
+            return
+        if self.fifos is not None:
+            self.fifos.open()
+            self.observers.append(self.fifos)
+
+    def _closeFifos(self) -> None:
+        fifos, self.fifos = self.fifos, None
+        if fifos is None:
+            return
+        if fifos in self.observers:
+            self.observers.remove(fifos)
+        fifos.close()
 
     def stopService(self) -> defer.Deferred[None]:
         self._stopping = True
@@ -329,13 +378,11 @@ class LvsService(Service):
             self.monitor.removeObserver(self)
             self.monitor.stopMonitoring()
             self.monitor = None
-        for virtual in self.virtuals:
-            for server in virtual.servers.values():
-                for checker in server.checkers:
-                    if checker.scheduler is not None:
-                        checker.scheduler.stop()
+        for run in self.runs:
+            run.stop()
         for virtual in self.virtuals:
             self._apply(virtual, virtual.pool.stop())
+        self._closeFifos()
         if self.table is not None:
             actions = self.table.stop()
             for line in describeActions(self.virtuals, actions):
@@ -375,8 +422,7 @@ class LvsService(Service):
             return
         self._apply(server.virtual, server.virtual.pool.setWeight(server.key, server.effectiveWeight()))
 
-    def _event(self, scheduler: CheckerScheduler, event: CheckerEvent) -> None:
-        checker: _Checker = scheduler.lvsChecker  # type: ignore[attr-defined]
+    def _event(self, checker: _Checker, event: CheckerEvent) -> None:
         if self._stopping:
             return
         server = checker.server
@@ -413,6 +459,8 @@ class LvsService(Service):
             and all(c.reported for c in server.checkers)
         ):
             self._runScript(server.config.notifyUp, f"notify_up of {server.name}")
+            if self.fifos is not None:
+                self.fifos.realServerNotified(virtual.config, server.key, True)
 
     # -- decisions -------------------------------------------------------------
 
@@ -546,6 +594,6 @@ class LvsService(Service):
             )
             for server in virtual.servers.values():
                 for checker in server.checkers:
-                    if checker.scheduler is not None:
-                        checker.scheduler.setEnabled(present)
+                    if checker.run is not None:
+                        checker.run.setEnabled(present)
             self._apply(virtual, virtual.pool.setVipPresent(present))
