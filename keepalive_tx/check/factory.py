@@ -152,15 +152,29 @@ def _http(reactor: Any, config: Any, rs: Any, vs: Any, model: Any) -> BuiltCheck
 
     urls = []
     for url in config.urls:
+        regex = None
         if url.regex is not None:
-            log.warn(
-                "{kind} {chk}: url {path}: regex is not supported yet, only status and digest are checked",
-                kind=config.checkerName,
-                chk=connectOptions(config).describe(),
-                path=url.path,
-            )
+            from keepalive_tx.check.httpregex import RegexError, RegexSpec
+
+            try:
+                regex = RegexSpec(
+                    url.regex,
+                    url.regexOptions,
+                    url.regexNoMatch,
+                    url.regexMinOffset or 0,
+                    url.regexMaxOffset,
+                )
+            except (RegexError, ValueError) as e:  # the schema reports these first
+                log.error(
+                    "{kind} {chk}: url {path}: invalid regex ({e}) - it always fails",
+                    kind=config.checkerName,
+                    chk=connectOptions(config).describe(),
+                    path=url.path,
+                    e=e,
+                )
+                regex = RegexSpec("(?!)")
         urls.append(
-            HttpUrl(url.path, url.digest, StatusCodes(tuple(url.statusCodes)), url.virtualhost)
+            HttpUrl(url.path, url.digest, StatusCodes(tuple(url.statusCodes)), url.virtualhost, regex)
         )
     tls = None
     if config.ssl:

@@ -51,6 +51,8 @@ from keepalive_tx.check.tls import TlsClientOptions, clientCreator
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
 
+    from keepalive_tx.check.httpregex import RegexMatcher
+
 __all__ = [
     "MAX_HEADER",
     "PROTOCOLS",
@@ -68,6 +70,7 @@ log = Logger()
 
 _STATUS_ERROR = CheckResult(False, "HTTP status code error to")
 _DIGEST_ERROR = CheckResult(False, "MD5 digest error to")
+_REGEX_ERROR = CheckResult(False, "Regex match failed")
 _NO_DATA = CheckResult(False, "Read, no data received from")
 _READ_ERROR = CheckResult(False, "Read error with")
 _SSL_ERROR = CheckResult(False, "SSL handshake/communication error connecting to")
@@ -83,11 +86,14 @@ class _Attempt(Protocol):
 
     @ivar result: the L{CheckResult}, once finished.
     @ivar parser: the L{ResponseParser} of the response.
+    @ivar matcher: the URL's L{RegexMatcher} fed with the body hashed, or
+        L{None} (no C{regex}).
     @ivar deferred: fires with the result (or with this attempt when
         C{wantAttempt}); L{None} once fired.
     """
 
     noisy = False
+    matcher: RegexMatcher | None = None
 
     def __init__(
         self,
@@ -106,6 +112,9 @@ class _Attempt(Protocol):
         self.wantAttempt = wantAttempt
         self.result: CheckResult | None = None
         self.deferred: Deferred[Any] | None = Deferred(self._cancel)
+        if url.regex is not None:
+            self.matcher = matcher = url.regex.matcher()
+            bodySink = _tee(bodySink, matcher.feed) if bodySink is not None else matcher.feed
         self.parser = ResponseParser(digest, checker.decodeChunked, bodySink)
         self.connector: Any = None
         self.timer: IDelayedCall | None = None
@@ -234,6 +243,14 @@ class _Attempt(Protocol):
         self.finish(self.checker.evaluate(self))
 
 
+def _tee(a: Callable[[bytes], object], b: Callable[[bytes], object]) -> Callable[[bytes], None]:
+    def both(data: bytes) -> None:
+        a(data)
+        b(data)
+
+    return both
+
+
 @implementer(IHandshakeListener)
 class _TlsAttempt(_Attempt):
     pass
@@ -292,7 +309,10 @@ class HttpChecker:
             vhost = url.virtualhost or virtualhost
             host = hostHeader(options.connectIp, options.connectPort, vhost)
             self._requests.append(buildRequest(url.path, protocol, host))
-            msg = "HTTP status code" if url.digest is None else "MD5 digest"
+            if url.regex is not None:
+                msg = "Regex match"
+            else:
+                msg = "HTTP status code" if url.digest is None else "MD5 digest"
             self._successes.append(
                 CheckResult(True, f"{msg} success to", f"{msg} success to {{chk}} url({url.path})")
             )
@@ -416,4 +436,9 @@ class HttpChecker:
                 )
         if url.digest is not None and parser.hexdigest() != url.digest:
             return _DIGEST_ERROR
+        matcher = attempt.matcher
+        if matcher is not None:
+            matcher.finish()
+            if not matcher.passed:
+                return _REGEX_ERROR
         return self._successes[attempt.index]

@@ -29,6 +29,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from keepalive_tx.check.httpregex import RegexSpec
 
 MAX_HEADER = 65536
 PROTOCOLS = ("1.0", "1.0C", "1.1")
@@ -73,12 +77,15 @@ class HttpUrl:
     @ivar digest: expected MD5 of the body (32 hex digits, any case) or
         L{None}.
     @ivar virtualhost: this URL's C{virtualhost}, overriding the checker's.
+    @ivar regex: the C{regex} the body must (or, with C{regex_no_match},
+        must not) match, or L{None}; see L{keepalive_tx.check.httpregex}.
     """
 
     path: str
     digest: str | None = None
     statusCodes: StatusCodes = field(default_factory=StatusCodes)
     virtualhost: str | None = None
+    regex: RegexSpec | None = None
 
     def __post_init__(self) -> None:
         if self.digest is not None:

@@ -13,10 +13,15 @@ whole file.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
+from keepalive_tx.check.httpregex import RegexError
+from keepalive_tx.check.httpregex import compilePattern as compileRegexPattern
+from keepalive_tx.check.httpregex import optionProblem as regexOptionProblem
 from keepalive_tx.config import schema as S
 from keepalive_tx.config.build_lvs import buildVirtualServer, checkGroupReferences
+from keepalive_tx.config.lexer import _shellWords
 from keepalive_tx.config.lines import LogicalLine
 from keepalive_tx.config.model_lvs import (
     DNS_TYPES,
@@ -318,15 +323,77 @@ def _regexStack(ctx: Context, line: LogicalLine, b: Builder) -> None:
     b["regexStack"] = (start, maximum)
 
 
+_REGEX_ESCAPE = re.compile(r"\\(.)")
+_REGEX_LETTERS = frozenset("dDwWsShHRkKgGpPQEAzZ.^$*+?()[]{}|/-")
+
+
+def _regex(ctx: Context, line: LogicalLine, b: Builder) -> None:
+    # keepalived re-reads the raw line with quotes and backslash escapes
+    # processed (alloc_strvec_quoted_escaped): "\\d" is \d, "\d" is d
+    words, problem = _shellWords(line.text, "escape")
+    if problem is not None:
+        ctx.error(line, f"regex: {problem} - ignoring")
+        return
+    if len(words) != 2:
+        ctx.error(line, "regex missing or too many fields - ignoring")
+        return
+    lost = sorted({m.group(1) for m in _REGEX_ESCAPE.finditer(line.text) if m.group(1) in _REGEX_LETTERS})
+    if lost:
+        ctx.warning(
+            line,
+            "regex: backslash escapes are configuration escapes (as in keepalived): "
+            + ", ".join(f"'\\{c}' is '{c}'" for c in lost)
+            + "; write a double backslash for the regex escape",
+        )
+    b["regex"] = words[1]
+    b["regexLine"] = line
+
+
 def _regexOptions(ctx: Context, line: LogicalLine, b: Builder) -> None:
-    if _args(ctx, line) is not None:
-        b["regexOptions"] = tuple(line.tokens[1:])
+    if _args(ctx, line) is None:
+        return
+    good = []
+    for word in line.tokens[1:]:
+        problem = regexOptionProblem(word)
+        if problem is None:
+            good.append(word)
+        else:
+            ctx.warning(line, problem)
+    b["regexOptions"] = tuple(b.get("regexOptions", ())) + tuple(good)
+
+
+_REGEX_PARAMS = ("regexNoMatch", "regexOptions", "regexMinOffset", "regexMaxOffset", "regexStack")
+
+
+def _checkRegex(ctx: Context, b: Builder) -> None:
+    """
+    keepalived's url_check for the regex keywords, plus compiling the
+    pattern (an invalid regex is reported and ignored, with its options).
+    """
+    if "regex" not in b:
+        if any(k in b for k in _REGEX_PARAMS):
+            ctx.warning(b["location"], "regex parameters specified without regex - ignoring them")
+            for k in _REGEX_PARAMS:
+                b.pop(k, None)
+        return
+    low, high = b.get("regexMinOffset"), b.get("regexMaxOffset")
+    if low is not None and high is not None and low > high:
+        ctx.warning(b["location"], f"regex min offset {low} > regex_max_offset {high} - ignoring")
+        del b["regexMinOffset"], b["regexMaxOffset"]
+    try:
+        compileRegexPattern(b["regex"], tuple(b.get("regexOptions", ())))
+    except RegexError as e:
+        at = f" at offset {e.offset}" if e.offset is not None else ""
+        ctx.error(b.get("regexLine", b["location"]), f"Invalid regex: '{b['regex']}'{at}: {e.message} - ignoring regex")
+        for k in ("regex", *_REGEX_PARAMS):
+            b.pop(k, None)
 
 
 def _closeUrl(ctx: Context, b: Builder, checker: Builder) -> None:
     if "path" not in b:
         ctx.error(b["location"], "HTTP/SSL_GET checker url has no path - ignoring")
         return
+    _checkRegex(ctx, b)
     _append(checker, "urls", b)
 
 
@@ -337,7 +404,7 @@ URL_BLOCK = S.BlockSpec(
         "digest": S.simple(_digest),
         "status_code": S.simple(_statusCode),
         "virtualhost": S.simple(S.setStr("virtualhost")),
-        "regex": S.simple(S.setStr("regex")),
+        "regex": S.simple(_regex),
         "regex_no_match": S.simple(S.setFlag("regexNoMatch")),
         "regex_options": S.simple(_regexOptions),
         "regex_min_offset": _int("regexMinOffset", 0, UINT32_MAX),
