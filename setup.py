@@ -17,6 +17,6 @@ setup(
         "service-identity",
         "ply==3.11",
     ],
-    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd"]},
+    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd", "prometheus-client"]},
     entry_points={"console_scripts": ["genhash = keepalive_tx.genhash:main"]},
 )

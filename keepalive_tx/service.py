@@ -71,7 +71,13 @@ class KeepalivedService(MultiService):
         checkers: bool = True,
         logDetail: bool = False,
         vrrpPlatform: Any = None,
+        staticPlatform: Any = None,
+        statusListen: str | None = None,
     ) -> None:
+        """
+        @param statusListen: server endpoint of the status API and
+            C{/metrics} (default: C{status_listen} from C{global_defs}).
+        """
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -83,11 +89,23 @@ class KeepalivedService(MultiService):
         self.runCheckers = checkers
         self.logDetail = logDetail
         self.setName("keepalived")
+        from keepalive_tx.status.snapshot import TransitionLog
+
+        self.transitions = TransitionLog(reactor)
         # The mailer is added first so that it stops last: the STOP mails of
         # the other services still get out.
         self.mailer, self.alerts = buildAlerts(model.globalDefs, reactor)
         if self.mailer is not None:
             self.mailer.setServiceParent(self)
+        # static_ipaddress/routes/rules: before VRRP, so they exist when the
+        # instances start (and stay until the instances have stopped).
+        self.staticService = None
+        if vrrp and any(getattr(model, name, ()) for name in
+                        ("staticIpaddresses", "staticRoutes", "staticRules")):
+            from keepalive_tx.net.static import StaticService
+
+            self.staticService = StaticService(model, platform=staticPlatform)
+            self.staticService.setServiceParent(self)
         if vrrp and getattr(model, "vrrpInstances", ()):
             from keepalive_tx.alert.vrrp import InstanceAlerts
             from keepalive_tx.vrrp.service import VrrpService
@@ -95,6 +113,7 @@ class KeepalivedService(MultiService):
             self.vrrpService = VrrpService(model, reactor, platform=vrrpPlatform,
                                            alerts=self.alerts)
             self.vrrpService.observers.append(InstanceAlerts(self.alerts))
+            self.vrrpService.observers.append(self.transitions)
             self.vrrpService.setServiceParent(self)
         else:
             self.vrrpService = None
@@ -114,6 +133,20 @@ class KeepalivedService(MultiService):
             self.lvsService.setServiceParent(self)
         else:
             self.lvsService = None
+        statusListen = statusListen or getattr(model.globalDefs, "statusListen", None)
+        if statusListen:
+            from keepalive_tx.status.web import StatusService
+
+            StatusService(statusListen, self.snapshot, reactor).setServiceParent(self)
+
+    def snapshot(self) -> dict[str, Any]:
+        """
+        The status of everything, as plain data (see
+        L{keepalive_tx.status.snapshot.buildSnapshot}).
+        """
+        from keepalive_tx.status.snapshot import buildSnapshot
+
+        return buildSnapshot(self)
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()

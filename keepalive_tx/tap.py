@@ -33,6 +33,9 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", DEFAULT_CONFIG, "Configuration file (keepalived's -f/--use-file)."],
         ["config-id", "i", None, "Id used to select @ID conditional lines (default: short host name)."],
+        ["status", None, None,
+         "Serve the status API and /metrics on this endpoint, e.g. tcp:8123:interface=127.0.0.1 "
+         "(keepalive_tx extension; overrides global_defs status_listen)."],
     ]
     optFlags = [
         ["config-test", "t", "Check the configuration, print problems and exit (keepalived -t)."],
@@ -56,6 +59,20 @@ class Options(usage.Options):
         self["config"] = path
 
     opt_f = opt_use_file
+
+    def opt_signum(self, name: str) -> None:
+        """
+        Print the number of keepalived's signal function NAME (STOP, RELOAD,
+        DATA, STATS, STATS_CLEAR, JSON) and exit.
+        """
+        from keepalive_tx.status.dumps import signalNumber
+
+        number = signalNumber(name)
+        if number is None:
+            self.stderr.write(f"Unknown sigfunc {name}\n")
+            raise SystemExit(1)
+        self.stdout.write(f"{number}\n")
+        raise SystemExit(0)
 
     def postOptions(self) -> None:
         if self["vrrp"] and self["check"]:
@@ -107,10 +124,16 @@ def makeService(options: Options, reactor=None) -> IService:
         from keepalive_tx.config.dump import dumpConfig
 
         options.stdout.write(dumpConfig(result.model))
-    return KeepalivedService(
+    service = KeepalivedService(
         result.model,
         reactor=reactor,
         vrrp=not options["check"],
         checkers=not options["vrrp"],
         logDetail=bool(options["log-detail"]),
+        statusListen=options["status"],
     )
+    # Process-level: SIGUSR1/SIGUSR2/SIGRTMAX-1/SIGRTMIN+2 dumps (while running).
+    from keepalive_tx.status.dumps import DumpSignals, StateDumper
+
+    DumpSignals(service.reactor, StateDumper(service)).setServiceParent(service)
+    return service

@@ -420,6 +420,9 @@ class GlobalDefs:
     #: checker definitions of several real servers once (see
     #: C{checker_share_identical} in L{keepalive_tx.config.schema_global})
     checkerShareIdentical: bool = False
+    #: keepalive_tx extension, not a keepalived keyword: the server endpoint
+    #: of the status API and /metrics (C{status_listen}); None: off
+    statusListen: str | None = None
     processNames: bool = False
     processName: str | None = None
     vrrpProcessName: str | None = None

@@ -291,6 +291,20 @@ def _warnUnused(ctx: Context, line: LogicalLine, b: Builder) -> None:
         b["statsDumpFile" if line.keyword == "stats_dump_file" else "jsonDumpFile"] = text
 
 
+_ENDPOINT_TYPES = ("tcp", "tcp6", "unix", "ssl", "systemd")
+
+
+def _statusListen(ctx: Context, line: LogicalLine, b: Builder) -> None:
+    text = S.argument(ctx, line)
+    if text is None:
+        return
+    if text.split(":", 1)[0] not in _ENDPOINT_TYPES or ":" not in text:
+        ctx.error(line, f"status_listen: '{text}' is not a server endpoint "
+                        "(e.g. tcp:8123:interface=127.0.0.1) - ignoring")
+        return
+    b["statusListen"] = text
+
+
 def _openGlobal(ctx: Context, line: LogicalLine, parent: Builder) -> Builder:
     # Several global_defs blocks merge into one.
     b = parent.get("globalDefs")
@@ -327,6 +341,10 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     # Off by default: one result then decides several real servers, and
     # retries/timing come from the first definition.
     "checker_share_identical": _s(_f("checkerShareIdentical")),
+    # keepalive_tx extension (keepalived has no such keyword): serve the
+    # status API and Prometheus metrics on a Twisted server endpoint, e.g.
+    # "status_listen tcp:8123:interface=127.0.0.1". Off by default.
+    "status_listen": _s(_statusListen),
     "process_names": _s(_f("processNames")),
     "process_name": _s(_str("processName", 15)),
     "vrrp_process_name": _s(_str("vrrpProcessName", 15)),

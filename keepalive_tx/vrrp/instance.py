@@ -30,6 +30,8 @@ from keepalive_tx.net.addresses import (
     resolveBroadcast,
 )
 from keepalive_tx.net.announce import Announcer
+from keepalive_tx.net.routespec import routeSpecsFor, ruleSpecsFor
+from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.vrrp.machine import (
     IMachineEffects,
     MachineConfig,
@@ -160,6 +162,9 @@ class VrrpInstance:
         sourceAddress: IPAddress,
         multicastGroup: IPAddress | None = None,
         checkUnicastSource: bool = False,
+        routes: Any = None,
+        rules: Any = None,
+        ipNames: IprouteNames | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -180,6 +185,14 @@ class VrrpInstance:
         self.password = auth.password if auth else b""
         self.vips = vipsFor(config.virtualIpaddresses, config.interface)
         self.evips = vipsFor(config.virtualIpaddressesExcluded, config.interface)
+        # virtual_routes / virtual_rules: only handled with a manager
+        self.routes = routes
+        self.rules = rules
+        names = ipNames if ipNames is not None else IprouteNames()
+        self.virtualRoutes = routeSpecsFor(
+            config.virtualRoutes if routes is not None else (), names, self._configProblem)
+        self.virtualRules = ruleSpecsFor(
+            config.virtualRules if rules is not None else (), names, self._configProblem)
         self.advertAddresses = tuple(
             v.address.ip for v in self.vips if v.address.version == self.family)
         self.counters = ReceiveCounters()
@@ -224,6 +237,7 @@ class VrrpInstance:
         for vip in removed:
             self.log.info("({name}) removed stale VIP {vip} left by a previous run",
                           name=self.name, vip=str(vip))
+        self._setRoutes(False)  # keepalived removes virtual routes and rules at start too
 
     def start(self) -> None:
         self.machine.start()
@@ -303,6 +317,7 @@ class VrrpInstance:
         self.stats["become_master"] += 1
         for vip in self.vips + self.evips:
             self.addresses.add(vip)
+        self._setRoutes(True)
         if self.announcer is not None:
             self.announcer.becameMaster()
 
@@ -310,8 +325,29 @@ class VrrpInstance:
         self.stats["release_master"] += 1
         if self.announcer is not None:
             self.announcer.stop()
+        self._setRoutes(False)
         for vip in self.vips + self.evips:
             self.addresses.remove(vip)
+
+    def _setRoutes(self, add: bool) -> None:
+        """
+        Add the virtual routes, then rules (C{add}), or remove the rules,
+        then routes.
+        """
+        steps = [("Routes", self.routes, self.virtualRoutes), ("Rules", self.rules, self.virtualRules)]
+        for what, manager, items in steps if add else reversed(steps):
+            if manager is None or not items:
+                continue
+            self.log.info("({name}) {verb} Virtual {what}", name=self.name,
+                          verb="setting" if add else "removing", what=what)
+            change = manager.add if add else manager.remove
+            for item in items:
+                change(item)
+
+    def _configProblem(self, location: object, message: str) -> None:
+        where = f"{location}: " if location is not None else ""
+        self.log.warn("({name}) {where}{problem}", name=self.name, where=where,
+                      problem=message)
 
     def stateChanged(self, old: State, new: State, reason: str) -> None:
         self._rateLog.reset()

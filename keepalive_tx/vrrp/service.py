@@ -34,6 +34,7 @@ from keepalive_tx.net.announce import (
     PacketSender,
     ipv6Forwarding,
 )
+from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.vrrp.instance import VrrpInstance
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
 from keepalive_tx.vrrp.sync import SyncGroup
@@ -93,11 +94,17 @@ class IVrrpPlatform(Interface):
 class LinuxPlatform:
     """
     Real sockets: raw VRRP ports, rtnetlink (pyroute2 codec), AF_PACKET.
+
+    Beyond L{IVrrpPlatform} it has C{routes} / C{rules} (L{IRouteManager} /
+    L{IRuleManager}) for C{virtual_routes} / C{virtual_rules}; platforms
+    without them leave those unhandled.
     """
 
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
         self.addresses: Any = None
+        self.routes: Any = None
+        self.rules: Any = None
         self.frameSender: Any = None
         self._monitor: Any = None
         self._channel: Any = None
@@ -106,9 +113,12 @@ class LinuxPlatform:
         from keepalive_tx.net.addresses import NetlinkAddressManager
         from keepalive_tx.net.links import LinkMonitor
         from keepalive_tx.net.netlink import RouteChannel
+        from keepalive_tx.net.routes import NetlinkRouteManager, NetlinkRuleManager
 
         self._channel = RouteChannel()
         self.addresses = NetlinkAddressManager(self._channel)
+        self.routes = NetlinkRouteManager(self._channel)
+        self.rules = NetlinkRuleManager(self._channel)
         self.frameSender = PacketSender()
         self.frameSender.open()
         self._monitor = LinkMonitor(self.reactor)
@@ -236,6 +246,7 @@ class VrrpService(Service):
         self._opened = False
         self.tracking: Any = None
         self.notifier: Any = None
+        self._ipNames = IprouteNames.fromGlobalDefs(config.globalDefs)
 
     # -- construction --------------------------------------------------------
 
@@ -319,7 +330,9 @@ class VrrpService(Service):
         instance = VrrpInstance(
             config, clock=self.reactor, sender=sender, addresses=self.platform.addresses,
             announcer=announcer, sourceAddress=source, multicastGroup=group,
-            checkUnicastSource=bool(getattr(g, "vrrpCheckUnicastSrc", False)))
+            checkUnicastSource=bool(getattr(g, "vrrpCheckUnicastSrc", False)),
+            routes=getattr(self.platform, "routes", None),
+            rules=getattr(self.platform, "rules", None), ipNames=self._ipNames)
         instance.observers.extend(self.observers)
         demux.add(instance)
         instance.removeStale()
