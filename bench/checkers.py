@@ -29,12 +29,19 @@ number to read::
 
     python bench/checkers.py --mode compare --servers 500 --seconds 10
 
-C{--mode scale}: on the host, our real scheduler (L{CheckerScheduler} +
-L{CheckerState} + L{TcpChecker}) with N real servers at C{delay_loop 1}
-(default 5,000): CPU share of one core, and the lateness of a 0.1 s timer
-in the same reactor (what a VRRP advert timer would see)::
+C{--mode scale}: on the host, our real scheduler (L{CheckerRun} +
+L{CheckerScheduler} + L{CheckerState} + L{TcpChecker}, as the daemon runs
+them; C{--via scheduler} for a bare scheduler) with N real servers at
+C{delay_loop 1} (default 2,000 then 5,000, each in its own process): CPU
+share of one core, microseconds per check, and the gaps and lateness of a
+0.1 s timer re-armed on each firing in the same reactor, as a VRRP advert
+timer is; also garbage-collector pauses and the timer queue's wake-ups.
+C{--mode sched}: the scheduler path alone (instant fake checkers, no
+I/O), microseconds per check.  C{--root DIR} measures another source tree (an older commit exported with
+C{git archive}) with this harness; C{--batch} sets the timer queue's batch
+limit::
 
-    python bench/checkers.py --mode scale --servers 5000 --seconds 10
+    python bench/checkers.py --mode scale --servers 2000,5000 --seconds 20
 """
 
 from __future__ import annotations
@@ -297,20 +304,80 @@ def runMicro(a: argparse.Namespace, ports: list[int]) -> None:
 
 
 def scale(a: argparse.Namespace) -> None:
+    """
+    One child process per real-server count (a reactor runs once per
+    process), each printing its lines.
+    """
+    for n in a.servers:
+        argv = [sys.executable, os.path.abspath(__file__), "--mode", "scale-one"]
+        argv += ["--servers", str(n), "--seconds", str(a.seconds), "--via", a.via]
+        argv += ["--root", a.root, "--batch", str(a.batch), "--kind", a.kind]
+        if a.gc_freeze:
+            argv.append("--gc-freeze")
+        subprocess.run(argv, check=False)
+
+
+def scaleOne(a: argparse.Namespace) -> None:
     raiseFdLimit()
-    server = CountingServer("tcp", a.servers)
+    server = CountingServer(a.kind, a.servers[0])
     try:
         runScale(a, server)
     finally:
         server.stop()
 
 
-def runScale(a: argparse.Namespace, server: CountingServer) -> None:
-    sys.path.insert(0, ROOT)
-    from twisted.internet import reactor, task
+class GcWatch:
+    """
+    Pauses of the garbage collector, per generation (C{gc.callbacks}).
+    """
 
-    from keepalive_tx.check.base import CheckerScheduler, CheckerState, CheckTiming, ConnectOptions
+    def __init__(self) -> None:
+        import gc
+
+        self.gc = gc
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._t0 = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self._t0) * 1000)
+
+    def reset(self) -> None:
+        for v in self.pauses.values():
+            v.clear()
+
+    def describe(self) -> str:
+        out = []
+        for g, v in self.pauses.items():
+            out.append(f"gen{g} {len(v)}x max {max(v, default=0.0):.1f} ms")
+        return ", ".join(out)
+
+
+def runScale(a: argparse.Namespace, server: CountingServer) -> None:
+    sys.path.insert(0, a.root)
+    from twisted.internet import reactor
+
+    from keepalive_tx.check.base import (
+        CheckerScheduler,
+        CheckerState,
+        CheckTiming,
+        ConnectOptions,
+        HttpCheckerState,
+    )
+    from keepalive_tx.check.http import HttpChecker, HttpUrl
     from keepalive_tx.check.tcp import TcpChecker
+
+    queue = None
+    try:
+        from keepalive_tx.check import timers
+    except ImportError:  # an older tree
+        timers = None
+    if timers is not None:
+        queue = timers.timerQueue(reactor)
+        queue.batch = a.batch
 
     timing = CheckTiming(delayLoop=1.0, retry=1, delayBeforeRetry=1.0)
     events = {"up": 0, "down": 0}
@@ -318,52 +385,159 @@ def runScale(a: argparse.Namespace, server: CountingServer) -> None:
     def onEvent(scheduler, event) -> None:
         events["up" if event.up else "down"] += 1
 
-    schedulers = []
+    runs = []
     for port in server.ports:
-        checker = TcpChecker(reactor, ConnectOptions("127.0.0.1", port, connectTimeout=3))
-        s = CheckerScheduler(checker, CheckerState(timing), timing, reactor, onEvent)
-        schedulers.append(s)
-        s.start()
-    gaps: list[float] = []
-    last = [0.0]
+        options = ConnectOptions("127.0.0.1", port, connectTimeout=3)
+        if a.kind == "tcp":
+            checker, state = TcpChecker(reactor, options), CheckerState(timing)
+        else:
+            checker = HttpChecker(reactor, options, [HttpUrl("/", digest=DIGEST)])
+            state = HttpCheckerState(timing, 1)
+        if a.via == "run":
+            # the daemon's path: LvsService's CheckerRun, one subscriber
+            from keepalive_tx.check.factory import BuiltChecker
+            from keepalive_tx.lvs.runs import CheckerRun
 
-    def probe() -> None:
+            run = CheckerRun(
+                BuiltChecker(checker, state, timing),
+                reactor,
+                lambda sub, result: None,
+                lambda sub, event: onEvent(None, event),
+            )
+            run.subscribers.append(object())
+        else:
+            run = CheckerScheduler(checker, state, timing, reactor, onEvent)
+        runs.append(run)
+        run.start()
+    gcw = GcWatch()
+    if a.gc_freeze:
+        gcw.gc.freeze()
+    # the VRRP advert timer: re-armed with callLater(advert_int) each time
+    # it fires, like keepalive_tx.vrrp.machine; its lateness adds to the gap
+    advert = 0.1
+    stamps: list[float] = []
+    late: list[float] = []
+    probe = {"due": 0.0, "call": None}
+
+    def tick() -> None:
         now = time.monotonic()
-        if last[0]:
-            gaps.append((now - last[0]) * 1000)
-        last[0] = now
+        stamps.append(now)
+        late.append((now - probe["due"]) * 1000)
+        probe["due"] = now + advert
+        probe["call"] = reactor.callLater(advert, tick)
 
-    loop = task.LoopingCall(probe)
     marks: dict[str, tuple] = {}
 
     def begin() -> None:
-        gaps.clear()
+        stamps.clear()
+        late.clear()
+        gcw.reset()
         marks["0"] = (time.monotonic(), time.process_time(), server.count())
+        if queue is not None:
+            marks["q0"] = (queue.wakeups, queue.deferred)
 
     def end() -> None:
         marks["1"] = (time.monotonic(), time.process_time(), server.count())
-        loop.stop()
-        for s in schedulers:
-            s.stop()
+        if queue is not None:
+            marks["q1"] = (queue.wakeups, queue.deferred)
+        probe["call"].cancel()
+        for run in runs:
+            run.stop()
         reactor.stop()
 
     warm = 1.0 + timing.effectiveWarmup + 1.0
-    loop.start(0.1)
+    probe["due"] = time.monotonic() + advert
+    probe["call"] = reactor.callLater(advert, tick)
     reactor.callLater(warm, begin)
     reactor.callLater(warm + a.seconds, end)
     reactor.run()
     (w0, c0, n0), (w1, c1, n1) = marks["0"], marks["1"]
     checks, wall, cpu = n1 - n0, w1 - w0, c1 - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gaps = [(b - x) * 1000 for x, b in zip(stamps, stamps[1:], strict=False)]
+    tree = "this tree" if a.root == ROOT else a.root
     print(
-        f"scale: {a.servers} TCP_CHECK real servers at delay_loop 1: "
+        f"scale [{tree}, via {a.via}]: {a.servers[0]} {checker.kind} real servers at "
+        f"delay_loop 1: "
         f"{checks / wall:.0f} checks/s, CPU {cpu / wall * 100:.1f}% of one core "
-        f"({cpu * 1e6 / max(checks, 1):.0f} us/check, scheduler included), "
+        f"({cpu * 1e6 / max(checks, 1):.1f} us/check, scheduler included), "
         f"max RSS {rss:.0f} MiB, up events {events['up']} down {events['down']}"
     )
     print(
-        f"scale: 0.1 s timer in the same reactor: gap p50 {percentile(gaps, 50):.1f} ms, "
-        f"p99 {percentile(gaps, 99):.1f} ms, max {max(gaps):.1f} ms ({len(gaps)} gaps)"
+        f"  advert timer ({advert:g} s, re-armed like VRRP) in the same reactor: "
+        f"gap p50 {percentile(gaps, 50):.1f} ms, p99 {percentile(gaps, 99):.1f} ms, "
+        f"max {max(gaps):.1f} ms ({len(gaps)} gaps); lateness p50 {percentile(late, 50):.1f} "
+        f"p99 {percentile(late, 99):.1f} max {max(late):.1f} ms"
+    )
+    extra = f"  gc: {gcw.describe()}"
+    if queue is not None:
+        (q0, d0), (q1, d1) = marks["q0"], marks["q1"]
+        extra += (
+            f"; timer queue (batch {queue.batch}): {(q1 - q0) / wall:.0f} wake-ups/s, "
+            f"{(d1 - d0) / wall:.0f}/s cut short at the batch limit"
+        )
+    print(extra, flush=True)
+
+
+def sched(a: argparse.Namespace) -> None:
+    """
+    The scheduler alone: N checkers answering at once (an already fired
+    Deferred), at C{delay_loop 1}, on the real reactor; CPU per check.
+    """
+    sys.path.insert(0, a.root)
+    from twisted.internet import reactor
+    from twisted.internet.defer import succeed
+
+    from keepalive_tx.check.base import CheckerState, CheckResult, CheckTiming
+    from keepalive_tx.check.factory import BuiltChecker
+    from keepalive_tx.lvs.runs import CheckerRun
+
+    ok = CheckResult(True)
+    count = [0]
+
+    class Instant:
+        kind = "TCP_CHECK"
+
+        def describe(self) -> str:
+            return "[127.0.0.1]:tcp:1"
+
+        def check(self, target: int = 0):
+            count[0] += 1
+            return succeed(ok)
+
+    timing = CheckTiming(delayLoop=1.0, retry=1, delayBeforeRetry=1.0)
+    runs = []
+    for _ in range(a.servers[0]):
+        run = CheckerRun(
+            BuiltChecker(Instant(), CheckerState(timing), timing),
+            reactor,
+            lambda sub, result: None,
+            lambda sub, event: None,
+        )
+        run.subscribers.append(object())
+        runs.append(run)
+        run.start()
+    marks = {}
+
+    def begin() -> None:
+        marks["0"] = (time.monotonic(), time.process_time(), count[0])
+
+    def end() -> None:
+        marks["1"] = (time.monotonic(), time.process_time(), count[0])
+        for run in runs:
+            run.stop()
+        reactor.stop()
+
+    reactor.callLater(3.0, begin)
+    reactor.callLater(3.0 + a.seconds, end)
+    reactor.run()
+    (w0, c0, n0), (w1, c1, n1) = marks["0"], marks["1"]
+    tree = "this tree" if a.root == ROOT else a.root
+    print(
+        f"sched [{tree}]: {a.servers[0]} instant checkers at delay_loop 1 via CheckerRun: "
+        f"{(n1 - n0) / (w1 - w0):.0f} checks/s, {(c1 - c0) * 1e6 / max(n1 - n0, 1):.1f} us/check "
+        f"(scheduler, state, run and reactor timers; no I/O), "
+        f"CPU {(c1 - c0) / (w1 - w0) * 100:.1f}% of one core"
     )
 
 
@@ -576,25 +750,39 @@ def compare(a: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mode", choices=["micro", "compare", "scale", "guest-compare"], default="micro")
-    ap.add_argument("--kind", choices=["tcp", "http"], default="tcp", help="micro mode")
+    ap.add_argument(
+        "--mode", choices=["micro", "compare", "scale", "scale-one", "sched", "guest-compare"], default="micro"
+    )
+    ap.add_argument("--kind", choices=["tcp", "http"], default="tcp", help="micro, scale modes")
     ap.add_argument("--listeners", type=int, default=50, help="micro mode")
     ap.add_argument("--rate", type=float, default=2000, help="micro mode")
     ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--servers", type=int, default=None, help="real servers (compare, scale)")
+    ap.add_argument(
+        "--servers", default=None, help="real servers (compare; scale: a comma-separated list)"
+    )
+    ap.add_argument(
+        "--via", choices=["run", "scheduler"], default="run",
+        help="scale: the daemon's CheckerRun, or a bare CheckerScheduler",
+    )
+    ap.add_argument("--batch", type=int, default=32, help="scale: TimerQueue.batch")
+    ap.add_argument("--gc-freeze", action="store_true", help="scale: gc.freeze() after setup")
+    ap.add_argument("--root", default=ROOT, help="scale: the source tree to measure")
     ap.add_argument("--kinds", default="tcp,http", help="compare mode: tcp,http")
     a = ap.parse_args()
     a.kinds = [k for k in a.kinds.split(",") if k]
     if a.mode == "micro":
         micro(a)
-    elif a.mode == "scale":
-        a.servers = a.servers or 5000
-        scale(a)
+    elif a.mode in ("scale", "scale-one"):
+        a.servers = [int(n) for n in (a.servers or "2000,5000").split(",") if n]
+        (scale if a.mode == "scale" else scaleOne)(a)
+    elif a.mode == "sched":
+        a.servers = [int(a.servers or 5000)]
+        sched(a)
     elif a.mode == "compare":
-        a.servers = a.servers or 500
+        a.servers = int(a.servers or 500)
         compare(a)
     else:
-        a.servers = a.servers or 500
+        a.servers = int(a.servers or 500)
         guestCompare(a)
 
 

@@ -26,7 +26,10 @@ change nothing.
 L{CheckerScheduler} is the adapter: it runs a checker's C{check(target)} on an
 injected clock (C{IReactorTime}), never overlapping, feeds results to the
 state and reports events.  The first run is C{1 s + uniform(0, warmup)} after
-start.
+start.  Its timers live in the clock's shared
+L{keepalive_tx.check.timers.TimerQueue}: one reactor timer for thousands of
+checkers, and a bounded number of attempts started per reactor iteration, so
+that a VRRP advert timer in the same reactor stays on time.
 """
 
 from __future__ import annotations
@@ -36,12 +39,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from keepalive_tx.check.timers import TimerQueue, timerQueue
+
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+    from twisted.internet.interfaces import IReactorTime
 
 #: keepalived's BOOTSTRAP_DELAY: the first check runs this long after start
 #: (plus the random warm-up).
@@ -153,6 +158,23 @@ class Verdict:
     retrying: bool = False
 
 
+_VERDICTS: dict[tuple[float, bool], Verdict] = {}
+
+
+def _verdict(delay: float, retrying: bool) -> Verdict:
+    """
+    The shared (immutable) eventless L{Verdict} C{(delay, retrying)}: the
+    common case of every check cycle allocates nothing.
+    """
+    try:
+        return _VERDICTS[delay, retrying]
+    except KeyError:
+        v = Verdict(delay, None, retrying)
+        if len(_VERDICTS) < 1024:
+            _VERDICTS[delay, retrying] = v
+        return v
+
+
 @dataclass(frozen=True, slots=True)
 class CheckTiming:
     """
@@ -205,12 +227,12 @@ class CheckerState:
         first = not self.hasRun
         if ok:
             self.retryIt = 0
-            event = None
             if not self.isUp or first:
                 event = CheckerEvent(True, self.isUp, first)
                 self.isUp = True
-            self.hasRun = True
-            return Verdict(t.delayLoop, event)
+                self.hasRun = True
+                return Verdict(t.delayLoop, event)
+            return _verdict(t.delayLoop, False)
         if self.isUp or first:
             if self.retryIt >= t.retry:
                 retries = t.retry if (t.retry and not first) else 0
@@ -221,9 +243,9 @@ class CheckerState:
                 return Verdict(t.delayLoop, event)
             self.retryIt += 1
             self.hasRun = True
-            return Verdict(t.delayBeforeRetry, None, retrying=True)
+            return _verdict(t.delayBeforeRetry, True)
         self.retryIt = 0
-        return Verdict(t.delayLoop)
+        return _verdict(t.delayLoop, False)
 
 
 class HttpCheckerState:
@@ -300,6 +322,8 @@ class HttpCheckerState:
             delay = 0.0
         if self.target >= self.urlCount:
             self.target = 0
+        if event is None:
+            return _verdict(delay, retrying)
         return Verdict(delay, event, retrying)
 
 
@@ -377,8 +401,16 @@ class CheckerScheduler:
     """
     Run one checker forever on a clock, feeding a state machine.
 
+    The attempts are timed by the clock's shared L{TimerQueue} (one
+    reactor timer for all the checkers of a clock, at most
+    L{keepalive_tx.check.timers.BATCH} attempts started per reactor
+    iteration).  The success path of a cycle allocates no verdict, no log
+    line and no closure.
+
     @ivar onEvent: called with C{(scheduler, event)} for every
         L{CheckerEvent}.
+    @ivar onResult: called with each L{CheckResult} before it is judged
+        (or L{None}).
     @ivar vsName: the virtual server's name for log lines that carry it
         (PING_CHECK's C{failed after N retries}); empty: left out.
     """
@@ -394,17 +426,29 @@ class CheckerScheduler:
         clock: IReactorTime,
         onEvent: Callable[[CheckerScheduler, CheckerEvent], object],
         random: Callable[[], float] = _random.random,
+        onResult: Callable[[CheckResult], object] | None = None,
+        timers: TimerQueue | None = None,
     ) -> None:
+        """
+        @param timers: the L{TimerQueue} to use (default: the clock's shared
+            one).
+        """
         self.checker = checker
         self.state = state
         self.timing = timing
         self.clock = clock
         self.onEvent = onEvent
+        self.onResult = onResult
         self.random = random
+        self.timers = timers if timers is not None else timerQueue(clock)
         self.enabled = True
         self.running = False
-        self._call: IDelayedCall | None = None
+        self._timer: int | None = None
         self._inflight: Deferred[CheckResult] | None = None
+        # bound once: no bound-method object per cycle
+        self._tickCb = self._tick
+        self._doneCb = self._done
+        self._crashedCb = self._crashed
 
     def start(self) -> None:
         """
@@ -420,9 +464,8 @@ class CheckerScheduler:
         Cancel the pending attempt, and abort one in progress.
         """
         self.running = False
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
+        timer, self._timer = self._timer, None
+        self.timers.cancel(timer)
         inflight, self._inflight = self._inflight, None
         if inflight is not None:
             inflight.cancel()
@@ -434,21 +477,32 @@ class CheckerScheduler:
         """
         self.enabled = enabled
 
+    @property
+    def pending(self) -> bool:
+        """
+        An attempt is scheduled (not running).
+        """
+        return self.timers.active(self._timer)
+
     def _schedule(self, delay: float) -> None:
-        self._call = self.clock.callLater(delay, self._tick)
+        self._timer = self.timers.callLater(delay, self._tickCb)
 
     def _tick(self) -> None:
-        self._call = None
+        self._timer = None
         if not self.enabled:
             self._schedule(self.timing.delayLoop)
             return
-        d = maybeDeferred(self.checker.check, self.state.target)
-        if d.called:
-            # synchronous answer: no need to track it
-            d.addCallbacks(self._done, self._crashed)
+        try:
+            d = self.checker.check(self.state.target)
+        except Exception:
+            self._crashed(Failure())
             return
-        self._inflight = d
-        d.addCallbacks(self._done, self._crashed)
+        if not isinstance(d, Deferred):
+            self._done(d)  # a plain result
+            return
+        if not d.called:
+            self._inflight = d
+        d.addCallbacks(self._doneCb, self._crashedCb)
 
     def _crashed(self, failure: Failure) -> None:
         self.log.failure("checker {chk} crashed", failure, chk=self.checker.describe())
@@ -458,29 +512,39 @@ class CheckerScheduler:
         self._inflight = None
         if not self.running:
             return
+        if self.onResult is not None:
+            self.onResult(result)
         state = self.state
-        wasUp = state.isUp
-        chk = self.checker.describe()
-        line = result.logLine(chk)
-        logged = False
-        if result.ok:
-            if not wasUp and result.reason:
+        ok = result.ok
+        line = None
+        if ok:
+            if not state.isUp and result.reason:
+                line = result.logLine(self.checker.describe())
                 self.log.info("{line}", line=line)
-                logged = True
-        elif wasUp and self.timing.logAllFailures:
+        elif self.timing.logAllFailures and state.isUp:
+            line = result.logLine(self.checker.describe())
             self.log.info("{line}", line=line)
-            logged = True
-        verdict = state.record(result.ok)
+        verdict = state.record(ok)
         event = verdict.event
         if event is not None:
-            up, retried, failed = _MESSAGES.get(self.checker.kind, _MESSAGES["TCP_CHECK"])
-            template = up if event.up else retried if event.retries else failed
-            text = template.format(
-                chk=chk, n=event.retries, reason=result.reason, result=line,
-                ofVs=f" of {self.vsName}" if self.vsName else "",
-            )
-            if text and not (logged and text == line):
-                self.log.info("{line}", line=text)
-            self.onEvent(self, event)
-        if self.running:
+            self._report(result, event, line)
+        if self.running and self._timer is None:
             self._schedule(verdict.delay)
+
+    def _report(self, result: CheckResult, event: CheckerEvent, logged: str | None) -> None:
+        """
+        Log a state event in keepalived's words and pass it on.
+
+        @param logged: the result's line, if it was logged already.
+        """
+        chk = self.checker.describe()
+        line = logged if logged is not None else result.logLine(chk)
+        up, retried, failed = _MESSAGES.get(self.checker.kind, _MESSAGES["TCP_CHECK"])
+        template = up if event.up else retried if event.retries else failed
+        text = template.format(
+            chk=chk, n=event.retries, reason=result.reason, result=line,
+            ofVs=f" of {self.vsName}" if self.vsName else "",
+        )
+        if text and text != logged:
+            self.log.info("{line}", line=text)
+        self.onEvent(self, event)

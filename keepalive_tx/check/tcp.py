@@ -9,7 +9,9 @@ Cost per check matters (thousands of real servers at C{delay_loop 1}): one
 attempt object is the Deferred's owner, the protocol and its own factory; on
 a reactor polling real file descriptors the connection is a
 L{LeanConnection} (no connector, no C{callLater(0)}, no new Failure) and the
-attempt's single DelayedCall is the connect timeout.  Other reactors (e.g.
+connect timeout is a timer of the clock's shared
+L{keepalive_tx.check.timers.TimerQueue} (no L{DelayedCall} per check, and
+cancelling it leaves nothing in the reactor's heap).  Other reactors (e.g.
 the memory reactor of the unit tests) go through C{connectTCP}.
 """
 
@@ -28,9 +30,10 @@ from zope.interface import implementer
 
 from keepalive_tx.check.base import CheckResult, ConnectOptions
 from keepalive_tx.check.leantcp import LeanConnection, leanReactor, sockaddrFor
+from keepalive_tx.check.timers import TimerQueue, timerQueue
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
+    from twisted.internet.interfaces import IReactorTCP, IReactorTime
 
 _SUCCESS = CheckResult(True)
 _TIMEOUT = CheckResult(False, "TCP connection timedout", "TCP connection to {chk} timedout.")
@@ -47,10 +50,12 @@ class _TcpAttempt(Protocol):
 
     noisy = False
 
-    def __init__(self) -> None:
+    def __init__(self, timers: TimerQueue | None = None) -> None:
         self.deferred: Deferred[CheckResult] | None = Deferred(self._cancel)
         self.connector: Any = None
-        self.timer: IDelayedCall | None = None
+        self.timers = timers
+        #: the connect timeout's handle in L{timers}
+        self.timer: int | None = None
 
     def finish(self, result: CheckResult, abort: bool = False) -> None:
         """
@@ -63,8 +68,8 @@ class _TcpAttempt(Protocol):
         if d is None:
             return
         timer, self.timer = self.timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        if timer is not None:
+            self.timers.cancel(timer)  # type: ignore[union-attr]
         if abort and self.connector is not None:
             self.connector.disconnect()
         d.callback(result)
@@ -72,8 +77,8 @@ class _TcpAttempt(Protocol):
     def _cancel(self, d: Deferred[CheckResult]) -> None:
         self.deferred = None
         timer, self.timer = self.timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        if timer is not None:
+            self.timers.cancel(timer)  # type: ignore[union-attr]
         if self.connector is not None:
             self.connector.disconnect()
         d.callback(_CANCELLED)
@@ -139,6 +144,7 @@ class TcpChecker:
         """
         self.reactor = reactor
         self.clock: IReactorTime = clock if clock is not None else reactor  # type: ignore[assignment]
+        self.timers = timerQueue(self.clock)
         self.options = options
         self._bind = options.bindAddress()
         self._description = options.describe()
@@ -166,14 +172,14 @@ class TcpChecker:
             cancelling it aborts the attempt (with a failure result).
         """
         o = self.options
-        attempt = _TcpAttempt()
+        attempt = _TcpAttempt(self.timers)
         d: Deferred[CheckResult] = attempt.deferred  # type: ignore[assignment]
         if self.lean:
             conn = LeanConnection(self.reactor, self._family, self._addr, self._leanBind, attempt)  # type: ignore[arg-type]
             attempt.connector = conn
             conn.connect(self.socketFactory)
             if attempt.deferred is not None:
-                attempt.timer = self.clock.callLater(o.connectTimeout, attempt._timedOut)
+                attempt.timer = self.timers.callLater(o.connectTimeout, attempt._timedOut)
             return d
         try:
             attempt.connector = self.reactor.connectTCP(

@@ -11,8 +11,8 @@ fanned out to each of them.
 Two kinds of check run:
 
   - scheduled checkers (everything but FILE_CHECK) run on a
-    L{CheckerScheduler}; a L{_Probe} lets the run see each result before
-    the scheduler judges it (for dynamic weights and mail wording);
+    L{CheckerScheduler}, whose C{onResult} hook shows the run each result
+    before the scheduler judges it (for dynamic weights and mail wording);
   - event-driven checkers (C{BuiltChecker.driven}: FILE_CHECK) deliver
     their results themselves (C{start(onResult)}/C{stop()}); the run feeds
     them to the checker's state to get the same events.
@@ -24,34 +24,12 @@ import random as _random
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer
 from twisted.logger import Logger
 
 from keepalive_tx.check.base import CheckerEvent, CheckerScheduler, CheckResult
 from keepalive_tx.check.factory import BuiltChecker
 
 __all__ = ["CheckerRun"]
-
-
-class _Probe:
-    """
-    Wraps a checker to see each result before the scheduler does.
-    """
-
-    def __init__(self, inner: Any, onResult: Callable[[CheckResult], None]) -> None:
-        self.inner = inner
-        self.kind = inner.kind
-        self.onResult = onResult
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-    def check(self, target: int = 0) -> defer.Deferred[CheckResult]:
-        return defer.maybeDeferred(self.inner.check, target).addCallback(self._seen)
-
-    def _seen(self, result: CheckResult) -> CheckResult:
-        self.onResult(result)
-        return result
 
 
 class CheckerRun:
@@ -90,9 +68,14 @@ class CheckerRun:
         self.enabled = True
         self.scheduler: CheckerScheduler | None = None
         if not built.driven:
-            probe = _Probe(built.checker, self._result)
             self.scheduler = CheckerScheduler(
-                probe, built.state, built.timing, clock, self._scheduled, random
+                built.checker,
+                built.state,
+                built.timing,
+                clock,
+                self._scheduled,
+                random,
+                onResult=self._result,
             )
             self.scheduler.vsName = vsName
 
@@ -125,7 +108,11 @@ class CheckerRun:
     # -- fan out ---------------------------------------------------------------
 
     def _result(self, result: CheckResult) -> None:
-        for subscriber in list(self.subscribers):
+        subscribers = self.subscribers
+        if len(subscribers) == 1:
+            self.onResult(subscribers[0], result)
+            return
+        for subscriber in list(subscribers):
             self.onResult(subscriber, result)
 
     def _scheduled(self, scheduler: CheckerScheduler, event: CheckerEvent) -> None:

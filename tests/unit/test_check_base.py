@@ -17,6 +17,7 @@ from keepalive_tx.check.base import (
     CheckTiming,
     ConnectOptions,
     HttpCheckerState,
+    Verdict,
 )
 
 T = CheckTiming(delayLoop=10, retry=2, delayBeforeRetry=3)
@@ -413,6 +414,102 @@ class SchedulerTests(SynchronousTestCase):
         self.clock.advance(1)
         self.clock.advance(5)
         self.assertEqual(len(self.events), 1)
+
+
+    def test_plainResult(self) -> None:
+        """
+        A checker returning a result instead of a Deferred is fine.
+        """
+        s = self.make(CheckTiming(delayLoop=5, warmup=0, retry=0))
+        self.checker.check = lambda target=0: CheckResult(False, "x")  # type: ignore[method-assign]
+        s.start()
+        self.clock.advance(1)
+        self.assertEqual(self.events, [CheckerEvent(False, True, True)])
+        self.assertTrue(s.pending)
+
+    def test_onResult(self) -> None:
+        """
+        The onResult hook sees every result, before the event it causes,
+        and nothing after stop().
+        """
+        seen: list[object] = []
+        s = CheckerScheduler(
+            self.checker,
+            CheckerState(CheckTiming(delayLoop=5, warmup=0)),
+            CheckTiming(delayLoop=5, warmup=0),
+            self.clock,
+            lambda sched, e: seen.append(e),
+            onResult=seen.append,
+        )
+        s.start()
+        self.clock.advance(1)
+        self.checker.answer(True)
+        self.assertEqual(seen, [CheckResult(True, "x"), CheckerEvent(True, True, True)])
+        self.clock.advance(5)
+        s.stop()
+        self.assertEqual(len(seen), 2)
+
+    def test_oneClockCallForAll(self) -> None:
+        """
+        Many schedulers on one clock hold one call on it (the shared timer
+        queue); stopping them all leaves none.
+        """
+        t = CheckTiming(delayLoop=2, warmup=1)
+        schedulers = [self.make(t, rnd=i / 50) for i in range(50)]
+        for s in schedulers:
+            s.start()
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(2)
+        self.assertEqual(len(self.checker.calls), 50)
+        for _ in range(50):
+            self.checker.answer(True)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(2)
+        self.assertEqual(len(self.checker.calls), 100)
+        for s in schedulers:
+            s.stop()
+        self.assertEqual(self.checker.cancelled, 50)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_restartFromEvent(self) -> None:
+        """
+        An event handler restarting the scheduler leaves one attempt
+        scheduled, not two.
+        """
+        t = CheckTiming(delayLoop=5, warmup=0)
+        s = self.make(t)
+
+        def restart(sched: CheckerScheduler, e: CheckerEvent) -> None:
+            sched.stop()
+            sched.start()
+
+        s.onEvent = restart
+        s.start()
+        self.clock.advance(1)
+        self.checker.answer(True)
+        self.clock.advance(1)
+        self.assertEqual(len(self.checker.calls), 2)
+        self.clock.advance(10)
+        self.assertEqual(len(self.checker.calls), 2)
+
+
+class VerdictReuseTests(SynchronousTestCase):
+    """
+    The eventless verdicts of every cycle are shared objects.
+    """
+
+    def test_generic(self) -> None:
+        s = CheckerState(T)
+        s.record(True)
+        self.assertIs(s.record(True), s.record(True))
+        self.assertEqual(s.record(True), Verdict(10))
+        self.assertEqual(s.record(False), Verdict(3, None, retrying=True))
+
+    def test_http(self) -> None:
+        s = HttpCheckerState(CheckTiming(delayLoop=5, retry=1, delayBeforeRetry=2), urlCount=2)
+        s.record(True)
+        s.record(True)
+        self.assertIs(s.record(True), s.record(True))
 
 
 class ConnectOptionsTests(SynchronousTestCase):
