@@ -46,10 +46,11 @@ from keepalive_tx.check.httpwire import (
     parseStatusCode,
 )
 from keepalive_tx.check.leantcp import LeanConnection, leanReactor, sockaddrFor
+from keepalive_tx.check.timers import timerQueue
 from keepalive_tx.check.tls import TlsClientOptions, clientCreator
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
+    from twisted.internet.interfaces import IReactorTCP, IReactorTime
 
     from keepalive_tx.check.httpregex import RegexMatcher
 
@@ -117,7 +118,7 @@ class _Attempt(Protocol):
             bodySink = _tee(bodySink, matcher.feed) if bodySink is not None else matcher.feed
         self.parser = ResponseParser(digest, checker.decodeChunked, bodySink)
         self.connector: Any = None
-        self.timer: IDelayedCall | None = None
+        self.timer: int | None = None
         self.started = 0.0
         self.gotData = False
         self.received = 0
@@ -136,8 +137,7 @@ class _Attempt(Protocol):
         if d is None:
             return
         timer, self.timer = self.timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        self.checker.timers.cancel(timer)
         self.result = result
         if abort:
             if self.transport is not None:
@@ -152,8 +152,7 @@ class _Attempt(Protocol):
     def _cancel(self, d: Deferred[Any]) -> None:
         self.deferred = None
         timer, self.timer = self.timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        self.checker.timers.cancel(timer)
         if self.transport is not None:
             self.transport.abortConnection()
         elif self.connector is not None:
@@ -190,11 +189,9 @@ class _Attempt(Protocol):
         checker = self.checker
         clock = checker.clock
         self.started = clock.seconds()
-        timer = self.timer
-        if timer is None:
-            self.timer = clock.callLater(checker.options.connectTimeout, self._tick)
-        else:
-            timer.reset(checker.options.connectTimeout)
+        timers = checker.timers
+        timers.cancel(self.timer)
+        self.timer = timers.callLater(checker.options.connectTimeout, self._tick)
         self.transport.write(self.request)
 
     def handshakeCompleted(self) -> None:
@@ -210,7 +207,7 @@ class _Attempt(Protocol):
             self.gotData = False
             checker = self.checker
             if checker.clock.seconds() - self.started < checker.maxDuration:
-                self.timer = checker.clock.callLater(checker.options.connectTimeout, self._tick)
+                self.timer = checker.timers.callLater(checker.options.connectTimeout, self._tick)
                 return
             self.fail("Timeout HTTP read")
         elif not self.handshakeDone:
@@ -290,6 +287,7 @@ class HttpChecker:
         """
         self.reactor = reactor
         self.clock: IReactorTime = clock if clock is not None else reactor  # type: ignore[assignment]
+        self.timers = timerQueue(self.clock)
         self.options = options
         self.urls = tuple(urls)
         self.protocol = protocol
@@ -391,7 +389,7 @@ class HttpChecker:
             attempt.connector = conn
             conn.connect(self.socketFactory)
             if attempt.deferred is not None and attempt.timer is None:
-                attempt.timer = self.clock.callLater(o.connectTimeout, attempt._tick)
+                attempt.timer = self.timers.callLater(o.connectTimeout, attempt._tick)
             return d
         factory: Any = attempt
         if self.tls is not None:

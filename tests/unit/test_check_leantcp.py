@@ -18,6 +18,7 @@ from keepalive_tx.check.base import CheckResult, ConnectOptions
 from keepalive_tx.check.http import HttpChecker, HttpUrl
 from keepalive_tx.check.leantcp import LeanConnection, leanReactor, sockaddrFor
 from keepalive_tx.check.tcp import TcpChecker
+from keepalive_tx.check.timers import timerQueue
 
 
 class FakeSocket:
@@ -416,12 +417,18 @@ class LeanCheckerTests(SynchronousTestCase):
         body = b"hello"
         c = self.http([HttpUrl("/h", digest=hashlib.md5(body).hexdigest())], virtualhost="www")
         c.check(0).addCallback(self.results.append)
+        queue = timerQueue(self.reactor)
+        self.assertEqual(len(queue), 1)
         (timer,) = self.reactor.getDelayedCalls()
+        self.assertAlmostEqual(timer.getTime(), 4, places=3)
         self.reactor.advance(1)
         conn = self.writer()
         conn.doWrite()
-        self.assertEqual(self.reactor.getDelayedCalls(), [timer])
-        self.assertEqual(timer.getTime(), 5)
+        # the connect timeout became the read timeout (connect_timeout 4):
+        # still one timer, now due 4 s after the request went out
+        self.assertEqual(len(queue), 1)
+        (timer,) = self.reactor.getDelayedCalls()
+        self.assertAlmostEqual(timer.getTime(), 5, places=3)
         self.assertEqual(
             self.sockets[0].sent,
             b"GET /h HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: www\r\n\r\n",
