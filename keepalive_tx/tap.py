@@ -78,7 +78,9 @@ class Options(usage.Options):
         if self["vrrp"] and self["check"]:
             raise usage.UsageError("--vrrp and --check are mutually exclusive")
         if self["config-test"]:
-            raise SystemExit(configTest(self, self.stdout, self.stderr))
+            code = configTest(self, self.stdout, self.stderr)
+            _noCollectionAtExit()
+            raise SystemExit(code)
 
     def load(self):
         """
@@ -89,6 +91,26 @@ class Options(usage.Options):
         return loadConfig(
             self["config"], configId=self["config-id"], allConfig=bool(self["all-config"])
         )
+
+
+_exitHook: list[bool] = []
+
+
+def _noCollectionAtExit() -> None:
+    """
+    The process is about to exit (C{--config-test}): have the interpreter
+    skip the garbage collections of its shutdown, which would traverse every
+    object twistd and the configuration left behind (about 40 ms) only to free
+    memory the exit frees anyway. C{gc.freeze()} runs as an C{atexit} hook:
+    nothing changes before the interpreter exits (also when tests call
+    C{postOptions}), and objects made by later hooks are collected as usual.
+    """
+    if not _exitHook:
+        import atexit
+        import gc
+
+        atexit.register(gc.freeze)
+        _exitHook.append(True)
 
 
 def configTest(options: Options, stdout: TextIO, stderr: TextIO) -> int:

@@ -54,6 +54,12 @@ def _noCycleCollection() -> Iterator[None]:
     Suspend the cyclic garbage collector while a configuration is read: the
     parse allocates hundreds of thousands of acyclic objects and the
     collector's passes over them cost about a quarter of the time.
+
+    Afterwards the survivors (the model) are moved straight to the oldest
+    generation (C{gc.freeze()} then C{gc.unfreeze()}): otherwise the first
+    young-generation collection after re-enabling would traverse every one
+    of them (about 50 ms for 10,000 real servers). They stay collectable by
+    the next full collection. Skipped if something else froze objects.
     """
     wasEnabled = gc.isenabled()
     gc.disable()
@@ -61,6 +67,9 @@ def _noCycleCollection() -> Iterator[None]:
         yield
     finally:
         if wasEnabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 

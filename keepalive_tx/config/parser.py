@@ -31,6 +31,8 @@ UNEXPECTED_BOB = "Unexpected '{' - ignoring"
 EXTRA_EOB = "Extra '}' found"
 MISSING_EOB = "Missing '}' at end of configuration block"
 
+_OPEN = ("{",)
+
 
 class BlockParser:
     """
@@ -50,14 +52,14 @@ class BlockParser:
         n = len(lines)
         get = spec.keywords.get
         ctx = self.ctx
-        if needOpen:
-            while self.pos < n and not lines[self.pos].tokens:
-                self.pos += 1
-            if self.pos < n and lines[self.pos].isOpen:
-                self.pos += 1
-            else:
-                ctx.error(lines[self.pos] if self.pos < n else (lines[-1] if lines else None), MISSING_BOB)
         pos = self.pos
+        if needOpen:
+            while pos < n and not lines[pos].tokens:
+                pos += 1
+            if pos < n and lines[pos].tokens == _OPEN:
+                pos += 1
+            else:
+                ctx.error(lines[pos] if pos < n else (lines[-1] if lines else None), MISSING_BOB)
         while pos < n:
             line = lines[pos]
             pos += 1
@@ -66,10 +68,25 @@ class BlockParser:
                 continue
             kw = get(tokens[0])
             if kw is not None:
-                # Fast path: a plain one-line keyword.
-                if kw.kind == SIMPLE and kw.deprecated is None and tokens[-1] != "{":
-                    kw.handler(ctx, line, b)  # type: ignore[misc]
-                    continue
+                if kw.deprecated is None and tokens[-1] != "{":
+                    kind = kw.kind
+                    if kind == SIMPLE:
+                        # Fast path: a plain one-line keyword.
+                        kw.handler(ctx, line, b)  # type: ignore[misc]
+                        continue
+                    if kind == BLOCK:
+                        # Fast path: dispatch() and subBlock() for "keyword ARGS"
+                        # followed by a block.
+                        sub = kw.spec
+                        child = sub.open(ctx, line, b)  # type: ignore[union-attr]
+                        self.pos = pos
+                        if child is None:
+                            self.skipBlock(False)
+                        else:
+                            self.parseBlock(sub, child, level + 1, True)  # type: ignore[arg-type]
+                            sub.close(ctx, child, b)  # type: ignore[union-attr]
+                        pos = self.pos
+                        continue
                 self.pos = pos
                 self.dispatch(kw, line, b, level)
                 pos = self.pos

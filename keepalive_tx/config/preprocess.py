@@ -18,10 +18,13 @@ whitespace.
 
 Plain lines (printable ASCII without C{" # ! $ @ ~ \\}, not an include) take a
 fast path that only splits braces and whitespace; it gives exactly what the
-PLY lexer gives for such lines (tested). Measured on this machine
-(bench/bench_preprocess.py): a generated 62,000-line configuration (100 VRRP
-instances, 100 virtual servers x 100 real servers with TCP_CHECK) in about
-0.15 s.
+PLY lexer gives for such lines (tested). Each distinct plain line is split
+once per file and its text and token tuples are shared by its repetitions.
+Measured on this machine (bench/config_load.py): a generated 62,000-line
+configuration (100 VRRP instances, 100 virtual servers x 100 real servers
+with TCP_CHECK) in about 0.09 s with the cyclic collector suspended, as
+L{keepalive_tx.config.loadConfig} runs it (bench/bench_preprocess.py, which
+leaves the collector on, measures about 0.15 s).
 
 Nothing here raises for any input text: every problem becomes a
 L{Diagnostic} located at C{file:line}.
@@ -36,6 +39,7 @@ import re
 import socket
 import stat
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from keepalive_tx.config.errors import Diagnostics, Location, Severity
 from keepalive_tx.config.lexer import rawTokens, tokenizeChecked
@@ -255,56 +259,43 @@ class _Preprocessor:
 
     def _processLines(self, text: str, filename: str) -> None:
         append = self.out.append
-        plain = _PLAIN.fullmatch
         physical = self._physical
-        blanks = _BLANKS
+        new = object.__new__
+        setFile, setLine, setLoc, setText, setTokens = _SETTERS
+        # Large files repeat the same few lines ("weight 1", "}") thousands
+        # of times: each distinct physical line is classified and split once.
+        cache: dict[str, tuple[tuple[str, tuple[str, ...]], ...] | object | None] = {}
+        cached = cache.get
         lines = text.split("\n")
         if lines and not lines[-1]:
             lines.pop()
         collecting = self.collecting
         for number, raw in enumerate(lines, 1):
-            if plain(raw) is None or collecting is not None or len(raw) > MAX_LINE_BYTES:
+            parts = cached(raw, cache)
+            if parts is cache:
+                parts = cache[raw] = _plainParts(raw)
+            if parts is None or collecting is not None:
                 physical(raw.rstrip("\r"), _location(filename, number))
                 collecting = self.collecting
                 if self.overflowReported:
                     return
                 continue
-            # Fast path: printable ASCII without quotes, comments, escapes,
-            # $, @, ~ (so no definitions, conditionals or sequences).
-            line = raw.strip(blanks)
-            if not line:
+            if not parts:
                 continue
-            if line[0] == "i" and line.startswith("include"):
+            if parts is _INCLUDE:
                 physical(raw, _location(filename, number))
                 collecting = self.collecting
                 continue
-            loc = _location(filename, number)
-            brace = line.find("{")
-            if "}" not in line:
-                if brace < 0:
-                    append(_logicalLine(loc, line, tuple(line.split())))
-                    continue
-                if brace == len(line) - 1:  # "keyword args {"
-                    if brace:
-                        head = line[:-1].rstrip(blanks)
-                        append(_logicalLine(loc, head, tuple(head.split())))
-                    append(_logicalLine(loc, "{", ("{",)))
-                    continue
-            elif line == "}":
-                append(_logicalLine(loc, "}", ("}",)))
-                continue
-            while line:
-                first = line[0]
-                if first == "{" or first == "}":
-                    append(_logicalLine(loc, first, (first,)))
-                    line = line[1:].lstrip(blanks)
-                    continue
-                pos = _firstBrace(line)
-                if pos < 0:
-                    head, line = line, ""
-                else:
-                    head, line = line[:pos].rstrip(blanks), line[pos:]
-                append(_logicalLine(loc, head, tuple(head.split())))
+            # A plain line: Location and LogicalLine made as _location() does, inlined.
+            loc = new(Location)
+            setFile(loc, filename)
+            setLine(loc, number)
+            for head, tokens in parts:  # type: ignore[union-attr]
+                line = new(LogicalLine)
+                setLoc(line, loc)
+                setText(line, head)
+                setTokens(line, tokens)
+                append(line)
 
     def _overflow(self, loc: Location) -> None:
         if not self.overflowReported:
@@ -885,45 +876,87 @@ class _Preprocessor:
             self.out.append(LogicalLine(loc, visible, tokens))
 
 
-def _makeConstructors() -> tuple[
-    Callable[[str, int], Location], Callable[[Location, str, tuple[str, ...]], LogicalLine]
-]:
+def _makeSetters() -> tuple[Callable[[Any, Any], None], ...]:
     """
-    Fast constructors for the two frozen dataclasses (the generated frozen
-    C{__init__} costs twice as much); fall back to the classes if their
-    fields ever change.
+    Setters of C{Location.file}, C{Location.line}, C{LogicalLine.location},
+    C{.text} and C{.tokens} for instances made with C{object.__new__}: the
+    slots' own C{__set__} (the generated frozen C{__init__} costs twice as
+    much), or C{object.__setattr__} should the classes lose their slots. (A
+    field added to either class would be left unset: the preprocessor tests
+    compare whole lines and would fail.)
     """
-    new = object.__new__
-    if getattr(Location, "__slots__", None) == ("file", "line"):
-        setFile = Location.file.__set__  # type: ignore[attr-defined]
-        setLine = Location.line.__set__  # type: ignore[attr-defined]
 
-        def location(file: str, line: int) -> Location:
-            loc = new(Location)
-            setFile(loc, file)
-            setLine(loc, line)
-            return loc
+    def setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+        if name in getattr(cls, "__slots__", ()):
+            return getattr(cls, name).__set__
+        return lambda obj, value: object.__setattr__(obj, name, value)  # pragma: no cover
 
-    else:  # pragma: no cover
-        location = Location
-    if getattr(LogicalLine, "__slots__", None) == ("location", "text", "tokens"):
-        setLoc = LogicalLine.location.__set__  # type: ignore[attr-defined]
-        setText = LogicalLine.text.__set__  # type: ignore[attr-defined]
-        setTokens = LogicalLine.tokens.__set__  # type: ignore[attr-defined]
-
-        def logicalLine(loc: Location, text: str, tokens: tuple[str, ...]) -> LogicalLine:
-            line = new(LogicalLine)
-            setLoc(line, loc)
-            setText(line, text)
-            setTokens(line, tokens)
-            return line
-
-    else:  # pragma: no cover
-        logicalLine = LogicalLine
-    return location, logicalLine
+    return (
+        setter(Location, "file"),
+        setter(Location, "line"),
+        setter(LogicalLine, "location"),
+        setter(LogicalLine, "text"),
+        setter(LogicalLine, "tokens"),
+    )
 
 
-_location, _logicalLine = _makeConstructors()
+_SETTERS = _makeSetters()
+
+
+def _location(file: str, line: int) -> Location:
+    loc = object.__new__(Location)
+    _SETTERS[0](loc, file)
+    _SETTERS[1](loc, line)
+    return loc
+
+
+# _plainParts() for a plain line that is an include (or include_check): it
+# goes through the full preprocessor.
+_INCLUDE = object()
+
+
+def _plainParts(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...] | object | None:
+    """
+    The logical lines, as C{(text, tokens)} pairs, of a physical line that
+    needs none of the preprocessor's machinery: printable ASCII without
+    quotes, comments, escapes, C{$}, C{@}, C{~} (so no definitions,
+    conditionals or sequences); only braces and whitespace split it.
+
+    @return: the pairs (none for a blank line), L{_INCLUDE} for an include
+        line, or C{None} if the line is not plain.
+    """
+    if len(raw) > MAX_LINE_BYTES or _PLAIN.fullmatch(raw) is None:
+        return None
+    line = raw.strip(_BLANKS)
+    if not line:
+        return ()
+    if line[0] == "i" and line.startswith("include"):
+        return _INCLUDE
+    brace = line.find("{")
+    if "}" not in line:
+        if brace < 0:
+            return ((line, tuple(line.split())),)
+        if brace == len(line) - 1:  # "keyword args {"
+            if brace:
+                head = line[:-1].rstrip(_BLANKS)
+                return ((head, tuple(head.split())), ("{", ("{",)))
+            return (("{", ("{",)),)
+    elif line == "}":
+        return (("}", ("}",)),)
+    parts = []
+    while line:
+        first = line[0]
+        if first == "{" or first == "}":
+            parts.append((first, (first,)))
+            line = line[1:].lstrip(_BLANKS)
+            continue
+        pos = _firstBrace(line)
+        if pos < 0:
+            head, line = line, ""
+        else:
+            head, line = line[:pos].rstrip(_BLANKS), line[pos:]
+        parts.append((head, tuple(head.split())))
+    return tuple(parts)
 
 
 def _firstBrace(text: str) -> int:
@@ -1073,6 +1106,11 @@ def preprocessText(
         pre.processText(text, filename)
     except RecursionError:
         diagnostics.add(Severity.ERROR, "configuration nested too deeply - ignoring the rest")
+    finally:
+        # The pre-defined names' functions refer back to the preprocessor:
+        # break that cycle so that the lines are freed by reference counting
+        # as soon as the caller drops them, not by a later cyclic collection.
+        pre.definitions.clear()
     return pre.out
 
 

@@ -16,9 +16,6 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from keepalive_tx.check.httpregex import RegexError
-from keepalive_tx.check.httpregex import compilePattern as compileRegexPattern
-from keepalive_tx.check.httpregex import optionProblem as regexOptionProblem
 from keepalive_tx.config import schema as S
 from keepalive_tx.config.build_lvs import buildVirtualServer, checkGroupReferences
 from keepalive_tx.config.lexer import _shellWords
@@ -143,21 +140,25 @@ def _closeVsg(ctx: Context, b: Builder, root: Builder) -> None:
 
 
 # Large configurations repeat the same few argument spellings thousands of
-# times ("connect_timeout 3", "weight 1"): valid conversions are memoised.
+# times ("connect_timeout 3", "weight 1"): valid conversions are memoised by
+# argument text, one table per range (shared by the keywords with that range).
 _CACHE: dict[tuple[str, object, object], object] = {}
+_RANGE_CACHES: dict[tuple[object, object], dict[str, object]] = {}
 
 
 def _timer(field: str, lo: float = _TINY) -> S.Keyword:
+    cache = _RANGE_CACHES.setdefault((lo, None), {})
+    cached = cache.get
+
     def handler(ctx: Context, line: LogicalLine, b: Builder) -> None:
         tokens = line.tokens
         if len(tokens) > 1:
-            key = (tokens[1], lo, None)
-            value = _CACHE.get(key)
+            value = cached(tokens[1])
             if value is None:
                 value = S.parseTimer(ctx, line, tokens[1], lo, TIMER_MAX)
                 if value is None:
                     return
-                _CACHE[key] = value
+                cache[tokens[1]] = value
             b[field] = value
         else:
             ctx.error(line, f"{line.keyword}: missing parameter")
@@ -166,16 +167,18 @@ def _timer(field: str, lo: float = _TINY) -> S.Keyword:
 
 
 def _int(field: str, lo: int, hi: int) -> S.Keyword:
+    cache = _RANGE_CACHES.setdefault((lo, hi), {})
+    cached = cache.get
+
     def handler(ctx: Context, line: LogicalLine, b: Builder) -> None:
         tokens = line.tokens
         if len(tokens) > 1:
-            key = (tokens[1], lo, hi)
-            value = _CACHE.get(key)
+            value = cached(tokens[1])
             if value is None:
                 value = S.parseInt(ctx, line, tokens[1], lo, hi)
                 if value is None:
                     return
-                _CACHE[key] = value
+                cache[tokens[1]] = value
             b[field] = value
         else:
             ctx.error(line, f"{line.keyword}: missing parameter")
@@ -352,6 +355,9 @@ def _regex(ctx: Context, line: LogicalLine, b: Builder) -> None:
 def _regexOptions(ctx: Context, line: LogicalLine, b: Builder) -> None:
     if _args(ctx, line) is None:
         return
+    # Imported here: only HTTP_GET/SSL_GET urls with regexes need it.
+    from keepalive_tx.check.httpregex import optionProblem as regexOptionProblem
+
     good = []
     for word in line.tokens[1:]:
         problem = regexOptionProblem(word)
@@ -380,6 +386,9 @@ def _checkRegex(ctx: Context, b: Builder) -> None:
     if low is not None and high is not None and low > high:
         ctx.warning(b["location"], f"regex min offset {low} > regex_max_offset {high} - ignoring")
         del b["regexMinOffset"], b["regexMaxOffset"]
+    from keepalive_tx.check.httpregex import RegexError
+    from keepalive_tx.check.httpregex import compilePattern as compileRegexPattern
+
     try:
         compileRegexPattern(b["regex"], tuple(b.get("regexOptions", ())))
     except RegexError as e:

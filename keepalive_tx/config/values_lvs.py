@@ -41,19 +41,31 @@ class BadValue(ValueError):
     """
 
 
+# Real servers repeat across virtual servers: parsed addresses (immutable)
+# are shared, up to this many spellings.
+_ADDRESSES: dict[str, IPAddress] = {}
+_MAX_ADDRESSES = 16384
+
+
 def parseAddress(text: str, what: str = "IP address") -> IPAddress:
     """
     A numeric IPv4/IPv6 address.
     """
+    address = _ADDRESSES.get(text)
+    if address is not None:
+        return address
     try:
         # Fast path for the common dotted quad (inet_pton is as strict as ipaddress).
-        return IPv4Address(_fromBytes(_pton(_AF_INET, text), "big"))
+        address = IPv4Address(_fromBytes(_pton(_AF_INET, text), "big"))
     except (OSError, ValueError):
-        pass
-    try:
-        return ip_address(text)
-    except ValueError:
-        raise BadValue(f"invalid {what} '{text}' (numeric IPv4 or IPv6 address expected)") from None
+        try:
+            address = ip_address(text)
+        except ValueError:
+            raise BadValue(f"invalid {what} '{text}' (numeric IPv4 or IPv6 address expected)") from None
+    if len(_ADDRESSES) >= _MAX_ADDRESSES:
+        _ADDRESSES.clear()
+    _ADDRESSES[text] = address
+    return address
 
 
 def parseUnsigned(text: str, lo: int, hi: int, what: str) -> int:
