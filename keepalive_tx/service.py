@@ -29,13 +29,15 @@ def buildAlerts(globalDefs: Any, reactor: Any) -> tuple[Any, Any]:
     The mailer (C{None} unless C{smtp_server} and C{notification_email} are
     both configured, as in keepalived) and the L{AlertDispatcher}.
     """
-    from keepalive_tx.alert.mail import Mailer, localFromAddress
     from keepalive_tx.alert.messages import AlertDispatcher
 
     g = globalDefs
     mailer = None
     routerId = routerIdFor(g)
     if g.smtpServer and g.notificationEmail:
+        # Only then: the SMTP client stack (twisted.mail, TLS) costs ~2 MB.
+        from keepalive_tx.alert.mail import Mailer, localFromAddress
+
         mailer = Mailer(
             reactor,
             (g.smtpServer, g.smtpPort),

@@ -24,7 +24,6 @@ import errno
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 from twisted.internet import abstract
 from twisted.internet.interfaces import IReactorFDSet
 from twisted.logger import Logger
@@ -41,6 +40,7 @@ from keepalive_tx.net.netlink import (
     NetlinkError,
     RouteChannel,
     RouteSocket,
+    RtnlMarshal,
     addressFromMessage,
     linkFromMessage,
     openRouteSocket,
@@ -101,7 +101,7 @@ class LinkMonitor(abstract.FileDescriptor):
         self._groups = groups
         self.channel = channel if channel is not None else RouteChannel(socketFactory)
         self._socket: RouteSocket | None = None
-        self._marshal = MarshalRtnl()
+        self._marshal = RtnlMarshal()
         self._observers: list[Any] = []
         self.links: dict[int, LinkInfo] = {}
         self._addresses: dict[tuple[int, object], AddressInfo] = {}

@@ -14,8 +14,7 @@ status.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -30,8 +29,6 @@ from keepalive_tx.net.addresses import (
     resolveBroadcast,
 )
 from keepalive_tx.net.announce import Announcer
-from keepalive_tx.net.routespec import routeSpecsFor, ruleSpecsFor
-from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.vrrp.machine import (
     IMachineEffects,
     MachineConfig,
@@ -43,20 +40,23 @@ from keepalive_tx.vrrp.packet import (
     VRRP_MCAST_V6,
     VRRP_TTL,
     AuthType,
+    IPv4AdvertTemplate,
     ReceivedMeta,
     VrrpAdvert,
-    buildIPv4Advert,
     encodeVrrp,
     nextIpId,
 )
 from keepalive_tx.vrrp.transport import IVrrpReceiver
 from keepalive_tx.vrrp.validate import (
+    AdvertChecker,
     RateLimitedLog,
     ReceiveCounters,
     ReceivePolicy,
     UnicastPeer,
-    checkAdvert,
 )
+
+if TYPE_CHECKING:
+    from keepalive_tx.net.rtnames import IprouteNames
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -188,11 +188,18 @@ class VrrpInstance:
         # virtual_routes / virtual_rules: only handled with a manager
         self.routes = routes
         self.rules = rules
-        names = ipNames if ipNames is not None else IprouteNames()
-        self.virtualRoutes = routeSpecsFor(
-            config.virtualRoutes if routes is not None else (), names, self._configProblem)
-        self.virtualRules = ruleSpecsFor(
-            config.virtualRules if rules is not None else (), names, self._configProblem)
+        self.virtualRoutes: list[Any] = []
+        self.virtualRules: list[Any] = []
+        wantRoutes = config.virtualRoutes if routes is not None else ()
+        wantRules = config.virtualRules if rules is not None else ()
+        if wantRoutes or wantRules:
+            # Only then: the route/rule spec builder (and iproute2 name files).
+            from keepalive_tx.net.routespec import routeSpecsFor, ruleSpecsFor
+            from keepalive_tx.net.rtnames import IprouteNames
+
+            names = ipNames if ipNames is not None else IprouteNames()
+            self.virtualRoutes = routeSpecsFor(wantRoutes, names, self._configProblem)
+            self.virtualRules = ruleSpecsFor(wantRules, names, self._configProblem)
         self.advertAddresses = tuple(
             v.address.ip for v in self.vips if v.address.version == self.family)
         self.counters = ReceiveCounters()
@@ -202,7 +209,9 @@ class VrrpInstance:
         self._ipId = 0
         self._ahSequence = 0
         self._rateLog = RateLimitedLog(self.log, f"({self.name}) ")
-        self.policy = ReceivePolicy(
+        self._advertPackets: dict[int, list[tuple[IPAddress, Any]]] = {}
+        self._receiveChecker = AdvertChecker()
+        self._policy = ReceivePolicy(
             family=self.family,
             vrid=config.virtualRouterId or 1,
             version=config.version,
@@ -220,12 +229,32 @@ class VrrpInstance:
         self.machine = VRRPMachine(machineConfigFor(config, sourceAddress), self, clock)
 
     @property
+    def policy(self) -> ReceivePolicy:
+        """
+        The L{ReceivePolicy} in force: the configured one with our current
+        effective priority and the last AH sequence number (brought up to
+        date when read, not on every advert sent).
+        """
+        policy = self._policy
+        if (policy.effectivePriority != self.machine.effectivePriority
+                or policy.ahLastSequence != self._ahSequence):
+            policy = self._policy = policy.evolve(
+                effectivePriority=self.machine.effectivePriority,
+                ahLastSequence=self._ahSequence)
+        return policy
+
+    @policy.setter
+    def policy(self, policy: ReceivePolicy) -> None:
+        self._policy = policy
+        self._ahSequence = policy.ahLastSequence
+
+    @property
     def state(self) -> State:
         return self.machine.state
 
     @property
     def vrid(self) -> int:
-        return self.policy.vrid
+        return self._policy.vrid
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -251,10 +280,7 @@ class VrrpInstance:
     # -- IVrrpReceiver -------------------------------------------------------
 
     def vrrpReceived(self, data: bytes, meta: ReceivedMeta) -> None:
-        policy = self.policy
-        if policy.effectivePriority != self.machine.effectivePriority:
-            policy = self.policy = replace(policy, effectivePriority=self.machine.effectivePriority)
-        result = checkAdvert(data, meta, policy)
+        result = self._receiveChecker.check(data, meta, self.policy)
         self.counters.record(result)
         if not result.accepted:
             self._rateLog.logResult(result)
@@ -281,11 +307,34 @@ class VrrpInstance:
             eff = self.machine.effectivePriority
             if priority < eff or (priority == eff and int(source) < int(self.sourceAddress)):
                 self._ahSequence = (sequence + 1) & 0xFFFFFFFF
-        self.policy = replace(self.policy, ahLastSequence=self._ahSequence)
 
     # -- IMachineEffects -----------------------------------------------------
 
     def sendAdvert(self, priority: int) -> None:
+        packets = self._advertPackets.get(priority)
+        if packets is None:
+            packets = self._advertPacketsFor(priority)
+        if self.authType == AuthType.AH:
+            self._ahSequence = (self._ahSequence + 1) & 0xFFFFFFFF
+        sender = self.sender
+        for destination, template in packets:
+            if template.__class__ is bytes:  # IPv6: the kernel fills in the checksum
+                packet = template
+            else:
+                self._ipId = nextIpId(self._ipId)
+                packet = template.packet(self._ipId, self._ahSequence)
+            if sender.send(packet, destination):
+                self.stats["advert_sent"] += 1
+                if priority == 0:
+                    self.stats["pri_zero_sent"] += 1
+
+    def _advertPacketsFor(self, priority: int) -> list[tuple[IPAddress, Any]]:
+        """
+        Build, remember and return the adverts for C{priority}: one
+        (destination, L{IPv4AdvertTemplate} or IPv6 message bytes) per
+        destination.  Everything else they depend on is fixed for the
+        instance's lifetime; a handful of priorities are remembered.
+        """
         cfg = self.config
         if cfg.version == 2:
             advert = VrrpAdvert(
@@ -297,21 +346,18 @@ class VrrpInstance:
                 maxAdvertIntCs=max(1, round(cfg.advertInt * 100)))
         destinations = self.peers or (self.multicastGroup,)
         ttl = cfg.unicastTtl if (self.peers and cfg.unicastTtl is not None) else VRRP_TTL
-        if self.authType == AuthType.AH:
-            self._ahSequence = (self._ahSequence + 1) & 0xFFFFFFFF
-            self.policy = replace(self.policy, ahLastSequence=self._ahSequence)
+        packets: list[tuple[IPAddress, Any]] = []
         for destination in destinations:
             if self.family == 4:
-                self._ipId = nextIpId(self._ipId)
-                packet = buildIPv4Advert(
-                    advert, self.sourceAddress, destination, identification=self._ipId,
-                    ttl=ttl, password=self.password, ahSequence=self._ahSequence)
+                template: Any = IPv4AdvertTemplate(
+                    advert, self.sourceAddress, destination, ttl=ttl, password=self.password)
             else:
-                packet = encodeVrrp(advert, 6, computeChecksum=False)
-            if self.sender.send(packet, destination):
-                self.stats["advert_sent"] += 1
-                if priority == 0:
-                    self.stats["pri_zero_sent"] += 1
+                template = encodeVrrp(advert, 6, computeChecksum=False)
+            packets.append((destination, template))
+        if len(self._advertPackets) >= 8:
+            self._advertPackets.clear()
+        self._advertPackets[priority] = packets
+        return packets
 
     def becomeMaster(self) -> None:
         self.stats["become_master"] += 1
@@ -364,7 +410,6 @@ class VrrpInstance:
         self._tellObservers("instanceLowerPriorityAdvert", priority, source)
 
     def effectivePriorityChanged(self, old: int, new: int) -> None:
-        self.policy = replace(self.policy, effectivePriority=new)
         self._tellObservers("instancePriorityChanged", old, new)
 
     def _tellObservers(self, method: str, *args: Any) -> None:

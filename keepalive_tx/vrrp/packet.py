@@ -37,6 +37,7 @@ __all__ = [
     "AuthType",
     "IPPROTO_AH",
     "IPPROTO_VRRP",
+    "IPv4AdvertTemplate",
     "IPv4Header",
     "IPv4Packet",
     "PacketError",
@@ -262,10 +263,13 @@ def vrrpChecksum(
     if version == 3 and not (v3ChecksumAsV2 and family == 4):
         if source is None or destination is None:
             raise PacketError("VRRPv3 checksum needs source and destination")
+        cls = IPv4Address if family == 4 else IPv6Address
+        src = source if type(source) is cls else cls(source)
+        dst = destination if type(destination) is cls else cls(destination)
         if family == 4:
-            pseudo = ipv4PseudoHeader(IPv4Address(source), IPv4Address(destination), len(message))
+            pseudo = ipv4PseudoHeader(src, dst, len(message))
         else:
-            pseudo = ipv6PseudoHeader(IPv6Address(source), IPv6Address(destination), len(message))
+            pseudo = ipv6PseudoHeader(src, dst, len(message))
         initial = sum(struct.unpack(f"!{len(pseudo) // 2}H", pseudo))
     return internetChecksum(body, initial)
 
@@ -532,8 +536,8 @@ def buildIPv4Advert(
         C{destination} (keepalived's C{old_unicast_checksum} uses the
         multicast group).
     """
-    src = IPv4Address(source)
-    dst = IPv4Address(destination)
+    src = source if type(source) is IPv4Address else IPv4Address(source)
+    dst = destination if type(destination) is IPv4Address else IPv4Address(destination)
     if unicast is None:
         unicast = not dst.is_multicast
     useAh = advert.version == 2 and advert.authType == AuthType.AH
@@ -558,6 +562,87 @@ def buildIPv4Advert(
     ah = AHHeader(spi=int(src), sequence=ahSequence)
     ah = replace(ah, icv=ahIcv(ip, ah, message, authKey(password), unicast=unicast))
     return ip.encode(AH_HEADER_LEN + len(message)) + ah.encode() + message
+
+
+class IPv4AdvertTemplate:
+    """
+    One IPv4 advert precomputed for sending again and again.
+
+    Between two sends of the same advert to the same destination only the IP
+    ID and the IP header checksum change (and, with AH, the sequence number
+    and the ICV): L{packet} patches those into bytes built once by
+    L{buildIPv4Advert}, and returns exactly what L{buildIPv4Advert} would
+    for the same arguments.  The IP header checksum is completed from a
+    precomputed partial sum; the AH ICV (an HMAC over the whole packet) is
+    still computed per packet.
+
+    The constructor takes L{buildIPv4Advert}'s arguments except
+    C{identification} and C{ahSequence}.
+    """
+
+    __slots__ = ("ah", "_headerSum", "_head", "_mid", "_rest", "_tail", "_key",
+                 "_icvHead", "_icvMid", "_icvTail")
+
+    def __init__(
+        self,
+        advert: VrrpAdvert,
+        source: IPv4Address | str,
+        destination: IPv4Address | str = VRRP_MCAST_V4,
+        *,
+        ttl: int = VRRP_TTL,
+        password: str | bytes = b"",
+        v3ChecksumAsV2: bool = False,
+        unicast: bool | None = None,
+        checksumDestination: IPv4Address | str | None = None,
+    ) -> None:
+        dst = destination if type(destination) is IPv4Address else IPv4Address(destination)
+        if unicast is None:
+            unicast = not dst.is_multicast
+        reference = buildIPv4Advert(
+            advert, source, dst, identification=0, ttl=ttl, password=password, ahSequence=0,
+            v3ChecksumAsV2=v3ChecksumAsV2, unicast=unicast,
+            checksumDestination=checksumDestination)
+        header = reference[:IPV4_HEADER_LEN]
+        self.ah = reference[9] == IPPROTO_AH
+        # Sum of the header words with the ID and the checksum zero.
+        self._headerSum = sum(struct.unpack("!10H", header[:10] + b"\x00\x00" + header[12:]))
+        self._head = header[:4]
+        self._mid = header[6:10]
+        self._rest = reference[12:]
+        self._tail = b""
+        self._key = b""
+        self._icvHead = self._icvMid = self._icvTail = b""
+        if self.ah:
+            ahEnd = IPV4_HEADER_LEN + AH_HEADER_LEN
+            message = reference[ahEnd:]
+            # Sent: header[12:20] + AH(spi...) + sequence + ICV + message.
+            self._rest = header[12:] + reference[IPV4_HEADER_LEN:IPV4_HEADER_LEN + 8]
+            self._tail = message
+            self._key = authKey(password)
+            # ICV input: the header with TOS, fragment, checksum (and TTL
+            # when unicast) zero, the AH header with a zero ICV, the message.
+            self._icvHead = header[:1] + b"\x00" + header[2:4]
+            self._icvMid = (b"\x00\x00" + (b"\x00" if unicast else header[8:9]) + header[9:10]
+                            + b"\x00\x00" + header[12:] + reference[IPV4_HEADER_LEN:IPV4_HEADER_LEN + 8])
+            self._icvTail = b"\x00" * AH_ICV_LEN + message
+
+    def packet(self, identification: int, ahSequence: int = 1) -> bytes:
+        """
+        The packet with IP ID C{identification} (and AH sequence number
+        C{ahSequence}, for an AH advert).
+        """
+        ident = (identification & 0xFFFF).to_bytes(2, "big")
+        total = self._headerSum + (identification & 0xFFFF)
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        checksum = (~total & 0xFFFF).to_bytes(2, "big")
+        if not self.ah:
+            return self._head + ident + self._mid + checksum + self._rest
+        sequence = (ahSequence & 0xFFFFFFFF).to_bytes(4, "big")
+        icv = hmac.digest(
+            self._key, self._icvHead + ident + self._icvMid + sequence + self._icvTail, "md5",
+        )[:AH_ICV_LEN]
+        return self._head + ident + self._mid + checksum + self._rest + sequence + icv + self._tail
 
 
 @dataclass(frozen=True)

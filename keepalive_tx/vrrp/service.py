@@ -103,22 +103,46 @@ class LinuxPlatform:
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
         self.addresses: Any = None
-        self.routes: Any = None
-        self.rules: Any = None
+        self._routes: Any = None
+        self._rules: Any = None
         self.frameSender: Any = None
         self._monitor: Any = None
         self._channel: Any = None
+
+    # The route and rule managers (and their codecs) are built on first use:
+    # most configurations have no virtual_routes / virtual_rules.
+
+    @property
+    def routes(self) -> Any:
+        if self._routes is None and self._channel is not None:
+            from keepalive_tx.net.routes import NetlinkRouteManager
+
+            self._routes = NetlinkRouteManager(self._channel)
+        return self._routes
+
+    @routes.setter
+    def routes(self, value: Any) -> None:
+        self._routes = value
+
+    @property
+    def rules(self) -> Any:
+        if self._rules is None and self._channel is not None:
+            from keepalive_tx.net.routes import NetlinkRuleManager
+
+            self._rules = NetlinkRuleManager(self._channel)
+        return self._rules
+
+    @rules.setter
+    def rules(self, value: Any) -> None:
+        self._rules = value
 
     def open(self) -> None:
         from keepalive_tx.net.addresses import NetlinkAddressManager
         from keepalive_tx.net.links import LinkMonitor
         from keepalive_tx.net.netlink import RouteChannel
-        from keepalive_tx.net.routes import NetlinkRouteManager, NetlinkRuleManager
 
         self._channel = RouteChannel()
         self.addresses = NetlinkAddressManager(self._channel)
-        self.routes = NetlinkRouteManager(self._channel)
-        self.rules = NetlinkRuleManager(self._channel)
         self.frameSender = PacketSender()
         self.frameSender.open()
         self._monitor = LinkMonitor(self.reactor)
@@ -331,8 +355,9 @@ class VrrpService(Service):
             config, clock=self.reactor, sender=sender, addresses=self.platform.addresses,
             announcer=announcer, sourceAddress=source, multicastGroup=group,
             checkUnicastSource=bool(getattr(g, "vrrpCheckUnicastSrc", False)),
-            routes=getattr(self.platform, "routes", None),
-            rules=getattr(self.platform, "rules", None), ipNames=self._ipNames)
+            routes=getattr(self.platform, "routes", None) if config.virtualRoutes else None,
+            rules=getattr(self.platform, "rules", None) if config.virtualRules else None,
+            ipNames=self._ipNames)
         instance.observers.extend(self.observers)
         demux.add(instance)
         instance.removeStale()

@@ -172,6 +172,8 @@ class VrrpRawPort(abstract.FileDescriptor):
         self._socket: Any = None
         self.ifindex: int | None = None
         self.stats = TransportStats()
+        self._targets: dict[IPAddress | str, tuple[IPAddress, int, str, bool]] = {}
+        self._addresses: dict[bytes, IPv4Address] = {}
 
     def __repr__(self) -> str:
         state = "listening" if self.connected else "not listening"
@@ -332,8 +334,8 @@ class VrrpRawPort(abstract.FileDescriptor):
         if self.family == 4:
             if len(data) >= 20:
                 ttl = data[8]
-                source = IPv4Address(data[12:16])
-                destination = IPv4Address(data[16:20])
+                source = self._address(data[12:16])
+                destination = self._address(data[16:20])
         else:
             try:
                 source = parseAddress(address[0])
@@ -361,6 +363,18 @@ class VrrpRawPort(abstract.FileDescriptor):
             truncated=bool(flags & socket.MSG_TRUNC),
         )
 
+    def _address(self, packed: bytes) -> IPv4Address:
+        """
+        C{IPv4Address(packed)}, remembered: the same few peers and groups
+        send all the time (and equal L{ReceivedMeta}s then share objects).
+        """
+        address = self._addresses.get(packed)
+        if address is None:
+            if len(self._addresses) >= 256:
+                self._addresses.clear()
+            address = self._addresses[packed] = IPv4Address(packed)
+        return address
+
     # -- writing ---------------------------------------------------------
 
     def send(self, packet: bytes, destination: IPAddress | str) -> bool:
@@ -378,13 +392,15 @@ class VrrpRawPort(abstract.FileDescriptor):
             self.stats.sendErrors += 1
             self.log.warn("VRRP send on closed port {port!r}", port=self)
             return False
-        dst = parseAddress(destination)
-        flags = socket.MSG_DONTROUTE if dst.is_multicast else 0
+        target = self._targets.get(destination)
+        if target is None:
+            target = self._target(destination)
+        dst, flags, host, scoped = target
         try:
             if self.family == 4:
-                self._socket.sendto(packet, flags, (str(dst), 0))
+                self._socket.sendto(packet, flags, (host, 0))
             else:
-                scope = (self.ifindex or 0) if (dst.is_multicast or dst.is_link_local) else 0
+                scope = (self.ifindex or 0) if scoped else 0
                 ancdata = []
                 if self.ifindex is not None or self.sourceAddress is not None:
                     src = self.sourceAddress or IPv6Address(0)
@@ -392,7 +408,7 @@ class VrrpRawPort(abstract.FileDescriptor):
                         socket.IPPROTO_IPV6, IPV6_PKTINFO,
                         _IN6_PKTINFO.pack(src.packed, self.ifindex or 0),
                     ))
-                self._socket.sendmsg([packet], ancdata, flags, (str(dst), 0, 0, scope))
+                self._socket.sendmsg([packet], ancdata, flags, (host, 0, 0, scope))
         except (BlockingIOError, InterruptedError):
             self.stats.sendWouldBlock += 1
             self.log.warn("VRRP send to {destination} would block; advert dropped",
@@ -407,6 +423,21 @@ class VrrpRawPort(abstract.FileDescriptor):
             return False
         self.stats.sent += 1
         return True
+
+    def _target(self, destination: IPAddress | str) -> tuple[IPAddress, int, str, bool]:
+        """
+        What L{send} needs to know about C{destination}: the address, the
+        send flags, the host string of the socket address and whether it
+        takes our scope id (IPv6 multicast / link-local); remembered, as
+        adverts go to the same few destinations all the time.
+        """
+        dst = parseAddress(destination)
+        flags = socket.MSG_DONTROUTE if dst.is_multicast else 0
+        target = (dst, flags, str(dst), dst.is_multicast or dst.is_link_local)
+        if len(self._targets) >= 64:
+            self._targets.clear()
+        self._targets[destination] = target
+        return target
 
     def sendEach(
         self,

@@ -31,20 +31,22 @@ from keepalive_tx.vrrp.packet import (
     VRRP_HEADER_LEN,
     VRRP_MCAST_V4,
     VRRP_TTL,
+    AHHeader,
     AuthType,
     IPv4Header,
+    IPv4Packet,
     PacketError,
     ReceivedMeta,
     VrrpAdvert,
     ahIcv,
     authKey,
-    decodeIPv4Packet,
     decodeVrrp,
     expectedVrrpLength,
     vrrpChecksum,
 )
 
 __all__ = [
+    "AdvertChecker",
     "CheckResult",
     "RateLimitedLog",
     "Reason",
@@ -200,6 +202,26 @@ class ReceivePolicy:
     multicastGroup: IPv4Address = VRRP_MCAST_V4
     oldUnicastChecksum: bool = False
 
+    def evolve(self, **changes: object) -> ReceivePolicy:
+        """
+        C{dataclasses.replace(self, **changes)}, cheaply: a copy of the
+        fields with C{changes} applied, without running C{__init__} (an AH
+        instance needs a new policy for every advert it accepts).
+
+        @raise TypeError: a name in C{changes} is not a field.
+        """
+        unknown = set(changes) - _POLICY_FIELDS
+        if unknown:
+            raise TypeError(f"not ReceivePolicy fields: {', '.join(sorted(unknown))}")
+        new = object.__new__(ReceivePolicy)
+        fields = new.__dict__
+        fields.update(self.__dict__)
+        fields.update(changes)
+        return new
+
+
+_POLICY_FIELDS = frozenset(ReceivePolicy.__dataclass_fields__)
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -239,17 +261,20 @@ def peekVrid(data: bytes, family: int) -> int | None:
     The VRID of a received datagram, for demultiplexing, or C{None} when
     it is too short to carry a VRRP header.
     """
-    try:
-        if family == 4:
-            ip = IPv4Header.decode(data)
-            offset = ip.headerLength + (AH_HEADER_LEN if ip.protocol == IPPROTO_AH else 0)
-        else:
-            offset = 0
-        if len(data) < offset + VRRP_HEADER_LEN:
+    if family == 4:
+        # What IPv4Header.decode accepts: 20 bytes at least, 20 <= IHL <= length.
+        if len(data) < 20:
             return None
-        return data[offset + 1]
-    except PacketError:
+        offset = (data[0] & 0xF) * 4
+        if offset < 20 or len(data) < offset:
+            return None
+        if data[9] == IPPROTO_AH:
+            offset += AH_HEADER_LEN
+    else:
+        offset = 0
+    if len(data) < offset + VRRP_HEADER_LEN:
         return None
+    return data[offset + 1]
 
 
 class _Rejected(Exception):
@@ -354,7 +379,10 @@ class _Checker:
                 length=len(data),
                 expected=expected,
             )
-        packet = decodeIPv4Packet(data)
+        # decodeIPv4Packet(data), reusing the header decoded above
+        vrrpBytes = bytes(data[headers:])
+        packet = IPv4Packet(ip=ip, ah=AHHeader.decode(data[ihl:]) if isAh else None,
+                            vrrp=decodeVrrp(vrrpBytes, 4), vrrpBytes=vrrpBytes)
         advert = self.advert = packet.vrrp
         # 3. TTL (not in unicast mode)
         if not policy.unicastPeers and ip.ttl != VRRP_TTL:
@@ -544,6 +572,48 @@ def checkAdvert(data: bytes, meta: ReceivedMeta, policy: ReceivePolicy) -> Check
     except (PacketError, IndexError, ValueError, TypeError):
         # A decode failure the explicit checks did not anticipate.
         return checker.result(Reason.TOO_SHORT, family=policy.family, length=len(data))
+
+
+class AdvertChecker:
+    """
+    L{checkAdvert} with a memory of the last datagram it judged.
+
+    A master sends the same advert every interval: for an IPv4 packet
+    without AH only the IP ID and the IP header checksum change, and
+    neither takes part in any check (the kernel verified the checksum); an
+    IPv6 message does not change at all.  So when a datagram equals the
+    previous one (outside those two fields), with equal L{ReceivedMeta} and
+    the same L{ReceivePolicy} object (policies are immutable), the previous
+    L{CheckResult} (also immutable) is the answer.  AH packets are always
+    checked in full: their sequence number and ICV change every time.
+    """
+
+    __slots__ = ("_key", "_meta", "_policy", "_result")
+
+    def __init__(self) -> None:
+        self._key: bytes | None = None
+        self._meta: ReceivedMeta | None = None
+        self._policy: ReceivePolicy | None = None
+        self._result: CheckResult | None = None
+
+    def check(self, data: bytes, meta: ReceivedMeta, policy: ReceivePolicy) -> CheckResult:
+        """
+        The same as C{checkAdvert(data, meta, policy)}.
+        """
+        data = bytes(data)
+        if policy.family == 4:
+            if len(data) < 20 or data[9] == IPPROTO_AH:
+                return checkAdvert(data, meta, policy)
+            key = data[:4] + data[6:10] + data[12:]
+        else:
+            key = data
+        if key == self._key and policy is self._policy and meta == self._meta:
+            result = self._result
+            assert result is not None
+            return result
+        result = checkAdvert(data, meta, policy)
+        self._key, self._meta, self._policy, self._result = key, meta, policy, result
+        return result
 
 
 @dataclass
