@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from twisted.application.service import IService
+from twisted.application.service import IService, Service
 from twisted.python import usage
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
@@ -158,4 +158,24 @@ def makeService(options: Options, reactor=None) -> IService:
     from keepalive_tx.status.dumps import DumpSignals, StateDumper
 
     DumpSignals(service.reactor, StateDumper(service)).setServiceParent(service)
+    FreezeHeap().setServiceParent(service)
     return service
+
+
+class FreezeHeap(Service):
+    """
+    Once everything has started, move the objects that live as long as the
+    daemon (configuration model, instances, checkers) out of the cyclic
+    collector's way with C{gc.freeze()}: full collections then take about a
+    millisecond instead of tens, which would otherwise delay VRRP adverts
+    when thousands of checks run.  Process-wide, so it belongs to the twistd
+    entry point, not to the embeddable L{KeepalivedService}.
+    """
+
+    name = "freeze-heap"
+
+    def startService(self) -> None:
+        import gc
+
+        super().startService()
+        gc.freeze()

@@ -128,3 +128,18 @@ class OptionsTests(SynchronousTestCase):
         self.assertIs(service.reactor, reactor)
         self.assertFalse(service.runCheckers)
         self.assertEqual(service.model.vrrpInstances[0].name, "VI_1")
+
+
+class FreezeHeapTests(SynchronousTestCase):
+    def test_freezesOnStart(self) -> None:
+        """
+        The twistd entry point freezes the heap once the daemon has started.
+        """
+        import gc
+
+        calls: list[int] = []
+        self.patch(gc, "freeze", lambda: calls.append(1))
+        service = tap.FreezeHeap()
+        self.assertEqual(calls, [])
+        service.startService()
+        self.assertEqual(calls, [1])
