@@ -160,7 +160,29 @@ class Lab:
         for s in settings:
             _run("ip", "netns", "exec", ns, "sysctl", "-qw", s, check=False)
 
+    @staticmethod
+    def sweepStale() -> None:
+        """
+        Delete namespaces left by a lab whose test process was killed before
+        it could clean up (names C{ktx<pid><4 hex>-...} of a dead pid).
+        """
+        listed = _run("ip", "netns", "list", check=False).stdout.split("\n")
+        for line in listed:
+            name = line.split(" ", 1)[0]
+            tag = name.split("-", 1)[0]
+            if not (tag.startswith("ktx") and len(tag) > 7 and tag[3:-4].isdigit()):
+                continue
+            if os.path.exists(f"/proc/{int(tag[3:-4])}"):
+                continue
+            for pid in _run("ip", "netns", "pids", name, check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+            _run("ip", "netns", "del", name, check=False)
+
     def create(self) -> Lab:
+        self.sweepStale()
         try:
             self._addns(self.brns)
             self._sysctl(self.brns, "net.ipv6.conf.all.disable_ipv6=1",
