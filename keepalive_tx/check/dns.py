@@ -23,11 +23,14 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred
 
 from keepalive_tx.check.base import CheckResult, ConnectOptions
-from keepalive_tx.check.udp import DatagramSocket, connectOptionsFrom, openDatagramSocket
+from keepalive_tx.check.udp import (
+    DatagramAttempt,
+    DatagramSocket,
+    connectOptionsFrom,
+    openDatagramSocket,
+)
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall
-
     from keepalive_tx.config.model_lvs import DnsCheck
 
 #: keepalived's DNS_CHECK types
@@ -93,12 +96,15 @@ def judgeReply(queryId: int, data: bytes) -> int | None:
     return flags & 0x000F
 
 
-class _Attempt:
+def _fail(text: str) -> CheckResult:
+    return CheckResult(False, text, "DNS_CHECK ({chk}) " + text)
+
+
+class _Attempt(DatagramAttempt):
+    cancelledResult = _fail("check cancelled")
+
     def __init__(self, checker: DnsChecker) -> None:
-        self.checker = checker
-        self.deferred: Deferred[CheckResult] | None = Deferred(self._cancel)
-        self.port: DatagramSocket | None = None
-        self.timer: IDelayedCall | None = None
+        super().__init__(checker)
         self.queryId = checker.randomId()
         self.ignored = 0
 
@@ -139,27 +145,6 @@ class _Attempt:
         self.timer = None
         self.finish(_fail("read timeout from socket"))
 
-    def _cancel(self, d: Deferred[CheckResult]) -> None:
-        self.deferred = None
-        self._cleanup()
-        d.callback(_fail("check cancelled"))
-
-    def _cleanup(self) -> None:
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
-        self.timer = None
-        if self.port is not None:
-            self.port.close()
-
-    def finish(self, result: CheckResult) -> None:
-        self._cleanup()
-        d, self.deferred = self.deferred, None
-        if d is not None:
-            d.callback(result)
-
-
-def _fail(text: str) -> CheckResult:
-    return CheckResult(False, text, "DNS_CHECK ({chk}) " + text)
 
 
 class DnsChecker:

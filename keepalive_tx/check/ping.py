@@ -29,11 +29,14 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred
 
 from keepalive_tx.check.base import CheckResult, ConnectOptions
-from keepalive_tx.check.udp import DatagramSocket, connectOptionsFrom, openDatagramSocket
+from keepalive_tx.check.udp import (
+    DatagramAttempt,
+    DatagramSocket,
+    connectOptionsFrom,
+    openDatagramSocket,
+)
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall
-
     from keepalive_tx.config.model_lvs import PingCheck
 
 ICMP_ECHO_REQUEST = 8
@@ -86,12 +89,11 @@ def parseEchoReply(data: bytes, ipv6: bool, raw: bool) -> tuple[int, int, bytes]
     return ident, seq, data[_ECHO.size :]
 
 
-class _Attempt:
+class _Attempt(DatagramAttempt):
+    cancelledResult = CheckResult(False, "ICMP check cancelled to")
+
     def __init__(self, checker: PingChecker) -> None:
-        self.checker = checker
-        self.deferred: Deferred[CheckResult] | None = Deferred(self._cancel)
-        self.port: DatagramSocket | None = None
-        self.timer: IDelayedCall | None = None
+        super().__init__(checker)
         self.raw = False
         self.seq = checker.nextSequence()
         self.ident = checker.randomId()
@@ -153,24 +155,6 @@ class _Attempt:
         self.timer = None
         self.finish(CheckResult(False, "ICMP connection timeout",
                                 "ICMP connection to address {chk} timeout."))
-
-    def _cancel(self, d: Deferred[CheckResult]) -> None:
-        self.deferred = None
-        self._cleanup()
-        d.callback(CheckResult(False, "ICMP check cancelled to"))
-
-    def _cleanup(self) -> None:
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
-        self.timer = None
-        if self.port is not None:
-            self.port.close()
-
-    def finish(self, result: CheckResult) -> None:
-        self._cleanup()
-        d, self.deferred = self.deferred, None
-        if d is not None:
-            d.callback(result)
 
 
 class PingChecker:

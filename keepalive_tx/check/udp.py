@@ -184,16 +184,49 @@ def replyMatches(
     return True
 
 
-class _Attempt:
+class DatagramAttempt:
     """
-    One UDP check: socket, timer, result.
+    One check over a L{DatagramSocket}: its Deferred, socket and timer, and
+    the single way out (L{finish}); subclasses send, match replies and set
+    C{cancelledResult}.
     """
 
-    def __init__(self, checker: UdpChecker) -> None:
+    cancelledResult: CheckResult = CheckResult(False, "check cancelled")
+
+    def __init__(self, checker: Any) -> None:
         self.checker = checker
         self.deferred: Deferred[CheckResult] | None = Deferred(self._cancel)
         self.port: DatagramSocket | None = None
         self.timer: IDelayedCall | None = None
+
+    def _cancel(self, d: Deferred[CheckResult]) -> None:
+        self.deferred = None
+        self._cleanup()
+        d.callback(self.cancelledResult)
+
+    def _cleanup(self) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+        if self.port is not None:
+            self.port.close()
+
+    def finish(self, result: CheckResult) -> None:
+        self._cleanup()
+        d, self.deferred = self.deferred, None
+        if d is not None:
+            d.callback(result)
+
+
+class _Attempt(DatagramAttempt):
+    """
+    One UDP check: socket, timer, result.
+    """
+
+    cancelledResult = CheckResult(False, "UDP check cancelled to")
+
+    def __init__(self, checker: UdpChecker) -> None:
+        super().__init__(checker)
 
     def start(self) -> None:
         c = self.checker
@@ -235,24 +268,6 @@ class _Attempt:
             self.finish(CheckResult(True))
         else:
             self.finish(CheckResult(False, "UDP check no reply", "UDP check to {chk} timed out."))
-
-    def _cancel(self, d: Deferred[CheckResult]) -> None:
-        self.deferred = None
-        self._cleanup()
-        d.callback(CheckResult(False, "UDP check cancelled to"))
-
-    def _cleanup(self) -> None:
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
-        self.timer = None
-        if self.port is not None:
-            self.port.close()
-
-    def finish(self, result: CheckResult) -> None:
-        self._cleanup()
-        d, self.deferred = self.deferred, None
-        if d is not None:
-            d.callback(result)
 
 
 class UdpChecker:
