@@ -45,7 +45,7 @@ from keepalive_tx.check.httpwire import (
     parseContentLength,
     parseStatusCode,
 )
-from keepalive_tx.check.leantcp import LeanConnection, leanReactor, sockaddrFor
+from keepalive_tx.check.leantcp import LeanConnection, SelfFactory, leanReactor, sockaddrFor
 from keepalive_tx.check.timers import timerQueue
 from keepalive_tx.check.tls import TlsClientOptions, clientCreator
 
@@ -81,7 +81,7 @@ _CANCELLED = CheckResult(False, "HTTP check cancelled to")
 
 
 @implementer(IProtocolFactory)
-class _Attempt(Protocol):
+class _Attempt(SelfFactory, Protocol):
     """
     One HTTP(S) GET: protocol, its own client factory, and result collector.
 
@@ -161,21 +161,6 @@ class _Attempt(Protocol):
         d.callback(self if self.wantAttempt else _CANCELLED)
 
     # -- IProtocolFactory -------------------------------------------------
-
-    def doStart(self) -> None:
-        pass
-
-    def doStop(self) -> None:
-        pass
-
-    def startedConnecting(self, connector: object) -> None:
-        pass
-
-    def buildProtocol(self, addr: object) -> _Attempt:
-        return self
-
-    def clientConnectionLost(self, connector: object, reason: Failure) -> None:
-        pass
 
     def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
         if reason.check(error.TimeoutError):

@@ -323,3 +323,26 @@ def leanReactor(reactor: object) -> bool:
     from twisted.internet.posixbase import PosixReactorBase
 
     return isinstance(reactor, PosixReactorBase)
+
+
+class SelfFactory:
+    """
+    A check attempt that is its own client factory (one object per check
+    instead of two): the L{IProtocolFactory} methods a connector calls, as
+    no-ops, with L{buildProtocol} returning the attempt itself.
+    """
+
+    def doStart(self) -> None:
+        pass
+
+    def doStop(self) -> None:
+        pass
+
+    def startedConnecting(self, connector: object) -> None:
+        pass
+
+    def buildProtocol(self, addr: object) -> SelfFactory:
+        return self
+
+    def clientConnectionLost(self, connector: object, reason: object) -> None:
+        pass

@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from keepalive_tx.check.base import CheckResult, ConnectOptions
-from keepalive_tx.check.leantcp import LeanConnection, leanReactor, sockaddrFor
+from keepalive_tx.check.leantcp import LeanConnection, SelfFactory, leanReactor, sockaddrFor
 from keepalive_tx.check.timers import TimerQueue, timerQueue
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ _CANCELLED = CheckResult(False, "TCP check cancelled to")
 
 
 @implementer(IProtocolFactory)
-class _TcpAttempt(Protocol):
+class _TcpAttempt(SelfFactory, Protocol):
     """
     One TCP_CHECK attempt: protocol, its own client factory, and the
     Deferred's canceller.
@@ -88,21 +88,6 @@ class _TcpAttempt(Protocol):
         self.finish(_TIMEOUT, abort=True)
 
     # -- IProtocolFactory -------------------------------------------------
-
-    def doStart(self) -> None:
-        pass
-
-    def doStop(self) -> None:
-        pass
-
-    def startedConnecting(self, connector: object) -> None:
-        pass
-
-    def buildProtocol(self, addr: object) -> _TcpAttempt:
-        return self
-
-    def clientConnectionLost(self, connector: object, reason: Failure) -> None:
-        pass
 
     def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
         if reason.check(error.TimeoutError):
