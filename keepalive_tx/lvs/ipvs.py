@@ -44,7 +44,6 @@ returns a L{DryRunBackend}, so the daemon goes on checking and reporting.
 from __future__ import annotations
 
 import errno
-import os
 import socket
 import struct
 from collections.abc import Callable
@@ -54,11 +53,6 @@ from typing import Protocol
 from pyroute2.netlink import (
     CTRL_CMD_GETFAMILY,
     GENL_ID_CTRL,
-    NLM_F_ACK,
-    NLM_F_DUMP,
-    NLM_F_REQUEST,
-    NLMSG_DONE,
-    NLMSG_ERROR,
     ctrlmsg,
     nlmsg,
 )
@@ -77,6 +71,7 @@ from keepalive_tx.lvs.table import (
     flagBits,
     flagNames,
 )
+from keepalive_tx.net.netlink import SyncNetlinkChannel
 
 __all__ = ["BENCH_NOTE", "GenlChannel", "NetlinkIPVSBackend", "openBackend"]
 
@@ -102,7 +97,6 @@ _TUN_FLAG_NAMES = {v: k for k, v in _TUN_FLAGS.items()}
 _SOL_NETLINK = 270
 _NETLINK_GENERIC = 16
 _NETLINK_EXT_ACK = 11
-_RECV_SIZE = 1 << 16
 
 
 class NetlinkSocket(Protocol):
@@ -134,12 +128,14 @@ def openGenericSocket() -> socket.socket:
     return sock
 
 
-class GenlChannel:
+class GenlChannel(SyncNetlinkChannel):
     """
     Synchronous requests to one generic-netlink family on a non-blocking
     socket.  The family id is resolved on first use; a missing family is
     C{IPVSError(ENOENT)}.
     """
+
+    errorClass = IPVSError
 
     def __init__(
         self,
@@ -201,57 +197,12 @@ class GenlChannel:
         return self._request(msg, self.familyId, dump=dump)
 
     def _request(self, msg: nlmsg, msgType: int, *, dump: bool) -> list[nlmsg]:
-        self._sequence = self._sequence % 0x7FFFFFFF + 1
-        sequence = self._sequence
-        msg["header"]["type"] = msgType
-        msg["header"]["flags"] = NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK)
-        msg["header"]["sequence_number"] = sequence
-        msg["header"]["pid"] = 0
-        try:
-            if self._socket is None:
-                self._socket = self._socketFactory()
-            msg.encode()
-            self._socket.send(bytes(msg.data))
-            return self._collect(sequence)
-        except IPVSError:
-            raise
-        except BlockingIOError as e:
-            self.close()
-            raise IPVSError(errno.EAGAIN, "no synchronous netlink reply") from e
-        except OSError as e:
-            self.close()
-            raise IPVSError(e.errno or errno.EIO, str(e)) from e
-        except Exception as e:
-            self.close()
-            raise IPVSError(errno.EINVAL, f"netlink codec: {e}") from e
-
-    def _collect(self, sequence: int) -> list[nlmsg]:
-        assert self._socket is not None
-        result: list[nlmsg] = []
-        while True:
-            data = self._socket.recv(_RECV_SIZE)
-            if not data:
-                raise IPVSError(errno.EIO, "empty netlink read")
+        if self._socket is None:
             try:
-                replies = list(self._marshal.parse(data))
-            except Exception:
-                replies = []
-            for reply in replies:
-                header = reply["header"]
-                if header.get("sequence_number") != sequence:
-                    continue
-                kind = header.get("type")
-                if kind == NLMSG_ERROR:
-                    error = header.get("error")
-                    if error is not None:
-                        code = abs(int(getattr(error, "code", errno.EIO)))
-                        args = getattr(error, "args", ())
-                        text = str(args[1]) if len(args) > 1 and args[1] else ""
-                        raise IPVSError(code, text or os.strerror(code))
-                    return result
-                if kind == NLMSG_DONE:
-                    return result
-                result.append(reply)
+                self._socket = self._socketFactory()
+            except OSError as e:
+                raise IPVSError(e.errno or errno.EIO, f"netlink socket: {e}") from e
+        return self._exchange(msg, msgType, dump=dump)
 
 
 # --- encoding ------------------------------------------------------------------

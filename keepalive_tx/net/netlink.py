@@ -81,7 +81,7 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pyroute2.netlink import (
     NLM_F_ACK,
@@ -370,7 +370,86 @@ def addressFromMessage(msg: nlmsg) -> AddressInfo | None:
         return None
 
 
-class RouteChannel:
+class SyncNetlinkChannel:
+    """
+    The request/answer exchange shared by our synchronous netlink channels
+    (rtnetlink here, generic netlink for IPVS): send one request on a
+    non-blocking socket and collect its answer, which the kernel has always
+    queued by the time C{send} returns (see the module docstring).
+
+    Subclasses provide C{_socket} (opened before L{_exchange}), C{_marshal},
+    C{close()} and the exception class they raise (L{errorClass}: built as
+    C{errorClass(errno, text)}).
+    """
+
+    errorClass: type[Exception] = NetlinkError
+    _socket: Any
+    _marshal: Marshal
+    _sequence: int = 0
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _exchange(self, msg: nlmsg, msgType: int, flags: int = 0, *,
+                  dump: bool = False) -> list[nlmsg]:
+        """
+        Send C{msg} as C{msgType}; return the answer's data messages.
+
+        Non-dump requests get C{NLM_F_ACK} and end at the kernel's ACK;
+        dumps end at C{NLMSG_DONE}.  Any failure closes the socket (so a
+        late answer cannot be taken for a later request's) and raises
+        L{errorClass}: the kernel's errno, C{EAGAIN} when no reply was
+        queued, the socket's errno, or C{EINVAL} for a codec failure.
+        """
+        fail = self.errorClass
+        self._sequence = sequence = self._sequence % 0x7FFFFFFF + 1
+        header = msg["header"]
+        header["type"] = msgType
+        header["flags"] = flags | NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK)
+        header["sequence_number"] = sequence
+        header["pid"] = 0
+        try:
+            msg.encode()
+            self._socket.send(bytes(msg.data))
+            return self._collect(sequence)
+        except fail:
+            raise
+        except BlockingIOError as e:
+            self.close()
+            raise fail(errno.EAGAIN, "no synchronous netlink reply") from e
+        except OSError as e:
+            self.close()
+            raise fail(e.errno or errno.EIO, str(e)) from e
+        except Exception as e:
+            self.close()
+            raise fail(errno.EINVAL, f"netlink codec: {e}") from e
+
+    def _collect(self, sequence: int) -> list[nlmsg]:
+        fail = self.errorClass
+        result: list[nlmsg] = []
+        while True:
+            data = self._socket.recv(_RECV_SIZE)
+            if not data:
+                raise fail(errno.EIO, "empty netlink read")
+            for reply in parseMessages(self._marshal, data):
+                header = reply["header"]
+                if header.get("sequence_number") != sequence:
+                    continue  # a late answer to an abandoned request
+                kind = header.get("type")
+                if kind == NLMSG_ERROR:
+                    error = header.get("error")
+                    if error is not None:
+                        code = abs(int(getattr(error, "code", errno.EIO)))
+                        args = getattr(error, "args", ())
+                        text = str(args[1]) if len(args) > 1 and args[1] else ""
+                        raise fail(code, text or os.strerror(code))
+                    return result
+                if kind == NLMSG_DONE:
+                    return result
+                result.append(reply)
+
+
+class RouteChannel(SyncNetlinkChannel):
     """
     Synchronous rtnetlink requests on a non-blocking socket (see the module
     docstring for why this never blocks and what it costs).
@@ -417,54 +496,11 @@ class RouteChannel:
         @raise NetlinkError: the kernel refused (its errno), or the socket
             failed, or no reply was queued (C{EAGAIN}).
         """
-        flags |= NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK)
-        self._sequence = self._sequence % 0x7FFFFFFF + 1
-        sequence = self._sequence
-        msg["header"]["type"] = msgType
-        msg["header"]["flags"] = flags
-        msg["header"]["sequence_number"] = sequence
-        msg["header"]["pid"] = 0
         try:
             self.open()
-            assert self._socket is not None
-            msg.encode()
-            self._socket.send(bytes(msg.data))
-            return self._collect(sequence, dump)
-        except NetlinkError:
-            raise
-        except BlockingIOError as e:
-            self.close()
-            raise NetlinkError(errno.EAGAIN, "no synchronous netlink reply") from e
         except OSError as e:
-            self.close()
             raise NetlinkError(e.errno or errno.EIO, str(e)) from e
-        except Exception as e:
-            self.close()
-            raise NetlinkError(errno.EINVAL, f"netlink codec: {e}") from e
-
-    def _collect(self, sequence: int, dump: bool) -> list[nlmsg]:
-        assert self._socket is not None
-        result: list[nlmsg] = []
-        while True:
-            data = self._socket.recv(_RECV_SIZE)
-            if not data:
-                raise NetlinkError(errno.EIO, "empty netlink read")
-            for reply in parseMessages(self._marshal, data):
-                header = reply["header"]
-                if header.get("sequence_number") != sequence:
-                    continue  # a late answer to an abandoned request
-                kind = header.get("type")
-                if kind == NLMSG_ERROR:
-                    error = header.get("error")
-                    if error is not None:
-                        code = abs(int(getattr(error, "code", errno.EIO)))
-                        args = getattr(error, "args", ())
-                        text = str(args[1]) if len(args) > 1 else ""
-                        raise NetlinkError(code, text or os.strerror(code))
-                    return result
-                if kind == NLMSG_DONE:
-                    return result
-                result.append(reply)
+        return self._exchange(msg, msgType, flags, dump=dump)
 
     # -- queries --------------------------------------------------------
 
