@@ -45,7 +45,7 @@ from keepalive_tx.check.httpwire import (
     parseContentLength,
     parseStatusCode,
 )
-from keepalive_tx.check.leantcp import LeanConnection, SelfFactory, leanReactor, sockaddrFor
+from keepalive_tx.check.leantcp import LeanConnection, SelfFactory, leanReactor, leanTarget
 from keepalive_tx.check.timers import timerQueue
 from keepalive_tx.check.tls import TlsClientOptions, clientCreator
 
@@ -310,12 +310,11 @@ class HttpChecker:
         self._addr: tuple[Any, ...] = ()
         self._leanBind: tuple[Any, ...] | None = None
         if self.lean:
-            try:
-                self._family, self._addr = sockaddrFor(options.connectIp, options.connectPort)
-                if self._bind is not None:
-                    self._leanBind = sockaddrFor(*self._bind)[1]
-            except (OSError, ValueError):
-                self.lean = False  # connectTCP reports the error per check
+            target = leanTarget(options, self._bind)
+            if target is None:
+                self.lean = False
+            else:
+                self._family, self._addr, self._leanBind = target
 
     def describe(self) -> str:
         return self._description

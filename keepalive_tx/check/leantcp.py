@@ -66,6 +66,23 @@ def sockaddrFor(host: str, port: int) -> tuple[int, tuple[Any, ...]]:
     return family, addr
 
 
+def leanTarget(
+    options: Any, bind: tuple[str, int] | None
+) -> tuple[int, tuple[Any, ...], tuple[Any, ...] | None] | None:
+    """
+    The socket family, peer address and bind address for a lean check of
+    C{options} (a L{ConnectOptions}), or C{None} when they are not IP
+    literals (the check then goes through C{connectTCP}, which reports the
+    error per check).
+    """
+    try:
+        family, addr = sockaddrFor(options.connectIp, options.connectPort)
+        leanBind = sockaddrFor(*bind)[1] if bind is not None else None
+    except (OSError, ValueError):
+        return None
+    return family, addr, leanBind
+
+
 class LeanConnection:
     """
     One client TCP connection driven by the reactor's fd set.

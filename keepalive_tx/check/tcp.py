@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from keepalive_tx.check.base import CheckResult, ConnectOptions
-from keepalive_tx.check.leantcp import LeanConnection, SelfFactory, leanReactor, sockaddrFor
+from keepalive_tx.check.leantcp import LeanConnection, SelfFactory, leanReactor, leanTarget
 from keepalive_tx.check.timers import TimerQueue, timerQueue
 
 if TYPE_CHECKING:
@@ -139,12 +139,11 @@ class TcpChecker:
         self._addr: tuple[Any, ...] = ()
         self._leanBind: tuple[Any, ...] | None = None
         if self.lean:
-            try:
-                self._family, self._addr = sockaddrFor(options.connectIp, options.connectPort)
-                if self._bind is not None:
-                    self._leanBind = sockaddrFor(*self._bind)[1]
-            except (OSError, ValueError):
-                self.lean = False  # connectTCP reports the error per check
+            target = leanTarget(options, self._bind)
+            if target is None:
+                self.lean = False
+            else:
+                self._family, self._addr, self._leanBind = target
 
     def describe(self) -> str:
         return self._description

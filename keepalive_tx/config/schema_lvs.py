@@ -14,6 +14,7 @@ whole file.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 
 from keepalive_tx.config import schema as S
@@ -146,8 +147,13 @@ _CACHE: dict[tuple[str, object, object], object] = {}
 _RANGE_CACHES: dict[tuple[object, object], dict[str, object]] = {}
 
 
-def _timer(field: str, lo: float = _TINY) -> S.Keyword:
-    cache = _RANGE_CACHES.setdefault((lo, None), {})
+def _cachedNumber(field: str, key: tuple[object, object], parse: Callable) -> S.Keyword:
+    """
+    A keyword taking one number, parsed by C{parse(ctx, line, text)} (which
+    reports bad values); valid spellings are cached per range, since
+    thousands of real servers repeat the same few values.
+    """
+    cache = _RANGE_CACHES.setdefault(key, {})
     cached = cache.get
 
     def handler(ctx: Context, line: LogicalLine, b: Builder) -> None:
@@ -155,7 +161,7 @@ def _timer(field: str, lo: float = _TINY) -> S.Keyword:
         if len(tokens) > 1:
             value = cached(tokens[1])
             if value is None:
-                value = S.parseTimer(ctx, line, tokens[1], lo, TIMER_MAX)
+                value = parse(ctx, line, tokens[1])
                 if value is None:
                     return
                 cache[tokens[1]] = value
@@ -164,26 +170,16 @@ def _timer(field: str, lo: float = _TINY) -> S.Keyword:
             ctx.error(line, f"{line.keyword}: missing parameter")
 
     return S.simple(handler)
+
+
+def _timer(field: str, lo: float = _TINY) -> S.Keyword:
+    return _cachedNumber(
+        field, (lo, None), lambda ctx, line, text: S.parseTimer(ctx, line, text, lo, TIMER_MAX))
 
 
 def _int(field: str, lo: int, hi: int) -> S.Keyword:
-    cache = _RANGE_CACHES.setdefault((lo, hi), {})
-    cached = cache.get
-
-    def handler(ctx: Context, line: LogicalLine, b: Builder) -> None:
-        tokens = line.tokens
-        if len(tokens) > 1:
-            value = cached(tokens[1])
-            if value is None:
-                value = S.parseInt(ctx, line, tokens[1], lo, hi)
-                if value is None:
-                    return
-                cache[tokens[1]] = value
-            b[field] = value
-        else:
-            ctx.error(line, f"{line.keyword}: missing parameter")
-
-    return S.simple(handler)
+    return _cachedNumber(
+        field, (lo, hi), lambda ctx, line, text: S.parseInt(ctx, line, text, lo, hi))
 
 
 def _setAddress(field: str) -> S.Handler:
