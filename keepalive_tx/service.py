@@ -157,7 +157,27 @@ class KeepalivedService(MultiService):
 
     def startService(self) -> None:
         self.log.info("Starting keepalive_tx")
+        self.auditScripts()
         super().startService()
+
+    def auditScripts(self) -> list[str]:
+        """
+        Log keepalived's start-up lines about script security (unsafe or
+        disabled scripts, the missing default user, C{SECURITY VIOLATION}).
+
+        @return: the lines logged.
+        """
+        from keepalive_tx.alert.security import ScriptPolicy, auditMessages
+
+        policy = ScriptPolicy.fromGlobals(self.model.globalDefs)
+        try:
+            lines = auditMessages(self.model, policy)
+        except Exception:
+            self.log.failure("Cannot check script security")
+            return []
+        for line in lines:
+            self.log.warn("{line}", line=line)
+        return lines
 
     def stopService(self):
         self.log.info("Stopping keepalive_tx")

@@ -11,7 +11,7 @@ security.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from twisted.application.service import IService, Service
 from twisted.python import usage
@@ -118,6 +118,8 @@ def configTest(options: Options, stdout: TextIO, stderr: TextIO) -> int:
     Implement C{--config-test}: print every problem and return the exit code.
     """
     result = options.load()
+    if result.model is not None:
+        auditScripts(result.model, result.diagnostics)
     for diagnostic in result.diagnostics:
         stderr.write(f"{diagnostic}\n")
     if options["dump-conf"] and result.model is not None:
@@ -125,6 +127,22 @@ def configTest(options: Options, stdout: TextIO, stderr: TextIO) -> int:
 
         stdout.write(dumpConfig(result.model))
     return result.diagnostics.exitCode()
+
+
+def auditScripts(model: Any, diagnostics: Any) -> None:
+    """
+    Add keepalived's script-security findings to C{diagnostics}, so that
+    C{--config-test} exits as keepalived's does: 6 when scripts are
+    configured without C{enable_script_security}, 5 when a script is
+    disabled.
+    """
+    from keepalive_tx.alert.security import DISABLED, VIOLATION, ScriptPolicy, audit
+    from keepalive_tx.config.errors import Severity
+
+    severity = {DISABLED: Severity.ERROR, VIOLATION: Severity.SECURITY}
+    policy = ScriptPolicy.fromGlobals(model.globalDefs)
+    for kind, line in audit(model, policy):
+        diagnostics.add(severity.get(kind, Severity.WARNING), line)
 
 
 def makeService(options: Options, reactor=None) -> IService:
@@ -138,6 +156,8 @@ def makeService(options: Options, reactor=None) -> IService:
 
     log = Logger(namespace="keepalive_tx")
     result = options.load()
+    if result.model is not None:
+        auditScripts(result.model, result.diagnostics)
     for diagnostic in result.diagnostics:
         log.warn("{diagnostic}", diagnostic=str(diagnostic))
     if result.diagnostics.worst is Severity.FATAL:

@@ -331,7 +331,8 @@ class ScriptRunner:
     @ivar argv: the configured words.
     @ivar execArgv: the argv actually exec'd (without the group wrapper), or
         L{None} when the script cannot run (see L{error}).
-    @ivar error: why the script cannot run (unknown user), or L{None}.
+    @ivar error: why the script cannot run (unknown user, disabled by
+        script security), or L{None}.
     @ivar running: the number of runs in progress.
     """
 
@@ -346,6 +347,7 @@ class ScriptRunner:
         environ: Mapping[str, str] | None = None,
         groupWrapper: Sequence[str] | None = None,
         signalGroup: Callable[[int, int], None] = signalGroup,
+        policy: Any = None,
     ) -> None:
         """
         @param reactor: an C{IReactorProcess} and C{IReactorTime}.
@@ -358,6 +360,10 @@ class ScriptRunner:
         @param groupWrapper: argv prefix putting the child in its own process
             group (default L{defaultGroupWrapper}).
         @param signalGroup: C{(pgid, signal)} sender (tests inject a fake).
+        @param policy: a L{keepalive_tx.alert.security.ScriptPolicy}: the
+            default identity when C{user} is empty, and keepalived's path
+            checks (an unsafe script under C{enable_script_security} gets
+            L{error} and never runs).  L{None}: our identity, no checks.
         """
         self.reactor = reactor
         self.argv = tuple(argv)
@@ -372,8 +378,10 @@ class ScriptRunner:
         self.uid: int | None = None
         self.gid: int | None = None
         self.execArgv: tuple[str, ...] | None = None
+        #: some component of the script's path is writable by non-root
+        self.insecure = False
         try:
-            self.uid, self.gid = resolveUser(user)
+            self.uid, self.gid = resolveUser(user) if policy is None else policy.identity(user)
         except ValueError as e:
             self.error = str(e)
             return
@@ -385,6 +393,12 @@ class ScriptRunner:
         env = os.environ if environ is None else environ
         found = findScript(self.argv[0], env.get("PATH"), uid, gid)
         self.shell = False
+        if found is not None and policy is not None:
+            verdict = policy.check(found[0], uid, gid)
+            self.insecure = verdict.insecure
+            if verdict.disabled is not None:
+                self.error = verdict.disabled
+                return
         if found is not None and found[1]:
             self.execArgv = (found[0], *self.argv[1:])
         elif found is not None:

@@ -212,6 +212,29 @@ def _fromConfig(module: str, className: str, withServer: bool = False) -> Checke
     return factory
 
 
+def _misc(reactor: Any, config: Any, rs: Any, vs: Any, model: Any) -> BuiltChecker:
+    """
+    MISC_CHECK under keepalived's script security: the default script user
+    of C{global_defs}, and a script that cannot run (unknown user, unsafe
+    path under C{enable_script_security}) removes the checker, as
+    keepalived's C{Disabling misc script ...} does.
+    """
+    from keepalive_tx.alert.security import ScriptPolicy
+    from keepalive_tx.check.misc import MiscChecker
+
+    policy = ScriptPolicy.fromGlobals(getattr(model, "globalDefs", None))
+    checker = MiscChecker.fromConfig(reactor, config, rs, policy=policy)
+    if checker.runner.error is not None:
+        raise UnsupportedChecker(
+            f"Disabling misc script {config.script.command}: {checker.runner.error}"
+        )
+    return _simple(checker, config, model)
+
+
+_misc.module = "keepalive_tx.check.misc"  # type: ignore[attr-defined]
+_misc.className = "MiscChecker"  # type: ignore[attr-defined]
+
+
 def _file(reactor: Any, config: Any, rs: Any, vs: Any, model: Any) -> BuiltChecker:
     """
     FILE_CHECK: follows the top-level C{track_file} named by the checker
@@ -246,7 +269,7 @@ register("SSL_GET", _http)
 #: Checkers whose modules are imported on first use: keyword -> factory.
 #: FILE_CHECK is not scheduled: it follows a track_file (C{driven}).
 _LAZY: dict[str, CheckerFactory] = {
-    "MISC_CHECK": _fromConfig("keepalive_tx.check.misc", "MiscChecker", withServer=True),
+    "MISC_CHECK": _misc,
     "SMTP_CHECK": _fromConfig("keepalive_tx.check.smtp", "SmtpChecker"),
     "DNS_CHECK": _fromConfig("keepalive_tx.check.dns", "DnsChecker"),
     "UDP_CHECK": _fromConfig("keepalive_tx.check.udp", "UdpChecker"),

@@ -63,6 +63,7 @@ class MiscChecker:
         rsWeight: int = 1,
         rsAddress: str = "",
         runner: ScriptRunner | None = None,
+        policy: Any = None,
     ) -> None:
         """
         @param reactor: an C{IReactorProcess} and C{IReactorTime}.
@@ -74,6 +75,8 @@ class MiscChecker:
         @param rsAddress: the real server's address, for log lines.
         @param runner: a prepared runner (tests); default built from
             C{script}.
+        @param policy: the L{keepalive_tx.alert.security.ScriptPolicy} of
+            the default runner (L{None}: our identity, no checks).
         """
         self.script = script
         self.timeout = timeout
@@ -81,13 +84,13 @@ class MiscChecker:
         self.rsWeight = rsWeight
         self.rsAddress = rsAddress
         self.runner = runner if runner is not None else ScriptRunner.fromScript(
-            reactor, script, timeout=timeout
+            reactor, script, timeout=timeout, policy=policy
         )
         self._name = script.argv[0] if script.argv else script.command
 
     @classmethod
     def fromConfig(
-        cls, reactor: Any, config: MiscCheck, rs: RealServer | None = None
+        cls, reactor: Any, config: MiscCheck, rs: RealServer | None = None, policy: Any = None
     ) -> MiscChecker:
         """
         Build from the config model.
@@ -101,6 +104,7 @@ class MiscChecker:
             config.dynamic,
             rsWeight=rs.weight if rs is not None else 1,
             rsAddress=str(rs.address) if rs is not None else "",
+            policy=policy,
         )
 
     def describe(self) -> str:

@@ -68,6 +68,7 @@ class LvsFifos:
         virtualServers: Iterable[Any] = (),
         fifoScripts: Iterable[tuple[Any, Any]] = (),
         runnerFactory: Callable[[Any], Any] | None = None,
+        policy: Any = None,
     ) -> None:
         """
         @param fifos: L{NotifyFifo}s (not yet open).
@@ -76,8 +77,11 @@ class LvsFifos:
         @param fifoScripts: C{(fifo, script)} pairs to start at L{open}.
         @param runnerFactory: C{script -> runner} (default
             L{keepalive_tx.alert.scripts.ScriptRunner}).
+        @param policy: the L{keepalive_tx.alert.security.ScriptPolicy} of
+            the default runners (L{None}: our identity, no checks).
         """
         self.reactor = reactor
+        self.policy = policy
         self.fifos = list(fifos)
         self.byName = {vs.name: vs for vs in virtualServers}
         self.fifoScripts = list(fifoScripts)
@@ -108,6 +112,10 @@ class LvsFifos:
                 scripts.append((nf, script))
         if not fifos:
             return None
+        if "policy" not in kw:
+            from keepalive_tx.alert.security import ScriptPolicy
+
+            kw["policy"] = ScriptPolicy.fromGlobals(g)
         return cls(reactor, fifos, getattr(model, "virtualServers", ()), scripts, **kw)
 
     # -- lifecycle ---------------------------------------------------------------
@@ -143,7 +151,7 @@ class LvsFifos:
             return self.runnerFactory(script)
         from keepalive_tx.alert.scripts import ScriptRunner
 
-        return ScriptRunner.fromScript(self.reactor, script)
+        return ScriptRunner.fromScript(self.reactor, script, policy=self.policy)
 
     # -- events ------------------------------------------------------------------
 

@@ -528,9 +528,12 @@ class LvsService(Service):
         factory = self.scriptRunner
         if factory is None:
             from keepalive_tx.alert.scripts import ScriptRunner
+            from keepalive_tx.alert.security import ScriptPolicy
+
+            policy = ScriptPolicy.fromGlobals(self.globalDefs)
 
             def factory(s: Any) -> Any:
-                return ScriptRunner.fromScript(self.reactor, s)
+                return ScriptRunner.fromScript(self.reactor, s, policy=policy)
 
         try:
             runner = factory(script)

@@ -182,6 +182,7 @@ class VrrpNotifier:
         fifos: Iterable[NotifyFifo] = (),
         runnerFactory: Callable[[model.Script], Any] | None = None,
         fifoScripts: Iterable[tuple[NotifyFifo, model.Script]] = (),
+        policy: Any = None,
     ) -> None:
         """
         @param reactor: C{IReactorTime} and C{IReactorProcess}.
@@ -190,8 +191,12 @@ class VrrpNotifier:
             L{keepalive_tx.alert.scripts.ScriptRunner.fromScript}.
         @param fifoScripts: (FIFO, script) pairs: the script is started by
             L{open} with the FIFO path appended.
+        @param policy: the L{keepalive_tx.alert.security.ScriptPolicy} of
+            the default runners (L{None}: our identity, no checks); a script
+            it disables is never run.
         """
         self.reactor = reactor
+        self.policy = policy
         self.fifos = list(fifos)
         self.fifoScripts = list(fifoScripts)
         self.runnerFactory = runnerFactory or self._defaultRunner
@@ -219,12 +224,16 @@ class VrrpNotifier:
             fifos.append(nf)
             if script is not None:
                 scripts.append((nf, script))
+        if "policy" not in kw:
+            from keepalive_tx.alert.security import ScriptPolicy
+
+            kw["policy"] = ScriptPolicy.fromGlobals(g)
         return cls(reactor, fifos, fifoScripts=scripts, **kw)
 
     def _defaultRunner(self, script: model.Script) -> Any:
         from keepalive_tx.alert.scripts import ScriptRunner
 
-        return ScriptRunner.fromScript(self.reactor, script)
+        return ScriptRunner.fromScript(self.reactor, script, policy=self.policy)
 
     # -- lifecycle -----------------------------------------------------------
 

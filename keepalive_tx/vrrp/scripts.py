@@ -153,6 +153,7 @@ class VrrpScriptService(Service):
         scripts: Iterable[model.VrrpScript],
         used: Iterable[str] | None = None,
         runnerFactory: Callable[[model.VrrpScript], Any] | None = None,
+        policy: Any = None,
     ) -> None:
         """
         @param reactor: C{IReactorTime} and C{IReactorProcess}.
@@ -163,8 +164,17 @@ class VrrpScriptService(Service):
         @param runnerFactory: builds the runner of one script (tests); the
             default is a L{keepalive_tx.alert.scripts.ScriptRunner} with the
             script's C{user}.
+        @param policy: the L{keepalive_tx.alert.security.ScriptPolicy} of
+            the default runners (L{None}: our identity, no checks).
+
+        A script whose runner cannot run it (unknown user, unsafe path under
+        C{enable_script_security}) is disabled as keepalived does: it is
+        left out of L{scripts} (and named in L{disabled}), so the instances
+        tracking it ignore it.
         """
         self.reactor = reactor
+        self.policy = policy
+        self.disabled: dict[str, str] = {}
         self.runnerFactory = runnerFactory or self._defaultRunner
         wanted = None if used is None else set(used)
         self.scripts: dict[str, TrackedScript] = {}
@@ -173,13 +183,20 @@ class VrrpScriptService(Service):
             if config.script is None or (wanted is not None and config.name not in wanted):
                 continue
             runner = self.runnerFactory(config)
-            if getattr(runner, "error", None):
-                self.log.error("VRRP_Script({name}) cannot run: {error}", name=config.name,
-                               error=runner.error)
+            error = getattr(runner, "error", None)
+            if error:
+                self.log.error("Disabling track script {name}: {error}", name=config.name,
+                               error=error)
+                self.disabled[config.name] = error
+                continue
             self.scripts[config.name] = TrackedScript(self, config, runner)
 
     @classmethod
     def fromConfig(cls, reactor: Any, config: model.Config, **kw: Any) -> VrrpScriptService:
+        if "policy" not in kw:
+            from keepalive_tx.alert.security import ScriptPolicy
+
+            kw["policy"] = ScriptPolicy.fromGlobals(config.globalDefs)
         return cls(reactor, config.vrrpScripts, usedScripts(config), **kw)
 
     def _defaultRunner(self, config: model.VrrpScript) -> Any:
@@ -187,7 +204,7 @@ class VrrpScriptService(Service):
 
         assert config.script is not None
         user = config.user or config.script.user
-        return ScriptRunner(self.reactor, config.script.argv, user)
+        return ScriptRunner(self.reactor, config.script.argv, user, policy=self.policy)
 
     def subscribe(self, observer: ScriptObserver) -> None:
         """

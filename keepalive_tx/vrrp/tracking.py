@@ -134,7 +134,9 @@ class TrackingCoordinator(Service):
             reactor, config)
         self.linkState = linkState or (lambda ifname: True)
         self.fileWatcherFactory = fileWatcherFactory or self._defaultWatcher
-        self._scriptConfigs = {s.name: s for s in config.vrrpScripts}
+        disabled = getattr(self.scripts, "disabled", {})
+        # a disabled script (keepalived: insecure or not runnable) is not tracked
+        self._scriptConfigs = {s.name: s for s in config.vrrpScripts if s.name not in disabled}
         self._fileConfigs = {f.name: f for f in config.trackFiles}
         self._groupConfigs = {g.name: g for g in config.syncGroups}
         self.watchers: dict[str, Any] = {}

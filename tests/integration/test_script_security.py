@@ -1,0 +1,152 @@
+"""
+keepalived's script security end to end: our daemon (C{twistd -n keepalived
+-C}, in a lab namespace so that any IPVS it finds is confined there) runs
+MISC_CHECK scripts from real directories on this host's file system.
+
+  - With C{enable_script_security}, a root script in a directory anyone may
+    write to is disabled (its checker removed, the script never run) while
+    the script in a root-only directory runs.
+  - Without it, both run and keepalived's C{SECURITY VIOLATION ... There are
+    insecure scripts.} warning is logged.
+  - C{script_user} is the identity of scripts without their own C{user}.
+
+The script directories are made under C{/tmp} (root-owned, sticky), so the
+verdicts do not depend on where the checkout lives.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from twisted.trial.unittest import TestCase
+
+from tests.integration.netns import makeLab, requireCommand
+
+SCRIPT = "#!/bin/sh\nid -u > \"$1\"\nexit 0\n"
+
+
+def waitFor(predicate, timeout: float, what) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what()}")
+
+
+class ScriptSecurityDaemonTests(TestCase):
+    timeout = 90
+
+    def setUp(self) -> None:
+        self.twistd = requireCommand("twistd")
+        self.lab = makeLab(self, 1)
+        (self.host,) = self.lab.hosts
+        self.root = tempfile.mkdtemp(prefix="ktx-sec-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, self.root, True)
+        os.chmod(self.root, 0o755)
+        self.safe = self.script("safe", 0o755)
+        self.unsafe = self.script("unsafe", 0o777)
+        # markers: world-writable but sticky (so still safe) for the nobody run
+        self.markers = os.path.join(self.root, "markers")
+        os.mkdir(self.markers)
+        os.chmod(self.markers, 0o1777)
+
+    def script(self, name: str, dirMode: int) -> str:
+        directory = os.path.join(self.root, name)
+        os.mkdir(directory)
+        path = os.path.join(directory, "check.sh")
+        with open(path, "w") as f:
+            f.write(SCRIPT)
+        os.chmod(path, 0o755)
+        os.chmod(directory, dirMode)
+        return path
+
+    def marker(self, name: str) -> str:
+        return os.path.join(self.markers, name)
+
+    def runDaemon(self, globalDefs: str) -> str:
+        """
+        Run the daemon until the safe script has run twice, stop it, and
+        return its log.
+        """
+        conf = os.path.join(self.root, "keepalived.conf")
+        with open(conf, "w") as f:
+            f.write(f"""\
+global_defs {{
+    router_id lb1
+{globalDefs}
+}}
+virtual_server 203.0.113.10 80 {{
+    delay_loop 1
+    lvs_sched rr
+    lvs_method NAT
+    protocol TCP
+    real_server 203.0.113.21 80 {{
+        MISC_CHECK {{
+            misc_path "{self.safe} {self.marker('safe')}"
+        }}
+    }}
+    real_server 203.0.113.22 80 {{
+        MISC_CHECK {{
+            misc_path "{self.unsafe} {self.marker('unsafe')}"
+        }}
+    }}
+}}
+""")
+        logPath = os.path.join(self.root, "ktx.log")
+        with open(logPath, "wb") as log:
+            daemon = self.host.spawn(
+                self.twistd, "-n", "--pidfile", os.path.join(self.root, "ktx.pid"),
+                "keepalived", "-c", conf, "-C", stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL)
+
+            def text() -> str:
+                with open(logPath, errors="replace") as f:
+                    return f.read()
+
+            try:
+                waitFor(lambda: os.path.exists(self.marker("safe")), 30,
+                        lambda: "the safe script to run; log:\n" + text())
+                os.unlink(self.marker("safe"))
+                # one more round: the unsafe script had its chance too
+                waitFor(lambda: os.path.exists(self.marker("safe")), 30,
+                        lambda: "a second round; log:\n" + text())
+            finally:
+                daemon.send_signal(signal.SIGTERM)
+                self.assertIn(daemon.wait(15), (0, -signal.SIGTERM))
+        return text()
+
+    def test_unsafeScriptDisabled(self) -> None:
+        log = self.runDaemon("    enable_script_security\n    script_user root")
+        self.assertFalse(os.path.exists(self.marker("unsafe")), log)
+        self.assertIn(
+            f"Disabling misc script {self.unsafe} {self.marker('unsafe')}: Unsafe permissions "
+            f"found for script '{self.unsafe}' - disabling.", log)
+        self.assertNotIn("SECURITY VIOLATION", log)
+        with open(self.marker("safe")) as f:
+            self.assertEqual(f.read().strip(), "0")
+
+    def test_withoutSecurityEverythingRuns(self) -> None:
+        log = self.runDaemon("")
+        self.assertTrue(os.path.exists(self.marker("unsafe")), log)
+        self.assertIn(f"Unsafe permissions found for script '{self.unsafe} "
+                      f"{self.marker('unsafe')}' (MISC_CHECK of 203.0.113.22).", log)
+        self.assertIn("SECURITY VIOLATION - scripts are being executed but script_security not"
+                      " enabled. There are insecure scripts.", log)
+
+    def test_scriptUser(self) -> None:
+        """
+        C{script_user nobody}: scripts without their own user run as nobody,
+        and an unprivileged script is not path-checked (both run).
+        """
+        nobody = pwd.getpwnam("nobody").pw_uid
+        self.runDaemon("    enable_script_security\n    script_user nobody")
+        for name in ("safe", "unsafe"):
+            with open(self.marker(name)) as f:
+                self.assertEqual(f.read().strip(), str(nobody))
