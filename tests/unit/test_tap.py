@@ -5,6 +5,7 @@ The twistd command line: keepalived-compatible options and --config-test.
 from __future__ import annotations
 
 import io
+import pwd
 from pathlib import Path
 
 from twisted.application.service import IService
@@ -88,6 +89,33 @@ class OptionsTests(SynchronousTestCase):
         _, code, _, err = self.parse("--config-test", "-c", path)
         self.assertEqual(code, 5)
         self.assertIn(f"{path}:9: Unknown keyword 'bogus_kw'", err)
+
+    def test_configTestScriptSecurity(self) -> None:
+        """
+        As keepalived 2.2.7's C{-t}: scripts without C{enable_script_security}
+        exit 6 (C{SECURITY VIOLATION}); with it and a default user that
+        cannot be set, the script is disabled and the exit code is 5; with a
+        usable C{script_user} and a root-only path, 0.
+        """
+        scripted = GOOD.replace(
+            "vrrp_instance", 'vrrp_script chk {\n    script "/bin/true"\n}\nvrrp_instance'
+        ).replace("    priority 100\n", "    priority 100\n    track_script {\n        chk\n    }\n")
+        _, code, _, err = self.parse("-t", "-c", self.write(scripted))
+        self.assertEqual(code, 6)
+        self.assertIn("SECURITY VIOLATION - scripts are being executed but script_security not"
+                      " enabled.", err)
+        secure = scripted.replace("router_id test", "router_id test\n    enable_script_security")
+        _, code, _, err = self.parse("-t", "-c", self.write(secure))
+        try:
+            pwd.getpwnam("keepalived_script")
+        except KeyError:
+            self.assertEqual(code, 5, err)
+            self.assertIn("Unable to set default user keepalived_script for script", err)
+        else:
+            self.assertEqual(code, 0, err)
+        root = secure.replace("router_id test", "router_id test\n    script_user root")
+        _, code, _, err = self.parse("-t", "-c", self.write(root))
+        self.assertEqual((code, err), (0, ""))
 
     def test_configTestMissingFile(self) -> None:
         """
