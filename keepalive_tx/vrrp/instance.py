@@ -185,6 +185,15 @@ class VrrpInstance:
         self.password = auth.password if auth else b""
         self.vips = vipsFor(config.virtualIpaddresses, config.interface)
         self.evips = vipsFor(config.virtualIpaddressesExcluded, config.interface)
+        #: (ifname, ip) of the VIPs/eVIPs whose external deletion we react to
+        self.trackedVips: dict[tuple[str, IPAddress], Vip] = {}
+        for a, vip in zip(
+            (a for a in config.virtualIpaddresses + config.virtualIpaddressesExcluded
+             if a.dev or config.interface),
+            self.vips + self.evips, strict=True,
+        ):
+            if not a.noTrack:
+                self.trackedVips[(vip.ifname, vip.ip)] = vip
         # virtual_routes / virtual_rules: only handled with a manager
         self.routes = routes
         self.rules = rules
@@ -433,6 +442,30 @@ class VrrpInstance:
         watched = self.trackedInterfaces()
         if ifname in watched:
             self.machine.setFault(f"interface {ifname}", not up)
+
+    def addressRemoved(self, ifname: str, ifindex: int, address: Any) -> None:
+        """
+        L{keepalive_tx.net.links.LinkMonitor} observer: an address went away.
+        A MASTER whose tracked VIP (one without C{no_track}) was deleted by
+        someone else goes to BACKUP, sends priority 0 and normally takes over
+        again after Skew_Time, re-adding everything (keepalived's rule).  An
+        event for an address that is back already (our own removal, seen
+        late) is ignored.
+        """
+        if self.machine.state != State.MASTER:
+            return
+        vip = self.trackedVips.get((ifname, address.interface.ip))
+        if vip is None:
+            return
+        try:
+            if self.addresses.present(vip):
+                return
+        except Exception:
+            self.log.failure("({name}) cannot check VIP {vip}", name=self.name, vip=str(vip))
+            return
+        self.log.info("Netlink reflector reports IP {ip} removed from {ifname}",
+                      ip=str(vip.ip), ifname=ifname)
+        self.machine.addressLost(f"VIP {vip.ip}")
 
     def trackedInterfaces(self) -> set[str]:
         """

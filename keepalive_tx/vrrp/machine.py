@@ -34,6 +34,7 @@ catalogue as straight code. The table, for orientation::
     BACKUP --lower advert, preempting----------------> BACKUP, timer untouched
     MASTER --advert timer----------------------------> MASTER (send advert)
     MASTER --higher advert / equal from higher IP---> BACKUP (release)
+    MASTER --tracked VIP deleted externally---------> BACKUP, prio 0 sent, timer := skew
     MASTER --lower advert----------------------------> MASTER (send advert)
     any    --fault flag set--------------------------> FAULT (MASTER sends prio 0)
     FAULT  --all flags clear-------------------------> BACKUP (owner: MASTER)
@@ -461,6 +462,31 @@ class VRRPMachine:
             self._backupAdvert(priority, source, interval)
         else:
             self._masterAdvert(priority, source, interval)
+
+    @_serialised
+    def addressLost(self, what: str) -> None:
+        """
+        Something a MASTER holds (a tracked VIP) was deleted behind its back.
+        As keepalived: enter BACKUP, send priority 0 and release everything,
+        then wait only Skew_Time (as a backup hearing priority 0 would), so
+        that this router normally takes over again at once and re-adds it
+        all, unless another one claims the address first.  Ignored in other
+        states.
+
+        @param what: what was lost, for the transition reason.
+        """
+        if self.state != State.MASTER:
+            return
+        self._log.info("({name}) Entering BACKUP STATE", name=self.name)
+        self.state = self.wantState = State.BACKUP
+        self._preemptTime = None
+        self._rogueSince = None
+        self._sendAdvert(PRIORITY_STOP)
+        self._release()
+        self._nextMasterReason = "master down timer expired"
+        self._arm(self._skewMicros(self.effectivePriority) / TIMER_HZ)
+        self._effect("stateChanged", State.MASTER, State.BACKUP, f"{what} deleted")
+        self._syncTransitioned(State.MASTER, State.BACKUP)
 
     @_serialised
     def setFault(self, flag: str, active: bool) -> None:

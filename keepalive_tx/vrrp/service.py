@@ -374,6 +374,10 @@ class VrrpService(Service):
         if self.tracking is not None:
             self.tracking.linkChanged(ifname, ifindex, up)
 
+    def addressRemoved(self, ifname: str, ifindex: int, address: Any) -> None:
+        for instance in self.instances.values():
+            instance.addressRemoved(ifname, ifindex, address)
+
     # -- run -----------------------------------------------------------------
 
     def startService(self) -> None:

@@ -389,3 +389,93 @@ class AhSequenceTests(InstanceTestsMixin, SynchronousTestCase):
         self.instance.start()
         self.receiveAh(100, 500)
         self.assertEqual(self.instance.policy.ahLastSequence, 500)
+
+
+class DeletedVipTests(InstanceTestsMixin, SynchronousTestCase):
+    """
+    A VIP deleted behind a MASTER's back (keepalived: without C{no_track} the
+    instance goes to BACKUP, sends priority 0 and takes over again after
+    Skew_Time, re-adding it).
+    """
+
+    def deleted(self, address: str = "192.0.2.100/24", ifname: str = "eth0",
+                gone: bool = True) -> None:
+        """
+        The kernel reports C{address} removed from C{ifname} (and, when
+        C{gone}, our VIP really is absent).
+        """
+        from ipaddress import ip_interface
+
+        from keepalive_tx.net.netlink import AddressInfo
+
+        if gone:
+            self.addresses.present_.discard(address)
+        self.instance.addressRemoved(ifname, 2, AddressInfo(2, ip_interface(address)))
+
+    def test_masterReAddsDeletedVip(self) -> None:
+        self.build()
+        observer = Observer()
+        self.instance.observers.append(observer)
+        self.becomeMaster()
+        self.addresses.log.clear()
+        sent = len(self.sender.sent)
+        self.deleted()
+        self.assertEqual(self.instance.state, State.BACKUP)
+        self.assertEqual(observer.changes[-1], (State.MASTER, State.BACKUP,
+                                                "VIP 192.0.2.100 deleted"))
+        self.assertEqual([a.priority for a in self.sender.adverts()[sent:]], [0])
+        self.assertEqual(self.addresses.log, [("remove", "192.0.2.100/24")])
+        # Skew_Time ((256 - 150) / 256 s), not the master-down interval
+        self.clock.advance((256 - 150) / 256 + 0.001)
+        self.assertEqual(self.instance.state, State.MASTER)
+        self.assertEqual(self.addresses.log[-1], ("add", "192.0.2.100/24"))
+        self.assertIn("192.0.2.100/24", self.addresses.present_)
+
+    def test_higherPeerTakesOver(self) -> None:
+        """
+        A backup that claims the VIP during Skew_Time keeps it.
+        """
+        self.build()
+        self.becomeMaster()
+        self.deleted()
+        self.receive(200)
+        self.clock.advance(1)
+        self.assertEqual(self.instance.state, State.BACKUP)
+
+    def test_noTrackIgnored(self) -> None:
+        """
+        A VIP marked C{no_track} may be deleted: the MASTER stays.
+        """
+        self.build(_noTrack(instanceConfig()))
+        self.becomeMaster()
+        self.deleted()
+        self.assertEqual(self.instance.state, State.MASTER)
+
+    def test_ignoredUnlessMasterOrStillPresent(self) -> None:
+        """
+        Other addresses, other interfaces, a BACKUP, and an event for a VIP
+        that is present again (our own removal seen late) change nothing.
+        """
+        self.build()
+        self.instance.start()
+        self.deleted()
+        self.assertEqual(self.instance.state, State.BACKUP)
+        self.clock.advance(self.instance.machine.masterDownInterval() + 0.01)
+        self.assertEqual(self.instance.state, State.MASTER)
+        self.deleted("192.0.2.99/24")
+        self.deleted(ifname="eth1", gone=False)
+        self.assertEqual(self.instance.state, State.MASTER)
+        self.deleted(gone=False)
+        self.assertEqual(self.instance.state, State.MASTER)
+        self.deleted()
+        self.assertEqual(self.instance.state, State.BACKUP)
+
+
+def _noTrack(config):
+    """
+    C{config} with every VIP marked C{no_track}.
+    """
+    import dataclasses
+
+    return dataclasses.replace(config, virtualIpaddresses=tuple(
+        dataclasses.replace(a, noTrack=True) for a in config.virtualIpaddresses))
