@@ -106,7 +106,7 @@ class KeepalivedService(MultiService):
                         ("staticIpaddresses", "staticRoutes", "staticRules")):
             from keepalive_tx.net.static import StaticService
 
-            self.staticService = StaticService(model, platform=staticPlatform)
+            self.staticService = StaticService(model, platform=staticPlatform, reactor=reactor)
             self.staticService.setServiceParent(self)
         if vrrp and getattr(model, "vrrpInstances", ()):
             from keepalive_tx.alert.vrrp import InstanceAlerts

@@ -9,9 +9,10 @@ then rules; the reverse on stop.  Only what this run added (or found
 already there) is removed.  The service is added to the root service
 before the VRRP service, so it starts first and stops last.
 
-Not done (keepalived does): re-adding a static address/route/rule deleted
-behind our back, and faulting the instances of its C{track_group} when
-that fails.
+A static address deleted behind our back is re-added at once, as keepalived
+does (the platform reports address removals from a netlink monitor).  Not
+done (keepalived does): re-adding a deleted static route or rule, and
+faulting the instances of a C{track_group} when re-adding fails.
 """
 
 from __future__ import annotations
@@ -47,12 +48,18 @@ class NetlinkStaticPlatform:
         namespace; tests hand in sockets living in a lab namespace).
     """
 
-    def __init__(self, socketFactory: Any = None) -> None:
+    def __init__(self, socketFactory: Any = None, reactor: Any = None) -> None:
+        """
+        @param reactor: the reactor of the address monitor (L{None}: address
+            removals are not watched).
+        """
         self.socketFactory = socketFactory
+        self.reactor = reactor
         self.addresses: Any = None
         self.routes: Any = None
         self.rules: Any = None
         self._channel: Any = None
+        self._monitor: Any = None
 
     def open(self) -> None:
         from keepalive_tx.net.addresses import NetlinkAddressManager
@@ -74,7 +81,27 @@ class NetlinkStaticPlatform:
         except Exception:
             return False
 
+    def watchAddresses(self, observer: Any) -> bool:
+        """
+        Report address removals to C{observer.addressRemoved(ifname,
+        ifindex, address)} from a netlink monitor on the reactor.
+
+        @return: whether removals are watched (not without a reactor).
+        """
+        if self.reactor is None:
+            return False
+        from keepalive_tx.net.links import LinkMonitor
+
+        kw = {} if self.socketFactory is None else {"socketFactory": self.socketFactory}
+        self._monitor = LinkMonitor(self.reactor, **kw)
+        self._monitor.addObserver(observer)
+        self._monitor.startMonitoring()
+        return True
+
     def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.stopMonitoring()
+            self._monitor = None
         if self._channel is not None:
             self._channel.close()
             self._channel = None
@@ -95,9 +122,14 @@ class StaticService(Service):
     name = "static"
 
     def __init__(self, config: model.Config, platform: Any = None,
-                 names: IprouteNames | None = None) -> None:
+                 names: IprouteNames | None = None, reactor: Any = None) -> None:
+        """
+        @param reactor: handed to the default platform, which then watches
+            for deleted static addresses.
+        """
         self.config = config
-        self.platform = platform if platform is not None else NetlinkStaticPlatform()
+        self.platform = platform if platform is not None else NetlinkStaticPlatform(
+            reactor=reactor)
         self.names = names if names is not None else IprouteNames.fromGlobalDefs(config.globalDefs)
         self.added: list[tuple[str, Any]] = []
         self._opened = False
@@ -165,6 +197,29 @@ class StaticService(Service):
     def startService(self) -> None:
         Service.startService(self)
         self._apply()
+        watch = getattr(self.platform, "watchAddresses", None)
+        if watch is not None and any(kind == "address" for kind, _ in self.added):
+            watch(self)
+
+    def addressRemoved(self, ifname: str, ifindex: int, address: Any) -> None:
+        """
+        An address went away: if it is one of our static addresses (and it
+        is really gone), put it back at once.
+        """
+        if not self.running:
+            return
+        for kind, vip in self.added:
+            if kind != "address" or vip.ifname != ifname or vip.ip != address.interface.ip:
+                continue
+            try:
+                if self.platform.addresses.present(vip):
+                    return
+                self.log.info("Static address {vip} deleted - re-adding it", vip=str(vip))
+                if not self.platform.addresses.add(vip):
+                    self.log.error("Cannot re-add static address {vip}", vip=str(vip))
+            except Exception:
+                self.log.failure("Cannot re-add static address {vip}", vip=str(vip))
+            return
 
     def stopService(self) -> None:
         Service.stopService(self)

@@ -4,6 +4,7 @@ keepalived 2.2.7 as the backup: without C{no_track} our MASTER goes to
 BACKUP, sends priority 0 and takes over again after its Skew_Time (0.41 s,
 shorter than keepalived's 0.61 s at priority 100), re-adding the VIP, as
 keepalived itself does; a C{no_track} VIP stays deleted and nothing moves.
+A deleted C{static_ipaddress} is put back at once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.integration.vrrpnode import (
 )
 
 UNTRACKED = "192.0.2.101"
+STATIC = "198.51.100.5"
 
 
 class DeletedVipTests(VrrpLabMixin, TestCase):
@@ -38,7 +40,8 @@ class DeletedVipTests(VrrpLabMixin, TestCase):
         return text.replace(vip, vip + f"        {UNTRACKED}/24 dev eth0 no_track\n")
 
     def test_deletedVipComesBack(self) -> None:
-        self.h1.start(self.config(self.h1, 150))
+        static = f"static_ipaddress {{\n    {STATIC}/24 dev eth0\n}}\n"
+        self.h1.start(static + self.config(self.h1, 150))
         self.h2.start(self.config(self.h2, 100))
         self.waitHolders(VIP4, [1], timeout=20)
         self.waitHolders(UNTRACKED, [1])
@@ -58,3 +61,18 @@ class DeletedVipTests(VrrpLabMixin, TestCase):
         self.assertNotIn(UNTRACKED, self.h2.host.addresses())
         self.assertEqual(self.h1.logText().count("Entering MASTER STATE"), 2)
         self.assertEqual(receiveErrors(self.h1) + receiveErrors(self.h2), [])
+
+    def test_deletedStaticAddressComesBack(self) -> None:
+        static = f"static_ipaddress {{\n    {STATIC}/24 dev eth0\n}}\n"
+        self.h1.start(static + self.config(self.h1, 150))
+        self.h2.start(self.config(self.h2, 100))
+        self.waitHolders(VIP4, [1], timeout=20)
+        self.assertIn(STATIC, self.h1.host.addresses())
+        self.h1.host.run("ip", "addr", "del", f"{STATIC}/24", "dev", "eth0")
+        waitFor(lambda: STATIC in self.h1.host.addresses(), 5,
+                "the static address to be re-added", self.nodes)
+        self.assertIn(f"Static address {STATIC}/24 dev eth0 deleted - re-adding it",
+                      self.h1.logText())
+        # VRRP did not notice
+        assertHoldersStay(self.nodes, VIP4, [1], 1)
+        self.assertEqual(self.h1.logText().count("Entering MASTER STATE"), 1)

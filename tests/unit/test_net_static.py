@@ -224,3 +224,44 @@ class RootServiceTests(SynchronousTestCase):
         vrrpless = self.build("static_rules {\n from 198.51.100.0/24 table 1 priority 9\n}\n",
                               vrrp=False)
         self.assertIsNone(vrrpless.staticService)
+
+
+class DeletedStaticAddressTests(SynchronousTestCase):
+    """
+    keepalived re-adds a static address deleted behind its back at once.
+    """
+
+    def setUp(self) -> None:
+        self.platform = FakePlatform()
+        self.watchers: list = []
+        self.platform.watchAddresses = self.watchers.append  # type: ignore[attr-defined]
+        self.service = StaticService(model(), platform=self.platform, names=IprouteNames(()))
+
+    def removed(self, ip: str, ifname: str) -> None:
+        from ipaddress import ip_interface
+
+        from keepalive_tx.net.netlink import AddressInfo
+
+        self.platform.addresses.addresses.pop((ifname, ip_interface(ip).ip), None)
+        for watcher in self.watchers:
+            watcher.addressRemoved(ifname, 3, AddressInfo(3, ip_interface(ip)))
+
+    def test_reAdded(self) -> None:
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.assertEqual(self.watchers, [self.service])
+        self.platform.journal.clear()
+        self.removed("198.51.100.5/24", "eth1")
+        self.assertEqual(self.platform.journal,
+                         [("add", "address", "198.51.100.5/24 dev eth1")])
+        self.removed("198.51.100.77/24", "eth1")
+        self.removed("198.51.100.5/24", "eth0")
+        self.assertEqual(len(self.platform.journal), 1)
+
+    def test_notAfterStop(self) -> None:
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.service.stopService()
+        self.platform.journal.clear()
+        self.removed("198.51.100.5/24", "eth1")
+        self.assertEqual(self.platform.journal, [])
