@@ -12,7 +12,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 
@@ -87,6 +88,7 @@ class KeepalivedService(MultiService):
             reactor = _reactor
         self.model = model
         self.reactor = reactor
+        self._startup: Deferred[None] | None = None
         self.runVrrp = vrrp
         self.runCheckers = checkers
         self.logDetail = logDetail
@@ -158,7 +160,54 @@ class KeepalivedService(MultiService):
     def startService(self) -> None:
         self.log.info("Starting keepalive_tx")
         self.auditScripts()
-        super().startService()
+        g = self.model.globalDefs
+        script = getattr(g, "startupScript", None)
+        if script is None:
+            super().startService()
+            return
+        # keepalived runs startup_script once, before its children start.
+        Service.startService(self)
+        d = self._runGlobalScript(script, g.startupScriptTimeout, "startup")
+        self._startup = d
+        d.addCallback(self._startChildren)
+
+    def _startChildren(self, _: object = None) -> None:
+        self._startup = None
+        if not self.running:
+            return
+        for service in self:
+            service.startService()
+
+    def makeScriptRunner(self, script: Any, timeout: float) -> Any:
+        """
+        The runner of C{startup_script} / C{shutdown_script} (a
+        L{keepalive_tx.alert.scripts.ScriptRunner} under the configured
+        script security; tests replace this method).
+        """
+        from keepalive_tx.alert.scripts import ScriptRunner
+        from keepalive_tx.alert.security import ScriptPolicy
+
+        policy = ScriptPolicy.fromGlobals(self.model.globalDefs)
+        return ScriptRunner(self.reactor, script.argv, script.user, policy=policy,
+                            timeout=timeout)
+
+    def _runGlobalScript(self, script: Any, timeout: float, what: str) -> Deferred[None]:
+        """
+        Run C{startup_script} / C{shutdown_script} with its timeout; the
+        Deferred fires (with L{None}) when it has ended, whatever happened.
+        """
+        runner = self.makeScriptRunner(script, float(timeout))
+        self.log.info("Running {what} script [{command}]", what=what, command=script.command)
+
+        def ended(result: Any) -> None:
+            if not result.ok:
+                self.log.warn("{what} script [{command}] {how}", what=what.capitalize(),
+                              command=script.command, how=result.describe())
+
+        d = runner.run()
+        d.addCallback(ended)
+        d.addErrback(lambda f: self.log.failure("{what} script failed", f, what=what))
+        return d
 
     def auditScripts(self) -> list[str]:
         """
@@ -181,7 +230,21 @@ class KeepalivedService(MultiService):
 
     def stopService(self):
         self.log.info("Stopping keepalive_tx")
+        startup, self._startup = self._startup, None
         d = super().stopService()
+        if startup is not None:
+            # Stopped while startup_script runs: kill it; the children (never
+            # started) have just released what they opened.
+            startup.cancel()
+        shutdown = getattr(self.model.globalDefs, "shutdownScript", None)
+        if shutdown is not None:
+            timeout = self.model.globalDefs.shutdownScriptTimeout
+
+            def runShutdown(result: object) -> Deferred[object]:
+                return self._runGlobalScript(shutdown, timeout, "shutdown").addCallback(
+                    lambda _: result)
+
+            d.addBoth(runShutdown)
         if self.syncd is not None:
             syncd = self.syncd
 

@@ -277,7 +277,8 @@ def configuredScripts(config: Any) -> Iterator[tuple[str, tuple[str, ...], str |
     C{user[:group]} or L{None}.
     """
     g = getattr(config, "globalDefs", None)
-    for field in ("notifyFifoScript", "vrrpNotifyFifoScript", "lvsNotifyFifoScript"):
+    for field in ("startupScript", "shutdownScript", "notifyFifoScript",
+                  "vrrpNotifyFifoScript", "lvsNotifyFifoScript"):
         script = getattr(g, field, None)
         if script is not None:
             yield field, script.argv, script.user

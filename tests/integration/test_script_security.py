@@ -70,14 +70,17 @@ class ScriptSecurityDaemonTests(TestCase):
     def marker(self, name: str) -> str:
         return os.path.join(self.markers, name)
 
-    def runDaemon(self, globalDefs: str) -> str:
+    def runDaemon(self, globalDefs: str, text: str | None = None) -> str:
         """
         Run the daemon until the safe script has run twice, stop it, and
         return its log.
+
+        @param text: the whole configuration (default: C{globalDefs} and two
+            real servers checked by the safe and the unsafe script).
         """
         conf = os.path.join(self.root, "keepalived.conf")
         with open(conf, "w") as f:
-            f.write(f"""\
+            f.write(text or f"""\
 global_defs {{
     router_id lb1
 {globalDefs}
@@ -150,3 +153,78 @@ virtual_server 203.0.113.10 80 {{
         for name in ("safe", "unsafe"):
             with open(self.marker(name)) as f:
                 self.assertEqual(f.read().strip(), str(nobody))
+
+    def test_startupAndShutdownScripts(self) -> None:
+        """
+        C{startup_script} has ended before any checker runs (the MISC_CHECK
+        finds its marker); C{shutdown_script} runs once the daemon has
+        stopped its children.
+        """
+        up, down = self.marker("up"), self.marker("down")
+        startup = self.script("startup", 0o755)
+        with open(startup, "w") as f:
+            f.write(f"#!/bin/sh\nsleep 1\ntouch {up}\n")
+        check = self.script("check", 0o755)
+        with open(check, "w") as f:
+            f.write(f"#!/bin/sh\nif [ -e {up} ]; then echo ok; else echo early; fi > \"$1\"\n")
+        shutdown = self.script("shutdown", 0o755)
+        with open(shutdown, "w") as f:
+            f.write(f"#!/bin/sh\ntouch {down}\n")
+        log = self.runDaemon("", f"""\
+global_defs {{
+    router_id lb1
+    script_user root
+    enable_script_security
+    startup_script {startup}
+    shutdown_script {shutdown}
+}}
+virtual_server 203.0.113.10 80 {{
+    delay_loop 1
+    lvs_sched rr
+    lvs_method NAT
+    protocol TCP
+    real_server 203.0.113.21 80 {{
+        MISC_CHECK {{
+            misc_path "{check} {self.marker('safe')}"
+        }}
+    }}
+}}
+""")
+        with open(self.marker("safe")) as f:
+            self.assertEqual(f.read().strip(), "ok", log)
+        self.assertTrue(os.path.exists(down), log)
+        self.assertIn(f"Running startup script [{startup}]", log)
+        self.assertIn(f"Running shutdown script [{shutdown}]", log)
+
+    def test_startupScriptTimeout(self) -> None:
+        """
+        A startup script that hangs is killed after
+        C{startup_script_timeout}; the daemon then goes on.
+        """
+        hang = self.script("hang", 0o755)
+        with open(hang, "w") as f:
+            f.write("#!/bin/sh\nsleep 60\n")
+        check = self.script("check", 0o755)
+        with open(check, "w") as f:
+            f.write("#!/bin/sh\ntouch \"$1\"\n")
+        log = self.runDaemon("", f"""\
+global_defs {{
+    router_id lb1
+    script_user root
+    enable_script_security
+    startup_script {hang}
+    startup_script_timeout 1
+}}
+virtual_server 203.0.113.10 80 {{
+    delay_loop 1
+    lvs_sched rr
+    lvs_method NAT
+    protocol TCP
+    real_server 203.0.113.21 80 {{
+        MISC_CHECK {{
+            misc_path "{check} {self.marker('safe')}"
+        }}
+    }}
+}}
+""")
+        self.assertIn(f"Startup script [{hang}] timed out", log)
