@@ -7,8 +7,8 @@ an instance's state machine needs -- a total (unclamped) priority for
 L{keepalive_tx.vrrp.machine.VRRPMachine.setEffectivePriority} and a set of
 fault flags for L{keepalive_tx.vrrp.machine.VRRPMachine.setFault}.
 
-  - Binary trackers (C{track_interface}, C{track_script}, later
-    C{track_process}/C{track_bfd}) follow keepalived's weight sign table::
+  - Binary trackers (C{track_interface}, C{track_script}, C{track_process},
+    later C{track_bfd}) follow keepalived's weight sign table::
 
         weight  reverse   up/OK         down/failed
         +w      no        +w            0
@@ -60,6 +60,7 @@ FILE_MAX = 253
 SCRIPT = "script"
 FILE = "file"
 INTERFACE = "interface"
+PROCESS = "process"
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,15 +277,17 @@ def trackersFor(
     group: model.SyncGroup | None,
     scripts: Mapping[str, model.VrrpScript],
     files: Mapping[str, model.TrackFile],
+    processes: Mapping[str, model.TrackProcess] | None = None,
 ) -> list[TrackerEntry]:
     """
     The trackers of a configured instance: its own C{track_script},
-    C{track_file} and C{track_interface} entries, then those of its sync
-    group (which apply to every member; an object tracked by both is
-    tracked once, with the instance's settings).
+    C{track_file}, C{track_interface} and C{track_process} entries, then
+    those of its sync group (which apply to every member; an object tracked
+    by both is tracked once, with the instance's settings).
 
-    C{track_process} and C{track_bfd} are not supported yet and ignored.
+    C{track_bfd} is not supported and ignored.
     """
+    processes = processes or {}
     entries: list[TrackerEntry] = []
     seen: set[tuple[str, str]] = set()
 
@@ -307,4 +310,8 @@ def trackersFor(
                 add(FILE, t.name, *_resolve(t, tf.weight, tf.weightReverse))
         for t in owner.trackInterfaces:
             add(INTERFACE, t.name, *_resolve(t, 0, False))
+        for t in owner.trackProcesses:
+            tp = processes.get(t.name)
+            if tp is not None:
+                add(PROCESS, t.name, *_resolve(t, tp.weight, tp.weightReverse))
     return entries

@@ -1,8 +1,13 @@
 # -*- test-case-name: tests.unit.test_vrrp_track -*-
 """
 L{TrackingCoordinator}: connects the trackers of every VRRP instance
-(C{track_script}, C{track_file}, weighted C{track_interface}, and those of
-its sync group) to the instance's state machine (catalogue S{sect}4.8).
+(C{track_script}, C{track_file}, weighted C{track_interface},
+C{track_process}, and those of its sync group) to the instance's state
+machine (catalogue S{sect}4.8).
+
+Tracked processes are counted by a L{keepalive_tx.vrrp.processes.ProcessTracker}
+(first from a C{/proc} scan when an instance is attached, then from the
+kernel's process events, see L{keepalive_tx.net.procevents}).
 
 It subscribes to the L{VrrpScriptService}, watches each used C{track_file}
 (inotify, through L{keepalive_tx.check.file.FileChecker}) and receives link
@@ -40,6 +45,7 @@ from keepalive_tx.vrrp.scripts import VrrpScriptService
 from keepalive_tx.vrrp.track import (
     FILE,
     INTERFACE,
+    PROCESS,
     SCRIPT,
     InstanceTracking,
     Verdict,
@@ -119,6 +125,8 @@ class TrackingCoordinator(Service):
         scripts: VrrpScriptService | None = None,
         linkState: Callable[[str], bool | None] | None = None,
         fileWatcherFactory: Callable[[model.TrackFile], Any] | None = None,
+        processTracker: Any = None,
+        processWatcherFactory: Callable[[Any], Any] | None = None,
     ) -> None:
         """
         @param scripts: the script service (default: built from C{config}).
@@ -127,6 +135,12 @@ class TrackingCoordinator(Service):
         @param fileWatcherFactory: builds the watcher of one track_file (an
             object with C{read() -> int}, C{value}, C{start(onResult)},
             C{stop()}); default a L{keepalive_tx.check.file.FileChecker}.
+        @param processTracker: the L{keepalive_tx.vrrp.processes.ProcessTracker}
+            (default: one for the used C{vrrp_track_process}es, reading
+            C{/proc}, built when first needed).
+        @param processWatcherFactory: C{tracker -> watcher} with C{start()}
+            and C{stop()} feeding the tracker (default
+            L{keepalive_tx.net.procevents.ProcessWatcher}).
         """
         self.reactor = reactor
         self.config = config
@@ -138,6 +152,13 @@ class TrackingCoordinator(Service):
         # a disabled script (keepalived: insecure or not runnable) is not tracked
         self._scriptConfigs = {s.name: s for s in config.vrrpScripts if s.name not in disabled}
         self._fileConfigs = {f.name: f for f in config.trackFiles}
+        self._processConfigs = {p.name: p for p in config.trackProcesses}
+        self.processes = processTracker
+        self._processScanned = processTracker is not None
+        self.processWatcherFactory = processWatcherFactory
+        self.processWatcher: Any = None
+        if processTracker is not None:
+            processTracker.subscribe(self.processChanged)
         self._groupConfigs = {g.name: g for g in config.syncGroups}
         self.watchers: dict[str, Any] = {}
         self._tracked: dict[str, _Tracked] = {}
@@ -163,7 +184,8 @@ class TrackingCoordinator(Service):
         """
         config: model.VrrpInstance = instance.config
         group = self._groupConfigs.get(config.syncGroup) if config.syncGroup else None
-        entries = trackersFor(config, group, self._scriptConfigs, self._fileConfigs)
+        entries = trackersFor(config, group, self._scriptConfigs, self._fileConfigs,
+                              self._processConfigs)
         handled = getattr(instance, "trackedInterfaces", None)
         if handled is not None:
             # Interfaces whose loss the instance already turns into FAULT itself.
@@ -177,9 +199,33 @@ class TrackingCoordinator(Service):
                 tracking.observe(FILE, entry.name, self._watcher(entry.name).value)
             elif entry.kind == INTERFACE:
                 tracking.observe(INTERFACE, entry.name, self.linkState(entry.name) is True)
+            elif entry.kind == PROCESS:
+                tracking.observe(PROCESS, entry.name, self._processTracker().state(entry.name))
         tracked = self._tracked[instance.name] = _Tracked(
             instance, tracking, config.syncGroup)
         self._apply(tracked)
+
+    def _processTracker(self) -> Any:
+        """
+        The process tracker, with its first C{/proc} scan done.
+        """
+        if self.processes is None:
+            from keepalive_tx.net.procevents import readProcess
+            from keepalive_tx.vrrp.processes import ProcessTracker
+
+            self.processes = ProcessTracker(self.reactor, self._usedProcesses(), readProcess)
+            self.processes.subscribe(self.processChanged)
+        if not self._processScanned:
+            from keepalive_tx.net.procevents import listPids
+
+            self._processScanned = True
+            self.processes.scan(listPids())
+        return self.processes
+
+    def _usedProcesses(self) -> list[model.TrackProcess]:
+        used = {t.name for owner in (*self.config.vrrpInstances, *self.config.syncGroups)
+                for t in owner.trackProcesses}
+        return [p for p in self.config.trackProcesses if p.name in used]
 
     def _watcher(self, name: str) -> Any:
         watcher = self.watchers.get(name)
@@ -205,6 +251,16 @@ class TrackingCoordinator(Service):
             watcher.start(lambda result, name=name, watcher=watcher:
                           self.fileChanged(name, watcher.value))
         self.scripts.startService()
+        if self.processes is not None and self.processes.tracked:
+            factory = self.processWatcherFactory
+            if factory is None:
+                from keepalive_tx.net.procevents import ProcessWatcher
+
+                def factory(tracker: Any) -> Any:
+                    return ProcessWatcher(self.reactor, tracker)
+
+            self.processWatcher = factory(self.processes)
+            self.processWatcher.start()
 
     def stopService(self) -> None:
         Service.stopService(self)
@@ -212,6 +268,11 @@ class TrackingCoordinator(Service):
             self.scripts.stopService()
         for watcher in self.watchers.values():
             watcher.stop()
+        if self.processWatcher is not None:
+            self.processWatcher.stop()
+            self.processWatcher = None
+        if self.processes is not None:
+            self.processes.stop()
 
     def startInstance(self, instance: Any) -> None:
         """
@@ -251,6 +312,12 @@ class TrackingCoordinator(Service):
         A C{vrrp_script} changed state (L{VrrpScriptService} observer).
         """
         self._observe(SCRIPT, name, ok)
+
+    def processChanged(self, name: str, up: bool) -> None:
+        """
+        A tracked process gained or lost its quorum.
+        """
+        self._observe(PROCESS, name, up)
 
     def fileChanged(self, name: str, value: int) -> None:
         """
