@@ -101,26 +101,16 @@ class KeepalivedService(MultiService):
         self.mailer, self.alerts = buildAlerts(model.globalDefs, reactor)
         if self.mailer is not None:
             self.mailer.setServiceParent(self)
+        self.vrrpPlatform = vrrpPlatform
+        self.staticPlatform = staticPlatform
         # static_ipaddress/routes/rules: before VRRP, so they exist when the
         # instances start (and stay until the instances have stopped).
-        self.staticService = None
-        if vrrp and any(getattr(model, name, ()) for name in
-                        ("staticIpaddresses", "staticRoutes", "staticRules")):
-            from keepalive_tx.net.static import StaticService
-
-            self.staticService = StaticService(model, platform=staticPlatform, reactor=reactor)
+        self.staticService = self._buildStatic(model)
+        if self.staticService is not None:
             self.staticService.setServiceParent(self)
-        if vrrp and getattr(model, "vrrpInstances", ()):
-            from keepalive_tx.alert.vrrp import InstanceAlerts
-            from keepalive_tx.vrrp.service import VrrpService
-
-            self.vrrpService = VrrpService(model, reactor, platform=vrrpPlatform,
-                                           alerts=self.alerts)
-            self.vrrpService.observers.append(InstanceAlerts(self.alerts))
-            self.vrrpService.observers.append(self.transitions)
+        self.vrrpService = self._buildVrrp(model)
+        if self.vrrpService is not None:
             self.vrrpService.setServiceParent(self)
-        else:
-            self.vrrpService = None
         # The IPVS connection-sync daemon follows its VRRP instance (keepalived
         # manages it from the VRRP process).
         self.syncd = None
@@ -130,18 +120,121 @@ class KeepalivedService(MultiService):
             self.syncd = SyncDaemonController.fromConfig(model)
             if self.syncd is not None:
                 self.vrrpService.observers.append(self.syncd)
-        if checkers and getattr(model, "virtualServers", ()):
-            from keepalive_tx.lvs.service import LvsService
-
-            self.lvsService = LvsService(model, reactor, alerts=self.alerts)
+        self.lvsService = self._buildLvs(model)
+        if self.lvsService is not None:
             self.lvsService.setServiceParent(self)
-        else:
-            self.lvsService = None
         statusListen = statusListen or getattr(model.globalDefs, "statusListen", None)
         if statusListen:
             from keepalive_tx.status.web import StatusService
 
             StatusService(statusListen, self.snapshot, reactor).setServiceParent(self)
+
+    # -- children ------------------------------------------------------------
+
+    def _buildStatic(self, model: Any) -> Any:
+        if not self.runVrrp or not any(getattr(model, name, ()) for name in
+                                       ("staticIpaddresses", "staticRoutes", "staticRules")):
+            return None
+        from keepalive_tx.net.static import StaticService
+
+        return StaticService(model, platform=self.staticPlatform, reactor=self.reactor)
+
+    def _buildVrrp(self, model: Any, resume: frozenset[str] = frozenset()) -> Any:
+        if not self.runVrrp or not getattr(model, "vrrpInstances", ()):
+            return None
+        from keepalive_tx.alert.vrrp import InstanceAlerts
+        from keepalive_tx.vrrp.service import VrrpService
+
+        service = VrrpService(model, self.reactor, platform=self.vrrpPlatform,
+                              alerts=self.alerts, resume=resume)
+        service.observers.append(InstanceAlerts(self.alerts))
+        service.observers.append(self.transitions)
+        return service
+
+    def _buildLvs(self, model: Any, previous: Any = None) -> Any:
+        if not self.runCheckers or not getattr(model, "virtualServers", ()):
+            return None
+        from keepalive_tx.lvs.service import LvsService
+
+        return LvsService(model, self.reactor, alerts=self.alerts, previous=previous)
+
+    # -- reload --------------------------------------------------------------
+
+    def reload(self, model: Any) -> None:
+        """
+        Apply a new configuration without letting go of what did not change
+        (keepalived's SIGHUP, without its side effects):
+
+          - an unchanged part keeps running untouched;
+          - VRRP: every instance with a successor in C{model} (same VRID,
+            family, interface, unicast source / multicast group) is handed
+            over: a MASTER stays MASTER with no gap (its successor takes over
+            at once, keeping the addresses both have, releasing the others),
+            removed instances stop as on shutdown (priority 0, addresses
+            released);
+          - checkers: the IPVS table is reconciled in place (no flush) and
+            real servers whose checks did not change keep their state;
+          - static addresses/routes/rules: replaced when changed.
+
+        Global settings that shape the process (mail relay, status
+        listener, the IPVS sync daemon) keep their values until a restart.
+        """
+        old, self.model = self.model, model
+        changed = []
+        if _staticPart(old) != _staticPart(model):
+            changed.append("static")
+            self._replace(self.staticService, self._buildStatic(model), "staticService")
+        if _vrrpPart(old) != _vrrpPart(model):
+            changed.append("vrrp")
+            resume: frozenset[str] = frozenset()
+            if self.vrrpService is not None:
+                resume = frozenset(self.vrrpService.handover(model))
+            successor = self._buildVrrp(model, resume)
+            if successor is not None and self.syncd is not None:
+                successor.observers.append(self.syncd)
+            self._replace(self.vrrpService, successor, "vrrpService")
+        if _lvsPart(old) != _lvsPart(model):
+            changed.append("checkers")
+            previous = self.lvsService
+            if previous is not None:
+                previous.handover()
+            self._replace(previous, self._buildLvs(model, previous), "lvsService")
+        if not changed:
+            self.log.info("Reloaded: configuration unchanged")
+        else:
+            self.log.info("Reloaded: {parts} changed", parts=", ".join(changed))
+
+    def _replace(self, old: Any, new: Any, attribute: str) -> None:
+        """
+        Swap a child, keeping its place among the children (the stop order
+        depends on it).
+        """
+        index = self.services.index(old) if old is not None else None
+        if old is not None:
+            d = old.disownServiceParent()
+            if isinstance(d, Deferred):
+                d.addErrback(lambda f: self.log.failure("Stopping the old {what} failed", f,
+                                                        what=attribute))
+        setattr(self, attribute, new)
+        if new is None:
+            return
+        new.setServiceParent(self)
+        if index is None:
+            index = self._insertionPoint(attribute)
+        self.services.remove(new)
+        self.services.insert(min(index, len(self.services)), new)
+
+    def _insertionPoint(self, attribute: str) -> int:
+        """
+        Where a child that did not exist before goes: static before VRRP
+        before checkers, all after the mailer.
+        """
+        order = ["staticService", "vrrpService", "lvsService"]
+        later = [getattr(self, a) for a in order[order.index(attribute) + 1:]]
+        for i, child in enumerate(self.services):
+            if child in later and child is not None:
+                return i
+        return len(self.services)
 
     def snapshot(self) -> dict[str, Any]:
         """
@@ -254,3 +347,27 @@ class KeepalivedService(MultiService):
 
             d.addBoth(stopSyncd)
         return d
+
+
+_STATIC_FIELDS = ("staticIpaddresses", "staticRoutes", "staticRules")
+_VRRP_FIELDS = ("vrrpInstances", "syncGroups", "vrrpScripts", "trackFiles", "trackProcesses",
+                "garpGroups")
+_LVS_FIELDS = ("virtualServers", "virtualServerGroups")
+
+
+def _part(model: Any, fields: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(getattr(model, name, ()) for name in fields)
+
+
+def _staticPart(model: Any) -> tuple[Any, ...]:
+    return (*_part(model, _STATIC_FIELDS), getattr(model.globalDefs, "defaultInterface", None))
+
+
+def _vrrpPart(model: Any) -> tuple[Any, ...]:
+    # global_defs carries VRRP settings (GARP timers, multicast groups,
+    # script security ...): any change there restarts VRRP (hitless anyway)
+    return (*_part(model, _VRRP_FIELDS), model.globalDefs)
+
+
+def _lvsPart(model: Any) -> tuple[Any, ...]:
+    return (*_part(model, _LVS_FIELDS), model.globalDefs)

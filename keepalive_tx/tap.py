@@ -178,6 +178,9 @@ def makeService(options: Options, reactor=None) -> IService:
     from keepalive_tx.status.dumps import DumpSignals, StateDumper
 
     DumpSignals(service.reactor, StateDumper(service)).setServiceParent(service)
+    from keepalive_tx.reload import ReloadSignal
+
+    ReloadSignal(service, options.load).setServiceParent(service)
     FreezeHeap().setServiceParent(service)
     return service
 

@@ -96,6 +96,16 @@ class _Checker:
     reported: bool = False
     last: CheckResult | None = None
     weightDelta: int = 0
+    #: the checker's configuration (to recognise it across a reload)
+    config: Any = None
+
+
+def _hashable(config: Any) -> Any:
+    try:
+        hash(config)
+    except TypeError:
+        return repr(config)
+    return config
 
 
 @dataclass(eq=False)
@@ -157,6 +167,7 @@ class LvsService(Service):
         random: Callable[[], float] = _random.random,
         stopGrace: float = STOP_SCRIPT_GRACE,
         fifoFactory: Callable[[Any, Any], Any] | None = LvsFifos.fromConfig,
+        previous: LvsService | None = None,
     ) -> None:
         """
         @param model: the configuration (C{virtualServers},
@@ -172,6 +183,10 @@ class LvsService(Service):
             C{ha_suspend} (default L{keepalive_tx.net.links.LinkMonitor}).
         @param fifoFactory: C{(reactor, model) -> LvsFifos or None} for
             C{notify_fifo}/C{lvs_notify_fifo}; L{None}: no FIFOs.
+        @param previous: the service this one replaces on a reload (after
+            its L{handover}): the IPVS services it owned are reconciled, not
+            flushed, and real servers whose checkers did not change keep
+            their state (keepalived: "unchanged RS keep alive state").
         """
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -198,6 +213,17 @@ class LvsService(Service):
         self.table: IPVSTable | None = None
         self.monitor: Any = None
         self.virtuals: list[_Virtual] = []
+        self._handingOver = False
+        self._carried: dict[tuple[Any, ...], _Checker] = {}
+        self._previousOwned: set[Any] = set()
+        if previous is not None:
+            for virtual in previous.virtuals:
+                for server in virtual.servers.values():
+                    for index, checker in enumerate(server.checkers):
+                        key = (virtual.config.name, server.key, index, _hashable(checker.config))
+                        self._carried[key] = checker
+            if previous.table is not None:
+                self._previousOwned = set(previous.table.owned)
         self.observers: list[Callable[[Any], object]] = []
         self._scripts: list[defer.Deferred] = []
         self._stopping = False
@@ -274,7 +300,8 @@ class LvsService(Service):
             wanted.update(virtual.pool.applied())
             self._handleEvents(virtual, decision.events)
         assert self.table is not None
-        actions = self.table.start(wanted)
+        actions = self.table.start(wanted, owned=self._previousOwned)
+        self._carried = {}
         for line in describeActions(self.virtuals, actions):
             self.log.info("{line}", line=line)
         if self.monitor is not None:
@@ -320,12 +347,33 @@ class LvsService(Service):
                     )
                     continue
                 built = run.built
-                checker = _Checker(server, built, run, up=built.state.isUp)
+                checker = _Checker(server, built, run, up=built.state.isUp, config=config)
+                old = self._carried.get((vs.name, key, len(server.checkers), _hashable(config)))
+                if old is not None:
+                    # a reload: the same check of the same server goes on
+                    built.state.isUp = old.built.state.isUp
+                    checker.up, checker.reported = old.up, old.reported
+                    checker.weightDelta = old.weightDelta
                 run.subscribers.append(checker)
                 server.checkers.append(checker)
             if not server.alive() and virtual.pool.isAlive(key):
                 # a checker starts down (its own alpha) while the RS does not
                 virtual.pool.setAlive(key, False)
+
+    def _handOver(self) -> defer.Deferred[None]:
+        if self.monitor is not None:
+            self.monitor.removeObserver(self)
+            self.monitor.stopMonitoring()
+            self.monitor = None
+        for run in self.runs:
+            run.stop()
+        self._closeFifos()
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+        self.backend = None
+        self.log.info("Checkers handed over to the reloaded configuration")
+        return defer.succeed(None)
 
     def _runFor(self, config: Any, rs: Any, vs: Any) -> CheckerRun:
         """
@@ -371,9 +419,19 @@ class LvsService(Service):
             self.observers.remove(fifos)
         fifos.close()
 
+    def handover(self) -> None:
+        """
+        A reload replaces this service: the next L{stopService} stops the
+        checks and closes everything but leaves the kernel's IPVS table as it
+        is, for the successor (built with C{previous=self}) to reconcile.
+        """
+        self._handingOver = True
+
     def stopService(self) -> defer.Deferred[None]:
         self._stopping = True
         super().stopService()
+        if self._handingOver:
+            return self._handOver()
         if self.monitor is not None:
             self.monitor.removeObserver(self)
             self.monitor.stopMonitoring()

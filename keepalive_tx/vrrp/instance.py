@@ -236,6 +236,8 @@ class VrrpInstance:
             v3ChecksumAsV2=False,
         )
         self.machine = VRRPMachine(machineConfigFor(config, sourceAddress), self, clock)
+        #: set by a reload: this instance continues a MASTER (see L{detach})
+        self.resumeMaster = False
 
     @property
     def policy(self) -> ReceivePolicy:
@@ -278,7 +280,25 @@ class VrrpInstance:
         self._setRoutes(False)  # keepalived removes virtual routes and rules at start too
 
     def start(self) -> None:
-        self.machine.start()
+        self.machine.start(resumeMaster=self.resumeMaster)
+
+    def detach(self, keep: set[tuple[str, IPAddress]]) -> None:
+        """
+        Hand over to the instance of a reloaded configuration: stop quietly
+        (see L{VRRPMachine.detach}); addresses not in C{keep} (C{(ifname,
+        ip)} of the successor's VIPs/eVIPs) are removed, as are virtual
+        routes and rules (the successor adds its own).
+        """
+        wasMaster = self.machine.state == State.MASTER
+        if self.announcer is not None:
+            self.announcer.stop()
+        self.machine.detach()
+        if not wasMaster:
+            return
+        self._setRoutes(False)
+        for vip in self.vips + self.evips:
+            if (vip.ifname, vip.ip) not in keep:
+                self.addresses.remove(vip)
 
     def stop(self) -> None:
         """

@@ -387,12 +387,17 @@ class VRRPMachine:
     # -- public inputs -------------------------------------------------------
 
     @_serialised
-    def start(self, wasMaster: bool = False) -> None:
+    def start(self, wasMaster: bool = False, resumeMaster: bool = False) -> None:
         """
         Leave INIT (or STOP): FAULT if a fault flag is set, else BACKUP with a
         fresh down timer; an owner that wants MASTER (or any instance that
         wants MASTER and was master before a reload, C{wasMaster}) takes over
         on the next reactor turn.
+
+        @param resumeMaster: this instance continues a MASTER of the
+            configuration before a reload (keepalived's C{reload_master}):
+            it takes over on the next reactor turn whatever its configured
+            state.
         """
         if self.state not in (State.INIT, State.STOP):
             return
@@ -406,7 +411,7 @@ class VRRPMachine:
             self._syncTransitioned(old, State.FAULT)
             return
         self.state = State.BACKUP
-        if self.config.wantMaster and (self.config.isOwner or wasMaster):
+        if resumeMaster or (self.config.wantMaster and (self.config.isOwner or wasMaster)):
             # keepalived: "the simplest way to become master is to timeout
             # from the backup state very quickly".
             self.wantState = State.MASTER
@@ -438,6 +443,18 @@ class VRRPMachine:
         if old != State.INIT:
             self._effect("stateChanged", old, State.STOP, "stop")
             self._syncTransitioned(old, State.STOP)
+
+    @_serialised
+    def detach(self) -> None:
+        """
+        A reload hands this instance over to its successor: stop here
+        without a word -- no priority-0 advert, no release, no notification
+        -- so that the successor can carry on as MASTER without a gap.
+        """
+        self._cancelTimer()
+        self._preemptTime = None
+        self._rogueSince = None
+        self.state = State.STOP
 
     @_serialised
     def advertReceived(

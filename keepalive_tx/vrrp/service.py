@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from twisted.application.service import Service
@@ -35,7 +36,8 @@ from keepalive_tx.net.announce import (
     ipv6Forwarding,
 )
 from keepalive_tx.net.rtnames import IprouteNames
-from keepalive_tx.vrrp.instance import VrrpInstance
+from keepalive_tx.vrrp.instance import VrrpInstance, vipsFor
+from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
 from keepalive_tx.vrrp.sync import SyncGroup
 from keepalive_tx.vrrp.validate import peekVrid
@@ -188,6 +190,16 @@ class LinuxPlatform:
         return self._monitor.linkState(interface)
 
 
+def instanceKey(config: model.VrrpInstance) -> tuple[Any, ...]:
+    """
+    What identifies an instance across a reload (keepalived: VRID, family,
+    configured interface, unicast source or multicast group).
+    """
+    return (config.virtualRouterId, config.family, config.interface,
+            config.unicastSrcIp if config.unicastPeers else None,
+            None if config.unicastPeers else config.mcastDstIp)
+
+
 class VridDemux:
     """
     Hands datagrams from one raw port to the instance with their VRID.
@@ -258,8 +270,14 @@ class VrrpService(Service):
     name = "vrrp"
 
     def __init__(self, config: model.Config, reactor: Any, platform: Any = None,
-                 alerts: Any = None) -> None:
+                 alerts: Any = None, resume: Iterable[str] = ()) -> None:
+        """
+        @param resume: names of instances that continue a MASTER of the
+            configuration before a reload (L{handover}): their addresses are
+            not "stale" and they take over at once.
+        """
         self.config = config
+        self.resume = frozenset(resume)
         self.alerts = alerts
         self.reactor = reactor
         self.platform = platform if platform is not None else LinuxPlatform(reactor)
@@ -360,11 +378,42 @@ class VrrpService(Service):
             ipNames=self._ipNames)
         instance.observers.extend(self.observers)
         demux.add(instance)
-        instance.removeStale()
+        if config.name in self.resume:
+            instance.resumeMaster = True
+        else:
+            instance.removeStale()
         for ifname in instance.trackedInterfaces():
             if self.platform.linkUp(ifname) is not True:
                 instance.machine.setFault(f"interface {ifname}", True)
         return instance
+
+    # -- reload ----------------------------------------------------------------
+
+    def handover(self, config: model.Config) -> set[str]:
+        """
+        A reload replaces this service by one built from C{config}: every
+        instance that has a successor there (keepalived matches them by
+        VRID, family, interface and unicast source / multicast group, not by
+        name) is detached quietly, keeping the addresses its successor also
+        has; the others are stopped normally when this service stops
+        (priority 0, addresses released).
+
+        @return: the names of the successors that continue a MASTER.
+        """
+        successors = {instanceKey(c): c for c in config.vrrpInstances}
+        resumed: set[str] = set()
+        for instance in self.instances.values():
+            successor = successors.get(instanceKey(instance.config))
+            if successor is None:
+                continue
+            addresses = successor.virtualIpaddresses + successor.virtualIpaddressesExcluded
+            keep = {(v.ifname, v.ip) for v in vipsFor(addresses, successor.interface)}
+            if instance.state == State.MASTER:
+                resumed.add(successor.name)
+            self.log.info("({name}) handed over to {successor} (reload)", name=instance.name,
+                          successor=successor.name)
+            instance.detach(keep)
+        return resumed
 
     # -- link events ---------------------------------------------------------
 

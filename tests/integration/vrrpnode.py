@@ -177,7 +177,7 @@ class Node:
             raise AssertionError(f"{self.name} is already running")
         self.starts += 1
         base = os.path.join(self.directory, f"{self.name}-{self.starts}")
-        confPath = base + ".conf"
+        confPath = self.confPath = base + ".conf"
         with open(confPath, "w") as f:
             f.write(config)
         self.pidPath, self.vrrpPidPath = base + ".pid", base + "-vrrp.pid"

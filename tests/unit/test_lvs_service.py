@@ -163,7 +163,11 @@ class FakeMonitor:
                 o.addressRemoved("eth0", 2, info)
 
 
-class LvsServiceTests(SynchronousTestCase):
+class LvsServiceHarness(SynchronousTestCase):
+    """
+    An L{LvsService} on a memory IPVS backend, fake checkers and a clock.
+    """
+
     def setUp(self) -> None:
         self.clock = task.Clock()
         self.backend = MemoryIPVSBackend()
@@ -218,6 +222,8 @@ class LvsServiceTests(SynchronousTestCase):
     def dests(self, key: ServiceKey = VS) -> dict[DestKey, int]:
         return {k: d.weight for k, d in self.backend.table[key].destinations.items()}
 
+
+class LvsServiceTests(LvsServiceHarness):
     def test_startProgramsTable(self) -> None:
         """
         At start the configured service and its real servers are in IPVS
@@ -584,3 +590,40 @@ class KeepalivedServiceTests(SynchronousTestCase):
         vrrpOnly = KeepalivedService(model, task.Clock(), checkers=False)
         self.assertIsNone(vrrpOnly.lvsService)
         self.assertIsNone(KeepalivedService(parse("global_defs { router_id x }\n"), task.Clock()).lvsService)
+
+
+class ReloadHandoverTests(LvsServiceHarness):
+    """
+    A reload replaces the checker service: the IPVS table is reconciled in
+    place and real servers whose checks did not change keep their state.
+    """
+
+    def test_handover(self) -> None:
+        old = self.service()
+        self.start(old)
+        self.checkers[("192.0.2.11", "TCP_CHECK")].ok = False
+        self.advance(1.05)
+        self.assertEqual(self.dests(), {RS12: 2})
+        changed = (CONFIG % {"vsExtra": "", "rs11Extra": ""}).replace(
+            "        weight 2\n", "        weight 3\n")
+        model = parse(changed)
+        old.handover()
+        new = LvsService(model, self.clock, alerts=AlertDispatcher(self.mailer, "lb1"),
+                         recordDir=self.recordDir, checkerBuilder=self.builder,
+                         scriptRunner=lambda s: FakeRunner(self.scripts, s, False),
+                         random=lambda: 0.0, backendFactory=lambda: self.backend,
+                         previous=old)
+        del self.backend.calls[:]
+        self.successResultOf(old.stopService())
+        self.assertEqual(self.backend.calls[:1], [])  # the old one left the table alone
+        self.start(new)
+        # RS11 is still down (carried), RS12 changed weight in place
+        self.assertEqual(self.dests(), {RS12: 3})
+        self.assertNotIn("deleteService", [c[0] for c in self.backend.calls])
+        self.assertEqual([c[0] for c in self.backend.calls if c[0] != "services"
+                          and c[0] != "destinations"], ["editDest"])
+        # the checks go on: RS11 recovers under the new service
+        lines = self.advance(1.0)
+        self.assertIn("Adding service [192.0.2.11]:tcp:80 to VS [192.0.2.100]:tcp:80", lines)
+        self.successResultOf(new.stopService())
+        self.assertEqual(self.backend.table, {})

@@ -1,0 +1,114 @@
+"""
+SIGHUP reload of our daemon (h1, MASTER at priority 150) beside Debian
+keepalived 2.2.7 (h2, priority 100), in lab namespaces.
+
+Hitless means the VIP is never deleted from h1 during the reload: an
+C{ip monitor address} in h1's namespace records every address event while
+it happens, so even a sub-millisecond removal would show.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+from twisted.trial.unittest import TestCase
+
+from tests.integration.vrrpnode import (
+    KEEPALIVED,
+    OURS,
+    V2_PASS,
+    VIP4,
+    VrrpLabMixin,
+    assertHoldersStay,
+    configText,
+    receiveErrors,
+    waitFor,
+)
+
+EXTRA = "192.0.2.101"
+
+
+class ReloadTests(VrrpLabMixin, TestCase):
+    timeout = 120
+
+    def setUp(self) -> None:
+        self.h1, self.h2 = self.makeNodes([OURS, KEEPALIVED])
+        self.h1.start(configText(V2_PASS, self.h1.host, 150))
+        self.startNode(self.h2, V2_PASS, 100)
+        self.waitHolders(VIP4, [1], timeout=20)
+
+    def monitor(self) -> subprocess.Popen:
+        proc = self.h1.host.spawn("ip", "monitor", "address", stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        time.sleep(0.3)  # let it subscribe
+        return proc
+
+    def events(self, proc: subprocess.Popen) -> str:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=5)
+        return out
+
+    def reload(self, text: str | None) -> None:
+        if text is None:
+            os.unlink(self.h1.confPath)
+        else:
+            with open(self.h1.confPath, "w") as f:
+                f.write(text)
+        before = self.h1.logText().count("Reloading configuration")
+        self.h1.sendSignal(signal.SIGHUP)
+        waitFor(lambda: self.h1.logText().count("Reloading configuration") > before, 5,
+                "the reload", self.nodes)
+
+    def test_hitlessChange(self) -> None:
+        """
+        Raising the priority and adding an address: the MASTER stays
+        MASTER, its VIP is never removed, the new address appears,
+        keepalived never takes over.
+        """
+        watch = self.monitor()
+        peerLog = len(self.h2.logText())
+        # the extra address is excluded from adverts: keepalived drops adverts
+        # whose address list differs from its own
+        text = configText(V2_PASS, self.h1.host, 160).replace(
+            "    virtual_ipaddress {",
+            f"    virtual_ipaddress_excluded {{\n        {EXTRA}/24 dev eth0\n    }}\n"
+            "    virtual_ipaddress {")
+        self.reload(text)
+        self.waitHolders(EXTRA, [1], timeout=5)
+        assertHoldersStay(self.nodes, VIP4, [1], 3)
+        events = self.events(watch)
+        self.assertNotIn("Deleted", events.replace(EXTRA, ""), events)
+        self.assertIn("Reloaded: vrrp changed", self.h1.logText())
+        self.assertNotIn("Entering MASTER STATE", self.h2.logText()[peerLog:])
+        self.assertTrue(self.h1.running)
+        self.assertEqual(receiveErrors(self.h1) + receiveErrors(self.h2), [])
+
+    def test_brokenConfigKeepsRunning(self) -> None:
+        """
+        A reload whose file is gone is refused: the daemon keeps running
+        the previous configuration (without this handler SIGHUP killed it).
+        """
+        self.reload(None)
+        waitFor(lambda: "Reload refused" in self.h1.logText(), 5, "the refusal", self.nodes)
+        assertHoldersStay(self.nodes, VIP4, [1], 4)
+        self.assertTrue(self.h1.running)
+
+    def test_unchangedAndRemoved(self) -> None:
+        """
+        The same file again changes nothing; a configuration without the
+        instance releases the VIP with priority 0, so keepalived takes over
+        at once.
+        """
+        watch = self.monitor()
+        self.reload(configText(V2_PASS, self.h1.host, 150))
+        waitFor(lambda: "Reloaded: configuration unchanged" in self.h1.logText(), 5,
+                "the reload", self.nodes)
+        assertHoldersStay(self.nodes, VIP4, [1], 1)
+        self.assertNotIn("Deleted", self.events(watch))
+        self.reload("global_defs {\n    router_id h1\n}\n")
+        self.waitHolders(VIP4, [2], timeout=3)
+        self.assertTrue(self.h1.running)
