@@ -36,16 +36,20 @@ class ReloadSignal(Service):
     name = "reload-signal"
 
     def __init__(self, service: Any, loader: Callable[[], Any],
-                 install: Callable[[int, Any], Any] = _signal.signal) -> None:
+                 install: Callable[[int, Any], Any] = _signal.signal,
+                 afterReload: Callable[[], object] | None = None) -> None:
         """
         @param service: the L{keepalive_tx.service.KeepalivedService}.
         @param loader: reads the configuration again (returns a
             C{LoadResult} with C{model} and C{diagnostics}).
         @param install: C{signal.signal} (injectable for tests).
+        @param afterReload: called after a reload was applied (twistd's
+            entry point lets the replaced objects be collected there).
         """
         self.service = service
         self.loader = loader
         self.install = install
+        self.afterReload = afterReload
         self.reloads = 0
         self.refused = 0
         self._previous: Any = None
@@ -101,4 +105,9 @@ class ReloadSignal(Service):
             self.refused += 1
             return False
         self.reloads += 1
+        if self.afterReload is not None:
+            try:
+                self.afterReload()
+            except Exception:
+                self.log.failure("After-reload hook failed")
         return True

@@ -180,7 +180,7 @@ def makeService(options: Options, reactor=None) -> IService:
     DumpSignals(service.reactor, StateDumper(service)).setServiceParent(service)
     from keepalive_tx.reload import ReloadSignal
 
-    ReloadSignal(service, options.load).setServiceParent(service)
+    ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze).setServiceParent(service)
     FreezeHeap().setServiceParent(service)
     return service
 
@@ -201,4 +201,16 @@ class FreezeHeap(Service):
         import gc
 
         super().startService()
+        gc.freeze()
+
+    @staticmethod
+    def refreeze() -> None:
+        """
+        After a reload: let the replaced services (frozen with everything
+        else) be collected, then freeze the new ones.
+        """
+        import gc
+
+        gc.unfreeze()
+        gc.collect()
         gc.freeze()

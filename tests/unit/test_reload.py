@@ -140,13 +140,16 @@ class ReloadSignalTests(SynchronousTestCase):
     def test_appliesOrRefuses(self) -> None:
         service = FakeService()
         results = [Result("model-1"), Result(None, Severity.FATAL), Result("model-3", Severity.ERROR)]
-        reloader = ReloadSignal(service, lambda: results.pop(0), install=lambda s, h: None)
+        hooks: list[int] = []
+        reloader = ReloadSignal(service, lambda: results.pop(0), install=lambda s, h: None,
+                                afterReload=lambda: hooks.append(1))
         self.assertTrue(reloader.reload())
         self.assertFalse(reloader.reload())
         # errors that keepalived would reload with (items dropped) do not block
         self.assertTrue(reloader.reload())
         self.assertEqual(service.models, ["model-1", "model-3"])
         self.assertEqual((reloader.reloads, reloader.refused), (2, 1))
+        self.assertEqual(len(hooks), 2)
 
     def test_loaderCrashRefused(self) -> None:
         def boom():
