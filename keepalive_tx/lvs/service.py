@@ -360,21 +360,6 @@ class LvsService(Service):
                 # a checker starts down (its own alpha) while the RS does not
                 virtual.pool.setAlive(key, False)
 
-    def _handOver(self) -> defer.Deferred[None]:
-        if self.monitor is not None:
-            self.monitor.removeObserver(self)
-            self.monitor.stopMonitoring()
-            self.monitor = None
-        for run in self.runs:
-            run.stop()
-        self._closeFifos()
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close()
-        self.backend = None
-        self.log.info("Checkers handed over to the reloaded configuration")
-        return defer.succeed(None)
-
     def _runFor(self, config: Any, rs: Any, vs: Any) -> CheckerRun:
         """
         The run of checker C{config}: a new one, or, with
@@ -430,18 +415,19 @@ class LvsService(Service):
     def stopService(self) -> defer.Deferred[None]:
         self._stopping = True
         super().stopService()
-        if self._handingOver:
-            return self._handOver()
+        # handing over (reload): the IPVS table stays for the successor
+        keepTable = self._handingOver
         if self.monitor is not None:
             self.monitor.removeObserver(self)
             self.monitor.stopMonitoring()
             self.monitor = None
         for run in self.runs:
             run.stop()
-        for virtual in self.virtuals:
-            self._apply(virtual, virtual.pool.stop())
+        if not keepTable:
+            for virtual in self.virtuals:
+                self._apply(virtual, virtual.pool.stop())
         self._closeFifos()
-        if self.table is not None:
+        if self.table is not None and not keepTable:
             actions = self.table.stop()
             for line in describeActions(self.virtuals, actions):
                 self.log.info("{line}", line=line)
@@ -450,6 +436,8 @@ class LvsService(Service):
             close()
         self.backend = None
         self.table = None
+        if keepTable:
+            self.log.info("Checkers handed over to the reloaded configuration")
         pending = [d for d in self._scripts if not d.called]
         self._scripts = []
         if not pending:

@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from twisted.trial.unittest import SkipTest
@@ -41,6 +42,23 @@ def requireLab(what: str = "network namespaces") -> None:
         if os.environ.get("CI"):
             raise AssertionError(reason + " (CI is set: integration tests must run)")
         raise SkipTest(reason)
+
+
+def waitUntil(predicate: Callable[[], object], timeout: float,
+              what: str | Callable[[], str]) -> None:
+    """
+    Poll C{predicate} every 50 ms (tests may block) until it holds.
+
+    @param what: what is awaited, or a callable giving it (evaluated only on
+        failure, e.g. to show a log).
+    @raise AssertionError: C{timeout} seconds passed first.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
 
 
 def requireCommand(name: str) -> str:

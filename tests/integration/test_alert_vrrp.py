@@ -15,6 +15,7 @@ import time
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab, requireCommand
+from tests.integration.netns import waitUntil as waitFor
 from tests.integration.test_alert_smtp import requireAiosmtpd
 
 VIP = "192.0.2.100"
@@ -44,15 +45,6 @@ vrrp_instance VI_1 {{
     }}
 }}
 """
-
-
-def waitFor(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class FailoverMailTests(TestCase):

@@ -16,11 +16,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab, requireCommand
+from tests.integration.netns import waitUntil as waitFor
 from tests.integration.test_alert_smtp import requireAiosmtpd
 
 RELAY_PORT = 2525
@@ -53,15 +53,6 @@ virtual_server 203.0.113.10 80 {{
     }}
 }}
 """
-
-
-def waitFor(predicate, timeout: float, what) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
 
 
 class CheckerMailTests(TestCase):

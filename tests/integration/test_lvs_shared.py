@@ -16,11 +16,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab, requireCommand
+from tests.integration.netns import waitUntil as waitFor
 
 SHARED_PORT = 8081
 SEPARATE_PORT = 8082
@@ -72,15 +72,6 @@ global_defs {{
 }}
 {vs}
 """
-
-
-def waitFor(predicate, timeout: float, what) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
 
 
 class SharedCheckTests(TestCase):

@@ -22,22 +22,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab, requireCommand
+from tests.integration.netns import waitUntil as waitFor
 
 SCRIPT = "#!/bin/sh\nid -u > \"$1\"\nexit 0\n"
-
-
-def waitFor(predicate, timeout: float, what) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what()}")
 
 
 class ScriptSecurityDaemonTests(TestCase):
@@ -70,17 +61,23 @@ class ScriptSecurityDaemonTests(TestCase):
     def marker(self, name: str) -> str:
         return os.path.join(self.markers, name)
 
-    def runDaemon(self, globalDefs: str, text: str | None = None) -> str:
+    def configText(self, globalDefs: str, checks: list[str] | None = None) -> str:
         """
-        Run the daemon until the safe script has run twice, stop it, and
-        return its log.
-
-        @param text: the whole configuration (default: C{globalDefs} and two
-            real servers checked by the safe and the unsafe script).
+        C{global_defs} with C{globalDefs} lines and one virtual server whose
+        real servers (203.0.113.21, .22, ...) each run one of the MISC_CHECK
+        commands C{checks} (default: the safe script, then the unsafe one,
+        each writing its marker).
         """
-        conf = os.path.join(self.root, "keepalived.conf")
-        with open(conf, "w") as f:
-            f.write(text or f"""\
+        if checks is None:
+            checks = [f"{self.safe} {self.marker('safe')}", f"{self.unsafe} {self.marker('unsafe')}"]
+        servers = "".join(f"""\
+    real_server 203.0.113.{21 + n} 80 {{
+        MISC_CHECK {{
+            misc_path "{command}"
+        }}
+    }}
+""" for n, command in enumerate(checks))
+        return f"""\
 global_defs {{
     router_id lb1
 {globalDefs}
@@ -90,18 +87,20 @@ virtual_server 203.0.113.10 80 {{
     lvs_sched rr
     lvs_method NAT
     protocol TCP
-    real_server 203.0.113.21 80 {{
-        MISC_CHECK {{
-            misc_path "{self.safe} {self.marker('safe')}"
-        }}
-    }}
-    real_server 203.0.113.22 80 {{
-        MISC_CHECK {{
-            misc_path "{self.unsafe} {self.marker('unsafe')}"
-        }}
-    }}
-}}
-""")
+{servers}}}
+"""
+
+    def runDaemon(self, globalDefs: str, text: str | None = None) -> str:
+        """
+        Run the daemon until the safe marker has been written twice, stop
+        it, and return its log.
+
+        @param text: the whole configuration (default: L{configText} of
+            C{globalDefs}).
+        """
+        conf = os.path.join(self.root, "keepalived.conf")
+        with open(conf, "w") as f:
+            f.write(text or self.configText(globalDefs))
         logPath = os.path.join(self.root, "ktx.log")
         with open(logPath, "wb") as log:
             daemon = self.host.spawn(
@@ -170,26 +169,9 @@ virtual_server 203.0.113.10 80 {{
         shutdown = self.script("shutdown", 0o755)
         with open(shutdown, "w") as f:
             f.write(f"#!/bin/sh\ntouch {down}\n")
-        log = self.runDaemon("", f"""\
-global_defs {{
-    router_id lb1
-    script_user root
-    enable_script_security
-    startup_script {startup}
-    shutdown_script {shutdown}
-}}
-virtual_server 203.0.113.10 80 {{
-    delay_loop 1
-    lvs_sched rr
-    lvs_method NAT
-    protocol TCP
-    real_server 203.0.113.21 80 {{
-        MISC_CHECK {{
-            misc_path "{check} {self.marker('safe')}"
-        }}
-    }}
-}}
-""")
+        log = self.runDaemon("", self.configText(
+            f"    script_user root\n    enable_script_security\n    startup_script {startup}\n"
+            f"    shutdown_script {shutdown}", [f"{check} {self.marker('safe')}"]))
         with open(self.marker("safe")) as f:
             self.assertEqual(f.read().strip(), "ok", log)
         self.assertTrue(os.path.exists(down), log)
@@ -207,24 +189,7 @@ virtual_server 203.0.113.10 80 {{
         check = self.script("check", 0o755)
         with open(check, "w") as f:
             f.write("#!/bin/sh\ntouch \"$1\"\n")
-        log = self.runDaemon("", f"""\
-global_defs {{
-    router_id lb1
-    script_user root
-    enable_script_security
-    startup_script {hang}
-    startup_script_timeout 1
-}}
-virtual_server 203.0.113.10 80 {{
-    delay_loop 1
-    lvs_sched rr
-    lvs_method NAT
-    protocol TCP
-    real_server 203.0.113.21 80 {{
-        MISC_CHECK {{
-            misc_path "{check} {self.marker('safe')}"
-        }}
-    }}
-}}
-""")
+        log = self.runDaemon("", self.configText(
+            f"    script_user root\n    enable_script_security\n    startup_script {hang}\n"
+            "    startup_script_timeout 1", [f"{check} {self.marker('safe')}"]))
         self.assertIn(f"Startup script [{hang}] timed out", log)
