@@ -11,7 +11,7 @@ from zope.interface import implementer
 
 from keepalive_tx.alert.messages import AlertDispatcher
 from keepalive_tx.vrrp.instance import IInstanceObserver
-from keepalive_tx.vrrp.machine import State
+from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD, State
 from keepalive_tx.vrrp.sync import ISyncGroupEffects
 
 _MAILED = {State.MASTER: "MASTER", State.BACKUP: "BACKUP", State.FAULT: "FAULT",
@@ -29,6 +29,8 @@ class InstanceAlerts:
 
     def instanceStateChanged(self, instance: Any, old: State, new: State, reason: str) -> None:
         word = _MAILED.get(new)
+        if new == State.STOP and reason == DELETED_AT_RELOAD:
+            word = "DELETED" if instance.config.notifyDeletedEnabled else "FAULT"
         if word is not None:
             self.dispatcher.vrrpTransition(instance.name, word, instance.config.smtpAlert)
 

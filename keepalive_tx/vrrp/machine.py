@@ -255,6 +255,9 @@ class MachineStats:
     lowerPriorityDiscarded: int = 0
 
 
+#: the STOP reason of an instance a reload removed (notified as DELETED or FAULT)
+DELETED_AT_RELOAD = "deleted at reload"
+
 _F = TypeVar("_F", bound=Callable[..., None])
 
 
@@ -425,10 +428,13 @@ class VRRPMachine:
         self._syncTransitioned(old, State.BACKUP)
 
     @_serialised
-    def stop(self) -> None:
+    def stop(self, reason: str = "stop") -> None:
         """
         Shut down: a MASTER sends priority 0 and releases; every state ends
         in STOP with no timer left.
+
+        @param reason: the transition reason (L{DELETED_AT_RELOAD} when a
+            reload removed the instance).
         """
         self._cancelTimer()
         old = self.state
@@ -441,7 +447,7 @@ class VRRPMachine:
             self._sendAdvert(PRIORITY_STOP)
             self._release()
         if old != State.INIT:
-            self._effect("stateChanged", old, State.STOP, "stop")
+            self._effect("stateChanged", old, State.STOP, reason)
             self._syncTransitioned(old, State.STOP)
 
     @_serialised

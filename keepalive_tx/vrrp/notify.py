@@ -37,7 +37,7 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from keepalive_tx.vrrp.machine import State
+from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD, State
 from keepalive_tx.vrrp.sync import ISyncGroupEffects
 
 if TYPE_CHECKING:
@@ -283,6 +283,9 @@ class VrrpNotifier:
         if word is None:
             return
         name, config, priority, group = _instanceOf(instance)
+        if new == State.STOP and reason == DELETED_AT_RELOAD:
+            self._deleted(name, config, priority)
+            return
         if name in self._notified and group is not None and group.state == new:
             # Already in the required state because of the sync group.
             return
@@ -292,6 +295,21 @@ class VrrpNotifier:
         timeout = STOP_TIMEOUT if new == State.STOP else None
         self._run(specific, (), timeout, f"({name}) notify_{word.lower()}")
         self._run(config.notify, ("INSTANCE", name, word, str(priority)), timeout,
+                  f"({name}) notify")
+        self.writeFifos(fifoLine("INSTANCE", name, word, priority))
+
+    def _deleted(self, name: str, config: Any, priority: int) -> None:
+        """
+        A reload removed the instance: keepalived notifies DELETED (and runs
+        the C{notify_deleted} script) when C{notify_deleted} is set, else
+        FAULT.
+        """
+        if config.notifyDeletedEnabled:
+            word, specific = "DELETED", config.notifyDeleted
+        else:
+            word, specific = "FAULT", config.notifyFault
+        self._run(specific, (), STOP_TIMEOUT, f"({name}) notify_{word.lower()}")
+        self._run(config.notify, ("INSTANCE", name, word, str(priority)), STOP_TIMEOUT,
                   f"({name}) notify")
         self.writeFifos(fifoLine("INSTANCE", name, word, priority))
 

@@ -37,7 +37,7 @@ from keepalive_tx.net.announce import (
 )
 from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.vrrp.instance import VrrpInstance, vipsFor
-from keepalive_tx.vrrp.machine import State
+from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD, State
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
 from keepalive_tx.vrrp.sync import SyncGroup
 from keepalive_tx.vrrp.validate import peekVrid
@@ -405,6 +405,9 @@ class VrrpService(Service):
         for instance in self.instances.values():
             successor = successors.get(instanceKey(instance.config))
             if successor is None:
+                # gone from the file: priority 0, addresses released, and
+                # notified DELETED (notify_deleted) or FAULT, as keepalived
+                instance.machine.stop(DELETED_AT_RELOAD)
                 continue
             addresses = successor.virtualIpaddresses + successor.virtualIpaddressesExcluded
             keep = {(v.ifname, v.ip) for v in vipsFor(addresses, successor.interface)}

@@ -63,6 +63,9 @@ class VrrpReloadTests(SynchronousTestCase):
         new and starts in BACKUP.
         """
         old = self.service.vrrpService
+        seen: list = []
+        old.instances["VI_2"].observers.append(type("O", (), {
+            "instanceStateChanged": lambda _, i, a, b, why: seen.append((a, b, why))})())
         [oldPort] = self.platform.ports
         del self.platform.table.log[:]
         oldPort.sent.clear()
@@ -71,6 +74,7 @@ class VrrpReloadTests(SynchronousTestCase):
         new = self.service.vrrpService
         self.assertIsNot(new, old)
         self.assertEqual(self.adverts(oldPort), [(2, 0)])
+        self.assertEqual(seen, [(State.MASTER, State.STOP, "deleted at reload")])
         self.assertEqual(self.platform.table.log, [("remove", "192.0.2.102/24")])
         self.clock.advance(0)
         self.assertEqual(new.instances["VI_1"].state, State.MASTER)

@@ -154,6 +154,28 @@ class VrrpNotifierTests(SynchronousTestCase):
                          b'INSTANCE "VI_1" BACKUP 100\nINSTANCE "VI_1" FAULT 100\n'
                          b'INSTANCE "VI_1" STOP 100\n')
 
+    def test_deletedAtReload(self) -> None:
+        """
+        An instance a reload removed is notified FAULT (notify_fault), or
+        DELETED with C{notify_deleted} (and its script).
+        """
+        from dataclasses import replace
+
+        from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD
+
+        self.notifier.instanceStateChanged(self.vi1, State.MASTER, State.STOP, DELETED_AT_RELOAD)
+        self.assertEqual(self.runs.runs[0][0], ("/bin/nf",))
+        self.assertEqual(self.runs.runs[1][0][-2], "FAULT")
+        self.runs.runs.clear()
+        deleted = FakeInstance(replace(self.config.vrrpInstances[0], notifyDeletedEnabled=True,
+                                       notifyDeleted=model.Script(command="/bin/nd",
+                                                                  argv=("/bin/nd",))))
+        self.notifier.instanceStateChanged(deleted, State.MASTER, State.STOP, DELETED_AT_RELOAD)
+        self.assertEqual([argv for argv, _ in self.runs.runs],
+                         [("/bin/nd",), ("/bin/generic", "x", "INSTANCE", "VI_1", "DELETED", "100")])
+        self.assertEqual(readFifo(self.reader),
+                         b'INSTANCE "VI_1" FAULT 100\nINSTANCE "VI_1" DELETED 100\n')
+
     def test_stopScriptsHaveOneSecondAndDrain(self) -> None:
         self.notifier.instanceStateChanged(self.vi1, State.BACKUP, State.STOP, "stop")
         self.assertEqual([t for _, t in self.runs.runs], [1.0, 1.0])
