@@ -161,6 +161,22 @@ class DaemonInGuestTests(TestCase):
         self.assertIn("Adding sorry server [192.0.2.99]:tcp:80 to VS [203.0.113.10]:tcp:80", log)
         self.assertIn("Gained quorum 2+0=2 <= 2 for VS [203.0.113.10]:tcp:80", log)
 
+    def test_reloadInPlace(self) -> None:
+        """
+        SIGHUP with rs2's weight changed: the service is edited in place
+        (its connection counter did not restart), rs2 gets weight 3, the
+        inhibited rs3 stays at 0 (its state carried over), rs1 stays.
+        """
+        self.assertEqual(
+            service(self.report["reloaded"]),
+            [SERVICE, "-> 192.0.2.11:80 Masq 1", "-> 192.0.2.12:80 Masq 3",
+             "-> 192.0.2.13:80 Masq 0"],
+        )
+        self.assertGreater(self.report["connsBeforeReload"], 0)
+        self.assertGreaterEqual(self.report["connsAfterReload"], self.report["connsBeforeReload"])
+        log = "\n".join(self.report["log"])
+        self.assertIn("Reloaded: checkers changed", log)
+
     def test_stopRemovesOnlyOurs(self) -> None:
         """
         SIGTERM: the daemon shuts down cleanly and removes its service;

@@ -222,6 +222,18 @@ def has(address: str, weight: int | None = None):
     return predicate
 
 
+def serviceConns() -> int:
+    """
+    The VIP service's connection counter (C{ipvsadm -Ln --stats}): it only
+    grows while the service exists, and restarts from 0 if it is re-created.
+    """
+    for line in run("ipvsadm", "-Ln", "--stats").splitlines():
+        words = line.split()
+        if words[:2] == ["TCP", f"{VIP}:80"]:
+            return int(words[2])
+    return -1
+
+
 def lacks(address: str):
     return lambda lines: not has(address)(lines)
 
@@ -280,6 +292,18 @@ def scenario(report: dict) -> None:
     report["quorumBackAfter"] = waitFor(lacks("192.0.2.99"), "quorum back")
     report["quorumBack"] = listing()
     report["requestsQuorumBack"] = requests(4)
+
+    # SIGHUP with rs2 re-weighted: the service is edited in place (its
+    # connection counter goes on), rs3 stays inhibited (its state carried)
+    report["connsBeforeReload"] = serviceConns()
+    with open("/tmp/keepalived.conf", "w") as f:
+        f.write(CONFIG.replace("    real_server 192.0.2.12 80 {\n        weight 1\n",
+                               "    real_server 192.0.2.12 80 {\n        weight 3\n"))
+    daemon.send_signal(signal.SIGHUP)
+    report["reloadAfter"] = waitFor(has("192.0.2.12", 3), "rs2 re-weighted by the reload")
+    time.sleep(1.5)  # a round of checks under the new service
+    report["reloaded"] = listing()
+    report["connsAfterReload"] = serviceConns()
 
     daemon.send_signal(signal.SIGTERM)
     report["daemonExit"] = daemon.wait(15)
