@@ -98,8 +98,15 @@ class ReloadSignal(Service):
                            " the previous one")
             self.refused += 1
             return False
+        from keepalive_tx.service import ReloadError
+
         try:
             self.service.reload(result.model)
+        except ReloadError as e:
+            self.log.error("Reload refused: {why}; still running the previous configuration",
+                           why=str(e))
+            self.refused += 1
+            return False
         except Exception:
             self.log.failure("Reload failed")
             self.refused += 1

@@ -17,6 +17,12 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 
+class ReloadError(Exception):
+    """
+    A reload could not be applied; the running configuration stays.
+    """
+
+
 def routerIdFor(globalDefs: Any) -> str:
     """
     C{router_id}, defaulting to the host name (keepalived uses the canonical
@@ -178,36 +184,79 @@ class KeepalivedService(MultiService):
 
         Global settings that shape the process (mail relay, status
         listener, the IPVS sync daemon) keep their values until a restart.
+
+        @raise ReloadError: a new service could not start; nothing was
+            changed.
         """
-        old, self.model = self.model, model
+        old = self.model
+        vrrpChanged = _vrrpPart(old) != _vrrpPart(model)
+        lvsChanged = _lvsPart(old) != _lvsPart(model)
+        staticChanged = _staticPart(old) != _staticPart(model)
+        # First build and prepare the successors (sockets, netlink, IPVS
+        # handle): if one cannot start, nothing has been touched yet.
+        vrrp = lvs = None
+        resume: frozenset[str] = frozenset()
+        if vrrpChanged:
+            if self.vrrpService is not None:
+                resume = frozenset(self.vrrpService.successorsResuming(model))
+            vrrp = self._buildVrrp(model, resume)
+            if vrrp is not None and self.syncd is not None:
+                vrrp.observers.append(self.syncd)
+        if lvsChanged:
+            lvs = self._buildLvs(model, self.lvsService)
+        prepared = []
+        for successor, what in ((vrrp, "VRRP"), (lvs, "checkers")):
+            if not self._prepare(successor, what):
+                for done in prepared:
+                    done.stopService()
+                raise ReloadError(f"the new {what} configuration cannot start")
+            if successor is not None:
+                prepared.append(successor)
         changed = []
-        if _staticPart(old) != _staticPart(model):
+        if staticChanged:
             changed.append("static")
             self._replace(self.staticService, self._buildStatic(model), "staticService")
-        if _vrrpPart(old) != _vrrpPart(model):
+        if vrrpChanged:
             changed.append("vrrp")
-            resume: frozenset[str] = frozenset()
             if self.vrrpService is not None:
-                resume = frozenset(self.vrrpService.handover(model))
-            successor = self._buildVrrp(model, resume)
-            if successor is not None and self.syncd is not None:
-                successor.observers.append(self.syncd)
-            self._replace(self.vrrpService, successor, "vrrpService")
-        if _lvsPart(old) != _lvsPart(model):
+                self.vrrpService.handover(model)
+            self._replace(self.vrrpService, vrrp, "vrrpService", prepared=True)
+        if lvsChanged:
             changed.append("checkers")
-            previous = self.lvsService
-            if previous is not None:
-                previous.handover()
-            self._replace(previous, self._buildLvs(model, previous), "lvsService")
+            if self.lvsService is not None:
+                self.lvsService.handover()
+            self._replace(self.lvsService, lvs, "lvsService", prepared=True)
+        self.model = model
         if not changed:
             self.log.info("Reloaded: configuration unchanged")
         else:
             self.log.info("Reloaded: {parts} changed", parts=", ".join(changed))
 
-    def _replace(self, old: Any, new: Any, attribute: str) -> None:
+    def _prepare(self, successor: Any, what: str) -> bool:
+        """
+        Run the successor's C{privilegedStartService}; a failure leaves the
+        running service as it is.
+        """
+        if successor is None or not self.running:
+            return True
+        try:
+            successor.privilegedStartService()
+        except Exception:
+            self.log.failure("Reload: the new {what} configuration cannot start", what=what)
+            try:
+                successor.stopService()
+            except Exception:
+                self.log.failure("Reload: cleaning up the new {what} failed", what=what)
+            return False
+        return True
+
+    def _replace(self, old: Any, new: Any, attribute: str, prepared: bool = False) -> None:
         """
         Swap a child, keeping its place among the children (the stop order
         depends on it).
+
+        @param prepared: C{new} has had its C{privilegedStartService}
+            already (only C{startService} is left).
         """
         index = self.services.index(old) if old is not None else None
         if old is not None:
@@ -218,11 +267,20 @@ class KeepalivedService(MultiService):
         setattr(self, attribute, new)
         if new is None:
             return
-        new.setServiceParent(self)
         if index is None:
             index = self._insertionPoint(attribute)
+        index = min(index, len(self.services))
+        if prepared and self.running:
+            # what addService does, minus a second privilegedStartService
+            new.parent = self
+            if new.name is not None:
+                self.namedServices[new.name] = new
+            self.services.insert(index, new)
+            new.startService()
+            return
+        new.setServiceParent(self)
         self.services.remove(new)
-        self.services.insert(min(index, len(self.services)), new)
+        self.services.insert(index, new)
 
     def _insertionPoint(self, attribute: str) -> int:
         """

@@ -389,6 +389,16 @@ class VrrpService(Service):
 
     # -- reload ----------------------------------------------------------------
 
+    def successorsResuming(self, config: model.Config) -> set[str]:
+        """
+        The instances of C{config} that will continue one of our MASTERs
+        (see L{handover}).
+        """
+        successors = {instanceKey(c): c.name for c in config.vrrpInstances}
+        return {successors[key] for key, instance in
+                ((instanceKey(i.config), i) for i in self.instances.values())
+                if key in successors and instance.state == State.MASTER}
+
     def handover(self, config: model.Config) -> set[str]:
         """
         A reload replaces this service by one built from C{config}: every

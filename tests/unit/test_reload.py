@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.config.errors import Diagnostics, Severity
 from keepalive_tx.reload import ReloadSignal
-from keepalive_tx.service import KeepalivedService
+from keepalive_tx.service import KeepalivedService, ReloadError
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.packet import decodeIPv4Packet
 from tests.unit.test_vrrp_instance import FakeAddresses
@@ -87,6 +87,29 @@ class VrrpReloadTests(SynchronousTestCase):
         self.assertEqual([c.name for c in self.service], ["vrrp"])
         self.successResultOf(self.service.stopService())
         self.assertEqual(self.platform.table.present_, set())
+
+    def test_successorCannotStart(self) -> None:
+        """
+        If the new VRRP service cannot start (here: its platform fails to
+        open), nothing is handed over: the running instances stay MASTER
+        with their VIPs, and the running configuration stays.
+        """
+        old = self.service.vrrpService
+        oldModel = self.service.model
+
+        def broken() -> None:
+            raise OSError("no netlink today")
+
+        self.platform.open = broken  # type: ignore[method-assign]
+        with self.assertRaises(ReloadError):
+            self.service.reload(modelFor(VI_1.replace("priority 150", "priority 160")))
+        self.flushLoggedErrors(OSError)
+        self.assertIs(self.service.vrrpService, old)
+        self.assertEqual({i.state for i in old.instances.values()}, {State.MASTER})
+        self.assertEqual(self.platform.table.present_, {"192.0.2.101/24", "192.0.2.102/24"})
+        self.clock.advance(1)
+        self.assertEqual({i.state for i in old.instances.values()}, {State.MASTER})
+        self.assertIs(self.service.model, oldModel)
 
     def test_unchanged(self) -> None:
         old = self.service.vrrpService
