@@ -95,6 +95,8 @@ class KeepalivedService(MultiService):
         self.model = model
         self.reactor = reactor
         self._startup: Deferred[None] | None = None
+        #: reloads applied (SIGHUP)
+        self.reloads = 0
         self.runVrrp = vrrp
         self.runCheckers = checkers
         self.logDetail = logDetail
@@ -227,6 +229,7 @@ class KeepalivedService(MultiService):
                 self.lvsService.handover()
             self._replace(self.lvsService, lvs, "lvsService", prepared=True)
         self.model = model
+        self.reloads += 1
         if not changed:
             self.log.info("Reloaded: configuration unchanged")
         else:

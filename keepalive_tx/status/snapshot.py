@@ -293,7 +293,35 @@ def vrrpSnapshot(vrrpService: Any, transitions: TransitionLog | None = None) -> 
         count = transitions.counts[name] if transitions is not None else None
         instances.append(instanceSnapshot(instance, last, count))
     groups = [syncGroupSnapshot(g) for g in vrrpService.syncGroups.values()]
-    return {"instances": instances, "sync_groups": groups}
+    return {"instances": instances, "sync_groups": groups,
+            "trackers": trackersSnapshot(getattr(vrrpService, "tracking", None))}
+
+
+_SCRIPT_STATES = {True: "OK", False: "KO", None: "unknown"}
+_PROCESS_STATES = {True: "UP", False: "DOWN", None: "unknown"}
+
+
+def trackersSnapshot(tracking: Any) -> dict[str, list[dict[str, Any]]]:
+    """
+    The tracked C{vrrp_script}s (state, last exit status, or why they are
+    disabled) and C{vrrp_track_process}es (state, matching processes) of a
+    L{keepalive_tx.vrrp.tracking.TrackingCoordinator} (L{None}: none yet).
+    """
+    scripts: list[dict[str, Any]] = []
+    processes: list[dict[str, Any]] = []
+    service = getattr(tracking, "scripts", None)
+    if service is not None:
+        for name, script in getattr(service, "scripts", {}).items():
+            scripts.append({"name": name, "state": _SCRIPT_STATES[script.state],
+                            "last_status": script.lastStatus})
+        for name, why in getattr(service, "disabled", {}).items():
+            scripts.append({"name": name, "state": "disabled", "reason": why})
+    tracker = getattr(tracking, "processes", None)
+    if tracker is not None:
+        for name, tracked in tracker.tracked.items():
+            processes.append({"name": name, "state": _PROCESS_STATES[tracked.up],
+                              "running": len(tracked.pids)})
+    return {"scripts": scripts, "processes": processes}
 
 
 # -- LVS -----------------------------------------------------------------------
@@ -400,8 +428,8 @@ def buildSnapshot(root: Any, now: float | None = None) -> dict[str, Any]:
     C{lvsService}, C{mailer}, C{transitions}).
 
     @param now: the snapshot's time (default the root's reactor time).
-    @return: C{{"router_id", "time", "started", "vrrp", "lvs", "smtp"}};
-        a subsystem that does not run is C{None}.
+    @return: C{{"router_id", "time", "started", "vrrp", "lvs", "smtp",
+        "reloads"}}; a subsystem that does not run is C{None}.
     """
     if now is None:
         reactor = getattr(root, "reactor", None)
@@ -417,4 +445,5 @@ def buildSnapshot(root: Any, now: float | None = None) -> dict[str, Any]:
         "vrrp": None if vrrp is None else vrrpSnapshot(vrrp, transitions),
         "lvs": None if lvs is None else lvsSnapshot(lvs),
         "smtp": None if mailer is None else mailerSnapshot(mailer),
+        "reloads": getattr(root, "reloads", 0),
     }

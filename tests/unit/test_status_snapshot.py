@@ -176,7 +176,9 @@ class SnapshotTests(StatusFixture, SynchronousTestCase):
         self.assertEqual(snap["router_id"], "lb1")
         self.assertEqual(snap["time"], EPOCH)
         self.assertEqual(snap["started"], EPOCH)
-        self.assertEqual(snap["vrrp"], {"instances": [], "sync_groups": []})
+        self.assertEqual(snap["vrrp"], {"instances": [], "sync_groups": [],
+                                        "trackers": {"scripts": [], "processes": []}})
+        self.assertEqual(snap["reloads"], 0)
         self.assertEqual(snap["lvs"], {"virtual_servers": [], "checks_running": 0})
         self.assertIsNone(snap["smtp"])
 
@@ -380,3 +382,49 @@ class HelperTests(SynchronousTestCase):
         self.assertEqual(formatVip(b, "eth0"), "192.0.2.2 dev eth0 scope global")
         self.assertEqual(formatVip(c, "eth0", True),
                          "2001:db8::1/64 dev eth0 scope global preferred_lft forever set")
+
+
+class TrackersSnapshotTests(SynchronousTestCase):
+    def test_scriptsAndProcesses(self) -> None:
+        """
+        Tracked scripts show their state and last exit status (or why they
+        are disabled); tracked processes their state and how many run.
+        """
+        from types import SimpleNamespace
+
+        from twisted.internet.task import Clock
+
+        from keepalive_tx.alert.scripts import ScriptResult
+        from keepalive_tx.config import parseText
+        from keepalive_tx.status.snapshot import trackersSnapshot
+        from keepalive_tx.vrrp.processes import ProcessTracker
+        from keepalive_tx.vrrp.scripts import VrrpScriptService
+
+        model = parseText(
+            'vrrp_script chk {\n script "/bin/chk"\n}\n'
+            'vrrp_script bad {\n script "/bin/bad"\n}\n'
+            "vrrp_track_process web {\n process nginx\n}\n").model
+
+        class Runner:
+            def __init__(self, config) -> None:
+                self.error = "Unsafe permissions" if config.name == "bad" else None
+
+            def run(self, extraArgs=(), timeout=None):
+                from twisted.internet.defer import succeed
+
+                return succeed(ScriptResult(exitCode=3))
+
+        clock = Clock()
+        scripts = VrrpScriptService(clock, model.vrrpScripts, runnerFactory=Runner)
+        scripts.startService()
+        processes = ProcessTracker(clock, model.trackProcesses,
+                                   {7: ("nginx", b"nginx\0")}.get)
+        processes.scan([7])
+        snap = trackersSnapshot(SimpleNamespace(scripts=scripts, processes=processes))
+        self.assertEqual(snap, {
+            "scripts": [{"name": "chk", "state": "KO", "last_status": 3},
+                        {"name": "bad", "state": "disabled", "reason": "Unsafe permissions"}],
+            "processes": [{"name": "web", "state": "UP", "running": 1}],
+        })
+        scripts.stopService()
+        self.assertEqual(trackersSnapshot(None), {"scripts": [], "processes": []})
