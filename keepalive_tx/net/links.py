@@ -33,6 +33,8 @@ from keepalive_tx.net.netlink import (
     MONITOR_GROUPS,
     RTM_DELADDR,
     RTM_DELLINK,
+    RTM_DELROUTE,
+    RTM_DELRULE,
     RTM_NEWADDR,
     RTM_NEWLINK,
     AddressInfo,
@@ -72,6 +74,18 @@ class ILinkObserver(Protocol):
     def addressRemoved(self, ifname: str, ifindex: int, address: AddressInfo) -> None:
         """
         An address disappeared from C{ifname}.
+        """
+
+    def routeRemoved(self, protocol: int | None) -> None:
+        """
+        A route of protocol C{protocol} was deleted (only with the route
+        groups subscribed).
+        """
+
+    def ruleRemoved(self, protocol: int | None) -> None:
+        """
+        A rule of protocol C{protocol} was deleted (only with the rule
+        groups subscribed).
         """
 
 
@@ -247,6 +261,10 @@ class LinkMonitor(abstract.FileDescriptor):
             address = addressFromMessage(msg)
             if address is not None:
                 self._addressGone(address, always=True)
+        elif kind == RTM_DELROUTE:
+            self._notify("routeRemoved", msg.get("proto"))
+        elif kind == RTM_DELRULE:
+            self._notify("ruleRemoved", msg.get_attr("FRA_PROTOCOL"))
 
     def _linkSeen(self, info: LinkInfo, report: bool = True) -> None:
         old = self.links.get(info.index)

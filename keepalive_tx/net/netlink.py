@@ -121,6 +121,9 @@ __all__ = [
     "IFF_RUNNING",
     "IFF_UP",
     "MONITOR_GROUPS",
+    "ROUTE_MONITOR_GROUPS",
+    "RTM_DELROUTE",
+    "RTM_DELRULE",
     "RTM_DELADDR",
     "RTM_DELLINK",
     "RTM_GETADDR",
@@ -144,6 +147,9 @@ IFF_RUNNING = 0x40
 IFF_LOWER_UP = 0x10000
 
 MONITOR_GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
+#: route and rule notifications (RTNLGRP_IPV4_ROUTE, _IPV6_ROUTE, _IPV4_RULE,
+#: _IPV6_RULE as bind() bits): only subscribed when virtual routes/rules exist
+ROUTE_MONITOR_GROUPS = (1 << 6) | (1 << 10) | (1 << 7) | (1 << 18)
 
 _SOL_NETLINK = 270
 _SIOCGIFINDEX = 0x8933

@@ -199,6 +199,8 @@ class VrrpInstance:
         self.rules = rules
         self.virtualRoutes: list[Any] = []
         self.virtualRules: list[Any] = []
+        #: the virtual routes / rules whose deletion we react to
+        self.trackedRouting: dict[str, list[Any]] = {"route": [], "rule": []}
         wantRoutes = config.virtualRoutes if routes is not None else ()
         wantRules = config.virtualRules if rules is not None else ()
         if wantRoutes or wantRules:
@@ -209,6 +211,12 @@ class VrrpInstance:
             names = ipNames if ipNames is not None else IprouteNames()
             self.virtualRoutes = routeSpecsFor(wantRoutes, names, self._configProblem)
             self.virtualRules = ruleSpecsFor(wantRules, names, self._configProblem)
+            quiet = lambda location, text: None  # noqa: E731 - reported just above
+            self.trackedRouting = {
+                "route": routeSpecsFor(tuple(r for r in wantRoutes if not r.noTrack), names,
+                                       quiet),
+                "rule": ruleSpecsFor(tuple(r for r in wantRules if not r.noTrack), names, quiet),
+            }
         self.advertAddresses = tuple(
             v.address.ip for v in self.vips if v.address.version == self.family)
         self.counters = ReceiveCounters()
@@ -486,6 +494,33 @@ class VrrpInstance:
         self.log.info("Netlink reflector reports IP {ip} removed from {ifname}",
                       ip=str(vip.ip), ifname=ifname)
         self.machine.addressLost(f"VIP {vip.ip}")
+
+    def routingRemoved(self, kind: str, protocol: int | None) -> None:
+        """
+        A route (C{kind} C{"route"}) or rule (C{"rule"}) of C{protocol} was
+        deleted: a MASTER missing one of its tracked virtual routes / rules
+        reacts as to a deleted VIP (keepalived's rule; C{no_track} ones are
+        left alone).
+        """
+        if self.machine.state != State.MASTER:
+            return
+        manager = self.routes if kind == "route" else self.rules
+        if manager is None:
+            return
+        for spec in self.trackedRouting.get(kind, ()):
+            if protocol is not None and spec.protocol != protocol:
+                continue
+            try:
+                if manager.present(spec):
+                    continue
+            except Exception:
+                self.log.failure("({name}) cannot check {kind} {spec}", name=self.name,
+                                 kind=kind, spec=str(spec))
+                return
+            self.log.info("({name}) virtual {kind} {spec} deleted", name=self.name, kind=kind,
+                          spec=str(spec))
+            self.machine.addressLost(f"virtual {kind} {spec}")
+            return
 
     def trackedInterfaces(self) -> set[str]:
         """

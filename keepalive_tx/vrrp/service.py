@@ -110,6 +110,9 @@ class LinuxPlatform:
         self.frameSender: Any = None
         self._monitor: Any = None
         self._channel: Any = None
+        #: also watch route and rule deletions (set before L{open} when
+        #: virtual routes/rules are configured: busy routing tables are costly)
+        self.watchRoutes = False
 
     # The route and rule managers (and their codecs) are built on first use:
     # most configurations have no virtual_routes / virtual_rules.
@@ -147,7 +150,10 @@ class LinuxPlatform:
         self.addresses = NetlinkAddressManager(self._channel)
         self.frameSender = PacketSender()
         self.frameSender.open()
-        self._monitor = LinkMonitor(self.reactor)
+        from keepalive_tx.net.netlink import MONITOR_GROUPS, ROUTE_MONITOR_GROUPS
+
+        groups = MONITOR_GROUPS | (ROUTE_MONITOR_GROUPS if self.watchRoutes else 0)
+        self._monitor = LinkMonitor(self.reactor, groups=groups)
         self._monitor.startMonitoring()
 
     def close(self) -> None:
@@ -294,6 +300,9 @@ class VrrpService(Service):
 
     def privilegedStartService(self) -> None:
         Service.privilegedStartService(self)
+        if any(c.virtualRoutes or c.virtualRules for c in self.config.vrrpInstances):
+            if hasattr(self.platform, "watchRoutes"):
+                self.platform.watchRoutes = True
         self.platform.open()
         self._opened = True
         from keepalive_tx.vrrp.notify import VrrpNotifier
@@ -439,6 +448,14 @@ class VrrpService(Service):
     def addressRemoved(self, ifname: str, ifindex: int, address: Any) -> None:
         for instance in self.instances.values():
             instance.addressRemoved(ifname, ifindex, address)
+
+    def routeRemoved(self, protocol: int | None) -> None:
+        for instance in self.instances.values():
+            instance.routingRemoved("route", protocol)
+
+    def ruleRemoved(self, protocol: int | None) -> None:
+        for instance in self.instances.values():
+            instance.routingRemoved("rule", protocol)
 
     # -- run -----------------------------------------------------------------
 

@@ -76,3 +76,27 @@ class DeletedVipTests(VrrpLabMixin, TestCase):
         # VRRP did not notice
         assertHoldersStay(self.nodes, VIP4, [1], 1)
         self.assertEqual(self.h1.logText().count("Entering MASTER STATE"), 1)
+
+    def test_deletedVirtualRouteComesBack(self) -> None:
+        """
+        A virtual route deleted behind the MASTER's back is handled like a
+        deleted VIP: h1 goes through BACKUP and takes everything back after
+        its Skew_Time, the route included.
+        """
+        route = "    virtual_routes {\n        203.0.113.0/24 via 192.0.2.12 dev eth0\n    }\n"
+        self.h1.start(self.config(self.h1, 150).replace("    virtual_ipaddress {",
+                                                        route + "    virtual_ipaddress {"))
+        self.h2.start(self.config(self.h2, 100))
+        self.waitHolders(VIP4, [1], timeout=20)
+
+        def routed() -> bool:
+            out = self.h1.host.run("ip", "route", "show", "203.0.113.0/24").stdout
+            return "via 192.0.2.12" in out
+
+        waitFor(routed, 5, "the virtual route", self.nodes)
+        self.h1.host.run("ip", "route", "del", "203.0.113.0/24")
+        waitFor(lambda: "virtual route 203.0.113.0/24" in self.h1.logText(), 5,
+                "the deletion to be noticed", self.nodes)
+        waitFor(routed, 5, "the virtual route to be back", self.nodes)
+        self.waitHolders(VIP4, [1], timeout=5)
+        self.assertEqual(self.h1.logText().count("(VI_51) Entering MASTER STATE"), 2)

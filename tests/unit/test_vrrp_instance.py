@@ -479,3 +479,51 @@ def _noTrack(config):
 
     return dataclasses.replace(config, virtualIpaddresses=tuple(
         dataclasses.replace(a, noTrack=True) for a in config.virtualIpaddresses))
+
+
+class DeletedRoutingTests(SynchronousTestCase):
+    """
+    keepalived: a virtual route or rule deleted while MASTER is handled as
+    a deleted VIP (priority 0, BACKUP, back after Skew_Time, re-added);
+    C{no_track} ones are left alone.
+    """
+
+    def build(self, body: str) -> VrrpInstance:
+        from keepalive_tx.net.routes import FakeRouteManager, FakeRuleManager
+        from keepalive_tx.net.rtnames import IprouteNames
+
+        self.clock = Clock()
+        self.routes, self.rules = FakeRouteManager(), FakeRuleManager()
+        self.instance = VrrpInstance(
+            instanceConfig(body), clock=self.clock, sender=FakeSender(),
+            addresses=FakeAddresses(), announcer=None, sourceAddress=OURS,
+            routes=self.routes, rules=self.rules, ipNames=IprouteNames(()))
+        self.instance.start()
+        self.clock.advance(self.instance.machine.masterDownInterval() + 0.01)
+        self.assertEqual(self.instance.state, State.MASTER)
+        return self.instance
+
+    def test_routeDeleted(self) -> None:
+        instance = self.build(" virtual_routes {\n  198.51.100.0/24 via 192.0.2.1 dev eth0\n"
+                              "  203.0.113.0/24 via 192.0.2.1 dev eth0 no_track\n }\n")
+        tracked, untracked = instance.virtualRoutes
+        self.routes.installed.remove(untracked)
+        instance.routingRemoved("route", 18)
+        self.assertEqual(instance.state, State.MASTER)
+        self.routes.installed.remove(tracked)
+        instance.routingRemoved("route", 4)  # someone else's protocol: not ours
+        self.assertEqual(instance.state, State.MASTER)
+        instance.routingRemoved("route", 18)
+        self.assertEqual(instance.state, State.BACKUP)
+        self.clock.advance(1)
+        self.assertEqual(instance.state, State.MASTER)
+        self.assertIn(tracked, self.routes.installed)
+
+    def test_ruleDeleted(self) -> None:
+        instance = self.build(" virtual_rules {\n  from 198.51.100.0/24 table 100\n }\n")
+        [rule] = instance.virtualRules
+        self.rules.installed.remove(rule)
+        instance.routingRemoved("rule", None)
+        self.assertEqual(instance.state, State.BACKUP)
+        self.clock.advance(1)
+        self.assertIn(rule, self.rules.installed)
