@@ -9,10 +9,11 @@ then rules; the reverse on stop.  Only what this run added (or found
 already there) is removed.  The service is added to the root service
 before the VRRP service, so it starts first and stops last.
 
-A static address deleted behind our back is re-added at once, as keepalived
-does (the platform reports address removals from a netlink monitor).  Not
-done (keepalived does): re-adding a deleted static route or rule, and
-faulting the instances of a C{track_group} when re-adding fails.
+A static address, route or rule deleted behind our back is re-added at
+once, as keepalived does (the platform reports removals from a netlink
+monitor; route and rule events are only subscribed when static routes or
+rules exist).  Not done (keepalived does): faulting the instances of a
+C{track_group} when re-adding fails.
 """
 
 from __future__ import annotations
@@ -81,18 +82,23 @@ class NetlinkStaticPlatform:
         except Exception:
             return False
 
-    def watchAddresses(self, observer: Any) -> bool:
+    def watchAddresses(self, observer: Any, routes: bool = False) -> bool:
         """
         Report address removals to C{observer.addressRemoved(ifname,
-        ifindex, address)} from a netlink monitor on the reactor.
+        ifindex, address)} (and with C{routes}, route and rule removals to
+        C{routeRemoved(protocol)} / C{ruleRemoved(protocol)}) from a netlink
+        monitor on the reactor.
 
         @return: whether removals are watched (not without a reactor).
         """
         if self.reactor is None:
             return False
         from keepalive_tx.net.links import LinkMonitor
+        from keepalive_tx.net.netlink import MONITOR_GROUPS, ROUTE_MONITOR_GROUPS
 
-        kw = {} if self.socketFactory is None else {"socketFactory": self.socketFactory}
+        kw: dict[str, Any] = {"groups": MONITOR_GROUPS | (ROUTE_MONITOR_GROUPS if routes else 0)}
+        if self.socketFactory is not None:
+            kw["socketFactory"] = self.socketFactory
         self._monitor = LinkMonitor(self.reactor, **kw)
         self._monitor.addObserver(observer)
         self._monitor.startMonitoring()
@@ -198,8 +204,35 @@ class StaticService(Service):
         Service.startService(self)
         self._apply()
         watch = getattr(self.platform, "watchAddresses", None)
-        if watch is not None and any(kind == "address" for kind, _ in self.added):
-            watch(self)
+        if watch is not None and self.added:
+            watch(self, routes=any(kind != "address" for kind, _ in self.added))
+
+    def routeRemoved(self, protocol: int | None) -> None:
+        self._restore("route", protocol)
+
+    def ruleRemoved(self, protocol: int | None) -> None:
+        self._restore("rule", protocol)
+
+    def _restore(self, kind: str, protocol: int | None) -> None:
+        """
+        Put back our static routes (or rules) of C{protocol} that are gone.
+        """
+        if not self.running:
+            return
+        manager = self.platform.routes if kind == "route" else self.platform.rules
+        for added, item in self.added:
+            if added != kind or (protocol is not None and item.protocol != protocol):
+                continue
+            try:
+                if manager.present(item):
+                    continue
+                self.log.info("Static {kind} {item} deleted - re-adding it", kind=kind,
+                              item=str(item))
+                if not manager.add(item):
+                    self.log.error("Cannot re-add static {kind} {item}", kind=kind,
+                                   item=str(item))
+            except Exception:
+                self.log.failure("Cannot re-add static {kind} {item}", kind=kind, item=str(item))
 
     def addressRemoved(self, ifname: str, ifindex: int, address: Any) -> None:
         """

@@ -4,7 +4,7 @@ keepalived 2.2.7 as the backup: without C{no_track} our MASTER goes to
 BACKUP, sends priority 0 and takes over again after its Skew_Time (0.41 s,
 shorter than keepalived's 0.61 s at priority 100), re-adding the VIP, as
 keepalived itself does; a C{no_track} VIP stays deleted and nothing moves.
-A deleted C{static_ipaddress} is put back at once.
+A deleted C{static_ipaddress} or static route is put back at once.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ class DeletedVipTests(VrrpLabMixin, TestCase):
         self.assertEqual(receiveErrors(self.h1) + receiveErrors(self.h2), [])
 
     def test_deletedStaticAddressComesBack(self) -> None:
-        static = f"static_ipaddress {{\n    {STATIC}/24 dev eth0\n}}\n"
+        static = (f"static_ipaddress {{\n    {STATIC}/24 dev eth0\n}}\n"
+                  "static_routes {\n    203.0.113.64/26 via 192.0.2.12 dev eth0\n}\n")
         self.h1.start(static + self.config(self.h1, 150))
         self.h2.start(self.config(self.h2, 100))
         self.waitHolders(VIP4, [1], timeout=20)
@@ -73,6 +74,14 @@ class DeletedVipTests(VrrpLabMixin, TestCase):
                 "the static address to be re-added", self.nodes)
         self.assertIn(f"Static address {STATIC}/24 dev eth0 deleted - re-adding it",
                       self.h1.logText())
+
+        def routed() -> bool:
+            return "via 192.0.2.12" in self.h1.host.run(
+                "ip", "route", "show", "203.0.113.64/26").stdout
+
+        self.assertTrue(routed())
+        self.h1.host.run("ip", "route", "del", "203.0.113.64/26")
+        waitFor(routed, 5, "the static route to be re-added", self.nodes)
         # VRRP did not notice
         assertHoldersStay(self.nodes, VIP4, [1], 1)
         self.assertEqual(self.h1.logText().count("Entering MASTER STATE"), 1)

@@ -234,7 +234,8 @@ class DeletedStaticAddressTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.platform = FakePlatform()
         self.watchers: list = []
-        self.platform.watchAddresses = self.watchers.append  # type: ignore[attr-defined]
+        self.platform.watchAddresses = (  # type: ignore[attr-defined]
+            lambda observer, routes=False: self.watchers.append(observer))
         self.service = StaticService(model(), platform=self.platform, names=IprouteNames(()))
 
     def removed(self, ip: str, ifname: str) -> None:
@@ -265,3 +266,23 @@ class DeletedStaticAddressTests(SynchronousTestCase):
         self.platform.journal.clear()
         self.removed("198.51.100.5/24", "eth1")
         self.assertEqual(self.platform.journal, [])
+
+    def test_routesAndRulesReAdded(self) -> None:
+        """
+        A static route or rule of ours deleted behind our back is re-added;
+        an event for another protocol changes nothing.
+        """
+        self.service.privilegedStartService()
+        self.service.startService()
+        routes = [item for kind, item in self.service.added if kind == "route"]
+        rules = [item for kind, item in self.service.added if kind == "rule"]
+        self.platform.routes.installed.remove(routes[0])
+        self.platform.rules.installed.remove(rules[0])
+        self.platform.journal.clear()
+        self.service.routeRemoved(4)
+        self.assertEqual(self.platform.journal, [])
+        self.service.routeRemoved(routes[0].protocol)
+        self.service.ruleRemoved(None)
+        self.assertEqual([(verb, kind) for verb, kind, _ in self.platform.journal],
+                         [("add", "route"), ("add", "rule")])
+        self.assertIn(routes[0], self.platform.routes.installed)
