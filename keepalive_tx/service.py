@@ -190,6 +190,9 @@ class KeepalivedService(MultiService):
         @raise ReloadError: a new service could not start; nothing was
             changed.
         """
+        from keepalive_tx.alert.security import forgetUsers
+
+        forgetUsers()
         old = self.model
         vrrpChanged = _vrrpPart(old) != _vrrpPart(model)
         lvsChanged = _lvsPart(old) != _lvsPart(model)

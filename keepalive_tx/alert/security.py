@@ -46,6 +46,7 @@ __all__ = [
     "audit",
     "auditMessages",
     "configuredScripts",
+    "forgetUsers",
     "runnerAssessment",
     "unsafeComponent",
 ]
@@ -141,6 +142,14 @@ def _policy(
 @functools.lru_cache(maxsize=8)
 def _cachedPolicy(user: str | None, enabled: bool) -> ScriptPolicy:
     return _policy(user, enabled, resolveUser)
+
+
+def forgetUsers() -> None:
+    """
+    Forget the resolved default script users (a reload looks them up again:
+    C{keepalived_script} may have been created meanwhile).
+    """
+    _cachedPolicy.cache_clear()
 
 
 def _components(path: str) -> Iterator[tuple[str, bool]]:

@@ -425,3 +425,23 @@ virtual_server 192.0.2.1 80 {
             ("notifyDown of 192.0.2.11", "/bin/down", None),
             ("MISC_CHECK of 192.0.2.11", "/bin/misc", None),
         ])
+
+
+class PolicyCacheTests(SynchronousTestCase):
+    def test_forgetUsers(self) -> None:
+        """
+        The default user is looked up once per setting (there may be
+        thousands of MISC_CHECKs) until L{forgetUsers} (a reload).
+        """
+        from keepalive_tx.alert import security
+
+        defs = SimpleNamespace(scriptUser=None, enableScriptSecurity=False)
+        users: dict[str, tuple[int, int]] = {}
+        self.patch(security, "resolveUser", resolver(users))
+        security.forgetUsers()
+        self.addCleanup(security.forgetUsers)
+        self.assertTrue(ScriptPolicy.fromGlobals(defs).defaultMissing)
+        users["keepalived_script"] = (990, 990)
+        self.assertTrue(ScriptPolicy.fromGlobals(defs).defaultMissing)
+        security.forgetUsers()
+        self.assertEqual(ScriptPolicy.fromGlobals(defs).identity(None), (990, 990))
