@@ -21,7 +21,6 @@ with one DelayedCall per check, reset from connect to read timeout.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +44,7 @@ from keepalive_tx.check.httpwire import (
     parseContentLength,
     parseStatusCode,
 )
-from keepalive_tx.check.leantcp import LeanConnection, SelfFactory, leanReactor, leanTarget
+from keepalive_tx.check.leantcp import LeanConnection, LeanTargetMixin, SelfFactory, leanReactor
 from keepalive_tx.check.timers import timerQueue
 from keepalive_tx.check.tls import TlsClientOptions, clientCreator
 
@@ -238,7 +237,7 @@ class _TlsAttempt(_Attempt):
     pass
 
 
-class HttpChecker:
+class HttpChecker(LeanTargetMixin):
     """
     One HTTP_GET or SSL_GET checker; C{check(i)} fetches URL C{i}.
 
@@ -304,17 +303,8 @@ class HttpChecker:
                 if sni not in creators:
                     creators[sni] = clientCreator(tls, sni, options.connectIp)
                 self._creators.append(creators[sni])
-        self.lean = tls is None and (leanReactor(reactor) if lean is None else lean)
-        self.socketFactory: Callable[..., Any] = socket.socket
-        self._family = 0
-        self._addr: tuple[Any, ...] = ()
-        self._leanBind: tuple[Any, ...] | None = None
-        if self.lean:
-            target = leanTarget(options, self._bind)
-            if target is None:
-                self.lean = False
-            else:
-                self._family, self._addr, self._leanBind = target
+        self._prepareLean(options, self._bind,
+                          tls is None and (leanReactor(reactor) if lean is None else lean))
 
     def describe(self) -> str:
         return self._description

@@ -83,6 +83,37 @@ def leanTarget(
     return family, addr, leanBind
 
 
+class LeanTargetMixin:
+    """
+    The lean-path state of a TCP or HTTP checker: whether it connects
+    through L{LeanConnection} and to which family, address and bind address.
+
+    @ivar lean: the lean path is used.
+    @ivar socketFactory: makes the socket (tests replace it).
+    """
+
+    lean: bool
+    socketFactory: Callable[..., Any]
+    _family: int
+    _addr: tuple[Any, ...]
+    _leanBind: tuple[Any, ...] | None
+
+    def _prepareLean(self, options: Any, bind: tuple[str, int] | None, wanted: bool) -> None:
+        """
+        Use the lean path if C{wanted} and C{options} names IP literals
+        (see L{leanTarget}).
+        """
+        self.lean = wanted
+        self.socketFactory = socket.socket
+        self._family, self._addr, self._leanBind = 0, (), None
+        if self.lean:
+            target = leanTarget(options, bind)
+            if target is None:
+                self.lean = False
+            else:
+                self._family, self._addr, self._leanBind = target
+
+
 class LeanConnection:
     """
     One client TCP connection driven by the reactor's fd set.

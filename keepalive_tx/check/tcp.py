@@ -17,8 +17,6 @@ the memory reactor of the unit tests) go through C{connectTCP}.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import error
@@ -29,7 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from keepalive_tx.check.base import CheckResult, ConnectOptions
-from keepalive_tx.check.leantcp import LeanConnection, SelfFactory, leanReactor, leanTarget
+from keepalive_tx.check.leantcp import LeanConnection, LeanTargetMixin, SelfFactory, leanReactor
 from keepalive_tx.check.timers import TimerQueue, timerQueue
 
 if TYPE_CHECKING:
@@ -102,7 +100,7 @@ class _TcpAttempt(SelfFactory, Protocol):
         self.finish(_SUCCESS)
 
 
-class TcpChecker:
+class TcpChecker(LeanTargetMixin):
     """
     One TCP_CHECK.
 
@@ -133,17 +131,7 @@ class TcpChecker:
         self.options = options
         self._bind = options.bindAddress()
         self._description = options.describe()
-        self.lean = leanReactor(reactor) if lean is None else lean
-        self.socketFactory: Callable[..., Any] = socket.socket
-        self._family = 0
-        self._addr: tuple[Any, ...] = ()
-        self._leanBind: tuple[Any, ...] | None = None
-        if self.lean:
-            target = leanTarget(options, self._bind)
-            if target is None:
-                self.lean = False
-            else:
-                self._family, self._addr, self._leanBind = target
+        self._prepareLean(options, self._bind, leanReactor(reactor) if lean is None else lean)
 
     def describe(self) -> str:
         return self._description
