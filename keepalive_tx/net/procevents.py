@@ -107,9 +107,13 @@ def parseEvents(data: bytes) -> list[Event]:
     return events
 
 
-def readProcess(pid: int, root: str = "/proc") -> tuple[str, bytes] | None:
+def readProcess(pid: int, root: str = "/proc", cmdline: bool = True) -> tuple[str, bytes] | None:
     """
     C{(comm, cmdline)} of a live (not zombie) process, or L{None}.
+
+    @param cmdline: also read the command line (C{b""} otherwise): only
+        trackers matching the full command need it, and it halves the cost
+        of a C{/proc} scan (which runs on the reactor).
     """
     try:
         with open(f"{root}/{pid}/stat", "rb") as f:
@@ -118,11 +122,12 @@ def readProcess(pid: int, root: str = "/proc") -> tuple[str, bytes] | None:
         if stat[end + 2:end + 3] == b"Z":
             return None
         comm = stat[start + 1:end].decode(errors="surrogateescape")
+        if not cmdline:
+            return comm, b""
         with open(f"{root}/{pid}/cmdline", "rb") as f:
-            cmdline = f.read(1 << 16)
+            return comm, f.read(1 << 16)
     except (OSError, ValueError):
         return None
-    return comm, cmdline
 
 
 def listPids(root: str = "/proc") -> list[int]:

@@ -33,6 +33,7 @@ Hook API for L{keepalive_tx.vrrp.service.VrrpService}::
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -211,9 +212,12 @@ class TrackingCoordinator(Service):
         """
         if self.processes is None:
             from keepalive_tx.net.procevents import readProcess
-            from keepalive_tx.vrrp.processes import ProcessTracker
+            from keepalive_tx.vrrp.processes import ProcessSpec, ProcessTracker
 
-            self.processes = ProcessTracker(self.reactor, self._usedProcesses(), readProcess)
+            used = self._usedProcesses()
+            needCmdline = any(ProcessSpec.fromConfig(p).fullCommand for p in used)
+            self.processes = ProcessTracker(
+                self.reactor, used, functools.partial(readProcess, cmdline=needCmdline))
             self.processes.subscribe(self.processChanged)
         if not self._processScanned:
             from keepalive_tx.net.procevents import listPids

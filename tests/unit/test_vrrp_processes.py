@@ -283,3 +283,28 @@ class CoordinatorTests(SynchronousTestCase):
         self.assertEqual(vi.machine.faults, {"process db"})
         coordinator.stopService()
         self.assertEqual(started, [])
+
+
+class ReadProcessTests(SynchronousTestCase):
+    def test_procFiles(self) -> None:
+        """
+        comm comes from C{stat} (names with spaces and parentheses
+        included), the command line only when asked; zombies do not count.
+        """
+        import os
+
+        from keepalive_tx.net.procevents import listPids, readProcess
+
+        root = self.mktemp()
+        for pid, stat in ((7, b"7 (my (odd) name) S 1 7"), (8, b"8 (gone) Z 1 8")):
+            os.makedirs(os.path.join(root, str(pid)))
+            with open(os.path.join(root, str(pid), "stat"), "wb") as f:
+                f.write(stat)
+            with open(os.path.join(root, str(pid), "cmdline"), "wb") as f:
+                f.write(b"/bin/x\0-y\0")
+        os.makedirs(os.path.join(root, "self"))
+        self.assertEqual(sorted(listPids(root)), [7, 8])
+        self.assertEqual(readProcess(7, root), ("my (odd) name", b"/bin/x\0-y\0"))
+        self.assertEqual(readProcess(7, root, cmdline=False), ("my (odd) name", b""))
+        self.assertIsNone(readProcess(8, root))
+        self.assertIsNone(readProcess(9, root))
