@@ -37,6 +37,17 @@ KEEPALIVED = "keepalived"
 _TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 
 
+def ourTwistd() -> tuple[list[str], dict[str, str]]:
+    """
+    The argv prefix (up to C{twistd}'s own options) and the environment that
+    run B{this checkout's} daemon: a C{twistd} found on C{PATH} would import
+    whichever C{keepalive_tx} is installed.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+    return [sys.executable, "-c", _TWISTD], env
+
+
 @dataclass(frozen=True)
 class Flavour:
     """
@@ -185,10 +196,9 @@ class Node:
             log.write(f"==== start {self.starts} at {time.strftime('%T')} ({confPath})\n")
             self._logOffset = log.tell()
             if self.kind == OURS:
-                argv = [sys.executable, "-c", _TWISTD, "-n", "--pidfile", self.pidPath,
-                        "keepalived", "-D", "-c", confPath]
-                env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-                    p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+                twistd, env = ourTwistd()
+                argv = [*twistd, "-n", "--pidfile", self.pidPath, "keepalived", "-D", "-c",
+                        confPath]
                 self.process = self.host.spawn(*argv, cwd=ROOT, env=env, stdout=log,
                                                stderr=subprocess.STDOUT)
             else:
