@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.failover import AddressPoller  # noqa: E402
-from bench.reload import advertSocket  # noqa: E402
-from tests.integration.netns import Lab, requireCommand  # noqa: E402
+from bench.reload import advertSocket, masterAndBackup, openLab  # noqa: E402
+from tests.integration.netns import Lab  # noqa: E402
 from tests.integration.vrrpnode import (  # noqa: E402
     KEEPALIVED,
     OURS,
@@ -43,7 +43,6 @@ from tests.integration.vrrpnode import (  # noqa: E402
     Node,
     configText,
     holders,
-    waitFor,
 )
 
 SETTLE = 3.0
@@ -135,20 +134,9 @@ def burst(h1: Node, h2: Node, signals: int, spacing: float) -> dict:
 
 
 def run(lab: Lab, kind: str, signals: int, spacing: float, workdir: str) -> dict:
-    h1, h2 = (Node(h, kind, os.path.join(workdir, kind)) for h in lab.hosts)
-    try:
-        h2.start(configText(V2_PASS, h2.host, 100))
-        h1.start(burstConfig(h1, 150))
-        waitFor(lambda: holders(lab.hosts, VIP4) == [1], 30, "h1 to be MASTER", [h1, h2])
-        time.sleep(3)
-        result = burst(h1, h2, signals, spacing)
-        if not h1.running:
-            raise SystemExit(f"{kind} h1 died during the burst:\n{h1.logTail()}")
-        return result
-    finally:
-        for n in (h1, h2):
-            if n.running:
-                n.stop()
+    with masterAndBackup(lab, kind, workdir, lambda n: burstConfig(n, 150),
+                         lambda n: configText(V2_PASS, n.host, 100), VIP4) as (h1, h2):
+        return burst(h1, h2, signals, spacing)
 
 
 def main() -> None:
@@ -157,14 +145,7 @@ def main() -> None:
     parser.add_argument("--spacing", type=float, default=10.0, help="ms between signals")
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("run as root (network namespaces)")
-    requireCommand("keepalived")
-    import tempfile
-
-    workdir = args.workdir or tempfile.mkdtemp(prefix="ktx-reload-burst-")
-    print(f"logs: {workdir}")
-    lab = Lab(2).create()
+    workdir, lab = openLab("ktx-reload-burst-", args.workdir)
     try:
         print(f"\n{args.signals} SIGHUPs {args.spacing:g} ms apart, the file alternating between"
               " two configurations (priority, one excluded VIP)")
