@@ -23,6 +23,7 @@ from tests.integration.vrrpnode import (
     configText,
     holders,
     twistArgv,
+    waitFor,
 )
 
 #: a configuration with every kind of part: static address, VRRP, checkers
@@ -89,12 +90,16 @@ class TwistTests(VrrpLabMixin, TestCase):
     def test_everyPart(self) -> None:
         """
         A configuration with a static address, a VRRP instance and a virtual
-        server runs under plain C{twist} too; SIGTERM removes what it added.
+        server runs under plain C{twist} too, reloads on SIGHUP, and SIGTERM
+        removes what it added.
         """
         [node] = self.makeNodes([OURS])
         node.start(MIXED, argv=twistArgv())
         self.waitHolders(VIP4, [1], timeout=20)
         self.assertIn("198.51.100.1", node.host.run("ip", "-o", "addr", "show", "dev", "lo").stdout)
+        node.sendSignal(signal.SIGHUP)
+        waitFor(lambda: "Reloaded: configuration unchanged" in node.logSinceStart(), 10,
+                "the SIGHUP reload", [node])
         log = node.logSinceStart()
         self.assertNotIn("Traceback", log)
         self.assertIn("Entering MASTER STATE", log)
