@@ -21,14 +21,15 @@ B{one} more reload, run afterwards.  A hundred SIGHUPs in a row thus cost a
 few reloads, each complete before the next begins, and the last file
 written is the one in force.
 
-L{IReloadObserver}s learn when a reload starts, is applied or is refused
-(e.g. to tell a service manager).
+Listeners (L{IReloadListener}, e.g. the systemd notifier) hear when a
+reload starts and when it ends: applied (the replaced parts have stopped)
+or refused.
 """
 
 from __future__ import annotations
 
 import signal as _signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.application.service import Service
@@ -36,30 +37,26 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import Interface
 
-__all__ = ["IReloadObserver", "ReloadSignal"]
+__all__ = ["IReloadListener", "ReloadSignal"]
 
 
-class IReloadObserver(Interface):
+class IReloadListener(Interface):
     """
-    Learns what happens to reloads.  Each reload that runs is followed by
-    exactly one of L{reloadApplied} and L{reloadRefused}.
+    Hears about each reload that runs (requests that coalesced into it
+    are not told apart).
     """
 
-    def reloadStarted() -> None:
+    def reloadStarting() -> None:
         """
-        A reload began: the configuration is being read again.
-        """
-
-    def reloadApplied() -> None:
-        """
-        The new configuration is in force and the parts it replaced have
-        stopped.
+        A reload begins: the configuration is read again.
         """
 
-    def reloadRefused(why: str) -> None:
+    def reloadEnded(refusal: str | None) -> None:
         """
-        The reload was refused (C{why} says why); the previous
-        configuration keeps running.
+        The reload ended: applied (C{refusal} is L{None}; the new
+        configuration is in force and the parts it replaced have stopped),
+        or refused (C{refusal} says why; the previous configuration keeps
+        running).
         """
 
 
@@ -70,7 +67,7 @@ class ReloadSignal(Service):
     @ivar reloads: applied reloads; @ivar refused: refused ones;
         @ivar requests: reloads asked for (more than C{reloads + refused}
         when requests coalesced).
-    @ivar observers: L{IReloadObserver}s.
+    @ivar listeners: L{IReloadListener}s.
     @ivar applyTimeout: after this many seconds of waiting for the
         replaced parts to stop, a reload counts as applied anyway (logged),
         so that a stop that never ends cannot block reloads for good.
@@ -82,7 +79,8 @@ class ReloadSignal(Service):
 
     def __init__(self, service: Any, loader: Callable[[], Any],
                  install: Callable[[int, Any], Any] = _signal.signal,
-                 afterReload: Callable[[], object] | None = None) -> None:
+                 afterReload: Callable[[], object] | None = None,
+                 listeners: Iterable[Any] = ()) -> None:
         """
         @param service: the L{keepalive_tx.service.KeepalivedService}.
         @param loader: reads the configuration again (returns a
@@ -90,12 +88,13 @@ class ReloadSignal(Service):
         @param install: C{signal.signal} (injectable for tests).
         @param afterReload: called after a reload was applied (twistd's
             entry point lets the replaced objects be collected there).
+        @param listeners: L{IReloadListener}s.
         """
         self.service = service
         self.loader = loader
         self.install = install
         self.afterReload = afterReload
-        self.observers: list[Any] = []
+        self.listeners: list[Any] = list(listeners)
         self.reloads = 0
         self.refused = 0
         self.requests = 0
@@ -181,7 +180,7 @@ class ReloadSignal(Service):
         self._scheduled = None
         self._busy = True
         waiting, self._waiting = self._waiting, []
-        self._tell("reloadStarted")
+        self._tell("reloadStarting")
         d = self._apply()
 
         def done(applied: bool) -> None:
@@ -192,7 +191,7 @@ class ReloadSignal(Service):
                         self.afterReload()
                     except Exception:
                         self.log.failure("After-reload hook failed")
-                self._tell("reloadApplied")
+                self._tell("reloadEnded", None)
             self._busy = False
             for waiter in waiting:
                 waiter.callback(applied)
@@ -204,7 +203,7 @@ class ReloadSignal(Service):
 
     def _refuse(self, why: str) -> bool:
         self.refused += 1
-        self._tell("reloadRefused", why)
+        self._tell("reloadEnded", why)
         return False
 
     def _apply(self) -> Deferred[bool]:
@@ -266,9 +265,9 @@ class ReloadSignal(Service):
         stopped.addBoth(fire)
         return applied
 
-    def _tell(self, method: str, *args: Any) -> None:
-        for observer in list(self.observers):
+    def _tell(self, event: str, *args: Any) -> None:
+        for listener in list(self.listeners):
             try:
-                getattr(observer, method)(*args)
+                getattr(listener, event)(*args)
             except Exception:
-                self.log.failure("Reload observer {observer!r} failed", observer=observer)
+                self.log.failure("Reload listener {listener} failed", listener=listener)

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from keepalive_tx.config.errors import Diagnostics, Severity
-from keepalive_tx.reload import IReloadObserver, ReloadSignal
+from keepalive_tx.reload import IReloadListener, ReloadSignal
 from keepalive_tx.service import KeepalivedService, ReloadError
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.packet import decodeIPv4Packet
@@ -233,26 +233,23 @@ class Result:
             self.diagnostics.add(severity, "something")
 
 
-@implementer(IReloadObserver)
+@implementer(IReloadListener)
 class Recorder:
     def __init__(self) -> None:
         self.seen: list = []
 
-    def reloadStarted(self) -> None:
+    def reloadStarting(self) -> None:
         self.seen.append("started")
 
-    def reloadApplied(self) -> None:
-        self.seen.append("applied")
-
-    def reloadRefused(self, why: str) -> None:
-        self.seen.append(("refused", why))
+    def reloadEnded(self, refusal) -> None:
+        self.seen.append("applied" if refusal is None else ("refused", refusal))
 
 
 class ReloadSignalTests(SynchronousTestCase):
     def makeReloader(self, service, loader, **kw) -> ReloadSignal:
-        reloader = ReloadSignal(service, loader, install=lambda s, h: None, **kw)
         self.recorder = Recorder()
-        reloader.observers.append(self.recorder)
+        reloader = ReloadSignal(service, loader, install=lambda s, h: None,
+                                listeners=[self.recorder], **kw)
         reloader.startService()
         self.addCleanup(reloader.stopService)
         return reloader
@@ -377,3 +374,33 @@ class ReloadSignalTests(SynchronousTestCase):
         service.reactor.advance(1)
         self.assertEqual(service.models, [])
         self.assertFalse(self.successResultOf(reloader.reload()))
+
+    def test_failingListener(self) -> None:
+        """
+        Listeners hear C{reloadStarting()} before the file is read and
+        C{reloadEnded(None)} once applied; a failing listener (the systemd
+        notifier) is logged and stops neither the reload nor the others.
+        """
+
+        class Broken:
+            def reloadStarting(self, *args) -> None:
+                raise RuntimeError("listener bug")
+
+            reloadEnded = reloadStarting
+
+        service = FakeService()
+        recorder = Recorder()
+
+        def load() -> Result:
+            recorder.seen.append("load")
+            return Result("M")
+
+        reloader = ReloadSignal(service, load, install=lambda s, h: None,
+                                listeners=[Broken(), recorder])
+        reloader.startService()
+        self.addCleanup(reloader.stopService)
+        d = reloader.reload()
+        service.reactor.advance(0)
+        self.assertTrue(self.successResultOf(d))
+        self.assertEqual(recorder.seen, ["started", "load", "applied"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
