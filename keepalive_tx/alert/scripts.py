@@ -3,14 +3,14 @@
 Run configured scripts the way keepalived does (catalogue S{sect}4.10, 2.3,
 5.8), without ever blocking the reactor.
 
-  - The command is executed directly (argv, no shell) when its first word
-    resolves, like C{execvp}, to a regular file executable by the script's
-    user.  A file without execute permission is run as C{/bin/sh FILE
-    ARGS}; a command that is no file at all goes through C{/bin/sh -c} with
-    keepalived's C{cmd_str} quoting (every word in single quotes).  Unlike
-    keepalived, whose shell path turns "cannot execute" (126) and "not
-    found" (127) into exit status 0, those statuses are reported as they
-    are: a broken MISC_CHECK must not look healthy.
+  - The command is executed directly (argv, no shell) once
+    L{keepalive_tx.alert.scriptfile.inspectScript} has found its file as
+    keepalived does (path search for a bare name, resolved path); a script
+    keepalived would not run (missing, not a regular file, not executable
+    by the script's user, unsafe under C{enable_script_security}) is
+    disabled: L{ScriptRunner.error} says why and it never starts.  Only a
+    redirection test (C{</dev/tcp/...}) goes through C{/bin/sh -c}, with
+    keepalived's C{cmd_str} quoting, for the callers that accept one.
   - The child gets its own process group (it is exec'd through
     C{setsid(1)}, or a tiny Python shim calling C{setpgid(0, 0)} when
     C{setsid} is missing: Twisted's C{posix_spawnp} path has no hook for
@@ -36,7 +36,6 @@ import os
 import pwd
 import shutil
 import signal as _signal
-import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +45,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from keepalive_tx.alert.scriptfile import Inspection, inspectScript
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
@@ -139,58 +140,6 @@ def resolveUser(spec: str | None) -> tuple[int | None, int | None]:
                 raise ValueError(f"unknown group '{group}'") from None
             gid = int(group)
     return uid, gid
-
-
-def isExecutable(st: os.stat_result, uid: int, gid: int) -> bool:
-    """
-    keepalived's C{is_executable}: may C{uid}/C{gid} execute this file?
-    """
-    mode = st.st_mode
-    if uid == 0:
-        return bool(mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH))
-    if uid == st.st_uid:
-        return bool(mode & stat.S_IXUSR)
-    if gid == st.st_gid:
-        return bool(mode & stat.S_IXGRP)
-    return bool(mode & stat.S_IXOTH)
-
-
-def findExecutable(name: str, path: str | None, uid: int, gid: int) -> str | None:
-    """
-    Resolve C{name} like C{execvp} (PATH search when it has no C{/}) to a
-    regular file executable by C{uid}/C{gid}.
-
-    @return: the path, or L{None}.
-    """
-    found = findScript(name, path, uid, gid)
-    return found[0] if found is not None and found[1] else None
-
-
-def findScript(name: str, path: str | None, uid: int, gid: int) -> tuple[str, bool] | None:
-    """
-    Resolve C{name} like C{execvp}: the first executable regular file on
-    PATH, else the first regular file found at all.
-
-    @return: C{(path, executable)}, or L{None} when there is no such file.
-    """
-    if not name:
-        return None
-    candidates = [name] if "/" in name else [
-        os.path.join(d or ".", name) for d in (path or os.defpath).split(":")
-    ]
-    fallback = None
-    for candidate in candidates:
-        try:
-            st = os.stat(candidate)
-        except OSError:
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        if isExecutable(st, uid, gid):
-            return candidate, True
-        if fallback is None:
-            fallback = candidate
-    return (fallback, False) if fallback is not None else None
 
 
 def shellCommand(argv: Sequence[str]) -> str:
@@ -348,6 +297,7 @@ class ScriptRunner:
         groupWrapper: Sequence[str] | None = None,
         signalGroup: Callable[[int, int], None] = signalGroup,
         policy: Any = None,
+        shellTests: bool = False,
     ) -> None:
         """
         @param reactor: an C{IReactorProcess} and C{IReactorTime}.
@@ -362,8 +312,11 @@ class ScriptRunner:
         @param signalGroup: C{(pgid, signal)} sender (tests inject a fake).
         @param policy: a L{keepalive_tx.alert.security.ScriptPolicy}: the
             default identity when C{user} is empty, and keepalived's path
-            checks (an unsafe script under C{enable_script_security} gets
-            L{error} and never runs).  L{None}: our identity, no checks.
+            checks under C{enable_script_security}.  L{None}: our identity,
+            no security (the file is still looked for).
+        @param shellTests: a redirection test (C{</dev/tcp/...}) may run
+            (C{vrrp_script}, MISC_CHECK, start/shutdown scripts); the
+            notify-style scripts must be executable files.
         """
         self.reactor = reactor
         self.argv = tuple(argv)
@@ -375,9 +328,14 @@ class ScriptRunner:
         self.running = 0
         self._processes: set[_ScriptProcess] = set()
         self.error: str | None = None
+        #: keepalived's C{due to insecure} / C{since not found/accessible} /
+        #: C{since not executable} when the file disabled the script
+        self.disabledReason: str | None = None
+        self.inspection: Inspection | None = None
         self.uid: int | None = None
         self.gid: int | None = None
         self.execArgv: tuple[str, ...] | None = None
+        self.shell = False
         #: some component of the script's path is writable by non-root
         self.insecure = False
         try:
@@ -391,23 +349,23 @@ class ScriptRunner:
         uid = os.geteuid() if self.uid is None else self.uid
         gid = os.getegid() if self.gid is None else self.gid
         env = os.environ if environ is None else environ
-        found = findScript(self.argv[0], env.get("PATH"), uid, gid)
-        self.shell = False
-        if found is not None and policy is not None:
-            verdict = policy.check(found[0], uid, gid)
-            self.insecure = verdict.insecure
-            if verdict.disabled is not None:
-                self.error = verdict.disabled
-                return
-        if found is not None and found[1]:
-            self.execArgv = (found[0], *self.argv[1:])
-        elif found is not None:
-            # a script file without x bit: interpret it with the shell
-            self.execArgv = (SHELL, found[0], *self.argv[1:])
+        if policy is None:
+            found = inspectScript(self.argv[0], uid, gid, False, path=env.get("PATH"))
         else:
-            # not a file: a shell command line (keepalived's system() path)
+            found = policy.inspect(self.argv[0], uid, gid, env.get("PATH"))
+        self.inspection = found
+        self.insecure = found.insecure
+        if not found.runnable(shellTests):
+            self.disabledReason = found.reason(shellTests)
+            self.error = found.notes[-1] if found.notes else f"disabled {self.disabledReason}"
+            return
+        if found.shellTest:
+            # a redirection test: keepalived's system() path
             self.execArgv = (SHELL, "-c", shellCommand(self.argv))
             self.shell = True
+        else:
+            assert found.path is not None
+            self.execArgv = (found.path, *self.argv[1:])
         if self.uid == os.geteuid() and self.gid == os.getegid():
             # no identity change: keep Twisted's fast posix_spawn path
             self.uid = self.gid = None
