@@ -15,6 +15,15 @@ Run configured scripts the way keepalived does (catalogue S{sect}4.10, 2.3,
     C{setsid(1)}, or a tiny Python shim calling C{setpgid(0, 0)} when
     C{setsid} is missing: Twisted's C{posix_spawnp} path has no hook for
     it), so a timeout can kill everything the script started.
+  - When a script exits, what is left of its process group (C{sleep 1000
+    &}) is ended: C{SIGTERM} to the group at once, C{SIGKILL} C{killDelay}
+    later if some of it is still there.  keepalived keeps such orphans as a
+    child subreaper until it exits; we end them, so a script run every
+    second cannot pile up processes.  Only the group is signalled after the
+    exit, never the process id on its own (which may have been reused); a
+    new process could only be hit if it took the same number as a new
+    group leader within C{killDelay}, which the kernel's cyclic pid
+    allocation makes practically impossible.
   - The environment is ours minus C{IFS}, C{LD_PRELOAD} and
     C{LD_LIBRARY_PATH}; stdin, stdout and stderr are C{/dev/null}.
   - An optional C{user[:group]} runs the child under that identity (the
@@ -172,6 +181,19 @@ def defaultGroupWrapper() -> list[str]:
     return list(_groupWrapper())
 
 
+def killGroup(pgid: int, sig: int) -> bool:
+    """
+    Send C{sig} to process group C{pgid} only.
+
+    @return: whether the group exists.
+    """
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def signalGroup(pid: int, sig: int) -> None:
     """
     Send C{sig} to process group C{pid}; when the group does not exist yet
@@ -184,6 +206,24 @@ def signalGroup(pid: int, sig: int) -> None:
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
+
+
+def _killGroupFor(
+    send: Callable[[int, int], None]
+) -> Callable[[int, int], bool]:
+    """
+    The after-exit group sender that goes with C{send}: L{killGroup} for
+    the real L{signalGroup}, else C{send} itself (a test's recorder; the
+    group is then taken as gone).
+    """
+    if send is signalGroup:
+        return killGroup
+
+    def viaSend(pgid: int, sig: int) -> bool:
+        send(pgid, sig)
+        return False
+
+    return viaSend
 
 
 class _ScriptProcess(ProcessProtocol):
@@ -264,12 +304,9 @@ class _ScriptProcess(ProcessProtocol):
         value = reason.value
         code = getattr(value, "exitCode", None)
         sig = getattr(value, "signal", None)
-        if self.terminating and self.pid is not None:
-            # like keepalived: make sure whatever it started dies too
-            try:
-                self.runner.signalGroup(self.pid, _signal.SIGKILL)
-            except OSError:
-                pass
+        if self.pid is not None:
+            # what the script left behind in its process group goes too
+            self.runner._endGroup(self.pid, self.terminating)
         self._finish(ScriptResult(code, sig, self.terminating))
 
 
@@ -298,6 +335,7 @@ class ScriptRunner:
         signalGroup: Callable[[int, int], None] = signalGroup,
         policy: Any = None,
         shellTests: bool = False,
+        killGroup: Callable[[int, int], bool] | None = None,
     ) -> None:
         """
         @param reactor: an C{IReactorProcess} and C{IReactorTime}.
@@ -309,7 +347,12 @@ class ScriptRunner:
             C{os.environ} at each run).
         @param groupWrapper: argv prefix putting the child in its own process
             group (default L{defaultGroupWrapper}).
-        @param signalGroup: C{(pgid, signal)} sender (tests inject a fake).
+        @param signalGroup: C{(pgid, signal)} sender for a running script
+            (tests inject a fake).
+        @param killGroup: C{(pgid, signal) -> exists} sender to the group of
+            a script that has exited (default L{killGroup}; when only
+            C{signalGroup} is injected, it is used and the group taken as
+            gone).
         @param policy: a L{keepalive_tx.alert.security.ScriptPolicy}: the
             default identity when C{user} is empty, and keepalived's path
             checks under C{enable_script_security}.  L{None}: our identity,
@@ -325,6 +368,9 @@ class ScriptRunner:
         self.environ = environ
         self.groupWrapper = list(groupWrapper) if groupWrapper is not None else None
         self.signalGroup = signalGroup
+        self.killGroup = killGroup if killGroup is not None else _killGroupFor(signalGroup)
+        #: groups left behind by exited scripts, waiting for their SIGKILL
+        self._leftovers: dict[int, IDelayedCall] = {}
         self.running = 0
         self._processes: set[_ScriptProcess] = set()
         self.error: str | None = None
@@ -430,11 +476,38 @@ class ScriptRunner:
             self._processes.discard(proto)
             self.running -= 1
 
+    def _endGroup(self, pgid: int, kill: bool) -> None:
+        """
+        A script has exited: end what is left of its process group (at
+        once with C{SIGKILL} when it was being killed anyway, else
+        C{SIGTERM} now and C{SIGKILL} after L{killDelay}).
+        """
+        try:
+            alive = self.killGroup(pgid, _signal.SIGKILL if kill else _signal.SIGTERM)
+        except OSError as e:  # EPERM: nothing more we can do
+            log.warn("cannot signal what script {argv} left (group {pgid}): {e}",
+                     argv=self.argv[0], pgid=pgid, e=e)
+            return
+        if alive and not kill and pgid not in self._leftovers:
+            self._leftovers[pgid] = self.reactor.callLater(self.killDelay, self._killLeftovers,
+                                                          pgid)
+
+    def _killLeftovers(self, pgid: int) -> None:
+        self._leftovers.pop(pgid, None)
+        try:
+            self.killGroup(pgid, _signal.SIGKILL)
+        except OSError:
+            pass
+
     def killAll(self) -> None:
         """
         Terminate every run in progress (TERM, then KILL after L{killDelay}),
-        e.g. at shutdown.
+        and at once what exited scripts left behind, e.g. at shutdown.
         """
         for proto in list(self._processes):
             if not proto.terminating:
                 proto._timedOut()
+        for pgid, call in list(self._leftovers.items()):
+            if call.active():
+                call.cancel()
+            self._killLeftovers(pgid)

@@ -258,7 +258,8 @@ class _Auditor:
     default-user lines.
     """
 
-    def __init__(self, policy: ScriptPolicy, environ: Any) -> None:
+    def __init__(self, config: Any, policy: ScriptPolicy, environ: Any) -> None:
+        self.config = config
         self.policy = policy
         self.path = environ.get("PATH")
         self.found: list[tuple[str, str]] = []
@@ -284,6 +285,7 @@ class _Auditor:
             if use.user:
                 if use.role == ROLE_TRACK:
                     self.add(TRACK, f"Unable to set uid/gid for script {what}")
+                    self.untracked(use.label)
                 elif use.role == ROLE_MISC:
                     self.add(CONFIG_ERROR,
                              f"Failed to set uid/gid for misc checker script {what} - removing")
@@ -297,6 +299,7 @@ class _Auditor:
             if use.role == ROLE_TRACK:
                 self.add(TRACK, f"Unable to set default user for vrrp script {use.label} -"
                                 " removing")
+                self.untracked(use.label)
             elif use.role == ROLE_MISC:
                 self.add(CONFIG_ERROR, f"Unable to set default user for misc script {what} -"
                                        " removing")
@@ -308,6 +311,16 @@ class _Auditor:
             self._defaultReported = True
             self.add(NOTE, f"Script user '{DEFAULT_USER}' does not exist")
         return (os.geteuid() if uid is None else uid, os.getegid() if gid is None else gid)
+
+    def untracked(self, name: str) -> None:
+        """
+        keepalived removes a vrrp_script whose user cannot be set while
+        reading it: the instances and groups tracking it say so.
+        """
+        for owner in (*getattr(self.config, "vrrpInstances", ()),
+                      *getattr(self.config, "syncGroups", ())):
+            if any(t.name == name for t in owner.trackScripts):
+                self.add(TRACK, f"({owner.name}) track script {name} not found, ignoring...")
 
     def inspect(self, use: ScriptUse) -> Inspection | None:
         """
@@ -342,7 +355,7 @@ def audit(config: Any, policy: ScriptPolicy, environ: Any = None) -> list[tuple[
     @return: C{(kind, line)} pairs, kind one of L{CONFIG_ERROR},
         L{SECURITY}, L{NOTE}, L{TRACK}.
     """
-    auditor = _Auditor(policy, os.environ if environ is None else environ)
+    auditor = _Auditor(config, policy, os.environ if environ is None else environ)
     if policy.error is not None and not policy.defaultMissing:
         auditor.add(CONFIG_ERROR, "Error setting global script uid/gid")
     group: str | None = None

@@ -74,12 +74,22 @@ class ScriptRunnerTests(SynchronousTestCase):
         os.chmod(self.script, 0o755)
         self.environ = {"PATH": "/usr/bin:/bin", "IFS": "x", "LD_PRELOAD": "evil.so",
                         "LD_LIBRARY_PATH": "/tmp", "HOME": "/root"}
+        self.groupSignals: list[tuple[int, int]] = []
+        #: process groups that still have members after their leader exited
+        self.lingering: set[int] = set()
 
     def runner(self, argv, **kw) -> ScriptRunner:
         kw.setdefault("environ", self.environ)
         kw.setdefault("groupWrapper", ["/usr/bin/setsid"])
         return ScriptRunner(self.reactor, argv, signalGroup=lambda pid, sig: self.signals.append(
-            (pid, sig)), **kw)
+            (pid, sig)), killGroup=self.killGroup, **kw)
+
+    def killGroup(self, pgid: int, sig: int) -> bool:
+        self.groupSignals.append((pgid, sig))
+        alive = pgid in self.lingering
+        if sig == signal.SIGKILL:
+            self.lingering.discard(pgid)
+        return alive
 
     def start(self, runner, **kw):
         results: list[ScriptResult] = []
@@ -201,8 +211,55 @@ class ScriptRunnerTests(SynchronousTestCase):
         pid = self.reactor.spawned[0]["pid"]
         self.reactor.advance(1)
         self.reactor.spawned[0]["proto"].processEnded(killed(signal.SIGTERM))
-        self.assertEqual(self.signals, [(pid, signal.SIGTERM), (pid, signal.SIGKILL)])
+        self.assertEqual(self.signals, [(pid, signal.SIGTERM)])
+        self.assertEqual(self.groupSignals, [(pid, signal.SIGKILL)])
         self.assertTrue(results[0].timedOut)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_exitEndsWhatIsLeftOfTheGroup(self) -> None:
+        """
+        When a script exits, whatever it left in its process group (C{sleep
+        1000 &}) gets SIGTERM at once and SIGKILL C{killDelay} later; the
+        result does not wait for them.
+        """
+        r = self.runner([self.script], timeout=30)
+        _, results = self.start(r)
+        pid = self.reactor.spawned[0]["pid"]
+        self.lingering.add(pid)
+        self.reactor.spawned[0]["proto"].processEnded(exited(0))
+        self.assertEqual(results, [ScriptResult(exitCode=0)])
+        self.assertEqual(self.groupSignals, [(pid, signal.SIGTERM)])
+        self.reactor.advance(1.9)
+        self.assertEqual(len(self.groupSignals), 1)
+        self.reactor.advance(0.1)
+        self.assertEqual(self.groupSignals, [(pid, signal.SIGTERM), (pid, signal.SIGKILL)])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertEqual(self.signals, [])
+
+    def test_emptyGroupNoKill(self) -> None:
+        """
+        A script that left nothing behind: one SIGTERM to its (empty) group
+        finds nothing, and no SIGKILL is scheduled.
+        """
+        r = self.runner([self.script])
+        self.start(r)
+        pid = self.reactor.spawned[0]["pid"]
+        self.reactor.spawned[0]["proto"].processEnded(exited(1))
+        self.assertEqual(self.groupSignals, [(pid, signal.SIGTERM)])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_killAllEndsLeftovers(self) -> None:
+        """
+        At shutdown, leftovers still waiting for their SIGKILL get it at
+        once.
+        """
+        r = self.runner([self.script])
+        self.start(r)
+        pid = self.reactor.spawned[0]["pid"]
+        self.lingering.add(pid)
+        self.reactor.spawned[0]["proto"].processEnded(exited(0))
+        r.killAll()
+        self.assertEqual(self.groupSignals, [(pid, signal.SIGTERM), (pid, signal.SIGKILL)])
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
     def test_exitBeforeTimeoutCancelsTimer(self) -> None:

@@ -407,6 +407,7 @@ class AuditTests(SynchronousTestCase):
             (CONFIG_ERROR, "Unable to set default user for misc script '/bin/misc' 'arg' -"
                            " removing"),
             (TRACK, "Unable to set default user for vrrp script chk - removing"),
+            (TRACK, "(VI_1) track script chk not found, ignoring..."),
         ])
         self.assertIn((NOTE, "Failed to set default user for notify script /bin/master -"
                              " ignoring"), found)
