@@ -39,13 +39,10 @@ that must not overlap (MISC_CHECK, vrrp_script) check L{ScriptRunner.running}.
 
 from __future__ import annotations
 
-import functools
 import grp
 import os
 import pwd
-import shutil
 import signal as _signal
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +52,11 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from keepalive_tx.alert.procgroup import (
+    defaultGroupWrapper,
+    killGroupFor,
+    signalGroup,
+)
 from keepalive_tx.alert.scriptfile import Inspection, inspectScript
 
 if TYPE_CHECKING:
@@ -70,9 +72,6 @@ KILL_DELAY = 2.0
 GIVE_UP_DELAY = 10.0
 #: the shell used for commands that are not executable
 SHELL = "/bin/sh"
-
-#: a process-group shim used when setsid(1) is not installed
-_PGID_SHIM = "import os,sys;os.setpgid(0,0);os.execv(sys.argv[1],sys.argv[1:])"
 
 log = Logger()
 
@@ -163,67 +162,6 @@ def shellCommand(argv: Sequence[str]) -> str:
         else:
             words.append(f"'{word}'")
     return " ".join(words)
-
-
-@functools.cache
-def _groupWrapper() -> tuple[str, ...]:
-    setsid = shutil.which("setsid")
-    if setsid is not None:
-        return (setsid,)
-    return (sys.executable, "-S", "-c", _PGID_SHIM)
-
-
-def defaultGroupWrapper() -> list[str]:
-    """
-    @return: the argv prefix that starts a command in a new process group
-        (C{setsid(1)}, else a Python shim calling C{setpgid(0, 0)}).
-    """
-    return list(_groupWrapper())
-
-
-def killGroup(pgid: int, sig: int) -> bool:
-    """
-    Send C{sig} to process group C{pgid} only.
-
-    @return: whether the group exists.
-    """
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def signalGroup(pid: int, sig: int) -> None:
-    """
-    Send C{sig} to process group C{pid}; when the group does not exist yet
-    (the child has not called C{setsid} yet), to the process.
-    """
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-
-def _killGroupFor(
-    send: Callable[[int, int], None]
-) -> Callable[[int, int], bool]:
-    """
-    The after-exit group sender that goes with C{send}: L{killGroup} for
-    the real L{signalGroup}, else C{send} itself (a test's recorder; the
-    group is then taken as gone).
-    """
-    if send is signalGroup:
-        return killGroup
-
-    def viaSend(pgid: int, sig: int) -> bool:
-        send(pgid, sig)
-        return False
-
-    return viaSend
 
 
 class _ScriptProcess(ProcessProtocol):
@@ -368,7 +306,7 @@ class ScriptRunner:
         self.environ = environ
         self.groupWrapper = list(groupWrapper) if groupWrapper is not None else None
         self.signalGroup = signalGroup
-        self.killGroup = killGroup if killGroup is not None else _killGroupFor(signalGroup)
+        self.killGroup = killGroup if killGroup is not None else killGroupFor(signalGroup)
         #: groups left behind by exited scripts, waiting for their SIGKILL
         self._leftovers: dict[int, IDelayedCall] = {}
         self.running = 0

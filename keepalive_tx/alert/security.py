@@ -201,33 +201,28 @@ def configuredScripts(config: Any) -> Iterator[ScriptUse]:
         return ScriptUse(group, role, label, tuple(script.argv),
                          script.user if user is ... else user, script.command)
 
-    for field in ("startupScript", "shutdownScript"):
-        script = getattr(g, field, None)
-        if script is not None:
-            yield use(GROUP_MAIN, ROLE_STARTSTOP, field, script)
+    def uses(group: str, role: str, owner: Any, fields: tuple[str, ...],
+             label: str | None = None) -> Iterator[ScriptUse]:
+        for field in fields:
+            script = getattr(owner, field, None)
+            if script is not None:
+                yield use(group, role, field if label is None else f"{field} of {label}", script)
+
+    yield from uses(GROUP_MAIN, ROLE_STARTSTOP, g, ("startupScript", "shutdownScript"))
     virtualServers = getattr(config, "virtualServers", ())
     if virtualServers:
         for vs in virtualServers:
             for rs in vs.realServers:
                 for checker in rs.checkers:
-                    script = getattr(checker, "script", None)
-                    if script is not None:
+                    if getattr(checker, "script", None) is not None:
                         yield use(GROUP_CHECK, ROLE_MISC, f"{type(checker).kind} of {rs.address}",
-                                  script)
+                                  checker.script)
         for vs in virtualServers:
-            for field in ("quorumUp", "quorumDown"):
-                script = getattr(vs, field, None)
-                if script is not None:
-                    yield use(GROUP_CHECK, ROLE_NOTIFY, f"{field} of {vs.name}", script)
+            yield from uses(GROUP_CHECK, ROLE_NOTIFY, vs, ("quorumUp", "quorumDown"), vs.name)
             for rs in vs.realServers:
-                for field in ("notifyUp", "notifyDown"):
-                    script = getattr(rs, field, None)
-                    if script is not None:
-                        yield use(GROUP_CHECK, ROLE_NOTIFY, f"{field} of {rs.address}", script)
-        for field in ("notifyFifoScript", "lvsNotifyFifoScript"):
-            script = getattr(g, field, None)
-            if script is not None:
-                yield use(GROUP_CHECK, ROLE_NOTIFY, field, script)
+                yield from uses(GROUP_CHECK, ROLE_NOTIFY, rs, ("notifyUp", "notifyDown"),
+                                str(rs.address))
+        yield from uses(GROUP_CHECK, ROLE_NOTIFY, g, ("notifyFifoScript", "lvsNotifyFifoScript"))
     if getattr(config, "vrrpInstances", ()):
         for vs in getattr(config, "vrrpScripts", ()):
             if vs.script is not None:
@@ -235,14 +230,8 @@ def configuredScripts(config: Any) -> Iterator[ScriptUse]:
         notifies = ("notifyBackup", "notifyMaster", "notifyFault", "notifyStop",
                     "notifyDeleted", "notify", "notifyMasterRxLowerPri")
         for owner in (*config.vrrpInstances, *getattr(config, "syncGroups", ())):
-            for field in notifies:
-                script = getattr(owner, field, None)
-                if script is not None:
-                    yield use(GROUP_VRRP, ROLE_NOTIFY, f"{field} of {owner.name}", script)
-        for field in ("notifyFifoScript", "vrrpNotifyFifoScript"):
-            script = getattr(g, field, None)
-            if script is not None:
-                yield use(GROUP_VRRP, ROLE_NOTIFY, field, script)
+            yield from uses(GROUP_VRRP, ROLE_NOTIFY, owner, notifies, owner.name)
+        yield from uses(GROUP_VRRP, ROLE_NOTIFY, g, ("notifyFifoScript", "vrrpNotifyFifoScript"))
 
 
 #: kinds of L{audit} findings: reported by C{-t} as an error (and logged at

@@ -410,7 +410,7 @@ def scriptWordsChecked(
 
 def scriptWords(text: str) -> tuple[list[str], str | None]:
     """
-    Script-style tokenising (§1.2 step 12) of the text after a keyword such
+    Script-style tokenising (docs/keepalived-compat.md) of the text after a keyword such
     as C{notify_master}: two passes of L{quotedEscapedWords}.
 
     Pass 1 splits C{text}; its first word is the command, split again by

@@ -370,7 +370,7 @@ def parseScript(
 ) -> Any:
     """
     A script-style argument: C{CMD [user [group]]} tokenised with keepalived's
-    two-pass rules (catalogue §1.2 #12) over the whole line, the command
+    two-pass rules (docs/keepalived-compat.md) over the whole line, the command
     being word C{start}.  Returns a L{keepalive_tx.config.model.Script} or
     C{None}.
 

@@ -21,7 +21,8 @@ from twisted.mail import smtp
 from twisted.names import authority, dns, server
 from twisted.trial.unittest import SkipTest, TestCase
 
-from keepalive_tx.alert.scripts import _PGID_SHIM, ScriptRunner
+from keepalive_tx.alert.procgroup import _PGID_SHIM
+from keepalive_tx.alert.scripts import ScriptRunner
 from keepalive_tx.check.base import ConnectOptions
 from keepalive_tx.check.dns import DnsChecker
 from keepalive_tx.check.file import FileChecker

@@ -18,6 +18,7 @@ import time
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import waitUntil
+from tests.integration.test_script_parity import config
 from tests.integration.vrrpnode import OURS, VrrpLabMixin
 
 SCRIPT = """\
@@ -92,43 +93,10 @@ class LeftoverProcessTests(VrrpLabMixin, TestCase):
         track, trackRuns = self.script("track")
         misc, miscRuns = self.script("misc")
         notify, notifyRuns = self.script("notify")
-        node.start(f"""\
-global_defs {{
-    router_id h1
-    enable_script_security
-    script_user root
-}}
-vrrp_script chk {{
-    script "{track}"
-    interval 1
-    weight 10
-}}
-vrrp_instance VI_1 {{
-    state BACKUP
-    interface eth0
-    virtual_router_id 51
-    priority 100
-    advert_int 1
-    notify_master "{notify}"
-    track_script {{
-        chk
-    }}
-    virtual_ipaddress {{
-        192.0.2.100/24 dev eth0
-    }}
-}}
-virtual_server 203.0.113.10 80 {{
-    delay_loop 1
-    lvs_sched rr
-    lvs_method NAT
-    protocol TCP
-    real_server 203.0.113.21 80 {{
-        MISC_CHECK {{
-            misc_path "{misc}"
-        }}
-    }}
-}}
-""")
+        misc = "        MISC_CHECK {\n            misc_path " + misc + "\n        }\n"
+        node.start(config("    enable_script_security\n    script_user root\n", vscript=track,
+                          instance=f'    notify_master "{notify}"\n', vs="", rs=misc)
+                   .replace("delay_loop 5", "delay_loop 1"))
         waitUntil(lambda: runs(trackRuns) >= 5 and runs(miscRuns) >= 5 and runs(notifyRuns) >= 1,
                   40, lambda: "5 runs of each script; log:\n" + node.logTail())
         # each run started a sleep; the ones of finished runs are gone (the

@@ -129,6 +129,11 @@ def corpus(t: ScriptTree) -> dict[str, tuple[str, int]]:
         "track quoted prefix, missing": (config(secure, vscript=f'\\"{t.ok}\\"zz'), 5),
         "track, no default user under security": (
             config("    enable_script_security\n", vscript=t.ok), 5),
+        "track unknown user": (
+            config(vscript=t.ok).replace("    interval 1\n", "    interval 1\n"
+                                         "    user no-such-user-ktx\n"), 5),
+        "misc unknown user": (config(instance=None, vs="", rs=misc(t.ok).replace(
+            "        }\n", "            user no-such-user-ktx\n        }\n")), 5),
         "notify missing": (config(instance=f"    notify_master {t.missing}\n"), 0),
         "notify not executable": (config(instance=f"    notify_master {t.noexec}\n"), 6),
         "notify unknown user": (

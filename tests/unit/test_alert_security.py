@@ -169,6 +169,20 @@ vrrp_instance VI_1 {
 
 
 class DisabledScriptTests(SynchronousTestCase):
+    def startTracking(self, clock: Clock, config, scripts: VrrpScriptService):
+        """
+        Attach the only instance of C{config} to a coordinator over
+        C{scripts} and start it; it must have started at once.
+        """
+        coordinator = TrackingCoordinator(clock, config, scripts=scripts,
+                                          linkState=lambda n: True)
+        (vi,) = [FakeInstance(c, clock) for c in config.vrrpInstances]
+        coordinator.attach(vi)
+        coordinator.startService()
+        coordinator.startInstance(vi)
+        self.assertEqual(vi.starts, 1)
+        return coordinator, vi
+
     def test_vrrpScriptNotTracked(self) -> None:
         """
         A disabled weight-0 C{vrrp_script} is left out: the instance does not
@@ -187,13 +201,7 @@ class DisabledScriptTests(SynchronousTestCase):
         scripts = VrrpScriptService(clock, config.vrrpScripts, runnerFactory=runner)
         self.assertEqual(list(scripts.scripts), ["chk_w"])
         self.assertIn("disabling", scripts.disabled["chk_bad"])
-        coordinator = TrackingCoordinator(clock, config, scripts=scripts,
-                                          linkState=lambda n: True)
-        (vi,) = [FakeInstance(c, clock) for c in config.vrrpInstances]
-        coordinator.attach(vi)
-        coordinator.startService()
-        coordinator.startInstance(vi)
-        self.assertEqual(vi.starts, 1)
+        coordinator, vi = self.startTracking(clock, config, scripts)
         self.assertEqual(vi.machine.state, State.BACKUP)
         self.assertEqual(coordinator.verdict("VI_1").total, 100)
         self.assertEqual([s["args"][-1] for s in reactor.spawned], ["/bin/x"])  # chk_w only
@@ -215,13 +223,7 @@ class DisabledScriptTests(SynchronousTestCase):
             reactor, config.vrrpScripts,
             runnerFactory=lambda vs: ScriptRunner(reactor, vs.script.argv, shellTests=True))
         self.assertEqual(list(scripts.disabled), ["chk_bad"])
-        coordinator = TrackingCoordinator(clock, config, scripts=scripts,
-                                          linkState=lambda n: True)
-        (vi,) = [FakeInstance(c, clock) for c in config.vrrpInstances]
-        coordinator.attach(vi)
-        coordinator.startService()
-        coordinator.startInstance(vi)
-        self.assertEqual(vi.starts, 1)
+        coordinator, vi = self.startTracking(clock, config, scripts)
         self.assertEqual(vi.machine.state, State.BACKUP)
         verdict = coordinator.verdict("VI_1")
         self.assertEqual((verdict.total, verdict.pending, verdict.faults),
