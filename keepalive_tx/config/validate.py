@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from keepalive_tx.config import model as M
+from keepalive_tx.config import schema_vmac
 from keepalive_tx.config.errors import Diagnostics, Location
 from keepalive_tx.config.schema import Builder, Context, lvsModule
 
@@ -235,6 +236,8 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, group: B
     vips = list(b.get("virtualIpaddresses") or ())
     if b.get("nativeIpv6"):
         family = 6
+    elif schema_vmac.familyHint(b):
+        family = schema_vmac.familyHint(b)
     elif vips:
         family = vips[0].family
     elif b.get("unicastSrcIp") or b.get("mcastSrcIp"):
@@ -406,6 +409,8 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, group: B
                 if ts and any(t.weight for t in ts):
                     ctx.error(loc, f"{who} is in sync group {group['name']}: weighted {_TRACK_WORDS[kind]} entries are ignored (set sync_group_tracking_weight to allow them)")
                     b[kind] = [t for t in ts if not t.weight]
+    schema_vmac.completeVmac(ctx, b, family=family, strict=strict,
+                             takenNames=ctx.root.setdefault("vmacNames", {}))
     # Inherited defaults.
     b["garp"] = _garp(b.get("garp") or {}, g.garp)
     b.setdefault("accept", True)
