@@ -163,7 +163,8 @@ class KeepalivedService(MultiService):
         from keepalive_tx.vrrp.service import VrrpService
 
         service = VrrpService(model, self.reactor, platform=self.vrrpPlatform,
-                              alerts=self.alerts, resume=resume)
+                              alerts=self.alerts, resume=resume,
+                              previous=getattr(self, "vrrpService", None))
         service.observers.append(InstanceAlerts(self.alerts))
         service.observers.append(self.transitions)
         return service

@@ -194,6 +194,23 @@ class LinuxPlatform:
     def watchLinks(self, observer: Any) -> None:
         self._monitor.addObserver(observer)
 
+    def settleLinks(self) -> None:
+        """
+        Take in the link events queued so far (our own VMAC creations)
+        before anybody observes them.
+        """
+        self._monitor.doRead()
+
+    def vmacLinks(self, registry: Any, owner: object) -> Any:
+        """
+        A L{keepalive_tx.net.vmaclinks.VmacLinks} on our netlink channel.
+        """
+        from keepalive_tx.net.rtnames import IprouteNames
+        from keepalive_tx.net.vmaclinks import VmacLinks
+
+        return VmacLinks(self._channel, self.addresses, registry, owner,
+                         groups=IprouteNames().group)
+
     def linkUp(self, interface: str) -> bool | None:
         return self._monitor.linkState(interface)
 
@@ -278,11 +295,13 @@ class VrrpService(Service):
     name = "vrrp"
 
     def __init__(self, config: model.Config, reactor: Any, platform: Any = None,
-                 alerts: Any = None, resume: Iterable[str] = ()) -> None:
+                 alerts: Any = None, resume: Iterable[str] = (), previous: Any = None) -> None:
         """
         @param resume: names of instances that continue a MASTER of the
             configuration before a reload (L{handover}): their addresses are
             not "stale" and they take over at once.
+        @param previous: the service this one replaces at a reload: its
+            VMACs and the sysctls to put back are handed over.
         """
         self.config = config
         self.resume = frozenset(resume)
@@ -297,6 +316,12 @@ class VrrpService(Service):
         self.tracking: Any = None
         self.notifier: Any = None
         self._ipNames = IprouteNames.fromGlobalDefs(config.globalDefs)
+        #: VMACs and VMAC sysctls, shared with the predecessor and successor
+        self.vmacRegistry: Any = getattr(previous, "vmacRegistry", None)
+        self.vmacs: Any = None
+        self.successor: Any = None
+        if previous is not None:
+            previous.successor = self
 
     # -- construction --------------------------------------------------------
 
@@ -332,9 +357,10 @@ class VrrpService(Service):
         pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
                               garpInterval=g.vrrpGarpInterval or 0.0,
                               gnaInterval=g.vrrpGnaInterval or 0.0)
+        links = self._openVmacs()
         for config in self.config.vrrpInstances:
             try:
-                instance = self._build(config, pacer)
+                instance = self._build(config, pacer, links.get(config.name))
             except Exception:
                 self.log.failure("({name}) cannot be set up", name=config.name)
                 continue
@@ -355,9 +381,58 @@ class VrrpService(Service):
                 self.syncGroups[group.name] = SyncGroup(group.name, members, effects)
         self.platform.watchLinks(self)
 
-    def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer) -> VrrpInstance | None:
+    def _openVmacs(self) -> dict[str, Any]:
+        """
+        Create (or take over) the VMAC/ipvlan interfaces; where each
+        instance's adverts and addresses go.
+        """
+        from keepalive_tx.vrrp.vmacs import ServiceVmacs, needsVmacs
+
+        if not needsVmacs(self.config):
+            return {}
+        factory = getattr(self.platform, "vmacLinks", None)
+        links = None
+        if factory is not None:
+            if self.vmacRegistry is None:
+                from keepalive_tx.net.vmaclinks import VmacRegistry
+
+                self.vmacRegistry = VmacRegistry()
+            links = factory(self.vmacRegistry, self)
+        self.vmacs = ServiceVmacs(self.reactor, self.config, links, self, self._vmacRecreated)
+        planned = self.vmacs.open()
+        settle = getattr(self.platform, "settleLinks", None)
+        if settle is not None:
+            settle()  # the creations' own link events are not news to the instances
+        return planned
+
+    def _linkUsable(self, ifname: str) -> bool | None:
+        """
+        Whether C{ifname} is up at start.  A VMAC we have just brought up
+        on a parent that is up counts as up: the kernel sets its
+        C{IFF_RUNNING} a moment later (and says so if it does not).
+        """
+        state = self.platform.linkUp(ifname)
+        if state is False and self.vmacs is not None:
+            base = self.vmacs.baseOf(ifname)
+            if base is not None and ifname not in self.vmacs.failed:
+                return self.platform.linkUp(base)
+        return state
+
+    def _vmacRecreated(self, name: str) -> None:
+        """
+        A VMAC exists again: sockets bound to it get a new one.
+        """
+        for key, (port, _) in self._ports.items():
+            if key[0] == name and hasattr(port, "reopen"):
+                port.reopen()
+
+    def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer,
+               links: Any = None) -> VrrpInstance | None:
         family = config.family
+        vmac = config.vmac
         source = config.unicastSrcIp or config.mcastSrcIp
+        if source is None and vmac is not None and vmac.ipvlanAddress is not None:
+            source = vmac.ipvlanAddress.ip  # keepalived sends from the ipvlan's address
         if source is None and config.interface is not None:
             source = self.platform.primaryAddress(config.interface, family)
         if source is None:
@@ -370,36 +445,27 @@ class VrrpService(Service):
         proto = IPPROTO_AH if ah else IPPROTO_VRRP
         g = self.config.globalDefs
         group = config.mcastDstIp or (g.vrrpMcastGroup4 if family == 4 else g.vrrpMcastGroup6)
-        key = (config.interface, family, proto, unicast, group)
+        advertIf = links.advertInterface if links is not None else config.interface
+        key = (advertIf, family, proto, unicast, group)
         sender = _Sender()
         if key not in self._ports:
             demux = VridDemux(family, logUnknown=bool(getattr(g, "logUnknownVrids", False)))
             port = self.platform.openPort(
-                demux, config.interface, family, proto, group, not unicast,
+                demux, advertIf, family, proto, group, not unicast,
                 source if family == 6 else None)
             self._ports[key] = (port, demux)
         port, demux = self._ports[key]
         sender.port = port
-        announcer = None
-        if config.interface is not None:
-            mac = self.platform.macAddress(config.interface)
-            if mac is not None:
-                forwarding = family == 6 and ipv6Forwarding(config.interface)
-                announcer = Announcer(self.reactor, pacer, garpSettingsFor(config))
-                targets = []
-                for a in config.virtualIpaddresses + config.virtualIpaddressesExcluded:
-                    ifname = a.dev or config.interface
-                    targetMac = mac if ifname == config.interface else (
-                        self.platform.macAddress(ifname) or mac)
-                    targets.append(AnnounceTarget(ifname, targetMac, a.address.ip, forwarding))
-                announcer.setTargets(targets)
+        vipIfs = links.vipInterfaces if links is not None else None
+        announcer = self._announcer(config, pacer, vipIfs, links)
         instance = VrrpInstance(
             config, clock=self.reactor, sender=sender, addresses=self.platform.addresses,
             announcer=announcer, sourceAddress=source, multicastGroup=group,
             checkUnicastSource=bool(getattr(g, "vrrpCheckUnicastSrc", False)),
             routes=getattr(self.platform, "routes", None) if config.virtualRoutes else None,
             rules=getattr(self.platform, "rules", None) if config.virtualRules else None,
-            ipNames=self._ipNames)
+            ipNames=self._ipNames, vipInterfaces=vipIfs,
+            vmacInterfaces=[links.vmac.name] if links is not None and links.vmac else ())
         instance.observers.extend(self.observers)
         demux.add(instance)
         if config.name in self.resume:
@@ -407,9 +473,46 @@ class VrrpService(Service):
         else:
             instance.removeStale()
         for ifname in instance.trackedInterfaces():
-            if self.platform.linkUp(ifname) is not True:
+            if self._linkUsable(ifname) is not True:
                 instance.machine.setFault(f"interface {ifname}", True)
+        if vmac is not None and (vmac.fault or self.vmacs is None or self.vmacs.vmacLinks is None):
+            instance.machine.setFault("configuration", True)
         return instance
+
+    def _announcer(self, config: model.VrrpInstance, pacer: AnnouncePacer,
+                   vipIfs: list[str | None] | None, links: Any) -> Announcer | None:
+        """
+        The GARP/NA schedule: one frame per VIP/eVIP, from the interface it
+        is on (a VMAC: with the VMAC's MAC); with C{garp_extra_if}, periodic
+        ones on VMACs (or all interfaces) other than where adverts go.
+        """
+        if config.interface is None:
+            return None
+        mac = self.platform.macAddress(config.interface)
+        if mac is None:
+            return None
+        forwarding = config.family == 6 and ipv6Forwarding(config.interface)
+        announcer = Announcer(self.reactor, pacer, garpSettingsFor(config))
+        targets = []
+        addresses = config.virtualIpaddresses + config.virtualIpaddressesExcluded
+        for n, a in enumerate(addresses):
+            ifname = vipIfs[n] if vipIfs is not None else a.dev or config.interface
+            if ifname is None:
+                continue
+            targetMac = (self.vmacs.macAddress(ifname) if self.vmacs is not None else None) or (
+                mac if ifname == config.interface else self.platform.macAddress(ifname) or mac)
+            targets.append(AnnounceTarget(ifname, targetMac, a.address.ip, forwarding))
+        announcer.setTargets(targets)
+        if config.garp.extraIf > 0:
+            advertIf = links.advertInterface if links is not None else config.interface
+            extra: dict[str, AnnounceTarget] = {}
+            for t in targets:
+                isVmac = self.vmacs is not None and self.vmacs.isVmac(t.ifname)
+                if t.ifname == advertIf or not (isVmac or config.garp.extraIfAll):
+                    continue
+                extra.setdefault(t.ifname, t)
+            announcer.setExtra(config.garp.extraIf, extra.values())
+        return announcer
 
     # -- reload ----------------------------------------------------------------
 
@@ -443,8 +546,7 @@ class VrrpService(Service):
                 # notified DELETED (notify_deleted) or FAULT, as keepalived
                 instance.stop(DELETED_AT_RELOAD)
                 continue
-            addresses = successor.virtualIpaddresses + successor.virtualIpaddressesExcluded
-            keep = {(v.ifname, v.ip) for v in vipsFor(addresses, successor.interface)}
+            keep = self._successorAddresses(successor)
             if instance.holdsMaster:
                 resumed.add(successor.name)
             self.log.info("({name}) handed over to {successor} (reload)", name=instance.name,
@@ -452,9 +554,22 @@ class VrrpService(Service):
             instance.detach(keep)
         return resumed
 
+    def _successorAddresses(self, successor: model.VrrpInstance) -> set[tuple[str, IPAddress]]:
+        """
+        C{(ifname, ip)} of the VIPs/eVIPs of C{successor}: as its service
+        placed them (on its VMACs) when it exists, else as configured.
+        """
+        built = self.successor.instances.get(successor.name) if self.successor else None
+        if built is not None:
+            return {(v.ifname, v.ip) for v in built.vips + built.evips}
+        addresses = successor.virtualIpaddresses + successor.virtualIpaddressesExcluded
+        return {(v.ifname, v.ip) for v in vipsFor(addresses, successor.interface)}
+
     # -- link events ---------------------------------------------------------
 
     def linkChanged(self, ifname: str, ifindex: int, up: bool) -> None:
+        if self.vmacs is not None:
+            self.vmacs.linkChanged(ifname, up)
         for instance in self.instances.values():
             instance.linkChanged(ifname, ifindex, up)
         if self.tracking is not None:
@@ -490,6 +605,13 @@ class VrrpService(Service):
                 instance.stop()
             except Exception:
                 self.log.failure("({name}) failed to stop cleanly", name=instance.name)
+        if self.vmacs is not None:
+            # before the sockets close: leaving 224.0.0.18 / ff02::12 on a
+            # live VMAC would send an IGMP/MLD report from the virtual MAC
+            try:
+                self.vmacs.release()
+            except Exception:
+                self.log.failure("Cannot remove the VMAC interfaces")
         ports = [port for port, _ in self._ports.values()]
         self._ports.clear()
         stopping = [defer.maybeDeferred(port.stopListening) for port in ports]
