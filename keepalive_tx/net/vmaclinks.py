@@ -310,16 +310,18 @@ class VmacLinks:
 
     # -- stale interfaces --------------------------------------------------------
 
-    def cleanStale(self, keep: Iterable[str]) -> list[str]:
+    def cleanStale(self, keep: Iterable[str], existing: Iterable[ExistingLink] | None = None
+                   ) -> list[str]:
         """
         Delete the VMACs a run that no longer exists (killed) left behind,
         except C{keep} (they are used again).
 
+        @param existing: L{existing}'s answer, if just asked.
         @return: the names deleted.
         """
         keep = set(keep)
         removed = []
-        for link in self.existing():
+        for link in self.existing() if existing is None else existing:
             pid = aliasPid(link.alias)
             if pid is None or pid == self.pid or link.name in keep or self.alive(pid):
                 continue

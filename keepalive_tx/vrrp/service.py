@@ -388,9 +388,9 @@ class VrrpService(Service):
         """
         from keepalive_tx.vrrp.vmacs import ServiceVmacs, needsVmacs
 
-        if not needsVmacs(self.config):
-            return {}
         factory = getattr(self.platform, "vmacLinks", None)
+        if factory is None and not needsVmacs(self.config):
+            return {}
         links = None
         if factory is not None:
             if self.vmacRegistry is None:

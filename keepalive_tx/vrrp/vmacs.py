@@ -74,9 +74,11 @@ class ServiceVmacs:
         self._open = True
         if self.config.globalDefs.disableLocalIgmp:
             self.vmacLinks.registry.sysctls.disableLocalIgmp(self.owner)
-        self.links = planLinks(self.config, self.vmacLinks.existing(), self.vmacLinks.ifindex)
+        existing = self.vmacLinks.existing()
+        if needsVmacs(self.config):
+            self.links = planLinks(self.config, existing, self.vmacLinks.ifindex)
         specs = {s.name: s for links in self.links.values() for s in links.specs}
-        self.vmacLinks.cleanStale(specs)
+        self.vmacLinks.cleanStale(specs, existing)
         for name, links in self.links.items():
             for message in links.messages:
                 self.log.info("{message}", message=message)
