@@ -203,7 +203,8 @@ class LinuxPlatform:
 
     def vmacLinks(self, registry: Any, owner: object) -> Any:
         """
-        A L{keepalive_tx.net.vmaclinks.VmacLinks} on our netlink channel.
+        A L{keepalive_tx.net.vmaclinks.VmacLinks} on our netlink channel
+        for C{owner}, sharing C{registry} (a new one when C{None}).
         """
         from keepalive_tx.net.rtnames import IprouteNames
         from keepalive_tx.net.vmaclinks import VmacLinks
@@ -393,11 +394,8 @@ class VrrpService(Service):
             return {}
         links = None
         if factory is not None:
-            if self.vmacRegistry is None:
-                from keepalive_tx.net.vmaclinks import VmacRegistry
-
-                self.vmacRegistry = VmacRegistry()
             links = factory(self.vmacRegistry, self)
+            self.vmacRegistry = links.registry
         self.vmacs = ServiceVmacs(self.reactor, self.config, links, self, self._vmacRecreated)
         planned = self.vmacs.open()
         settle = getattr(self.platform, "settleLinks", None)
