@@ -18,7 +18,7 @@ import string
 from typing import Any
 
 from keepalive_tx.config.lines import LogicalLine
-from keepalive_tx.config.model import Vmac, VirtualAddress
+from keepalive_tx.config.model import VirtualAddress, Vmac
 from keepalive_tx.config.schema import Builder, Context
 
 __all__ = ["completeVmac", "familyHint", "parseVmacMac", "useIpvlan", "useVmac",

@@ -5,9 +5,8 @@ top-level table.
 
 from __future__ import annotations
 
-from keepalive_tx.config import addresses
+from keepalive_tx.config import addresses, schema_vmac
 from keepalive_tx.config import schema as S
-from keepalive_tx.config import schema_vmac
 from keepalive_tx.config.lines import LogicalLine
 from keepalive_tx.config.model import Tracker
 from keepalive_tx.config.schema import Builder, Context

@@ -30,6 +30,7 @@ each), like keepalived's own.
 from __future__ import annotations
 
 import os
+
 from twisted.logger import Logger
 
 __all__ = ["ProcSys", "VmacSysctls"]

@@ -79,7 +79,7 @@ class ServiceVmacs:
             self.links = planLinks(self.config, existing, self.vmacLinks.ifindex)
         specs = {s.name: s for links in self.links.values() for s in links.specs}
         self.vmacLinks.cleanStale(specs, existing)
-        for name, links in self.links.items():
+        for links in self.links.values():
             for message in links.messages:
                 self.log.info("{message}", message=message)
         for spec in specs.values():

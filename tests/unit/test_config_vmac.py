@@ -11,8 +11,8 @@ import ipaddress
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.config import parseText
-from keepalive_tx.config.schema_vmac import parseVmacMac, validIfname, vipText
 from keepalive_tx.config.model import VirtualAddress
+from keepalive_tx.config.schema_vmac import parseVmacMac, validIfname, vipText
 
 VI = """global_defs {{
 {g}}}
