@@ -36,11 +36,11 @@ import ipaddress
 import os
 import re
 import socket
+import struct
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-from pyroute2.netlink.rtnl.ifinfmsg.plugins.ipvlan import ipvlan as _pyroute2Ipvlan
 from twisted.logger import Logger
 
 from keepalive_tx.net.addresses import Vip
@@ -55,7 +55,7 @@ from keepalive_tx.net.netlink import (
 from keepalive_tx.net.sysctl import ProcSys, VmacSysctls, conf
 from keepalive_tx.net.vmac import ExistingLink, VmacSpec, linkLocalFor, macText
 
-__all__ = ["ALIAS", "VmacLinks", "VmacRegistry", "aliasPid", "existingFromMessage"]
+__all__ = ["ALIAS", "VmacLinks", "VmacRegistry", "aliasPid", "createMessage", "existingFromMessage"]
 
 #: what our interfaces' alias starts with (C{ip link} shows it)
 ALIAS = "keepalive_tx vrrp pid="
@@ -67,22 +67,44 @@ _IPVLAN_MODE_L2 = 0
 _MACVLAN_MODE_PRIVATE = 1
 
 
-class _ipvlanData(_pyroute2Ipvlan):
-    """
-    pyroute2's ipvlan data with C{IFLA_IPVLAN_FLAGS} (bridge/private/vepa).
-    """
-
-    nla_map = (("IFLA_IPVLAN_UNSPEC", "none"), ("IFLA_IPVLAN_MODE", "uint16"),
-               ("IFLA_IPVLAN_FLAGS", "uint16"))
+_IFLA_LINKINFO = 18
+_IFLA_INFO_KIND = 1
+_IFLA_INFO_DATA = 2
+_IFLA_IPVLAN_MODE = 1
+_IFLA_IPVLAN_FLAGS = 2
 
 
-class vlanlinkmsg(ifinfmsg):
+def _rtattr(kind: int, payload: bytes) -> bytes:
+    length = 4 + len(payload)
+    return struct.pack("=HH", length, kind) + payload + b"\0" * (-length % 4)
+
+
+class _linkmsgWithTail(ifinfmsg):
     """
-    C{ifinfmsg} whose link info knows ipvlan flags.
+    An C{ifinfmsg} with attributes appended as raw bytes after encoding:
+    pyroute2's ipvlan codec has no C{IFLA_IPVLAN_FLAGS}, so the ipvlan link
+    info is built here (C{tail}).
     """
 
-    class ifinfo(ifinfmsg.ifinfo):
-        data_map = dict(ifinfmsg.ifinfo.data_map, ipvlan=_ipvlanData)
+    tail = b""
+
+    def encode(self) -> Any:
+        result = super().encode()
+        if self.tail:
+            self.data.extend(self.tail)
+            struct.pack_into("=I", self.data, 0, len(self.data))
+            self["header"]["length"] = len(self.data)
+        return result
+
+
+def ipvlanLinkInfo(flags: int) -> bytes:
+    """
+    C{IFLA_LINKINFO} for an L2 ipvlan with C{flags} (bridge 0, private 1,
+    vepa 2).
+    """
+    data = (_rtattr(_IFLA_IPVLAN_MODE, struct.pack("=H", _IPVLAN_MODE_L2))
+            + _rtattr(_IFLA_IPVLAN_FLAGS, struct.pack("=H", flags)))
+    return _rtattr(_IFLA_LINKINFO, _rtattr(_IFLA_INFO_KIND, b"ipvlan\0") + _rtattr(_IFLA_INFO_DATA, data))
 
 
 def aliasPid(alias: str | None) -> int | None:
@@ -119,27 +141,27 @@ def existingFromMessage(msg: Any) -> ExistingLink | None:
 # -- messages -----------------------------------------------------------------
 
 
-def _linkMsg(index: int = 0) -> vlanlinkmsg:
-    msg = vlanlinkmsg()
+def _linkMsg(index: int = 0) -> ifinfmsg:
+    msg = _linkmsgWithTail()
     msg["family"] = socket.AF_UNSPEC
     msg["index"] = index
     return msg
 
 
 def createMessage(spec: VmacSpec, baseIndex: int, group: int | None,
-                  updateIndex: int | None = None) -> vlanlinkmsg:
+                  updateIndex: int | None = None) -> ifinfmsg:
     """
     C{RTM_NEWLINK} creating C{spec} on parent C{baseIndex} (or, with
     C{updateIndex}, fixing an existing macvlan's MAC and mode).
     """
     msg = _linkMsg(updateIndex or 0)
+    attrs: list[tuple[str, Any]] = []
     if spec.kind == "macvlan":
-        data = [("IFLA_MACVLAN_MODE", _MACVLAN_MODE_PRIVATE)]
+        attrs.append(("IFLA_LINKINFO", {"attrs": [
+            ("IFLA_INFO_KIND", "macvlan"),
+            ("IFLA_INFO_DATA", {"attrs": [("IFLA_MACVLAN_MODE", _MACVLAN_MODE_PRIVATE)]})]}))
     else:
-        data = [("IFLA_IPVLAN_MODE", _IPVLAN_MODE_L2), ("IFLA_IPVLAN_FLAGS", spec.ipvlanFlags)]
-    attrs: list[tuple[str, Any]] = [
-        ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", spec.kind),
-                                     ("IFLA_INFO_DATA", {"attrs": data})]})]
+        msg.tail = ipvlanLinkInfo(spec.ipvlanFlags)
     if updateIndex is None:
         attrs += [("IFLA_LINK", baseIndex), ("IFLA_IFNAME", spec.name)]
         if group is not None:
@@ -150,13 +172,13 @@ def createMessage(spec: VmacSpec, baseIndex: int, group: int | None,
     return msg
 
 
-def upMessage(index: int) -> vlanlinkmsg:
+def upMessage(index: int) -> ifinfmsg:
     msg = _linkMsg(index)
     msg["flags"] = msg["change"] = IFF_UP
     return msg
 
 
-def addrGenModeNoneMessage(index: int) -> vlanlinkmsg:
+def addrGenModeNoneMessage(index: int) -> ifinfmsg:
     """
     No automatic (EUI-64) link-local address: RFC 5798 7.4 wants adverts
     from a real address, not one derived from the virtual MAC.
@@ -167,7 +189,7 @@ def addrGenModeNoneMessage(index: int) -> vlanlinkmsg:
     return msg
 
 
-def attrMessage(index: int, name: str, value: Any) -> vlanlinkmsg:
+def attrMessage(index: int, name: str, value: Any) -> ifinfmsg:
     msg = _linkMsg(index)
     msg["attrs"] = [(name, value)]
     return msg

@@ -9,8 +9,10 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import struct
 from typing import Any
 
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.config import parseText
@@ -32,7 +34,7 @@ from keepalive_tx.net.vmaclinks import (
     aliasPid,
     createMessage,
     existingFromMessage,
-    vlanlinkmsg,
+    ipvlanLinkInfo,
 )
 
 
@@ -198,7 +200,7 @@ class FakeChannel:
 
     def _decode(self, msg: Any) -> Any:
         msg.encode()
-        decoded = vlanlinkmsg(bytes(msg.data))
+        decoded = ifinfmsg(bytes(msg.data))
         decoded.decode()
         return decoded
 
@@ -242,7 +244,7 @@ class FakeChannel:
         return out
 
     def _reply(self, name: str, link: dict[str, Any]) -> Any:
-        r = vlanlinkmsg()
+        r = ifinfmsg()
         r["index"], r["flags"] = link["index"], link["flags"]
         attrs: list = [("IFLA_IFNAME", name), ("IFLA_ADDRESS", link["mac"]),
                        ("IFLA_GROUP", link["group"])]
@@ -285,6 +287,18 @@ class FakeChannel:
         return []
 
 
+def rtattrs(data: bytes) -> list[tuple[int, bytes]]:
+    """
+    The (type, payload) of the netlink attributes in C{data}.
+    """
+    out = []
+    while len(data) >= 4:
+        length, kind = struct.unpack_from("=HH", data)
+        out.append((kind, data[4:length]))
+        data = data[(length + 3) & ~3:]
+    return out
+
+
 def procTree(testcase: SynchronousTestCase, values: dict[str, int]) -> ProcSys:
     root = testcase.mktemp()
     for path, value in values.items():
@@ -324,7 +338,7 @@ class VmacLinksTests(SynchronousTestCase):
         """
         msg = createMessage(SPEC4, 2, 3)
         msg.encode()
-        m = vlanlinkmsg(bytes(msg.data))
+        m = ifinfmsg(bytes(msg.data))
         m.decode()
         info = m.get_attr("IFLA_LINKINFO")
         self.assertEqual((info.get_attr("IFLA_INFO_KIND"),
@@ -335,11 +349,19 @@ class VmacLinksTests(SynchronousTestCase):
         ipv = VmacSpec(name="ipv.5", base="eth0", owner="VI", kind="ipvlan", ipvlanFlags=1)
         msg = createMessage(ipv, 2, 0)
         msg.encode()
-        m = vlanlinkmsg(bytes(msg.data))
+        m = ifinfmsg(bytes(msg.data))
         m.decode()
-        data = m.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
-        self.assertEqual((data.get_attr("IFLA_IPVLAN_MODE"), data.get_attr("IFLA_IPVLAN_FLAGS"),
-                          m.get_attr("IFLA_ADDRESS")), (0, 1, None))
+        info = m.get_attr("IFLA_LINKINFO")
+        self.assertEqual((info.get_attr("IFLA_INFO_KIND"), m.get_attr("IFLA_IFNAME"),
+                          m.get_attr("IFLA_LINK"), m.get_attr("IFLA_ADDRESS")),
+                         ("ipvlan", "ipv.5", 2, None))
+        self.assertEqual(len(msg.data), m["header"]["length"])
+        # IFLA_LINKINFO { KIND "ipvlan", DATA { MODE 0 (L2), FLAGS 1 (private) } }
+        (linkinfo,) = rtattrs(ipvlanLinkInfo(1))
+        kind, data = rtattrs(linkinfo[1])
+        self.assertEqual((linkinfo[0], kind), (18, (1, b"ipvlan\0")))
+        self.assertEqual(rtattrs(data[1]), [(1, b"\0\0"), (2, b"\1\0")])
+        self.assertTrue(bytes(msg.data).endswith(ipvlanLinkInfo(1)))
 
     def test_createIPv4(self) -> None:
         """
