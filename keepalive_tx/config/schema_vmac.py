@@ -120,14 +120,7 @@ def useVmac(ctx: Context, line: LogicalLine, b: Builder) -> None:
         if word == "netlink_notify_msg":
             vm["netlinkNotifyMsg"] = True
             continue
-        if word == "group" and i < len(args):
-            _group(ctx, line, vm, args[i], "VMAC group")
-            i += 1
-            continue
-        if word == "name" and i < len(args):
-            word = args[i]
-            i += 1
-        _name(ctx, line, b, vm, word, ipvlan=False)
+        i = _groupOrName(ctx, line, b, vm, args, i, ipvlan=False)
 
 
 def useIpvlan(ctx: Context, line: LogicalLine, b: Builder) -> None:
@@ -160,14 +153,7 @@ def useIpvlan(ctx: Context, line: LogicalLine, b: Builder) -> None:
             else:
                 vm["ipvlanAddress"] = address
             continue
-        if word == "group" and i < len(args):
-            _group(ctx, line, vm, args[i], f"{who} ipvlan group")
-            i += 1
-            continue
-        if word == "name" and i < len(args):
-            word = args[i]
-            i += 1
-        _name(ctx, line, b, vm, word, ipvlan=True)
+        i = _groupOrName(ctx, line, b, vm, args, i, ipvlan=True)
 
 
 def _ipvlanAddress(word: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
@@ -181,11 +167,26 @@ def _ipvlanAddress(word: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interfa
         return None
 
 
-def _group(ctx: Context, line: LogicalLine, vm: dict[str, Any], text: str, what: str) -> None:
-    if re.fullmatch(r"[0-9]+|0x[0-9a-fA-F]+", text) and int(text, 0) > 0xFFFFFFFF:
-        ctx.error(line, f"{what} {text} not found")
-        return
-    vm["group"] = text
+def _groupOrName(ctx: Context, line: LogicalLine, b: Builder, vm: dict[str, Any],
+                 args: tuple[str, ...], i: int, *, ipvlan: bool) -> int:
+    """
+    C{group G}, C{name NAME} or a bare interface name at C{args[i - 1]};
+    return the index of the next word.
+    """
+    word = args[i - 1]
+    if word == "group" and i < len(args):
+        text = args[i]
+        if re.fullmatch(r"[0-9]+|0x[0-9a-fA-F]+", text) and int(text, 0) > 0xFFFFFFFF:
+            what = f"({b['name']}) ipvlan group" if ipvlan else "VMAC group"
+            ctx.error(line, f"{what} {text} not found")
+        else:
+            vm["group"] = text
+        return i + 1
+    if word == "name" and i < len(args):
+        word = args[i]
+        i += 1
+    _name(ctx, line, b, vm, word, ipvlan=ipvlan)
+    return i
 
 
 def _name(ctx: Context, line: LogicalLine, b: Builder, vm: dict[str, Any], name: str, *,

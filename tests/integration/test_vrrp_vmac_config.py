@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab, requireCommand
-from tests.integration.vrrpnode import _TWISTD, ROOT, checkoutEnv
+from tests.integration.vrrpnode import configTests
 
 BASE = """global_defs {{
     router_id t
@@ -127,13 +125,7 @@ class VmacConfigTestParityTests(TestCase):
             path = os.path.join(work, f"case{n}.conf")
             with open(path, "w") as f:
                 f.write(text)
-            theirs = subprocess.run(
-                host.argv(keepalived, "-t", "-f", path, "-p", f"{work}/k.pid",
-                          "-r", f"{work}/v.pid", "-c", f"{work}/c.pid"),
-                capture_output=True, text=True, timeout=30)
-            ours = subprocess.run(
-                host.argv(sys.executable, "-c", _TWISTD, "-n", "keepalived", "-t", "-c", path),
-                capture_output=True, text=True, cwd=ROOT, env=checkoutEnv(), timeout=60)
+            theirs, ours = configTests(host, keepalived, path, work)
             wanted = vmacLines(theirs.stderr)
             missing = [line for line in wanted if not any(line in o for o in ours.stderr.splitlines())]
             if (theirs.returncode, ours.returncode) != (expected, expected) or missing:
