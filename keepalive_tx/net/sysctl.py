@@ -112,13 +112,16 @@ class VmacSysctls:
 
     # -- setting ---------------------------------------------------------------
 
-    def vmacCreated(self, owner: object, vmac: str, base: str | None) -> None:
+    def vmacCreated(self, owner: object, vmac: str, base: str | None, configure: bool = True) -> None:
         """
         An IPv4 VMAC C{vmac} on C{base} is in use by C{owner}: its settings,
         the parent's and C{rp_filter}.
+
+        @param configure: set the VMAC's own settings (C{False}: another
+            owner did, C{owner} only shares the parent's and C{rp_filter}).
         """
         self._lowerRpFilter(owner)
-        for key, value in VMAC_SETTINGS:
+        for key, value in VMAC_SETTINGS if configure else ():
             self.proc.set(conf(vmac, key), value)
         if base is None:
             return

@@ -367,6 +367,13 @@ class VmacLinks:
                            who=who, what=what, name=spec.name, base=spec.base)
             return False
         link, _ = self._link(spec.name)
+        if (link is not None and link.up and self.registry.specs.get(spec.name) == spec
+                and link.baseIndex == baseIndex and link.mac == (spec.mac or baseMac)):
+            # already set up by the service we take over from (reload): claim it
+            if spec.kind == "macvlan" and spec.family == 4:
+                self.registry.sysctls.vmacCreated(self.owner, spec.name, spec.base, configure=False)
+            self.registry.claim(spec, self.owner)
+            return True
         if link is None and self.ifindex(spec.name) is not None:
             self.log.error("{what} {name} conflicts with existing interface", what=what,
                            name=spec.name)

@@ -174,16 +174,16 @@ class LinuxPlatform:
         """
         self._monitor.doRead()
 
-    def vmacLinks(self, registry: Any, owner: object) -> Any:
+    def vmacLinks(self, registry: Any, owner: object, groups: Any = None) -> Any:
         """
         A L{keepalive_tx.net.vmaclinks.VmacLinks} on our netlink channel
         for C{owner}, sharing C{registry} (a new one when C{None}).
+
+        @param groups: C{name -> number} for link group names.
         """
-        from keepalive_tx.net.rtnames import IprouteNames
         from keepalive_tx.net.vmaclinks import VmacLinks
 
-        return VmacLinks(self._channel, self.addresses, registry, owner,
-                         groups=IprouteNames().group)
+        return VmacLinks(self._channel, self.addresses, registry, owner, groups=groups)
 
     def linkUp(self, interface: str) -> bool | None:
         return self._monitor.linkState(interface)

@@ -225,7 +225,7 @@ class VrrpService(Service):
             return {}
         links = None
         if factory is not None:
-            links = factory(self.vmacRegistry, self)
+            links = factory(self.vmacRegistry, self, groups=self._ipNames.group)
             self.vmacRegistry = links.registry
         self.vmacs = ServiceVmacs(self.reactor, self.config, links, self, self._vmacRecreated)
         planned = self.vmacs.open()

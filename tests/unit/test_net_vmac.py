@@ -434,7 +434,13 @@ class VmacLinksTests(SynchronousTestCase):
         """
         successor = VmacLinks(self.channel, self.addresses, self.registry, "successor", pid=1234)
         self.links.ensure(SPEC4)
+        before = len(self.channel.requests)
+        self.proc.set("net/ipv4/conf/vrrp.51/accept_local", 7)
         successor.ensure(SPEC4)
+        # taken over as it is: only looked at, nothing set again
+        self.assertEqual([kind for kind, _ in self.channel.requests[before:]],
+                         [RTM_GETLINK, RTM_GETLINK])
+        self.assertEqual(self.proc.get("net/ipv4/conf/vrrp.51/accept_local"), 7)
         self.assertEqual(self.links.release(), [])
         self.assertIn("vrrp.51", self.channel.links)
         self.assertEqual(self.proc.get("net/ipv4/conf/eth0/arp_ignore"), 1)

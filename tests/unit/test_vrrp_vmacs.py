@@ -101,7 +101,7 @@ class VmacPlatform(FakePlatform):
         self.links: list[FakeVmacLinks] = []
         self.created: dict[str, VmacSpec] = {}
 
-    def vmacLinks(self, registry, owner):
+    def vmacLinks(self, registry, owner, groups=None):
         links = FakeVmacLinks(registry, owner, self.interfaces, self.log, self.created)
         self.links.append(links)
         return links
@@ -189,7 +189,7 @@ class ServiceVmacTests(SynchronousTestCase):
         platform = VmacPlatform()
         original = platform.vmacLinks
 
-        def failing(registry, owner):
+        def failing(registry, owner, groups=None):
             links = original(registry, owner)
             links.fail.add("vrrp.51")
             return links
