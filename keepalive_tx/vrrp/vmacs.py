@@ -82,11 +82,13 @@ class ServiceVmacs:
         for links in self.links.values():
             for message in links.messages:
                 self.log.info("{message}", message=message)
+        reload = bool(getattr(self.vmacLinks.registry, "users", None))
         for spec in specs.values():
             if not self.vmacLinks.ensure(spec):
                 self.failed.add(spec.name)
         self._specs = specs
-        self._warnReports(specs.values())
+        if not reload:
+            self._warnReports(specs.values())
         return self.links
 
     def _warnReports(self, specs: Iterable[VmacSpec]) -> None:
