@@ -20,17 +20,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab, requireCommand
 from tests.integration.vrrpnode import configTests
-
-BASE = """global_defs {{
-    router_id t
-{g}}}
-vrrp_instance VI_1 {{
-    interface eth0
-    virtual_router_id 51
-{body}    virtual_ipaddress {{
-{vips}    }}
-}}
-{extra}"""
+from tests.unit.test_config_vmac import VI
 
 V4 = "        192.0.2.100/24\n"
 V6 = "        2001:db8::100/64\n"
@@ -40,7 +30,7 @@ PEER = "    unicast_peer {\n        192.0.2.12\n    }\n"
 
 
 def case(body: str, vips: str = V4, g: str = "", extra: str = "") -> str:
-    return BASE.format(body=body, vips=vips, g=g, extra=extra)
+    return VI.format(body=body, vips=vips, g="    router_id t\n" + g, extra=extra)
 
 
 #: name -> (configuration, keepalived 2.2.7's exit code)

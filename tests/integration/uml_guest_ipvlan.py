@@ -25,6 +25,7 @@ import tempfile
 import time
 
 from tests.integration.netns import Host, Lab
+from tests.integration.test_vrrp_vmac import addressLines, linkDetails, vipInterface
 from tests.integration.vrrpnode import Node
 
 
@@ -48,21 +49,6 @@ def until(predicate, timeout: float) -> bool:
     return False
 
 
-def link(host: Host, name: str) -> dict | None:
-    out = host.run("ip", "-d", "-j", "addr", "show", "dev", name, check=False)
-    if out.returncode != 0:
-        return None
-    return json.loads(out.stdout)[0]
-
-
-def holder(host: Host, vip: str) -> str | None:
-    for line in host.run("ip", "-o", "addr", "show").stdout.splitlines():
-        words = line.split()
-        if len(words) > 3 and words[3].split("/")[0] == vip:
-            return words[1]
-    return None
-
-
 def scenario(family: int, kinds: list[str], directory: str) -> dict:
     lab = Lab(3).create()
     result: dict = {"family": family, "kinds": kinds}
@@ -76,21 +62,21 @@ def scenario(family: int, kinds: list[str], directory: str) -> dict:
         n1.start(config(h1, 150, family))
         n2.start(config(h2, 100, family))
         until(lambda: all("Entering" in n.logSinceStart() for n in (n1, n2)), 60)
-        result["masterFirst"] = until(lambda: holder(h1, vip) is not None, 60)
-        result["vipInterface"] = holder(h1, vip)
+        result["masterFirst"] = until(lambda: vipInterface(h1, vip) is not None, 60)
+        result["vipInterface"] = vipInterface(h1, vip)
         for name, host in (("h1", h1), ("h2", h2)):
-            info = link(host, "vrrp.51") or {}
+            info = linkDetails(host, "vrrp.51") or {}
             kind = info.get("linkinfo", {})
             result[f"{name}Link"] = {
                 "kind": kind.get("info_kind"), "mode": kind.get("info_data", {}).get("mode"),
                 "address": info.get("address"),
-                "addresses": sorted(a["local"] for a in info.get("addr_info", ())
-                                    if a.get("scope") == "global")}
+                "addresses": sorted(a for ifname, a in addressLines(host)
+                                    if ifname == "vrrp.51" and not a.startswith("fe80"))}
         ping = client.spawn("ping", "-n", "-i", "1", vip, stdout=subprocess.PIPE, text=True)
         until(lambda: False, 4)
         n1.stop()
-        result["h1LinkAfterStop"] = link(h1, "vrrp.51") is not None
-        result["takeover"] = until(lambda: holder(h2, vip) is not None, 30)
+        result["h1LinkAfterStop"] = linkDetails(h1, "vrrp.51") is not None
+        result["takeover"] = until(lambda: vipInterface(h2, vip) is not None, 30)
         until(lambda: False, 4)
         ping.send_signal(signal.SIGINT)
         out, _ = ping.communicate(timeout=10)
@@ -101,7 +87,7 @@ def scenario(family: int, kinds: list[str], directory: str) -> dict:
         result["neighbour"] = neigh[neigh.index("lladdr") + 1] if "lladdr" in neigh else None
         result["h2Mac"] = h2.mac
         n2.stop()
-        result["h2LinkAfterStop"] = link(h2, "vrrp.51") is not None
+        result["h2LinkAfterStop"] = linkDetails(h2, "vrrp.51") is not None
         result["logs"] = [n.logTail(25) for n in (n1, n2)]
     finally:
         lab.destroy()
