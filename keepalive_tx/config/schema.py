@@ -174,9 +174,12 @@ class BlockSpec:
     @ivar keywords: keyword name -> L{Keyword}; may be extended after creation.
     @ivar open: C{(ctx, headerLine, parentBuilder) -> builder | None}.
     @ivar close: C{(ctx, builder, parentBuilder) -> None}.
+    @ivar required: keywords that cannot stand alone on their line
+        (keepalived stops, see L{keepalive_tx.config.required}); filled in
+        by L{topLevel}.
     """
 
-    __slots__ = ("name", "keywords", "open", "close")
+    __slots__ = ("name", "keywords", "open", "close", "required")
 
     def __init__(
         self,
@@ -189,6 +192,7 @@ class BlockSpec:
         self.keywords = keywords
         self.open = open or _defaultOpen
         self.close = close or _storeAs(name)
+        self.required: frozenset[str] = frozenset()
 
 
 class Keyword:
@@ -565,4 +569,18 @@ def topLevel() -> BlockSpec:
             keywords.update(getattr(lvs, "TOP_LEVEL_KEYWORDS", {}))
         keywords.update(_EXTRA_TOP)
         _TOP = BlockSpec("<top>", keywords)
+        _markRequired(_TOP, set())
     return _TOP
+
+
+def _markRequired(spec: BlockSpec, seen: set[int]) -> None:
+    """
+    Give C{spec} and the blocks nested in it their L{BlockSpec.required}.
+    """
+    from keepalive_tx.config.required import REQUIRED
+
+    seen.add(id(spec))
+    spec.required = REQUIRED.get(spec.name, frozenset()) & spec.keywords.keys()
+    for kw in spec.keywords.values():
+        if kw.spec is not None and id(kw.spec) not in seen:
+            _markRequired(kw.spec, seen)

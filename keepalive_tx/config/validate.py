@@ -213,7 +213,7 @@ def _syncGroups(ctx: Context, builders: list[Builder], instances: list[Builder],
             else:
                 members.append(m)
         if not members:
-            ctx.error(loc, f"Sync group {name} has no virtual router(s) - removing")
+            ctx.error(loc, f"Sync group {name} has no virtual router(s). removing")
             continue
         if len(members) == 1:
             ctx.warning(loc, f"Sync group {name} has only 1 virtual router(s) - this probably isn't what you want")

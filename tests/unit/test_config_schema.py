@@ -84,14 +84,14 @@ class FrameworkTests(SynchronousTestCase):
         current level and its '}' closes the enclosing block early.
         """
         root, d = self.run_("blk", "{", "foo", "{", "x 3", "}", "x 4", "}", "a z")
-        lines = msgs(d)
-        self.assertEqual(lines[0][0], 3)
-        self.assertIn("Unknown keyword 'foo'", lines[0][1])
-        self.assertIn("not skipped", lines[0][1])
+        self.assertEqual(msgs(d), [
+            (3, "Unknown keyword 'foo'"), (4, "Unexpected '{' - ignoring"),
+            # 'x 4' is now at top level, and the last '}' too (the braces
+            # are balanced in the text, so none is "extra").
+            (7, "Unknown keyword 'x'"), (8, "Unknown keyword '}'"),
+        ])
         # x 3 was applied to the enclosing block, which the '}' then closed:
         self.assertEqual(root["blk"]["x"], 3)
-        # 'x 4' is now at top level, and the last '}' is extra.
-        self.assertEqual(lines[1:], [(7, "Unknown keyword 'x'"), (8, "Extra '}' found")])
         self.assertEqual(root["a"], "z")
 
     def test_missingOpenBrace(self) -> None:
@@ -99,24 +99,77 @@ class FrameworkTests(SynchronousTestCase):
         A block keyword not followed by '{' is reported; lines are still read.
         """
         root, d = self.run_("blk", "x 2", "}")
-        self.assertEqual(msgs(d), [(2, "Missing '{' at beginning of configuration block")])
+        self.assertEqual(msgs(d), [
+            (3, "Extra '}' found"), (2, "Missing '{' at beginning of configuration block")])
         self.assertEqual(root["blk"]["x"], 2)
+
+    def test_missingOpenBraceValueBlock(self) -> None:
+        """
+        A value block without its '{' takes the next lines as values up to
+        the next '}' (keepalived only logs it: a note, not an error).
+        """
+        root, d = self.run_("vals", "p q", "}", "a z")
+        self.assertEqual(root["vals"], [("p", "q")])
+        self.assertEqual(root["a"], "z")
+        self.assertEqual(msgs(d), [(3, "Extra '}' found"), (1, "'{' missing from beginning of block vals")])
+        self.assertEqual([x.severity for x in d], [Severity.ERROR, Severity.NOTE])
 
     def test_strayBraces(self) -> None:
         """
         Stray '{' and extra '}' give keepalived's messages.
         """
-        root, d = self.run_("{", "}", "a q")
-        self.assertEqual(msgs(d), [(1, "Unexpected '{' - ignoring"), (2, "Extra '}' found")])
+        root, d = self.run_("{", "}", "a q", "}")
+        self.assertEqual(msgs(d), [
+            (4, "Extra '}' found"),
+            (1, "Unexpected '{' - ignoring"), (2, "Unknown keyword '}'"), (4, "Unknown keyword '}'")])
 
     def test_missingCloseAtEof(self) -> None:
         """
         EOF inside a block is reported.
         """
-        root, d = self.run_("blk", "{", "x 1")
-        self.assertEqual(len(d), 1)
-        self.assertIn("Missing '}'", d.items[0].message)
+        root, d = self.run_("blk", "{", "x 1", "}", "vals", "{", "p", "{", "{")
+        self.assertEqual(msgs(d), [(None, "There are 3 missing '}'s or extra '{'s")])
         self.assertEqual(root["blk"]["x"], 1)
+        self.assertEqual(root["vals"], [("p",), ("{",), ("{",)])
+
+    def test_missingParameter(self) -> None:
+        """
+        A keyword that needs a value, alone on its line, gets keepalived's
+        report and keepalived's early exit (2); a block keyword's block is
+        skipped and the rest still read.
+        """
+        self.top.keywords["blk"].spec.required = frozenset({"x"})
+        self.top.required = frozenset({"blk"})
+        try:
+            root, d = self.run_("blk one", "{", "x", "}", "blk", "{", "x 3", "}", "a b")
+        finally:
+            self.top.required = self.top.keywords["blk"].spec.required = frozenset()
+        self.assertEqual(msgs(d), [(3, "*** Configuration line starting `x` is missing a parameter "
+                                       "after keyword `x` at word position 2"),
+                                   (5, "*** Configuration line starting `blk` is missing a parameter "
+                                       "after keyword `blk` at word position 2")])
+        self.assertEqual(root["a"], "b")
+        self.assertEqual(d.exitCode(), 2)
+        self.assertTrue(d.refusesStart)
+        self.assertEqual(d.startExitCode(), 2)
+
+    def test_missingParameterTables(self) -> None:
+        """
+        The real tables: C{interface} alone in a vrrp_instance, and a
+        global_defs keyword (keepalived's parent process stops on it before
+        an include check is looked at).
+        """
+        r = parse(VI % "priority")
+        self.assertEqual(msgs(r.diagnostics, Severity.ERROR)[0],
+                         (5, "*** Configuration line starting `priority` is missing a parameter "
+                             "after keyword `priority` at word position 2"))
+        self.assertEqual(r.diagnostics.exitCode(), 2)
+        r = parse("includem /nonexistent/x.conf\nglobal_defs {\n smtp_server\n}\n")
+        self.assertEqual(r.diagnostics.exitCode(), 2)
+        r = parse("includem /nonexistent/x.conf\n" + VI % "priority")
+        self.assertEqual(r.diagnostics.exitCode(), 6)
+        # nopreempt takes no value; smtp_alert's is optional
+        self.assertEqual(parse(VI % "nopreempt\nsmtp_alert").diagnostics.exitCode(), 0)
 
     def test_numbers(self) -> None:
         """
@@ -357,7 +410,7 @@ class SyncGroupTests(SynchronousTestCase):
         """
         r = parse("vrrp_sync_group G {\n VI_1\n}\n" + VI % "")
         self.assertEqual(msgs(r.diagnostics), [
-            (2, "Unknown keyword 'VI_1'"), (1, "Sync group G has no virtual router(s) - removing")])
+            (2, "Unknown keyword 'VI_1'"), (1, "Sync group G has no virtual router(s). removing")])
         self.assertEqual(r.model.syncGroups, ())
 
     def test_members(self) -> None:

@@ -119,11 +119,15 @@ class OptionsTests(SynchronousTestCase):
 
     def test_configTestMissingFile(self) -> None:
         """
-        A missing configuration file is fatal: exit code 4.
+        A missing configuration file is reported; as keepalived's, C{-t}
+        exits 0 unless C{-e} makes it an error (4).
         """
         _, code, _, err = self.parse("-t", "-c", str(self.dir / "nope.conf"))
-        self.assertEqual(code, 4)
+        self.assertEqual(code, 0)
+        self.assertIn("Config files missing", err)
         self.assertIn("nope.conf", err)
+        _, code, _, err = self.parse("-t", "-e", "-c", str(self.dir / "nope.conf"))
+        self.assertEqual(code, 4)
 
     def test_configTestBinaryGarbage(self) -> None:
         """
