@@ -87,10 +87,15 @@ class Options(usage.Options):
         Read and validate the configuration named by these options.
         """
         from keepalive_tx.config import loadConfig
+        from keepalive_tx.config.interfaces import checkInterfaces, existingInterfaces
 
-        return loadConfig(
+        result = loadConfig(
             self["config"], configId=self["config-id"], allConfig=bool(self["all-config"])
         )
+        if not self["check"]:
+            # keepalived's VRRP process checks the interfaces it is given
+            result.diagnostics.extend(checkInterfaces(result.model, existingInterfaces()))
+        return result
 
 
 _exitHook: list[bool] = []
@@ -151,17 +156,20 @@ def makeService(options: Options, reactor=None) -> IService:
     """
     from twisted.logger import Logger
 
-    from keepalive_tx.config.errors import Severity
     from keepalive_tx.service import KeepalivedService
 
     log = Logger(namespace="keepalive_tx")
     result = options.load()
     if result.model is not None:
         auditScripts(result.model, result.diagnostics)
+    if _refuses(result.diagnostics, options):
+        # (logging has not started yet: what would be logged goes to stderr)
+        for diagnostic in result.diagnostics:
+            options.stderr.write(f"{diagnostic}\n")
+        options.stderr.write(f"{options['config']}: keepalived would not run this configuration\n")
+        raise SystemExit(result.diagnostics.startExitCode())
     for diagnostic in result.diagnostics:
         log.warn("{diagnostic}", diagnostic=str(diagnostic))
-    if result.diagnostics.worst is Severity.FATAL:
-        raise SystemExit(f"{options['config']}: configuration cannot be used (see messages above)")
     if options["dump-conf"]:
         from keepalive_tx.config.dump import dumpConfig
 
@@ -183,6 +191,18 @@ def makeService(options: Options, reactor=None) -> IService:
     ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze).setServiceParent(service)
     FreezeHeap().setServiceParent(service)
     return service
+
+
+def _refuses(diagnostics: Any, options: Options) -> bool:
+    """
+    Whether keepalived would refuse to start: it stops on what its VRRP
+    process refuses only when that process runs (not under C{--check}).
+    """
+    from keepalive_tx.config.errors import Severity
+
+    if options["check"]:
+        return any(d.severity is Severity.FATAL or d.stop for d in diagnostics)
+    return diagnostics.refusesStart
 
 
 class FreezeHeap(Service):

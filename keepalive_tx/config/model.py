@@ -206,6 +206,7 @@ class VrrpInstance:
     location: Location | None = field(default=None, compare=False)
     state: str = BACKUP
     interface: str | None = None
+    interfaceLocation: Location | None = field(default=None, compare=False)
     virtualRouterId: int | None = None
     priority: int = 100
     advertInt: float = 1.0

@@ -67,12 +67,33 @@ def _weight(lo: int, hi: int):
 # --- track_* value blocks ---------------------------------------------------
 
 
-def _tracker(field: str, lo: int, hi: int, noreverse: bool = True):
+_TRACK_KEYWORDS = {"trackInterfaces": "track_interface", "trackScripts": "track_script",
+                   "trackFiles": "track_file", "trackProcesses": "track_process", "trackBfds": "track_bfd"}
+
+
+def _tracker(field: str, lo: int, hi: int, noreverse: bool = True,
+             defined: tuple[str, str] | None = None):
+    """
+    A C{track_*} value block.
+
+    @param defined: where the tracked objects are defined (root builder
+        key) and their noun in keepalived's message: as keepalived, a name
+        must be defined earlier in the file.
+    """
     allowed = "reverse|noreverse" if noreverse else "reverse"
+    keyword = _TRACK_KEYWORDS[field]
 
     def item(ctx: Context, line: LogicalLine, b: Builder) -> None:
         tokens = line.tokens
         name = tokens[0]
+        if defined is not None:
+            key, noun = defined
+            if not any(d["name"] == name for d in ctx.root.get(key) or ()):
+                ctx.error(line, f"({b['name']}) track {noun} {name} not found, ignoring...")
+                return
+        if any(t.name == name for t in b.get(field) or ()):
+            ctx.error(line, f"({b['name']}) duplicate {keyword} {name} - ignoring")
+            return
         weight = reverse = None
         i = 1
         while i < len(tokens):
@@ -96,10 +117,10 @@ def _tracker(field: str, lo: int, hi: int, noreverse: bool = True):
 def _trackBlocks() -> dict[str, S.Keyword]:
     return {
         "track_interface": _tracker("trackInterfaces", -253, 253, noreverse=False),
-        "track_script": _tracker("trackScripts", -253, 253),
-        "track_file": _tracker("trackFiles", -254, 254),
-        "track_process": _tracker("trackProcesses", -254, 254),
-        "track_bfd": _tracker("trackBfds", -253, 253),
+        "track_script": _tracker("trackScripts", -253, 253, defined=("vrrpScripts", "script")),
+        "track_file": _tracker("trackFiles", -254, 254, defined=("trackFiles", "file")),
+        "track_process": _tracker("trackProcesses", -254, 254, defined=("trackProcesses", "process")),
+        "track_bfd": _tracker("trackBfds", -253, 253, defined=("bfdInstances", "bfd")),
     }
 
 
@@ -450,13 +471,24 @@ AUTH_HMAC = S.BlockSpec("auth_hmac", {
     close=lambda ctx, child, parent: parent.__setitem__("authHmacBuilder", child))
 
 
+def _interface(ctx: Context, line: LogicalLine, b: Builder) -> None:
+    name = S.argument(ctx, line)
+    if name is None:
+        return
+    if len(name.encode("utf-8", "surrogateescape")) >= 16:  # IFNAMSIZ
+        ctx.error(line, f"Interface name '{name}' too long - ignoring")
+        return
+    b["interface"] = name
+    b["interfaceLocation"] = line.location
+
+
 def _garpInst(field: str, lo: int, hi: int) -> S.Keyword:
     return _s(_instGarp(field, lo, hi))
 
 
 VRRP_INSTANCE = S.BlockSpec("vrrp_instance", {
     "state": _s(_state),
-    "interface": _s(_str("interface")),
+    "interface": _s(_interface),
     "virtual_router_id": _s(_i("virtualRouterId", 1, 255)),
     "priority": _s(_i("priority", 1, 255)),
     "advert_int": _s(_t("advertInt", 0.01, 255)),

@@ -360,12 +360,21 @@ class VrrpInstanceTests(SynchronousTestCase):
 
     def test_trackScriptUndefined(self) -> None:
         """
-        A track_script naming no vrrp_script is an error; unused scripts warn.
+        A track_script naming no vrrp_script defined before it is an error
+        (keepalived looks scripts up as it reads); unused scripts are noted
+        (keepalived reports them only when it runs: C{-t} exits 0).
         """
         r = parse("vrrp_script s1 {\n script /bin/true\n}\n" + VI % "track_script {\n nope\n }")
-        self.assertIn((9, "(VI_1) track_script 'nope' is not a defined vrrp_script - ignoring"),
-                      msgs(r.diagnostics))
-        self.assertIn((1, "Warning - script s1 is not used"), msgs(r.diagnostics))
+        self.assertIn((9, "(VI_1) track script nope not found, ignoring..."), msgs(r.diagnostics))
+        self.assertIn((1, "Warning - script s1 is not used"), msgs(r.diagnostics, Severity.NOTE))
+        r = parse(VI % "track_script {\n s1\n s1\n }" + "vrrp_script s1 {\n script /bin/true\n}\n")
+        self.assertEqual(msgs(r.diagnostics, Severity.ERROR), [
+            (6, "(VI_1) track script s1 not found, ignoring..."),
+            (7, "(VI_1) track script s1 not found, ignoring...")])
+        self.assertEqual(r.model.vrrpInstances[0].trackScripts, ())
+        r = parse("vrrp_script s1 {\n script /bin/true\n}\n" + VI % "track_script {\n s1\n s1\n }")
+        self.assertEqual(msgs(r.diagnostics), [(10, "(VI_1) duplicate track_script s1 - ignoring")])
+        self.assertEqual(r.diagnostics.exitCode(), 5)
 
     def test_scriptWords(self) -> None:
         """
@@ -384,10 +393,18 @@ class VrrpInstanceTests(SynchronousTestCase):
         """
         two = VI % "" + VI.replace("VI_1", "VI_2") % ""
         r = parse(two)
-        self.assertIn("VRID 51 is already used by VI_1", msgs(r.diagnostics)[0][1])
+        self.assertEqual(msgs(r.diagnostics), [(11, "VI_1 and VI_2 both use VRID 51 with IPv4 on interface eth0")])
+        self.assertTrue(r.diagnostics.refusesStart)
+        self.assertEqual(r.diagnostics.exitCode(), 5)
+        # another multicast group: no conflict
+        r = parse(VI % "" + VI.replace("VI_1", "VI_2") % "mcast_dst_ip 224.0.0.19")
+        self.assertEqual(msgs(r.diagnostics), [])
         uni = (VI % "unicast_peer {\n 192.0.2.7\n }" +
                VI.replace("VI_1", "VI_2") % "unicast_peer {\n 192.0.2.8\n }")
         self.assertEqual(msgs(parse(uni).diagnostics), [])
+        uni = (VI % "unicast_peer {\n 192.0.2.7\n }" +
+               VI.replace("VI_1", "VI_2") % "unicast_peer {\n 192.0.2.7\n }")
+        self.assertEqual(msgs(parse(uni).diagnostics), [(13, "(VI_1) duplicate VRID conflict with VI_2 VRID 51")])
 
     def test_strict(self) -> None:
         """
@@ -395,8 +412,10 @@ class VrrpInstanceTests(SynchronousTestCase):
         """
         r = parse("global_defs {\n vrrp_strict\n}\n" + VI % "state MASTER\n priority 100\n unicast_peer {\n 192.0.2.7\n }")
         vi = r.model.vrrpInstances[0]
-        self.assertEqual((vi.state, vi.unicastPeers, vi.accept, vi.lowerPrioNoAdvert), ("BACKUP", (), False, True))
-        self.assertEqual(len(msgs(r.diagnostics, Severity.ERROR)), 2)
+        # keepalived 2.2.7 checks strict mode's "no unicast" before it knows the
+        # instance is unicast: the peers are kept, silently
+        self.assertEqual((vi.state, len(vi.unicastPeers), vi.accept, vi.lowerPrioNoAdvert), ("BACKUP", 1, False, True))
+        self.assertEqual(len(msgs(r.diagnostics, Severity.ERROR)), 1)
 
 
 class SyncGroupTests(SynchronousTestCase):
