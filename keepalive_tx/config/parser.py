@@ -154,7 +154,10 @@ class BlockParser:
         ctx = self.ctx
         tokens = line.tokens
         if kw.deprecated is not None:
-            ctx.deprecated(line, f"Keyword '{tokens[0]}' is deprecated - please use '{kw.deprecated}'")
+            if kw.note:
+                ctx.deprecated(line, kw.note.format(name=b.get("name", "")))
+            else:
+                ctx.deprecated(line, f'Keyword "{tokens[0]}" is deprecated - please use "{kw.deprecated}"')
         opened = False
         if len(tokens) > 1 and tokens[-1] == "{":
             # An unsplit 'keyword ... {' line (tests, hand-made streams).

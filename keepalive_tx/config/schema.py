@@ -32,7 +32,8 @@ There are four kinds of keyword:
   - L{skipped}C{()}: known but inactive; its block (if any) is skipped.
 
 C{deprecated="new_name"} on any keyword adds a DEPRECATED diagnostic and still
-runs the handler.  Ready-made handler factories convert arguments with
+runs the handler (C{Keyword(..., note=...)} gives keepalived's own wording,
+C{{name}} standing for the enclosing block's name).  Ready-made handler factories convert arguments with
 keepalived's rules and messages: L{setInt}, L{setTimer}, L{setBool},
 L{setFlag}, L{setStr}, L{setChoice}, L{setIp}, L{setScript}; the underlying
 converters L{parseInt}, L{parseTimer}, L{parseBool}, L{parseIp},

@@ -349,7 +349,7 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "process_name": _s(_str("processName", 15)),
     "vrrp_process_name": _s(_str("vrrpProcessName", 15)),
     "checker_process_name": _s(_str("checkerProcessName", 15)),
-    "lvs_process_name": _s(_str("checkerProcessName", 15), deprecated="checker_process_name"),
+    "lvs_process_name": _s(_str("checkerProcessName", 15)),  # (old name; 2.2.7 says nothing)
     "bfd_process_name": _s(_str("bfdProcessName", 15)),
     "startup_script": _s(S.setScript("startupScript")),
     "startup_script_timeout": _s(_i("startupScriptTimeout", 1, 1000)),
@@ -377,7 +377,7 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "min_auto_priority_delay": _s(_i("minAutoPriorityDelay", 1, 2**31 - 1)),
     "snmp_socket": _s(_str("snmpSocket")),
     "enable_snmp_vrrp": _s(_snmpFlag),
-    "enable_snmp_keepalived": _s(_snmpFlag, deprecated="enable_snmp_vrrp"),
+    "enable_snmp_keepalived": _s(_snmpFlag),  # (old name of enable_snmp_vrrp; 2.2.7 says nothing)
     "enable_snmp_checker": _s(_snmpFlag),
     "enable_snmp_rfc": _s(_snmpFlag),
     "enable_snmp_rfcv2": _s(_snmpFlag),
@@ -445,7 +445,7 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "lvs_timeouts": _s(_lvsTimeouts),
     "lvs_flush": _s(_f("lvsFlush")),
     "lvs_flush_on_stop": _s(_optStr("lvsFlushOnStop", "all")),
-    "lvs_flush_onstop": _s(_optStr("lvsFlushOnStop", "all"), deprecated="lvs_flush_on_stop"),
+    "lvs_flush_onstop": _s(_optStr("lvsFlushOnStop", "all")),  # (old name; 2.2.7 says nothing)
 }
 
 for _proc in ("vrrp", "checker", "bfd"):
@@ -454,7 +454,7 @@ for _proc in ("vrrp", "checker", "bfd"):
     GLOBAL_KEYWORDS[f"{_proc}_rt_priority"] = _s(_tuning(_proc, 1, 99))
     GLOBAL_KEYWORDS[f"{_proc}_cpu_affinity"] = _s(_cpuAffinity)
     GLOBAL_KEYWORDS[f"{_proc}_rlimit_rttime"] = _s(_tuning(_proc, 2, 2**31 - 1))
-    GLOBAL_KEYWORDS[f"{_proc}_rlimit_rtime"] = _s(_tuning(_proc, 2, 2**31 - 1), deprecated=f"{_proc}_rlimit_rttime")
+    GLOBAL_KEYWORDS[f"{_proc}_rlimit_rtime"] = _s(_tuning(_proc, 2, 2**31 - 1))  # (old name; 2.2.7 says nothing)
 for _nl in ("vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs", "lvs_netlink_cmd_rcv_bufs",
             "lvs_netlink_monitor_rcv_bufs", "process_monitor_rcv_bufs"):
     GLOBAL_KEYWORDS[_nl] = _s(_netlinkBufs)

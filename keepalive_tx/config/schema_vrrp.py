@@ -236,7 +236,8 @@ SYNC_GROUP = S.BlockSpec("vrrp_sync_group", {
     "group": _names("members"),
     **_trackBlocks(),
     **_NOTIFY,
-    "global_tracking": _s(_f("globalTracking"), deprecated="sync_group_tracking_weight"),
+    "global_tracking": S.Keyword(S.SIMPLE, handler=_f("globalTracking"), deprecated="sync_group_tracking_weight",
+                                  note="({name}) global_tracking is deprecated. Use track_interface/script/file on the sync group"),
     "sync_group_tracking_weight": _s(_f("syncGroupTrackingWeight")),
 }, open=_openNamed, close=_appendTo("syncGroups"))
 
@@ -506,7 +507,8 @@ VRRP_INSTANCE = S.BlockSpec("vrrp_instance", {
     "vrf": _s(_str("vrf")),
     "native_ipv6": _s(_f("nativeIpv6")),
     "dont_track_primary": _s(_f("dontTrackPrimary")),
-    "linkbeat_use_polling": _s(_f("linkbeatUsePolling"), deprecated="linkbeat_interfaces"),
+    "linkbeat_use_polling": S.Keyword(S.SIMPLE, handler=_f("linkbeatUsePolling"), deprecated="linkbeat_interfaces",
+                                       note="({name}) 'linkbeat_use_polling' in vrrp instance deprecated - use linkbeat_interfaces block"),
     "kernel_rx_buf_size": _s(_i("kernelRxBufSize", 0, 2**31 - 1)),
     "debug": _s(_i("debug", 0, 4)),
     "lvs_sync_daemon_interface": _s(_lvsSyncIf),
@@ -609,7 +611,7 @@ TOP_LEVEL_KEYWORDS: dict[str, S.Keyword] = {
     "static_routes": _routeItem("staticRoutes", True, addresses.parseRoute),
     "static_rules": _routeItem("staticRules", True, addresses.parseRule),
     "track_file": S.block(TRACK_FILE),
-    "vrrp_track_file": S.block(TRACK_FILE, deprecated="track_file"),
+    "vrrp_track_file": S.block(TRACK_FILE),  # (old name of track_file; 2.2.7 says nothing)
     "vrrp_script": S.block(VRRP_SCRIPT),
     "vrrp_track_process": S.block(TRACK_PROCESS),
     "bfd_instance": S.block(BFD_INSTANCE),

@@ -249,11 +249,17 @@ class GlobalDefsTests(SynchronousTestCase):
 
     def test_deprecatedSynonym(self) -> None:
         """
-        Deprecated synonyms work and are reported as DEPRECATED.
+        Deprecated synonyms work; those keepalived 2.2.7 reports are reported
+        as DEPRECATED with its words (C{-t} exits 5), the others silently.
         """
-        r = parse("global_defs {\n lvs_flush_onstop\n}\n")
+        r = parse("global_defs {\n lvs_flush_onstop\n vrrp_rlimit_rtime 1000\n}\n")
         self.assertEqual(r.model.globalDefs.lvsFlushOnStop, "all")
-        self.assertEqual([d.severity for d in r.diagnostics], [Severity.DEPRECATED])
+        self.assertEqual(list(r.diagnostics), [])
+        r = parse("global_defs {\n vrrp_vmac_garp_intvl 10\n}\n"
+                  "vrrp_sync_group G {\n group {\n VI_1\n }\n global_tracking\n}\n" + VI % "")
+        self.assertEqual(msgs(r.diagnostics, Severity.DEPRECATED), [
+            (2, 'Keyword "vrrp_vmac_garp_intvl" is deprecated - please use "vrrp_garp_extra_if"'),
+            (8, "(G) global_tracking is deprecated. Use track_interface/script/file on the sync group")])
 
     def test_topLevelOneLiners(self) -> None:
         """
