@@ -213,12 +213,14 @@ class BlockParser:
             else:
                 ctx.diagnostics.note(valueBlockWithoutBob(line.tokens[0]), line.location)
         item = kw.handler
+        ctx.last = line
         while self.pos < n:
             inner = lines[self.pos]
             self.pos += 1
             tokens = inner.tokens
             if not tokens:
                 continue
+            ctx.last = inner
             if tokens == _CLOSE:
                 break
             item(ctx, inner, b)  # type: ignore[misc]

@@ -115,13 +115,16 @@ class Context:
 
     @ivar diagnostics: where problems go.
     @ivar root: the top-level builder (global settings live under C{"globalDefs"}).
+    @ivar last: the last line of the value block being closed (for a
+        C{close} handler's report: keepalived's is at the block's end).
     """
 
-    __slots__ = ("diagnostics", "root")
+    __slots__ = ("diagnostics", "root", "last")
 
     def __init__(self, diagnostics: Diagnostics, root: Builder | None = None) -> None:
         self.diagnostics = diagnostics
         self.root: Builder = root if root is not None else {}
+        self.last: LogicalLine | None = None
 
     def error(self, line: LogicalLine | Location | None, message: str) -> None:
         self.diagnostics.add(Severity.ERROR, message, _loc(line))

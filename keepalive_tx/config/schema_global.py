@@ -64,7 +64,19 @@ def _smtpServer(ctx: Context, line: LogicalLine, b: Builder) -> None:
 
 
 def _email(ctx: Context, line: LogicalLine, b: Builder) -> None:
-    b.setdefault("notificationEmail", []).append(" ".join(line.tokens))
+    # every word is an address, as keepalived reads the block
+    b.setdefault("notificationEmail", []).extend(line.tokens)
+    b["notificationEmailSeen"] = True
+
+
+def _emailOpen(ctx: Context, line: LogicalLine, b: Builder) -> Builder:
+    b["notificationEmailSeen"] = False
+    return b
+
+
+def _emailClose(ctx: Context, b: Builder, parent: Builder) -> None:
+    if not b.pop("notificationEmailSeen", True):
+        ctx.error(ctx.last, "Warning - empty notification_email block")
 
 
 def _scriptUser(ctx: Context, line: LogicalLine, b: Builder) -> None:
@@ -130,10 +142,31 @@ def _fifo(field: str):
     def handler(ctx: Context, line: LogicalLine, b: Builder) -> None:
         from keepalive_tx.config.model import Fifo
 
-        path = S.argument(ctx, line)
-        if path is not None:
-            user = ":".join(line.tokens[2:4]) or None
-            b[field] = Fifo(path=path, user=user)
+        kind = line.keyword[: -len("notify_fifo")]
+        if len(line.tokens) < 2:
+            ctx.error(line, f"No {kind}notify_fifo name specified")
+            return
+        path = line.tokens[1]
+        if field in b:
+            ctx.error(line, f"{kind}notify_fifo already specified - ignoring {path}")
+            return
+        user = ":".join(line.tokens[2:4]) or None
+        b[field] = Fifo(path=path, user=user)
+
+    return handler
+
+
+def _fifoScript(field: str):
+    setScript = S.setScript(field)
+
+    def handler(ctx: Context, line: LogicalLine, b: Builder) -> None:
+        kind = line.keyword[: -len("notify_fifo_script")]
+        if len(line.tokens) < 2:
+            ctx.error(line, f"No {kind}notify_fifo_script specified")
+        elif field in b:
+            ctx.error(line, f"{kind}notify_fifo_script already specified - ignoring {line.tokens[1]}")
+        else:
+            setScript(ctx, line, b)
 
     return handler
 
@@ -282,7 +315,7 @@ def _lvsTimeouts(ctx: Context, line: LogicalLine, b: Builder) -> None:
 
 def _vrrpGarpInterval(field: str):
     # §0 #6: an explicit 0 is rejected (range starts at 1 µs), default stays 0.
-    return S.setTimer(field, 0.000001, 1000)
+    return S.setTimer(field, 0.000001, 4294.967295)
 
 
 def _warnUnused(ctx: Context, line: LogicalLine, b: Builder) -> None:
@@ -321,7 +354,7 @@ _s, _b, _f, _i, _t, _str = S.simple, S.setBool, S.setFlag, S.setInt, S.setTimer,
 
 GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "router_id": _s(_str("routerId")),
-    "notification_email": S.values(_email),
+    "notification_email": S.values(_email, open=_emailOpen, close=_emailClose),
     "notification_email_from": _s(_str("notificationEmailFrom")),
     "smtp_server": _s(_smtpServer),
     "smtp_helo_name": _s(_str("smtpHeloName")),
@@ -391,9 +424,9 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "notify_fifo": _s(_fifo("notifyFifo")),
     "vrrp_notify_fifo": _s(_fifo("vrrpNotifyFifo")),
     "lvs_notify_fifo": _s(_fifo("lvsNotifyFifo")),
-    "notify_fifo_script": _s(S.setScript("notifyFifoScript")),
-    "vrrp_notify_fifo_script": _s(S.setScript("vrrpNotifyFifoScript")),
-    "lvs_notify_fifo_script": _s(S.setScript("lvsNotifyFifoScript")),
+    "notify_fifo_script": _s(_fifoScript("notifyFifoScript")),
+    "vrrp_notify_fifo_script": _s(_fifoScript("vrrpNotifyFifoScript")),
+    "lvs_notify_fifo_script": _s(_fifoScript("lvsNotifyFifoScript")),
     "fifo_write_vrrp_states_on_reload": _s(_f("fifoWriteVrrpStatesOnReload")),
     "vrrp_notify_priority_changes": _s(_b("vrrpNotifyPriorityChanges")),
     "dynamic_interfaces": _s(_dynamicInterfaces),

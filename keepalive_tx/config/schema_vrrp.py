@@ -245,8 +245,8 @@ SYNC_GROUP = S.BlockSpec("vrrp_sync_group", {
 # --- garp_group --------------------------------------------------------------
 
 GARP_GROUP = S.BlockSpec("garp_group", {
-    "garp_interval": _s(_t("garpInterval", 0, 1000)),
-    "gna_interval": _s(_t("gnaInterval", 0, 1000)),
+    "garp_interval": _s(_t("garpInterval", 0, 2147.483647)),
+    "gna_interval": _s(_t("gnaInterval", 0, 2147.483647)),
     "interface": _s(lambda ctx, line, b: S.argument(ctx, line) and _append(b, "interfaces", line.tokens[1])),
     "interfaces": _names("interfaces"),
 }, close=_appendTo("garpGroups"))

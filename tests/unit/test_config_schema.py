@@ -227,7 +227,7 @@ class GlobalDefsTests(SynchronousTestCase):
         """
         r = parse("global_defs {\n vrrp_garp_interval 0\n vrrp_gna_interval 0.5\n}\n")
         self.assertEqual(msgs(r.diagnostics, Severity.ERROR),
-                         [(2, "vrrp_garp_interval: number '0' outside range [0.000001, 1000] - ignoring")])
+                         [(2, "vrrp_garp_interval: number '0' outside range [0.000001, 4294.967295] - ignoring")])
         self.assertEqual(r.model.globalDefs.vrrpGarpInterval, 0.0)
         self.assertEqual(r.model.globalDefs.vrrpGnaInterval, 0.5)
 
