@@ -11,6 +11,12 @@ sockets close.
 
 The OS edges are injected through an L{IVrrpPlatform}; L{LinuxPlatform} is
 the real one.
+
+An instance whose interface does not exist yet (C{dynamic_interfaces}) or
+has no address of the instance's family waits, as keepalived's waits in
+FAULT: it is built and started when link or address events show its
+interface ready (L{VrrpService.waiting}). Meanwhile the other members of
+its sync group are held in FAULT.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ from keepalive_tx.vrrp.validate import peekVrid
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 __all__ = ["IVrrpPlatform", "LinuxPlatform", "VridDemux", "VrrpService"]
+
+#: the fault flag that holds a sync group member while another waits
+WAITING_MEMBER = "sync group member waiting for its interface"
 
 
 class IVrrpPlatform(Interface):
@@ -270,6 +279,8 @@ class VrrpService(Service):
 
     @ivar instances: L{VrrpInstance}s by name.
     @ivar syncGroups: L{SyncGroup}s by name.
+    @ivar waiting: configured instances waiting for their interface (or its
+        first address), by name.
     """
 
     log = Logger()
@@ -289,6 +300,8 @@ class VrrpService(Service):
         self.platform = platform if platform is not None else LinuxPlatform(reactor)
         self.instances: dict[str, VrrpInstance] = {}
         self.syncGroups: dict[str, SyncGroup] = {}
+        self.waiting: dict[str, model.VrrpInstance] = {}
+        self._pacer: AnnouncePacer | None = None
         self.observers: list[Any] = []
         self._ports: dict[tuple, Any] = {}
         self._opened = False
@@ -314,21 +327,15 @@ class VrrpService(Service):
         self.tracking = TrackingCoordinator.fromConfig(
             self.reactor, self.config, linkState=self.platform.linkUp)
         g = self.config.globalDefs
-        pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
-                              garpInterval=g.vrrpGarpInterval or 0.0,
-                              gnaInterval=g.vrrpGnaInterval or 0.0)
+        self._pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
+                                    garpInterval=g.vrrpGarpInterval or 0.0,
+                                    gnaInterval=g.vrrpGnaInterval or 0.0)
         for config in self.config.vrrpInstances:
-            try:
-                instance = self._build(config, pacer)
-            except Exception:
-                self.log.failure("({name}) cannot be set up", name=config.name)
-                continue
-            if instance is not None:
-                self.instances[config.name] = instance
-                self.tracking.attach(instance)
+            if self._setUp(config) is None:
+                self.waiting[config.name] = config
         for group in self.config.syncGroups:
             members = [self.instances[m].machine for m in group.members if m in self.instances]
-            if members:
+            if members or any(m in self.waiting for m in group.members):
                 effects = None
                 if self.alerts is not None:
                     from keepalive_tx.alert.vrrp import GroupAlerts
@@ -338,7 +345,57 @@ class VrrpService(Service):
 
                 effects = GroupEffectsFanout(self.notifier.groupEffects(group), effects)
                 self.syncGroups[group.name] = SyncGroup(group.name, members, effects)
+        self._holdGroups()
         self.platform.watchLinks(self)
+
+    def _setUp(self, config: model.VrrpInstance) -> VrrpInstance | None:
+        """
+        Build C{config}'s instance and attach its trackers; C{None} when it
+        must wait for its interface (or could not be built at all: logged).
+        """
+        try:
+            instance = self._build(config, self._pacer)
+        except Exception:
+            self.log.failure("({name}) cannot be set up", name=config.name)
+            return None
+        if instance is not None:
+            self.instances[config.name] = instance
+            self.tracking.attach(instance)
+        return instance
+
+    def _holdGroups(self) -> None:
+        """
+        A sync group with a member still waiting for its interface is held
+        in FAULT (keepalived's waiting member is in FAULT, and so its group).
+        """
+        for group in self.config.syncGroups:
+            sync = self.syncGroups.get(group.name)
+            if sync is None:
+                continue
+            waiting = any(m in self.waiting for m in group.members)
+            for machine in sync.members:
+                if (WAITING_MEMBER in machine.faults) != waiting:
+                    machine.setFault(WAITING_MEMBER, waiting)
+
+    def _startWaiting(self, ifname: str) -> None:
+        """
+        Link or address events on C{ifname}: build and start the instances
+        that were waiting for it, if it is ready for them now.
+        """
+        for name, config in list(self.waiting.items()):
+            if config.interface != ifname:
+                continue
+            instance = self._setUp(config)
+            if instance is None:
+                continue
+            del self.waiting[name]
+            self.log.info("({name}) interface {ifname} is ready: starting", name=name, ifname=ifname)
+            sync = self.syncGroups.get(config.syncGroup) if config.syncGroup else None
+            if sync is not None:
+                sync.addMember(instance.machine)
+            self._holdGroups()
+            if self.running:
+                self.tracking.startInstance(instance)
 
     def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer) -> VrrpInstance | None:
         family = config.family
@@ -346,8 +403,12 @@ class VrrpService(Service):
         if source is None and config.interface is not None:
             source = self.platform.primaryAddress(config.interface, family)
         if source is None:
-            self.log.error("({name}) no IPv{family} address on interface {ifname}: not started",
-                           name=config.name, family=family, ifname=config.interface)
+            if config.interface is not None and self.platform.linkUp(config.interface) is None:
+                self.log.info("({name}) waiting for interface {ifname}, which does not exist yet",
+                              name=config.name, ifname=config.interface)
+            else:
+                self.log.info("({name}) waiting for an IPv{family} address on interface {ifname}",
+                              name=config.name, family=family, ifname=config.interface)
             return None
         unicast = bool(config.unicastPeers)
         auth = config.authentication
@@ -440,10 +501,16 @@ class VrrpService(Service):
     # -- link events ---------------------------------------------------------
 
     def linkChanged(self, ifname: str, ifindex: int, up: bool) -> None:
-        for instance in self.instances.values():
+        for instance in list(self.instances.values()):
             instance.linkChanged(ifname, ifindex, up)
         if self.tracking is not None:
             self.tracking.linkChanged(ifname, ifindex, up)
+        if up and self.waiting:
+            self._startWaiting(ifname)
+
+    def addressAdded(self, ifname: str, ifindex: int, address: Any) -> None:
+        if self.waiting:
+            self._startWaiting(ifname)
 
     def addressRemoved(self, ifname: str, ifindex: int, address: Any) -> None:
         for instance in self.instances.values():
