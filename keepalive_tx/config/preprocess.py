@@ -732,7 +732,8 @@ class _Preprocessor:
             self.error(f"includes nested too deeply at '{pattern}'", loc)
             return
         base = glob.escape(self.pwd)
-        matches: list[str] = []
+        # (path, the name keepalived shows: as written, relative or not)
+        matches: list[tuple[str, str]] = []
         missing = 0
         wildcards = False
         alternatives = _expandBraces(pattern)
@@ -748,9 +749,10 @@ class _Preprocessor:
                     found = sorted(glob.glob(full))
                 except (OSError, ValueError, RecursionError):
                     found = []
-                matches.extend(found)
+                relative = not os.path.isabs(alternative)
+                matches.extend((f, os.path.relpath(f, self.pwd) if relative else f) for f in found)
             elif os.path.lexists(shown):
-                matches.append(shown)
+                matches.append((shown, alternative))
             else:
                 missing += 1
         braces = len(alternatives) > 1
@@ -770,12 +772,12 @@ class _Preprocessor:
             self._fileError(INCLUDE_B, checks, f'Some config files missing: "{pattern}".', loc)
             if checks & INCLUDE_B:
                 return
-        for path in matches:
-            self._includeFile(path, checks, loc)
+        for path, name in matches:
+            self._includeFile(path, name, checks, loc)
             if self.overflowReported:
                 return
 
-    def _includeFile(self, path: str, checks: int, loc: Location) -> None:
+    def _includeFile(self, path: str, name: str, checks: int, loc: Location) -> None:
         try:
             real = os.path.realpath(path)
             info = os.stat(path)
@@ -783,18 +785,18 @@ class _Preprocessor:
             self._fileError(
                 INCLUDE_R,
                 checks,
-                f"Configuration file '{path}' open problem ({_strerror(e)}) - skipping",
+                f"Configuration file '{name}' open problem ({_strerror(e)}) - skipping",
                 loc,
             )
             return
         if stat.S_ISDIR(info.st_mode):
-            self._fileError(INCLUDE_R, checks, _isDirectory(path), loc)
+            self._fileError(INCLUDE_R, checks, _isDirectory(name), loc)
             return
         if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o111:
             self._fileError(
                 INCLUDE_R,
                 checks,
-                f"Configuration file '{path}' is not a regular non-executable file - skipping",
+                f"Configuration file '{name}' is not a regular non-executable file - skipping",
                 loc,
             )
             return
@@ -808,7 +810,7 @@ class _Preprocessor:
             self._fileError(
                 INCLUDE_R,
                 checks,
-                f"Configuration file '{path}' open problem ({_strerror(e)}) - skipping",
+                f"Configuration file '{name}' open problem ({_strerror(e)}) - skipping",
                 loc,
             )
             return

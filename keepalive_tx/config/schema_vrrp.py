@@ -264,11 +264,11 @@ def _state(ctx: Context, line: LogicalLine, b: Builder) -> None:
         b["stateLocation"] = line.location
     elif text == "BACKUP":
         if b.get("state") == "MASTER":
-            ctx.warning(line, "state BACKUP after state MASTER is ignored")
+            ctx.error(line, f"({b['name']}) state previously set as MASTER - ignoring BACKUP")
             return
         b["state"] = "BACKUP"
     else:
-        ctx.error(line, f"unknown state '{text}' (MASTER|BACKUP) - using BACKUP")
+        ctx.error(line, f"({b['name']}) unknown state '{text}', defaulting to BACKUP")
         b["state"] = "BACKUP"
 
 

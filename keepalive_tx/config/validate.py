@@ -312,7 +312,7 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
             ctx.error(stateLoc, f"{who} strict mode: state MASTER requires priority 255 (address owner) - setting BACKUP")
             state = M.BACKUP
         if b.get("preemptDelay"):
-            ctx.error(b.get("preemptDelayLocation", loc), f"{who} preempt_delay is not allowed in strict mode - clearing it")
+            ctx.error(b.get("preemptDelayLocation", loc), f"{who} preempt_delay is incompatible with strict mode - resetting")
             b["preemptDelay"] = 0.0
         if version == 2 and b.get("accept") is True:
             ctx.error(loc, f"{who} accept mode is not allowed with VRRPv2 in strict mode - ignoring")
@@ -335,19 +335,19 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
     # nopreempt / preempt_delay (§0 #14, §4.5, §4.6).
     if b.get("nopreempt"):
         nloc = b.get("nopreemptLocation", loc)
-        if state == M.MASTER:
-            ctx.error(nloc, f"{who} nopreempt is incompatible with state MASTER (it must be BACKUP) - clearing nopreempt")
+        if priority == 255:
+            ctx.error(nloc, f"{who} nopreempt is incompatible with priority 255. resetting nopreempt")
             b["nopreempt"] = False
-        elif priority == 255:
-            ctx.error(nloc, f"{who} nopreempt is incompatible with priority 255 (address owner) - clearing nopreempt")
+        elif state == M.MASTER:
+            ctx.error(nloc, f"{who} Warning - nopreempt will not work with initial state MASTER - clearing")
             b["nopreempt"] = False
     if b.get("preemptDelay"):
         dloc = b.get("preemptDelayLocation", loc)
         if state == M.MASTER:
-            ctx.error(dloc, f"{who} preempt_delay is incompatible with state MASTER - clearing it")
+            ctx.error(dloc, f"{who} Warning - preempt delay will not work with initial state MASTER - clearing")
             b["preemptDelay"] = 0.0
         elif b.get("nopreempt"):
-            ctx.error(dloc, f"{who} preempt_delay is incompatible with nopreempt - clearing it")
+            ctx.error(dloc, f"{who} preempt_delay is incompatible with nopreempt mode - resetting")
             b["preemptDelay"] = 0.0
     b["state"] = state
     # Advert interval per version.

@@ -64,7 +64,7 @@ class FakePlatform:
         self.down = set(down)
         self.stale = stale
         self.links = {"eth0", "eth1"}
-        self.table = {("eth0", 4): IPv4Address("192.0.2.11"), ("eth0", 6): IPv6Address("fe80::1")}
+        self.primary = {("eth0", 4): IPv4Address("192.0.2.11"), ("eth0", 6): IPv6Address("fe80::1")}
 
     def open(self) -> None:
         self.opened += 1
@@ -80,7 +80,7 @@ class FakePlatform:
         return port
 
     def primaryAddress(self, interface, family):
-        return self.table.get((interface, family))
+        return self.primary.get((interface, family))
 
     def macAddress(self, interface):
         return MAC if interface in self.links else None
@@ -193,7 +193,7 @@ class VrrpServiceTests(SynchronousTestCase):
         self.assertEqual(list(self.service.waiting), ["VI_X"])
         self.service.addressAdded("eth1", 3, None)
         self.assertEqual(list(self.service.waiting), ["VI_X"])
-        self.platform.table[("eth1", 4)] = IPv4Address("198.51.100.10")
+        self.platform.primary[("eth1", 4)] = IPv4Address("198.51.100.10")
         self.service.addressAdded("eth1", 3, None)
         self.assertEqual(self.service.waiting, {})
         instance = self.service.instances["VI_X"]
@@ -221,7 +221,7 @@ class VrrpServiceTests(SynchronousTestCase):
         self.platform.links.add("eth9")
         self.service.linkChanged("eth9", 9, True)
         self.assertIn("VI_X", self.service.waiting)
-        self.platform.table[("eth9", 4)] = IPv4Address("198.51.100.10")
+        self.platform.primary[("eth9", 4)] = IPv4Address("198.51.100.10")
         self.service.addressAdded("eth9", 9, None)
         late = self.service.instances["VI_X"]
         self.assertIs(late.machine.syncGroup, first.machine.syncGroup)
