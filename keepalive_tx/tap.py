@@ -87,15 +87,24 @@ class Options(usage.Options):
         Read and validate the configuration named by these options.
         """
         from keepalive_tx.config import loadConfig
-        from keepalive_tx.config.interfaces import checkInterfaces, existingInterfaces
+        from keepalive_tx.config.interfaces import checkInterfaces
 
         result = loadConfig(
             self["config"], configId=self["config-id"], allConfig=bool(self["all-config"])
         )
         if not self["check"]:
             # keepalived's VRRP process checks the interfaces it is given
-            result.diagnostics.extend(checkInterfaces(result.model, existingInterfaces()))
+            result.diagnostics.extend(checkInterfaces(result.model, self.interfaceNames()))
         return result
+
+    @staticmethod
+    def interfaceNames() -> set[str]:
+        """
+        The interfaces that exist (tests replace this).
+        """
+        from keepalive_tx.config.interfaces import existingInterfaces
+
+        return existingInterfaces()
 
 
 _exitHook: list[bool] = []
