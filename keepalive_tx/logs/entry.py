@@ -1,0 +1,98 @@
+# -*- test-case-name: tests.unit.test_logs -*-
+"""
+The keepalived-style log observers a command line asks for, added to
+Twisted's global log publisher by the twistd/twist entry point
+(L{keepalive_tx.tap.makeService}) -- a process-wide effect the embeddable
+L{keepalive_tx.service.KeepalivedService} never has.
+
+They are added directly to the publisher, not through twistd's log
+beginner, so that they see the lines logged while the service is built
+(the version, the configuration file, its warnings) and stay until the
+process exits (the last C{Stopped} line).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from twisted.logger import ILogObserver, LogPublisher, globalLogPublisher
+
+from keepalive_tx.logs.local import DEFAULT_LOG_FILE, ConsoleObserver, LogFileObserver
+from keepalive_tx.logs.syslog import DEFAULT_SOCKET, LOG_DAEMON, SyslogObserver
+
+__all__ = ["LogSettings", "Installed", "install"]
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """
+    keepalived's logging options.
+
+    @ivar syslog: C{False} for C{-G}.
+    @ivar facility: C{-S}.
+    @ivar socket: the syslog socket (C{--syslog-socket}).
+    @ivar console: C{-l}.
+    @ivar logFile: C{-g} (C{""}: the default name), or L{None}.
+    @ivar detail: C{-D}.
+    """
+
+    syslog: bool = True
+    facility: int = LOG_DAEMON
+    socket: str = DEFAULT_SOCKET
+    console: bool = False
+    logFile: str | None = None
+    detail: bool = False
+
+    def observers(self, stderr: IO[str] | None = None) -> list[ILogObserver]:
+        """
+        New observers for these settings (nothing is opened for a log
+        file before its first line).
+        """
+        result: list[Any] = []
+        if self.syslog:
+            result.append(SyslogObserver(self.socket, self.facility, self.detail))
+        if self.console:
+            result.append(ConsoleObserver(stderr if stderr is not None else sys.stderr,
+                                          self.detail))
+        if self.logFile is not None:
+            result.append(LogFileObserver(self.logFile or DEFAULT_LOG_FILE, self.detail))
+        return result
+
+
+@dataclass
+class Installed:
+    """
+    Observers added to a publisher; L{uninstall} removes and closes them.
+    """
+
+    publisher: LogPublisher
+    observers: list[ILogObserver]
+
+    def uninstall(self) -> None:
+        for observer in self.observers:
+            self.publisher.removeObserver(observer)
+            close: Callable[[], object] | None = getattr(observer, "close", None)
+            if close is not None:
+                close()
+        self.observers = []
+
+
+_current: list[Installed] = []
+
+
+def install(settings: LogSettings, publisher: LogPublisher = globalLogPublisher,
+            stderr: IO[str] | None = None) -> Installed:
+    """
+    Add the observers of C{settings} to C{publisher}, replacing those a
+    previous call added (one set per process).
+    """
+    while _current:
+        _current.pop().uninstall()
+    installed = Installed(publisher, settings.observers(stderr))
+    for observer in installed.observers:
+        publisher.addObserver(observer)
+    _current.append(installed)
+    return installed
