@@ -109,8 +109,7 @@ class Options(usage.Options):
 
     def opt_version(self) -> None:
         """
-        Display the version of keepalive_tx and exit (on standard error, as
-        keepalived).
+        Display the version of keepalive_tx and exit (on standard error, as keepalived).
         """
         import platform
 
@@ -146,8 +145,7 @@ class Options(usage.Options):
 
     def opt_umask(self, mask: str) -> None:
         """
-        File-creation umask, a C number: 0177 (octal), 0x7f, 127 (under twistd: twistd's
-        --umask).
+        File-creation umask, a C number: 0177 (octal), 0x7f, 127 (under twistd: its --umask).
         """
         try:
             self["umask"] = _cNumber(mask)
@@ -160,8 +158,7 @@ class Options(usage.Options):
 
     def opt_signum(self, name: str) -> None:
         """
-        Print the number of keepalived's signal function NAME (STOP, RELOAD,
-        DATA, STATS, STATS_CLEAR, JSON) and exit.
+        Print the number of keepalived's signal function (STOP, RELOAD, DATA, STATS, STATS_CLEAR, JSON) and exit.
         """
         from keepalive_tx.status.dumps import signalNumber
 
@@ -301,18 +298,21 @@ def auditScripts(model: Any, diagnostics: Any) -> None:
 
 def makeService(options: Options, reactor=None) -> IService:
     """
-    Build the L{KeepalivedService} described by C{options}; as the process
-    entry point, also start keepalived's logs (syslog, C{-l}, C{-g}) and
-    take the process-wide settings twistd did not (C{-p}, C{-u} under
-    C{twist}).
+    Build the L{KeepalivedService} described by C{options}.  Run by twistd
+    or twist (C{options} parsed as their subcommand), it is the process
+    entry point: it also starts keepalived's logs (syslog, C{-l}, C{-g})
+    and takes the process-wide settings the runner did not (C{-p}, C{-u}
+    under C{twist}).
     """
     from twisted.logger import Logger
 
     from keepalive_tx.config.errors import Severity
-    from keepalive_tx.logs.entry import install
     from keepalive_tx.service import KeepalivedService
 
-    install(options.logSettings())
+    if getattr(options, "parent", None) is not None:
+        from keepalive_tx.logs.entry import install
+
+        install(options.logSettings())
     log = Logger(namespace="keepalive_tx")
     log.info("Starting Keepalived (keepalive_tx v{version})", version=__version__)
     log.info("Configuration file {path}", path=options["config"])

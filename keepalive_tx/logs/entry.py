@@ -23,7 +23,7 @@ from twisted.logger import ILogObserver, LogPublisher, globalLogPublisher
 from keepalive_tx.logs.local import DEFAULT_LOG_FILE, ConsoleObserver, LogFileObserver
 from keepalive_tx.logs.syslog import DEFAULT_SOCKET, LOG_DAEMON, SyslogObserver
 
-__all__ = ["LogSettings", "Installed", "install"]
+__all__ = ["Installed", "LogSettings", "install", "uninstall"]
 
 
 @dataclass(frozen=True)
@@ -83,14 +83,21 @@ class Installed:
 _current: list[Installed] = []
 
 
+def uninstall() -> None:
+    """
+    Remove the observers L{install} added.
+    """
+    while _current:
+        _current.pop().uninstall()
+
+
 def install(settings: LogSettings, publisher: LogPublisher = globalLogPublisher,
             stderr: IO[str] | None = None) -> Installed:
     """
     Add the observers of C{settings} to C{publisher}, replacing those a
     previous call added (one set per process).
     """
-    while _current:
-        _current.pop().uninstall()
+    uninstall()
     installed = Installed(publisher, settings.observers(stderr))
     for observer in installed.observers:
         publisher.addObserver(observer)
