@@ -309,10 +309,11 @@ def makeService(options: Options, reactor=None) -> IService:
     from keepalive_tx.config.errors import Severity
     from keepalive_tx.service import KeepalivedService
 
+    logs = None
     if getattr(options, "parent", None) is not None:
         from keepalive_tx.logs.entry import install
 
-        install(options.logSettings())
+        logs = install(options.logSettings())
     log = Logger(namespace="keepalive_tx")
     log.info("Starting Keepalived (keepalive_tx v{version})", version=__version__)
     log.info("Configuration file {path}", path=options["config"])
@@ -350,6 +351,8 @@ def makeService(options: Options, reactor=None) -> IService:
         from keepalive_tx.pidfile import PidFile
 
         PidFile(options["pid"]).setServiceParent(service)
+    if logs is not None:
+        service.reactor.callWhenRunning(logs.started)
     service.reactor.addSystemEventTrigger(
         "after", "shutdown", log.info, "Stopped Keepalived (keepalive_tx v{version})",
         version=__version__)

@@ -8,7 +8,10 @@ L{keepalive_tx.service.KeepalivedService} never has.
 They are added directly to the publisher, not through twistd's log
 beginner, so that they see the lines logged while the service is built
 (the version, the configuration file, its warnings) and stay until the
-process exits (the last C{Stopped} line).
+process exits (the last C{Stopped} line).  When twistd (or twist) then
+begins its own logging, it replays the events buffered so far to the whole
+publisher: until the reactor runs (L{Installed.started}), the observers
+remember the events they have written and skip them the second time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from twisted.logger import ILogObserver, LogPublisher, globalLogPublisher
+from zope.interface import implementer
 
 from keepalive_tx.logs.local import DEFAULT_LOG_FILE, ConsoleObserver, LogFileObserver
 from keepalive_tx.logs.syslog import DEFAULT_SOCKET, LOG_DAEMON, SyslogObserver
@@ -62,22 +66,43 @@ class LogSettings:
         return result
 
 
-@dataclass
+@implementer(ILogObserver)
 class Installed:
     """
-    Observers added to a publisher; L{uninstall} removes and closes them.
+    Observers added (as one) to a publisher; L{uninstall} removes and
+    closes them.
     """
 
-    publisher: LogPublisher
-    observers: list[ILogObserver]
+    def __init__(self, publisher: LogPublisher, observers: list[ILogObserver]) -> None:
+        self.publisher = publisher
+        self.observers = observers
+        #: the events seen before L{started}, by id (kept alive, so that an
+        #: id is never reused meanwhile)
+        self._seen: dict[int, object] | None = {}
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        seen = self._seen
+        if seen is not None:
+            if id(event) in seen:
+                return
+            seen[id(event)] = event
+        for observer in self.observers:
+            observer(event)
+
+    def started(self) -> None:
+        """
+        The reactor runs: the runner's replay of its startup buffer is over.
+        """
+        self._seen = None
 
     def uninstall(self) -> None:
+        self.publisher.removeObserver(self)
         for observer in self.observers:
-            self.publisher.removeObserver(observer)
             close: Callable[[], object] | None = getattr(observer, "close", None)
             if close is not None:
                 close()
         self.observers = []
+        self._seen = None
 
 
 _current: list[Installed] = []
@@ -99,7 +124,6 @@ def install(settings: LogSettings, publisher: LogPublisher = globalLogPublisher,
     """
     uninstall()
     installed = Installed(publisher, settings.observers(stderr))
-    for observer in installed.observers:
-        publisher.addObserver(observer)
+    publisher.addObserver(installed)
     _current.append(installed)
     return installed

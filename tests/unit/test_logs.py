@@ -352,3 +352,31 @@ class InstallTests(SynchronousTestCase):
         entry.uninstall()
         Logger(namespace="keepalive_tx", observer=publisher).info("gone")
         self.assertNotIn("gone", stream.getvalue())
+
+    def test_runnerReplaySkipped(self) -> None:
+        """
+        twistd begins its logging after the service is built and replays
+        the events logged so far to the whole publisher: the keepalived
+        observers, which saw them already, write them once.
+        """
+        import types
+
+        from twisted.logger import LogBeginner, textFileLogObserver
+
+        publisher = LogPublisher()
+        warningsModule = types.SimpleNamespace(showwarning=None)
+        stdio = types.SimpleNamespace(stdout=io.StringIO(), stderr=io.StringIO())
+        beginner = LogBeginner(publisher, io.StringIO(), stdio, warningsModule)
+        log = Logger(namespace="keepalive_tx", observer=publisher)
+        log.info("before install")
+        stream = io.StringIO()
+        installed = entry.install(entry.LogSettings(syslog=False, console=True), publisher, stream)
+        self.addCleanup(entry.uninstall)
+        log.info("Starting Keepalived")
+        twistdLog = io.StringIO()
+        beginner.beginLoggingTo([textFileLogObserver(twistdLog)], redirectStandardIO=False)
+        installed.started()
+        log.info("running")
+        lines = [line.split(": ", 1)[1] for line in stream.getvalue().splitlines()]
+        self.assertEqual(lines, ["Starting Keepalived", "before install", "running"])
+        self.assertEqual(twistdLog.getvalue().count("Starting Keepalived"), 1)
