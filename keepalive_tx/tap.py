@@ -313,7 +313,11 @@ def makeService(options: Options, reactor=None) -> IService:
     if getattr(options, "parent", None) is not None:
         from keepalive_tx.logs.entry import install
 
-        logs = install(options.logSettings())
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        logs = install(options.logSettings(), reactor=reactor)
     log = Logger(namespace="keepalive_tx")
     log.info("Starting Keepalived (keepalive_tx v{version})", version=__version__)
     log.info("Configuration file {path}", path=options["config"])

@@ -50,14 +50,19 @@ class LogSettings:
     logFile: str | None = None
     detail: bool = False
 
-    def observers(self, stderr: IO[str] | None = None) -> list[ILogObserver]:
+    def observers(self, stderr: IO[str] | None = None, reactor: Any = None
+                  ) -> list[ILogObserver]:
         """
         New observers for these settings (nothing is opened for a log
         file before its first line).
+
+        @param reactor: lets syslog lines wait for room (see
+            L{SyslogObserver}).
         """
         result: list[Any] = []
         if self.syslog:
-            result.append(SyslogObserver(self.socket, self.facility, self.detail))
+            result.append(SyslogObserver(self.socket, self.facility, self.detail,
+                                         reactor=reactor))
         if self.console:
             result.append(ConsoleObserver(stderr if stderr is not None else sys.stderr,
                                           self.detail))
@@ -117,13 +122,13 @@ def uninstall() -> None:
 
 
 def install(settings: LogSettings, publisher: LogPublisher = globalLogPublisher,
-            stderr: IO[str] | None = None) -> Installed:
+            stderr: IO[str] | None = None, reactor: Any = None) -> Installed:
     """
     Add the observers of C{settings} to C{publisher}, replacing those a
     previous call added (one set per process).
     """
     uninstall()
-    installed = Installed(publisher, settings.observers(stderr))
+    installed = Installed(publisher, settings.observers(stderr, reactor))
     publisher.addObserver(installed)
     _current.append(installed)
     return installed

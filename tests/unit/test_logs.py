@@ -380,3 +380,96 @@ class InstallTests(SynchronousTestCase):
         lines = [line.split(": ", 1)[1] for line in stream.getvalue().splitlines()]
         self.assertEqual(lines, ["Starting Keepalived", "before install", "running"])
         self.assertEqual(twistdLog.getvalue().count("Starting Keepalived"), 1)
+
+
+class SyslogQueueTests(SynchronousTestCase):
+    """
+    When the receiver's queue is full, lines wait for room, announced by
+    the reactor, instead of being lost (or blocking).
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.testing import MemoryReactor
+
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        self.path = str(directory / "log")
+        self.receiver = self.bind()
+        self.reactor = MemoryReactor()
+
+    def bind(self) -> socket.socket:
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        receiver.bind(self.path)
+        receiver.setblocking(False)
+        self.addCleanup(receiver.close)
+        return receiver
+
+    def read(self, receiver: socket.socket | None = None) -> list[bytes]:
+        out = []
+        while True:
+            try:
+                out.append((receiver or self.receiver).recv(65536).split(b": ", 1)[1])
+            except BlockingIOError:
+                return out
+
+    def test_waitsForRoom(self) -> None:
+        observer = SyslogObserver(self.path, reactor=self.reactor)
+        self.addCleanup(observer.close)
+        for n in range(300):
+            observer(event(f"line {n}"))
+        self.assertIn(observer, self.reactor.writers)
+        self.assertLess(observer.sent, 300)
+        received = self.read()
+        while observer in self.reactor.writers:
+            observer.doWrite()
+            received += self.read()
+        self.assertEqual(received, [f"line {n}".encode() for n in range(300)])
+        self.assertEqual((observer.sent, observer.dropped), (300, 0))
+
+    def test_boundedQueue(self) -> None:
+        observer = SyslogObserver(self.path, reactor=self.reactor)
+        self.addCleanup(observer.close)
+        observer.MAX_QUEUED = 5
+        for n in range(100):
+            observer(event(f"line {n}"))
+        self.assertEqual(observer.sent + 5 + observer.dropped, 100)
+        self.assertGreater(observer.dropped, 0)
+
+    def test_receiverRestarts(self) -> None:
+        """
+        When the syslog daemon restarts (a new socket at the same path),
+        the next line connects to it.
+        """
+        observer = SyslogObserver(self.path, reactor=self.reactor)
+        self.addCleanup(observer.close)
+        observer(event("first"))
+        self.assertEqual(self.read(), [b"first"])
+        self.receiver.close()
+        os.unlink(self.path)
+        restarted = self.bind()
+        observer(event("second"))
+        self.assertEqual(self.read(restarted), [b"second"])
+        self.assertEqual((observer.sent, observer.dropped), (2, 0))
+
+    def test_noReceiverRetriesLater(self) -> None:
+        """
+        Without a receiver, connecting is tried again at most once a second.
+        """
+        now = [100.0]
+        made: list[socket.socket] = []
+
+        def factory() -> socket.socket:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            made.append(sock)
+            return sock
+
+        observer = SyslogObserver(self.path + ".missing", socketFactory=factory,
+                                  monotonic=lambda: now[0])
+        self.addCleanup(observer.close)
+        observer(event())
+        observer(event())
+        self.assertEqual((len(made), observer.dropped), (1, 2))
+        now[0] += 1.0
+        observer(event())
+        self.assertEqual((len(made), observer.dropped), (2, 3))
