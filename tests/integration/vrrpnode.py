@@ -186,7 +186,7 @@ class Node:
             self._logOffset = log.tell()
             if self.kind == OURS:
                 argv = [sys.executable, "-c", _TWISTD, "-n", "--pidfile", self.pidPath,
-                        "keepalived", "-D", "-c", confPath]
+                        "keepalived", "-D", "-G", "-c", confPath]
                 env = dict(os.environ, PYTHONPATH=os.pathsep.join(
                     p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
                 self.process = self.host.spawn(*argv, cwd=ROOT, env=env, stdout=log,
