@@ -347,7 +347,8 @@ def makeService(options: Options, reactor=None) -> IService:
     DumpSignals(service.reactor, StateDumper(service)).setServiceParent(service)
     from keepalive_tx.reload import ReloadSignal
 
-    ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze).setServiceParent(service)
+    reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze)
+    reloader.setServiceParent(service)
     FreezeHeap().setServiceParent(service)
     if options["umask"] is not None and "umask" not in options.delegated:
         os.umask(options["umask"])
@@ -355,6 +356,14 @@ def makeService(options: Options, reactor=None) -> IService:
         from keepalive_tx.pidfile import PidFile
 
         PidFile(options["pid"]).setServiceParent(service)
+    # Type=notify under systemd: READY/RELOADING/STOPPING/STATUS/WATCHDOG.
+    # Last child, so it stops first (STOPPING=1 before the VIPs go).
+    from keepalive_tx.systemd import SystemdNotifier
+
+    notifier = SystemdNotifier.fromEnvironment(os.environ, service, service.reactor)
+    if notifier is not None:
+        reloader.listeners.append(notifier)
+        notifier.setServiceParent(service)
     if logs is not None:
         service.reactor.callWhenRunning(logs.started)
     service.reactor.addSystemEventTrigger(
