@@ -6,6 +6,7 @@ id written when the service starts, removed when it stops.
 
 from __future__ import annotations
 
+import atexit
 import os
 
 from twisted.application.service import Service
@@ -19,7 +20,8 @@ class PidFile(Service):
     Write this process's id to C{path} (C{0644} less the umask, never
     through a symbolic link) in C{privilegedStartService}, before any
     privileges are dropped (or in C{startService} when the runner has no
-    privileged start); remove it on stop.
+    privileged start); remove it on stop, or when the interpreter exits
+    (a signal during start-up ends the runner without stopping services).
     """
 
     log = Logger()
@@ -50,11 +52,16 @@ class PidFile(Service):
                            error=e.strerror)
             return
         self._written = True
+        atexit.register(self._remove)
 
     def stopService(self) -> None:
         super().stopService()
+        self._remove()
+
+    def _remove(self) -> None:
         if self._written:
             self._written = False
+            atexit.unregister(self._remove)
             try:
                 os.unlink(self.path)
             except OSError:

@@ -366,9 +366,9 @@ def makeService(options: Options, reactor=None) -> IService:
         notifier.setServiceParent(service)
     if logs is not None:
         service.reactor.callWhenRunning(logs.started)
-    service.reactor.addSystemEventTrigger(
-        "after", "shutdown", log.info, "Stopped Keepalived (keepalive_tx v{version})",
-        version=__version__)
+        service.reactor.addSystemEventTrigger(
+            "after", "shutdown", log.info, "Stopped Keepalived (keepalive_tx v{version})",
+            version=__version__)
     return service
 
 

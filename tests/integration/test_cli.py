@@ -92,7 +92,11 @@ class RunTests(TestCase):
         self.addCleanup(lambda: process.poll() is None and process.kill())
         return process, out
 
-    def stop(self, process: subprocess.Popen) -> None:
+    def stop(self, process: subprocess.Popen, out: Path) -> None:
+        # once the service runs (a signal before the reactor handles signals
+        # ends the process on the spot, as any process)
+        waitUntil(lambda: "Starting keepalive_tx" in out.read_text(), 30,
+                  lambda: f"the service to start\n{out.read_text()}")
         process.send_signal(signal.SIGTERM)
         # Twisted ends with the signal that stopped it (or 0)
         self.assertIn(process.wait(30), (0, -signal.SIGTERM))
@@ -114,7 +118,7 @@ class RunTests(TestCase):
         self.assertIsNone(process.poll(), out.read_text())  # -n: not daemonised
         self.assertEqual(int(pid.read_text()), process.pid)
         self.assertFalse((self.tmp / "twistd.pid").exists())
-        self.stop(process)
+        self.stop(process, out)
         self.assertFalse(pid.exists())
         console = out.read_text()
         self.assertRegex(console, r"(?m)^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}: "
@@ -138,5 +142,5 @@ class RunTests(TestCase):
         waitUntil(lambda: pid.exists() and pid.read_text().strip(), 30,
                   lambda: f"the pid file {pid}\n{out.read_text()}")
         self.assertEqual(int(pid.read_text()), process.pid)
-        self.stop(process)
+        self.stop(process, out)
         self.assertFalse(pid.exists())
