@@ -1,9 +1,9 @@
 """
 keepalived's command line on the real C{twistd keepalived} and
 C{twist keepalived} (C{python -m twisted}) processes: C{-v}, C{-h}, a
-refused flag, no abbreviated long options, and a run whose C{-n}, C{-p},
+refused flag, no abbreviated long options, a run whose C{-n}, C{-p},
 C{-l}, C{-g} act as keepalived's (no network namespace needed: the
-configuration has no VRRP instance).
+configuration has no VRRP instance), and C{-V} in a lab host.
 """
 
 from __future__ import annotations
@@ -19,7 +19,15 @@ from twisted.trial.unittest import TestCase
 
 from keepalive_tx import __version__
 from tests.integration.netns import waitUntil
-from tests.integration.vrrpnode import _TWISTD, ROOT
+from tests.integration.vrrpnode import (
+    _TWISTD,
+    OURS,
+    ROOT,
+    V2_PASS,
+    VrrpLabMixin,
+    configText,
+    twistdArgv,
+)
 
 CONFIG = "global_defs {\n    router_id cli-test\n}\n"
 STARTING = f"Starting Keepalived (keepalive_tx v{__version__})"
@@ -144,3 +152,18 @@ class RunTests(TestCase):
         self.assertEqual(int(pid.read_text()), process.pid)
         self.stop(process, out)
         self.assertFalse(pid.exists())
+
+
+class DontReleaseTests(VrrpLabMixin, TestCase):
+    def test_dontReleaseVrrp(self) -> None:
+        """
+        With keepalived's C{-V}, a MASTER stopped by SIGTERM leaves its VIP
+        in place (without it, it is removed).
+        """
+        [node] = self.makeNodes([OURS])
+        for flags, kept in (((), False), (("-V",), True)):
+            node.start(configText(V2_PASS, node.host, 150),
+                       argv=lambda conf, pid, flags=flags: [*twistdArgv(conf, pid), *flags])
+            self.waitHolders(V2_PASS.vip, [node.host.index])
+            node.stop()
+            self.assertEqual(node.host.hasAddress(V2_PASS.vip), kept, node.logTail())
