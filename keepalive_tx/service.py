@@ -392,7 +392,7 @@ class KeepalivedService(MultiService):
 
         policy = ScriptPolicy.fromGlobals(self.model.globalDefs)
         return ScriptRunner(self.reactor, script.argv, script.user, policy=policy,
-                            timeout=timeout)
+                            timeout=timeout, shellTests=True)
 
     def _runGlobalScript(self, script: Any, timeout: float, what: str) -> Deferred[None]:
         """
@@ -400,6 +400,10 @@ class KeepalivedService(MultiService):
         Deferred fires (with L{None}) when it has ended, whatever happened.
         """
         runner = self.makeScriptRunner(script, float(timeout))
+        if getattr(runner, "error", None) is not None:
+            # disabled (missing, not executable, unsafe): keepalived drops
+            # it; the start-up audit said why
+            return succeed(None)
         self.log.info("Running {what} script [{command}]", what=what, command=script.command)
 
         def ended(result: Any) -> None:
@@ -414,8 +418,9 @@ class KeepalivedService(MultiService):
 
     def auditScripts(self) -> list[str]:
         """
-        Log keepalived's start-up lines about script security (unsafe or
-        disabled scripts, the missing default user, C{SECURITY VIOLATION}).
+        Log keepalived's start-up lines about scripts (missing, not
+        executable, unsafe or disabled scripts, the missing default user,
+        C{SECURITY VIOLATION}).
 
         @return: the lines logged.
         """

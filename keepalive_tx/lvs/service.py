@@ -229,6 +229,8 @@ class LvsService(Service):
                 self._previousOwned = set(previous.table.owned)
         self.observers: list[Callable[[Any], object]] = []
         self._scripts: list[defer.Deferred] = []
+        #: quorum and real-server notify runners (their files are inspected once)
+        self._scriptRunners: dict[Any, Any] = {}
         self._stopping = False
         self.setName("checkers")
 
@@ -585,7 +587,13 @@ class LvsService(Service):
                 return ScriptRunner.fromScript(self.reactor, s, policy=policy)
 
         try:
-            runner = factory(script)
+            runner = self._scriptRunners.get(script)
+            if runner is None:
+                runner = self._scriptRunners[script] = factory(script)
+            if getattr(runner, "error", None) is not None:
+                # disabled (missing, not executable, unsafe): keepalived
+                # drops the script; the start-up audit said why
+                return
             d = runner.run()
         except Exception:
             self.log.failure("Cannot run {what}", what=what)
