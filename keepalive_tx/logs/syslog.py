@@ -63,12 +63,31 @@ def parseFacility(text: str) -> int:
     raise ValueError(f"Invalid log facility '{text}'")
 
 
+# the time stamp of the last whole second formatted: (second, stamp)
+_lastStamp: tuple[int, str] = (-1, "")
+
+
+def _stamp(when: float) -> str:
+    """
+    C{Mmm dd hh:mm:ss} in local time, formatted once per second (a burst of
+    lines shares it).
+    """
+    global _lastStamp
+    second = int(when)
+    cached = _lastStamp
+    if cached[0] == second:
+        return cached[1]
+    tm = time.localtime(second)
+    stamp = f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} {tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+    _lastStamp = (second, stamp)
+    return stamp
+
+
 def formatLine(facility: int, record: Record, pid: int) -> bytes:
     """
     One RFC 3164 datagram as the C library's C{syslog()} writes it.
     """
-    tm = time.localtime(record.time)
-    stamp = f"{_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:2d} {tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+    stamp = _stamp(record.time)
     text = record.text.encode("utf-8", "replace")[:MAX_TEXT]
     head = f"<{facility * 8 + record.severity}>{stamp} {record.ident}[{pid}]: "
     return head.encode("ascii") + text
