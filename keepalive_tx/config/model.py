@@ -519,9 +519,14 @@ class GlobalDefs:
 class Config:
     """
     A whole parsed configuration.
+
+    @ivar vrrpConfigured: the file has C{vrrp_instance} blocks, even if
+        none made it into C{vrrpInstances} (keepalived still runs, and
+        checks the scripts of, its VRRP process then).
     """
 
     globalDefs: GlobalDefs = field(default_factory=GlobalDefs)
+    vrrpConfigured: bool = False
     netNamespace: str | None = None
     netNamespaceIpvs: str | None = None
     namespaceWithIpsets: bool = False

@@ -68,6 +68,7 @@ def buildConfig(root: Builder, diagnostics: Diagnostics) -> M.Config:
         syncGroups=tuple(groups),
         garpGroups=tuple(garpGroups),
         vrrpInstances=tuple(instances),
+        vrrpConfigured=bool(instBuilders),
         virtualServerGroups=tuple(root.get("virtualServerGroups") or ()),
         virtualServers=tuple(root.get("virtualServers") or ()),
         ssl=root.get("ssl"),

@@ -28,7 +28,7 @@ from tests.integration.netns import Lab, requireCommand, requireLab
 from tests.integration.vrrpnode import _TWISTD, ROOT
 
 CORPUS = os.path.join(ROOT, "tests", "data", "corpus")
-_HEADER = re.compile(r"#\s*(interfaces|needs):(.*)")
+_HEADER = re.compile(r"#\s*(interfaces):(.*)")
 _KEEPALIVED_LINE = re.compile(r"\((?:(?P<file>[^()]+): )?Line (?P<line>\d+)\) (?P<message>.*)")
 _OUR_LINE = re.compile(r"(?P<file>[^:]+):(?P<line>\d+): (?P<message>.*)")
 
@@ -37,7 +37,6 @@ _OUR_LINE = re.compile(r"(?P<file>[^:]+):(?P<line>\d+): (?P<message>.*)")
 class CorpusFile:
     path: str
     interfaces: list[str] = field(default_factory=list)
-    needs: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -216,10 +215,6 @@ def _addTests() -> None:
             self.check(entry)
 
         test.__doc__ = f"keepalived 2.2.7 and ours agree on {entry.name}."
-        if "scripts-branch" in entry.needs:
-            # missing scripts are disabled as keepalived disables them only
-            # with the `scripts` branch (see tests/data/corpus/README.md)
-            test.todo = "needs the scripts branch: missing check scripts disabled"  # type: ignore[attr-defined]
         name = "test_" + re.sub(r"\W", "_", entry.name[: -len(".conf")])
         setattr(CorpusTests, name, test)
 
