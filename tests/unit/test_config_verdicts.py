@@ -94,6 +94,20 @@ class RefusalTests(SynchronousTestCase):
         self.assertEqual(r.diagnostics.exitCode(), 5)
         self.assertEqual(r.model.vrrpInstances, ())
 
+    def test_refusedInstanceScriptsStillChecked(self) -> None:
+        """
+        An instance refused for its VRID still makes keepalived run (and so
+        check the scripts of) its VRRP process: an existing script without
+        script security is a violation, C{-t} exits 6.
+        """
+        from keepalive_tx.tap import auditScripts
+
+        r = parse("vrrp_script chk {\n script /bin/true\n}\n" + VI.replace("virtual_router_id 51", "") % "")
+        self.assertTrue(r.model.vrrpConfigured)
+        self.assertEqual(r.model.vrrpInstances, ())
+        auditScripts(r.model, r.diagnostics)
+        self.assertEqual(r.diagnostics.exitCode(), 6)
+
     def test_noInterface(self) -> None:
         r = parse(VI.replace("interface eth0", "unicast_src_ip 192.0.2.10") % "unicast_peer {\n 192.0.2.11\n }")
         self.assertEqual(msgs(r.diagnostics), [(1, "(VI_1) Unknown interface!")])
