@@ -8,13 +8,12 @@ The status API keepalived never had: a small HTTP server with
     instance (404 when unknown);
   - C{GET /status/lvs}: the virtual servers;
   - C{GET /metrics}: Prometheus text exposition, collected from the same
-    snapshot by L{SnapshotCollector} in a registry of its own (nothing is
-    registered in C{prometheus_client}'s global registry).
-    C{prometheus_client} is optional: without it C{/metrics} answers 501.
-
-Metric names follow the widely used keepalived exporters where they exist
-(C{keepalived_vrrp_state}, C{keepalived_advertisements_received_total},
-...), so existing dashboards keep working.
+    snapshot (and the IPVS traffic counters) by L{SnapshotCollector} in a
+    registry of its own (nothing is registered in C{prometheus_client}'s
+    global registry); names and labels as the keepalived exporters write
+    them (L{keepalive_tx.status.metrics}).  C{prometheus_client} is a
+    requirement; should it be missing all the same, C{/metrics} answers
+    501 and says so.
 
 L{StatusService} serves the tree on an endpoint description (C{status_listen
 tcp:8123:interface=127.0.0.1} in C{global_defs}, or C{twistd keepalived
@@ -25,14 +24,17 @@ management address.  Nothing secret is served (no passwords).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Site
+
+from keepalive_tx.status.metrics import SnapshotCollector, metricsText
 
 __all__ = [
     "MetricsResource",
@@ -43,6 +45,8 @@ __all__ = [
 ]
 
 SnapshotSource = Callable[[], dict[str, Any]]
+#: starts a read of the IPVS counters: a Deferred, or None when there is nothing to read
+TrafficSource = Callable[[], "Deferred[Any] | None"]
 
 JSON_TYPE = b"application/json"
 MISSING_PROMETHEUS = (
@@ -139,194 +143,43 @@ class _Index(Resource):
         return _NotFound("resource")
 
 
-# -- Prometheus ----------------------------------------------------------------
-
-_VRRP_COUNTERS = (
-    ("advertisements_received", "advert_rcvd", "Advertisements received"),
-    ("advertisements_sent", "advert_sent", "Advertisements sent"),
-    ("become_master", "become_master", "Times the instance became MASTER"),
-    ("release_master", "release_master", "Times the instance released MASTER"),
-    ("packet_length_errors", "packet_len_err", "Packets with a bad length"),
-    ("advertisements_interval_errors", "advert_interval_err",
-     "Advertisement interval mismatches (keepalived never counts these)"),
-    ("ip_ttl_errors", "ip_ttl_err", "Packets with a bad TTL / hop limit"),
-    ("invalid_type_received", "invalid_type_rcvd", "Packets with an invalid VRRP type"),
-    ("address_list_errors", "addr_list_err", "Packets whose address list does not match"),
-    ("authentication_invalid", "invalid_authtype", "Packets with an invalid auth type"),
-    ("authentication_mismatch", "authtype_mismatch", "Packets with a different auth type"),
-    ("authentication_failure", "auth_failure", "Packets failing authentication"),
-    ("priority_zero_received", "pri_zero_rcvd", "Priority 0 advertisements received"),
-    ("priority_zero_sent", "pri_zero_sent", "Priority 0 advertisements sent"),
-    ("version_errors", "vers_err", "Packets with the wrong VRRP version"),
-    ("checksum_errors", "chk_err", "Packets with a bad checksum"),
-)
-
-_STATE_NUMBERS = {"INIT": 0, "BACKUP": 1, "MASTER": 2, "FAULT": 3, "STOP": 98}
-
-
-def _state(name: str) -> int:
-    return _STATE_NUMBERS.get(name, -1)
-
-
-class SnapshotCollector:
-    """
-    A C{prometheus_client} collector reading a fresh snapshot at every
-    scrape.
-    """
-
-    def __init__(self, source: SnapshotSource) -> None:
-        self.source = source
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        snapshot = self.source()
-        up = GaugeMetricFamily("keepalived_up", "Whether keepalive_tx is running")
-        up.add_metric([], 1)
-        yield up
-        if snapshot.get("started") is not None:
-            started = GaugeMetricFamily("keepalived_start_time_seconds",
-                                        "When the daemon started (unix time)")
-            started.add_metric([], snapshot["started"])
-            yield started
-        vrrp = snapshot.get("vrrp")
-        if vrrp is not None:
-            yield from self._vrrp(vrrp, CounterMetricFamily, GaugeMetricFamily)
-        lvs = snapshot.get("lvs")
-        if lvs is not None:
-            yield from self._lvs(lvs, GaugeMetricFamily)
-        smtp = snapshot.get("smtp")
-        if smtp is not None:
-            for key, doc in (("sent", "Alert mails delivered"),
-                             ("failed_attempts", "Failed delivery attempts"),
-                             ("dropped", "Alert mails given up")):
-                c = CounterMetricFamily(f"keepalived_smtp_{key}", doc)
-                c.add_metric([], smtp.get(key, 0))
-                yield c
-            q = GaugeMetricFamily("keepalived_smtp_queued", "Alert mails waiting")
-            q.add_metric([], smtp.get("queued", 0))
-            yield q
-
-    def _vrrp(self, vrrp: dict[str, Any], Counter: Any, Gauge: Any) -> Iterator[Any]:
-        labels = ["iname", "intf", "vrid"]
-        state = Gauge("keepalived_vrrp_state",
-                      "VRRP state per virtual address (0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT)",
-                      labels=labels + ["ip_address"])
-        excluded = Gauge("keepalived_vrrp_excluded_state",
-                         "VRRP state per excluded virtual address", labels=labels + ["ip_address"])
-        gauges = {
-            "instance": Gauge("keepalived_vrrp_instance_state",
-                              "VRRP state (0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT, 98 STOP)",
-                              labels=labels),
-            "effective_priority": Gauge("keepalived_vrrp_effective_priority",
-                                        "Effective priority (base adjusted by trackers)",
-                                        labels=labels),
-            "base_priority": Gauge("keepalived_vrrp_base_priority", "Configured priority",
-                                   labels=labels),
-            "faults": Gauge("keepalived_vrrp_faults", "Active fault flags", labels=labels),
-            "last": Gauge("keepalived_vrrp_last_transition_timestamp_seconds",
-                          "When the instance last changed state (unix time)", labels=labels),
-        }
-        transitions = Counter("keepalived_vrrp_transitions", "State changes", labels=labels)
-        counters = [(Counter(f"keepalived_{name}", doc, labels=labels), key)
-                    for name, key, doc in _VRRP_COUNTERS]
-        for i in vrrp.get("instances", ()):
-            values = [i["name"], i.get("interface") or "", str(i["vrid"])]
-            number = _state(i["state"])
-            for vip in i.get("vips") or [{"address": ""}]:
-                state.add_metric(values + [_host(vip["address"])], number)
-            for vip in i.get("evips") or ():
-                excluded.add_metric(values + [_host(vip["address"])], number)
-            gauges["instance"].add_metric(values, number)
-            gauges["effective_priority"].add_metric(values, i["effective_priority"])
-            gauges["base_priority"].add_metric(values, i["base_priority"])
-            gauges["faults"].add_metric(values, len(i.get("faults") or ()))
-            if i.get("last_transition") is not None:
-                gauges["last"].add_metric(values, i["last_transition"])
-            if i.get("transitions") is not None:
-                transitions.add_metric(values, i["transitions"])
-            stats = i.get("stats") or {}
-            for family, key in counters:
-                family.add_metric(values, stats.get(key, 0))
-        yield state
-        yield excluded
-        yield from gauges.values()
-        yield transitions
-        for family, _ in counters:
-            yield family
-        groups = Gauge("keepalived_vrrp_sync_group_state",
-                       "Sync group state (0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT)", labels=["group"])
-        for g in vrrp.get("sync_groups", ()):
-            groups.add_metric([g["name"]], _state(g["state"]))
-        yield groups
-
-    def _lvs(self, lvs: dict[str, Any], Gauge: Any) -> Iterator[Any]:
-        vsLabels = ["vs"]
-        rsLabels = ["vs", "rs"]
-        quorum = Gauge("keepalived_lvs_virtual_server_quorum_up",
-                       "Whether the virtual server has quorum", labels=vsLabels)
-        live = Gauge("keepalived_lvs_virtual_server_live_weight",
-                     "Sum of the weights of the alive real servers", labels=vsLabels)
-        suspended = Gauge("keepalived_lvs_virtual_server_suspended",
-                          "Whether ha_suspend holds the virtual server", labels=vsLabels)
-        sorry = Gauge("keepalived_lvs_sorry_server_active", "Whether the sorry server is in use",
-                      labels=vsLabels)
-        rsUp = Gauge("keepalived_lvs_real_server_up", "Whether the real server is alive",
-                     labels=rsLabels)
-        rsWeight = Gauge("keepalived_lvs_real_server_weight", "Real server's current weight",
-                         labels=rsLabels)
-        checkerUp = Gauge("keepalived_lvs_checker_up", "Whether the checker says up",
-                          labels=rsLabels + ["checker", "index"])
-        for vs in lvs.get("virtual_servers", ()):
-            name = [vs["name"]]
-            if vs.get("quorum_up") is not None:
-                quorum.add_metric(name, int(vs["quorum_up"]))
-            live.add_metric(name, vs["live_weight"])
-            suspended.add_metric(name, int(vs["suspended"]))
-            if vs.get("sorry_server") is not None:
-                sorry.add_metric(name, int(vs["sorry_server"]["active"]))
-            for rs in vs.get("real_servers", ()):
-                values = name + [rs["name"]]
-                rsUp.add_metric(values, int(rs["alive"]))
-                rsWeight.add_metric(values, rs["weight"])
-                for n, chk in enumerate(rs.get("checkers", ())):
-                    checkerUp.add_metric(values + [chk["kind"], str(n)], int(chk["up"]))
-        yield from (quorum, live, suspended, sorry, rsUp, rsWeight, checkerUp)
-
-
-def _host(address: str) -> str:
-    return address.split("/")[0]
-
-
-def metricsText(source: SnapshotSource) -> tuple[bytes, str]:
-    """
-    The Prometheus text exposition of one snapshot, and its content type.
-
-    @raise ImportError: C{prometheus_client} is not installed.
-    """
-    from prometheus_client import CollectorRegistry, exposition
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(source))
-    contentType = getattr(exposition, "CONTENT_TYPE_PLAIN_0_0_4", exposition.CONTENT_TYPE_LATEST)
-    return exposition.generate_latest(registry), contentType
-
-
 class MetricsResource(Resource):
     """
-    C{GET /metrics}.
+    C{GET /metrics}: the snapshot's metrics, and the IPVS traffic counters
+    when C{traffic} starts a read (the answer then waits for it: see
+    L{keepalive_tx.lvs.traffic}).
     """
 
     isLeaf = True
     log = Logger()
 
-    def __init__(self, source: SnapshotSource) -> None:
+    def __init__(self, source: SnapshotSource, traffic: TrafficSource | None = None) -> None:
         super().__init__()
         self.source = source
+        self.traffic = traffic
 
-    def render_GET(self, request: Any) -> bytes:
+    def render_GET(self, request: Any) -> Any:
+        reading = self.traffic() if self.traffic is not None else None
+        if reading is None:
+            return self._render(request, None)
+        gone: list[object] = []
+        request.notifyFinish().addErrback(gone.append)
+
+        def answer(traffic: Any) -> None:
+            if not gone:
+                request.write(self._render(request, traffic))
+                request.finish()
+
+        def failed(failure: Any) -> None:
+            self.log.failure("IPVS traffic counters for /metrics", failure)
+            answer(None)
+
+        reading.addCallbacks(answer, failed)
+        return NOT_DONE_YET
+
+    def _render(self, request: Any, traffic: Any) -> bytes:
         try:
-            body, contentType = metricsText(self.source)
+            body, contentType = metricsText(self.source, traffic)
         except ImportError:
             request.setResponseCode(501)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
@@ -337,14 +190,17 @@ class MetricsResource(Resource):
         return body
 
 
-def statusRoot(source: SnapshotSource) -> Resource:
+def statusRoot(source: SnapshotSource, traffic: TrafficSource | None = None) -> Resource:
     """
     The resource tree (C{/status...}, C{/metrics}) over C{source}, a
     callable returning a fresh snapshot dict.
+
+    @param traffic: starts a read of the IPVS traffic counters
+        (L{keepalive_tx.lvs.traffic.TrafficReader.read}), or L{None}.
     """
     root = _Index()
     root.putChild(b"status", _Status(source))
-    root.putChild(b"metrics", MetricsResource(source))
+    root.putChild(b"metrics", MetricsResource(source, traffic))
     return root
 
 
@@ -370,10 +226,15 @@ class StatusService(Service):
     log = Logger()
     name = "status"
 
-    def __init__(self, description: str, source: SnapshotSource, reactor: Any = None) -> None:
+    def __init__(self, description: str, source: SnapshotSource, reactor: Any = None,
+                 traffic: TrafficSource | None = None) -> None:
+        """
+        @param traffic: see L{statusRoot}.
+        """
         self.description = description
         self.source = source
         self.reactor = reactor
+        self.traffic = traffic
         self.port: Any = None
         self._attempted = False
 
@@ -394,7 +255,7 @@ class StatusService(Service):
             self.log.error("status_listen: bad endpoint {desc!r}: {error}",
                            desc=self.description, error=e)
             return
-        d = endpoint.listen(_QuietSite(statusRoot(self.source)))
+        d = endpoint.listen(_QuietSite(statusRoot(self.source, self.traffic)))
 
         def listening(port: Any) -> Any:
             self.port = port
