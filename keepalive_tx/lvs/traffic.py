@@ -21,8 +21,10 @@ hundreds of services never stalls VRRP adverts.
 B{What}: only the services in L{IPVSTable.owned} (those the configuration
 put there), not every service of the network namespace (kube-proxy's, or
 one added by hand, are not ours to report).  The 64-bit counters
-(C{IPVS_*_ATTR_STATS64}, Linux 4.1+) are preferred; older kernels' 32-bit
-ones (C{*_ATTR_STATS}) are used when that is all there is.
+(C{IPVS_*_ATTR_STATS64}) are preferred; old kernels' 32-bit ones
+(C{*_ATTR_STATS}) are used when that is all there is.  The kernel
+publishes its counters every 2 seconds (when its rate estimator runs), so
+they lag the traffic by up to that much -- as C{ipvsadm --stats} does.
 
 Nothing here runs in a dry run (no kernel IPVS): L{TrafficReader.read}
 returns L{None} and C{/metrics} simply has no traffic counters.

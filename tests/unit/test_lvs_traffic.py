@@ -64,7 +64,7 @@ class CodecTests(SynchronousTestCase):
 
     def test_service32(self) -> None:
         """
-        Without STATS64 (kernels before 4.1) the 32-bit STATS are read.
+        Without STATS64 (old kernels) the 32-bit STATS are read.
         """
         t = Traffic(5, 6, 7, 2**40, 9)
         self.assertEqual(serviceTraffic(serviceReply(DNS, t, "STATS")), (DNS, t))
