@@ -43,7 +43,17 @@ from typing import Any
 import keepalive_tx
 import twisted
 
-__all__ = ["SECTIONS", "SnapshotCollector", "metricsText", "trafficFamilies", "vipLabel"]
+__all__ = [
+    "SECTIONS",
+    "SnapshotCollector",
+    "collectFamilies",
+    "contentType",
+    "formatFamilies",
+    "metricsText",
+    "sectionFamilies",
+    "trafficFamilies",
+    "vipLabel",
+]
 
 Snapshot = dict[str, Any]
 
@@ -363,11 +373,67 @@ class SnapshotCollector:
         self.sections = sections
 
     def collect(self) -> Iterator[Any]:
-        snapshot = self.source()
-        for section in self.sections:
-            yield from section(snapshot)
-        if self.traffic is not None:
-            yield from trafficFamilies(self.traffic)
+        for families in sectionFamilies(self.source(), self.traffic, self.sections):
+            yield from families
+
+
+def sectionFamilies(snapshot: Snapshot, traffic: Iterable[Any] | None = None,
+                    sections: Sequence[Callable[[Snapshot], Iterable[Any]]] = SECTIONS,
+                    ) -> Iterator[list[Any]]:
+    """
+    The families of each section in turn (then the IPVS counters'), each
+    list built when asked for: callers that must not hold the reactor
+    long take one at a time.
+    """
+    for section in sections:
+        yield list(section(snapshot))
+    if traffic is not None:
+        yield list(trafficFamilies(traffic))
+
+
+class _Collected:
+    """
+    Families already collected, as a collector.
+    """
+
+    def __init__(self, families: Iterable[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Any]:
+        return self.families
+
+
+def collectFamilies(source: Callable[[], Snapshot],
+                    traffic: Iterable[Any] | None = None) -> list[Any]:
+    """
+    The metric families of one snapshot (and the IPVS counters, if given).
+
+    @raise ImportError: C{prometheus_client} is missing (a broken
+        install: it is a requirement).
+    """
+    return list(SnapshotCollector(source, traffic).collect())
+
+
+def formatFamilies(families: Iterable[Any]) -> bytes:
+    """
+    The text exposition (format 0.0.4) of C{families}.
+
+    Formatting costs about 6 us per sample line on an idle core (30 us on
+    the 2 shared cores of CI): callers with large tables format a few
+    families at a time (L{keepalive_tx.status.web.MetricsResource}).
+    """
+    from prometheus_client import exposition
+
+    return exposition.generate_latest(_Collected(families))  # type: ignore[arg-type]
+
+
+def contentType() -> str:
+    """
+    The content type of L{formatFamilies}'s text.
+    """
+    from prometheus_client import exposition
+
+    return getattr(exposition, "CONTENT_TYPE_PLAIN_0_0_4", exposition.CONTENT_TYPE_LATEST)
 
 
 def metricsText(source: Callable[[], Snapshot],
@@ -376,12 +442,6 @@ def metricsText(source: Callable[[], Snapshot],
     The Prometheus text exposition of one snapshot (and the IPVS
     counters, if given), and its content type.
 
-    @raise ImportError: C{prometheus_client} is missing (a broken
-        install: it is a requirement).
+    @raise ImportError: C{prometheus_client} is missing.
     """
-    from prometheus_client import CollectorRegistry, exposition
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(source, traffic))
-    contentType = getattr(exposition, "CONTENT_TYPE_PLAIN_0_0_4", exposition.CONTENT_TYPE_LATEST)
-    return exposition.generate_latest(registry), contentType
+    return formatFamilies(collectFamilies(source, traffic)), contentType()

@@ -330,3 +330,51 @@ class WiringTests(StatusFixture, SynchronousTestCase):
         status.traffic().addCallback(results.append)
         self.clock.advance(0)
         self.assertEqual([s.key for s in results[0]], [WEB])
+
+
+class SlicedMetricsTests(Scenario, SynchronousTestCase):
+    """
+    With a cooperator, C{/metrics} is built one section's collection or one
+    family's formatting per reactor turn.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.task import Cooperator
+
+        self.scenario()
+        self.turns: list = []
+        cooperator = Cooperator(terminationPredicateFactory=lambda: lambda: True,
+                                scheduler=self.turns.append)
+        self.resource = statusRoot(self.root.snapshot, lambda: None, cooperator)
+
+    def test_slicedSameText(self) -> None:
+        from twisted.web.server import NOT_DONE_YET
+
+        expected, _ = metricsText(self.root.snapshot)
+        request, body = get(self.resource, "/metrics")
+        self.assertIs(body, NOT_DONE_YET)
+        turns = 0
+        while self.turns:
+            self.turns.pop(0)()
+            turns += 1
+        self.assertEqual(request.finished, 1)
+        self.assertEqual(b"".join(request.written), expected)
+        families = expected.count(b"# TYPE ")
+        self.assertGreater(turns, families)
+
+    def test_renderFailure(self) -> None:
+        """
+        A failure while rendering answers 500 and is logged; the daemon
+        goes on.
+        """
+        from twisted.internet.task import Cooperator
+
+        def broken():
+            raise RuntimeError("broken snapshot")
+
+        resource = statusRoot(broken, lambda: None, Cooperator(scheduler=self.turns.append))
+        request, _ = get(resource, "/metrics")
+        while self.turns:
+            self.turns.pop(0)()
+        self.assertEqual((request.responseCode, request.finished), (500, 1))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
