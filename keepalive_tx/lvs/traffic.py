@@ -14,9 +14,11 @@ B{Without blocking the reactor}: a read is a series of short synchronous
 requests on the backend's own channel (L{keepalive_tx.lvs.ipvs.GenlChannel}:
 the kernel answers inside C{sendmsg()}, see C{BENCH_NOTE} there) -- one
 dump of the services, then one dump of the destinations of each owned
-service -- run as a L{Cooperator} task: the reactor gets control back
-between requests whenever a slice of them has taken 10 ms, so a table of
-hundreds of services never stalls VRRP adverts.
+service -- and the decoding of each answer (pyroute2 takes about as long
+as the request), run as a L{Cooperator} task: the reactor gets control
+back after each step that ends a 10 ms slice.  C{bench/metrics.py --mode
+ipvs} (UML guest, loaded shared host): 100 services of 2 real servers
+read in ~0.8 s over ~40 reactor turns, slices of 11 ms median.
 
 B{What}: only the services in L{IPVSTable.owned} (those the configuration
 put there), not every service of the network namespace (kube-proxy's, or
@@ -209,7 +211,12 @@ class TrafficReader:
         if replies is None:
             return
         owned = set(table.owned)
-        services = [s for s in map(serviceTraffic, replies) if s is not None and s[0] in owned]
+        services = []
+        for reply in replies:  # decoding costs ~0.5 ms a service: a step each
+            service = serviceTraffic(reply)
+            if service is not None and service[0] in owned:
+                services.append(service)
+            yield None
         services.sort(key=lambda s: s[0].sortKey())
         for key, traffic in services:
             yield None

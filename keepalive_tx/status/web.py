@@ -160,9 +160,10 @@ class MetricsResource(Resource):
     time, yielding to the reactor between them: C{prometheus_client} costs
     tens of microseconds per sample, so the 11,400 samples of 100
     instances and 100 virtual servers of 10 real servers would otherwise
-    hold the reactor for the whole scrape (C{bench/metrics.py}: 1 s in one
-    go, 0.1 s at most sliced, on the loaded 2-core CI machine).  Without
-    one (and with nothing to read), it is answered at once.
+    hold the reactor for the whole scrape (C{bench/metrics.py} on the
+    loaded 2-core CI machine: 0.2 to 1 s in one go, 25 to 120 ms at most
+    sliced).  Without one (and with nothing to read), it is answered at
+    once.
     """
 
     isLeaf = True
