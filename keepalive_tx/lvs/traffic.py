@@ -101,15 +101,18 @@ def _traffic(nested: Any, prefix: str) -> Traffic:
     return Traffic(*(int(stats.get_attr(name) or 0) for name in _COUNTERS))
 
 
+def _keyed(msg: nlmsg, spec: Any, nested: str, prefix: str) -> tuple[Any, Traffic] | None:
+    if spec is None:
+        return None
+    return spec.key, _traffic(msg.get_attr(nested), prefix)
+
+
 def serviceTraffic(msg: nlmsg) -> tuple[ServiceKey, Traffic] | None:
     """
     The key and counters of one C{IPVS_CMD_NEW_SERVICE} reply (C{None} if
     unusable).
     """
-    spec = serviceFromMessage(msg)
-    if spec is None:
-        return None
-    return spec.key, _traffic(msg.get_attr("IPVS_CMD_ATTR_SERVICE"), "IPVS_SVC_ATTR_")
+    return _keyed(msg, serviceFromMessage(msg), "IPVS_CMD_ATTR_SERVICE", "IPVS_SVC_ATTR_")
 
 
 def destTraffic(msg: nlmsg) -> tuple[DestKey, Traffic] | None:
@@ -117,10 +120,7 @@ def destTraffic(msg: nlmsg) -> tuple[DestKey, Traffic] | None:
     The key and counters of one C{IPVS_CMD_NEW_DEST} reply (C{None} if
     unusable).
     """
-    spec = destFromMessage(msg)
-    if spec is None:
-        return None
-    return spec.key, _traffic(msg.get_attr("IPVS_CMD_ATTR_DEST"), "IPVS_DEST_ATTR_")
+    return _keyed(msg, destFromMessage(msg), "IPVS_CMD_ATTR_DEST", "IPVS_DEST_ATTR_")
 
 
 class TrafficReader:

@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 import time
-import traceback
 import urllib.request
 
+from tests.integration import uml_guest_daemon
 from tests.integration.uml_guest_daemon import (
-    _TWISTD,
-    ROOT,
     SERVERS,
     VIP,
     WebServers,
     has,
     run,
     setUpNetwork,
+    startDaemon,
     waitFor,
     waitPort,
 )
@@ -118,15 +116,7 @@ def scenario(report: dict) -> None:
         web.start(name)
         waitPort(SERVERS[name])
     run("ipvsadm", "-A", "-t", "198.51.100.200:443", "-s", "rr")  # not ours: not reported
-    with open("/tmp/keepalived.conf", "w") as f:
-        f.write(CONFIG)
-    log = open("/tmp/ktx.log", "w")
-    daemon = subprocess.Popen(
-        [sys.executable, "-c", _TWISTD, "-n", "--pidfile=", "--logfile=-", "keepalived",
-         "-c", "/tmp/keepalived.conf", "-C"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
-    report["_daemon"] = daemon
+    daemon, log = startDaemon(report, CONFIG)
     waitFor(lambda lines: has("192.0.2.11")(lines) and has("192.0.2.12")(lines),
             "both real servers programmed", 30)
     report["before"] = scrape()
@@ -155,26 +145,7 @@ def scenario(report: dict) -> None:
 
 
 def main() -> int:
-    report: dict = {"errors": []}
-    try:
-        scenario(report)
-    except Exception:
-        report["errors"].append(traceback.format_exc())
-    finally:
-        daemon = report.pop("_daemon", None)
-        if daemon is not None and daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-        web = report.pop("_web", None)
-        if web is not None:
-            web.stopAll()
-    try:
-        with open("/tmp/ktx.log") as f:
-            report["log"] = f.read().splitlines()
-    except OSError:
-        report["log"] = []
-    print(json.dumps(report, indent=1))
-    return 0
+    return uml_guest_daemon.main(scenario)
 
 
 if __name__ == "__main__":
