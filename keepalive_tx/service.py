@@ -18,7 +18,7 @@ import socket
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 
 
@@ -181,7 +181,7 @@ class KeepalivedService(MultiService):
 
     # -- reload --------------------------------------------------------------
 
-    def reload(self, model: Any) -> None:
+    def reload(self, model: Any) -> Deferred[None]:
         """
         Apply a new configuration without letting go of what did not change
         (keepalived's SIGHUP, without its side effects):
@@ -200,6 +200,12 @@ class KeepalivedService(MultiService):
         Global settings that shape the process (mail relay, status
         listener, the IPVS sync daemon) keep their values until a restart.
 
+        The new configuration is in force when this returns; the replaced
+        children may still be stopping (notify scripts of removed
+        instances, checker scripts ...).
+
+        @return: a Deferred firing (with C{None}) once the replaced
+            children have stopped.
         @raise ReloadError: a new service could not start; nothing was
             changed.
         """
@@ -231,25 +237,28 @@ class KeepalivedService(MultiService):
             if successor is not None:
                 prepared.append(successor)
         changed = []
+        stopping = []
         if staticChanged:
             changed.append("static")
-            self._replace(self.staticService, self._buildStatic(model), "staticService")
+            stopping.append(self._replace(self.staticService, self._buildStatic(model),
+                                          "staticService"))
         if vrrpChanged:
             changed.append("vrrp")
             if self.vrrpService is not None:
                 self.vrrpService.handover(model)
-            self._replace(self.vrrpService, vrrp, "vrrpService", prepared=True)
+            stopping.append(self._replace(self.vrrpService, vrrp, "vrrpService", prepared=True))
         if lvsChanged:
             changed.append("checkers")
             if self.lvsService is not None:
                 self.lvsService.handover()
-            self._replace(self.lvsService, lvs, "lvsService", prepared=True)
+            stopping.append(self._replace(self.lvsService, lvs, "lvsService", prepared=True))
         self.model = model
         self.reloads += 1
         if not changed:
             self.log.info("Reloaded: configuration unchanged")
         else:
             self.log.info("Reloaded: {parts} changed", parts=", ".join(changed))
+        return DeferredList(stopping, consumeErrors=True).addCallback(lambda _: None)
 
     def _prepare(self, successor: Any, what: str) -> bool:
         """
@@ -269,23 +278,25 @@ class KeepalivedService(MultiService):
             return False
         return True
 
-    def _replace(self, old: Any, new: Any, attribute: str, prepared: bool = False) -> None:
+    def _replace(self, old: Any, new: Any, attribute: str, prepared: bool = False) -> Deferred[None]:
         """
         Swap a child, keeping its place among the children (the stop order
         depends on it).
 
         @param prepared: C{new} has had its C{privilegedStartService}
             already (only C{startService} is left).
+        @return: a Deferred firing when C{old} has stopped.
         """
         index = self.services.index(old) if old is not None else None
+        stopped: Deferred[None] = succeed(None)
         if old is not None:
             d = old.disownServiceParent()
             if isinstance(d, Deferred):
-                d.addErrback(lambda f: self.log.failure("Stopping the old {what} failed", f,
-                                                        what=attribute))
+                stopped = d.addErrback(lambda f: self.log.failure(
+                    "Stopping the old {what} failed", f, what=attribute))
         setattr(self, attribute, new)
         if new is None:
-            return
+            return stopped
         if index is None:
             index = self._insertionPoint(attribute)
         index = min(index, len(self.services))
@@ -296,10 +307,11 @@ class KeepalivedService(MultiService):
                 self.namedServices[new.name] = new
             self.services.insert(index, new)
             new.startService()
-            return
+            return stopped
         new.setServiceParent(self)
         self.services.remove(new)
         self.services.insert(index, new)
+        return stopped
 
     def _insertionPoint(self, attribute: str) -> int:
         """
@@ -384,7 +396,7 @@ class KeepalivedService(MultiService):
 
         policy = ScriptPolicy.fromGlobals(self.model.globalDefs)
         return ScriptRunner(self.reactor, script.argv, script.user, policy=policy,
-                            timeout=timeout)
+                            timeout=timeout, shellTests=True)
 
     def _runGlobalScript(self, script: Any, timeout: float, what: str) -> Deferred[None]:
         """
@@ -392,6 +404,10 @@ class KeepalivedService(MultiService):
         Deferred fires (with L{None}) when it has ended, whatever happened.
         """
         runner = self.makeScriptRunner(script, float(timeout))
+        if getattr(runner, "error", None) is not None:
+            # disabled (missing, not executable, unsafe): keepalived drops
+            # it; the start-up audit said why
+            return succeed(None)
         self.log.info("Running {what} script [{command}]", what=what, command=script.command)
 
         def ended(result: Any) -> None:
@@ -406,8 +422,9 @@ class KeepalivedService(MultiService):
 
     def auditScripts(self) -> list[str]:
         """
-        Log keepalived's start-up lines about script security (unsafe or
-        disabled scripts, the missing default user, C{SECURITY VIOLATION}).
+        Log keepalived's start-up lines about scripts (missing, not
+        executable, unsafe or disabled scripts, the missing default user,
+        C{SECURITY VIOLATION}).
 
         @return: the lines logged.
         """

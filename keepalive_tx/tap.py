@@ -131,18 +131,21 @@ def configTest(options: Options, stdout: TextIO, stderr: TextIO) -> int:
 
 def auditScripts(model: Any, diagnostics: Any) -> None:
     """
-    Add keepalived's script-security findings to C{diagnostics}, so that
-    C{--config-test} exits as keepalived's does: 6 when scripts are
-    configured without C{enable_script_security}, 5 when a script is
-    disabled.
+    Add the script findings keepalived's C{-t} reports to C{diagnostics}, so
+    that C{--config-test} exits as keepalived's does: 6 when an existing
+    script runs without C{enable_script_security}, 5 when a vrrp_script is
+    disabled (missing, unsafe) or a default user cannot be set.  What
+    keepalived only logs (a missing notify script, a disabled MISC_CHECK)
+    is logged by the running daemon, not reported here.
     """
-    from keepalive_tx.alert.security import DISABLED, VIOLATION, ScriptPolicy, audit
+    from keepalive_tx.alert.security import CONFIG_ERROR, SECURITY, TRACK, ScriptPolicy, audit
     from keepalive_tx.config.errors import Severity
 
-    severity = {DISABLED: Severity.ERROR, VIOLATION: Severity.SECURITY}
+    severity = {CONFIG_ERROR: Severity.ERROR, TRACK: Severity.ERROR, SECURITY: Severity.SECURITY}
     policy = ScriptPolicy.fromGlobals(model.globalDefs)
     for kind, line in audit(model, policy):
-        diagnostics.add(severity.get(kind, Severity.WARNING), line)
+        if kind in severity:
+            diagnostics.add(severity[kind], line)
 
 
 def makeService(options: Options, reactor=None) -> IService:
@@ -156,8 +159,7 @@ def makeService(options: Options, reactor=None) -> IService:
 
     log = Logger(namespace="keepalive_tx")
     result = options.load()
-    if result.model is not None:
-        auditScripts(result.model, result.diagnostics)
+    # script findings are logged by KeepalivedService.startService
     for diagnostic in result.diagnostics:
         log.warn("{diagnostic}", diagnostic=str(diagnostic))
     if result.diagnostics.worst is Severity.FATAL:

@@ -39,7 +39,7 @@ from keepalive_tx.net.announce import (
 )
 from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.vrrp.instance import VrrpInstance, vipsFor
-from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD, State
+from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
 from keepalive_tx.vrrp.sync import SyncGroup
 from keepalive_tx.vrrp.validate import peekVrid
@@ -421,7 +421,7 @@ class VrrpService(Service):
         successors = {instanceKey(c): c.name for c in config.vrrpInstances}
         return {successors[key] for key, instance in
                 ((instanceKey(i.config), i) for i in self.instances.values())
-                if key in successors and instance.state == State.MASTER}
+                if key in successors and instance.holdsMaster}
 
     def handover(self, config: model.Config) -> set[str]:
         """
@@ -441,11 +441,11 @@ class VrrpService(Service):
             if successor is None:
                 # gone from the file: priority 0, addresses released, and
                 # notified DELETED (notify_deleted) or FAULT, as keepalived
-                instance.machine.stop(DELETED_AT_RELOAD)
+                instance.stop(DELETED_AT_RELOAD)
                 continue
             addresses = successor.virtualIpaddresses + successor.virtualIpaddressesExcluded
             keep = {(v.ifname, v.ip) for v in vipsFor(addresses, successor.interface)}
-            if instance.state == State.MASTER:
+            if instance.holdsMaster:
                 resumed.add(successor.name)
             self.log.info("({name}) handed over to {successor} (reload)", name=instance.name,
                           successor=successor.name)

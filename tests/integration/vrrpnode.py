@@ -40,6 +40,25 @@ _TWIST = ("import sys; from twisted.application.twist._twist import Twist; sys.a
           " Twist.main()")
 
 
+def checkoutEnv(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """
+    Our environment, plus C{extra}, with this checkout first on
+    C{PYTHONPATH}: a child imports this checkout's C{keepalive_tx}, not
+    whichever is installed.
+    """
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p), **(extra or {}))
+
+
+def ourTwistd() -> tuple[list[str], dict[str, str]]:
+    """
+    The argv prefix (up to C{twistd}'s own options) and the environment that
+    run B{this checkout's} daemon (a C{twistd} found on C{PATH} would import
+    whichever C{keepalive_tx} is installed).
+    """
+    return [sys.executable, "-c", _TWISTD], checkoutEnv()
+
+
 @dataclass(frozen=True)
 class Flavour:
     """
@@ -210,9 +229,8 @@ class Node:
             self._logOffset = log.tell()
             if self.kind == OURS:
                 command = (argv or twistdArgv)(confPath, self.pidPath)
-                environ = dict(os.environ, PYTHONPATH=os.pathsep.join(
-                    p for p in (ROOT, os.environ.get("PYTHONPATH")) if p), **(env or {}))
-                self.process = self.host.spawn(*command, cwd=ROOT, env=environ, stdout=log,
+                self.process = self.host.spawn(*command, cwd=ROOT, env=checkoutEnv(env),
+                                               stdout=log,
                                                stderr=subprocess.STDOUT)
             else:
                 argv = [self.keepalived, "-n", "-l", "-D", "-P", "-f", confPath,
