@@ -87,10 +87,17 @@ class KeepalivedService(MultiService):
         vrrpPlatform: Any = None,
         staticPlatform: Any = None,
         statusListen: str | None = None,
+        releaseVrrp: bool = True,
+        releaseIpvs: bool = True,
     ) -> None:
         """
         @param statusListen: server endpoint of the status API and
             C{/metrics} (default: C{status_listen} from C{global_defs}).
+        @param releaseVrrp: on stop, MASTERs send priority 0 and remove
+            their addresses, routes and rules (C{False}: keepalived's C{-V},
+            everything is left in place).
+        @param releaseIpvs: on stop, the IPVS services are removed
+            (C{False}: keepalived's C{-I}).
         """
         super().__init__()
         if reactor is None:
@@ -109,6 +116,8 @@ class KeepalivedService(MultiService):
         self.runVrrp = vrrp
         self.runCheckers = checkers
         self.logDetail = logDetail
+        self.releaseVrrp = releaseVrrp
+        self.releaseIpvs = releaseIpvs
         self.setName("keepalived")
         from keepalive_tx.status.snapshot import TransitionLog
 
@@ -168,6 +177,7 @@ class KeepalivedService(MultiService):
 
         service = VrrpService(model, self.reactor, platform=self.vrrpPlatform,
                               alerts=self.alerts, resume=resume)
+        service.releaseOnStop = self.releaseVrrp
         service.observers.append(InstanceAlerts(self.alerts))
         service.observers.append(self.transitions)
         return service
@@ -177,7 +187,9 @@ class KeepalivedService(MultiService):
             return None
         from keepalive_tx.lvs.service import LvsService
 
-        return LvsService(model, self.reactor, alerts=self.alerts, previous=previous)
+        service = LvsService(model, self.reactor, alerts=self.alerts, previous=previous)
+        service.releaseOnStop = self.releaseIpvs
+        return service
 
     # -- reload --------------------------------------------------------------
 

@@ -149,9 +149,12 @@ class LvsService(Service):
     @ivar runs: the running checks (fewer than the configured checkers when
         identical ones are shared).
     @ivar fifos: the L{LvsFifos} writer, or L{None}.
+    @ivar releaseOnStop: C{False} (keepalived's C{-I}): stopping leaves the
+        IPVS table as it is.
     """
 
     log = Logger()
+    releaseOnStop = True
 
     def __init__(
         self,
@@ -444,7 +447,7 @@ class LvsService(Service):
         self._stopping = True
         super().stopService()
         # handing over (reload): the IPVS table stays for the successor
-        keepTable = self._handingOver
+        keepTable = self._handingOver or not self.releaseOnStop
         if self.monitor is not None:
             self.monitor.removeObserver(self)
             self.monitor.stopMonitoring()
@@ -464,7 +467,7 @@ class LvsService(Service):
             close()
         self.backend = None
         self.table = None
-        if keepTable:
+        if self._handingOver:
             self.log.info("Checkers handed over to the reloaded configuration")
         pending = [d for d in self._scripts if not d.called]
         self._scripts = []

@@ -308,6 +308,7 @@ class VrrpInstance:
         """
         Remove configured addresses left behind by a crashed run.
         """
+        self._logVips("removing")
         removed = self.addresses.removeStale(self.vips + self.evips)
         for vip in removed:
             self.log.info("({name}) removed stale VIP {vip} left by a previous run",
@@ -358,6 +359,15 @@ class VrrpInstance:
         self._resuming = False
         self.sendAdvert(0)
         self.releaseMaster()
+
+    def abandon(self) -> None:
+        """
+        Stop without letting go (keepalived's C{-V}): no priority-0 advert,
+        addresses, routes and rules stay where they are.
+        """
+        if self.announcer is not None:
+            self.announcer.stop()
+        self.machine.detach()
 
     # -- IVrrpReceiver -------------------------------------------------------
 
@@ -443,6 +453,7 @@ class VrrpInstance:
 
     def becomeMaster(self) -> None:
         self.stats["become_master"] += 1
+        self._logVips("setting")
         for vip in self.vips + self.evips:
             self.addresses.add(vip)
         self._setRoutes(True)
@@ -454,8 +465,18 @@ class VrrpInstance:
         if self.announcer is not None:
             self.announcer.stop()
         self._setRoutes(False)
+        self._logVips("removing")
         for vip in self.vips + self.evips:
             self.addresses.remove(vip)
+
+    def _logVips(self, verb: str) -> None:
+        """
+        keepalived's C{-D} lines before it sets or removes the addresses.
+        """
+        for kind, vips in (("", self.vips), ("E-", self.evips)):
+            if vips:
+                self.log.debug("({name}) {verb} {kind}VIPs.", name=self.name, verb=verb,
+                               kind=kind, keepalivedDetail=True)
 
     def _setRoutes(self, add: bool) -> None:
         """
@@ -466,8 +487,9 @@ class VrrpInstance:
         for what, manager, items in steps if add else reversed(steps):
             if manager is None or not items:
                 continue
-            self.log.info("({name}) {verb} Virtual {what}", name=self.name,
-                          verb="setting" if add else "removing", what=what)
+            self.log.debug("({name}) {verb} Virtual {what}", name=self.name,
+                           verb="setting" if add else "removing", what=what,
+                           keepalivedDetail=True)
             change = manager.add if add else manager.remove
             for item in items:
                 change(item)

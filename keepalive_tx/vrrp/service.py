@@ -272,10 +272,13 @@ class VrrpService(Service):
 
     @ivar instances: L{VrrpInstance}s by name.
     @ivar syncGroups: L{SyncGroup}s by name.
+    @ivar releaseOnStop: C{False} (keepalived's C{-V}): on stop, instances
+        are abandoned (L{VrrpInstance.abandon}) rather than stopped.
     """
 
     log = Logger()
     name = "vrrp"
+    releaseOnStop = True
 
     def __init__(self, config: model.Config, reactor: Any, platform: Any = None,
                  alerts: Any = None, resume: Iterable[str] = ()) -> None:
@@ -385,7 +388,8 @@ class VrrpService(Service):
             mac = self.platform.macAddress(config.interface)
             if mac is not None:
                 forwarding = family == 6 and ipv6Forwarding(config.interface)
-                announcer = Announcer(self.reactor, pacer, garpSettingsFor(config))
+                announcer = Announcer(self.reactor, pacer, garpSettingsFor(config),
+                                      name=config.name)
                 targets = []
                 for a in config.virtualIpaddresses + config.virtualIpaddressesExcluded:
                     ifname = a.dev or config.interface
@@ -487,7 +491,10 @@ class VrrpService(Service):
             self.tracking.stopService()
         for instance in self.instances.values():
             try:
-                instance.stop()
+                if self.releaseOnStop:
+                    instance.stop()
+                else:
+                    instance.abandon()
             except Exception:
                 self.log.failure("({name}) failed to stop cleanly", name=instance.name)
         ports = [port for port, _ in self._ports.values()]

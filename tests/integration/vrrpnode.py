@@ -164,18 +164,20 @@ def configText(
 
 def twistdArgv(confPath: str, pidPath: str) -> list[str]:
     """
-    C{twistd -n --pidfile PID keepalived -D -c CONF}, with this checkout's code.
+    C{twistd -n --pidfile PID keepalived -D -G -c CONF}, with this checkout's
+    code (C{-G}: no test lines in the machine's syslog).
     """
     return [sys.executable, "-c", _TWISTD, "-n", "--pidfile", pidPath, "keepalived", "-D",
-            "-c", confPath]
+            "-G", "-c", confPath]
 
 
 def twistArgv(*twistOptions: str) -> Callable[[str, str], list[str]]:
     """
-    For L{Node.start}: C{twist [twistOptions] keepalived -D -c CONF} (no pid file).
+    For L{Node.start}: C{twist [twistOptions] keepalived -D -G -c CONF} (no pid
+    file).
     """
     return lambda confPath, pidPath: [sys.executable, "-c", _TWIST, *twistOptions,
-                                      "keepalived", "-D", "-c", confPath]
+                                      "keepalived", "-D", "-G", "-c", confPath]
 
 
 class Node:
