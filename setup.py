@@ -47,7 +47,9 @@ setup(
         "pyopenssl",
         "service-identity",
         "ply==3.11",
+        # /metrics (pure Python, no dependencies of its own)
+        "prometheus-client>=0.16",
     ],
-    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd", "prometheus-client"]},
+    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd"]},
     entry_points={"console_scripts": ["genhash = keepalive_tx.genhash:main"]},
 )

@@ -151,9 +151,13 @@ class KeepalivedService(MultiService):
             self.lvsService.setServiceParent(self)
         statusListen = statusListen or getattr(model.globalDefs, "statusListen", None)
         if statusListen:
+            from keepalive_tx.lvs.traffic import TrafficReader
             from keepalive_tx.status.web import StatusService
 
-            StatusService(statusListen, self.snapshot, reactor).setServiceParent(self)
+            # the IPVS counters of /metrics, from whichever checkers run now (reloads swap them)
+            traffic = TrafficReader(reactor, lambda: getattr(self.lvsService, "table", None))
+            StatusService(statusListen, self.snapshot, reactor,
+                          traffic=traffic.read).setServiceParent(self)
 
     # -- children ------------------------------------------------------------
 
