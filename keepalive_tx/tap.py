@@ -367,7 +367,8 @@ def makeService(options: Options, reactor=None) -> IService:
     DumpSignals(service.reactor, StateDumper(service)).setServiceParent(service)
     from keepalive_tx.reload import ReloadSignal
 
-    reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze)
+    reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze,
+                            refuses=lambda diagnostics: _refuses(diagnostics, options))
     reloader.setServiceParent(service)
     FreezeHeap().setServiceParent(service)
     if options["umask"] is not None and "umask" not in options.delegated:
