@@ -11,6 +11,7 @@ The advert's address list on the wire, ours beside Debian keepalived 2.2.7:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -113,3 +114,65 @@ for _kind in (OURS, KEEPALIVED):
     for _flavour in (V2_PASS, V3_IPV4, V3_IPV6):
         setattr(WrongAddressListTests,
                 f"test_{_kind}_{_flavour.name.replace('-', '_')}", _wrongListTest(_kind, _flavour))
+
+
+class ReflectionFloodTests(TestCase):
+    """
+    Ours as MASTER under a flood of valid lower-priority adverts on real
+    sockets: it answers, logs and announces at most once per advert
+    interval (bench/reflection_flood.py compares it with keepalived).
+    """
+
+    timeout = 60
+
+    def flood(self, flavour: Flavour, noAdvert: bool = False, rate: int = 3000,
+              secs: float = 3.0) -> None:
+        lab = makeLab(self, 2)
+        h1, flooder = lab.hosts
+        node = Node(h1, OURS, os.path.abspath(self.mktemp()))
+        self.addCleanup(node.stop)
+        config = configText(flavour, h1, 150)
+        if noAdvert:
+            config = config.replace("    priority 150\n", "    priority 150\n    lower_prio_no_advert\n")
+        node.start(config)
+        vip = flavour.vip
+        waitFor(lambda: holders([h1], vip) == [1], flavour.masterDown(150) + 5, f"{vip} on h1",
+                [node])
+        before = node.logText().count("with lower priority")
+        args = ["flood", "--family", str(flavour.family), "--version", str(flavour.version),
+                "--vrid", "51", "--priority", "50", "--vip", vip, "--rate", str(rate),
+                "--secs", str(secs), "--source", flooder.ipv4, "--watch", h1.ipv4,
+                "--garp", vip]
+        if flavour.auth:
+            args += ["--auth", flavour.auth, "--password", "s3cr3t"]
+        tool = flooder.spawn(sys.executable, "-m", "tests.integration.vrrp_port_tool", *args,
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = tool.communicate(timeout=secs + 20)
+        self.assertEqual(tool.returncode, 0, err)
+        result = json.loads(out.strip().splitlines()[-1])
+        self.assertEqual(result["sent"], rate * secs)
+        adverts = [t for t, priority in result["arrivals"] if 0 <= t <= secs and priority]
+        # Periodic adverts plus at most one answer a second (none with
+        # lower_prio_no_advert); unlimited, it would be one per packet.
+        perSecond = 1 if noAdvert else 2
+        self.assertLessEqual(len(adverts), perSecond * (secs + 1), result["arrivals"])
+        self.assertGreaterEqual(len(adverts), secs - 1, result["arrivals"])
+        waitFor(lambda: node.logText().count("with lower priority") - before >= secs, 5,
+                "the flood in h1's log", [node])
+        logged = node.logText().count("with lower priority") - before
+        self.assertLessEqual(logged, secs + 1)
+        # garp_lower_prio_repeat (5) once per reaction, not per packet.
+        self.assertLessEqual(result["garps"], 5 * (secs + 1) * 2)
+        self.assertEqual(holders([h1], vip), [1])
+
+    def test_v2Pass(self) -> None:
+        """
+        VRRPv2 with PASS authentication, 3,000 adverts a second for 3 s.
+        """
+        self.flood(V2_PASS)
+
+    def test_v3LowerPrioNoAdvert(self) -> None:
+        """
+        VRRPv3 with lower_prio_no_advert: only the periodic adverts go out.
+        """
+        self.flood(V3_IPV4, noAdvert=True)
