@@ -38,6 +38,7 @@ from keepalive_tx.net.announce import (
     ipv6Forwarding,
 )
 from keepalive_tx.net.rtnames import IprouteNames
+from keepalive_tx.vrrp.advertspace import fitAdvert
 from keepalive_tx.vrrp.instance import VrrpInstance, vipsFor
 from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
@@ -91,6 +92,12 @@ class IVrrpPlatform(Interface):
     def linkUp(interface: str) -> bool | None:
         """
         Whether C{interface} is up now (C{None}: no such interface).
+        """
+
+    def mtu(interface: str) -> int | None:
+        """
+        The MTU of C{interface} (C{None}: no such interface), which bounds
+        how many VIPs an advert carries.
         """
 
 
@@ -196,6 +203,11 @@ class LinuxPlatform:
 
     def linkUp(self, interface: str) -> bool | None:
         return self._monitor.linkState(interface)
+
+    def mtu(self, interface: str) -> int | None:
+        from keepalive_tx.vrrp.transport import interfaceMtu
+
+        return interfaceMtu(interface)
 
 
 def instanceKey(config: model.VrrpInstance) -> tuple[Any, ...]:
@@ -359,6 +371,7 @@ class VrrpService(Service):
         self.platform.watchLinks(self)
 
     def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer) -> VrrpInstance | None:
+        config = self._fitAdvert(config)
         family = config.family
         source = config.unicastSrcIp or config.mcastSrcIp
         if source is None and config.interface is not None:
@@ -414,6 +427,18 @@ class VrrpService(Service):
             if self.platform.linkUp(ifname) is not True:
                 instance.machine.setFault(f"interface {ifname}", True)
         return instance
+
+    def _fitAdvert(self, config: model.VrrpInstance) -> model.VrrpInstance:
+        """
+        C{config} with the VIPs that do not fit in one advert on its
+        interface moved to its excluded VIPs (keepalived's rule, logged
+        with keepalived's words).
+        """
+        mtu = self.platform.mtu(config.interface) if config.interface else None
+        config, problem = fitAdvert(config, mtu)
+        if problem is not None:
+            self.log.warn("{problem}", problem=problem)
+        return config
 
     # -- reload ----------------------------------------------------------------
 
