@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from twisted.trial.unittest import TestCase
 
@@ -31,6 +32,7 @@ from tests.integration.vrrpnode import (
     assertHoldersStay,
     configText,
     holders,
+    receiveErrors,
     waitFor,
 )
 
@@ -114,6 +116,83 @@ for _kind in (OURS, KEEPALIVED):
     for _flavour in (V2_PASS, V3_IPV4, V3_IPV6):
         setattr(WrongAddressListTests,
                 f"test_{_kind}_{_flavour.name.replace('-', '_')}", _wrongListTest(_kind, _flavour))
+
+
+def manyVips(flavour: Flavour, config: str, count: int) -> str:
+    """
+    C{config} (from L{configText}) with C{count} VIPs: L{Flavour.vip} and
+    then addresses from the documentation prefixes.
+    """
+    if flavour.family == 4:
+        extra = [f"198.51.100.{i}/32" for i in range(1, 251)] + [
+            f"203.0.113.{i}/32" for i in range(1, 251)]
+    else:
+        extra = [f"2001:db8:1::{i:x}/128" for i in range(1, 256)]
+    first = f"        {flavour.vip}/{flavour.prefix} dev eth0\n"
+    lines = "".join(f"        {a} dev eth0\n" for a in extra[:count - 1])
+    assert first in config
+    # One gratuitous ARP / NA per address on becoming MASTER: keepalived
+    # sends no advert while it works through thousands of them.
+    quiet = "    garp_master_repeat 1\n    garp_master_delay 0\n    garp_lower_prio_repeat 0\n"
+    return config.replace(first, first + lines).replace("    advert_int", quiet + "    advert_int")
+
+
+class ManyVipsTests(TestCase):
+    """
+    More VIPs than one advert carries, the same configuration on both
+    sides: keepalived and ours advertise the same first ones, so one
+    master is elected whichever implementation has the higher priority
+    (before, ours sent 300 VIPs with a count of 44 and a keepalived backup
+    rejected every advert: two masters).
+    """
+
+    timeout = 120
+
+    def pair(self, kinds: list[str], flavour: Flavour, count: int, advertised: int) -> None:
+        if KEEPALIVED in kinds:
+            requireCommand("keepalived")
+        lab = makeLab(self, 2)
+        directory = os.path.abspath(self.mktemp())
+        nodes = [Node(h, k, directory) for h, k in zip(lab.hosts, kinds, strict=True)]
+        for node in nodes:
+            self.addCleanup(node.stop)
+        master, backup = nodes
+        h1, h2 = master.host, backup.host
+        vip = flavour.vip
+        master.start(manyVips(flavour, configText(flavour, h1, 150), count))
+        waitFor(lambda: len(h1.addresses(flavour.family)) >= count, 30, f"{count} VIPs on h1",
+                nodes)
+        # keepalived sends no advert while it adds and announces that many
+        # addresses (its own backups time out then too): the backup joins
+        # a settled master.
+        time.sleep(3)
+        backup.start(manyVips(flavour, configText(flavour, h2, 100), count))
+        backup.waitStarted()
+        # Longer than the backup's Master_Down_Interval: it hears the
+        # master's adverts and accepts them.
+        assertHoldersStay(nodes, vip, [1], flavour.masterDown(100) + 2)
+        self.assertEqual(len(h2.addresses(flavour.family)), 1 + (flavour.family == 6))
+        warning = (f"Number of VIPs ({count}) exceeds maximum/space available in packet "
+                   f"(max {advertised} addresses) - excess moved to eVIPs")
+        for node in nodes:
+            self.assertIn(warning, node.logText())
+            self.assertEqual(receiveErrors(node), [])
+
+
+def _manyVipsTest(kinds: list[str], flavour: Flavour, count: int, advertised: int):
+    def test(self: ManyVipsTests) -> None:
+        self.pair(kinds, flavour, count, advertised)
+
+    test.__doc__ = (f"{flavour.name}, {count} VIPs ({advertised} advertised): {kinds[0]} MASTER, "
+                    f"{kinds[1]} BACKUP, one master.")
+    return test
+
+
+for _kinds in ([OURS, KEEPALIVED], [KEEPALIVED, OURS]):
+    for _flavour, _count, _advertised in ((V2_PASS, 300, 255), (V3_IPV6, 100, 89)):
+        setattr(ManyVipsTests,
+                f"test_{_flavour.name.replace('-', '_')}_{_kinds[0]}Master",
+                _manyVipsTest(_kinds, _flavour, _count, _advertised))
 
 
 class ReflectionFloodTests(TestCase):
