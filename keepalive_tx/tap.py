@@ -309,7 +309,7 @@ def auditAdvertSpace(model: Any, diagnostics: Any) -> None:
     if not model.vrrpInstances:
         return
     from keepalive_tx.vrrp.advertspace import auditAdvertSpace as audit
-    from keepalive_tx.vrrp.transport import interfaceMtu
+    from keepalive_tx.vrrp.advertspace import interfaceMtu
 
     audit(model, diagnostics, interfaceMtu)
 

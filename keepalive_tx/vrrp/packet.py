@@ -59,7 +59,6 @@ __all__ = [
     "internetChecksum",
     "ipv4PseudoHeader",
     "ipv6PseudoHeader",
-    "maxAdvertAddresses",
     "nextIpId",
     "parseAddress",
     "vrrpChecksum",
@@ -79,13 +78,9 @@ AH_HEADER_LEN = 24
 AH_ICV_LEN = 12
 AH_PAYLOAD_LEN_FIELD = 4  # (24 / 4) - 2
 IPV4_HEADER_LEN = 20
-IPV6_HEADER_LEN = 40
-ETHERNET_HEADER_LEN = 14
 TOS_INTERNETWORK_CONTROL = 0xC0
 #: the address count is one byte
 VRRP_MAX_ADDRESSES = 255
-#: the MTU keepalived assumes when an instance has no interface
-DEFAULT_MTU = 1500
 
 
 class PacketError(ValueError):
@@ -240,31 +235,6 @@ def expectedVrrpLength(version: int, naddr: int, family: int) -> int:
     if family == 4 and version == 2:
         length += VRRP_AUTH_LEN
     return length
-
-
-def maxAdvertAddresses(family: int, version: int, mtu: int | None = None,
-                       ah: bool = False) -> int:
-    """
-    How many addresses keepalived puts in one advert on an interface with
-    this C{mtu}: what fits after an Ethernet header (keepalived counts it
-    against the MTU too), the IP header, the VRRP header and, for VRRPv2
-    over IPv4, the auth data and the AH header -- at most 255, the most
-    the count byte can say.
-
-    @param mtu: the interface MTU (C{None}: keepalived's default of 1500,
-        used for an instance without an interface).
-    @param ah: VRRPv2 with IPsec-AH authentication.
-    """
-    if family == 4:
-        headers = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + VRRP_HEADER_LEN
-        if version == 2:
-            headers += VRRP_AUTH_LEN + (AH_HEADER_LEN if ah else 0)
-        size = 4
-    else:
-        headers = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN + VRRP_HEADER_LEN
-        size = 16
-    room = (DEFAULT_MTU if mtu is None else mtu) - headers
-    return max(0, min(VRRP_MAX_ADDRESSES, room // size))
 
 
 def _familyOf(addresses: tuple[IPAddress, ...], family: int | None) -> int:

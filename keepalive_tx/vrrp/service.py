@@ -38,7 +38,7 @@ from keepalive_tx.net.announce import (
     ipv6Forwarding,
 )
 from keepalive_tx.net.rtnames import IprouteNames
-from keepalive_tx.vrrp.advertspace import fitAdvert
+from keepalive_tx.vrrp.advertspace import fitAdvert, interfaceMtu
 from keepalive_tx.vrrp.instance import VrrpInstance, vipsFor
 from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
@@ -205,8 +205,6 @@ class LinuxPlatform:
         return self._monitor.linkState(interface)
 
     def mtu(self, interface: str) -> int | None:
-        from keepalive_tx.vrrp.transport import interfaceMtu
-
         return interfaceMtu(interface)
 
 

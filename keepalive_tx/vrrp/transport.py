@@ -41,7 +41,7 @@ from keepalive_tx.vrrp.packet import (
     parseAddress,
 )
 
-__all__ = ["IVrrpReceiver", "PortAddress", "TransportStats", "VrrpRawPort", "interfaceMtu"]
+__all__ = ["IVrrpReceiver", "PortAddress", "TransportStats", "VrrpRawPort"]
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -58,29 +58,9 @@ IPV6_JOIN_GROUP = getattr(socket, "IPV6_JOIN_GROUP", 20)
 #: Offset of the VRRP checksum field, for IPV6_CHECKSUM.
 VRRP_CHECKSUM_OFFSET = 6
 
-SIOCGIFMTU = 0x8921
-_IFREQ_MTU = struct.Struct("=16si20x")
 _IN_PKTINFO = struct.Struct("=i4s4s")
 _IN6_PKTINFO = struct.Struct("=16sI")
 _INT = struct.Struct("=i")
-
-
-def interfaceMtu(name: str) -> int | None:
-    """
-    The MTU of interface C{name} in our network namespace (C{SIOCGIFMTU}),
-    or C{None} when there is no such interface.
-    """
-    import fcntl
-
-    raw = name.encode()
-    if not raw or len(raw) >= 16:
-        return None
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            reply = fcntl.ioctl(sock.fileno(), SIOCGIFMTU, _IFREQ_MTU.pack(raw, 0))
-    except OSError:
-        return None
-    return _IFREQ_MTU.unpack(reply)[1]
 
 
 class IVrrpReceiver(Interface):

@@ -2,7 +2,7 @@
 At most 255 VIPs -- and no more than the interface MTU leaves room for --
 go into an advert; the rest become excluded VIPs, with keepalived 2.2.7's
 warning (C{-t} exit 5).  keepalived's own numbers for the limits, taken from
-its C{-t} output, are in L{tests.unit.test_vrrp_packet.AddressCapacityTests}.
+its C{-t} output, are in L{AddressCapacityTests}.
 """
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from keepalive_tx import tap
 from keepalive_tx.config import parseText
 from keepalive_tx.config.errors import Severity
-from keepalive_tx.vrrp.advertspace import auditAdvertSpace, fitAdvert
-from keepalive_tx.vrrp.packet import decodeIPv4Packet, decodeVrrp
+from keepalive_tx.vrrp.advertspace import (
+    auditAdvertSpace,
+    fitAdvert,
+    interfaceMtu,
+    maxAdvertAddresses,
+)
+from keepalive_tx.vrrp.packet import decodeIPv4Packet, decodeVrrp, expectedVrrpLength
 from keepalive_tx.vrrp.service import VrrpService
 from tests.unit.test_vrrp_service import FakePlatform
 
@@ -56,6 +61,45 @@ def parse(text: str):
     return result.model, result.diagnostics
 
 
+class AddressCapacityTests(SynchronousTestCase):
+    """
+    How many addresses one advert carries: keepalived 2.2.7's arithmetic,
+    checked against its C{-t} output.
+    """
+
+    def test_keepalivedLimits(self) -> None:
+        """
+        keepalived 2.2.7 reports "max 255" for IPv4 at MTU 1500, "max 89"
+        for IPv6 at MTU 1500 and "max 131" for VRRPv2/IPv4 at MTU 576: it
+        counts an Ethernet header, the IP and VRRP headers, and the auth
+        data (and AH header) of VRRPv2 over IPv4 against the MTU.
+        """
+        self.assertEqual(maxAdvertAddresses(4, 2, 1500), 255)
+        self.assertEqual(maxAdvertAddresses(4, 3, 1500), 255)
+        self.assertEqual(maxAdvertAddresses(6, 3, 1500), 89)
+        self.assertEqual(maxAdvertAddresses(6, 3), 89)
+        self.assertEqual(maxAdvertAddresses(4, 2, 576), 131)
+        self.assertEqual(maxAdvertAddresses(4, 2, 576, ah=True), 125)
+        self.assertEqual(maxAdvertAddresses(4, 3, 576), 133)
+        self.assertEqual(maxAdvertAddresses(6, 3, 1280), 76)
+        self.assertEqual(maxAdvertAddresses(6, 3, 9000), 255)
+        self.assertEqual(maxAdvertAddresses(4, 2, 60), 2)
+        self.assertEqual(maxAdvertAddresses(4, 2, 20), 0)
+
+    def test_fitsTheMtu(self) -> None:
+        """
+        An advert with as many addresses as allowed, plus the Ethernet
+        header, fits the MTU; one more address would not (below 255).
+        """
+        for family, version, ah, mtu in [(4, 2, False, 576), (4, 2, True, 700), (4, 3, False, 600),
+                                         (6, 3, False, 1500), (6, 3, False, 1280)]:
+            n = maxAdvertAddresses(family, version, mtu, ah)
+            ip = 20 + (24 if ah else 0) if family == 4 else 40
+            size = 14 + ip + expectedVrrpLength(version, n, family)
+            self.assertLessEqual(size, mtu)
+            self.assertGreater(size + (4 if family == 4 else 16), mtu)
+
+
 class ConfigTests(SynchronousTestCase):
     """
     The configuration step: the count byte allows 255.
@@ -83,6 +127,17 @@ class ConfigTests(SynchronousTestCase):
         model, diagnostics = parse(configText([v4(i) for i in range(255)]))
         self.assertEqual(len(model.vrrpInstances[0].virtualIpaddresses), 255)
         self.assertEqual(list(diagnostics), [])
+
+
+class InterfaceMtuTests(SynchronousTestCase):
+    def test_loopbackAndMissing(self) -> None:
+        """
+        The MTU of an interface of this namespace; C{None} for names that
+        are absent or cannot name an interface.
+        """
+        self.assertGreaterEqual(interfaceMtu("lo"), 1280)
+        for name in ("", "no-such-if0", "x" * 16):
+            self.assertIsNone(interfaceMtu(name))
 
 
 class FitTests(SynchronousTestCase):

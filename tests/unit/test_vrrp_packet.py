@@ -25,7 +25,6 @@ from keepalive_tx.vrrp.packet import (
     encodeVrrp,
     expectedVrrpLength,
     internetChecksum,
-    maxAdvertAddresses,
     nextIpId,
     vrrpChecksum,
 )
@@ -393,43 +392,10 @@ class RoundTripTests(SynchronousTestCase):
         self.assertEqual(back.naddr, 0)
 
 
-class AddressCapacityTests(SynchronousTestCase):
+class CountByteTests(SynchronousTestCase):
     """
-    How many addresses one advert carries (keepalived 2.2.7's arithmetic,
-    checked against its C{-t} output), and that the count never wraps.
+    The address count never wraps.
     """
-
-    def test_keepalivedLimits(self) -> None:
-        """
-        keepalived 2.2.7 reports "max 255" for IPv4 at MTU 1500, "max 89"
-        for IPv6 at MTU 1500 and "max 131" for VRRPv2/IPv4 at MTU 576: it
-        counts an Ethernet header, the IP and VRRP headers, and the auth
-        data (and AH header) of VRRPv2 over IPv4 against the MTU.
-        """
-        self.assertEqual(maxAdvertAddresses(4, 2, 1500), 255)
-        self.assertEqual(maxAdvertAddresses(4, 3, 1500), 255)
-        self.assertEqual(maxAdvertAddresses(6, 3, 1500), 89)
-        self.assertEqual(maxAdvertAddresses(6, 3), 89)
-        self.assertEqual(maxAdvertAddresses(4, 2, 576), 131)
-        self.assertEqual(maxAdvertAddresses(4, 2, 576, ah=True), 125)
-        self.assertEqual(maxAdvertAddresses(4, 3, 576), 133)
-        self.assertEqual(maxAdvertAddresses(6, 3, 1280), 76)
-        self.assertEqual(maxAdvertAddresses(6, 3, 9000), 255)
-        self.assertEqual(maxAdvertAddresses(4, 2, 60), 2)
-        self.assertEqual(maxAdvertAddresses(4, 2, 20), 0)
-
-    def test_fitsTheMtu(self) -> None:
-        """
-        An advert with as many addresses as allowed, plus the Ethernet
-        header, fits the MTU; one more address would not (below 255).
-        """
-        for family, version, ah, mtu in [(4, 2, False, 576), (4, 2, True, 700), (4, 3, False, 600),
-                                         (6, 3, False, 1500), (6, 3, False, 1280)]:
-            n = maxAdvertAddresses(family, version, mtu, ah)
-            ip = 20 + (24 if ah else 0) if family == 4 else 40
-            size = 14 + ip + expectedVrrpLength(version, n, family)
-            self.assertLessEqual(size, mtu)
-            self.assertGreater(size + (4 if family == 4 else 16), mtu)
 
     def test_countNeverWraps(self) -> None:
         """
