@@ -6,6 +6,7 @@ reported as diagnostics with locations.  Pure: no interface lookups.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from keepalive_tx.config import model as M
@@ -397,7 +398,35 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
     b.setdefault("notifyPriorityChanges", g.vrrpNotifyPriorityChanges)
     if "smtpAlert" not in b:
         b["smtpAlert"] = bool(g.smtpAlertVrrp if g.smtpAlertVrrp is not None else g.smtpAlert)
-    return M.make(M.VrrpInstance, b)
+    vips = b["virtualIpaddresses"]
+    vi, problem = excessVipsToExcluded(M.make(M.VrrpInstance, b), MAX_ADVERT_ADDRESSES)
+    if problem is not None:
+        ctx.error(vips[MAX_ADVERT_ADDRESSES].location, problem)
+    return vi
+
+
+#: an advert's address count is one byte
+MAX_ADVERT_ADDRESSES = 255
+
+
+def excessVipsToExcluded(vi: M.VrrpInstance, limit: int) -> tuple[M.VrrpInstance, str | None]:
+    """
+    keepalived puts at most C{limit} VIPs in an advert (255, the most its
+    count byte can say, or fewer when the interface MTU leaves less room):
+    the VIPs after the first C{limit} become excluded VIPs, added and
+    removed with the others but never advertised.
+
+    @return: the instance with its VIPs split, and keepalived's warning
+        (C{None} when nothing moved).
+    """
+    vips = vi.virtualIpaddresses
+    if len(vips) <= limit:
+        return vi, None
+    problem = (f"({vi.name}) Number of VIPs ({len(vips)}) exceeds maximum/space available in "
+               f"packet (max {limit} addresses) - excess moved to eVIPs")
+    moved = replace(vi, virtualIpaddresses=vips[:limit],
+                    virtualIpaddressesExcluded=vi.virtualIpaddressesExcluded + vips[limit:])
+    return moved, problem
 
 
 def _auth(ctx: Context, a: Builder, who: str, version: int, family: int, strict: bool, state: str,

@@ -245,20 +245,28 @@ class VrrpInstance:
         )
         self.machine = VRRPMachine(machineConfigFor(config, sourceAddress), self, clock)
         self._resuming = False
+        self._skipCheckAdvAddr = bool(config.skipCheckAdvAddr)
 
     @property
     def policy(self) -> ReceivePolicy:
         """
         The L{ReceivePolicy} in force: the configured one with our current
-        effective priority and the last AH sequence number (brought up to
-        date when read, not on every advert sent).
+        effective priority, the last AH sequence number and, with
+        C{skip_check_adv_addr}, the master whose address lists a BACKUP
+        no longer compares (brought up to date when read, not on every
+        advert sent).
         """
         policy = self._policy
-        if (policy.effectivePriority != self.machine.effectivePriority
+        machine = self.machine
+        if (policy.effectivePriority != machine.effectivePriority
                 or policy.ahLastSequence != self._ahSequence):
             policy = self._policy = policy.evolve(
-                effectivePriority=self.machine.effectivePriority,
+                effectivePriority=machine.effectivePriority,
                 ahLastSequence=self._ahSequence)
+        if self._skipCheckAdvAddr:
+            known = machine.masterAddress if machine.state == State.BACKUP else None
+            if policy.skipAddressCheckFrom != known:
+                policy = self._policy = policy.evolve(skipAddressCheckFrom=known)
         return policy
 
     @policy.setter

@@ -41,6 +41,7 @@ from keepalive_tx.net.announce import (
     ipv6Forwarding,
 )
 from keepalive_tx.net.rtnames import IprouteNames
+from keepalive_tx.vrrp.advertspace import fitAdvert
 from keepalive_tx.vrrp.instance import VrrpInstance, vipsFor
 from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
@@ -54,7 +55,6 @@ __all__ = ["IVrrpPlatform", "LinuxPlatform", "VridDemux", "VrrpService"]
 
 #: the fault flag that holds a sync group member while another waits
 WAITING_MEMBER = "sync group member waiting for its interface"
-
 
 def instanceKey(config: model.VrrpInstance) -> tuple[Any, ...]:
     """
@@ -266,6 +266,7 @@ class VrrpService(Service):
                 self.tracking.startInstance(instance)
 
     def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer) -> VrrpInstance | None:
+        config = self._fitAdvert(config)
         family = config.family
         source = config.unicastSrcIp or config.mcastSrcIp
         if source is None and config.interface is not None:
@@ -325,6 +326,18 @@ class VrrpService(Service):
             if self.platform.linkUp(ifname) is not True:
                 instance.machine.setFault(f"interface {ifname}", True)
         return instance
+
+    def _fitAdvert(self, config: model.VrrpInstance) -> model.VrrpInstance:
+        """
+        C{config} with the VIPs that do not fit in one advert on its
+        interface moved to its excluded VIPs (keepalived's rule, logged
+        with keepalived's words).
+        """
+        mtu = self.platform.mtu(config.interface) if config.interface else None
+        config, problem = fitAdvert(config, mtu)
+        if problem is not None:
+            self.log.warn("{problem}", problem=problem)
+        return config
 
     # -- reload ----------------------------------------------------------------
 

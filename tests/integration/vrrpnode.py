@@ -410,7 +410,7 @@ def assertHoldersStay(nodes: Sequence[Node], vip: str, expected: Iterable[int],
 
 
 RECEIVE_ERRORS = ("invalid", "already processed", "mismatch", "expecting", "too short",
-                  "too long", "wrong", "not a unicast peer", "not present in advert", "expected")
+                  "too long", "wrong", "not a unicast peer", "not present in", "expected")
 
 
 def receiveErrors(node: Node) -> list[str]:
