@@ -251,3 +251,46 @@ class ChannelTests(SynchronousTestCase):
         channel = NetfilterChannel("keepalived", -1,
                                    socketFactory=lambda: FakeSocket([ack(1, errno.ENOENT)]))
         self.assertFalse(channel.tableExists(P.IPV6))
+
+
+class ServiceFirewallTests(SynchronousTestCase):
+    """
+    The firewall inside L{KeepalivedService}: made when an instance needs
+    it, before the VRRP service; kept across a reload, where a MASTER that
+    stays MASTER keeps its addresses blocked and only the changes reach the
+    kernel; its tables deleted at stop.
+    """
+
+    def test_reloadAndStop(self) -> None:
+        from twisted.internet.task import Clock
+
+        from keepalive_tx.service import KeepalivedService
+        from tests.unit.test_reload import SharedPlatform
+        from tests.unit.test_vrrp_service import instanceText, modelFor
+
+        clock = Clock()
+        channel = FakeChannel(tables={P.IPV4})  # left by a crashed run
+        noAccept = " no_accept"
+        model = modelFor(instanceText("VI_1", 1, "192.0.2.101/24", extra=noAccept),
+                         instanceText("VI_2", 2, "192.0.2.102/24"))
+        service = KeepalivedService(model, clock, vrrpPlatform=SharedPlatform(),
+                                    firewallChannel=channel)
+        self.assertLess(service.services.index(service.firewall),
+                        service.services.index(service.vrrpService))
+        service.privilegedStartService()
+        service.startService()
+        self.assertEqual(channel.batches, [[P.DeleteTable(P.IPV4)]])
+        clock.advance(4)
+        self.assertEqual(channel.elements(), [("+", packed("192.0.2.101"))])
+        firewall = service.firewall
+        service.reload(modelFor(
+            instanceText("VI_1", 1, "192.0.2.101/24\n 192.0.2.111/24", extra=noAccept),
+            instanceText("VI_2", 2, "192.0.2.102/24", extra=noAccept)))
+        clock.advance(0)  # the successors take over on the next turn
+        self.assertIs(service.firewall, firewall)
+        self.assertEqual(channel.elements(), [
+            ("+", packed("192.0.2.101")), ("+", packed("192.0.2.111")),
+            ("+", packed("192.0.2.102"))])
+        service.stopService()
+        self.assertEqual(channel.batches[-1], [P.DeleteTable(P.IPV4)])
+        self.assertEqual(channel.tables, set())
