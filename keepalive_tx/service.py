@@ -89,6 +89,7 @@ class KeepalivedService(MultiService):
         statusListen: str | None = None,
         releaseVrrp: bool = True,
         releaseIpvs: bool = True,
+        firewallChannel: Any = None,
     ) -> None:
         """
         @param statusListen: server endpoint of the status API and
@@ -128,12 +129,21 @@ class KeepalivedService(MultiService):
         if self.mailer is not None:
             self.mailer.setServiceParent(self)
         self.vrrpPlatform = vrrpPlatform
+        #: the nftables channel of the firewall (default: the kernel's, or
+        #: the C{netfilterChannel} of C{vrrpPlatform}; a platform without
+        #: one gets no firewall)
+        self.firewallChannel = firewallChannel
         self.staticPlatform = staticPlatform
         # static_ipaddress/routes/rules: before VRRP, so they exist when the
         # instances start (and stay until the instances have stopped).
         self.staticService = self._buildStatic(model)
         if self.staticService is not None:
             self.staticService.setServiceParent(self)
+        # The no_accept firewall: before VRRP (stale tables deleted before
+        # the instances start; its tables deleted after they have stopped).
+        self.firewall = self._buildFirewall(model)
+        if self.firewall is not None:
+            self.firewall.setServiceParent(self)
         self.vrrpService = self._buildVrrp(model)
         if self.vrrpService is not None:
             self.vrrpService.setServiceParent(self)
@@ -176,11 +186,45 @@ class KeepalivedService(MultiService):
         from keepalive_tx.vrrp.service import VrrpService
 
         service = VrrpService(model, self.reactor, platform=self.vrrpPlatform,
-                              alerts=self.alerts, resume=resume)
+                              alerts=self.alerts, resume=resume, firewall=self.firewall)
         service.releaseOnStop = self.releaseVrrp
         service.observers.append(InstanceAlerts(self.alerts))
         service.observers.append(self.transitions)
         return service
+
+    def _buildFirewall(self, model: Any) -> Any:
+        if not self.runVrrp or not getattr(model, "vrrpInstances", ()):
+            return None
+        from keepalive_tx.net.firewall import Firewall, firewallSettingsFor
+
+        settings, defaulted = firewallSettingsFor(model)
+        if settings is None:
+            return None
+        channel = self.firewallChannel or getattr(self.vrrpPlatform, "netfilterChannel", None)
+        if channel is None and self.vrrpPlatform is not None:
+            return None  # a platform of the host's own, without nftables
+        return Firewall(settings, defaulted=defaulted, channel=channel)
+
+    def _reloadFirewall(self, model: Any) -> None:
+        """
+        The firewall outlives reloads (its table name cannot change, as in
+        keepalived); one is started when a reload first needs it.
+        """
+        if self.firewall is not None:
+            from keepalive_tx.net.firewall import firewallSettingsFor
+
+            settings, _ = firewallSettingsFor(model)
+            if settings is not None and settings.table != self.firewall.settings.table:
+                self.log.info("Cannot change nftables table name at a reload - please restart"
+                              " keepalived")
+            return
+        self.firewall = self._buildFirewall(model)
+        if self.firewall is not None:
+            self.firewall.setServiceParent(self)
+            self.services.remove(self.firewall)
+            where = (self.services.index(self.vrrpService) if self.vrrpService in self.services
+                     else self._insertionPoint("vrrpService"))
+            self.services.insert(where, self.firewall)
 
     def _buildLvs(self, model: Any, previous: Any = None) -> Any:
         if not self.runCheckers or not getattr(model, "virtualServers", ()):
@@ -233,6 +277,7 @@ class KeepalivedService(MultiService):
         vrrp = lvs = None
         resume: frozenset[str] = frozenset()
         if vrrpChanged:
+            self._reloadFirewall(model)
             if self.vrrpService is not None:
                 resume = frozenset(self.vrrpService.successorsResuming(model))
             vrrp = self._buildVrrp(model, resume)

@@ -12,6 +12,11 @@ from typing import Any
 from keepalive_tx.config import model as M
 from keepalive_tx.config.errors import Diagnostics, Location, Severity
 from keepalive_tx.config.schema import Builder, Context, lvsModule
+from keepalive_tx.config.validate_strict import (
+    STRICT_AUTH_MESSAGE,
+    applyStrict,
+    ipv6Version2Message,
+)
 from keepalive_tx.config.validate_track import ownInterface, resolveTrackers, unweighted
 
 
@@ -263,13 +268,14 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
         del b["mcastDstIp"]
     # Version.
     version = b.get("version", g.vrrpVersion)
-    if family == 6 and version == 2:
-        if "version" in b:
-            ctx.error(loc, f"{who} VRRPv2 does not support IPv6 - using version 3")
-        version = 3
-    b["version"] = version
     strict = b.get("strictMode", g.vrrpStrict)
     b["strictMode"] = strict
+    if family == 6 and version == 2:
+        if "version" in b:
+            message = ipv6Version2Message(strict) or "VRRPv2 does not support IPv6 - using version 3"
+            ctx.error(loc, f"{who} {message}")
+        version = 3
+    b["version"] = version
     # Priority / state (§0 #15).
     state = b.get("state")
     if "priority" not in b:
@@ -308,32 +314,11 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
                     ctx.error(hmac["location"], f"{who} strict mode requires auth_hmac mode enforce - setting enforce")
                     hmac["mode"] = "enforce"
                 b["authHmac"] = M.make(M.AuthHmac, hmac)
-    # Strict mode (§4.12).
+    # Strict mode (§4.12): keepalived's checks and messages.
     if strict:
-        if state == M.MASTER and priority != 255:
-            ctx.error(stateLoc, f"{who} strict mode: state MASTER requires priority 255 (address owner) - setting BACKUP")
-            state = M.BACKUP
-        if b.get("preemptDelay"):
-            ctx.error(b.get("preemptDelayLocation", loc), f"{who} preempt_delay is incompatible with strict mode - resetting")
-            b["preemptDelay"] = 0.0
-        if version == 2 and b.get("accept") is True:
-            ctx.error(loc, f"{who} accept mode is not allowed with VRRPv2 in strict mode - ignoring")
-            b["accept"] = False
-        b.setdefault("accept", priority == 255)
-        if b.get("downTimerAdverts", 3) != 3:
-            ctx.error(loc, f"{who} strict mode requires down_timer_adverts 3 - setting 3")
-            b["downTimerAdverts"] = 3
-        b["lowerPrioNoAdvert"] = True
-        b["higherPrioSendAdvert"] = False
-        if priority == 255:
-            b["ownerIgnoreAdverts"] = True
-        if family == 6 and b["virtualIpaddresses"] and not b["virtualIpaddresses"][0].address.ip.is_link_local:
-            ctx.error(b["virtualIpaddresses"][0].location, f"{who} strict mode: the first IPv6 VIP must be link-local")
-        gb = b.get("garp") or {}
-        if gb.get("lowerPrioRepeat") or gb.get("lowerPrioDelay"):
-            ctx.error(loc, f"{who} strict mode does not allow garp_lower_prio_repeat/delay - clearing them")
-            gb.pop("lowerPrioRepeat", None)
-            gb.pop("lowerPrioDelay", None)
+        state = applyStrict(ctx, b, who, loc, state=state, stateExplicit="state" in b,
+                            stateLoc=stateLoc, priority=priority, version=version, family=family,
+                            unicast=bool(peers))
     # nopreempt / preempt_delay (§0 #14, §4.5, §4.6).
     if b.get("nopreempt"):
         nloc = b.get("nopreemptLocation", loc)
@@ -436,11 +421,11 @@ def _auth(ctx: Context, a: Builder, who: str, version: int, family: int, strict:
     if atype is None:
         ctx.error(loc, f"{who} authentication block without auth_type (PASS|AH) - ignoring")
         return None
+    if strict:
+        ctx.error(loc, f"{who} {STRICT_AUTH_MESSAGE}")
+        return None
     if version == 3 or family == 6:
         ctx.error(loc, f"{who} authentication is only supported by VRRPv2 over IPv4 - ignoring it")
-        return None
-    if strict:
-        ctx.error(loc, f"{who} strict mode does not support authentication - ignoring it")
         return None
     password = a.get("authPass")
     if password is None:

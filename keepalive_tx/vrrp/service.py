@@ -141,12 +141,15 @@ class VrrpService(Service):
     releaseOnStop = True
 
     def __init__(self, config: model.Config, reactor: Any, platform: Any = None,
-                 alerts: Any = None, resume: Iterable[str] = ()) -> None:
+                 alerts: Any = None, resume: Iterable[str] = (), firewall: Any = None) -> None:
         """
         @param resume: names of instances that continue a MASTER of the
             configuration before a reload (L{handover}): their addresses are
             not "stale" and they take over at once.
+        @param firewall: the process's L{keepalive_tx.net.firewall.Firewall}
+            (no_accept masters block their addresses through it), or C{None}.
         """
+        self.firewall = firewall
         self.config = config
         self.resume = frozenset(resume)
         self.alerts = alerts
@@ -315,7 +318,8 @@ class VrrpService(Service):
             checkUnicastSource=bool(getattr(g, "vrrpCheckUnicastSrc", False)),
             routes=getattr(self.platform, "routes", None) if config.virtualRoutes else None,
             rules=getattr(self.platform, "rules", None) if config.virtualRules else None,
-            ipNames=self._ipNames)
+            ipNames=self._ipNames,
+            firewall=None if self.firewall is None else self.firewall.handle(instanceKey(config)))
         instance.observers.extend(self.observers)
         demux.add(instance)
         if config.name in self.resume:
