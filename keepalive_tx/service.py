@@ -78,6 +78,7 @@ class KeepalivedService(MultiService):
         *,
         vrrp: bool = True,
         checkers: bool = True,
+        bfd: bool = True,
         logDetail: bool = False,
         vrrpPlatform: Any = None,
         staticPlatform: Any = None,
@@ -99,6 +100,7 @@ class KeepalivedService(MultiService):
         self.reloads = 0
         self.runVrrp = vrrp
         self.runCheckers = checkers
+        self.runBfd = bfd
         self.logDetail = logDetail
         self.setName("keepalived")
         from keepalive_tx.status.snapshot import TransitionLog
@@ -116,6 +118,10 @@ class KeepalivedService(MultiService):
         self.staticService = self._buildStatic(model)
         if self.staticService is not None:
             self.staticService.setServiceParent(self)
+        # BFD before its clients (VRRP tracking, BFD_CHECK): it stops last
+        self.bfdService = self._buildBfd(model)
+        if self.bfdService is not None:
+            self.bfdService.setServiceParent(self)
         self.vrrpService = self._buildVrrp(model)
         if self.vrrpService is not None:
             self.vrrpService.setServiceParent(self)
@@ -147,6 +153,13 @@ class KeepalivedService(MultiService):
 
         return StaticService(model, platform=self.staticPlatform, reactor=self.reactor)
 
+    def _buildBfd(self, model: Any) -> Any:
+        if not self.runBfd or not getattr(model, "bfdInstances", ()):
+            return None
+        from keepalive_tx.bfd.service import BfdService
+
+        return BfdService(model, self.reactor, logDetail=self.logDetail)
+
     def _buildVrrp(self, model: Any, resume: frozenset[str] = frozenset()) -> Any:
         if not self.runVrrp or not getattr(model, "vrrpInstances", ()):
             return None
@@ -154,7 +167,7 @@ class KeepalivedService(MultiService):
         from keepalive_tx.vrrp.service import VrrpService
 
         service = VrrpService(model, self.reactor, platform=self.vrrpPlatform,
-                              alerts=self.alerts, resume=resume)
+                              alerts=self.alerts, resume=resume, bfd=self.bfdService)
         service.observers.append(InstanceAlerts(self.alerts))
         service.observers.append(self.transitions)
         return service
@@ -164,7 +177,8 @@ class KeepalivedService(MultiService):
             return None
         from keepalive_tx.lvs.service import LvsService
 
-        return LvsService(model, self.reactor, alerts=self.alerts, previous=previous)
+        return LvsService(model, self.reactor, alerts=self.alerts, previous=previous,
+                          bfd=self.bfdService)
 
     # -- reload --------------------------------------------------------------
 
@@ -182,7 +196,9 @@ class KeepalivedService(MultiService):
             released);
           - checkers: the IPVS table is reconciled in place (no flush) and
             real servers whose checks did not change keep their state;
-          - static addresses/routes/rules: replaced when changed.
+          - static addresses/routes/rules: replaced when changed;
+          - BFD: sessions are kept by name (new intervals announced with a
+            Poll sequence), removed ones stop, new ones start.
 
         Global settings that shape the process (mail relay, status
         listener, the IPVS sync daemon) keep their values until a restart.
@@ -194,6 +210,8 @@ class KeepalivedService(MultiService):
 
         forgetUsers()
         old = self.model
+        # BFD first: the VRRP and checker services built below follow it
+        self._reloadBfd(model)
         vrrpChanged = _vrrpPart(old) != _vrrpPart(model)
         lvsChanged = _lvsPart(old) != _lvsPart(model)
         staticChanged = _staticPart(old) != _staticPart(model)
@@ -237,6 +255,20 @@ class KeepalivedService(MultiService):
             self.log.info("Reloaded: configuration unchanged")
         else:
             self.log.info("Reloaded: {parts} changed", parts=", ".join(changed))
+
+    def _reloadBfd(self, model: Any) -> None:
+        if self.bfdService is not None:
+            self.bfdService.reconfigure(model)
+            return
+        service = self._buildBfd(model)
+        if service is None:
+            return
+        self.bfdService = service
+        # before VRRP and the checkers, so that it stops after them
+        index = self._insertionPoint("bfdService")
+        service.setServiceParent(self)
+        self.services.remove(service)
+        self.services.insert(min(index, len(self.services)), service)
 
     def _prepare(self, successor: Any, what: str) -> bool:
         """
@@ -293,7 +325,7 @@ class KeepalivedService(MultiService):
         Where a child that did not exist before goes: static before VRRP
         before checkers, all after the mailer.
         """
-        order = ["staticService", "vrrpService", "lvsService"]
+        order = ["staticService", "bfdService", "vrrpService", "lvsService"]
         later = [getattr(self, a) for a in order[order.index(attribute) + 1:]]
         for i, child in enumerate(self.services):
             if child in later and child is not None:
@@ -427,11 +459,21 @@ def _staticPart(model: Any) -> tuple[Any, ...]:
     return (*_part(model, _STATIC_FIELDS), getattr(model.globalDefs, "defaultInterface", None))
 
 
+def _bfdTracking(model: Any, side: str) -> tuple[Any, ...]:
+    """
+    What VRRP tracking (C{side} "forVrrp") or the checkers ("forChecker")
+    take from the C{bfd_instance}s: their names and default weights, not
+    their timers (those the BFD service changes in place).
+    """
+    return tuple((b.name, b.weight, b.weightReverse) for b in
+                 getattr(model, "bfdInstances", ()) if getattr(b, side))
+
+
 def _vrrpPart(model: Any) -> tuple[Any, ...]:
     # global_defs carries VRRP settings (GARP timers, multicast groups,
     # script security ...): any change there restarts VRRP (hitless anyway)
-    return (*_part(model, _VRRP_FIELDS), model.globalDefs)
+    return (*_part(model, _VRRP_FIELDS), model.globalDefs, _bfdTracking(model, "forVrrp"))
 
 
 def _lvsPart(model: Any) -> tuple[Any, ...]:
-    return (*_part(model, _LVS_FIELDS), model.globalDefs)
+    return (*_part(model, _LVS_FIELDS), model.globalDefs, _bfdTracking(model, "forChecker"))

@@ -42,6 +42,7 @@ class Options(usage.Options):
         ["dump-conf", "d", "Print the normalised configuration model."],
         ["vrrp", "P", "Run only the VRRP subsystem."],
         ["check", "C", "Run only the health-checker (LVS) subsystem."],
+        ["no_bfd", "B", "Do not run the BFD subsystem."],
         ["log-console", "l", "Also log to the console."],
         ["log-detail", "D", "Detailed logging."],
         ["all-config", "e", "Any missing configuration file is an error."],
@@ -171,6 +172,7 @@ def makeService(options: Options, reactor=None) -> IService:
         reactor=reactor,
         vrrp=not options["check"],
         checkers=not options["vrrp"],
+        bfd=not options["no_bfd"],
         logDetail=bool(options["log-detail"]),
         statusListen=options["status"],
     )

@@ -168,6 +168,7 @@ class LvsService(Service):
         stopGrace: float = STOP_SCRIPT_GRACE,
         fifoFactory: Callable[[Any, Any], Any] | None = LvsFifos.fromConfig,
         previous: LvsService | None = None,
+        bfd: Any = None,
     ) -> None:
         """
         @param model: the configuration (C{virtualServers},
@@ -187,6 +188,8 @@ class LvsService(Service):
             its L{handover}): the IPVS services it owned are reconciled, not
             flushed, and real servers whose checkers did not change keep
             their state (keepalived: "unchanged RS keep alive state").
+        @param bfd: the process's BFD sessions, followed by C{BFD_CHECK}s
+            (L{None}: they stay down).
         """
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -203,6 +206,7 @@ class LvsService(Service):
         self.random = random
         self.stopGrace = stopGrace
         self.fifoFactory = fifoFactory
+        self.bfd = bfd
         self.globalDefs = getattr(model, "globalDefs", None)
         #: keepalive_tx's C{checker_share_identical} (not in keepalived)
         self.shareIdentical = bool(getattr(self.globalDefs, "checkerShareIdentical", False))
@@ -347,6 +351,9 @@ class LvsService(Service):
                     )
                     continue
                 built = run.built
+                bind = getattr(built.checker, "bind", None)
+                if bind is not None:  # BFD_CHECK
+                    bind(self.bfd, server.name)
                 checker = _Checker(server, built, run, up=built.state.isUp, config=config)
                 old = self._carried.get((vs.name, key, len(server.checkers), _hashable(config)))
                 if old is not None:
@@ -488,7 +495,8 @@ class LvsService(Service):
             if last is not None and not last.ok:
                 reason = last.reason
             body = checkerBody(checker.built.checker.kind, event.up, reason,
-                               timedOut=reason == "timed out")
+                               timedOut=reason == "timed out",
+                               bfdName=getattr(checker.built.checker, "bfdName", ""))
             self.alerts.realServerChanged(
                 server.name,
                 virtual.config.name,

@@ -121,6 +121,7 @@ class _Status(_Part):
         super().__init__(source, lambda s: s)
         self.putChild(b"vrrp", _Vrrp(source))
         self.putChild(b"lvs", _Part(source, lambda s: s.get("lvs")))
+        self.putChild(b"bfd", _Part(source, lambda s: s.get("bfd")))
 
     def getChild(self, path: bytes, request: Any) -> Resource:
         if path == b"":
@@ -131,7 +132,7 @@ class _Status(_Part):
 class _Index(Resource):
     def render_GET(self, request: Any) -> bytes:
         return _json(request, {"endpoints": ["/status", "/status/vrrp", "/status/vrrp/NAME",
-                                             "/status/lvs", "/metrics"]})
+                                             "/status/lvs", "/status/bfd", "/metrics"]})
 
     def getChild(self, path: bytes, request: Any) -> Resource:
         if path == b"":
@@ -195,6 +196,9 @@ class SnapshotCollector:
         lvs = snapshot.get("lvs")
         if lvs is not None:
             yield from self._lvs(lvs, GaugeMetricFamily)
+        bfd = snapshot.get("bfd")
+        if bfd is not None:
+            yield from _bfdMetrics(bfd, CounterMetricFamily, GaugeMetricFamily)
         smtp = snapshot.get("smtp")
         if smtp is not None:
             for key, doc in (("sent", "Alert mails delivered"),
@@ -292,6 +296,50 @@ class SnapshotCollector:
                 for n, chk in enumerate(rs.get("checkers", ())):
                     checkerUp.add_metric(values + [chk["kind"], str(n)], int(chk["up"]))
         yield from (quorum, live, suspended, sorry, rsUp, rsWeight, checkerUp)
+
+
+def _bfdMetrics(bfd: dict[str, Any], Counter: Any, Gauge: Any) -> Iterator[Any]:
+    from keepalive_tx.status.bfd import BFD_STATE_NUMBERS
+
+    labels = ["name", "neighbor"]
+    state = Gauge("keepalived_bfd_session_state",
+                  "BFD session state (0 AdminDown, 1 Down, 2 Init, 3 Up)", labels=labels)
+    up = Gauge("keepalived_bfd_session_up", "Whether the clients see the session up",
+               labels=labels)
+    detection = Gauge("keepalived_bfd_detection_time_seconds",
+                      "Detection time (remote multiplier x agreed remote interval)",
+                      labels=labels)
+    tx = Gauge("keepalived_bfd_transmit_interval_seconds",
+               "Transmission interval in force (before jitter)", labels=labels)
+    last = Gauge("keepalived_bfd_last_detection_seconds",
+                 "Silence before the last detection-time expiry", labels=labels)
+    counters = {
+        key: Counter(f"keepalived_bfd_{name}", doc, labels=labels)
+        for key, name, doc in (
+            ("transitions", "session_transitions", "Session state changes"),
+            ("expiries", "detection_expiries", "Detection-time expiries"),
+            ("packets_received", "packets_received", "Control packets accepted"),
+            ("packets_sent", "packets_sent", "Control packets sent"),
+            ("send_errors", "send_errors", "Control packets the kernel refused"),
+        )
+    }
+    for s in bfd.get("sessions", ()):
+        values = [s["name"], s["neighbor"]]
+        state.add_metric(values, BFD_STATE_NUMBERS.get(s["state"], -1))
+        up.add_metric(values, int(s["up"]))
+        detection.add_metric(values, s["detection_time"])
+        tx.add_metric(values, s["tx_interval"])
+        if s.get("last_detection") is not None:
+            last.add_metric(values, s["last_detection"])
+        for key, family in counters.items():
+            family.add_metric(values, s[key])
+    dropped = Counter("keepalived_bfd_packets_dropped", "Received datagrams dropped, by reason",
+                      labels=["reason"])
+    for reason, n in (bfd.get("dropped") or {}).items():
+        dropped.add_metric([reason], n)
+    received = Counter("keepalived_bfd_datagrams_received", "Datagrams received on port 3784")
+    received.add_metric([], bfd.get("received", 0))
+    yield from (state, up, detection, tx, last, *counters.values(), dropped, received)
 
 
 def _host(address: str) -> str:

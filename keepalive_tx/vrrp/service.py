@@ -276,11 +276,13 @@ class VrrpService(Service):
     name = "vrrp"
 
     def __init__(self, config: model.Config, reactor: Any, platform: Any = None,
-                 alerts: Any = None, resume: Iterable[str] = ()) -> None:
+                 alerts: Any = None, resume: Iterable[str] = (), bfd: Any = None) -> None:
         """
         @param resume: names of instances that continue a MASTER of the
             configuration before a reload (L{handover}): their addresses are
             not "stale" and they take over at once.
+        @param bfd: the process's BFD sessions, for C{track_bfd} (see
+            L{keepalive_tx.vrrp.tracking.TrackingCoordinator}).
         """
         self.config = config
         self.resume = frozenset(resume)
@@ -293,6 +295,7 @@ class VrrpService(Service):
         self._ports: dict[tuple, Any] = {}
         self._opened = False
         self.tracking: Any = None
+        self.bfd = bfd
         self.notifier: Any = None
         self._ipNames = IprouteNames.fromGlobalDefs(config.globalDefs)
 
@@ -312,7 +315,7 @@ class VrrpService(Service):
         self.notifier.open()
         self.observers.insert(0, self.notifier)
         self.tracking = TrackingCoordinator.fromConfig(
-            self.reactor, self.config, linkState=self.platform.linkUp)
+            self.reactor, self.config, linkState=self.platform.linkUp, bfd=self.bfd)
         g = self.config.globalDefs
         pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
                               garpInterval=g.vrrpGarpInterval or 0.0,
