@@ -58,8 +58,8 @@ _INT = struct.Struct("=i")
 
 
 class _RealSystem:
-    socket = staticmethod(socket.socket)
     ifNameToIndex = staticmethod(socket.if_nametoindex)
+    socket = staticmethod(socket.socket)
 
     @staticmethod
     def localPortRange() -> str:

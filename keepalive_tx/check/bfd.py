@@ -76,7 +76,7 @@ class BfdChecker:
         self._deliver(self.isUp())
 
     def stop(self) -> None:
-        if self.sessions is not None:
+        if self.onResult is not None and self.sessions is not None:
             self.sessions.unsubscribe(self._event)
         self.onResult = None
 
