@@ -129,6 +129,27 @@ class KeepalivedPeerTests(BfdLabMixin, TestCase):
         self.waitLog(ours, "(b1) Entering Up state", 2)
         self.waitLog(ka, "(b1) Entering Up state")
 
+    def test_reloadNewIntervals(self) -> None:
+        """
+        SIGHUP with a new min_tx: the session stays Up and keepalived
+        learns the new interval through a Poll sequence (its detection time
+        for us goes from 150 to 300 ms).
+        """
+        ours, ka = self.makeNodes([OURS, KEEPALIVED])
+        h1, h2 = ours.host, ka.host
+        ours.start(globalDefs(h1) + bfdInstance("b1", h2.ipv4, h1.ipv4))
+        ka.start(globalDefs(h2) + bfdInstance("b1", h1.ipv4, h2.ipv4))
+        self.waitLog(ka, "(b1) Entering Up state")
+        self.waitFast(ka)
+        with open(ours.confPath, "w") as f:
+            f.write(globalDefs(h1) + bfdInstance("b1", h2.ipv4, h1.ipv4).replace(
+                "min_tx 50", "min_tx 100"))
+        ours.sendSignal(signal.SIGHUP)
+        self.waitLog(ka, "Detection time is 300000 us (was 150000 us)")
+        time.sleep(0.5)
+        for node in (ours, ka):
+            self.assertEqual(count(node, "Entering Down state"), 0, node.logTail())
+
     def test_ipv6OursPassive(self) -> None:
         """
         IPv6, keepalived active with its default hop limit (64), ours
