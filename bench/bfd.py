@@ -39,7 +39,6 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -110,10 +109,6 @@ def vrrpInstance(priority: int, track: str = "") -> str:
 
 def count(node: Node, text: str) -> int:
     return node.logSinceStart().count(text)
-
-
-def waitLog(node: Node, text: str, n: int, timeout: float = 20.0) -> None:
-    waitFor(lambda: count(node, text) >= n, timeout, f"{node.name}: {text!r} x{n}", [node])
 
 
 def fast(node: Node, detect: int = 150_000) -> bool:
@@ -211,7 +206,7 @@ def failover(impl: str, reps: int, withBfd: bool, workdir: str) -> list[float]:
         if withBfd:
             bfdd.start([(h1.ipv4, h3.ipv4)])
         master.start(masterConf)
-        for i in range(reps):
+        for _ in range(reps):
             if withBfd:
                 waitFast(master)
             masterHolds()
