@@ -83,13 +83,17 @@ def bfdSnapshot(service: Any) -> dict[str, Any]:
     }
 
 
-def _stamp(t: float | None, never: str) -> str:
+def _stamp(t: float | None, never: str, year: bool) -> str:
+    """
+    keepalived's time stamps: C{1796612837.506533 (Mon Dec  7 03:07:17
+    2026.506533)} for C{last seen}, without the year for the timers.
+    """
     if t is None:
         return never
     whole = int(t)
     usec = int((t - whole) * 1_000_000)
     text = time.ctime(whole)
-    return f"{whole}.{usec:06d} ({text[:19]}.{usec:06d}{text[19:]})"
+    return f"{whole}.{usec:06d} ({text[:24] if year else text[:19]}.{usec:06d})"
 
 
 def formatBfdData(globalLines: list[str], service: Any) -> str:
@@ -129,7 +133,7 @@ def _sessionLines(entry: Any) -> list[str]:
         f"   source port = {getattr(entry.sender, 'localPort', None)}",
     ]
     for name in ("transmit", "expire", "reset"):
-        out.append(f"   {name} timer = {_stamp(timers[name], '[disabled]')}")
+        out.append(f"   {name} timer = {_stamp(timers[name], '[disabled]', False)}")
     out += [
         f"   send error = {'true' if s.stats.sendErrors else 'false'}",
         f"   local state = {s.state.label}",
@@ -148,7 +152,7 @@ def _sessionLines(entry: Any) -> list[str]:
         f"   remote tx intv = {max(c.minRx, s.remoteMinTx)} us",
         f"   local detection time = {s.detectTime} us",
         f"   remote detection time = {s.remoteDetectTime} us",
-        f"   last seen = {_stamp(s.lastSeen, '[never]')}",
+        f"   last seen = {_stamp(s.lastSeen, '[never]', True)}",
         f"   transitions = {s.stats.transitions}",
         f"   packets received = {s.stats.received}, sent = {s.stats.sent}",
     ]
