@@ -16,7 +16,7 @@ SIGHUP would end the process on the spot, leaving its addresses behind.
 from __future__ import annotations
 
 import signal as _signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.application.service import Service
@@ -37,7 +37,8 @@ class ReloadSignal(Service):
 
     def __init__(self, service: Any, loader: Callable[[], Any],
                  install: Callable[[int, Any], Any] = _signal.signal,
-                 afterReload: Callable[[], object] | None = None) -> None:
+                 afterReload: Callable[[], object] | None = None,
+                 listeners: Iterable[Any] = ()) -> None:
         """
         @param service: the L{keepalive_tx.service.KeepalivedService}.
         @param loader: reads the configuration again (returns a
@@ -50,6 +51,7 @@ class ReloadSignal(Service):
         self.loader = loader
         self.install = install
         self.afterReload = afterReload
+        self.listeners = list(listeners)
         self.reloads = 0
         self.refused = 0
         self._previous: Any = None
@@ -78,9 +80,31 @@ class ReloadSignal(Service):
 
     def reload(self) -> bool:
         """
-        Read the configuration again and apply it.
+        Read the configuration again and apply it; tell the L{listeners}
+        before and after (C{reloadStarting()}, C{reloadEnded(refusal)}
+        with L{None} or why the reload was refused).
 
         @return: whether it was applied.
+        """
+        self._tell("reloadStarting")
+        refusal = self._reload()
+        if refusal is None:
+            self.reloads += 1
+        else:
+            self.refused += 1
+        self._tell("reloadEnded", refusal)
+        return refusal is None
+
+    def _tell(self, event: str, *args: object) -> None:
+        for listener in self.listeners:
+            try:
+                getattr(listener, event)(*args)
+            except Exception:
+                self.log.failure("Reload listener {listener} failed", listener=listener)
+
+    def _reload(self) -> str | None:
+        """
+        @return: L{None} when applied, else why it was refused.
         """
         from keepalive_tx.config.errors import Severity
 
@@ -89,15 +113,13 @@ class ReloadSignal(Service):
             result = self.loader()
         except Exception:
             self.log.failure("Reload refused: cannot read the configuration")
-            self.refused += 1
-            return False
+            return "cannot read the configuration"
         for diagnostic in result.diagnostics:
             self.log.warn("{diagnostic}", diagnostic=str(diagnostic))
         if result.model is None or result.diagnostics.worst is Severity.FATAL:
             self.log.error("Reload refused: the new configuration cannot be used; still running"
                            " the previous one")
-            self.refused += 1
-            return False
+            return "the new configuration cannot be used"
         from keepalive_tx.service import ReloadError
 
         try:
@@ -105,16 +127,13 @@ class ReloadSignal(Service):
         except ReloadError as e:
             self.log.error("Reload refused: {why}; still running the previous configuration",
                            why=str(e))
-            self.refused += 1
-            return False
+            return str(e)
         except Exception:
             self.log.failure("Reload failed")
-            self.refused += 1
-            return False
-        self.reloads += 1
+            return "reload failed"
         if self.afterReload is not None:
             try:
                 self.afterReload()
             except Exception:
                 self.log.failure("After-reload hook failed")
-        return True
+        return None

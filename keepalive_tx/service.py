@@ -5,6 +5,11 @@ It is a plain L{IService}: it installs no signal handlers, starts no global
 logging and daemonizes nothing; L{keepalive_tx.tap.makeService} does those.
 Subsystems (VRRP instances, checkers, alerts) are children added from the
 configuration model.
+
+Hosts that call C{privilegedStartService} (twistd, before it sheds
+privileges) get the sockets opened there; hosts that only call
+C{startService} (C{twist}, most applications) get them opened at that
+point, in the same order.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import socket
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 
@@ -96,6 +101,10 @@ class KeepalivedService(MultiService):
         self.model = model
         self.reactor = reactor
         self._startup: Deferred[None] | None = None
+        self._privileged = False
+        #: every child has started (see L{whenStarted})
+        self.started = False
+        self._startedWaiters: list[Deferred[None]] = []
         #: reloads applied (SIGHUP)
         self.reloads = 0
         self.runVrrp = vrrp
@@ -342,17 +351,41 @@ class KeepalivedService(MultiService):
         return buildSnapshot(self)
 
     def privilegedStartService(self) -> None:
+        self._privileged = True
         super().privilegedStartService()
         if self.syncd is not None:
             self.syncd.start()
 
+    def whenStarted(self) -> Deferred[None]:
+        """
+        A Deferred firing once every child has started (after
+        C{startup_script} when there is one): the entry point tells systemd
+        it is ready then.  It never fires if the service stops first.
+        """
+        if self.started:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._startedWaiters.append(d)
+        return d
+
+    def _allStarted(self) -> None:
+        self.started = True
+        waiters, self._startedWaiters = self._startedWaiters, []
+        for d in waiters:
+            d.callback(None)
+
     def startService(self) -> None:
+        if not self._privileged:
+            # the host never called privilegedStartService (twist): open
+            # the sockets now, as twistd would have done just before
+            self.privilegedStartService()
         self.log.info("Starting keepalive_tx")
         self.auditScripts()
         g = self.model.globalDefs
         script = getattr(g, "startupScript", None)
         if script is None:
             super().startService()
+            self._allStarted()
             return
         # keepalived runs startup_script once, before its children start.
         Service.startService(self)
@@ -366,6 +399,7 @@ class KeepalivedService(MultiService):
             return
         for service in self:
             service.startService()
+        self._allStarted()
 
     def makeScriptRunner(self, script: Any, timeout: float) -> Any:
         """
@@ -419,6 +453,8 @@ class KeepalivedService(MultiService):
 
     def stopService(self):
         self.log.info("Stopping keepalive_tx")
+        self._privileged = self.started = False
+        self._startedWaiters = []
         startup, self._startup = self._startup, None
         d = super().stopService()
         if startup is not None:

@@ -182,8 +182,19 @@ def makeService(options: Options, reactor=None) -> IService:
     DumpSignals(service.reactor, StateDumper(service)).setServiceParent(service)
     from keepalive_tx.reload import ReloadSignal
 
-    ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze).setServiceParent(service)
+    reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze)
+    reloader.setServiceParent(service)
     FreezeHeap().setServiceParent(service)
+    # Type=notify under systemd: READY/RELOADING/STOPPING/STATUS/WATCHDOG.
+    # Last child, so it stops first (STOPPING=1 before the VIPs go).
+    import os
+
+    from keepalive_tx.systemd import SystemdNotifier
+
+    notifier = SystemdNotifier.fromEnvironment(os.environ, service, service.reactor)
+    if notifier is not None:
+        reloader.listeners.append(notifier)
+        notifier.setServiceParent(service)
     return service
 
 

@@ -4,8 +4,10 @@ L{VrrpService}: every configured VRRP instance of a process, their sockets,
 virtual addresses, GARP/NA and link monitoring.
 
 Sockets (raw VRRP ports, the netlink sockets, the packet socket for
-GARP/NA) are opened in L{VrrpService.privilegedStartService}; instances
-start in L{VrrpService.startService}; L{VrrpService.stopService} stops them
+GARP/NA) are opened in L{VrrpService.privilegedStartService} -- or in
+L{VrrpService.startService} when the host never called it (C{twist}, an
+application that only starts its services); instances start in
+L{VrrpService.startService}; L{VrrpService.stopService} stops them
 gracefully (MASTERs send priority 0 and remove their addresses) before the
 sockets close.
 
@@ -303,6 +305,19 @@ class VrrpService(Service):
 
     def privilegedStartService(self) -> None:
         Service.privilegedStartService(self)
+        self._open()
+
+    def _open(self) -> None:
+        """
+        Open the platform and the ports and build the instances (once per
+        start: L{stopService} closes them again).
+        """
+        if self._opened:
+            return
+        self.instances.clear()
+        self.syncGroups.clear()
+        if self.notifier is not None and self.notifier in self.observers:
+            self.observers.remove(self.notifier)
         if any(c.virtualRoutes or c.virtualRules for c in self.config.vrrpInstances):
             if hasattr(self.platform, "watchRoutes"):
                 self.platform.watchRoutes = True
@@ -464,6 +479,7 @@ class VrrpService(Service):
 
     def startService(self) -> None:
         Service.startService(self)
+        self._open()
         self.tracking.startService()
         for instance in self.instances.values():
             self.tracking.startInstance(instance)

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tests.integration.netns import Host, _run, requireCommand
@@ -35,6 +35,9 @@ OURS = "ours"
 KEEPALIVED = "keepalived"
 
 _TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+#: what the C{twist} console script runs
+_TWIST = ("import sys; from twisted.application.twist._twist import Twist; sys.argv[0] = 'twist';"
+          " Twist.main()")
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,22 @@ def configText(
     return "\n".join(out) + "\n"
 
 
+def twistdArgv(confPath: str, pidPath: str) -> list[str]:
+    """
+    C{twistd -n --pidfile PID keepalived -D -c CONF}, with this checkout's code.
+    """
+    return [sys.executable, "-c", _TWISTD, "-n", "--pidfile", pidPath, "keepalived", "-D",
+            "-c", confPath]
+
+
+def twistArgv(*twistOptions: str) -> Callable[[str, str], list[str]]:
+    """
+    For L{Node.start}: C{twist [twistOptions] keepalived -D -c CONF} (no pid file).
+    """
+    return lambda confPath, pidPath: [sys.executable, "-c", _TWIST, *twistOptions,
+                                      "keepalived", "-D", "-c", confPath]
+
+
 class Node:
     """
     One VRRP daemon (ours or keepalived) in a lab host.
@@ -169,9 +188,14 @@ class Node:
 
     # -- control -----------------------------------------------------------
 
-    def start(self, config: str) -> Node:
+    def start(self, config: str, *, argv: Callable[[str, str], list[str]] | None = None,
+              env: Mapping[str, str] | None = None) -> Node:
         """
         Write C{config} and start the daemon with it (a new pid file each time).
+
+        @param argv: ours only: C{(confPath, pidPath) -> argv} instead of
+            C{twistd -n --pidfile PID keepalived -D -c CONF} (e.g. L{twistArgv}).
+        @param env: ours only: variables added to the environment.
         """
         if self.running:
             raise AssertionError(f"{self.name} is already running")
@@ -185,11 +209,10 @@ class Node:
             log.write(f"==== start {self.starts} at {time.strftime('%T')} ({confPath})\n")
             self._logOffset = log.tell()
             if self.kind == OURS:
-                argv = [sys.executable, "-c", _TWISTD, "-n", "--pidfile", self.pidPath,
-                        "keepalived", "-D", "-c", confPath]
-                env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-                    p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
-                self.process = self.host.spawn(*argv, cwd=ROOT, env=env, stdout=log,
+                command = (argv or twistdArgv)(confPath, self.pidPath)
+                environ = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                    p for p in (ROOT, os.environ.get("PYTHONPATH")) if p), **(env or {}))
+                self.process = self.host.spawn(*command, cwd=ROOT, env=environ, stdout=log,
                                                stderr=subprocess.STDOUT)
             else:
                 argv = [self.keepalived, "-n", "-l", "-D", "-P", "-f", confPath,

@@ -185,3 +185,46 @@ class ReloadSignalTests(SynchronousTestCase):
         reloader = ReloadSignal(FakeService(), boom, install=lambda s, h: None)
         self.assertFalse(reloader.reload())
         self.flushLoggedErrors(OSError)
+
+    def test_listenersToldBeforeAndAfter(self) -> None:
+        """
+        Listeners (the systemd notifier) hear C{reloadStarting()} before the
+        file is read and C{reloadEnded(refusal)} after: L{None} when applied,
+        else why it was refused; a failing listener does not stop the reload.
+        """
+        events: list = []
+
+        class Listener:
+            def reloadStarting(self) -> None:
+                events.append("starting")
+
+            def reloadEnded(self, refusal) -> None:
+                events.append(("ended", refusal))
+
+        class Broken:
+            def reloadStarting(self, *args) -> None:
+                raise RuntimeError("listener bug")
+
+            reloadEnded = reloadStarting
+
+        class Refusing(FakeService):
+            def reload(self, model) -> None:
+                if model == "too-big":
+                    raise ReloadError("the new VRRP configuration cannot start")
+                super().reload(model)
+
+        results = [Result("model-1"), Result(None, Severity.FATAL), Result("too-big")]
+
+        def load():
+            events.append("load")
+            return results.pop(0)
+
+        reloader = ReloadSignal(Refusing(), load, install=lambda s, h: None,
+                                listeners=[Broken(), Listener()])
+        self.assertEqual([reloader.reload() for _ in range(3)], [True, False, False])
+        self.assertEqual(events, [
+            "starting", "load", ("ended", None),
+            "starting", "load", ("ended", "the new configuration cannot be used"),
+            "starting", "load", ("ended", "the new VRRP configuration cannot start"),
+        ])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 6)
