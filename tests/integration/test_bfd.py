@@ -191,59 +191,57 @@ class FrrPeerTests(BfdLabMixin, TestCase):
     Our daemon and FRR's bfdd.
     """
 
+    def upWithFrr(self, name: str, family: int) -> tuple[Node, Host, Bfdd, str]:
+        """
+        Our session C{name} on h1 toward bfdd on h2, Up on both sides.
+
+        @return: our node, the router's host, bfdd, our address.
+        """
+        (ours,) = self.makeNodes([OURS])
+        h1, h2 = ours.host, self.lab.addHost(2)
+        mine, theirs = (h1.ipv4, h2.ipv4) if family == 4 else (h1.ipv6, h2.ipv6)
+        ours.start(globalDefs(h1) + bfdInstance(name, theirs, mine))
+        bfdd = self.frr(h2, [(mine, theirs)])
+        self.waitLog(ours, f"({name}) Entering Up state")
+        self.waitFrr(bfdd, mine, "up")
+        return ours, h2, bfdd, mine
+
     def test_ipv4ProcessStopped(self) -> None:
         """
         Up on both sides; bfdd stopped (SIGSTOP) -> Down; continued -> Up.
         """
-        (ours,) = self.makeNodes([OURS])
-        h2 = self.lab.addHost(2)
-        h1 = ours.host
-        ours.start(globalDefs(h1) + bfdInstance("r1", h2.ipv4, h1.ipv4))
-        bfdd = self.frr(h2, [(h1.ipv4, h2.ipv4)])
-        self.waitLog(ours, "(r1) Entering Up state")
-        self.waitFrr(bfdd, h1.ipv4, "up")
+        ours, h2, bfdd, mine = self.upWithFrr("r1", 4)
         bfdd.pause()
         self.waitLog(ours, "(r1) Entering Down state (Local diagnostic - Control Detection "
                            "Time Expired")
         bfdd.resume()
         self.waitLog(ours, "(r1) Entering Up state", 2)
-        self.waitFrr(bfdd, h1.ipv4, "up")
+        self.waitFrr(bfdd, mine, "up")
 
     def test_ipv6TotalLoss(self) -> None:
         """
         IPv6 (hop limit 255 both ways): Up; 100 % loss on the router ->
-        Down on our side; loss removed -> Up.
+        Down on both sides; loss removed -> Up.
         """
-        (ours,) = self.makeNodes([OURS])
-        h2 = self.lab.addHost(2)
-        h1 = ours.host
-        ours.start(globalDefs(h1) + bfdInstance("r6", h2.ipv6, h1.ipv6))
-        bfdd = self.frr(h2, [(h1.ipv6, h2.ipv6)])
-        self.waitLog(ours, "(r6) Entering Up state")
-        self.waitFrr(bfdd, h1.ipv6, "up")
+        ours, h2, bfdd, mine = self.upWithFrr("r6", 6)
         how = dropAll(h2, True)
         self.waitLog(ours, "(r6) Entering Down state")
-        self.waitFrr(bfdd, h1.ipv6, "down")
+        self.waitFrr(bfdd, mine, "down")
         print(f"\n  100 % loss through {how}")
         dropAll(h2, False)
         self.waitLog(ours, "(r6) Entering Up state", 2)
-        self.waitFrr(bfdd, h1.ipv6, "up")
+        self.waitFrr(bfdd, mine, "up")
 
     def test_linkDown(self) -> None:
         """
         The router's link down -> Down; up again -> Up.
         """
-        (ours,) = self.makeNodes([OURS])
-        h2 = self.lab.addHost(2)
-        h1 = ours.host
-        ours.start(globalDefs(h1) + bfdInstance("r1", h2.ipv4, h1.ipv4))
-        bfdd = self.frr(h2, [(h1.ipv4, h2.ipv4)])
-        self.waitLog(ours, "(r1) Entering Up state")
+        ours, h2, bfdd, mine = self.upWithFrr("r1", 4)
         h2.linkDown()
         self.waitLog(ours, "(r1) Entering Down state")
         h2.linkUp()
         self.waitLog(ours, "(r1) Entering Up state", 2)
-        self.waitFrr(bfdd, h1.ipv4, "up")
+        self.waitFrr(bfdd, mine, "up")
 
 
 def vrrpInstance(priority: int, body: str = "") -> str:

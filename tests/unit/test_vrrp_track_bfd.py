@@ -6,16 +6,20 @@ FAULT with weight 0, down until the session has been Up).
 
 from __future__ import annotations
 
-from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.vrrp.machine import State
-from keepalive_tx.vrrp.sync import SyncGroup
 from keepalive_tx.vrrp.track import TrackerEntry, trackersFor
 from keepalive_tx.vrrp.tracking import TrackingCoordinator
-from tests.unit.test_vrrp_track import FakeInstance, FakeScripts, instanceText, parse
+from tests.unit.test_vrrp_track import (
+    CoordinatorHarness,
+    FakeInstance,
+    FakeScripts,
+    instanceText,
+    parse,
+)
 
 BFDS = """
 bfd_instance b0 {
@@ -60,27 +64,15 @@ class FakeBfd:
             observer(name, up)
 
 
-class TrackBfdTests(SynchronousTestCase):
+class TrackBfdTests(CoordinatorHarness, SynchronousTestCase):
     def setUp(self) -> None:
-        self.clock = Clock()
+        super().setUp()
         self.log = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
 
-    def build(self, text: str, up: dict[str, bool] | None = None):
-        config = parse(BFDS + text)
+    def build(self, text: str, up: dict[str, bool] | None = None):  # type: ignore[override]
         self.bfd = FakeBfd(up)
-        self.coordinator = TrackingCoordinator(
-            self.clock, config, scripts=FakeScripts(),  # type: ignore[arg-type]
-            linkState=lambda n: True, bfd=self.bfd)
-        self.instances = [FakeInstance(vi, self.clock) for vi in config.vrrpInstances]
-        machines = {i.name: i.machine for i in self.instances}
-        for g in config.syncGroups:
-            SyncGroup(g.name, [machines[m] for m in g.members])
-        for instance in self.instances:
-            self.coordinator.attach(instance)
-        self.coordinator.startService()
-        for instance in self.instances:
-            self.coordinator.startInstance(instance)
-        return self.instances
+        self.links = {"eth0": True}
+        return super().build(BFDS + text, bfd=self.bfd)
 
     def test_trackersFor(self) -> None:
         """
