@@ -220,6 +220,7 @@ class KeepalivedService(MultiService):
         forgetUsers()
         old = self.model
         # BFD first: the VRRP and checker services built below follow it
+        bfdChanged = getattr(old, "bfdInstances", ()) != getattr(model, "bfdInstances", ())
         self._reloadBfd(model)
         vrrpChanged = _vrrpPart(old) != _vrrpPart(model)
         lvsChanged = _lvsPart(old) != _lvsPart(model)
@@ -244,7 +245,7 @@ class KeepalivedService(MultiService):
                 raise ReloadError(f"the new {what} configuration cannot start")
             if successor is not None:
                 prepared.append(successor)
-        changed = []
+        changed = ["bfd"] if bfdChanged else []
         if staticChanged:
             changed.append("static")
             self._replace(self.staticService, self._buildStatic(model), "staticService")

@@ -308,10 +308,14 @@ class BfdSender:
             host = str(self.source).split("%", 1)[0]
         else:
             host = "0.0.0.0" if self.neighbor.version == 4 else "::"
+        tail: tuple[int, ...] = ()
+        if self.neighbor.version == 6:
+            scope = getattr(self.source, "scope_id", None)
+            tail = (0, self._system.ifNameToIndex(scope) if scope else 0)
         first = port = self._randint(lo, hi)
         while True:
             try:
-                sock.bind((host, port))
+                sock.bind((host, port, *tail))
                 return port
             except OSError as e:
                 if e.errno != errno.EADDRINUSE:

@@ -378,10 +378,20 @@ class SocketTests(SynchronousTestCase):
                            random=lambda lo, hi: lo)
         sender.open()
         sock = system.sockets[0]
-        self.assertEqual(sock.bound, ("::", 49152))
+        self.assertEqual(sock.bound, ("::", 49152, 0, 0))
         self.assertEqual(sock.options[(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS)], 255)
         sender.send(b"y")
         self.assertEqual(sock.sent[0][1], ("fe80::1", 3784, 0, 7))
+
+    def test_senderLinkLocalSource(self) -> None:
+        """
+        A link-local source needs its interface in the bind address.
+        """
+        system = FakeSystem()
+        sender = BfdSender(IPv6Address("fe80::2%eth0"), IPv6Address("fe80::1%eth0"), 255,
+                           system=system, random=lambda lo, hi: lo)
+        sender.open()
+        self.assertEqual(system.sockets[0].bound, ("fe80::1", 49152, 0, 7))
 
     def test_noFreePort(self) -> None:
         system = FakeSystem(inUse=set(range(49152, 61000)))
