@@ -266,6 +266,20 @@ class KeepalivedService(MultiService):
         else:
             self.log.info("Reloaded: {parts} changed", parts=", ".join(changed))
 
+    def reloadStarting(self) -> None:
+        """
+        A reload is about to hold the reactor up (reading the file,
+        rebuilding services, the heap refreeze): every BFD session sends one
+        packet now, so its peer has a whole detection time to hear from us
+        again.  (A L{keepalive_tx.reload.ReloadSignal} listener.)
+        """
+        if self.bfdService is not None:
+            self.bfdService.transmitNow()
+
+    def reloadEnded(self, refusal: str | None) -> None:
+        if self.bfdService is not None:
+            self.bfdService.transmitNow()
+
     def _reloadBfd(self, model: Any) -> None:
         if self.bfdService is not None:
             self.bfdService.reconfigure(model)

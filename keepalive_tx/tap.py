@@ -182,7 +182,8 @@ def makeService(options: Options, reactor=None) -> IService:
     DumpSignals(service.reactor, StateDumper(service)).setServiceParent(service)
     from keepalive_tx.reload import ReloadSignal
 
-    reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze)
+    reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze,
+                            listeners=[service])
     reloader.setServiceParent(service)
     FreezeHeap().setServiceParent(service)
     # Type=notify under systemd: READY/RELOADING/STOPPING/STATUS/WATCHDOG.

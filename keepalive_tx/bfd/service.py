@@ -207,6 +207,20 @@ class BfdService(Service):
     def sessionChanged(self, session: BfdSession, old: SessionState, new: SessionState) -> None:
         pass
 
+    def drainReceived(self) -> None:
+        for port in list(self.ports.values()):
+            if getattr(port, "connected", True):
+                port.doRead()
+
+    def transmitNow(self) -> None:
+        """
+        One packet on every session that is Init or Up, now: called before
+        the reactor is held up (a reload), so that peers have a whole
+        detection time to hear from us again.
+        """
+        for entry in self.entries.values():
+            entry.session.transmitNow()
+
     def sessionEvent(self, session: BfdSession, up: bool) -> None:
         for observer in list(self.observers):
             try:

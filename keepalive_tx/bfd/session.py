@@ -114,6 +114,13 @@ class ISessionEffects(Interface):
         The clients must hear that the session is up / down now.
         """
 
+    def drainReceived() -> None:
+        """
+        Process the packets waiting in the receive sockets now (called
+        before the detection time is declared expired: after the reactor
+        was held up, timers run before the sockets are read).
+        """
+
 
 @dataclass
 class SessionStats:
@@ -489,6 +496,10 @@ class BfdSession:
         self._detectCall = None
         if self.state not in (SessionState.INIT, SessionState.UP):
             return
+        self.effects.drainReceived()
+        if self._detectCall is not None or self.state not in (SessionState.INIT,
+                                                               SessionState.UP):
+            return  # a packet was waiting: not expired
         now = self.clock.seconds()
         dead = 0.0 if self.lastSeen is None else now - self.lastSeen
         self.stats.expiries += 1
@@ -519,6 +530,14 @@ class BfdSession:
             desiredMinTx=self.desiredMinTx, requiredMinRx=self.config.minRx,
             poll=self.poll, final=self.final,
         )
+
+    def transmitNow(self) -> None:
+        """
+        Send one packet at once, outside the periodic schedule (before the
+        reactor is held up by a reload), when a session exists to keep.
+        """
+        if self._running and self.state in (SessionState.INIT, SessionState.UP):
+            self._transmit()
 
     def _transmit(self) -> None:
         if self.state == SessionState.ADMIN_DOWN:

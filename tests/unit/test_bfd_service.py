@@ -63,6 +63,9 @@ class FakePort:
     def stopListening(self) -> None:
         self.listening = False
 
+    def doRead(self) -> None:
+        self.drained = getattr(self, "drained", 0) + 1
+
 
 def instance(name: str = "b1", nbr: str = "192.0.2.12", **kw: object) -> BfdInstance:
     return BfdInstance(**{"name": name, "neighborIp": ip_address(nbr), "minRx": 50_000,
@@ -138,6 +141,24 @@ class LifecycleTests(ServiceTestMixin, SynchronousTestCase):
         self.assertEqual(session.state, SessionState.DOWN)
         self.clock.advance(1)
         self.assertTrue(self.senders["b1"].sent)
+
+    def test_drainBeforeExpiry(self) -> None:
+        """
+        Before a session expires the receive ports are read.
+        """
+        s = self.started(instance())
+        self.deliver(peer(SessionState.DOWN))
+        self.clock.advance(3)
+        self.assertEqual(s.sessions["b1"].state, SessionState.DOWN)
+        self.assertEqual(self.ports[0].drained, 1)
+
+    def test_transmitNow(self) -> None:
+        s = self.started(instance(), instance("b2", "192.0.2.13"))
+        self.deliver(peer(SessionState.DOWN))
+        before = {n: len(x.sent) for n, x in self.senders.items()}
+        s.transmitNow()
+        self.assertEqual(len(self.senders["b1"].sent), before["b1"] + 1)
+        self.assertEqual(len(self.senders["b2"].sent), before["b2"])  # Down: nothing to keep
 
     def test_distinctDiscriminators(self) -> None:
         s = self.build(*(instance(f"b{i}", f"192.0.2.{20 + i}") for i in range(50)))

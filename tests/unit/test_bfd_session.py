@@ -30,6 +30,9 @@ class Recorder:
         self.changes: list[tuple[SessionState, SessionState]] = []
         self.events: list[bool] = []
         self.failSend = False
+        #: packets "in the socket": delivered when the session drains
+        self.waiting: list[ControlPacket] = []
+        self.session: BfdSession | None = None
 
     def sendControl(self, session: BfdSession, packet: ControlPacket) -> bool:
         if self.failSend:
@@ -42,6 +45,11 @@ class Recorder:
 
     def sessionEvent(self, session: BfdSession, up: bool) -> None:
         self.events.append(up)
+
+    def drainReceived(self) -> None:
+        for packet in self.waiting:
+            self.session.packetReceived(packet)
+        self.waiting = []
 
     @property
     def last(self) -> ControlPacket:
@@ -71,6 +79,7 @@ class SessionTestMixin:
                                   "idleTx": 1000 * MS, "detectMult": 3, **kw})
         self.session = BfdSession(config, self.clock, self.effects, OURS,
                                   random=lambda: self.rand)
+        self.effects.session = self.session
         self.addCleanup(self.session.stop)
         return self.session
 
@@ -290,6 +299,36 @@ class DetectionTests(SessionTestMixin, SynchronousTestCase):
         self.assertIn("(b1) Expired after 150 ms (0 usec overdue)", lines)
         self.assertIn("(b1) Entering Down state (Local diagnostic - Control Detection Time "
                       "Expired, Remote diagnostic - No Diagnostic)", lines)
+
+    def test_waitingPacketsReadBeforeExpiry(self) -> None:
+        """
+        The reactor was held up: the detection timer fires while a packet
+        waits in the socket; it is read first, and the session stays Up.
+        """
+        s = self.up()
+        s.packetReceived(remote(UP))
+        self.effects.waiting.append(remote(UP))
+        self.clock.advance(0.15)
+        self.assertEqual(s.state, UP)
+        self.assertEqual(s.stats.expiries, 0)
+        self.clock.advance(0.15)
+        self.assertEqual(s.state, DOWN)
+
+    def test_transmitNow(self) -> None:
+        """
+        An extra packet on demand (before a reload), only for a session to
+        keep.
+        """
+        s = self.make()
+        s.start()
+        n = len(self.effects.sent)
+        s.transmitNow()
+        self.assertEqual(len(self.effects.sent), n)
+        s.packetReceived(remote(DOWN, 0))
+        n = len(self.effects.sent)
+        s.transmitNow()
+        self.assertEqual(len(self.effects.sent), n + 1)
+        self.assertEqual(self.effects.last.state, INIT)
 
     def test_packetsPostponeExpiry(self) -> None:
         s = self.up()

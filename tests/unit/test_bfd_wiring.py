@@ -90,3 +90,28 @@ class WiringTests(SynchronousTestCase):
         self.assertEqual(session.config.minRx, 80_000)
         self.assertIs(svc.vrrpService, vrrp)
         self.assertIs(svc.lvsService, lvs)
+
+    def test_reloadListener(self) -> None:
+        """
+        The daemon tells its BFD sessions to send before and after a
+        reload holds the reactor up.
+        """
+        svc = KeepalivedService(model(), reactor=MemoryReactorClock(), vrrpPlatform=object())
+        calls = []
+        svc.bfdService.transmitNow = lambda: calls.append("now")  # type: ignore[method-assign]
+        svc.reloadStarting()
+        svc.reloadEnded(None)
+        self.assertEqual(calls, ["now", "now"])
+
+    def test_makeServiceListens(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(TEXT % {"rx": 50})
+        options = tap.Options()
+        options.stdout = options.stderr = io.StringIO()
+        options.parseOptions(["-c", path])
+        service = tap.makeService(options, reactor=MemoryReactorClock())
+        from keepalive_tx.reload import ReloadSignal
+
+        (reloader,) = [s for s in service if isinstance(s, ReloadSignal)]
+        self.assertIn(service, reloader.listeners)
