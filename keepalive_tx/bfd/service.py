@@ -47,7 +47,8 @@ from keepalive_tx.bfd.packet import (
     decodeControl,
     encodeControl,
 )
-from keepalive_tx.bfd.session import BfdSession, ISessionEffects, SessionConfig
+from keepalive_tx.bfd.parameters import ISessionEffects, SessionConfig
+from keepalive_tx.bfd.session import BfdSession
 from keepalive_tx.bfd.transport import BfdReceivePort, BfdSender, Received
 
 __all__ = ["BfdService", "sessionConfig", "ttlPolicy"]

@@ -53,95 +53,20 @@ from __future__ import annotations
 
 import random as _random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from twisted.logger import Logger
-from zope.interface import Interface
 
 from keepalive_tx.bfd.packet import ControlPacket, Diag, SessionState
+from keepalive_tx.bfd.parameters import (
+    MICROS,
+    ISessionEffects,
+    SessionConfig,
+    SessionStats,
+    timerTable,
+)
 
 __all__ = ["BfdSession", "ISessionEffects", "SessionConfig", "SessionStats"]
-
-MICROS = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class SessionConfig:
-    """
-    What the state machine needs of a C{bfd_instance}; intervals in
-    microseconds (keepalived keeps them so too).
-
-    @ivar name: the instance name, in log lines C{(name) ...}.
-    @ivar minTx: C{min_tx}, our desired min TX interval once Up.
-    @ivar minRx: C{min_rx}, our required min RX interval.
-    @ivar idleTx: C{idle_tx}, our desired min TX interval while not Up.
-    @ivar detectMult: C{multiplier}.
-    @ivar passive: C{passive}: send nothing before the remote speaks.
-    """
-
-    name: str
-    minTx: int = 10_000
-    minRx: int = 10_000
-    idleTx: int = 1_000_000
-    detectMult: int = 5
-    passive: bool = False
-
-    def __post_init__(self) -> None:
-        if self.minTx < 1 or self.minRx < 0 or self.idleTx < 1:
-            raise ValueError(f"bad intervals {self.minTx}/{self.minRx}/{self.idleTx}")
-        if not 1 <= self.detectMult <= 255:
-            raise ValueError(f"detect multiplier must be 1..255, not {self.detectMult!r}")
-
-
-class ISessionEffects(Interface):
-    """
-    What a L{BfdSession} does to the world.
-    """
-
-    def sendControl(session: BfdSession, packet: ControlPacket) -> bool:
-        """
-        Send C{packet} to the neighbour; return whether it went out.
-        """
-
-    def sessionChanged(session: BfdSession, old: SessionState, new: SessionState) -> None:
-        """
-        The session's state changed (every transition).
-        """
-
-    def sessionEvent(session: BfdSession, up: bool) -> None:
-        """
-        The clients must hear that the session is up / down now.
-        """
-
-    def drainReceived() -> None:
-        """
-        Process the packets waiting in the receive sockets now (called
-        before the detection time is declared expired: after the reactor
-        was held up, timers run before the sockets are read).
-        """
-
-
-@dataclass
-class SessionStats:
-    """
-    Counters of one session.
-
-    @ivar transitions: state changes.
-    @ivar lastTransition: when (clock seconds) the state last changed.
-    @ivar expiries: detection-time expiries.
-    @ivar lastDetection: seconds from the last packet to the last expiry.
-    """
-
-    received: int = 0
-    sent: int = 0
-    sendErrors: int = 0
-    transitions: int = 0
-    lastTransition: float | None = None
-    expiries: int = 0
-    lastDetection: float | None = None
-    polls: int = 0
-
 
 class BfdSession:
     """
@@ -559,16 +484,10 @@ class BfdSession:
         """
         keepalived's C{-D} table of the session's timers.
         """
-        pad = " " * (len(self.name) + 2)
-        return [
-            f"({self.name}) ---------------< Session parameters >--------------",
-            f"{pad}          min_tx  min_rx  tx_intv  mult  detect_time",
-            f"{pad} local  {self.desiredMinTx:8d} {self.config.minRx:7d} {self.txInterval:8d} "
-            f"{self.config.detectMult:5d} {self.remoteDetectTime:12d}",
-            f"{pad} remote {self.remoteMinTx:8d} {self.remoteMinRx:7d} "
-            f"{max(self._rxInForce, self.remoteMinTx):8d} {self.remoteDetectMult:5d} "
-            f"{self.detectTime:12d}",
-        ]
+        return timerTable(self.name, self.desiredMinTx, self.config, self.txInterval,
+                          self.remoteDetectTime, self.remoteMinTx, self.remoteMinRx,
+                          max(self._rxInForce, self.remoteMinTx), self.remoteDetectMult,
+                          self.detectTime)
 
     def pendingTimers(self) -> dict[str, float | None]:
         """
