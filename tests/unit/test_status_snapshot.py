@@ -422,7 +422,7 @@ class TrackersSnapshotTests(SynchronousTestCase):
         processes.scan([7])
         snap = trackersSnapshot(SimpleNamespace(scripts=scripts, processes=processes))
         self.assertEqual(snap, {
-            "scripts": [{"name": "chk", "state": "KO", "last_status": 3},
+            "scripts": [{"name": "chk", "state": "KO", "last_status": 3, "phase": "idle"},
                         {"name": "bad", "state": "disabled", "reason": "Unsafe permissions"}],
             "processes": [{"name": "web", "state": "UP", "running": 1}],
         })
