@@ -165,8 +165,7 @@ class BfdService(Service):
         send, minTtl = ttlPolicy(instance)
         if session is None:
             session = BfdSession(sessionConfig(instance), self.reactor, self,
-                                 self._discriminator(), random=self.random.random,
-                                 logDetail=self.logDetail)
+                                 self._discriminator(), random=self.random.random)
         entry = _Entry(instance, session, self.senderFactory(instance, send), minTtl)
         self.entries[instance.name] = entry
         self._byDiscr[session.localDiscr] = entry
@@ -368,9 +367,10 @@ class BfdService(Service):
 
     def _drop(self, reason: str, info: Received, detail: str) -> None:
         self.dropped[reason] += 1
-        if self.logDetail:
-            self.log.info("Discarding packet from [{source}]:{port} ({detail})",
-                          source=info.source, port=info.sourcePort, detail=detail)
+        if self.logDetail:  # per packet: not even built without -D
+            self.log.debug("Discarding packet from [{source}]:{port} ({detail})",
+                           source=info.source, port=info.sourcePort, detail=detail,
+                           keepalivedDetail=True)
 
     def names(self) -> Iterable[str]:
         return self.entries.keys()

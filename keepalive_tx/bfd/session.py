@@ -101,7 +101,6 @@ class BfdSession:
         localDiscr: int,
         *,
         random: Callable[[], float] = _random.random,
-        logDetail: bool = False,
     ) -> None:
         if not 0 < localDiscr < 2**32:
             raise ValueError(f"discriminator must be 1..2^32-1, not {localDiscr!r}")
@@ -109,7 +108,6 @@ class BfdSession:
         self.clock = clock
         self.effects = effects
         self.random = random
-        self.logDetail = logDetail
         self.localDiscr = localDiscr
         self.state = SessionState.DOWN
         self.remoteState = SessionState.DOWN
@@ -248,9 +246,9 @@ class BfdSession:
             pad = " " * (len(self.name) + 2)
             self.log.info("{pad} Detection time is {new} us (was {old} us)", pad=pad,
                           new=self.detectTime, old=oldDetect)
-        if self.logDetail and self.txInterval != oldTx:
+        if self.txInterval != oldTx:
             for line in self.timerLines():
-                self.log.info("{line}", line=line)
+                self.log.debug("{line}", line=line, keepalivedDetail=True)
         self.lastSeen = self.clock.seconds()
         if self.state in (SessionState.INIT, SessionState.UP):
             self._armDetect()
@@ -269,11 +267,11 @@ class BfdSession:
 
     def _down(self, diag: int) -> None:
         old = self.state
-        if old == SessionState.UP or self.logDetail:
-            self.log.warn(
-                "({name}) Entering {state} state (Local diagnostic - {local}, "
-                "Remote diagnostic - {remote})", name=self.name, state=SessionState.DOWN.label,
-                local=Diag(diag).label, remote=_diagLabel(self.remoteDiag))
+        # keepalived logs leaving Up; the other Down entries with -D only
+        emit = self.log.warn if old == SessionState.UP else self._detail
+        emit("({name}) Entering {state} state (Local diagnostic - {local}, "
+             "Remote diagnostic - {remote})", name=self.name, state=SessionState.DOWN.label,
+             local=Diag(diag).label, remote=_diagLabel(self.remoteDiag))
         self.state = SessionState.DOWN
         self.localDiag = diag
         self.poll = False
@@ -303,9 +301,7 @@ class BfdSession:
     def _init(self) -> None:
         old = self.state
         self.state = SessionState.INIT
-        if self.logDetail:
-            self.log.info("({name}) Entering {state} state", name=self.name,
-                          state=self.state.label)
+        self._detail("({name}) Entering {state} state", name=self.name, state=self.state.label)
         self._rise(old)
         if self.config.passive and self._txCall is None:
             self._scheduleTx()
@@ -342,8 +338,7 @@ class BfdSession:
     # -- Poll / Final --------------------------------------------------------
 
     def _startPoll(self) -> None:
-        if self.logDetail:
-            self.log.info("({name}) Starting poll sequence", name=self.name)
+        self._detail("({name}) Starting poll sequence", name=self.name)
         self.stats.polls += 1
         # RFC 5880 S{sect}6.8.3: the new values may ride on a Final we owe
         if not self.final:
@@ -429,11 +424,17 @@ class BfdSession:
         dead = 0.0 if self.lastSeen is None else now - self.lastSeen
         self.stats.expiries += 1
         self.stats.lastDetection = dead
-        if self.state == SessionState.UP or self.logDetail:
-            self.log.warn("({name}) Expired after {ms} ms ({over} usec overdue)", name=self.name,
-                          ms=int(dead * 1000), over=max(0, int(dead * MICROS) - self.detectTime))
+        emit = self.log.warn if self.state == SessionState.UP else self._detail
+        emit("({name}) Expired after {ms} ms ({over} usec overdue)", name=self.name,
+             ms=int(dead * 1000), over=max(0, int(dead * MICROS) - self.detectTime))
         self.remoteDiscr = 0
         self._down(Diag.EXPIRED)
+
+    def _detail(self, fmt: str, **kw: Any) -> None:
+        """
+        A line keepalived writes only with C{-D} (the log observer decides).
+        """
+        self.log.debug(fmt, keepalivedDetail=True, **kw)
 
     def _cancel(self, attr: str) -> None:
         call = getattr(self, attr)

@@ -170,10 +170,16 @@ class TransitionTests(SessionTestMixin, SynchronousTestCase):
     """
 
     def test_downToInit(self) -> None:
+        """
+        Init is logged as keepalived does, only with C{-D} (a detail line).
+        """
         s = self.make()
         s.start()
         s.packetReceived(remote(DOWN, 0))
         self.assertEqual(s.state, INIT)
+        (event,) = [e for e in self.log if "Entering Init" in formatEvent(e)]
+        self.assertTrue(event.get("keepalivedDetail"))
+        self.assertEqual(event["log_level"].name, "debug")
         self.assertEqual(s.remoteDiscr, THEIRS)
         self.assertEqual(self.effects.changes, [(DOWN, INIT)])
         self.assertEqual(self.effects.events, [])
