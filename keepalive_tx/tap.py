@@ -371,6 +371,7 @@ def makeService(options: Options, reactor=None) -> IService:
         reactor=reactor,
         vrrp=not options["check"],
         checkers=not options["vrrp"],
+        bfd=not options["no_bfd"],
         logDetail=bool(options["log-detail"]),
         statusListen=options["status"],
         releaseVrrp=not options["dont-release-vrrp"],
@@ -383,7 +384,8 @@ def makeService(options: Options, reactor=None) -> IService:
     from keepalive_tx.reload import ReloadSignal
 
     reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze,
-                            refuses=lambda diagnostics: _refuses(diagnostics, options))
+                            refuses=lambda diagnostics: _refuses(diagnostics, options),
+                            listeners=[service])
     reloader.setServiceParent(service)
     FreezeHeap().setServiceParent(service)
     if options["umask"] is not None and "umask" not in options.delegated:

@@ -33,13 +33,14 @@ def buildConfig(root: Builder, diagnostics: Diagnostics) -> M.Config:
     scripts = _named(ctx, root, "vrrpScripts", "vrrp_script", _script)
     processes = _named(ctx, root, "trackProcesses", "vrrp_track_process", _process)
     files = _named(ctx, root, "trackFiles", "track_file", _trackFile)
-    bfds = _named(ctx, root, "bfdInstances", "bfd_instance", _bfd)
+    bfdSeen: list[M.BfdInstance] = []
+    bfds = _named(ctx, root, "bfdInstances", "bfd_instance", lambda c, b: _bfd(c, b, bfdSeen))
     trackGroups = _named(ctx, root, "trackGroups", "track_group", lambda c, b: M.make(M.TrackGroup, b))
     objects = {
         "trackScripts": ({s.name for s in scripts}, "vrrp_script"),
         "trackFiles": ({f.name for f in files}, "track_file"),
         "trackProcesses": ({p.name for p in processes}, "vrrp_track_process"),
-        "trackBfds": ({b.name for b in bfds}, "bfd_instance"),
+        "trackBfds": ({b.name for b in bfds if b.forVrrp}, "bfd_instance"),
     }
     instBuilders = _dedupe(ctx, root.get("vrrpInstances") or [], "vrrp_instance")
     groups, memberOf = _syncGroups(ctx, root.get("syncGroups") or [], instBuilders, objects)
@@ -185,11 +186,37 @@ def _trackFile(ctx: Context, b: Builder) -> M.TrackFile | None:
     return M.make(M.TrackFile, b)
 
 
-def _bfd(ctx: Context, b: Builder) -> M.BfdInstance | None:
-    if b.get("neighborIp") is None:
-        ctx.error(b["location"], f"bfd_instance {b['name']}: neighbor_ip is required - ignoring")
+def _bfd(ctx: Context, b: Builder, seen: list[M.BfdInstance]) -> M.BfdInstance | None:
+    """
+    keepalived's end of a C{bfd_instance} block: a neighbour is required,
+    source and neighbour of one family, one instance per neighbour (and
+    source), C{max_hops} at most the TTL / hop limit.
+    """
+    name, loc = b["name"], b["location"]
+    word = b.pop("neighborWord", "neighbor")
+    nbr, src = b.get("neighborIp"), b.get("sourceIp")
+    if nbr is None:
+        ctx.error(loc, f"BFD instance {name} has no {word} address set, disabling instance")
         return None
-    return M.make(M.BfdInstance, b)
+    if src is not None and src.version != nbr.version:
+        ctx.error(loc, f"BFD instance {name} source address {src} and {word} address {nbr} "
+                       "are not of the same family, disabling instance")
+        return None
+    for other in seen:
+        if other.neighborIp == nbr and (other.sourceIp is None or src is None
+                                        or other.sourceIp == src):
+            pair = f"source/{word} address {src}/{nbr}" if src is not None else \
+                f"{word} address {nbr}"
+            ctx.error(loc, f"BFD instance {name} has duplicate {pair}, ignoring instance")
+            return None
+    ttl = b.get("ttl") or (255 if nbr.version == 4 else 64)
+    if b.get("maxHops", 0) > ttl:
+        ctx.error(loc, f"BFD instance {name}: max_hops exceeds ttl/hoplimit - setting to "
+                       "ttl/hoplimit")
+        b["maxHops"] = ttl
+    bfd = M.make(M.BfdInstance, b)
+    seen.append(bfd)
+    return bfd
 
 
 def _syncGroups(ctx: Context, builders: list[Builder], instances: list[Builder], objects: dict):

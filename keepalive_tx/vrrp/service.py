@@ -141,13 +141,16 @@ class VrrpService(Service):
     releaseOnStop = True
 
     def __init__(self, config: model.Config, reactor: Any, platform: Any = None,
-                 alerts: Any = None, resume: Iterable[str] = (), firewall: Any = None) -> None:
+                 alerts: Any = None, resume: Iterable[str] = (), firewall: Any = None,
+                 bfd: Any = None) -> None:
         """
         @param resume: names of instances that continue a MASTER of the
             configuration before a reload (L{handover}): their addresses are
             not "stale" and they take over at once.
         @param firewall: the process's L{keepalive_tx.net.firewall.Firewall}
             (no_accept masters block their addresses through it), or C{None}.
+        @param bfd: the process's BFD sessions, for C{track_bfd} (see
+            L{keepalive_tx.vrrp.tracking.TrackingCoordinator}).
         """
         self.firewall = firewall
         self.config = config
@@ -163,6 +166,7 @@ class VrrpService(Service):
         self._ports: dict[tuple, Any] = {}
         self._opened = False
         self.tracking: Any = None
+        self.bfd = bfd
         self.notifier: Any = None
         self._ipNames = IprouteNames.fromGlobalDefs(config.globalDefs)
 
@@ -196,7 +200,7 @@ class VrrpService(Service):
         self.notifier.open()
         self.observers.insert(0, self.notifier)
         self.tracking = TrackingCoordinator.fromConfig(
-            self.reactor, self.config, linkState=self.platform.linkUp)
+            self.reactor, self.config, linkState=self.platform.linkUp, bfd=self.bfd)
         g = self.config.globalDefs
         self._pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
                                     garpInterval=g.vrrpGarpInterval or 0.0,

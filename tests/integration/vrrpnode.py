@@ -236,7 +236,7 @@ class Node:
                                                stderr=subprocess.STDOUT)
             else:
                 argv = [self.keepalived, "-n", "-l", "-D", "-P", "-f", confPath,
-                        "-p", self.pidPath, "-r", self.vrrpPidPath]
+                        "-p", self.pidPath, "-r", self.vrrpPidPath, "-b", base + "-bfd.pid"]
                 self.process = self.host.spawn(*argv, stdout=log, stderr=subprocess.STDOUT)
         return self
 
