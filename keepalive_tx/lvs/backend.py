@@ -189,7 +189,8 @@ class DryRunBackend(MemoryIPVSBackend):
     log = Logger()
 
     def _call(self, name: str, *args: object) -> None:
-        super()._call(name, *args)
+        # no call list: a dry run lasts as long as the daemon (and the
+        # status API reads the table on every request)
         if name not in ("services", "destinations"):
             self.log.info(
                 "IPVS (dry run): {call} {args}",
@@ -387,6 +388,29 @@ class IPVSTable:
             except IPVSError as e:
                 if e.code not in (errno.ENOENT, errno.ESRCH):
                     raise
+
+    def snapshot(self) -> dict:
+        """
+        The services we own as the backend holds them, as plain data (for
+        the status API): C{{"dry_run", "services": [{"service", "scheduler",
+        "destinations": [{"destination", "method", "weight"}]}]}}, or with
+        C{"error"} when the table cannot be read.
+        """
+        dry = isinstance(self.backend, DryRunBackend)
+        services = []
+        try:
+            specs = [s for s in self.backend.services() if s.key in self.owned]
+            for spec in sorted(specs, key=lambda s: s.key.sortKey()):
+                dests = sorted(self.backend.destinations(spec.key), key=lambda d: d.key.sortKey())
+                services.append({
+                    "service": str(spec.key),
+                    "scheduler": spec.scheduler,
+                    "destinations": [{"destination": str(d.key), "method": d.method,
+                                      "weight": d.weight} for d in dests],
+                })
+        except IPVSError as e:
+            return {"dry_run": dry, "error": str(e), "services": services}
+        return {"dry_run": dry, "services": services}
 
     def stop(self) -> list[Action]:
         """

@@ -89,11 +89,59 @@ class MemoryBackendTests(SynchronousTestCase):
         )
         self.assertEqual(list(readTable(b)[KEY].destinations), [dest(1).key])
 
+    def test_dryRunKeepsNoCallList(self) -> None:
+        """
+        A dry run lasts as long as the daemon and its table is read on every
+        status request: it does not accumulate a record of calls.
+        """
+        b = DryRunBackend()
+        b.addService(ServiceSpec(KEY, "rr"))
+        for _ in range(100):
+            b.services()
+            b.destinations(KEY)
+        self.assertEqual(b.calls, [])
+
 
 class IPVSTableTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.backend = MemoryIPVSBackend()
         self.record = self.mktemp()
+
+    def test_snapshotOwnedServices(self) -> None:
+        """
+        L{IPVSTable.snapshot} gives the services we own, as the backend
+        holds them (destinations in address order), and leaves foreign
+        services out.
+        """
+        self.backend.addService(ServiceSpec(FOREIGN, "rr"))
+        table = IPVSTable(self.backend)
+        table.start(self.wanted(dest(2, 3), dest(1)))
+        self.assertEqual(table.snapshot(), {
+            "dry_run": False,
+            "services": [{
+                "service": "[192.0.2.100]:tcp:80",
+                "scheduler": "wrr",
+                "destinations": [
+                    {"destination": "[192.0.2.1]:8080", "method": "NAT", "weight": 1},
+                    {"destination": "[192.0.2.2]:8080", "method": "NAT", "weight": 3},
+                ],
+            }],
+        })
+
+    def test_snapshotDryRunAndErrors(self) -> None:
+        """
+        The snapshot says whether the table is a dry run, and reports a
+        table that cannot be read instead of raising.
+        """
+        dry = IPVSTable(DryRunBackend())
+        dry.start(self.wanted(dest(1)))
+        self.assertTrue(dry.snapshot()["dry_run"])
+        self.assertEqual(len(dry.snapshot()["services"]), 1)
+        table = IPVSTable(self.backend)
+        table.start(self.wanted(dest(1)))
+        self.backend.failures["services"] = errno.EPERM
+        self.assertEqual(table.snapshot(), {
+            "dry_run": False, "error": IPVSError(errno.EPERM).__str__(), "services": []})
 
     def wanted(self, *dests: DestSpec) -> dict:
         return {KEY: ServiceEntry(ServiceSpec(KEY, "wrr"), {d.key: d for d in dests})}

@@ -179,7 +179,7 @@ class SnapshotTests(StatusFixture, SynchronousTestCase):
         self.assertEqual(snap["vrrp"], {"instances": [], "sync_groups": [],
                                         "trackers": {"scripts": [], "processes": []}})
         self.assertEqual(snap["reloads"], 0)
-        self.assertEqual(snap["lvs"], {"virtual_servers": [], "checks_running": 0})
+        self.assertEqual(snap["lvs"], {"virtual_servers": [], "checks_running": 0, "ipvs": None})
         self.assertIsNone(snap["smtp"])
 
     def test_subsystemsNotRunning(self) -> None:
@@ -327,6 +327,14 @@ class SnapshotTests(StatusFixture, SynchronousTestCase):
         self.assertFalse(chk["last_ok"])
         self.assertEqual(chk["last_reason"], "TCP connection failed")
         self.assertTrue(rs11["checkers"][0]["last_ok"])
+        # the IPVS table as programmed: quorum lost, so the sorry server
+        # replaces the live one; the failed one stays with weight 0
+        # (inhibit_on_failure)
+        [service] = lvs["ipvs"]["services"]
+        self.assertFalse(lvs["ipvs"]["dry_run"])
+        self.assertEqual(service["service"], "[192.0.2.200]:tcp:80")
+        self.assertEqual([(d["destination"], d["weight"]) for d in service["destinations"]],
+                         [("[192.0.2.12]:80", 0), ("[192.0.2.99]:80", 1)])
         json.dumps(lvs)
 
     def test_mailer(self) -> None:
