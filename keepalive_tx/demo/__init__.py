@@ -10,6 +10,7 @@ who holds the VIP, the pool, the alert mails and the failover time a client
 sees.  Everything it creates is removed at the end.
 
   - L{keepalive_tx.demo.scenario}: the story and its timeline;
+  - L{keepalive_tx.demo.cast}: the machines and the processes they run;
   - L{keepalive_tx.demo.network}: the namespaces;
   - L{keepalive_tx.demo.status}: reading and showing a director's status API;
   - L{keepalive_tx.demo.probe}: the client's outage, from C{ping -D};

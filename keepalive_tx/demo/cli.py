@@ -55,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in problems:
             sys.stderr.write(f"keepalive_tx demo: {problem}\n")
         return 2
-    from keepalive_tx.demo.scenario import FAST, NORMAL, Demo
+    from keepalive_tx.demo.cast import FAST, NORMAL
+    from keepalive_tx.demo.scenario import Demo
 
     print("keepalive_tx demo: VRRP failover, health checks and mail alerts "
           "in network namespaces on this machine")

@@ -18,9 +18,10 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.config import loadConfig
+from keepalive_tx.demo.cast import FAST, NORMAL, configText
 from keepalive_tx.demo.cli import missingRequirements
 from keepalive_tx.demo.probe import Gap, longestGap, parsePing
-from keepalive_tx.demo.scenario import FAST, NORMAL, Timeline, configText
+from keepalive_tx.demo.scenario import Timeline
 from keepalive_tx.demo.smtpsink import SinkFactory, messageRecord
 from keepalive_tx.demo.status import formatTable, instanceState, poolState
 from tests.unit.test_status_snapshot import StatusFixture
