@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -27,7 +30,7 @@ from keepalive_tx.demo.probe import Gap, longestGap, parsePing
 from keepalive_tx.demo.status import fetchStatus
 
 __all__ = ["CLEAN_EXIT", "DIRECTORS", "FAST", "MACHINES", "NORMAL", "TEMPLATE", "VIP", "Cast",
-           "DemoFailed", "Pace", "configText"]
+           "DemoFailed", "Pace", "configText", "makeDirectory", "sweepStaleDirectories"]
 
 VIP = "192.0.2.100"
 #: the directors and their VRRP priorities (as in the template)
@@ -89,6 +92,33 @@ def configText(name: str, directory: str, pace: Pace, smtp: str) -> str:
             f"$DELAY={pace.delayLoop:g}\n"
             f"$SMTP={smtp}\n"
             f"include {TEMPLATE}\n")
+
+
+_DIRECTORY_PREFIX = "ktx-demo-"
+
+
+def makeDirectory() -> str:
+    """
+    A new directory for this run's files, C{$TMPDIR/ktx-demo-<pid>-*}.
+    """
+    return tempfile.mkdtemp(prefix=f"{_DIRECTORY_PREFIX}{os.getpid()}-")
+
+
+def sweepStaleDirectories(pids: Iterable[int]) -> list[str]:
+    """
+    Remove the directories of the demos C{pids} (killed before they could
+    clean up: L{keepalive_tx.demo.network.sweepStale} found their
+    namespaces); return them.  Directories kept on purpose (C{--keep}, or
+    after a failure) belong to demos that ended and stay.
+    """
+    removed = []
+    base = tempfile.gettempdir()
+    prefixes = tuple(f"{_DIRECTORY_PREFIX}{pid}-" for pid in pids)
+    for name in os.listdir(base):
+        if prefixes and name.startswith(prefixes):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+            removed.append(name)
+    return removed
 
 
 class Cast:

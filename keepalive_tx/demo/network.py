@@ -52,11 +52,12 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
 
 
-def sweepStale() -> list[str]:
+def sweepStale() -> dict[int, list[str]]:
     """
-    Remove namespaces of demos whose process is gone; return their names.
+    Remove namespaces of demos whose process is gone (killed before they
+    could clean up); return them by the demo's process id.
     """
-    removed = []
+    removed: dict[int, list[str]] = {}
     for line in _ip("netns", "list", check=False).stdout.splitlines():
         name = line.split(" ", 1)[0]
         pid = name[len(PREFIX):].split("-", 1)[0]
@@ -64,7 +65,7 @@ def sweepStale() -> list[str]:
             continue
         _killInside(name)
         _ip("netns", "del", name, check=False)
-        removed.append(name)
+        removed.setdefault(int(pid), []).append(name)
     return removed
 
 

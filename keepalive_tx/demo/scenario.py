@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from typing import IO, Any
@@ -33,6 +32,8 @@ from keepalive_tx.demo.cast import (
     Cast,
     DemoFailed,
     Pace,
+    makeDirectory,
+    sweepStaleDirectories,
 )
 from keepalive_tx.demo.network import Network, sweepStale
 from keepalive_tx.demo.probe import Gap
@@ -49,21 +50,30 @@ class Timeline:
     """
 
     def __init__(self, out: IO[str], clock: Callable[[], float] = time.monotonic) -> None:
-        self.out = out
+        self.out: IO[str] | None = out
         self.clock = clock
         self.start = clock()
 
     def elapsed(self) -> float:
         return self.clock() - self.start
 
+    def _write(self, text: str) -> None:
+        # output that cannot be written (a closed pipe: `... | head`) is
+        # dropped, so that it never keeps the demo from cleaning up
+        if self.out is None:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (OSError, ValueError):
+            self.out = None
+
     def say(self, text: str, at: float | None = None) -> None:
         seconds = self.elapsed() if at is None else at - self.start
-        self.out.write(f"[{seconds:4.1f}s] {text}\n")
-        self.out.flush()
+        self._write(f"[{seconds:4.1f}s] {text}\n")
 
     def detail(self, lines: list[str]) -> None:
-        self.out.write("".join(f"         {line}\n" for line in lines))
-        self.out.flush()
+        self._write("".join(f"         {line}\n" for line in lines))
 
 
 class _Interrupted(BaseException):
@@ -101,14 +111,17 @@ class Demo:
             status = 0
         except DemoFailed as e:
             failed = True
-            self.timeline.say(f"FAILED: {e}")
+            self.say(f"FAILED: {e}")
             if self.cast is not None:
                 for name in DIRECTORS:
                     self.timeline.detail([f"---- last lines of {self.cast.path(name + '.log')}",
                                           *self.cast.logTail(name)])
         except (KeyboardInterrupt, _Interrupted):
-            self.timeline.say("interrupted")
+            self.say("interrupted")
             status = 130
+        except Exception as e:
+            failed = True
+            self.say(f"FAILED: {e!r}")
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_IGN)
@@ -127,8 +140,10 @@ class Demo:
         say = self.say
         removed = sweepStale()
         if removed:
-            say(f"removed {len(removed)} namespaces left by an earlier demo that was killed")
-        cast = self.cast = Cast(self.net, tempfile.mkdtemp(prefix="ktx-demo-"), self.pace)
+            sweepStaleDirectories(removed)
+            say(f"removed what a demo that was killed left: "
+                f"{sum(map(len, removed.values()))} namespaces and their processes")
+        cast = self.cast = Cast(self.net, makeDirectory(), self.pace)
         self.net.create()
         say(f"network 192.0.2.0/24 in namespaces {self.net.tag}-*: "
             + ", ".join(f"{m.name} .{m.address.rsplit('.', 1)[1]}" for m in MACHINES)
@@ -343,14 +358,16 @@ class Demo:
         say = self.say
         say("cleaning up: stopping the directors, the web servers and the SMTP server")
         clean = True
-        daemons: dict[str, subprocess.Popen] = self.cast.daemons if self.cast else {}
-        for name, process in daemons.items():
-            status = Network.stop(process, timeout=15.0)
-            if status not in CLEAN_EXIT:
-                say(f"the daemon on {name} exited with status {status}")
-                clean = False
         count = len(self.net.created)
-        self.net.destroy()
+        try:
+            daemons: dict[str, subprocess.Popen] = self.cast.daemons if self.cast else {}
+            for name, process in daemons.items():
+                status = Network.stop(process, timeout=15.0)
+                if status not in CLEAN_EXIT:
+                    say(f"the daemon on {name} exited with status {status}")
+                    clean = False
+        finally:
+            self.net.destroy()
         left = self.net.leftovers()
         if left:
             say(f"could not remove namespaces: {' '.join(left)}")
