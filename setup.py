@@ -1,8 +1,14 @@
+import re
+
 from setuptools import find_packages, setup
+
+# one source for the version: keepalive_tx.__version__ (also shown by -v)
+with open("keepalive_tx/__init__.py", encoding="utf-8") as f:
+    VERSION = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
 
 setup(
     name="keepalive_tx",
-    version="0.1.0",
+    version=VERSION,
     description="keepalived (VRRP failover, LVS health checks, SMTP alerts) rebuilt on Twisted",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
@@ -41,7 +47,9 @@ setup(
         "pyopenssl",
         "service-identity",
         "ply==3.11",
+        # /metrics (pure Python, no dependencies of its own)
+        "prometheus-client>=0.16",
     ],
-    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd", "prometheus-client"]},
+    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd"]},
     entry_points={"console_scripts": ["genhash = keepalive_tx.genhash:main"]},
 )

@@ -18,7 +18,7 @@ import socket
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 
 
@@ -87,10 +87,17 @@ class KeepalivedService(MultiService):
         vrrpPlatform: Any = None,
         staticPlatform: Any = None,
         statusListen: str | None = None,
+        releaseVrrp: bool = True,
+        releaseIpvs: bool = True,
     ) -> None:
         """
         @param statusListen: server endpoint of the status API and
             C{/metrics} (default: C{status_listen} from C{global_defs}).
+        @param releaseVrrp: on stop, MASTERs send priority 0 and remove
+            their addresses, routes and rules (C{False}: keepalived's C{-V},
+            everything is left in place).
+        @param releaseIpvs: on stop, the IPVS services are removed
+            (C{False}: keepalived's C{-I}).
         """
         super().__init__()
         if reactor is None:
@@ -109,6 +116,8 @@ class KeepalivedService(MultiService):
         self.runVrrp = vrrp
         self.runCheckers = checkers
         self.logDetail = logDetail
+        self.releaseVrrp = releaseVrrp
+        self.releaseIpvs = releaseIpvs
         self.setName("keepalived")
         from keepalive_tx.status.snapshot import TransitionLog
 
@@ -142,9 +151,13 @@ class KeepalivedService(MultiService):
             self.lvsService.setServiceParent(self)
         statusListen = statusListen or getattr(model.globalDefs, "statusListen", None)
         if statusListen:
+            from keepalive_tx.lvs.traffic import TrafficReader
             from keepalive_tx.status.web import StatusService
 
-            StatusService(statusListen, self.snapshot, reactor).setServiceParent(self)
+            # the IPVS counters of /metrics, from whichever checkers run now (reloads swap them)
+            traffic = TrafficReader(reactor, lambda: getattr(self.lvsService, "table", None))
+            StatusService(statusListen, self.snapshot, reactor,
+                          traffic=traffic.read).setServiceParent(self)
 
     # -- children ------------------------------------------------------------
 
@@ -164,6 +177,7 @@ class KeepalivedService(MultiService):
 
         service = VrrpService(model, self.reactor, platform=self.vrrpPlatform,
                               alerts=self.alerts, resume=resume)
+        service.releaseOnStop = self.releaseVrrp
         service.observers.append(InstanceAlerts(self.alerts))
         service.observers.append(self.transitions)
         return service
@@ -173,11 +187,13 @@ class KeepalivedService(MultiService):
             return None
         from keepalive_tx.lvs.service import LvsService
 
-        return LvsService(model, self.reactor, alerts=self.alerts, previous=previous)
+        service = LvsService(model, self.reactor, alerts=self.alerts, previous=previous)
+        service.releaseOnStop = self.releaseIpvs
+        return service
 
     # -- reload --------------------------------------------------------------
 
-    def reload(self, model: Any) -> None:
+    def reload(self, model: Any) -> Deferred[None]:
         """
         Apply a new configuration without letting go of what did not change
         (keepalived's SIGHUP, without its side effects):
@@ -196,6 +212,12 @@ class KeepalivedService(MultiService):
         Global settings that shape the process (mail relay, status
         listener, the IPVS sync daemon) keep their values until a restart.
 
+        The new configuration is in force when this returns; the replaced
+        children may still be stopping (notify scripts of removed
+        instances, checker scripts ...).
+
+        @return: a Deferred firing (with C{None}) once the replaced
+            children have stopped.
         @raise ReloadError: a new service could not start; nothing was
             changed.
         """
@@ -227,25 +249,28 @@ class KeepalivedService(MultiService):
             if successor is not None:
                 prepared.append(successor)
         changed = []
+        stopping = []
         if staticChanged:
             changed.append("static")
-            self._replace(self.staticService, self._buildStatic(model), "staticService")
+            stopping.append(self._replace(self.staticService, self._buildStatic(model),
+                                          "staticService"))
         if vrrpChanged:
             changed.append("vrrp")
             if self.vrrpService is not None:
                 self.vrrpService.handover(model)
-            self._replace(self.vrrpService, vrrp, "vrrpService", prepared=True)
+            stopping.append(self._replace(self.vrrpService, vrrp, "vrrpService", prepared=True))
         if lvsChanged:
             changed.append("checkers")
             if self.lvsService is not None:
                 self.lvsService.handover()
-            self._replace(self.lvsService, lvs, "lvsService", prepared=True)
+            stopping.append(self._replace(self.lvsService, lvs, "lvsService", prepared=True))
         self.model = model
         self.reloads += 1
         if not changed:
             self.log.info("Reloaded: configuration unchanged")
         else:
             self.log.info("Reloaded: {parts} changed", parts=", ".join(changed))
+        return DeferredList(stopping, consumeErrors=True).addCallback(lambda _: None)
 
     def _prepare(self, successor: Any, what: str) -> bool:
         """
@@ -265,23 +290,25 @@ class KeepalivedService(MultiService):
             return False
         return True
 
-    def _replace(self, old: Any, new: Any, attribute: str, prepared: bool = False) -> None:
+    def _replace(self, old: Any, new: Any, attribute: str, prepared: bool = False) -> Deferred[None]:
         """
         Swap a child, keeping its place among the children (the stop order
         depends on it).
 
         @param prepared: C{new} has had its C{privilegedStartService}
             already (only C{startService} is left).
+        @return: a Deferred firing when C{old} has stopped.
         """
         index = self.services.index(old) if old is not None else None
+        stopped: Deferred[None] = succeed(None)
         if old is not None:
             d = old.disownServiceParent()
             if isinstance(d, Deferred):
-                d.addErrback(lambda f: self.log.failure("Stopping the old {what} failed", f,
-                                                        what=attribute))
+                stopped = d.addErrback(lambda f: self.log.failure(
+                    "Stopping the old {what} failed", f, what=attribute))
         setattr(self, attribute, new)
         if new is None:
-            return
+            return stopped
         if index is None:
             index = self._insertionPoint(attribute)
         index = min(index, len(self.services))
@@ -292,10 +319,11 @@ class KeepalivedService(MultiService):
                 self.namedServices[new.name] = new
             self.services.insert(index, new)
             new.startService()
-            return
+            return stopped
         new.setServiceParent(self)
         self.services.remove(new)
         self.services.insert(index, new)
+        return stopped
 
     def _insertionPoint(self, attribute: str) -> int:
         """

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from keepalive_tx.demo.network import Machine, Network
 from keepalive_tx.demo.probe import Gap, longestGap, parsePing
-from keepalive_tx.demo.status import fetchStatus
+from keepalive_tx.demo.status import fetchStatus, parseIpvsadm
 
 __all__ = ["CLEAN_EXIT", "DIRECTORS", "FAST", "MACHINES", "NORMAL", "TEMPLATE", "VIP", "Cast",
            "DemoFailed", "Pace", "configText", "makeDirectory", "sweepStaleDirectories"]
@@ -210,6 +210,19 @@ class Cast:
         The director's C{/status}, or C{None} while it does not answer.
         """
         return fetchStatus(self.path(f"{director}.status"))
+
+    def ipvsadm(self, director: str) -> list[dict[str, Any]]:
+        """
+        The kernel's IPVS table in C{director}'s namespace (C{ipvsadm -Ln}).
+        """
+        if shutil.which("ipvsadm") is None:
+            raise DemoFailed("this kernel has IPVS: install ipvsadm to show its table "
+                             "(apt-get install ipvsadm)")
+        result = subprocess.run(self.net.argv(director, "ipvsadm", "-Ln"),
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise DemoFailed(f"ipvsadm -Ln on {director} failed: {result.stderr.strip()}")
+        return parseIpvsadm(result.stdout)
 
     def checkDaemons(self) -> None:
         """

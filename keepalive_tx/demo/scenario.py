@@ -315,11 +315,17 @@ class Demo:
                 time.sleep(0.05)
 
     def showTable(self, director: str) -> None:
+        """
+        The IPVS table of C{director} (the kernel's, or the daemon's dry
+        run) with the health of each real server.
+        """
         assert self.cast is not None
         status = self.cast.status(director)
         if status is None:
             raise DemoFailed(f"the status API of {director} does not answer")
-        self.timeline.detail(formatTable(director, status, self.names))
+        ipvs = (status.get("lvs") or {}).get("ipvs") or {}
+        kernel = None if ipvs.get("dry_run", True) else self.cast.ipvsadm(director)
+        self.timeline.detail(formatTable(director, status, self.names, kernel))
 
     def showRequests(self, director: str) -> None:
         """

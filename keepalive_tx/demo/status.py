@@ -17,10 +17,11 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["fetchStatus", "formatTable", "instanceState", "poolState"]
+__all__ = ["fetchStatus", "formatTable", "instanceState", "parseIpvsadm", "poolState"]
 
 #: how ipvsadm names the forwarding methods
 _METHODS = {"NAT": "Masq", "DR": "Route", "TUN": "Tunnel"}
+_FROM_IPVSADM = {v: k for k, v in _METHODS.items()}
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -80,6 +81,36 @@ def poolState(status: Mapping[str, Any] | None) -> dict[str, tuple[bool, bool]]:
     return pool
 
 
+def _split(address: str) -> tuple[str, str]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), port
+
+
+def parseIpvsadm(text: str) -> list[dict[str, Any]]:
+    """
+    The services in the output of C{ipvsadm -Ln}, shaped as the status
+    API's dry-run table (keepalived's C{[address]:proto:port} names).
+    """
+    services: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0] in ("TCP", "UDP", "SCTP"):
+            host, port = _split(words[1])
+            services.append({"service": f"[{host}]:{words[0].lower()}:{port}",
+                             "scheduler": words[2], "destinations": []})
+        elif len(words) >= 3 and words[0] == "FWM":
+            services.append({"service": f"FWM {words[1]}", "scheduler": words[2],
+                             "destinations": []})
+        elif len(words) >= 3 and words[0] == "->" and services and words[2].isalpha():
+            host, port = _split(words[1])
+            services[-1]["destinations"].append({
+                "destination": f"[{host}]:{port}",
+                "method": _FROM_IPVSADM.get(words[2], words[2].upper()),
+                "weight": int(words[3]) if len(words) > 3 and words[3].isdigit() else 0,
+            })
+    return services
+
+
 def _checkText(rs: Mapping[str, Any]) -> str:
     words = []
     for checker in rs["checkers"]:
@@ -93,27 +124,33 @@ def _checkText(rs: Mapping[str, Any]) -> str:
 
 
 def formatTable(director: str, status: Mapping[str, Any],
-                names: Mapping[str, str] | None = None) -> list[str]:
+                names: Mapping[str, str] | None = None,
+                kernel: list[dict[str, Any]] | None = None) -> list[str]:
     """
     The IPVS table of C{director} with each real server's health, and the
     real servers that are out of the table.
 
     @param names: address -> machine name, shown beside addresses.
+    @param kernel: where the kernel has IPVS, its table (L{parseIpvsadm});
+        of it, the services the daemon owns are shown.
     """
     names = names or {}
     lvs = status.get("lvs") or {}
     ipvs = lvs.get("ipvs") or {}
-    origin = ("dry run: this kernel has no IPVS, so the daemon keeps the table in memory"
-              if ipvs.get("dry_run") else "kernel")
-    lines = [f"IPVS table on {director} ({origin}):"]
-    if ipvs.get("error"):
-        lines.append(f"  cannot read it: {ipvs['error']}")
+    if ipvs.get("dry_run"):
+        lines = [f"IPVS table on {director} (dry run: this kernel has no IPVS, "
+                 "so the daemon keeps the table in memory):"]
+        table = ipvs.get("services", [])
+    else:
+        lines = [f"IPVS table on {director} (kernel, ipvsadm -Ln):"]
+        owned = set(ipvs.get("owned", ()))
+        table = [service for service in kernel or () if service["service"] in owned]
     servers = {}
     for vs in lvs.get("virtual_servers", ()):
         for rs in vs["real_servers"]:
             servers[f"[{rs['address']}]:{rs['port']}"] = rs
     listed = set()
-    for service in ipvs.get("services", ()):
+    for service in table:
         lines.append(f"  {service['service']} {service['scheduler']}")
         for dest in service["destinations"]:
             key = dest["destination"]

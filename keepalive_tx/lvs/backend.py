@@ -391,26 +391,28 @@ class IPVSTable:
 
     def snapshot(self) -> dict:
         """
-        The services we own as the backend holds them, as plain data (for
-        the status API): C{{"dry_run", "services": [{"service", "scheduler",
-        "destinations": [{"destination", "method", "weight"}]}]}}, or with
-        C{"error"} when the table cannot be read.
+        For the status API, without I/O: the services we own and, in a dry
+        run, the table as the daemon keeps it in memory (the kernel's own
+        table is for C{ipvsadm -Ln} to show: reading it here would be a
+        netlink dump on every request): C{{"dry_run", "owned": [service],
+        "services": [{"service", "scheduler", "destinations":
+        [{"destination", "method", "weight"}]}]}} (C{"services"} only in a
+        dry run).
         """
-        dry = isinstance(self.backend, DryRunBackend)
-        services = []
-        try:
-            specs = [s for s in self.backend.services() if s.key in self.owned]
-            for spec in sorted(specs, key=lambda s: s.key.sortKey()):
-                dests = sorted(self.backend.destinations(spec.key), key=lambda d: d.key.sortKey())
-                services.append({
-                    "service": str(spec.key),
-                    "scheduler": spec.scheduler,
-                    "destinations": [{"destination": str(d.key), "method": d.method,
-                                      "weight": d.weight} for d in dests],
-                })
-        except IPVSError as e:
-            return {"dry_run": dry, "error": str(e), "services": services}
-        return {"dry_run": dry, "services": services}
+        owned = sorted(self.owned, key=ServiceKey.sortKey)
+        result: dict = {"dry_run": isinstance(self.backend, DryRunBackend),
+                        "owned": [str(k) for k in owned]}
+        if not result["dry_run"]:
+            return result
+        table = readTable(self.backend)  # memory: cannot fail
+        result["services"] = [{
+            "service": str(key),
+            "scheduler": table[key].spec.scheduler,
+            "destinations": [{"destination": str(d.key), "method": d.method, "weight": d.weight}
+                             for d in sorted(table[key].destinations.values(),
+                                             key=lambda d: d.key.sortKey())],
+        } for key in owned if key in table]
+        return result
 
     def stop(self) -> list[Action]:
         """

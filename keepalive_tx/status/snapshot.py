@@ -253,6 +253,7 @@ def instanceSnapshot(instance: Any, transition: Transition | None = None,
         "master_address": None if master is None else str(master),
         "master_priority": masterPriority,
         "advert_interval": _number(config.advertInt),
+        "garp_delay": _number(config.garp.masterDelay),
         "master_advert_interval": _number(machine.masterAdverIntervalUs / 1_000_000),
         "nopreempt": bool(config.nopreempt),
         "preempt_delay": _number(config.preemptDelay),
@@ -301,10 +302,23 @@ _SCRIPT_STATES = {True: "OK", False: "KO", None: "unknown"}
 _PROCESS_STATES = {True: "UP", False: "DOWN", None: "unknown"}
 
 
+def _phase(runner: Any) -> str:
+    """
+    keepalived's run state of a script (C{idle}, C{running}, C{requested
+    termination}, C{forcing termination}); runners without
+    C{ScriptRunner.phase} are running while C{running} counts a run.
+    """
+    phase = getattr(runner, "phase", None)
+    if isinstance(phase, str):
+        return phase
+    return "running" if getattr(runner, "running", 0) else "idle"
+
+
 def trackersSnapshot(tracking: Any) -> dict[str, list[dict[str, Any]]]:
     """
-    The tracked C{vrrp_script}s (state, last exit status, or why they are
-    disabled) and C{vrrp_track_process}es (state, matching processes) of a
+    The tracked C{vrrp_script}s (state, last exit status, run phase as
+    keepalived names it, or why they are disabled) and
+    C{vrrp_track_process}es (state, matching processes) of a
     L{keepalive_tx.vrrp.tracking.TrackingCoordinator} (L{None}: none yet).
     """
     scripts: list[dict[str, Any]] = []
@@ -313,7 +327,7 @@ def trackersSnapshot(tracking: Any) -> dict[str, list[dict[str, Any]]]:
     if service is not None:
         for name, script in getattr(service, "scripts", {}).items():
             scripts.append({"name": name, "state": _SCRIPT_STATES[script.state],
-                            "last_status": script.lastStatus})
+                            "last_status": script.lastStatus, "phase": _phase(script.runner)})
         for name, why in getattr(service, "disabled", {}).items():
             scripts.append({"name": name, "state": "disabled", "reason": why})
     tracker = getattr(tracking, "processes", None)

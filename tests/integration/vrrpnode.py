@@ -40,6 +40,25 @@ _TWIST = ("import sys; from twisted.application.twist._twist import Twist; sys.a
           " Twist.main()")
 
 
+def checkoutEnv(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """
+    Our environment, plus C{extra}, with this checkout first on
+    C{PYTHONPATH}: a child imports this checkout's C{keepalive_tx}, not
+    whichever is installed.
+    """
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p), **(extra or {}))
+
+
+def ourTwistd() -> tuple[list[str], dict[str, str]]:
+    """
+    The argv prefix (up to C{twistd}'s own options) and the environment that
+    run B{this checkout's} daemon (a C{twistd} found on C{PATH} would import
+    whichever C{keepalive_tx} is installed).
+    """
+    return [sys.executable, "-c", _TWISTD], checkoutEnv()
+
+
 @dataclass(frozen=True)
 class Flavour:
     """
@@ -145,18 +164,20 @@ def configText(
 
 def twistdArgv(confPath: str, pidPath: str) -> list[str]:
     """
-    C{twistd -n --pidfile PID keepalived -D -c CONF}, with this checkout's code.
+    C{twistd -n --pidfile PID keepalived -D -G -c CONF}, with this checkout's
+    code (C{-G}: no test lines in the machine's syslog).
     """
     return [sys.executable, "-c", _TWISTD, "-n", "--pidfile", pidPath, "keepalived", "-D",
-            "-c", confPath]
+            "-G", "-c", confPath]
 
 
 def twistArgv(*twistOptions: str) -> Callable[[str, str], list[str]]:
     """
-    For L{Node.start}: C{twist [twistOptions] keepalived -D -c CONF} (no pid file).
+    For L{Node.start}: C{twist [twistOptions] keepalived -D -G -c CONF} (no pid
+    file).
     """
     return lambda confPath, pidPath: [sys.executable, "-c", _TWIST, *twistOptions,
-                                      "keepalived", "-D", "-c", confPath]
+                                      "keepalived", "-D", "-G", "-c", confPath]
 
 
 class Node:
@@ -210,9 +231,8 @@ class Node:
             self._logOffset = log.tell()
             if self.kind == OURS:
                 command = (argv or twistdArgv)(confPath, self.pidPath)
-                environ = dict(os.environ, PYTHONPATH=os.pathsep.join(
-                    p for p in (ROOT, os.environ.get("PYTHONPATH")) if p), **(env or {}))
-                self.process = self.host.spawn(*command, cwd=ROOT, env=environ, stdout=log,
+                self.process = self.host.spawn(*command, cwd=ROOT, env=checkoutEnv(env),
+                                               stdout=log,
                                                stderr=subprocess.STDOUT)
             else:
                 argv = [self.keepalived, "-n", "-l", "-D", "-P", "-f", confPath,

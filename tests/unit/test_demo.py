@@ -23,7 +23,8 @@ from keepalive_tx.demo.cli import missingRequirements
 from keepalive_tx.demo.probe import Gap, longestGap, parsePing
 from keepalive_tx.demo.scenario import Timeline
 from keepalive_tx.demo.smtpsink import SinkFactory, messageRecord
-from keepalive_tx.demo.status import formatTable, instanceState, poolState
+from keepalive_tx.demo.status import formatTable, instanceState, parseIpvsadm, poolState
+from keepalive_tx.lvs.backend import DryRunBackend, MemoryIPVSBackend
 from tests.unit.test_status_snapshot import StatusFixture
 
 PING = """\
@@ -110,6 +111,19 @@ class ProbeTests(SynchronousTestCase):
         self.assertIsInstance(longestGap(replies, after=100.025), Gap)
 
 
+IPVSADM = """\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  192.0.2.100:80 rr
+  -> 192.0.2.11:80                Route   1      0          0
+UDP  198.51.100.7:53 wlc persistent 50
+  -> 198.51.100.8:53              Masq    3      0          2
+TCP  [2001:db8::100]:443 sh
+  -> [2001:db8::11]:443           Tunnel  0      0          0
+FWM  7 rr
+"""
+
 DR_CONFIG = """\
 global_defs {
     router_id lb1
@@ -144,22 +158,25 @@ class StatusTests(StatusFixture, SynchronousTestCase):
     IPVS table), shown by the demo.
     """
 
-    def snapshot(self, down: tuple[str, ...] = ()) -> dict:
+    def snapshot(self, down: tuple[str, ...] = (), backend=DryRunBackend) -> dict:
         self.buildRoot(DR_CONFIG)
+        self.root.lvsService.backendFactory = backend
         self.start()
         for address in down:
             self.checkers[address].ok = False
         self.clock.pump([0.5] * 6)
         return json.loads(json.dumps(self.root.snapshot()))
 
-    def test_table(self) -> None:
+    def test_dryRunTable(self) -> None:
         """
-        Laid out like C{ipvsadm -Ln}: the service, then each destination
-        with its forwarding method, weight and health.
+        Where the kernel has no IPVS, the daemon's dry-run table, laid out
+        like C{ipvsadm -Ln}: the service, then each destination with its
+        forwarding method, weight and health.
         """
         lines = formatTable("lb1", self.snapshot(), {"192.0.2.11": "web1", "192.0.2.12": "web2"})
         self.assertEqual(lines, [
-            "IPVS table on lb1 (kernel):",
+            "IPVS table on lb1 (dry run: this kernel has no IPVS, so the daemon keeps the "
+            "table in memory):",
             "  [192.0.2.100]:tcp:80 rr",
             "    -> [192.0.2.11]:80    web1  Route  weight 1  TCP_CHECK ok",
             "    -> [192.0.2.12]:80    web2  Route  weight 1  TCP_CHECK ok",
@@ -175,17 +192,34 @@ class StatusTests(StatusFixture, SynchronousTestCase):
             "    (not in the table: [192.0.2.12]:80   TCP_CHECK failed: TCP connection failed)",
         ])
 
-    def test_dryRunAndError(self) -> None:
+    def test_kernelTable(self) -> None:
         """
-        The heading says when the table is the daemon's dry run; a table
-        that cannot be read is said so.
+        Where the kernel has IPVS, its table (from C{ipvsadm -Ln}) is shown:
+        the services the daemon owns, not the others.
         """
-        status = {"lvs": {"virtual_servers": [],
-                          "ipvs": {"dry_run": True, "error": "EPERM", "services": []}}}
-        self.assertEqual(formatTable("lb1", status), [
-            "IPVS table on lb1 (dry run: this kernel has no IPVS, so the daemon keeps the "
-            "table in memory):",
-            "  cannot read it: EPERM",
+        kernel = parseIpvsadm(IPVSADM)
+        status = self.snapshot(down=("192.0.2.12",), backend=MemoryIPVSBackend)
+        lines = formatTable("lb1", status, {"192.0.2.11": "web1"}, kernel)
+        self.assertEqual(lines, [
+            "IPVS table on lb1 (kernel, ipvsadm -Ln):",
+            "  [192.0.2.100]:tcp:80 rr",
+            "    -> [192.0.2.11]:80    web1  Route  weight 1  TCP_CHECK ok",
+            "    (not in the table: [192.0.2.12]:80   TCP_CHECK failed: TCP connection failed)",
+        ])
+
+    def test_parseIpvsadm(self) -> None:
+        """
+        Services (TCP, UDP, IPv6, firewall marks) and their destinations,
+        named as keepalived names them.
+        """
+        self.assertEqual(parseIpvsadm(IPVSADM), [
+            {"service": "[192.0.2.100]:tcp:80", "scheduler": "rr", "destinations": [
+                {"destination": "[192.0.2.11]:80", "method": "DR", "weight": 1}]},
+            {"service": "[198.51.100.7]:udp:53", "scheduler": "wlc", "destinations": [
+                {"destination": "[198.51.100.8]:53", "method": "NAT", "weight": 3}]},
+            {"service": "[2001:db8::100]:tcp:443", "scheduler": "sh", "destinations": [
+                {"destination": "[2001:db8::11]:443", "method": "TUN", "weight": 0}]},
+            {"service": "FWM 7", "scheduler": "rr", "destinations": []},
         ])
 
     def test_states(self) -> None:

@@ -107,41 +107,40 @@ class IPVSTableTests(SynchronousTestCase):
         self.backend = MemoryIPVSBackend()
         self.record = self.mktemp()
 
-    def test_snapshotOwnedServices(self) -> None:
+    def test_snapshotDryRun(self) -> None:
         """
-        L{IPVSTable.snapshot} gives the services we own, as the backend
-        holds them (destinations in address order), and leaves foreign
-        services out.
+        In a dry run, L{IPVSTable.snapshot} gives the services we own as
+        the daemon keeps them (destinations in address order); foreign
+        services are left out.
         """
-        self.backend.addService(ServiceSpec(FOREIGN, "rr"))
-        table = IPVSTable(self.backend)
+        backend = DryRunBackend()
+        backend.addService(ServiceSpec(FOREIGN, "rr"))
+        table = IPVSTable(backend)
         table.start(self.wanted(dest(2, 3), dest(1)))
+        table.apply([DeleteDest(KEY, dest(2).key)])
         self.assertEqual(table.snapshot(), {
-            "dry_run": False,
+            "dry_run": True,
+            "owned": ["[192.0.2.100]:tcp:80"],
             "services": [{
                 "service": "[192.0.2.100]:tcp:80",
                 "scheduler": "wrr",
                 "destinations": [
                     {"destination": "[192.0.2.1]:8080", "method": "NAT", "weight": 1},
-                    {"destination": "[192.0.2.2]:8080", "method": "NAT", "weight": 3},
                 ],
             }],
         })
 
-    def test_snapshotDryRunAndErrors(self) -> None:
+    def test_snapshotKernel(self) -> None:
         """
-        The snapshot says whether the table is a dry run, and reports a
-        table that cannot be read instead of raising.
+        With a kernel backend the snapshot names the services we own and
+        reads nothing from the kernel.
         """
-        dry = IPVSTable(DryRunBackend())
-        dry.start(self.wanted(dest(1)))
-        self.assertTrue(dry.snapshot()["dry_run"])
-        self.assertEqual(len(dry.snapshot()["services"]), 1)
         table = IPVSTable(self.backend)
         table.start(self.wanted(dest(1)))
+        calls = len(self.backend.calls)
         self.backend.failures["services"] = errno.EPERM
-        self.assertEqual(table.snapshot(), {
-            "dry_run": False, "error": IPVSError(errno.EPERM).__str__(), "services": []})
+        self.assertEqual(table.snapshot(), {"dry_run": False, "owned": ["[192.0.2.100]:tcp:80"]})
+        self.assertEqual(len(self.backend.calls), calls)
 
     def wanted(self, *dests: DestSpec) -> dict:
         return {KEY: ServiceEntry(ServiceSpec(KEY, "wrr"), {d.key: d for d in dests})}

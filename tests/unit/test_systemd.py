@@ -248,7 +248,7 @@ class NotifierTests(SynchronousTestCase):
         reloader = self.reloader([modelFor(TWO[0])])
         self.service.startService()
         self.datagrams()
-        self.assertTrue(reloader.reload())
+        self.assertTrue(self.reload(reloader))
         self.assertEqual(self.datagrams(), [
             {"RELOADING": "1", "MONOTONIC_USEC": "123456789",
              "STATUS": "Reloading the configuration"},
@@ -264,13 +264,13 @@ class NotifierTests(SynchronousTestCase):
         reloader = self.reloader([None, modelFor(TWO[0])])
         self.service.startService()
         self.datagrams()
-        self.assertFalse(reloader.reload())
+        self.assertFalse(self.reload(reloader))
         refused = ("Reload refused (the new configuration cannot be used); "
                    "2 VRRP instances (0 MASTER)")
         self.assertEqual(self.datagrams()[1:], [{"READY": "1", "STATUS": refused}])
         self.clock.pump([1.0] * 6)
         self.assertEqual(self.datagrams(), [{"STATUS": refused.replace("0 MASTER", "2 MASTER")}])
-        self.assertTrue(reloader.reload())
+        self.assertTrue(self.reload(reloader))
         # the MASTER's successor takes over on the next reactor turn
         self.assertEqual(self.datagrams()[1:],
                          [{"READY": "1", "STATUS": "1 VRRP instance (0 MASTER)"}])
@@ -287,7 +287,7 @@ class NotifierTests(SynchronousTestCase):
         reloader = self.reloader([modelFor(TWO[0])])
         self.service.startService()
         self.datagrams()
-        reloader.reload()
+        self.assertFalse(self.reload(reloader))
         self.assertEqual(self.datagrams()[1]["STATUS"],
                          "Reload refused (the new VRRP configuration cannot start); "
                          "2 VRRP instances (0 MASTER)")
@@ -298,8 +298,19 @@ class NotifierTests(SynchronousTestCase):
                 self.model = model
                 self.diagnostics = Diagnostics()
 
-        return ReloadSignal(self.service, lambda: Result(models.pop(0)),
-                            install=lambda s, h: None, listeners=[self.notifier])
+        reloader = ReloadSignal(self.service, lambda: Result(models.pop(0)),
+                                install=lambda s, h: None, listeners=[self.notifier])
+        reloader.startService()
+        self.addCleanup(reloader.stopService)
+        return reloader
+
+    def reload(self, reloader: ReloadSignal) -> bool:
+        """
+        Ask for a reload, let it run (next reactor turn): whether it was applied.
+        """
+        d = reloader.reload()
+        self.clock.advance(0)
+        return self.successResultOf(d)
 
     def test_stoppingFirst(self) -> None:
         """
