@@ -38,11 +38,14 @@ class Gap:
     @ivar seconds: from the last reply before the gap to the first after it.
     @ivar lost: echo requests sent in between that got no reply.
     @ivar replies: replies received in all.
+    @ivar interval: the median time between consecutive replies (C{ping}
+        sends less often than asked on a busy machine).
     """
 
     seconds: float
     lost: int
     replies: int
+    interval: float = 0.0
 
 
 def longestGap(replies: list[tuple[float, int]], after: float = 0.0) -> Gap | None:
@@ -51,12 +54,15 @@ def longestGap(replies: list[tuple[float, int]], after: float = 0.0) -> Gap | No
     C{None} without at least one reply on each side of C{after}.
     """
     ordered = sorted(replies)
+    if not ordered or ordered[0][0] > after:
+        return None
+    pairs = list(zip(ordered, ordered[1:], strict=False))
+    spacing = sorted(t2 - t1 for (t1, _), (t2, _) in pairs)
+    interval = spacing[len(spacing) // 2] if spacing else 0.0
     best: Gap | None = None
-    for (t1, s1), (t2, s2) in zip(ordered, ordered[1:], strict=False):
+    for (t1, s1), (t2, s2) in pairs:
         if t2 < after:
             continue
         if best is None or t2 - t1 > best.seconds:
-            best = Gap(t2 - t1, max(0, s2 - s1 - 1), len(ordered))
-    if not ordered or ordered[0][0] > after:
-        return None
+            best = Gap(t2 - t1, max(0, s2 - s1 - 1), len(ordered), interval)
     return best

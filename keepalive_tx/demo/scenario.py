@@ -26,7 +26,6 @@ from keepalive_tx.demo.cast import (
     DIRECTORS,
     MACHINES,
     NORMAL,
-    PING_INTERVAL,
     TEMPLATE,
     VIP,
     Cast,
@@ -346,7 +345,7 @@ class Demo:
         who = self.cast.answering()
         if gap.lost == 0:
             self.say(f"{what} seen by the client: no ping of {VIP} lost "
-                     f"(every {PING_INTERVAL * 1000:g} ms); now answered by {who}")
+                     f"(one every {gap.interval * 1000:.0f} ms); now answered by {who}")
         else:
             self.say(f"{what} seen by the client: no answer from {VIP} for "
                      f"{gap.seconds:.2f} s ({gap.lost} pings lost); now answered by {who}")

@@ -90,15 +90,17 @@ class ProbeTests(SynchronousTestCase):
         gap = longestGap(parsePing(PING.splitlines()), after=1700000000.015)
         self.assertAlmostEqual(gap.seconds, 0.16, places=6)
         self.assertEqual((gap.lost, gap.replies), (15, 6))
+        self.assertAlmostEqual(gap.interval, 0.01, places=6)
 
     def test_noGap(self) -> None:
         """
         Without loss the longest gap is one interval and nothing is lost.
         """
-        replies = [(100.0 + i * 0.01, i) for i in range(1, 50)]
+        replies = [(100.0 + i * 0.018, i) for i in range(1, 50)]
         gap = longestGap(replies, after=100.2)
         self.assertEqual(gap.lost, 0)
-        self.assertAlmostEqual(gap.seconds, 0.01, places=6)
+        self.assertAlmostEqual(gap.seconds, 0.018, places=6)
+        self.assertAlmostEqual(gap.interval, 0.018, places=6)
 
     def test_unmeasurable(self) -> None:
         """
