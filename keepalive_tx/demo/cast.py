@@ -254,23 +254,43 @@ class Cast:
         mac = self.net.neighbour("client", VIP)
         return self.net.byMac(mac) or f"unknown ({mac})"
 
-    def startPinger(self) -> subprocess.Popen:
+    def startPinger(self, timeout: float = 10.0) -> subprocess.Popen:
         """
-        Ping the VIP every L{PING_INTERVAL} until L{stopPinger}.
+        Ping the VIP every L{PING_INTERVAL} until L{stopPinger}; return
+        once the first reply is in (C{ping}'s output is line-buffered).
         """
         self._pings += 1
-        with open(self.path(f"ping-{self._pings}.txt"), "w") as out:
-            return self.net.spawn("client", ["ping", "-n", "-D", "-i", f"{PING_INTERVAL:g}", VIP],
-                                  stdout=out, stderr=subprocess.STDOUT)
+        path = self.path(f"ping-{self._pings}.txt")
+        with open(path, "w") as out:
+            pinger = self.net.spawn(
+                "client", ["stdbuf", "-oL", "ping", "-n", "-D", "-i", f"{PING_INTERVAL:g}", VIP],
+                stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(path) as f:
+                if parsePing(f):
+                    return pinger
+            if pinger.poll() is not None or time.monotonic() > deadline:
+                raise DemoFailed(f"the client's pings of {VIP} are not answered")
+            time.sleep(0.02)
 
-    def stopPinger(self, process: subprocess.Popen, after: float) -> Gap | None:
+    def stopPinger(self, process: subprocess.Popen, after: float,
+                   timeout: float = 5.0) -> Gap | None:
         """
-        Stop the pinger; the client's longest gap ending after C{after}
+        Wait for a reply from now on (up to C{timeout} seconds), stop the
+        pinger and return the client's longest gap ending after C{after}
         (wall clock).
         """
+        path = self.path(f"ping-{self._pings}.txt")
+        now, deadline = time.time(), time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            with open(path) as f:
+                if any(t > now for t, _ in parsePing(f)):
+                    break
+            time.sleep(0.02)
         Network.stop(process, signal.SIGINT)
         self.net.processes.remove(process)
-        with open(self.path(f"ping-{self._pings}.txt")) as f:
+        with open(path) as f:
             return longestGap(parsePing(f), after)
 
     def requests(self, count: int = 4) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 __all__ = ["main", "missingRequirements"]
 
 #: commands the demo runs, and the Debian package of each
-REQUIRED = {"ip": "iproute2", "ping": "iputils-ping", "sysctl": "procps"}
+REQUIRED = {"ip": "iproute2", "ping": "iputils-ping", "sysctl": "procps", "stdbuf": "coreutils"}
 
 
 def missingRequirements(euid: int | None = None,

@@ -261,13 +261,12 @@ class Demo:
         """
         assert self.cast is not None
         pinger = self.cast.startPinger()
-        time.sleep(0.3)
+        time.sleep(0.1)
         startWall, start = time.time(), time.monotonic()
         act()
         self.waitUntil(lambda: self.isMaster(master, backup),
                        f"{master} to be MASTER with {VIP}", timeout)
         took = time.monotonic() - start
-        time.sleep(0.3)
         return self.cast.stopPinger(pinger, startWall), took
 
     def pause(self) -> None:
