@@ -415,12 +415,14 @@ def virtualServerSnapshot(virtual: Any) -> dict[str, Any]:
 
 def lvsSnapshot(lvsService: Any) -> dict[str, Any]:
     """
-    Every virtual server of a L{keepalive_tx.lvs.service.LvsService}, and
-    how many checks run (fewer than checkers when shared).
+    Every virtual server of a L{keepalive_tx.lvs.service.LvsService}, how
+    many checks run (fewer than checkers when shared), and the IPVS services
+    it owns as the kernel (or the dry-run table) holds them.
     """
     return {
         "virtual_servers": [virtualServerSnapshot(v) for v in lvsService.virtuals],
         "checks_running": len(getattr(lvsService, "runs", ())),
+        "ipvs": None if getattr(lvsService, "table", None) is None else lvsService.table.snapshot(),
     }
 
 
