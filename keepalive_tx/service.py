@@ -1,5 +1,6 @@
+# -*- test-case-name: tests.unit.test_service,tests.unit.test_embedding -*-
 """
-L{KeepalivedService}: the embeddable root service.
+L{KeepalivedService}: the embeddable root service (see C{docs/embedding.md}).
 
 It is a plain L{IService}: it installs no signal handlers, starts no global
 logging and daemonizes nothing; L{keepalive_tx.tap.makeService} does those.
@@ -10,22 +11,58 @@ Hosts that call C{privilegedStartService} (twistd, before it sheds
 privileges) get the sockets opened there; hosts that only call
 C{startService} (C{twist}, most applications) get them opened at that
 point, in the same order.
+
+The embedding API: L{KeepalivedService.fromFile} /
+L{KeepalivedService.fromText}, L{KeepalivedService.addObserver}
+(L{keepalive_tx.observers.IKeepalivedObserver}),
+L{KeepalivedService.whenRunning}, L{KeepalivedService.reload} and
+L{KeepalivedService.realServers}.
 """
 
 from __future__ import annotations
 
+import os
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from keepalive_tx.errors import ReloadError, StartError
+from keepalive_tx.observers import ObserverHub, RealServerStatus
+from keepalive_tx.reload import Reloader
+from keepalive_tx.source import TEXT_NAME, ConfigSource
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from keepalive_tx.config import LoadResult
+    from keepalive_tx.config.errors import Diagnostics
+    from keepalive_tx.config.model import Config
+    from keepalive_tx.vrrp.service import IVrrpPlatform
+
+__all__ = ["KeepalivedService", "ReloadError", "ServiceOptions", "StartError"]
 
 
-class ReloadError(Exception):
+class ServiceOptions(TypedDict, total=False):
     """
-    A reload could not be applied; the running configuration stays.
+    The keyword options of L{KeepalivedService} (also taken by
+    L{KeepalivedService.fromFile} and L{KeepalivedService.fromText}).
     """
+
+    vrrp: bool
+    checkers: bool
+    ipvs: bool
+    logDetail: bool
+    vrrpPlatform: IVrrpPlatform | None
+    staticPlatform: object | None
+    statusListen: str | None
+    releaseVrrp: bool
+    releaseIpvs: bool
 
 
 def routerIdFor(globalDefs: Any) -> str:
@@ -66,31 +103,54 @@ def buildAlerts(globalDefs: Any, reactor: Any) -> tuple[Any, Any]:
     return mailer, dispatcher
 
 
+def _noSource() -> LoadResult:
+    """
+    The loader of a service built from a model: nothing to read again.
+    """
+    raise ReloadError("no configuration source to read again")
+
+
+def _partName(child: IService) -> str:
+    return child.name or type(child).__name__
+
+
 class KeepalivedService(MultiService):
     """
     The root of a keepalive_tx process, built from a configuration model.
 
     @ivar model: the immutable configuration model in force.
     @ivar reactor: the reactor every child uses.
+    @ivar diagnostics: the problems of the configuration given to
+        L{fromFile} / L{fromText} (logged as warnings too).
+    @ivar reloader: the L{Reloader} behind L{reload} (and C{SIGHUP} under
+        twistd).
     """
 
     log = Logger()
 
     def __init__(
         self,
-        model: Any,
-        reactor: Any = None,
+        model: Config,
+        reactor: IReactorTime | None = None,
         *,
         vrrp: bool = True,
         checkers: bool = True,
+        ipvs: bool = True,
         logDetail: bool = False,
-        vrrpPlatform: Any = None,
-        staticPlatform: Any = None,
+        vrrpPlatform: IVrrpPlatform | None = None,
+        staticPlatform: object | None = None,
         statusListen: str | None = None,
         releaseVrrp: bool = True,
         releaseIpvs: bool = True,
     ) -> None:
         """
+        @param reactor: the reactor (time, TCP, processes, file
+            descriptors) every part uses; default the global one.
+        @param vrrp: run the VRRP instances (C{False}: keepalived's C{-C}).
+        @param checkers: run the checkers and IPVS (C{False}: C{-P}).
+        @param ipvs: program the kernel's IPVS table (C{False}: health
+            checks only; IPVS changes are only logged, as where the kernel
+            has no IPVS).
         @param statusListen: server endpoint of the status API and
             C{/metrics} (default: C{status_listen} from C{global_defs}).
         @param releaseVrrp: on stop, MASTERs send priority 0 and remove
@@ -103,18 +163,24 @@ class KeepalivedService(MultiService):
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
-            reactor = _reactor
+            reactor = cast(IReactorTime, _reactor)
         self.model = model
         self.reactor = reactor
+        self.diagnostics: Diagnostics | None = None
         self._startup: Deferred[None] | None = None
         self._privileged = False
-        #: every child has started (see L{whenStarted})
+        #: every child has started (see L{whenRunning})
         self.started = False
-        self._startedWaiters: list[Deferred[None]] = []
+        #: what went wrong at start (L{None}: nothing, or not started yet)
+        self._startError: StartError | None = None
+        self._runningWaiters: list[Deferred[None]] = []
+        self._observers = ObserverHub()
+        self.reloader = Reloader(self, _noSource)
         #: reloads applied (SIGHUP)
         self.reloads = 0
         self.runVrrp = vrrp
         self.runCheckers = checkers
+        self.runIpvs = ipvs
         self.logDetail = logDetail
         self.releaseVrrp = releaseVrrp
         self.releaseIpvs = releaseIpvs
@@ -180,6 +246,8 @@ class KeepalivedService(MultiService):
         service.releaseOnStop = self.releaseVrrp
         service.observers.append(InstanceAlerts(self.alerts))
         service.observers.append(self.transitions)
+        # the embedding application's observers, on every successor too
+        service.observers.append(self._observers)
         return service
 
     def _buildLvs(self, model: Any, previous: Any = None) -> Any:
@@ -187,13 +255,167 @@ class KeepalivedService(MultiService):
             return None
         from keepalive_tx.lvs.service import LvsService
 
-        service = LvsService(model, self.reactor, alerts=self.alerts, previous=previous)
+        options: dict[str, Any] = {}
+        if not self.runIpvs:
+            from keepalive_tx.lvs.backend import DryRunBackend
+
+            options.update(backendFactory=DryRunBackend, recordDir=None)
+        service = LvsService(model, self.reactor, alerts=self.alerts, previous=previous,
+                             **options)
         service.releaseOnStop = self.releaseIpvs
+        service.observers.append(self._observers.poolEvent)
         return service
+
+    # -- the embedding API ----------------------------------------------------
+
+    @classmethod
+    def fromFile(cls, path: str | os.PathLike[str], *, reactor: IReactorTime | None = None,
+                 configId: str | None = None, allConfig: bool = False,
+                 **options: Unpack[ServiceOptions]) -> KeepalivedService:
+        """
+        The service of a configuration file (keepalived's C{-f}).
+
+        @param configId: selects C{@ID} lines (keepalived's C{-i}; default
+            the short host name).
+        @param allConfig: any missing included file is fatal (C{-e}).
+        @param options: see L{ServiceOptions} and L{__init__}.
+        @raise ConfigError: the configuration cannot be used (its
+            C{diagnostics} say why, C{FILE:LINE: message}); other
+            problems are logged as warnings and kept in C{diagnostics}.
+        """
+        source = ConfigSource.forFile(path, configId=configId, allConfig=allConfig)
+        return cls._fromSource(source, reactor, options)
+
+    @classmethod
+    def fromText(cls, text: str, *, name: str = TEXT_NAME, baseDir: str | None = None,
+                 reactor: IReactorTime | None = None, configId: str | None = None,
+                 allConfig: bool = False,
+                 **options: Unpack[ServiceOptions]) -> KeepalivedService:
+        """
+        The service of configuration text, as L{fromFile}.
+
+        @param name: the file name its diagnostics give (C{<text>:12:
+            ...}).
+        @param baseDir: the directory relative C{include}s (and
+            C{${_PWD}}) are resolved against; default: the current
+            directory at this call.
+        """
+        source = ConfigSource.forText(text, name=name, baseDir=baseDir, configId=configId,
+                                      allConfig=allConfig)
+        return cls._fromSource(source, reactor, options)
+
+    @classmethod
+    def _fromSource(cls, source: ConfigSource, reactor: IReactorTime | None,
+                    options: ServiceOptions) -> KeepalivedService:
+        result = source.loadUsable()
+        for diagnostic in result.diagnostics:
+            cls.log.warn("{diagnostic}", diagnostic=str(diagnostic))
+        service = cls(result.model, reactor, **options)
+        service.source = source
+        service.diagnostics = result.diagnostics
+        return service
+
+    def addObserver(self, observer: object) -> None:
+        """
+        Tell C{observer} (an L{keepalive_tx.observers.IKeepalivedObserver}
+        providing any subset of its methods) what happens, across reloads,
+        until L{removeObserver}.
+        """
+        self._observers.addObserver(observer)
+
+    def removeObserver(self, observer: object) -> None:
+        self._observers.removeObserver(observer)
+
+    def realServers(self) -> list[RealServerStatus]:
+        """
+        The real servers of the running checkers, in configuration order,
+        and whether each is alive now (empty before the checkers start).
+        """
+        lvs = self.lvsService
+        if lvs is None:
+            return []
+        return [RealServerStatus(virtual.config.name, str(key.address), key.port,
+                                 bool(virtual.pool.isAlive(key)))
+                for virtual in lvs.virtuals for key in virtual.servers]
+
+    def whenRunning(self) -> Deferred[None]:
+        """
+        A Deferred firing (with L{None}) once every part has started (after
+        C{startup_script} when there is one), or failing with a
+        L{StartError} naming each part that could not start and why: a
+        VRRP instance without an address to send from, a socket that
+        cannot be opened ...  The parts that could start keep running (as
+        keepalived's do); it is for the caller to stop the service.  It
+        also fails when the service stops before it has started.
+        """
+        if self._startError is not None:
+            return fail(self._startError)
+        if self.started:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._runningWaiters.append(d)
+        return d
+
+    def reload(self, path: str | os.PathLike[str] | None = None, *, text: str | None = None,
+               name: str = TEXT_NAME, baseDir: str | None = None) -> Deferred[None]:
+        """
+        Read the configuration again -- or the file C{path}, or C{text}
+        (C{name} and C{baseDir} as for L{fromText}) -- and apply it
+        without letting go of what did not change: the reload of
+        C{SIGHUP} (see L{applyConfig}), coalescing with the other reloads
+        asked for meanwhile (the newest source wins).  The source applied
+        is the one the next reload reads.
+
+        @return: a Deferred firing once the new configuration is in force
+            and the parts it replaced have stopped; failing with
+            L{ConfigError} (fatal diagnostics) or L{ReloadError} (the new
+            configuration cannot start, no source to read, the service
+            does not run) -- the running configuration then stays.
+        """
+        if path is not None and text is not None:
+            raise TypeError("reload() takes a path or text=, not both")
+        current = self.source if self.source is not None else ConfigSource()
+        loader = None
+        if path is not None:
+            loader = current.withFile(path)
+        elif text is not None:
+            loader = current.withText(text, name=name, baseDir=baseDir)
+        elif self.source is None:
+            return fail(ReloadError("no configuration source to read again"))
+        if not self.running:
+            return fail(ReloadError("the service is not running"))
+        if self.started:
+            return self._requestReload(loader)
+        # started, not yet running (startup_script): after it
+        d: Deferred[None] = Deferred()
+        self._runningWaiters.append(d)
+        return d.addBoth(lambda _: self._requestReload(loader))
+
+    def _requestReload(self, loader: ConfigSource | None) -> Deferred[None]:
+        reloader = self.reloader
+
+        def check(applied: bool) -> None:
+            if not applied:
+                raise reloader.lastRefusal or ReloadError("refused")
+
+        return reloader.reload(loader).addCallback(check)
+
+    @property
+    def source(self) -> ConfigSource | None:
+        """
+        Where the configuration in force was read (L{None} when the service
+        was built from a model): what L{reload} reads again.
+        """
+        loader = self.reloader.loader
+        return loader if isinstance(loader, ConfigSource) else None
+
+    @source.setter
+    def source(self, source: ConfigSource) -> None:
+        self.reloader.loader = source
 
     # -- reload --------------------------------------------------------------
 
-    def reload(self, model: Any) -> Deferred[None]:
+    def applyConfig(self, model: Config) -> Deferred[None]:
         """
         Apply a new configuration without letting go of what did not change
         (keepalived's SIGHUP, without its side effects):
@@ -270,6 +492,7 @@ class KeepalivedService(MultiService):
             self.log.info("Reloaded: configuration unchanged")
         else:
             self.log.info("Reloaded: {parts} changed", parts=", ".join(changed))
+        self._observers.reloadApplied(tuple(changed))
         return DeferredList(stopping, consumeErrors=True).addCallback(lambda _: None)
 
     def _prepare(self, successor: Any, what: str) -> bool:
@@ -348,25 +571,41 @@ class KeepalivedService(MultiService):
 
     def privilegedStartService(self) -> None:
         self._privileged = True
-        super().privilegedStartService()
+        Service.privilegedStartService(self)
+        for child in self:
+            self._startPart(child, child.privilegedStartService)
         if self.syncd is not None:
             self.syncd.start()
 
-    def whenStarted(self) -> Deferred[None]:
+    def _startPart(self, child: IService, start: Callable[[], object]) -> None:
         """
-        A Deferred firing once every child has started (after
-        C{startup_script} when there is one): the entry point tells systemd
-        it is ready then.  It never fires if the service stops first.
+        Start C{child} (C{start}: its C{privilegedStartService} or
+        C{startService}); what it raises is also the failure of
+        L{whenRunning}, naming it.
         """
-        if self.started:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._startedWaiters.append(d)
-        return d
+        try:
+            start()
+        except Exception as e:
+            self._failStart(StartError([(_partName(child), str(e) or type(e).__name__)]))
+            raise
+
+    def _failStart(self, error: StartError) -> None:
+        if self._startError is None:
+            self._startError = error
+        waiters, self._runningWaiters = self._runningWaiters, []
+        for d in waiters:
+            d.errback(Failure(error))
 
     def _allStarted(self) -> None:
         self.started = True
-        waiters, self._startedWaiters = self._startedWaiters, []
+        self.reloader.startService()
+        failures = list(getattr(self.vrrpService, "startFailures", ()))
+        if failures:
+            error = StartError(failures)
+            self.log.error("Some parts could not start: {why}", why=str(error))
+            self._failStart(error)
+            return
+        waiters, self._runningWaiters = self._runningWaiters, []
         for d in waiters:
             d.callback(None)
 
@@ -377,14 +616,13 @@ class KeepalivedService(MultiService):
             self.privilegedStartService()
         self.log.info("Starting keepalive_tx")
         self.auditScripts()
+        Service.startService(self)
         g = self.model.globalDefs
         script = getattr(g, "startupScript", None)
         if script is None:
-            super().startService()
-            self._allStarted()
+            self._startChildren()
             return
         # keepalived runs startup_script once, before its children start.
-        Service.startService(self)
         d = self._runGlobalScript(script, g.startupScriptTimeout, "startup")
         self._startup = d
         d.addCallback(self._startChildren)
@@ -394,7 +632,7 @@ class KeepalivedService(MultiService):
         if not self.running:
             return
         for service in self:
-            service.startService()
+            self._startPart(service, service.startService)
         self._allStarted()
 
     def makeScriptRunner(self, script: Any, timeout: float) -> Any:
@@ -452,10 +690,13 @@ class KeepalivedService(MultiService):
             self.log.warn("{line}", line=line)
         return lines
 
-    def stopService(self):
+    def stopService(self) -> Deferred[object]:
         self.log.info("Stopping keepalive_tx")
+        self.reloader.stopService()
+        if not self.started:
+            self._failStart(StartError([("keepalived", "stopped before every part had started")]))
         self._privileged = self.started = False
-        self._startedWaiters = []
+        self._startError = None
         startup, self._startup = self._startup, None
         d = super().stopService()
         if startup is not None:

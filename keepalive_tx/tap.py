@@ -348,10 +348,17 @@ def makeService(options: Options, reactor=None) -> IService:
     from keepalive_tx.status.dumps import DumpSignals, StateDumper
 
     DumpSignals(service.reactor, StateDumper(service)).setServiceParent(service)
-    from keepalive_tx.reload import ReloadSignal
+    # Process-level: SIGHUP reloads (the service's own reloader, shared
+    # with KeepalivedService.reload).
+    import signal
 
-    reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze)
-    reloader.setServiceParent(service)
+    from keepalive_tx.source import ConfigSource
+
+    reloader = service.reloader
+    service.source = ConfigSource.forFile(options["config"], configId=options["config-id"],
+                                          allConfig=bool(options["all-config"]))
+    reloader.install = signal.signal
+    reloader.afterReload = FreezeHeap.refreeze
     FreezeHeap().setServiceParent(service)
     if options["umask"] is not None and "umask" not in options.delegated:
         os.umask(options["umask"])

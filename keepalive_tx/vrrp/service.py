@@ -295,6 +295,8 @@ class VrrpService(Service):
         self.instances: dict[str, VrrpInstance] = {}
         self.syncGroups: dict[str, SyncGroup] = {}
         self.observers: list[Any] = []
+        #: (part, why) of the instances that could not be set up
+        self.startFailures: list[tuple[str, str]] = []
         self._ports: dict[tuple, Any] = {}
         self._opened = False
         self.tracking: Any = None
@@ -316,6 +318,7 @@ class VrrpService(Service):
             return
         self.instances.clear()
         self.syncGroups.clear()
+        self.startFailures.clear()
         if self.notifier is not None and self.notifier in self.observers:
             self.observers.remove(self.notifier)
         if any(c.virtualRoutes or c.virtualRules for c in self.config.vrrpInstances):
@@ -338,8 +341,10 @@ class VrrpService(Service):
         for config in self.config.vrrpInstances:
             try:
                 instance = self._build(config, pacer)
-            except Exception:
+            except Exception as e:
                 self.log.failure("({name}) cannot be set up", name=config.name)
+                self.startFailures.append((f"vrrp_instance {config.name}",
+                                           str(e) or type(e).__name__))
                 continue
             if instance is not None:
                 self.instances[config.name] = instance
@@ -355,7 +360,9 @@ class VrrpService(Service):
                 from keepalive_tx.vrrp.notify import GroupEffectsFanout
 
                 effects = GroupEffectsFanout(self.notifier.groupEffects(group), effects)
-                self.syncGroups[group.name] = SyncGroup(group.name, members, effects)
+                syncGroup = SyncGroup(group.name, members, effects)
+                syncGroup.observers.extend(self.observers)
+                self.syncGroups[group.name] = syncGroup
         self.platform.watchLinks(self)
 
     def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer) -> VrrpInstance | None:
@@ -366,6 +373,8 @@ class VrrpService(Service):
         if source is None:
             self.log.error("({name}) no IPv{family} address on interface {ifname}: not started",
                            name=config.name, family=family, ifname=config.interface)
+            self.startFailures.append((f"vrrp_instance {config.name}",
+                                       f"no IPv{family} address on interface {config.interface}"))
             return None
         unicast = bool(config.unicastPeers)
         auth = config.authentication

@@ -283,7 +283,7 @@ class NotifierTests(SynchronousTestCase):
         def refuse(model) -> None:
             raise ReloadError("the new VRRP configuration cannot start")
 
-        self.service.reload = refuse  # type: ignore[method-assign]
+        self.service.applyConfig = refuse  # type: ignore[method-assign]
         reloader = self.reloader([modelFor(TWO[0])])
         self.service.startService()
         self.datagrams()
@@ -385,7 +385,7 @@ class EntryPointTests(SynchronousTestCase):
         notifier = list(service)[-1]
         self.assertIsInstance(notifier, SystemdNotifier)
         self.assertEqual((notifier.sender.address, notifier.watchdog), ("\0ktx-unit", 3.0))
-        self.assertIn(notifier, service.getServiceNamed("reload-signal").listeners)
+        self.assertIn(notifier, service.reloader.listeners)
         self.assertEqual([name for name in environ if name in os.environ], [])
         notifier.sender.close()
         service = tap.makeService(options, reactor=Clock())
