@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
@@ -40,10 +40,15 @@ from keepalive_tx.source import TEXT_NAME, ConfigSource
 if TYPE_CHECKING:
     from typing import Unpack
 
+    from keepalive_tx.alert.mail import Mailer
+    from keepalive_tx.alert.messages import AlertDispatcher
+    from keepalive_tx.alert.scripts import ScriptResult, ScriptRunner
     from keepalive_tx.config import LoadResult
     from keepalive_tx.config.errors import Diagnostics
-    from keepalive_tx.config.model import Config
-    from keepalive_tx.vrrp.service import IVrrpPlatform
+    from keepalive_tx.config.model import Config, GlobalDefs, Script
+    from keepalive_tx.lvs.service import LvsService
+    from keepalive_tx.net.static import StaticService
+    from keepalive_tx.vrrp.service import IVrrpPlatform, VrrpService
 
 __all__ = ["KeepalivedService", "ReloadError", "ServiceOptions", "StartError"]
 
@@ -65,7 +70,7 @@ class ServiceOptions(TypedDict, total=False):
     releaseIpvs: bool
 
 
-def routerIdFor(globalDefs: Any) -> str:
+def routerIdFor(globalDefs: GlobalDefs) -> str:
     """
     C{router_id}, defaulting to the host name (keepalived uses the canonical
     name; we avoid a resolver call at start-up).
@@ -73,7 +78,8 @@ def routerIdFor(globalDefs: Any) -> str:
     return globalDefs.routerId or socket.gethostname()
 
 
-def buildAlerts(globalDefs: Any, reactor: Any) -> tuple[Any, Any]:
+def buildAlerts(globalDefs: GlobalDefs,
+                reactor: IReactorTime) -> tuple[Mailer | None, AlertDispatcher]:
     """
     The mailer (C{None} unless C{smtp_server} and C{notification_email} are
     both configured, as in keepalived) and the L{AlertDispatcher}.
@@ -227,7 +233,7 @@ class KeepalivedService(MultiService):
 
     # -- children ------------------------------------------------------------
 
-    def _buildStatic(self, model: Any) -> Any:
+    def _buildStatic(self, model: Config) -> StaticService | None:
         if not self.runVrrp or not any(getattr(model, name, ()) for name in
                                        ("staticIpaddresses", "staticRoutes", "staticRules")):
             return None
@@ -235,7 +241,8 @@ class KeepalivedService(MultiService):
 
         return StaticService(model, platform=self.staticPlatform, reactor=self.reactor)
 
-    def _buildVrrp(self, model: Any, resume: frozenset[str] = frozenset()) -> Any:
+    def _buildVrrp(self, model: Config,
+                   resume: frozenset[str] = frozenset()) -> VrrpService | None:
         if not self.runVrrp or not getattr(model, "vrrpInstances", ()):
             return None
         from keepalive_tx.alert.vrrp import InstanceAlerts
@@ -250,18 +257,18 @@ class KeepalivedService(MultiService):
         service.observers.append(self._observers)
         return service
 
-    def _buildLvs(self, model: Any, previous: Any = None) -> Any:
+    def _buildLvs(self, model: Config, previous: LvsService | None = None) -> LvsService | None:
         if not self.runCheckers or not getattr(model, "virtualServers", ()):
             return None
         from keepalive_tx.lvs.service import LvsService
 
-        options: dict[str, Any] = {}
-        if not self.runIpvs:
+        if self.runIpvs:
+            service = LvsService(model, self.reactor, alerts=self.alerts, previous=previous)
+        else:
             from keepalive_tx.lvs.backend import DryRunBackend
 
-            options.update(backendFactory=DryRunBackend, recordDir=None)
-        service = LvsService(model, self.reactor, alerts=self.alerts, previous=previous,
-                             **options)
+            service = LvsService(model, self.reactor, alerts=self.alerts, previous=previous,
+                                 backendFactory=DryRunBackend, recordDir=None)
         service.releaseOnStop = self.releaseIpvs
         service.observers.append(self._observers.poolEvent)
         return service
@@ -462,7 +469,7 @@ class KeepalivedService(MultiService):
                 vrrp.observers.append(self.syncd)
         if lvsChanged:
             lvs = self._buildLvs(model, self.lvsService)
-        prepared = []
+        prepared: list[IService] = []
         for successor, what in ((vrrp, "VRRP"), (lvs, "checkers")):
             if not self._prepare(successor, what):
                 for done in prepared:
@@ -495,7 +502,7 @@ class KeepalivedService(MultiService):
         self._observers.reloadApplied(tuple(changed))
         return DeferredList(stopping, consumeErrors=True).addCallback(lambda _: None)
 
-    def _prepare(self, successor: Any, what: str) -> bool:
+    def _prepare(self, successor: IService | None, what: str) -> bool:
         """
         Run the successor's C{privilegedStartService}; a failure leaves the
         running service as it is.
@@ -513,7 +520,8 @@ class KeepalivedService(MultiService):
             return False
         return True
 
-    def _replace(self, old: Any, new: Any, attribute: str, prepared: bool = False) -> Deferred[None]:
+    def _replace(self, old: IService | None, new: IService | None, attribute: str,
+                 prepared: bool = False) -> Deferred[None]:
         """
         Swap a child, keeping its place among the children (the stop order
         depends on it).
@@ -560,7 +568,7 @@ class KeepalivedService(MultiService):
                 return i
         return len(self.services)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, object]:
         """
         The status of everything, as plain data (see
         L{keepalive_tx.status.snapshot.buildSnapshot}).
@@ -635,7 +643,7 @@ class KeepalivedService(MultiService):
             self._startPart(service, service.startService)
         self._allStarted()
 
-    def makeScriptRunner(self, script: Any, timeout: float) -> Any:
+    def makeScriptRunner(self, script: Script, timeout: float) -> ScriptRunner:
         """
         The runner of C{startup_script} / C{shutdown_script} (a
         L{keepalive_tx.alert.scripts.ScriptRunner} under the configured
@@ -648,7 +656,7 @@ class KeepalivedService(MultiService):
         return ScriptRunner(self.reactor, script.argv, script.user, policy=policy,
                             timeout=timeout, shellTests=True)
 
-    def _runGlobalScript(self, script: Any, timeout: float, what: str) -> Deferred[None]:
+    def _runGlobalScript(self, script: Script, timeout: float, what: str) -> Deferred[None]:
         """
         Run C{startup_script} / C{shutdown_script} with its timeout; the
         Deferred fires (with L{None}) when it has ended, whatever happened.
@@ -660,13 +668,12 @@ class KeepalivedService(MultiService):
             return succeed(None)
         self.log.info("Running {what} script [{command}]", what=what, command=script.command)
 
-        def ended(result: Any) -> None:
+        def ended(result: ScriptResult) -> None:
             if not result.ok:
                 self.log.warn("{what} script [{command}] {how}", what=what.capitalize(),
                               command=script.command, how=result.describe())
 
-        d = runner.run()
-        d.addCallback(ended)
+        d = runner.run().addCallback(ended)
         d.addErrback(lambda f: self.log.failure("{what} script failed", f, what=what))
         return d
 
@@ -698,7 +705,7 @@ class KeepalivedService(MultiService):
         self._privileged = self.started = False
         self._startError = None
         startup, self._startup = self._startup, None
-        d = super().stopService()
+        d: Deferred[object] = super().stopService()
         if startup is not None:
             # Stopped while startup_script runs: kill it; the children (never
             # started) have just released what they opened.
@@ -729,19 +736,19 @@ _VRRP_FIELDS = ("vrrpInstances", "syncGroups", "vrrpScripts", "trackFiles", "tra
 _LVS_FIELDS = ("virtualServers", "virtualServerGroups")
 
 
-def _part(model: Any, fields: tuple[str, ...]) -> tuple[Any, ...]:
+def _part(model: Config, fields: tuple[str, ...]) -> tuple[object, ...]:
     return tuple(getattr(model, name, ()) for name in fields)
 
 
-def _staticPart(model: Any) -> tuple[Any, ...]:
+def _staticPart(model: Config) -> tuple[object, ...]:
     return (*_part(model, _STATIC_FIELDS), getattr(model.globalDefs, "defaultInterface", None))
 
 
-def _vrrpPart(model: Any) -> tuple[Any, ...]:
+def _vrrpPart(model: Config) -> tuple[object, ...]:
     # global_defs carries VRRP settings (GARP timers, multicast groups,
     # script security ...): any change there restarts VRRP (hitless anyway)
     return (*_part(model, _VRRP_FIELDS), model.globalDefs)
 
 
-def _lvsPart(model: Any) -> tuple[Any, ...]:
+def _lvsPart(model: Config) -> tuple[object, ...]:
     return (*_part(model, _LVS_FIELDS), model.globalDefs)

@@ -270,6 +270,31 @@ class ReloadSignalTests(SynchronousTestCase):
         self.assertEqual(installed[0][0], signal.SIGHUP)
         self.assertEqual(installed[1], (signal.SIGHUP, "previous"))
 
+    def test_noSignalUnlessAsked(self) -> None:
+        """
+        The reloader every service has installs no signal handler (the
+        twistd entry point asks for one); it reloads all the same.
+        """
+        import signal
+
+        from keepalive_tx.reload import Reloader
+
+        before = signal.getsignal(signal.SIGHUP)
+
+        def refuse(signum, handler):
+            raise AssertionError("installed a signal handler")
+
+        self.patch(signal, "signal", refuse)
+        service = FakeService()
+        reloader = Reloader(service, lambda: Result("M"))
+        reloader.startService()
+        d = reloader.reload()
+        service.reactor.advance(0)
+        self.assertTrue(self.successResultOf(d))
+        reloader.stopService()
+        self.assertEqual(service.models, ["M"])
+        self.assertIs(signal.getsignal(signal.SIGHUP), before)
+
     def test_appliesOrRefuses(self) -> None:
         service = FakeService()
         results = [Result("model-1"), Result(None, Severity.FATAL), Result("model-3", Severity.ERROR),

@@ -239,6 +239,22 @@ class NotifierTests(SynchronousTestCase):
         self.runners[0].runs[0].callback(ScriptResult(exitCode=0))
         self.assertEqual([d.get("READY") for d in self.datagrams()], ["1"])
 
+    def test_readyWithStartFailure(self) -> None:
+        """
+        An instance that cannot start (no address on eth1): the daemon runs
+        the others, as keepalived does, so C{READY=1} still goes out, with
+        C{STATUS=} naming what failed until a reload is applied.
+        """
+        self.build(modelFor(TWO[0], instanceText("VI_9", 9, "192.0.2.109/24", interface="eth1")))
+        reloader = self.reloader([modelFor(TWO[0])])
+        self.service.startService()
+        failed = ("Could not start vrrp_instance VI_9: no IPv4 address on interface eth1; "
+                  "1 VRRP instance (0 MASTER)")
+        self.assertEqual(self.datagrams(), [{"READY": "1", "STATUS": failed}])
+        self.assertTrue(self.reload(reloader))
+        self.assertEqual(self.datagrams()[1:],
+                         [{"READY": "1", "STATUS": "1 VRRP instance (0 MASTER)"}])
+
     def test_reloadApplied(self) -> None:
         """
         A SIGHUP reload: C{RELOADING=1} with C{MONOTONIC_USEC}, then
