@@ -45,7 +45,7 @@ class IKeepalivedObserver(Interface):
     def vrrpInstanceChanged(name: str, old: str, new: str, reason: str) -> None:
         """
         VRRP instance C{name} went from C{old} to C{new}; C{reason} says
-        why (C{"higher priority advert"}, C{"master down timer"},
+        why (C{"higher priority advert"}, C{"master down timer expired"},
         C{"deleted at reload"} ...).
         """
 
