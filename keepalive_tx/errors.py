@@ -22,11 +22,11 @@ class ReloadError(Exception):
 class StartError(Exception):
     """
     Some part of a L{keepalive_tx.service.KeepalivedService} could not
-    start (a VRRP instance without a source address, a socket that cannot
-    be opened ...), or the service stopped before every part had started.
+    start (a VRRP instance that cannot be set up, a socket that cannot be
+    opened ...), or the service stopped before every part had started.
 
     @ivar failures: C{(part, why)} pairs, e.g. C{("vrrp_instance VI_1",
-        "no IPv4 address on interface eth0")}.
+        "[Errno 19] No such device")}.
     """
 
     def __init__(self, failures: Iterable[tuple[str, str]]) -> None:

@@ -90,7 +90,8 @@ class Reloader(Service):
     def __init__(self, service: Any, loader: Callable[[], Any],
                  install: Callable[[int, Any], Any] | None = None,
                  afterReload: Callable[[], object] | None = None,
-                 listeners: Iterable[Any] = ()) -> None:
+                 listeners: Iterable[Any] = (),
+                 refuses: Callable[[Any], bool] | None = None) -> None:
         """
         @param service: the L{keepalive_tx.service.KeepalivedService}.
         @param loader: reads the configuration again (returns a
@@ -100,12 +101,17 @@ class Reloader(Service):
         @param afterReload: called after a reload was applied (twistd's
             entry point lets the replaced objects be collected there).
         @param listeners: L{IReloadListener}s.
+        @param refuses: whether a configuration's diagnostics make it one
+            keepalived would refuse to run (default: their C{refusesStart});
+            such a reload is refused and the running configuration stays,
+            where keepalived would stop.
         """
         self.service = service
         self.loader = loader
         self.install = install
         self.afterReload = afterReload
         self.listeners: list[Any] = list(listeners)
+        self.refuses: Callable[[Any], bool] = refuses or (lambda d: bool(d.refusesStart))
         self.reloads = 0
         self.refused = 0
         self.requests = 0
@@ -249,7 +255,7 @@ class Reloader(Service):
         @return: a Deferred firing with C{True} once it is applied, or with
             C{False} (at once) when it was refused.
         """
-        from keepalive_tx.config.errors import ConfigError, Severity
+        from keepalive_tx.config.errors import ConfigError
         from keepalive_tx.errors import ReloadError
 
         self.log.info("Reloading configuration")
@@ -261,7 +267,7 @@ class Reloader(Service):
                 f"cannot read the configuration: {e}")))
         for diagnostic in result.diagnostics:
             self.log.warn("{diagnostic}", diagnostic=str(diagnostic))
-        if result.model is None or result.diagnostics.worst is Severity.FATAL:
+        if result.model is None or self.refuses(result.diagnostics):
             self.log.error("Reload refused: the new configuration cannot be used; still running"
                            " the previous one")
             return succeed(self._refuse("the new configuration cannot be used",
@@ -319,5 +325,6 @@ class ReloadSignal(Reloader):
     def __init__(self, service: Any, loader: Callable[[], Any],
                  install: Callable[[int, Any], Any] | None = _signal.signal,
                  afterReload: Callable[[], object] | None = None,
-                 listeners: Iterable[Any] = ()) -> None:
-        super().__init__(service, loader, install, afterReload, listeners)
+                 listeners: Iterable[Any] = (),
+                 refuses: Callable[[Any], bool] | None = None) -> None:
+        super().__init__(service, loader, install, afterReload, listeners, refuses)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypedDict, cast
 
 from twisted.application.service import IService, MultiService, Service
@@ -314,6 +315,9 @@ class KeepalivedService(MultiService):
     @classmethod
     def _fromSource(cls, source: ConfigSource, reactor: IReactorTime | None,
                     options: ServiceOptions) -> KeepalivedService:
+        if options.get("vrrp", True) and options.get("vrrpPlatform") is None:
+            # the host's interfaces, as keepalived's VRRP process checks them
+            source = replace(source, checkInterfaces=True)
         result = source.loadUsable()
         for diagnostic in result.diagnostics:
             cls.log.warn("{diagnostic}", diagnostic=str(diagnostic))
@@ -350,8 +354,9 @@ class KeepalivedService(MultiService):
         A Deferred firing (with L{None}) once every part has started (after
         C{startup_script} when there is one), or failing with a
         L{StartError} naming each part that could not start and why: a
-        VRRP instance without an address to send from, a socket that
-        cannot be opened ...  The parts that could start keep running (as
+        VRRP instance that cannot be set up, a socket that cannot be
+        opened ...  (An instance waiting for its interface or an address
+        is no failure: it starts when they appear.)  The parts that could start keep running (as
         keepalived's do); it is for the caller to stop the service.  It
         also fails when the service stops before it has started.
         """

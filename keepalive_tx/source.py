@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, replace
 
 from keepalive_tx.config import LoadResult, loadConfig, parseText
-from keepalive_tx.config.errors import ConfigError, Severity
+from keepalive_tx.config.errors import ConfigError
 
 __all__ = ["TEXT_NAME", "ConfigSource"]
 
@@ -24,7 +24,10 @@ class ConfigSource:
     """
     A configuration file (C{path}) or text (C{text}, diagnostics naming it
     C{name}, relative includes resolved against C{baseDir}), read with
-    keepalived's C{-i} (C{configId}) and C{-e} (C{allConfig}).
+    keepalived's C{-i} (C{configId}) and C{-e} (C{allConfig}).  With
+    C{checkInterfaces}, the interfaces it names are checked against those
+    of the host, as keepalived's VRRP process checks them (a missing one
+    refuses the configuration unless C{dynamic_interfaces}).
 
     Calling it loads it: it is the loader a
     L{keepalive_tx.reload.Reloader} reads the configuration with.
@@ -36,10 +39,11 @@ class ConfigSource:
     baseDir: str | None = None
     configId: str | None = None
     allConfig: bool = False
+    checkInterfaces: bool = False
 
     @classmethod
     def forFile(cls, path: str | os.PathLike[str], *, configId: str | None = None,
-             allConfig: bool = False) -> ConfigSource:
+                allConfig: bool = False) -> ConfigSource:
         return cls(path=os.fspath(path), configId=configId, allConfig=allConfig)
 
     @classmethod
@@ -55,17 +59,18 @@ class ConfigSource:
 
     def withFile(self, path: str | os.PathLike[str]) -> ConfigSource:
         """
-        Another file, read with the same C{-i} and C{-e}.
+        Another file, read the same way (C{-i}, C{-e}, interfaces).
         """
         return replace(self, path=os.fspath(path), text=None)
 
     def withText(self, text: str, *, name: str = TEXT_NAME,
                  baseDir: str | None = None) -> ConfigSource:
         """
-        Other text, read with the same C{-i} and C{-e}.
+        Other text, read the same way (C{-i}, C{-e}, interfaces).
         """
-        return ConfigSource.forText(text, name=name, baseDir=baseDir,
+        other = ConfigSource.forText(text, name=name, baseDir=baseDir,
                                      configId=self.configId, allConfig=self.allConfig)
+        return replace(other, checkInterfaces=self.checkInterfaces)
 
     def load(self) -> LoadResult:
         """
@@ -73,11 +78,17 @@ class ConfigSource:
         diagnostics).
         """
         if self.text is not None:
-            return parseText(self.text, self.name, self.configId, baseDir=self.baseDir,
-                             allConfig=self.allConfig)
-        if self.path is None:
+            result = parseText(self.text, self.name, self.configId, baseDir=self.baseDir,
+                               allConfig=self.allConfig)
+        elif self.path is not None:
+            result = loadConfig(self.path, self.configId, allConfig=self.allConfig)
+        else:
             raise ValueError("a ConfigSource needs a path or text")
-        return loadConfig(self.path, self.configId, allConfig=self.allConfig)
+        if self.checkInterfaces:
+            from keepalive_tx.config.interfaces import checkInterfaces, existingInterfaces
+
+            result.diagnostics.extend(checkInterfaces(result.model, existingInterfaces()))
+        return result
 
     __call__ = load  # a loader of L{keepalive_tx.reload.Reloader}
 
@@ -85,11 +96,11 @@ class ConfigSource:
         """
         Read the configuration.
 
-        @raise ConfigError: it cannot be used (a fatal diagnostic: missing
-            file, unreadable include, bad interface ...); the error carries
-            every diagnostic.
+        @raise ConfigError: keepalived would refuse to run it (missing
+            file, unreadable include, missing interface, an instance
+            keepalived refuses ...); the error carries every diagnostic.
         """
         result = self.load()
-        if result.diagnostics.worst is Severity.FATAL:
+        if result.diagnostics.refusesStart:
             raise ConfigError(result.diagnostics)
         return result

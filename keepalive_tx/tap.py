@@ -226,10 +226,23 @@ class Options(usage.Options):
         Read and validate the configuration named by these options.
         """
         from keepalive_tx.config import loadConfig
+        from keepalive_tx.config.interfaces import checkInterfaces
 
-        return loadConfig(
+        result = loadConfig(
             self["config"], configId=self["config-id"], allConfig=bool(self["all-config"])
         )
+        if not self["check"]:
+            # keepalived's VRRP process checks the interfaces it is given
+            result.diagnostics.extend(checkInterfaces(result.model, self.interfaceNames()))
+        return result
+
+    def interfaceNames(self) -> set[str]:
+        """
+        The interfaces that exist (tests replace this).
+        """
+        from keepalive_tx.config.interfaces import existingInterfaces
+
+        return existingInterfaces()
 
 
 def _cNumber(text: str) -> int:
@@ -309,7 +322,6 @@ def makeService(options: Options, reactor=None) -> IService:
     """
     from twisted.logger import Logger
 
-    from keepalive_tx.config.errors import Severity
     from keepalive_tx.service import KeepalivedService
 
     logs = None
@@ -328,8 +340,13 @@ def makeService(options: Options, reactor=None) -> IService:
     result = options.load()
     for diagnostic in result.diagnostics:
         log.warn("{diagnostic}", diagnostic=str(diagnostic))
-    if result.diagnostics.worst is Severity.FATAL:
-        raise SystemExit(f"{options['config']}: configuration cannot be used (see messages above)")
+    if _refuses(result.diagnostics, options):
+        if logs is None or not options.logSettings().console:
+            # (not on the console yet: say why there)
+            for diagnostic in result.diagnostics:
+                options.stderr.write(f"{diagnostic}\n")
+        log.error("{path}: keepalived would not run this configuration", path=options["config"])
+        raise SystemExit(result.diagnostics.startExitCode())
     if options["dump-conf"]:
         from keepalive_tx.config.dump import dumpConfig
 
@@ -352,11 +369,10 @@ def makeService(options: Options, reactor=None) -> IService:
     # with KeepalivedService.reload).
     import signal
 
-    from keepalive_tx.source import ConfigSource
-
     reloader = service.reloader
-    service.source = ConfigSource.forFile(options["config"], configId=options["config-id"],
-                                          allConfig=bool(options["all-config"]))
+    # the file of -c as at start (-i, -e, interfaces checked unless --check)
+    reloader.loader = options.load
+    reloader.refuses = lambda diagnostics: _refuses(diagnostics, options)
     reloader.install = signal.signal
     reloader.afterReload = FreezeHeap.refreeze
     FreezeHeap().setServiceParent(service)
@@ -380,6 +396,18 @@ def makeService(options: Options, reactor=None) -> IService:
             "after", "shutdown", log.info, "Stopped Keepalived (keepalive_tx v{version})",
             version=__version__)
     return service
+
+
+def _refuses(diagnostics: Any, options: Options) -> bool:
+    """
+    Whether keepalived would refuse to start: it stops on what its VRRP
+    process refuses only when that process runs (not under C{--check}).
+    """
+    from keepalive_tx.config.errors import Severity
+
+    if options["check"]:
+        return any(d.severity is Severity.FATAL or d.stop for d in diagnostics)
+    return diagnostics.refusesStart
 
 
 class FreezeHeap(Service):

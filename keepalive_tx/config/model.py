@@ -206,6 +206,7 @@ class VrrpInstance:
     location: Location | None = field(default=None, compare=False)
     state: str = BACKUP
     interface: str | None = None
+    interfaceLocation: Location | None = field(default=None, compare=False)
     virtualRouterId: int | None = None
     priority: int = 100
     advertInt: float = 1.0
@@ -518,9 +519,14 @@ class GlobalDefs:
 class Config:
     """
     A whole parsed configuration.
+
+    @ivar vrrpConfigured: the file has C{vrrp_instance} blocks, even if
+        none made it into C{vrrpInstances} (keepalived still runs, and
+        checks the scripts of, its VRRP process then).
     """
 
     globalDefs: GlobalDefs = field(default_factory=GlobalDefs)
+    vrrpConfigured: bool = False
     netNamespace: str | None = None
     netNamespaceIpvs: str | None = None
     namespaceWithIpsets: bool = False

@@ -426,7 +426,8 @@ def _httpKeywords() -> dict[str, S.Keyword]:
     kw.update(
         {
             "url": S.block(URL_BLOCK),
-            "nb_get_retry": S.Keyword(S.SIMPLE, handler=kw["retry"].handler, deprecated="retry"),
+            "nb_get_retry": S.Keyword(S.SIMPLE, handler=kw["retry"].handler, deprecated="retry",
+                                      note="nb_get_retry is deprecated - please use 'retry'"),
             "virtualhost": S.simple(S.setStr("virtualhost")),
             "http_protocol": S.simple(
                 S.setChoice("httpProtocol", {"1.0": "1.0", "1.0C": "1.0C", "1.1": "1.1", "1.0c": "1.0C"})

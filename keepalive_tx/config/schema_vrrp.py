@@ -67,12 +67,33 @@ def _weight(lo: int, hi: int):
 # --- track_* value blocks ---------------------------------------------------
 
 
-def _tracker(field: str, lo: int, hi: int, noreverse: bool = True):
+_TRACK_KEYWORDS = {"trackInterfaces": "track_interface", "trackScripts": "track_script",
+                   "trackFiles": "track_file", "trackProcesses": "track_process", "trackBfds": "track_bfd"}
+
+
+def _tracker(field: str, lo: int, hi: int, noreverse: bool = True,
+             defined: tuple[str, str] | None = None):
+    """
+    A C{track_*} value block.
+
+    @param defined: where the tracked objects are defined (root builder
+        key) and their noun in keepalived's message: as keepalived, a name
+        must be defined earlier in the file.
+    """
     allowed = "reverse|noreverse" if noreverse else "reverse"
+    keyword = _TRACK_KEYWORDS[field]
 
     def item(ctx: Context, line: LogicalLine, b: Builder) -> None:
         tokens = line.tokens
         name = tokens[0]
+        if defined is not None:
+            key, noun = defined
+            if not any(d["name"] == name for d in ctx.root.get(key) or ()):
+                ctx.error(line, f"({b['name']}) track {noun} {name} not found, ignoring...")
+                return
+        if any(t.name == name for t in b.get(field) or ()):
+            ctx.error(line, f"({b['name']}) duplicate {keyword} {name} - ignoring")
+            return
         weight = reverse = None
         i = 1
         while i < len(tokens):
@@ -96,10 +117,10 @@ def _tracker(field: str, lo: int, hi: int, noreverse: bool = True):
 def _trackBlocks() -> dict[str, S.Keyword]:
     return {
         "track_interface": _tracker("trackInterfaces", -253, 253, noreverse=False),
-        "track_script": _tracker("trackScripts", -253, 253),
-        "track_file": _tracker("trackFiles", -254, 254),
-        "track_process": _tracker("trackProcesses", -254, 254),
-        "track_bfd": _tracker("trackBfds", -253, 253),
+        "track_script": _tracker("trackScripts", -253, 253, defined=("vrrpScripts", "script")),
+        "track_file": _tracker("trackFiles", -254, 254, defined=("trackFiles", "file")),
+        "track_process": _tracker("trackProcesses", -254, 254, defined=("trackProcesses", "process")),
+        "track_bfd": _tracker("trackBfds", -253, 253, defined=("bfdInstances", "bfd")),
     }
 
 
@@ -215,7 +236,8 @@ SYNC_GROUP = S.BlockSpec("vrrp_sync_group", {
     "group": _names("members"),
     **_trackBlocks(),
     **_NOTIFY,
-    "global_tracking": _s(_f("globalTracking"), deprecated="sync_group_tracking_weight"),
+    "global_tracking": S.Keyword(S.SIMPLE, handler=_f("globalTracking"), deprecated="sync_group_tracking_weight",
+                                  note="({name}) global_tracking is deprecated. Use track_interface/script/file on the sync group"),
     "sync_group_tracking_weight": _s(_f("syncGroupTrackingWeight")),
 }, open=_openNamed, close=_appendTo("syncGroups"))
 
@@ -223,8 +245,8 @@ SYNC_GROUP = S.BlockSpec("vrrp_sync_group", {
 # --- garp_group --------------------------------------------------------------
 
 GARP_GROUP = S.BlockSpec("garp_group", {
-    "garp_interval": _s(_t("garpInterval", 0, 1000)),
-    "gna_interval": _s(_t("gnaInterval", 0, 1000)),
+    "garp_interval": _s(_t("garpInterval", 0, 2147.483647)),
+    "gna_interval": _s(_t("gnaInterval", 0, 2147.483647)),
     "interface": _s(lambda ctx, line, b: S.argument(ctx, line) and _append(b, "interfaces", line.tokens[1])),
     "interfaces": _names("interfaces"),
 }, close=_appendTo("garpGroups"))
@@ -242,11 +264,11 @@ def _state(ctx: Context, line: LogicalLine, b: Builder) -> None:
         b["stateLocation"] = line.location
     elif text == "BACKUP":
         if b.get("state") == "MASTER":
-            ctx.warning(line, "state BACKUP after state MASTER is ignored")
+            ctx.error(line, f"({b['name']}) state previously set as MASTER - ignoring BACKUP")
             return
         b["state"] = "BACKUP"
     else:
-        ctx.error(line, f"unknown state '{text}' (MASTER|BACKUP) - using BACKUP")
+        ctx.error(line, f"({b['name']}) unknown state '{text}', defaulting to BACKUP")
         b["state"] = "BACKUP"
 
 
@@ -450,13 +472,24 @@ AUTH_HMAC = S.BlockSpec("auth_hmac", {
     close=lambda ctx, child, parent: parent.__setitem__("authHmacBuilder", child))
 
 
+def _interface(ctx: Context, line: LogicalLine, b: Builder) -> None:
+    name = S.argument(ctx, line)
+    if name is None:
+        return
+    if len(name.encode("utf-8", "surrogateescape")) >= 16:  # IFNAMSIZ
+        ctx.error(line, f"Interface name '{name}' too long - ignoring")
+        return
+    b["interface"] = name
+    b["interfaceLocation"] = line.location
+
+
 def _garpInst(field: str, lo: int, hi: int) -> S.Keyword:
     return _s(_instGarp(field, lo, hi))
 
 
 VRRP_INSTANCE = S.BlockSpec("vrrp_instance", {
     "state": _s(_state),
-    "interface": _s(_str("interface")),
+    "interface": _s(_interface),
     "virtual_router_id": _s(_i("virtualRouterId", 1, 255)),
     "priority": _s(_i("priority", 1, 255)),
     "advert_int": _s(_t("advertInt", 0.01, 255)),
@@ -474,7 +507,8 @@ VRRP_INSTANCE = S.BlockSpec("vrrp_instance", {
     "vrf": _s(_str("vrf")),
     "native_ipv6": _s(_f("nativeIpv6")),
     "dont_track_primary": _s(_f("dontTrackPrimary")),
-    "linkbeat_use_polling": _s(_f("linkbeatUsePolling"), deprecated="linkbeat_interfaces"),
+    "linkbeat_use_polling": S.Keyword(S.SIMPLE, handler=_f("linkbeatUsePolling"), deprecated="linkbeat_interfaces",
+                                       note="({name}) 'linkbeat_use_polling' in vrrp instance deprecated - use linkbeat_interfaces block"),
     "kernel_rx_buf_size": _s(_i("kernelRxBufSize", 0, 2**31 - 1)),
     "debug": _s(_i("debug", 0, 4)),
     "lvs_sync_daemon_interface": _s(_lvsSyncIf),
@@ -577,7 +611,7 @@ TOP_LEVEL_KEYWORDS: dict[str, S.Keyword] = {
     "static_routes": _routeItem("staticRoutes", True, addresses.parseRoute),
     "static_rules": _routeItem("staticRules", True, addresses.parseRule),
     "track_file": S.block(TRACK_FILE),
-    "vrrp_track_file": S.block(TRACK_FILE, deprecated="track_file"),
+    "vrrp_track_file": S.block(TRACK_FILE),  # (old name of track_file; 2.2.7 says nothing)
     "vrrp_script": S.block(VRRP_SCRIPT),
     "vrrp_track_process": S.block(TRACK_PROCESS),
     "bfd_instance": S.block(BFD_INSTANCE),

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from keepalive_tx.config import model as M
-from keepalive_tx.config.errors import Diagnostics, Location
+from keepalive_tx.config.errors import Diagnostics, Location, Severity
 from keepalive_tx.config.schema import Builder, Context, lvsModule
+from keepalive_tx.config.validate_track import ownInterface, resolveTrackers, unweighted
 
 
 def buildConfig(root: Builder, diagnostics: Diagnostics) -> M.Config:
@@ -36,12 +37,17 @@ def buildConfig(root: Builder, diagnostics: Diagnostics) -> M.Config:
     }
     instBuilders = _dedupe(ctx, root.get("vrrpInstances") or [], "vrrp_instance")
     groups, memberOf = _syncGroups(ctx, root.get("syncGroups") or [], instBuilders, objects)
+    weights = {
+        "trackScripts": {s.name: s.weight for s in scripts},
+        "trackFiles": {f.name: f.weight for f in files},
+        "trackBfds": {x.name: x.weight for x in bfds},
+    }
     instances = []
     for b in instBuilders:
-        vi = _instance(ctx, b, g, objects, memberOf.get(b["name"]))
+        vi = _instance(ctx, b, g, objects, weights, memberOf.get(b["name"]))
         if vi is not None:
             instances.append(vi)
-    _checkVrids(ctx, instances)
+    _checkVrids(ctx, instances, g)
     _checkUsage(ctx, scripts, instances, groups)
     garpGroups = [
         M.make(M.GarpGroup, b) for b in root.get("garpGroups") or []
@@ -62,6 +68,7 @@ def buildConfig(root: Builder, diagnostics: Diagnostics) -> M.Config:
         syncGroups=tuple(groups),
         garpGroups=tuple(garpGroups),
         vrrpInstances=tuple(instances),
+        vrrpConfigured=bool(instBuilders),
         virtualServerGroups=tuple(root.get("virtualServerGroups") or ()),
         virtualServers=tuple(root.get("virtualServers") or ()),
         ssl=root.get("ssl"),
@@ -179,23 +186,6 @@ def _bfd(ctx: Context, b: Builder) -> M.BfdInstance | None:
     return M.make(M.BfdInstance, b)
 
 
-_TRACK_KINDS = ("trackInterfaces", "trackScripts", "trackFiles", "trackProcesses", "trackBfds")
-_TRACK_WORDS = {"trackInterfaces": "track_interface", "trackScripts": "track_script",
-                "trackFiles": "track_file", "trackProcesses": "track_process", "trackBfds": "track_bfd"}
-
-
-def _resolveTrackers(ctx: Context, b: Builder, who: str, objects: dict) -> None:
-    for kind, (names, what) in objects.items():
-        keep = []
-        for t in b.get(kind) or ():
-            if t.name not in names:
-                ctx.error(t.location, f"{who} {_TRACK_WORDS[kind]} '{t.name}' is not a defined {what} - ignoring")
-            else:
-                keep.append(t)
-        if kind in b:
-            b[kind] = keep
-
-
 def _syncGroups(ctx: Context, builders: list[Builder], instances: list[Builder], objects: dict):
     known = {b["name"] for b in instances}
     memberOf: dict[str, Builder] = {}
@@ -213,23 +203,25 @@ def _syncGroups(ctx: Context, builders: list[Builder], instances: list[Builder],
             else:
                 members.append(m)
         if not members:
-            ctx.error(loc, f"Sync group {name} has no virtual router(s) - removing")
+            ctx.error(loc, f"Sync group {name} has no virtual router(s). removing")
             continue
         if len(members) == 1:
             ctx.warning(loc, f"Sync group {name} has only 1 virtual router(s) - this probably isn't what you want")
         for m in members:
             memberOf[m] = b
         b["members"] = members
-        _resolveTrackers(ctx, b, f"vrrp_sync_group {name}:", objects)
+        resolveTrackers(ctx, b, f"vrrp_sync_group {name}:", objects)
         groups.append(b)
     return [M.make(M.SyncGroup, b) for b in groups], memberOf
 
 
-def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, group: Builder | None) -> M.VrrpInstance | None:
+def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights: dict,
+              group: Builder | None) -> M.VrrpInstance | None:
     name, loc = b["name"], b["location"]
     who = f"({name})"
     if "virtualRouterId" not in b:
-        ctx.error(loc, f"{who} the virtual router id must be set (virtual_router_id 1..255) - instance ignored")
+        # keepalived's VRRP process stops here (the daemon does not start)
+        ctx.diagnostics.add(Severity.ERROR, f"{who} the virtual router id must be set", loc, refuses=True)
         return None
     # Family: native_ipv6, else first VIP, else source address, else peers.
     vips = list(b.get("virtualIpaddresses") or ())
@@ -286,11 +278,11 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, group: B
         state = M.MASTER if priority == 255 else M.BACKUP
     stateLoc = b.get("stateLocation", loc)
     # Interface.
-    if not b.get("interface"):
-        src = b.get("unicastSrcIp")
-        if not (peers and src is not None and not src.is_link_local) and not b.get("vrf"):
-            ctx.error(loc, f"{who} no interface specified (and not unicast with a non link-local unicast_src_ip) - using default_interface {g.defaultInterface}")
-            b["interface"] = g.defaultInterface
+    if not b.get("interface") and not b.get("vrf"):
+        # keepalived 2.2.7 requires an interface even for unicast (its
+        # VRRP process stops); the model keeps default_interface
+        ctx.diagnostics.add(Severity.ERROR, f"{who} Unknown interface!", loc, refuses=True)
+        b["interface"] = g.defaultInterface
     # Authentication.
     auth = b.pop("authenticationBuilder", None)
     if auth is not None:
@@ -317,14 +309,11 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, group: B
                 b["authHmac"] = M.make(M.AuthHmac, hmac)
     # Strict mode (§4.12).
     if strict:
-        if peers:
-            ctx.error(loc, f"{who} unicast peers are not allowed in strict mode - ignoring them")
-            peers = b["unicastPeers"] = []
         if state == M.MASTER and priority != 255:
             ctx.error(stateLoc, f"{who} strict mode: state MASTER requires priority 255 (address owner) - setting BACKUP")
             state = M.BACKUP
         if b.get("preemptDelay"):
-            ctx.error(b.get("preemptDelayLocation", loc), f"{who} preempt_delay is not allowed in strict mode - clearing it")
+            ctx.error(b.get("preemptDelayLocation", loc), f"{who} preempt_delay is incompatible with strict mode - resetting")
             b["preemptDelay"] = 0.0
         if version == 2 and b.get("accept") is True:
             ctx.error(loc, f"{who} accept mode is not allowed with VRRPv2 in strict mode - ignoring")
@@ -347,19 +336,19 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, group: B
     # nopreempt / preempt_delay (§0 #14, §4.5, §4.6).
     if b.get("nopreempt"):
         nloc = b.get("nopreemptLocation", loc)
-        if state == M.MASTER:
-            ctx.error(nloc, f"{who} nopreempt is incompatible with state MASTER (it must be BACKUP) - clearing nopreempt")
+        if priority == 255:
+            ctx.error(nloc, f"{who} nopreempt is incompatible with priority 255. resetting nopreempt")
             b["nopreempt"] = False
-        elif priority == 255:
-            ctx.error(nloc, f"{who} nopreempt is incompatible with priority 255 (address owner) - clearing nopreempt")
+        elif state == M.MASTER:
+            ctx.error(nloc, f"{who} Warning - nopreempt will not work with initial state MASTER - clearing")
             b["nopreempt"] = False
     if b.get("preemptDelay"):
         dloc = b.get("preemptDelayLocation", loc)
         if state == M.MASTER:
-            ctx.error(dloc, f"{who} preempt_delay is incompatible with state MASTER - clearing it")
+            ctx.error(dloc, f"{who} Warning - preempt delay will not work with initial state MASTER - clearing")
             b["preemptDelay"] = 0.0
         elif b.get("nopreempt"):
-            ctx.error(dloc, f"{who} preempt_delay is incompatible with nopreempt - clearing it")
+            ctx.error(dloc, f"{who} preempt_delay is incompatible with nopreempt mode - resetting")
             b["preemptDelay"] = 0.0
     b["state"] = state
     # Advert interval per version.
@@ -378,34 +367,22 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, group: B
     # VIPs.
     if not b["virtualIpaddresses"] and not b.get("noVirtualIpaddress"):
         if version == 3 or strict:
-            ctx.error(loc, f"{who} No VIP specified; at least one is required for VRRPv3/strict mode (or set no_virtual_ipaddress)")
+            ctx.diagnostics.add(Severity.ERROR, f"{who} No VIP specified; at least one is required", loc,
+                                refuses=True)
         else:
             ctx.warning(loc, f"{who} No VIP specified; at least one is sensible")
     # Unicast.
     if b.get("unicastIntent") and not peers and not b.get("unicastFaultNoPeer"):
-        ctx.deprecated(loc, f"{who} unicast keywords without any unicast_peer - falling back to multicast (set unicast_fault_no_peer to fault instead)")
+        ctx.deprecated(loc, f"{who} A unicast keyword has been specified without any unicast peers. Defaulting to "
+                       "multicast. This usage is deprecated - please update your configuration.")
     # Trackers.
-    _resolveTrackers(ctx, b, who, objects)
-    if priority == 255:
-        for kind in _TRACK_KINDS:
-            ts = b.get(kind)
-            if not ts:
-                continue
-            keep = []
-            for t in ts:
-                if t.weight:
-                    ctx.error(t.location, f"{who} ignoring tracked {_TRACK_WORDS[kind][6:]} {t.name} with weights due to address_owner")
-                else:
-                    keep.append(t)
-            b[kind] = keep
+    resolveTrackers(ctx, b, who, objects)
+    ownInterface(ctx, b)
+    inGroup = group is not None and not (group.get("syncGroupTrackingWeight") or group.get("globalTracking"))
+    if inGroup or priority == 255:
+        unweighted(ctx, b, inGroup, weights)
     if group is not None:
         b["syncGroup"] = group["name"]
-        if not group.get("syncGroupTrackingWeight") and not group.get("globalTracking"):
-            for kind in _TRACK_KINDS:
-                ts = b.get(kind)
-                if ts and any(t.weight for t in ts):
-                    ctx.error(loc, f"{who} is in sync group {group['name']}: weighted {_TRACK_WORDS[kind]} entries are ignored (set sync_group_tracking_weight to allow them)")
-                    b[kind] = [t for t in ts if not t.weight]
     # Inherited defaults.
     b["garp"] = _garp(b.get("garp") or {}, g.garp)
     b.setdefault("accept", True)
@@ -447,19 +424,31 @@ def _peerSet(vi: M.VrrpInstance) -> frozenset:
     return frozenset(p.address for p in vi.unicastPeers)
 
 
-def _checkVrids(ctx: Context, instances: list[M.VrrpInstance]) -> None:
+def _checkVrids(ctx: Context, instances: list[M.VrrpInstance], g: M.GlobalDefs) -> None:
+    """
+    keepalived refuses two instances with the same VRID and family that
+    would share adverts: multicast on the same interface and group, or
+    unicast from the same source with a peer in common.
+    """
     seen: dict[tuple, list[M.VrrpInstance]] = {}
     for vi in instances:
-        key = (vi.interface or vi.vrf or "", vi.family, vi.virtualRouterId)
+        unicast = vi.isUnicast
+        group = None if unicast else (vi.mcastDstIp or (g.vrrpMcastGroup4 if vi.family == 4 else g.vrrpMcastGroup6))
+        key = (vi.family, vi.virtualRouterId, unicast, group)
         others = seen.setdefault(key, [])
         for other in others:
-            if vi.isUnicast and other.isUnicast and not (_peerSet(vi) & _peerSet(other)):
-                continue
-            ctx.error(
-                vi.location,
-                f"({vi.name}) VRID {vi.virtualRouterId} is already used by {other.name} on interface "
-                f"{key[0] or '(none)'} for IPv{vi.family} (allowed only for unicast instances with disjoint peers)",
-            )
+            if unicast:
+                if other.interface != vi.interface or other.unicastSrcIp != vi.unicastSrcIp:
+                    continue
+                if not (_peerSet(vi) & _peerSet(other)):
+                    continue
+                message = f"({other.name}) duplicate VRID conflict with {vi.name} VRID {vi.virtualRouterId}"
+            else:
+                if other.interface != vi.interface or (other.vrf or vi.vrf):
+                    continue
+                message = (f"{other.name} and {vi.name} both use VRID {vi.virtualRouterId} with "
+                           f"IPv{vi.family} on interface {vi.interface}")
+            ctx.diagnostics.add(Severity.ERROR, message, vi.location, refuses=True)
             break
         others.append(vi)
 
@@ -471,4 +460,5 @@ def _checkUsage(ctx: Context, scripts: list[M.VrrpScript], instances: list[M.Vrr
             used.add(t.name)
     for s in scripts:
         if s.name not in used:
-            ctx.warning(s.location, f"Warning - script {s.name} is not used")
+            # (keepalived reports it only when it runs, not under -t)
+            ctx.diagnostics.note(f"Warning - script {s.name} is not used", s.location)

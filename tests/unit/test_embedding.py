@@ -31,8 +31,23 @@ from tests.unit.test_vrrp_service import FakePlatform, instanceText
 
 VI_1 = instanceText("VI_1", 1, "192.0.2.101/24")
 VI_2 = instanceText("VI_2", 2, "192.0.2.102/24", priority=100)
-#: eth1 has no address on the fake platform: this instance cannot start
-VI_ETH1 = instanceText("VI_9", 9, "192.0.2.109/24", interface="eth1")
+#: on eth1, where L{brokenOnEth1} cannot open a VRRP socket
+VI_ETH1 = instanceText("VI_9", 9, "192.0.2.109/24", interface="eth1", extra=" mcast_src_ip 192.0.2.11")
+
+
+def brokenOnEth1(platform: FakePlatform) -> FakePlatform:
+    """
+    C{platform}, failing to open a VRRP socket on eth1.
+    """
+    openPort = platform.openPort
+
+    def refuse(receiver, interface, *args):  # type: ignore[no-untyped-def]
+        if interface == "eth1":
+            raise OSError(19, "No such device")
+        return openPort(receiver, interface, *args)
+
+    platform.openPort = refuse  # type: ignore[method-assign]
+    return platform
 GROUP = "vrrp_sync_group G {\n group {\n VI_1\n VI_2\n }\n}\n"
 
 CHECKED = """
@@ -138,11 +153,26 @@ class BuildTests(SynchronousTestCase):
                          ["<text>:12: Config files missing '/nonexistent/ktx-missing.conf'."])
         self.assertIn("<text>:12:", str(caught.exception))
 
+    def test_missingInterface(self) -> None:
+        """
+        With the real VRRP platform the host's interfaces are checked as
+        keepalived's VRRP process checks them: a missing one refuses the
+        configuration, unless C{dynamic_interfaces}.
+        """
+        text = instanceText("VI_1", 1, "192.0.2.101/24", interface="ktx-nosuch0")
+        with self.assertRaises(ConfigError) as caught:
+            KeepalivedService.fromText(text, reactor=Clock())
+        self.assertIn("<text>:3: ", str(caught.exception))
+        self.assertIn("ktx-nosuch0", str(caught.exception))
+        dynamic = text + "global_defs {\n dynamic_interfaces\n}\n"
+        KeepalivedService.fromText(dynamic, reactor=Clock())
+        KeepalivedService.fromText(text, reactor=Clock(), vrrp=False)
+
     def test_missingFile(self) -> None:
         with self.assertRaises(ConfigError) as caught:
             KeepalivedService.fromFile("/nonexistent/keepalived.conf", reactor=Clock())
         self.assertEqual([str(d) for d in caught.exception.diagnostics],
-                         ["Unable to find configuration file /nonexistent/keepalived.conf"])
+                         ["Config files missing '/nonexistent/keepalived.conf'."])
 
     def test_includesFromBaseDir(self) -> None:
         """
@@ -372,20 +402,34 @@ class WhenRunningTests(SynchronousTestCase):
 
     def test_instanceCannotStart(self) -> None:
         """
-        An instance that cannot start fails C{whenRunning}, naming it and
-        why; the others run.
+        An instance that cannot be set up (its VRRP socket cannot be
+        opened) fails C{whenRunning}, naming it and why; the others run.
         """
-        service = self.build(VI_1 + VI_ETH1)
+        service = self.build(VI_1 + VI_ETH1, brokenOnEth1(FakePlatform()))
         d = service.whenRunning()
         service.startService()
+        self.flushLoggedErrors(OSError)
         error = self.failureResultOf(d, StartError).value
         self.assertEqual(error.failures,
-                         (("vrrp_instance VI_9", "no IPv4 address on interface eth1"),))
-        self.assertEqual(str(error), "vrrp_instance VI_9: no IPv4 address on interface eth1")
+                         (("vrrp_instance VI_9", "[Errno 19] No such device"),))
+        self.assertEqual(str(error), "vrrp_instance VI_9: [Errno 19] No such device")
         self.failureResultOf(service.whenRunning(), StartError)
         self.clock.advance(4)
         assert service.vrrpService is not None
         self.assertEqual(service.vrrpService.instances["VI_1"].state.name, "MASTER")
+        self.successResultOf(service.stopService())
+
+    def test_waitingForAnAddress(self) -> None:
+        """
+        An instance waiting for an address on its interface (keepalived
+        keeps it in FAULT until then) does not fail C{whenRunning}.
+        """
+        service = self.build(VI_1 + instanceText("VI_8", 8, "192.0.2.108/24", interface="eth1"))
+        d = service.whenRunning()
+        service.startService()
+        self.successResultOf(d)
+        assert service.vrrpService is not None
+        self.assertEqual(list(service.vrrpService.waiting), ["VI_8"])
         self.successResultOf(service.stopService())
 
     def test_partCannotOpen(self) -> None:

@@ -241,14 +241,19 @@ class NotifierTests(SynchronousTestCase):
 
     def test_readyWithStartFailure(self) -> None:
         """
-        An instance that cannot start (no address on eth1): the daemon runs
-        the others, as keepalived does, so C{READY=1} still goes out, with
-        C{STATUS=} naming what failed until a reload is applied.
+        An instance that cannot start (its VRRP socket on eth1 cannot be
+        opened): the daemon runs the others, as keepalived does, so
+        C{READY=1} still goes out, with C{STATUS=} naming what failed until
+        a reload is applied.
         """
-        self.build(modelFor(TWO[0], instanceText("VI_9", 9, "192.0.2.109/24", interface="eth1")))
+        from tests.unit.test_embedding import VI_ETH1, brokenOnEth1
+
+        self.build(modelFor(TWO[0], VI_ETH1))
+        brokenOnEth1(self.service.vrrpService.platform)
         reloader = self.reloader([modelFor(TWO[0])])
         self.service.startService()
-        failed = ("Could not start vrrp_instance VI_9: no IPv4 address on interface eth1; "
+        self.flushLoggedErrors(OSError)
+        failed = ("Could not start vrrp_instance VI_9: [Errno 19] No such device; "
                   "1 VRRP instance (0 MASTER)")
         self.assertEqual(self.datagrams(), [{"READY": "1", "STATUS": failed}])
         self.assertTrue(self.reload(reloader))
@@ -388,8 +393,9 @@ class EntryPointTests(SynchronousTestCase):
         last child and as a reload listener, and takes systemd's variables
         out of the environment the scripts inherit; without it, nothing.
         """
-        from tests.unit.test_tap import GOOD
+        from tests.unit.test_tap import GOOD, hostInterfaces
 
+        hostInterfaces(self)
         path = Path(self.mktemp())
         path.write_text(GOOD)
         environ = {"NOTIFY_SOCKET": "@ktx-unit", "WATCHDOG_USEC": "6000000",
