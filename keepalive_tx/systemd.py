@@ -214,7 +214,7 @@ class SystemdNotifier(Service):
 
     A child of the L{KeepalivedService}, added last so that it stops first
     (C{STOPPING=1} goes out before the instances release their addresses).
-    It is also a reload listener of L{keepalive_tx.reload.ReloadSignal}
+    It is also a reload listener of L{keepalive_tx.reload.Reloader}
     (C{reloadStarting} / C{reloadEnded}).
     """
 
