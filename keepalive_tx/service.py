@@ -462,7 +462,9 @@ class KeepalivedService(MultiService):
             return fail(ReloadError("no configuration source to read again"))
         if not self.running:
             return fail(ReloadError("the service is not running"))
-        if self.started:
+        if self.started or self._startError is not None:
+            # (a part that raised at start leaves the reloader stopped:
+            # refused as not running)
             return self._requestReload(loader)
         # started, not yet running (startup_script): after it
         d: Deferred[None] = Deferred()

@@ -449,6 +449,7 @@ class WhenRunningTests(SynchronousTestCase):
         self.assertRaises(PermissionError, service.startService)
         error = self.failureResultOf(d, StartError).value
         self.assertEqual(error.failures, (("vrrp", "[Errno 1] Operation not permitted"),))
+        self.failureResultOf(service.reload(text=VI_2), ReloadError)
 
     def test_stoppedFirst(self) -> None:
         service = self.build(VI_1 + STARTUP)
