@@ -50,6 +50,6 @@ setup(
         # /metrics (pure Python, no dependencies of its own)
         "prometheus-client>=0.16",
     ],
-    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd"]},
+    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd", "mypy", "mypy-zope"]},
     entry_points={"console_scripts": ["genhash = keepalive_tx.genhash:main"]},
 )

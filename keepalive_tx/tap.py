@@ -381,12 +381,16 @@ def makeService(options: Options, reactor=None) -> IService:
     from keepalive_tx.status.dumps import DumpSignals, StateDumper
 
     DumpSignals(service.reactor, StateDumper(service)).setServiceParent(service)
-    from keepalive_tx.reload import ReloadSignal
+    # Process-level: SIGHUP reloads (the service's own reloader, shared
+    # with KeepalivedService.reload).
+    import signal
 
-    reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze,
-                            refuses=lambda diagnostics: _refuses(diagnostics, options),
-                            listeners=[service])
-    reloader.setServiceParent(service)
+    reloader = service.reloader
+    # the file of -c as at start (-i, -e, interfaces checked unless --check)
+    reloader.loader = options.load
+    reloader.refuses = lambda diagnostics: _refuses(diagnostics, options)
+    reloader.install = signal.signal
+    reloader.afterReload = FreezeHeap.refreeze
     FreezeHeap().setServiceParent(service)
     if options["umask"] is not None and "umask" not in options.delegated:
         os.umask(options["umask"])

@@ -74,15 +74,24 @@ def _noCycleCollection() -> Iterator[None]:
             gc.enable()
 
 
-def parseText(text: str, filename: str = "keepalived.conf", configId: str | None = None) -> LoadResult:
+def parseText(text: str, filename: str = "keepalived.conf", configId: str | None = None, *,
+              baseDir: str | None = None, allConfig: bool = False) -> LoadResult:
     """
-    Parse configuration text (includes are resolved relative to the cwd).
+    Parse configuration text.
+
+    @param filename: the name its diagnostics give (C{FILE:LINE});
+        without C{baseDir}, relative includes are resolved against its
+        directory (for a bare name: the current directory).
+    @param baseDir: the directory relative includes (and C{${_PWD}})
+        are resolved against.
+    @param allConfig: any missing included file is an error (C{-e}).
     """
     from keepalive_tx.config.preprocess import preprocessText
 
     diagnostics = Diagnostics()
     with _noCycleCollection():
-        lines = preprocessText(text, filename, diagnostics, configId)
+        lines = preprocessText(text, filename, diagnostics, configId, allConfig=allConfig,
+                               directory=baseDir)
         return LoadResult(parseLogicalLines(lines, diagnostics), diagnostics)
 
 

@@ -327,6 +327,21 @@ class OptionsTests(SynchronousTestCase):
         self.assertFalse(service.runCheckers)
         self.assertEqual(service.model.vrrpInstances[0].name, "VI_1")
 
+    def test_sighupReloadsTheFile(self) -> None:
+        """
+        The entry point has the service's own reloader (the one behind
+        C{KeepalivedService.reload}) handle SIGHUP, reading C{-c} as at
+        start.
+        """
+        import signal
+
+        path = self.write(GOOD)
+        options, _, _, _ = self.parse("-c", path, "-i", "lb2", "-e")
+        service = tap.makeService(options, reactor=MemoryReactorClock())
+        self.assertIs(service.reloader.install, signal.signal)
+        self.assertEqual(service.reloader.loader, options.load)
+        self.assertNotIn("reload", [child.name for child in service])
+
 
     def test_refusedAtStart(self) -> None:
         """
