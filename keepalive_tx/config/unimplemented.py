@@ -92,6 +92,23 @@ _CHECK_SO_MARK = Gap(
     "sets SO_MARK (fwmark) or SO_BINDTODEVICE (bind_if) on the checker's TCP socket",
     "TCP connections go through Twisted's connectTCP, which sets neither (DNS, UDP and PING "
     "checks do)")
+_SKIP_CHECK_ADV_ADDR = Gap(
+    "skips comparing an advert's address list with its VIPs when the advert comes from the same "
+    "master as the last one",
+    "every advert's address list is compared")
+_V3_CHECKSUM = Gap(
+    "computes VRRPv3 IPv4 checksums without the pseudo-header (as RFC 9568 allows)",
+    "checksums always include the pseudo-header (RFC 5798)")
+_FLUSH_ON_STOP = Gap(
+    "empties the whole IPVS table (or the virtual servers it set up) at stop",
+    "at stop the entries keepalive_tx added are removed one by one (keepalived's default)")
+_TIMER_EXPIRED = Gap(
+    "with nopreempt, goes BACKUP when its own timers ran late (the master may not have failed)",
+    "a late timer is a master-down timer like any other")
+_NFT_IPVS = Gap(
+    "marks the addresses of a virtual_server_group with one fwmark through nftables rules (its "
+    "chains' priority, its first mark), so that IPVS holds one service per group",
+    "a group's addresses are IPVS services of their own")
 _PENDING_BFD = Gap(
     "runs BFD sessions (RFC 5880) that track_bfd and BFD_CHECK follow",
     "BFD is implemented on its own branch", pending=BFD)
@@ -142,6 +159,10 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
             "per interface",
             "every interface is spaced by vrrp_garp_interval / vrrp_gna_interval alone"),
         "bfd_instance": _PENDING_BFD,
+        "SSL": Gap(
+            "gives SSL_GET a client certificate and key (with its password) and a CA file",
+            "SSL_GET presents no client certificate (server certificates are checked only with "
+            "keepalive_tx's verification extension)"),
     },
     "global_defs": {
         "process_names": _PROCESS_NAMES,
@@ -190,13 +211,8 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
         "fifo_write_vrrp_states_on_reload": Gap(
             "writes every instance's state to the notify FIFOs again after a reload",
             "a reload writes only the states that change"),
-        "vrrp_skip_check_adv_addr": Gap(
-            "skips comparing an advert's address list with its VIPs when the advert comes from "
-            "the same master as the last one",
-            "every advert's address list is compared"),
-        "v3_checksum_as_v2": Gap(
-            "computes VRRPv3 IPv4 checksums without the pseudo-header (as RFC 9568 allows)",
-            "checksums always include the pseudo-header (RFC 5798)"),
+        "vrrp_skip_check_adv_addr": _SKIP_CHECK_ADV_ADDR,
+        "v3_checksum_as_v2": _V3_CHECKSUM,
         "vrrp_strict": _STRICT,
         "vrrp_iptables": _PENDING_NFT,
         "vrrp_ipsets": _PENDING_NFT,
@@ -204,14 +220,9 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
         "nftables_priority": _PENDING_NFT,
         "nftables_counters": _PENDING_NFT,
         "nftables_ifindex": _PENDING_NFT,
-        "nftables_ipvs": Gap(
-            "gives the addresses of a virtual_server_group one fwmark through nftables rules, "
-            "so that IPVS holds one service per group",
-            "a group's addresses are IPVS services of their own"),
-        "nftables_ipvs_priority": Gap(
-            "the priority of the nftables_ipvs chains", "no nftables_ipvs"),
-        "nftables_ipvs_start_fwmark": Gap(
-            "the first fwmark nftables_ipvs hands out", "no nftables_ipvs"),
+        "nftables_ipvs": _NFT_IPVS,
+        "nftables_ipvs_priority": _NFT_IPVS,
+        "nftables_ipvs_start_fwmark": _NFT_IPVS,
         "disable_local_igmp": Gap(
             "sets net.ipv4.conf.IF.igmp_link_local_mcast_reports to 0",
             "the sysctl is left as it is"),
@@ -233,14 +244,8 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
         "lvs_flush": Gap(
             "empties the whole IPVS table at start",
             "the table is reconciled: what the configuration owns is added, the rest left alone"),
-        "lvs_flush_on_stop": Gap(
-            "empties the whole IPVS table (or the virtual servers it set up) at stop",
-            "at stop the entries keepalive_tx added are removed one by one (keepalived's "
-            "default)"),
-        "lvs_flush_onstop": Gap(
-            "old name of lvs_flush_on_stop",
-            "at stop the entries keepalive_tx added are removed one by one (keepalived's "
-            "default)"),
+        "lvs_flush_on_stop": _FLUSH_ON_STOP,
+        "lvs_flush_onstop": _FLUSH_ON_STOP,
         **{f"{proc}_{what}": _TUNING
            for proc in ("vrrp", "checker", "bfd")
            for what in ("priority", "no_swap", "rt_priority", "cpu_affinity", "rlimit_rttime",
@@ -263,9 +268,7 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
             "computes (or, with never, never accepts) VRRPv3 unicast checksums over the multicast "
             "address, as keepalived before 1.3.6 did",
             "checksums use the advert's real destination"),
-        "v3_checksum_as_v2": Gap(
-            "computes VRRPv3 IPv4 checksums without the pseudo-header (as RFC 9568 allows)",
-            "checksums always include the pseudo-header (RFC 5798)"),
+        "v3_checksum_as_v2": _V3_CHECKSUM,
         "track_src_ip": Gap(
             "puts the instance in FAULT when its configured source address disappears",
             "the source address is not watched"),
@@ -289,37 +292,14 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
         "vmac_xmit_base": _PENDING_VMAC,
         "garp_extra_if": _PENDING_VMAC,
         "vmac_garp_intvl": _PENDING_VMAC,
-        "timer_expired_backup": Gap(
-            "with nopreempt, goes BACKUP when its own timers ran late (the master may not have "
-            "failed)",
-            "a late timer is a master-down timer like any other"),
-        "thread_timer_expired": Gap(
-            "old name of timer_expired_backup",
-            "a late timer is a master-down timer like any other"),
-        "skip_check_adv_addr": Gap(
-            "skips comparing an advert's address list with its VIPs when the advert comes from "
-            "the same master as the last one",
-            "every advert's address list is compared"),
+        "timer_expired_backup": _TIMER_EXPIRED,
+        "thread_timer_expired": _TIMER_EXPIRED,
+        "skip_check_adv_addr": _SKIP_CHECK_ADV_ADDR,
         "track_bfd": _PENDING_BFD,
         "auth_hmac": Gap(
             "keepalived 2.4.3 and later: an HMAC-SHA256 trailer on adverts (2.2.7 does not know "
             "it)",
             "adverts carry no HMAC and none is checked"),
-    },
-    "SSL": {
-        "password": Gap(
-            "the password of the SSL block's key", "the SSL block is not used",
-            effect="ignored: SSL_GET presents no client certificate"),
-        "ca": Gap(
-            "the CA file of the SSL block", "the SSL block is not used",
-            effect="ignored: SSL_GET presents no client certificate"),
-        "certificate": Gap(
-            "the client certificate SSL_GET presents to real servers",
-            "SSL_GET presents no client certificate",
-            effect="ignored: SSL_GET presents no client certificate"),
-        "key": Gap(
-            "the key of that client certificate", "SSL_GET presents no client certificate",
-            effect="ignored: SSL_GET presents no client certificate"),
     },
     "virtual_server": {
         "snmp_name": _SNMP_NAME,
