@@ -423,6 +423,18 @@ class RunnerTests(SynchronousTestCase):
                 return out
             out.append(re.sub(r"^<(\d+)>.{15} (\w+)\[\d+\]: ", r"\1 \2: ", datagram))
 
+    def loggedAtStart(self) -> list[str]:
+        """
+        The syslog lines of building the daemon for C{self.conf} and of
+        what its C{startService} logs.
+        """
+        path, receiver = self.syslog()
+        runner = _Runner()
+        runner.parseOptions(["keepalived", "-P", "--syslog-socket", path, "-c", str(self.conf)])
+        service = tap.makeService(runner.subOptions, reactor=MemoryReactorClock())
+        service.auditScripts()  # what startService logs
+        return self.lines(receiver)
+
     def test_twistdTakesPidForegroundUmask(self) -> None:
         """
         Under twistd, C{-p}, C{-n} and C{-u} become twistd's own pid file,
@@ -503,12 +515,7 @@ class RunnerTests(SynchronousTestCase):
             'vrrp_script chk {\n    script "/bin/true"\n}\n'
             + GOOD.replace("    priority 100\n", "    priority 100\n    bogus_kw 1\n"
                            "    track_script {\n        chk\n    }\n"))
-        path, receiver = self.syslog()
-        runner = _Runner()
-        runner.parseOptions(["keepalived", "-P", "--syslog-socket", path, "-c", str(self.conf)])
-        service = tap.makeService(runner.subOptions, reactor=MemoryReactorClock())
-        service.auditScripts()  # what startService logs
-        lines = self.lines(receiver)
+        lines = self.loggedAtStart()
         self.assertEqual([line for line in lines if "Unknown keyword" in line],
                          [f"28 Keepalived: {self.conf}:12: Unknown keyword 'bogus_kw'"])
         self.assertEqual(len([line for line in lines if "SECURITY VIOLATION" in line]), 1, lines)
@@ -522,12 +529,7 @@ class RunnerTests(SynchronousTestCase):
             GOOD.replace("    router_id test\n", "    router_id test\n    enable_snmp_vrrp\n")
             .replace("    priority 100\n", "    priority 100\n    promote_secondaries\n"
                      "    promote_secondaries\n"))
-        path, receiver = self.syslog()
-        runner = _Runner()
-        runner.parseOptions(["keepalived", "-P", "--syslog-socket", path, "-c", str(self.conf)])
-        service = tap.makeService(runner.subOptions, reactor=MemoryReactorClock())
-        service.auditScripts()  # what startService logs
-        lines = [line for line in self.lines(receiver) if "not implemented" in line]
+        lines = [line for line in self.loggedAtStart() if "not implemented" in line]
         self.assertEqual(lines, [
             f"28 Keepalived: {self.conf}:3: 'enable_snmp_vrrp' is not implemented by keepalive_tx"
             " (ignored)",
