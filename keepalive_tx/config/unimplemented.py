@@ -174,9 +174,6 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
         "use_symlink_paths": Gap(
             "keeps symbolic links in script paths (for the security checks and in logs)",
             "script paths are always resolved, keepalived's default"),
-        "random_seed": Gap(
-            "seeds the ${_RANDOM} sequence of the next configuration reading",
-            "${_RANDOM} is seeded from the system's random source"),
         "tmp_config_directory": Gap(
             "writes the consolidated configuration its children read in that directory",
             "no copy is made: the one process reads the files itself"),
@@ -210,7 +207,7 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
         "dbus_no_interface_name": _DBUS,
         "fifo_write_vrrp_states_on_reload": Gap(
             "writes every instance's state to the notify FIFOs again after a reload",
-            "a reload writes only the states that change"),
+            "after a reload the FIFOs get only the transitions that follow"),
         "vrrp_skip_check_adv_addr": _SKIP_CHECK_ADV_ADDR,
         "v3_checksum_as_v2": _V3_CHECKSUM,
         "vrrp_strict": _STRICT,
@@ -243,7 +240,8 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
             "IPVS keeps its timeouts (set them with ipvsadm --set)"),
         "lvs_flush": Gap(
             "empties the whole IPVS table at start",
-            "the table is reconciled: what the configuration owns is added, the rest left alone"),
+            "services of the configuration are set as configured, other services are left "
+            "alone"),
         "lvs_flush_on_stop": _FLUSH_ON_STOP,
         "lvs_flush_onstop": _FLUSH_ON_STOP,
         **{f"{proc}_{what}": _TUNING
@@ -332,6 +330,8 @@ OPTIONS: dict[tuple[str, str], Gap] = {
 #: never acts on either (no warning: nothing is lost)
 INERT: dict[str, dict[str, str]] = {
     "global_defs": {
+        "random_seed": "stores the seed, but resets it before every reading of the configuration "
+                       "and seeds ${_RANDOM} from the time before it is read",
         "stats_dump_file": "keepalived after 2.2.7 stores it and writes the statistics to "
                            "$TMPDIR anyway (2.2.7: unknown keyword)",
         "json_dump_file": "keepalived after 2.2.7 stores it and writes the JSON dump to $TMPDIR "
