@@ -86,6 +86,11 @@ C{None}) become the L{Config} fields of the same names.  Optional hooks in
 C{schema_lvs}: C{finish(ctx, root)} runs after parsing, before the model is
 built; C{validate(config, diagnostics)} runs with the other cross-checks.
 
+Keywords the daemon does not act on are declared in
+L{keepalive_tx.config.unimplemented}; L{topLevel} marks them (a copy of the
+keyword carrying its warning) and the parser reports each once, at its
+first use, still running its handler so that its value is checked.
+
 Handlers must never raise for bad input: report with C{ctx.error(line, msg)}
 (or C{warning}/C{deprecated}) and leave the builder unchanged.
 """
