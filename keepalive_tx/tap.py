@@ -284,6 +284,7 @@ def configTest(options: Options, stdout: TextIO, stderr: TextIO) -> int:
     result = options.load()
     if result.model is not None:
         auditScripts(result.model, result.diagnostics)
+        auditAdvertSpace(result.model, result.diagnostics)
     for diagnostic in result.diagnostics:
         stderr.write(f"{diagnostic}\n")
     if options["dump-conf"] and result.model is not None:
@@ -310,6 +311,20 @@ def auditScripts(model: Any, diagnostics: Any) -> None:
     for kind, line in audit(model, policy):
         if kind in severity:
             diagnostics.add(severity[kind], line)
+
+
+def auditAdvertSpace(model: Any, diagnostics: Any) -> None:
+    """
+    Add keepalived's warning for instances with more VIPs than one advert
+    carries on their interface (the running daemon moves them to the
+    excluded VIPs as it builds the instance).
+    """
+    if not model.vrrpInstances:
+        return
+    from keepalive_tx.vrrp.advertspace import auditAdvertSpace as audit
+    from keepalive_tx.vrrp.advertspace import interfaceMtu
+
+    audit(model, diagnostics, interfaceMtu)
 
 
 def makeService(options: Options, reactor=None) -> IService:
@@ -356,6 +371,7 @@ def makeService(options: Options, reactor=None) -> IService:
         reactor=reactor,
         vrrp=not options["check"],
         checkers=not options["vrrp"],
+        bfd=not options["no_bfd"],
         logDetail=bool(options["log-detail"]),
         statusListen=options["status"],
         releaseVrrp=not options["dont-release-vrrp"],
@@ -368,7 +384,8 @@ def makeService(options: Options, reactor=None) -> IService:
     from keepalive_tx.reload import ReloadSignal
 
     reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze,
-                            refuses=lambda diagnostics: _refuses(diagnostics, options))
+                            refuses=lambda diagnostics: _refuses(diagnostics, options),
+                            listeners=[service])
     reloader.setServiceParent(service)
     FreezeHeap().setServiceParent(service)
     if options["umask"] is not None and "umask" not in options.delegated:

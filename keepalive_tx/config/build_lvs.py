@@ -385,6 +385,8 @@ def _buildChecker(ctx: Any, cb: Builder, inh: Builder, rs: Builder, vsb: Builder
     kind = cb["kind"]
     loc = cb["location"]
     kw = _KIND_DEFAULTS[kind].copy()
+    if cb.pop("bfdUndefined", False):
+        return  # reported where the name was read
     if kind in ("FILE_CHECK", "BFD_CHECK"):
         kw["alpha"] = inh["alpha"]
         kw.update(cb)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from keepalive_tx.config import schema as S
 from keepalive_tx.config.lines import LogicalLine
 from keepalive_tx.config.schema import Builder, Context
+from keepalive_tx.config.schema_nftables import KEYWORDS as NFTABLES_KEYWORDS
 from keepalive_tx.config.unimplemented import optionMessage
 
 MAX_TIMER = 4294.967295  # keepalived's unsigned µs timers
@@ -461,12 +462,8 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "vrrp_skip_check_adv_addr": _s(lambda ctx, line, b: S.parseBool(ctx, line) is not None and b.__setitem__("vrrpSkipCheckAdvAddr", True)),
     "vrrp_strict": _s(_f("vrrpStrict")),
     "v3_checksum_as_v2": _s(_b("v3ChecksumAsV2")),
-    "vrrp_iptables": _s(_strList("vrrpIptables")),
-    "vrrp_ipsets": _s(_strList("vrrpIpsets")),
-    "nftables": _s(_optStr("nftables", "keepalived")),
-    "nftables_priority": _s(_i("nftablesPriority", -2**31, 2**31 - 1)),
-    "nftables_counters": _s(_f("nftablesCounters")),
-    "nftables_ifindex": _s(_f("nftablesIfindex")),
+    # vrrp_iptables, vrrp_ipsets, nftables, nftables_priority/counters/ifindex
+    **NFTABLES_KEYWORDS,
     "nftables_ipvs": _s(_optStr("nftablesIpvs", "keepalived_ipvs")),
     "nftables_ipvs_priority": _s(_i("nftablesIpvsPriority", -2**31, 2**31 - 1)),
     "nftables_ipvs_start_fwmark": _s(_i("nftablesIpvsStartFwmark", 1, 2**32 - 1)),

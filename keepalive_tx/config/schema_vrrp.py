@@ -5,6 +5,8 @@ top-level table.
 
 from __future__ import annotations
 
+import re
+
 from keepalive_tx.config import addresses
 from keepalive_tx.config import schema as S
 from keepalive_tx.config.lines import LogicalLine
@@ -560,23 +562,67 @@ VRRP_INSTANCE = S.BlockSpec("vrrp_instance", {
 
 # --- bfd_instance, track_group, linkbeat, delays ------------------------------
 
+#: keepalived keeps BFD instance names in 32 bytes
+BFD_NAME_MAX = 31
+#: min_rx / min_tx / idle_tx upper bound in milliseconds (UINT32_MAX / 1000)
+BFD_INTERVAL_MAX = 4294967
+_BFD_MS_RE = re.compile(r"([0-9]+)(?:\.([0-9]{0,3}))?\Z")
+
+
+def _openBfd(ctx: Context, line: LogicalLine, parent: Builder) -> Builder | None:
+    b = _openNamed(ctx, line, parent)
+    if b is not None and len(b["name"]) > BFD_NAME_MAX:
+        ctx.error(line, f"BFD instance {b['name']} name too long (maximum length is "
+                        f"{BFD_NAME_MAX} characters) - ignoring")
+        return None
+    return b
+
+
+def _bfdInterval(field: str, lo: int):
+    """
+    C{min_rx} / C{min_tx} / C{idle_tx}: milliseconds with up to 3 decimals,
+    kept in microseconds.
+    """
+
+    def handler(ctx: Context, line: LogicalLine, b: Builder) -> None:
+        text = S.argument(ctx, line)
+        if text is None:
+            return
+        m = _BFD_MS_RE.match(text)
+        value = None
+        if m is not None and len(m.group(1)) <= 7:
+            value = int(m.group(1)) * 1000 + int((m.group(2) or "").ljust(3, "0"))
+        if value is None or not lo * 1000 <= value <= BFD_INTERVAL_MAX * 1000:
+            ctx.error(line, f"BFD instance {b['name']} {line.keyword} value {text} is not valid "
+                            f"(must be in range [{lo}-{BFD_INTERVAL_MAX}] ms, up to 3 decimals), "
+                            "ignoring")
+            return
+        b[field] = value
+
+    return handler
+
+
+def _bfdNeighbor(ctx: Context, line: LogicalLine, b: Builder) -> None:
+    b["neighborWord"] = "neighbour" if line.keyword == "neighbour_ip" else "neighbor"
+    S.setIp("neighborIp")(ctx, line, b)
+
+
 BFD_INSTANCE = S.BlockSpec("bfd_instance", {
-    "neighbor_ip": _s(S.setIp("neighborIp")),
-    "neighbour_ip": _s(S.setIp("neighborIp")),
+    "neighbor_ip": _s(_bfdNeighbor),
+    "neighbour_ip": _s(_bfdNeighbor),
     "source_ip": _s(S.setIp("sourceIp")),
-    "min_rx": _s(_i("minRx", 1, 1000)),
-    "min_tx": _s(_i("minTx", 1, 1000)),
-    "idle_tx": _s(_i("idleTx", 1, 1000)),
+    "min_rx": _s(_bfdInterval("minRx", 1)),
+    "min_tx": _s(_bfdInterval("minTx", 1)),
+    "idle_tx": _s(_bfdInterval("idleTx", 1000)),
     "multiplier": _s(_i("multiplier", 1, 255)),
     "passive": _s(_f("passive")),
     "ttl": _s(_i("ttl", 1, 255)),
     "hoplimit": _s(_i("ttl", 1, 255)),
-    "max_hops": _s(_i("maxHops", 0, 255)),
-    "multihop": _s(_b("multihop")),
+    "max_hops": _s(_i("maxHops", -1, 255)),
     "weight": _s(_weight(-253, 253)),
     "vrrp": _s(_f("vrrp")),
     "checker": _s(_f("checker")),
-}, open=_openNamed, close=_appendTo("bfdInstances"))
+}, open=_openBfd, close=_appendTo("bfdInstances"))
 
 TRACK_GROUP = S.BlockSpec("track_group", {
     "group": _names("members"),

@@ -30,9 +30,7 @@ __all__ = ["Gap", "NOT_IMPLEMENTED", "OPTIONS", "INERT", "gapFor", "message", "o
 
 #: the branches implementing some of the entries below (remove those
 #: entries when the branch is merged)
-BFD = "bfd"
 VMAC = "vmac"
-STRICT = "strict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +90,6 @@ _CHECK_SO_MARK = Gap(
     "sets SO_MARK (fwmark) or SO_BINDTODEVICE (bind_if) on the checker's TCP socket",
     "TCP connections go through Twisted's connectTCP, which sets neither (DNS, UDP and PING "
     "checks do)")
-_SKIP_CHECK_ADV_ADDR = Gap(
-    "skips comparing an advert's address list with its VIPs when the advert comes from the same "
-    "master as the last one",
-    "every advert's address list is compared")
 _V3_CHECKSUM = Gap(
     "computes VRRPv3 IPv4 checksums without the pseudo-header (as RFC 9568 allows)",
     "checksums always include the pseudo-header (RFC 5798)")
@@ -109,23 +103,10 @@ _NFT_IPVS = Gap(
     "marks the addresses of a virtual_server_group with one fwmark through nftables rules (its "
     "chains' priority, its first mark), so that IPVS holds one service per group",
     "a group's addresses are IPVS services of their own")
-_PENDING_BFD = Gap(
-    "runs BFD sessions (RFC 5880) that track_bfd and BFD_CHECK follow",
-    "BFD is implemented on its own branch", pending=BFD)
 _PENDING_VMAC = Gap(
     "creates macvlan (VMAC) or ipvlan interfaces for the instance and sends from them",
     "VMAC/ipvlan are implemented on their own branch; meanwhile the instance runs on its "
     "interface", pending=VMAC)
-_PENDING_NFT = Gap(
-    "installs nftables (or iptables/ipset) rules that drop traffic to the VIPs of a backup or "
-    "no_accept instance",
-    "no firewall rules are installed: VIPs always accept traffic", pending=STRICT)
-_STRICT = Gap(
-    "applies RFC 5798's strict rules: configuration checks, advert rules, and no_accept "
-    "firewall rules",
-    "the checks and advert rules apply; the firewall rules are implemented on their own branch",
-    pending=STRICT, effect="its checks apply, its firewall rules do not")
-
 #: block name (the keyword opening it; C{<top>} for the top level) ->
 #: keyword -> L{Gap}
 NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
@@ -158,7 +139,6 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
             "spaces gratuitous ARPs / NAs over a group of interfaces (one switch) instead of "
             "per interface",
             "every interface is spaced by vrrp_garp_interval / vrrp_gna_interval alone"),
-        "bfd_instance": _PENDING_BFD,
         "SSL": Gap(
             "gives SSL_GET a client certificate and key (with its password) and a CA file",
             "SSL_GET presents no client certificate (server certificates are checked only with "
@@ -208,15 +188,12 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
         "fifo_write_vrrp_states_on_reload": Gap(
             "writes every instance's state to the notify FIFOs again after a reload",
             "after a reload the FIFOs get only the transitions that follow"),
-        "vrrp_skip_check_adv_addr": _SKIP_CHECK_ADV_ADDR,
         "v3_checksum_as_v2": _V3_CHECKSUM,
-        "vrrp_strict": _STRICT,
-        "vrrp_iptables": _PENDING_NFT,
-        "vrrp_ipsets": _PENDING_NFT,
-        "nftables": _PENDING_NFT,
-        "nftables_priority": _PENDING_NFT,
-        "nftables_counters": _PENDING_NFT,
-        "nftables_ifindex": _PENDING_NFT,
+        "vrrp_ipsets": Gap(
+            "names the ipsets of its iptables rules (Debian's 2.2.7, built for nftables only, "
+            "does not know the keyword)",
+            "the firewall is nftables, as Debian's keepalived: use nftables",
+            effect="ignored: the firewall is nftables, use 'nftables'"),
         "nftables_ipvs": _NFT_IPVS,
         "nftables_ipvs_priority": _NFT_IPVS,
         "nftables_ipvs_start_fwmark": _NFT_IPVS,
@@ -254,9 +231,6 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
                         "process_monitor_rcv_bufs")
            for force in ("", "_force")},
     },
-    "vrrp_sync_group": {
-        "track_bfd": _PENDING_BFD,
-    },
     "vrrp_instance": {
         "unicast_fault_no_peer": Gap(
             "puts a unicast instance without peers in FAULT",
@@ -282,8 +256,6 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
             "sets net.ipv4.conf.IF.promote_secondaries on the interface, so that removing a VIP "
             "does not remove the addresses of its subnet",
             "the sysctl is left as it is"),
-        "no_accept": _PENDING_NFT,
-        "strict_mode": _STRICT,
         "use_vmac": _PENDING_VMAC,
         "use_ipvlan": _PENDING_VMAC,
         "use_vmac_addr": _PENDING_VMAC,
@@ -292,8 +264,6 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
         "vmac_garp_intvl": _PENDING_VMAC,
         "timer_expired_backup": _TIMER_EXPIRED,
         "thread_timer_expired": _TIMER_EXPIRED,
-        "skip_check_adv_addr": _SKIP_CHECK_ADV_ADDR,
-        "track_bfd": _PENDING_BFD,
         "auth_hmac": Gap(
             "keepalived 2.4.3 and later: an HMAC-SHA256 trailer on adverts (2.2.7 does not know "
             "it)",
@@ -304,7 +274,6 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
     },
     "real_server": {
         "snmp_name": _SNMP_NAME,
-        "BFD_CHECK": _PENDING_BFD,
     },
     "url": {
         "regex_stack": Gap(

@@ -6,11 +6,17 @@ reported as diagnostics with locations.  Pure: no interface lookups.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from keepalive_tx.config import model as M
 from keepalive_tx.config.errors import Diagnostics, Location, Severity
 from keepalive_tx.config.schema import Builder, Context, lvsModule
+from keepalive_tx.config.validate_strict import (
+    STRICT_AUTH_MESSAGE,
+    applyStrict,
+    ipv6Version2Message,
+)
 from keepalive_tx.config.validate_track import ownInterface, resolveTrackers, unweighted
 
 
@@ -27,13 +33,14 @@ def buildConfig(root: Builder, diagnostics: Diagnostics) -> M.Config:
     scripts = _named(ctx, root, "vrrpScripts", "vrrp_script", _script)
     processes = _named(ctx, root, "trackProcesses", "vrrp_track_process", _process)
     files = _named(ctx, root, "trackFiles", "track_file", _trackFile)
-    bfds = _named(ctx, root, "bfdInstances", "bfd_instance", _bfd)
+    bfdSeen: list[M.BfdInstance] = []
+    bfds = _named(ctx, root, "bfdInstances", "bfd_instance", lambda c, b: _bfd(c, b, bfdSeen))
     trackGroups = _named(ctx, root, "trackGroups", "track_group", lambda c, b: M.make(M.TrackGroup, b))
     objects = {
         "trackScripts": ({s.name for s in scripts}, "vrrp_script"),
         "trackFiles": ({f.name for f in files}, "track_file"),
         "trackProcesses": ({p.name for p in processes}, "vrrp_track_process"),
-        "trackBfds": ({b.name for b in bfds}, "bfd_instance"),
+        "trackBfds": ({b.name for b in bfds if b.forVrrp}, "bfd_instance"),
     }
     instBuilders = _dedupe(ctx, root.get("vrrpInstances") or [], "vrrp_instance")
     groups, memberOf = _syncGroups(ctx, root.get("syncGroups") or [], instBuilders, objects)
@@ -179,11 +186,37 @@ def _trackFile(ctx: Context, b: Builder) -> M.TrackFile | None:
     return M.make(M.TrackFile, b)
 
 
-def _bfd(ctx: Context, b: Builder) -> M.BfdInstance | None:
-    if b.get("neighborIp") is None:
-        ctx.error(b["location"], f"bfd_instance {b['name']}: neighbor_ip is required - ignoring")
+def _bfd(ctx: Context, b: Builder, seen: list[M.BfdInstance]) -> M.BfdInstance | None:
+    """
+    keepalived's end of a C{bfd_instance} block: a neighbour is required,
+    source and neighbour of one family, one instance per neighbour (and
+    source), C{max_hops} at most the TTL / hop limit.
+    """
+    name, loc = b["name"], b["location"]
+    word = b.pop("neighborWord", "neighbor")
+    nbr, src = b.get("neighborIp"), b.get("sourceIp")
+    if nbr is None:
+        ctx.error(loc, f"BFD instance {name} has no {word} address set, disabling instance")
         return None
-    return M.make(M.BfdInstance, b)
+    if src is not None and src.version != nbr.version:
+        ctx.error(loc, f"BFD instance {name} source address {src} and {word} address {nbr} "
+                       "are not of the same family, disabling instance")
+        return None
+    for other in seen:
+        if other.neighborIp == nbr and (other.sourceIp is None or src is None
+                                        or other.sourceIp == src):
+            pair = f"source/{word} address {src}/{nbr}" if src is not None else \
+                f"{word} address {nbr}"
+            ctx.error(loc, f"BFD instance {name} has duplicate {pair}, ignoring instance")
+            return None
+    ttl = b.get("ttl") or (255 if nbr.version == 4 else 64)
+    if b.get("maxHops", 0) > ttl:
+        ctx.error(loc, f"BFD instance {name}: max_hops exceeds ttl/hoplimit - setting to "
+                       "ttl/hoplimit")
+        b["maxHops"] = ttl
+    bfd = M.make(M.BfdInstance, b)
+    seen.append(bfd)
+    return bfd
 
 
 def _syncGroups(ctx: Context, builders: list[Builder], instances: list[Builder], objects: dict):
@@ -262,13 +295,14 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
         del b["mcastDstIp"]
     # Version.
     version = b.get("version", g.vrrpVersion)
-    if family == 6 and version == 2:
-        if "version" in b:
-            ctx.error(loc, f"{who} VRRPv2 does not support IPv6 - using version 3")
-        version = 3
-    b["version"] = version
     strict = b.get("strictMode", g.vrrpStrict)
     b["strictMode"] = strict
+    if family == 6 and version == 2:
+        if "version" in b:
+            message = ipv6Version2Message(strict) or "VRRPv2 does not support IPv6 - using version 3"
+            ctx.error(loc, f"{who} {message}")
+        version = 3
+    b["version"] = version
     # Priority / state (§0 #15).
     state = b.get("state")
     if "priority" not in b:
@@ -307,32 +341,11 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
                     ctx.error(hmac["location"], f"{who} strict mode requires auth_hmac mode enforce - setting enforce")
                     hmac["mode"] = "enforce"
                 b["authHmac"] = M.make(M.AuthHmac, hmac)
-    # Strict mode (§4.12).
+    # Strict mode (§4.12): keepalived's checks and messages.
     if strict:
-        if state == M.MASTER and priority != 255:
-            ctx.error(stateLoc, f"{who} strict mode: state MASTER requires priority 255 (address owner) - setting BACKUP")
-            state = M.BACKUP
-        if b.get("preemptDelay"):
-            ctx.error(b.get("preemptDelayLocation", loc), f"{who} preempt_delay is incompatible with strict mode - resetting")
-            b["preemptDelay"] = 0.0
-        if version == 2 and b.get("accept") is True:
-            ctx.error(loc, f"{who} accept mode is not allowed with VRRPv2 in strict mode - ignoring")
-            b["accept"] = False
-        b.setdefault("accept", priority == 255)
-        if b.get("downTimerAdverts", 3) != 3:
-            ctx.error(loc, f"{who} strict mode requires down_timer_adverts 3 - setting 3")
-            b["downTimerAdverts"] = 3
-        b["lowerPrioNoAdvert"] = True
-        b["higherPrioSendAdvert"] = False
-        if priority == 255:
-            b["ownerIgnoreAdverts"] = True
-        if family == 6 and b["virtualIpaddresses"] and not b["virtualIpaddresses"][0].address.ip.is_link_local:
-            ctx.error(b["virtualIpaddresses"][0].location, f"{who} strict mode: the first IPv6 VIP must be link-local")
-        gb = b.get("garp") or {}
-        if gb.get("lowerPrioRepeat") or gb.get("lowerPrioDelay"):
-            ctx.error(loc, f"{who} strict mode does not allow garp_lower_prio_repeat/delay - clearing them")
-            gb.pop("lowerPrioRepeat", None)
-            gb.pop("lowerPrioDelay", None)
+        state = applyStrict(ctx, b, who, loc, state=state, stateExplicit="state" in b,
+                            stateLoc=stateLoc, priority=priority, version=version, family=family,
+                            unicast=bool(peers))
     # nopreempt / preempt_delay (§0 #14, §4.5, §4.6).
     if b.get("nopreempt"):
         nloc = b.get("nopreemptLocation", loc)
@@ -397,7 +410,35 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
     b.setdefault("notifyPriorityChanges", g.vrrpNotifyPriorityChanges)
     if "smtpAlert" not in b:
         b["smtpAlert"] = bool(g.smtpAlertVrrp if g.smtpAlertVrrp is not None else g.smtpAlert)
-    return M.make(M.VrrpInstance, b)
+    vips = b["virtualIpaddresses"]
+    vi, problem = excessVipsToExcluded(M.make(M.VrrpInstance, b), MAX_ADVERT_ADDRESSES)
+    if problem is not None:
+        ctx.error(vips[MAX_ADVERT_ADDRESSES].location, problem)
+    return vi
+
+
+#: an advert's address count is one byte
+MAX_ADVERT_ADDRESSES = 255
+
+
+def excessVipsToExcluded(vi: M.VrrpInstance, limit: int) -> tuple[M.VrrpInstance, str | None]:
+    """
+    keepalived puts at most C{limit} VIPs in an advert (255, the most its
+    count byte can say, or fewer when the interface MTU leaves less room):
+    the VIPs after the first C{limit} become excluded VIPs, added and
+    removed with the others but never advertised.
+
+    @return: the instance with its VIPs split, and keepalived's warning
+        (C{None} when nothing moved).
+    """
+    vips = vi.virtualIpaddresses
+    if len(vips) <= limit:
+        return vi, None
+    problem = (f"({vi.name}) Number of VIPs ({len(vips)}) exceeds maximum/space available in "
+               f"packet (max {limit} addresses) - excess moved to eVIPs")
+    moved = replace(vi, virtualIpaddresses=vips[:limit],
+                    virtualIpaddressesExcluded=vi.virtualIpaddressesExcluded + vips[limit:])
+    return moved, problem
 
 
 def _auth(ctx: Context, a: Builder, who: str, version: int, family: int, strict: bool, state: str,
@@ -407,11 +448,11 @@ def _auth(ctx: Context, a: Builder, who: str, version: int, family: int, strict:
     if atype is None:
         ctx.error(loc, f"{who} authentication block without auth_type (PASS|AH) - ignoring")
         return None
+    if strict:
+        ctx.error(loc, f"{who} {STRICT_AUTH_MESSAGE}")
+        return None
     if version == 3 or family == 6:
         ctx.error(loc, f"{who} authentication is only supported by VRRPv2 over IPv4 - ignoring it")
-        return None
-    if strict:
-        ctx.error(loc, f"{who} strict mode does not support authentication - ignoring it")
         return None
     password = a.get("authPass")
     if password is None:

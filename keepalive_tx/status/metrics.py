@@ -26,7 +26,7 @@ dashboards and alerts keep working:
 
 Everything else is keepalive_tx's own, under the same C{keepalived_}
 prefix (sync groups, priorities, faults, transitions, pools, checkers,
-mail), plus C{keepalive_tx_build_info} in the place of the exporter's
+BFD sessions, mail), plus C{keepalive_tx_build_info} in the place of the exporter's
 C{keepalived_exporter_build_info}.
 
 Adding metrics: write a function C{snapshot -> iterable of metric
@@ -45,6 +45,7 @@ import twisted
 
 __all__ = [
     "SECTIONS",
+    "bfdFamilies",
     "SnapshotCollector",
     "collectFamilies",
     "contentType",
@@ -348,12 +349,63 @@ def smtpFamilies(snapshot: Snapshot) -> Iterator[Any]:
     yield q
 
 
+def bfdFamilies(snapshot: Snapshot) -> Iterator[Any]:
+    """
+    The BFD sessions (keepalive_tx's own names): state, what the clients
+    see, detection time, transmission interval, counters; datagrams
+    dropped by reason.
+    """
+    bfd = snapshot.get("bfd")
+    if bfd is None:
+        return
+    from keepalive_tx.status.bfd import BFD_STATE_NUMBERS
+
+    labels = ("name", "neighbor")
+    state = _gauge("keepalived_bfd_session_state",
+                   "BFD session state (0 AdminDown, 1 Down, 2 Init, 3 Up)", labels)
+    up = _gauge("keepalived_bfd_session_up", "Whether the clients see the session up", labels)
+    detection = _gauge("keepalived_bfd_detection_time_seconds",
+                       "Detection time (remote multiplier x agreed remote interval)", labels)
+    tx = _gauge("keepalived_bfd_transmit_interval_seconds",
+                "Transmission interval in force (before jitter)", labels)
+    last = _gauge("keepalived_bfd_last_detection_seconds",
+                  "Silence before the last detection-time expiry", labels)
+    counters = {
+        key: _counter(f"keepalived_bfd_{name}", doc, labels)
+        for key, name, doc in (
+            ("transitions", "session_transitions", "Session state changes"),
+            ("expiries", "detection_expiries", "Detection-time expiries"),
+            ("packets_received", "packets_received", "Control packets accepted"),
+            ("packets_sent", "packets_sent", "Control packets sent"),
+            ("send_errors", "send_errors", "Control packets the kernel refused"),
+        )
+    }
+    for s in bfd.get("sessions", ()):
+        values = [s["name"], s["neighbor"]]
+        state.add_metric(values, BFD_STATE_NUMBERS.get(s["state"], -1))
+        up.add_metric(values, int(s["up"]))
+        detection.add_metric(values, s["detection_time"])
+        tx.add_metric(values, s["tx_interval"])
+        if s.get("last_detection") is not None:
+            last.add_metric(values, s["last_detection"])
+        for key, family in counters.items():
+            family.add_metric(values, s[key])
+    dropped = _counter("keepalived_bfd_packets_dropped", "Received datagrams dropped, by reason",
+                       ("reason",))
+    for reason, n in (bfd.get("dropped") or {}).items():
+        dropped.add_metric([reason], n)
+    received = _counter("keepalived_bfd_datagrams_received", "Datagrams received on port 3784")
+    received.add_metric([], bfd.get("received", 0))
+    yield from (state, up, detection, tx, last, *counters.values(), dropped, received)
+
+
 #: Everything collected from a snapshot, in exposition order.
 SECTIONS: tuple[Callable[[Snapshot], Iterable[Any]], ...] = (
     processFamilies,
     vrrpFamilies,
     scriptFamilies,
     lvsFamilies,
+    bfdFamilies,
     smtpFamilies,
 )
 

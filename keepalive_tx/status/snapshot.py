@@ -415,12 +415,14 @@ def virtualServerSnapshot(virtual: Any) -> dict[str, Any]:
 
 def lvsSnapshot(lvsService: Any) -> dict[str, Any]:
     """
-    Every virtual server of a L{keepalive_tx.lvs.service.LvsService}, and
-    how many checks run (fewer than checkers when shared).
+    Every virtual server of a L{keepalive_tx.lvs.service.LvsService}, how
+    many checks run (fewer than checkers when shared), and the IPVS services
+    it owns as the kernel (or the dry-run table) holds them.
     """
     return {
         "virtual_servers": [virtualServerSnapshot(v) for v in lvsService.virtuals],
         "checks_running": len(getattr(lvsService, "runs", ())),
+        "ipvs": None if getattr(lvsService, "table", None) is None else lvsService.table.snapshot(),
     }
 
 
@@ -442,8 +444,8 @@ def buildSnapshot(root: Any, now: float | None = None) -> dict[str, Any]:
     C{lvsService}, C{mailer}, C{transitions}).
 
     @param now: the snapshot's time (default the root's reactor time).
-    @return: C{{"router_id", "time", "started", "vrrp", "lvs", "smtp",
-        "reloads"}}; a subsystem that does not run is C{None}.
+    @return: C{{"router_id", "time", "started", "vrrp", "lvs", "bfd",
+        "smtp", "reloads"}}; a subsystem that does not run is C{None}.
     """
     if now is None:
         reactor = getattr(root, "reactor", None)
@@ -452,12 +454,18 @@ def buildSnapshot(root: Any, now: float | None = None) -> dict[str, Any]:
     vrrp = getattr(root, "vrrpService", None)
     lvs = getattr(root, "lvsService", None)
     mailer = getattr(root, "mailer", None)
+    bfd = getattr(root, "bfdService", None)
+    if bfd is not None:
+        from keepalive_tx.status.bfd import bfdSnapshot
+
+        bfd = bfdSnapshot(bfd)
     return {
         "router_id": getattr(getattr(root, "alerts", None), "routerId", None),
         "time": now,
         "started": None if transitions is None else transitions.started,
         "vrrp": None if vrrp is None else vrrpSnapshot(vrrp, transitions),
         "lvs": None if lvs is None else lvsSnapshot(lvs),
+        "bfd": bfd,
         "smtp": None if mailer is None else mailerSnapshot(mailer),
         "reloads": getattr(root, "reloads", 0),
     }

@@ -133,6 +133,7 @@ class _Status(_Part):
         super().__init__(source, lambda s: s)
         self.putChild(b"vrrp", _Vrrp(source))
         self.putChild(b"lvs", _Part(source, lambda s: s.get("lvs")))
+        self.putChild(b"bfd", _Part(source, lambda s: s.get("bfd")))
 
     def getChild(self, path: bytes, request: Any) -> Resource:
         if path == b"":
@@ -143,7 +144,7 @@ class _Status(_Part):
 class _Index(Resource):
     def render_GET(self, request: Any) -> bytes:
         return _json(request, {"endpoints": ["/status", "/status/vrrp", "/status/vrrp/NAME",
-                                             "/status/lvs", "/metrics"]})
+                                             "/status/lvs", "/status/bfd", "/metrics"]})
 
     def getChild(self, path: bytes, request: Any) -> Resource:
         if path == b"":

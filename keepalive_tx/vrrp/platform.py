@@ -14,6 +14,7 @@ from typing import Any
 from zope.interface import Attribute, Interface, implementer
 
 from keepalive_tx.net.announce import PacketSender
+from keepalive_tx.vrrp.advertspace import interfaceMtu
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -62,6 +63,12 @@ class IVrrpPlatform(Interface):
     def linkUp(interface: str) -> bool | None:
         """
         Whether C{interface} is up now (C{None}: no such interface).
+        """
+
+    def mtu(interface: str) -> int | None:
+        """
+        The MTU of C{interface} (C{None}: no such interface), which bounds
+        how many VIPs an advert carries.
         """
 
 
@@ -167,3 +174,6 @@ class LinuxPlatform:
 
     def linkUp(self, interface: str) -> bool | None:
         return self._monitor.linkState(interface)
+
+    def mtu(self, interface: str) -> int | None:
+        return interfaceMtu(interface)

@@ -41,6 +41,7 @@ from keepalive_tx.net.announce import (
     ipv6Forwarding,
 )
 from keepalive_tx.net.rtnames import IprouteNames
+from keepalive_tx.vrrp.advertspace import fitAdvert
 from keepalive_tx.vrrp.instance import VrrpInstance, vipsFor
 from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
@@ -54,7 +55,6 @@ __all__ = ["IVrrpPlatform", "LinuxPlatform", "VridDemux", "VrrpService"]
 
 #: the fault flag that holds a sync group member while another waits
 WAITING_MEMBER = "sync group member waiting for its interface"
-
 
 def instanceKey(config: model.VrrpInstance) -> tuple[Any, ...]:
     """
@@ -141,12 +141,18 @@ class VrrpService(Service):
     releaseOnStop = True
 
     def __init__(self, config: model.Config, reactor: Any, platform: Any = None,
-                 alerts: Any = None, resume: Iterable[str] = ()) -> None:
+                 alerts: Any = None, resume: Iterable[str] = (), firewall: Any = None,
+                 bfd: Any = None) -> None:
         """
         @param resume: names of instances that continue a MASTER of the
             configuration before a reload (L{handover}): their addresses are
             not "stale" and they take over at once.
+        @param firewall: the process's L{keepalive_tx.net.firewall.Firewall}
+            (no_accept masters block their addresses through it), or C{None}.
+        @param bfd: the process's BFD sessions, for C{track_bfd} (see
+            L{keepalive_tx.vrrp.tracking.TrackingCoordinator}).
         """
+        self.firewall = firewall
         self.config = config
         self.resume = frozenset(resume)
         self.alerts = alerts
@@ -160,6 +166,7 @@ class VrrpService(Service):
         self._ports: dict[tuple, Any] = {}
         self._opened = False
         self.tracking: Any = None
+        self.bfd = bfd
         self.notifier: Any = None
         self._ipNames = IprouteNames.fromGlobalDefs(config.globalDefs)
 
@@ -193,7 +200,7 @@ class VrrpService(Service):
         self.notifier.open()
         self.observers.insert(0, self.notifier)
         self.tracking = TrackingCoordinator.fromConfig(
-            self.reactor, self.config, linkState=self.platform.linkUp)
+            self.reactor, self.config, linkState=self.platform.linkUp, bfd=self.bfd)
         g = self.config.globalDefs
         self._pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
                                     garpInterval=g.vrrpGarpInterval or 0.0,
@@ -266,6 +273,7 @@ class VrrpService(Service):
                 self.tracking.startInstance(instance)
 
     def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer) -> VrrpInstance | None:
+        config = self._fitAdvert(config)
         family = config.family
         source = config.unicastSrcIp or config.mcastSrcIp
         if source is None and config.interface is not None:
@@ -314,7 +322,8 @@ class VrrpService(Service):
             checkUnicastSource=bool(getattr(g, "vrrpCheckUnicastSrc", False)),
             routes=getattr(self.platform, "routes", None) if config.virtualRoutes else None,
             rules=getattr(self.platform, "rules", None) if config.virtualRules else None,
-            ipNames=self._ipNames)
+            ipNames=self._ipNames,
+            firewall=None if self.firewall is None else self.firewall.handle(instanceKey(config)))
         instance.observers.extend(self.observers)
         demux.add(instance)
         if config.name in self.resume:
@@ -325,6 +334,18 @@ class VrrpService(Service):
             if self.platform.linkUp(ifname) is not True:
                 instance.machine.setFault(f"interface {ifname}", True)
         return instance
+
+    def _fitAdvert(self, config: model.VrrpInstance) -> model.VrrpInstance:
+        """
+        C{config} with the VIPs that do not fit in one advert on its
+        interface moved to its excluded VIPs (keepalived's rule, logged
+        with keepalived's words).
+        """
+        mtu = self.platform.mtu(config.interface) if config.interface else None
+        config, problem = fitAdvert(config, mtu)
+        if problem is not None:
+            self.log.warn("{problem}", problem=problem)
+        return config
 
     # -- reload ----------------------------------------------------------------
 

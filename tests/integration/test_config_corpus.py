@@ -39,7 +39,6 @@ _NOT_IMPLEMENTED = re.compile(r"'([^']+)' (?:of \S+ )?is not implemented by keep
 #: exits 0, and nothing else differs. When a keyword is implemented (it
 #: leaves keepalive_tx/config/unimplemented.py), its entries here go.
 KNOWN_DIFFERENCES: dict[str, tuple[str, ...]] = {
-    "k8s-apiserver-backup-secure.conf": ("vrrp_skip_check_adv_addr",),
     "k8s-kube-vip-style-v3.conf": ("max_auto_priority",),
     "snmp-tuned-pair.conf": ("checker_priority", "enable_snmp_checker", "enable_snmp_vrrp",
                              "enable_traps", "promote_secondaries", "vrrp_no_swap",

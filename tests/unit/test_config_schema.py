@@ -454,7 +454,8 @@ class VrrpInstanceTests(SynchronousTestCase):
 
     def test_strict(self) -> None:
         """
-        Strict mode rules (§4.12).
+        Strict mode rules (§4.12); unicast peers are kept, as keepalived
+        2.2.7 keeps them (the whole list: tests.unit.test_config_strict).
         """
         r = parse("global_defs {\n vrrp_strict\n}\n" + VI % "state MASTER\n priority 100\n unicast_peer {\n 192.0.2.7\n }")
         vi = r.model.vrrpInstances[0]

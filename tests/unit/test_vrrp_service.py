@@ -55,7 +55,9 @@ class FakePlatform:
     unless listed in C{down}.
     """
 
-    def __init__(self, down: tuple[str, ...] = (), stale: tuple[str, ...] = ()) -> None:
+    def __init__(self, down: tuple[str, ...] = (), stale: tuple[str, ...] = (),
+                 mtus: dict[str, int] | None = None) -> None:
+        self.mtus = {"eth0": 1500, "eth1": 1500} if mtus is None else mtus
         self.addresses = None
         self.frameSender = None
         self.opened = self.closed = 0
@@ -92,6 +94,9 @@ class FakePlatform:
         if interface not in self.links:
             return None
         return interface not in self.down
+
+    def mtu(self, interface):
+        return self.mtus.get(interface)
 
 
 def instanceText(name: str, vrid: int, vip: str, *, interface: str = "eth0", priority: int = 150,
