@@ -394,6 +394,8 @@ def makeService(options: Options, reactor=None) -> IService:
     FreezeHeap().setServiceParent(service)
     if options["umask"] is not None and "umask" not in options.delegated:
         os.umask(options["umask"])
+    elif options["umask"] is None:
+        _configuredUmask(options, result.model.globalDefs.umask)
     if options["pid"] is not None and "pid" not in options.delegated:
         from keepalive_tx.pidfile import PidFile
 
@@ -412,6 +414,23 @@ def makeService(options: Options, reactor=None) -> IService:
             "after", "shutdown", log.info, "Stopped Keepalived (keepalive_tx v{version})",
             version=__version__)
     return service
+
+
+def _configuredUmask(options: Options, umask: int | None) -> None:
+    """
+    C{global_defs umask}, as keepalived: the command line's C{-u} wins (and
+    here twistd's C{--umask} too).  Under twistd it becomes twistd's umask
+    (applied where twistd applies its own); under C{twist} it is set now;
+    embedded (no runner), the process is left alone.
+    """
+    parent = getattr(options, "parent", None)
+    if umask is None or parent is None:
+        return
+    if "umask" in parent:
+        if parent["umask"] is None:
+            parent["umask"] = umask
+    else:
+        os.umask(umask)
 
 
 def _refuses(diagnostics: Any, options: Options) -> bool:

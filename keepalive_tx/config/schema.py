@@ -86,6 +86,11 @@ C{None}) become the L{Config} fields of the same names.  Optional hooks in
 C{schema_lvs}: C{finish(ctx, root)} runs after parsing, before the model is
 built; C{validate(config, diagnostics)} runs with the other cross-checks.
 
+Keywords the daemon does not act on are declared in
+L{keepalive_tx.config.unimplemented}; L{topLevel} marks them (a copy of the
+keyword carrying its warning) and the parser reports each once, at its
+first use, still running its handler so that its value is checked.
+
 Handlers must never raise for bad input: report with C{ctx.error(line, msg)}
 (or C{warning}/C{deprecated}) and leave the builder unchanged.
 """
@@ -95,6 +100,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from keepalive_tx.config.errors import Diagnostics, Location, Severity
@@ -119,12 +125,39 @@ class Context:
         C{close} handler's report: keepalived's is at the block's end).
     """
 
-    __slots__ = ("diagnostics", "root", "last")
+    __slots__ = ("diagnostics", "root", "last", "_unimplemented")
 
     def __init__(self, diagnostics: Diagnostics, root: Builder | None = None) -> None:
         self.diagnostics = diagnostics
         self.root: Builder = root if root is not None else {}
         self.last: LogicalLine | None = None
+        #: warning -> [index of its diagnostic, further uses]
+        self._unimplemented: dict[str, list[int]] = {}
+
+    def notImplemented(self, line: LogicalLine | Location | None, warning: str) -> None:
+        """
+        Report C{warning} (a keyword keepalive_tx does not act on) at its
+        first use only; L{countNotImplemented} adds how many more uses there were.
+        """
+        seen = self._unimplemented.get(warning)
+        if seen is None:
+            self._unimplemented[warning] = [len(self.diagnostics.items), 0]
+            self.warning(line, warning)
+        else:
+            seen[1] += 1
+
+    def countNotImplemented(self) -> None:
+        """
+        Say in each not-implemented warning on how many more lines the
+        keyword was used.
+        """
+        items = self.diagnostics.items
+        for index, more in self._unimplemented.values():
+            if more:
+                d = items[index]
+                text = d.message
+                items[index] = replace(d, message=f"{text[:-1]}; also on {more} more line{'s' * (more > 1)})")
+        self._unimplemented.clear()
 
     def error(self, line: LogicalLine | Location | None, message: str) -> None:
         self.diagnostics.add(Severity.ERROR, message, _loc(line))
@@ -205,7 +238,8 @@ class Keyword:
     or L{skipped}.
     """
 
-    __slots__ = ("kind", "handler", "spec", "open", "close", "deprecated", "note")
+    __slots__ = ("kind", "handler", "spec", "open", "close", "deprecated", "note",
+                 "unimplemented", "plain")
 
     def __init__(
         self,
@@ -224,6 +258,21 @@ class Keyword:
         self.close = close
         self.deprecated = deprecated
         self.note = note
+        #: the warning reported at its first use when keepalive_tx does not
+        #: act on it (L{keepalive_tx.config.unimplemented}); set by L{topLevel}
+        self.unimplemented: str | None = None
+        #: neither deprecated nor unimplemented: the parser's fast path
+        self.plain = deprecated is None
+
+    def notImplemented(self, warning: str) -> Keyword:
+        """
+        A copy of this keyword that reports C{warning} at its first use.
+        """
+        kw = Keyword(self.kind, self.handler, self.spec, self.open, self.close,
+                     self.deprecated, self.note)
+        kw.unimplemented = warning
+        kw.plain = False
+        return kw
 
 
 def simple(handler: Handler, deprecated: str | None = None) -> Keyword:
@@ -570,6 +619,7 @@ def topLevel() -> BlockSpec:
         keywords.update(_EXTRA_TOP)
         _TOP = BlockSpec("<top>", keywords)
         _markRequired(_TOP, set())
+        _markUnimplemented(_TOP, set())
     return _TOP
 
 
@@ -584,3 +634,25 @@ def _markRequired(spec: BlockSpec, seen: set[int]) -> None:
     for kw in spec.keywords.values():
         if kw.spec is not None and id(kw.spec) not in seen:
             _markRequired(kw.spec, seen)
+
+
+def _markUnimplemented(spec: BlockSpec, seen: set[int]) -> None:
+    """
+    Give the keywords of C{spec} and of the blocks nested in it that
+    keepalive_tx does not act on their warning
+    (L{keepalive_tx.config.unimplemented}); a not-implemented block covers
+    its contents.
+    """
+    from keepalive_tx.config.unimplemented import NOT_IMPLEMENTED, message
+
+    seen.add(id(spec))
+    gaps = NOT_IMPLEMENTED.get(spec.name, {})
+    marked = dict(spec.keywords)  # (keyword tables may be shared: copy)
+    for name, kw in spec.keywords.items():
+        gap = gaps.get(name)
+        if gap is not None:
+            if kw.unimplemented is None:
+                marked[name] = kw.notImplemented(message(name, gap))
+        elif kw.spec is not None and id(kw.spec) not in seen:
+            _markUnimplemented(kw.spec, seen)
+    spec.keywords = marked
