@@ -195,7 +195,7 @@ class KeepalivedService(MultiService):
     def _buildVrrp(self, model: Any, resume: frozenset[str] = frozenset()) -> Any:
         if not self.runVrrp or not getattr(model, "vrrpInstances", ()):
             return None
-        from keepalive_tx.alert.vrrp import InstanceAlerts
+        from keepalive_tx.vrrp.alerts import InstanceAlerts
         from keepalive_tx.vrrp.service import VrrpService
 
         service = VrrpService(model, self.reactor, platform=self.vrrpPlatform,
@@ -282,7 +282,7 @@ class KeepalivedService(MultiService):
         @raise ReloadError: a new service could not start; nothing was
             changed.
         """
-        from keepalive_tx.alert.security import forgetUsers
+        from keepalive_tx.scripts.security import forgetUsers
 
         forgetUsers()
         old = self.model
@@ -500,11 +500,11 @@ class KeepalivedService(MultiService):
     def makeScriptRunner(self, script: Any, timeout: float) -> Any:
         """
         The runner of C{startup_script} / C{shutdown_script} (a
-        L{keepalive_tx.alert.scripts.ScriptRunner} under the configured
+        L{keepalive_tx.scripts.runner.ScriptRunner} under the configured
         script security; tests replace this method).
         """
-        from keepalive_tx.alert.scripts import ScriptRunner
-        from keepalive_tx.alert.security import ScriptPolicy
+        from keepalive_tx.scripts.runner import ScriptRunner
+        from keepalive_tx.scripts.security import ScriptPolicy
 
         policy = ScriptPolicy.fromGlobals(self.model.globalDefs)
         return ScriptRunner(self.reactor, script.argv, script.user, policy=policy,
@@ -540,7 +540,7 @@ class KeepalivedService(MultiService):
 
         @return: the lines logged.
         """
-        from keepalive_tx.alert.security import ScriptPolicy, auditMessages
+        from keepalive_tx.scripts.security import ScriptPolicy, auditMessages
 
         policy = ScriptPolicy.fromGlobals(self.model.globalDefs)
         try:

@@ -76,8 +76,8 @@ class LvsFifos:
             servers with their protocol).
         @param fifoScripts: C{(fifo, script)} pairs to start at L{open}.
         @param runnerFactory: C{script -> runner} (default
-            L{keepalive_tx.alert.scripts.ScriptRunner}).
-        @param policy: the L{keepalive_tx.alert.security.ScriptPolicy} of
+            L{keepalive_tx.scripts.runner.ScriptRunner}).
+        @param policy: the L{keepalive_tx.scripts.security.ScriptPolicy} of
             the default runners (L{None}: our identity, no checks).
         """
         self.reactor = reactor
@@ -113,7 +113,7 @@ class LvsFifos:
         if not fifos:
             return None
         if "policy" not in kw:
-            from keepalive_tx.alert.security import ScriptPolicy
+            from keepalive_tx.scripts.security import ScriptPolicy
 
             kw["policy"] = ScriptPolicy.fromGlobals(g)
         return cls(reactor, fifos, getattr(model, "virtualServers", ()), scripts, **kw)
@@ -153,7 +153,7 @@ class LvsFifos:
     def _runner(self, script: Any) -> Any:
         if self.runnerFactory is not None:
             return self.runnerFactory(script)
-        from keepalive_tx.alert.scripts import ScriptRunner
+        from keepalive_tx.scripts.runner import ScriptRunner
 
         return ScriptRunner.fromScript(self.reactor, script, policy=self.policy)
 

@@ -114,7 +114,7 @@ class NotifyFifo:
     def _chown(self) -> None:
         if not self.user:
             return
-        from keepalive_tx.alert.scripts import resolveUser
+        from keepalive_tx.scripts.runner import resolveUser
 
         try:
             uid, gid = resolveUser(self.user)
@@ -188,10 +188,10 @@ class VrrpNotifier:
         @param reactor: C{IReactorTime} and C{IReactorProcess}.
         @param fifos: FIFOs receiving every VRRP line.
         @param runnerFactory: C{Script -> runner} (tests); default
-            L{keepalive_tx.alert.scripts.ScriptRunner.fromScript}.
+            L{keepalive_tx.scripts.runner.ScriptRunner.fromScript}.
         @param fifoScripts: (FIFO, script) pairs: the script is started by
             L{open} with the FIFO path appended.
-        @param policy: the L{keepalive_tx.alert.security.ScriptPolicy} of
+        @param policy: the L{keepalive_tx.scripts.security.ScriptPolicy} of
             the default runners (L{None}: our identity, no checks); a script
             it disables is never run.
         """
@@ -225,13 +225,13 @@ class VrrpNotifier:
             if script is not None:
                 scripts.append((nf, script))
         if "policy" not in kw:
-            from keepalive_tx.alert.security import ScriptPolicy
+            from keepalive_tx.scripts.security import ScriptPolicy
 
             kw["policy"] = ScriptPolicy.fromGlobals(g)
         return cls(reactor, fifos, fifoScripts=scripts, **kw)
 
     def _defaultRunner(self, script: model.Script) -> Any:
-        from keepalive_tx.alert.scripts import ScriptRunner
+        from keepalive_tx.scripts.runner import ScriptRunner
 
         return ScriptRunner.fromScript(self.reactor, script, policy=self.policy)
 

@@ -213,7 +213,7 @@ class VrrpService(Service):
             if members or any(m in self.waiting for m in group.members):
                 effects = None
                 if self.alerts is not None:
-                    from keepalive_tx.alert.vrrp import GroupAlerts
+                    from keepalive_tx.vrrp.alerts import GroupAlerts
 
                     effects = GroupAlerts(self.alerts, group.name, group.smtpAlert)
                 from keepalive_tx.vrrp.notify import GroupEffectsFanout

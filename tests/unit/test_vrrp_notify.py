@@ -14,8 +14,8 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.alert.scripts import ScriptResult, ScriptRunner
 from keepalive_tx.config import model, parseText
+from keepalive_tx.scripts.runner import ScriptResult, ScriptRunner
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.notify import (
     GroupEffectsFanout,
@@ -23,7 +23,7 @@ from keepalive_tx.vrrp.notify import (
     VrrpNotifier,
     fifoLine,
 )
-from tests.unit.test_alert_scripts import ProcessReactor
+from tests.unit.test_scripts_runner import ProcessReactor
 
 TEXT = """
 global_defs {
