@@ -13,7 +13,7 @@ writes C{strlen + 1} bytes).
 Like keepalived, the initial quorum state is written when it is up, and
 when it is down only for a virtual server with a sorry server.
 
-The FIFOs are L{keepalive_tx.vrrp.notify.NotifyFifo}s: created when
+The FIFOs are L{keepalive_tx.scripts.fifo.NotifyFifo}s: created when
 absent, opened so that nothing ever blocks, a line that does not fit is
 lost.  C{lvs_notify_fifo_script} (and C{notify_fifo_script} when no VRRP
 instance is configured, so that the VRRP side does not start it) run with
@@ -29,6 +29,7 @@ from twisted.logger import Logger
 
 from keepalive_tx.lvs.pool import QuorumChange, RealServerChange
 from keepalive_tx.lvs.wording import describeDest
+from keepalive_tx.scripts.fifo import NotifyFifo
 
 __all__ = ["LvsFifos", "rsLine", "vsLine"]
 
@@ -94,8 +95,6 @@ class LvsFifos:
         The FIFOs of C{global_defs} (C{notify_fifo}, C{lvs_notify_fifo}),
         or L{None} when neither is configured.
         """
-        from keepalive_tx.vrrp.notify import NotifyFifo
-
         g = getattr(model, "globalDefs", None)
         if g is None:
             return None
@@ -106,7 +105,7 @@ class LvsFifos:
                              (g.lvsNotifyFifo, g.lvsNotifyFifoScript)):
             if fifo is None or any(f.path == fifo.path for f in fifos):
                 continue
-            nf = NotifyFifo(fifo.path, fifo.user)
+            nf = NotifyFifo(fifo.path, fifo.user, log)
             fifos.append(nf)
             if script is not None:
                 scripts.append((nf, script))

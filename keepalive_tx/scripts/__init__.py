@@ -13,5 +13,7 @@ nothing of theirs (docs/architecture.md, "Layers"):
   - L{keepalive_tx.scripts.scriptfile}: what keepalived finds out about a
     script's file before it agrees to run it;
   - L{keepalive_tx.scripts.procgroup}: a process group per script, so that
-    everything it started can be signalled at once.
+    everything it started can be signalled at once;
+  - L{keepalive_tx.scripts.fifo}: the notify FIFOs VRRP and LVS write their
+    lines to (and the scripts reading them are started with).
 """
