@@ -33,6 +33,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from keepalive_tx.config import model
+from keepalive_tx.net.addresses import vipsFor
 from keepalive_tx.net.announce import (
     AnnouncePacer,
     Announcer,
@@ -42,7 +43,7 @@ from keepalive_tx.net.announce import (
 )
 from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.vrrp.advertspace import fitAdvert
-from keepalive_tx.vrrp.instance import VrrpInstance, vipsFor
+from keepalive_tx.vrrp.instance import VrrpInstance
 from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
 from keepalive_tx.vrrp.platform import IVrrpPlatform, LinuxPlatform
