@@ -154,7 +154,8 @@ def _http(reactor: Any, config: Any, rs: Any, vs: Any, model: Any) -> BuiltCheck
     for url in config.urls:
         regex = None
         if url.regex is not None:
-            from keepalive_tx.check.httpregex import RegexError, RegexSpec
+            from keepalive_tx.check.httpregex import RegexSpec
+            from keepalive_tx.config.pcre import RegexError
 
             try:
                 regex = RegexSpec(
