@@ -37,7 +37,13 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import Interface
 
-__all__ = ["IReloadListener", "ReloadSignal"]
+__all__ = ["IReloadListener", "ReloadError", "ReloadSignal"]
+
+
+class ReloadError(Exception):
+    """
+    A reload could not be applied; the running configuration stays.
+    """
 
 
 class IReloadListener(Interface):
@@ -232,8 +238,6 @@ class ReloadSignal(Service):
             self.log.error("Reload refused: the new configuration cannot be used; still running"
                            " the previous one")
             return succeed(self._refuse("the new configuration cannot be used"))
-        from keepalive_tx.service import ReloadError
-
         try:
             stopped = self.service.reload(result.model)
         except ReloadError as e:

@@ -21,11 +21,7 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 
-
-class ReloadError(Exception):
-    """
-    A reload could not be applied; the running configuration stays.
-    """
+from keepalive_tx.reload import ReloadError
 
 
 def routerIdFor(globalDefs: Any) -> str:

@@ -18,9 +18,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx import tap
 from keepalive_tx.config.errors import Diagnostics
-from keepalive_tx.reload import ReloadSignal
+from keepalive_tx.reload import ReloadError, ReloadSignal
 from keepalive_tx.scripts.runner import ScriptResult
-from keepalive_tx.service import KeepalivedService, ReloadError
+from keepalive_tx.service import KeepalivedService
 from keepalive_tx.systemd import (
     NotifySocket,
     SystemdNotifier,
