@@ -1,3 +1,5 @@
 """keepalived, rebuilt in Python on Twisted."""
 
-__version__ = "0.1.0"
+from keepalive_tx._version import __version__
+
+__all__ = ["__version__"]

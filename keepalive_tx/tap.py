@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from twisted.application.service import IService, Service
 from twisted.python import usage
 
-from keepalive_tx import __version__
+from keepalive_tx._version import __version__
 from keepalive_tx.cliflags import normalise
 from keepalive_tx.logs.syslog import DEFAULT_SOCKET, LOG_DAEMON, parseFacility
 
