@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
     from keepalive_tx.alert.mail import Mailer
     from keepalive_tx.alert.messages import AlertDispatcher
-    from keepalive_tx.alert.scripts import ScriptResult, ScriptRunner
     from keepalive_tx.bfd.service import BfdService
     from keepalive_tx.config import LoadResult
     from keepalive_tx.config.errors import Diagnostics
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
     from keepalive_tx.lvs.service import LvsService
     from keepalive_tx.net.firewall import Firewall
     from keepalive_tx.net.static import StaticService
+    from keepalive_tx.scripts.runner import ScriptResult, ScriptRunner
     from keepalive_tx.vrrp.service import IVrrpPlatform, VrrpService
 
 __all__ = ["KeepalivedService", "ReloadError", "ServiceOptions", "StartError"]
@@ -275,7 +275,7 @@ class KeepalivedService(MultiService):
                    resume: frozenset[str] = frozenset()) -> VrrpService | None:
         if not self.runVrrp or not getattr(model, "vrrpInstances", ()):
             return None
-        from keepalive_tx.alert.vrrp import InstanceAlerts
+        from keepalive_tx.vrrp.alerts import InstanceAlerts
         from keepalive_tx.vrrp.service import VrrpService
 
         service = VrrpService(model, self.reactor, platform=self.vrrpPlatform,
@@ -525,7 +525,7 @@ class KeepalivedService(MultiService):
         @raise ReloadError: a new service could not start; nothing was
             changed.
         """
-        from keepalive_tx.alert.security import forgetUsers
+        from keepalive_tx.scripts.security import forgetUsers
 
         forgetUsers()
         old = self.model
@@ -760,11 +760,11 @@ class KeepalivedService(MultiService):
     def makeScriptRunner(self, script: Script, timeout: float) -> ScriptRunner:
         """
         The runner of C{startup_script} / C{shutdown_script} (a
-        L{keepalive_tx.alert.scripts.ScriptRunner} under the configured
+        L{keepalive_tx.scripts.runner.ScriptRunner} under the configured
         script security; tests replace this method).
         """
-        from keepalive_tx.alert.scripts import ScriptRunner
-        from keepalive_tx.alert.security import ScriptPolicy
+        from keepalive_tx.scripts.runner import ScriptRunner
+        from keepalive_tx.scripts.security import ScriptPolicy
 
         policy = ScriptPolicy.fromGlobals(self.model.globalDefs)
         return ScriptRunner(self.reactor, script.argv, script.user, policy=policy,
@@ -799,7 +799,7 @@ class KeepalivedService(MultiService):
 
         @return: the lines logged.
         """
-        from keepalive_tx.alert.security import ScriptPolicy, auditMessages
+        from keepalive_tx.scripts.security import ScriptPolicy, auditMessages
 
         policy = ScriptPolicy.fromGlobals(self.model.globalDefs)
         try:

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from twisted.application.service import IService, Service
 from twisted.python import usage
 
-from keepalive_tx import __version__
+from keepalive_tx._version import __version__
 from keepalive_tx.cliflags import normalise
 from keepalive_tx.logs.syslog import DEFAULT_SOCKET, LOG_DAEMON, parseFacility
 
@@ -303,8 +303,8 @@ def auditScripts(model: Any, diagnostics: Any) -> None:
     keepalived only logs (a missing notify script, a disabled MISC_CHECK)
     is logged by the running daemon, not reported here.
     """
-    from keepalive_tx.alert.security import CONFIG_ERROR, SECURITY, TRACK, ScriptPolicy, audit
     from keepalive_tx.config.errors import Severity
+    from keepalive_tx.scripts.security import CONFIG_ERROR, SECURITY, TRACK, ScriptPolicy, audit
 
     severity = {CONFIG_ERROR: Severity.ERROR, TRACK: Severity.ERROR, SECURITY: Severity.SECURITY}
     policy = ScriptPolicy.fromGlobals(model.globalDefs)

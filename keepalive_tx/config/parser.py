@@ -37,8 +37,8 @@ from keepalive_tx.config.schema import (
     Builder,
     Context,
     Keyword,
-    topLevel,
 )
+from keepalive_tx.config.toplevel import topLevel
 
 MISSING_BOB = "Missing '{' at beginning of configuration block"
 UNEXPECTED_BOB = "Unexpected '{' - ignoring"
@@ -282,7 +282,8 @@ def parseLines(
     """
     Parse logical lines into a root builder (no model is built).
 
-    @param spec: the top-level table (default L{schema.topLevel}()).
+    @param spec: the top-level table (default
+        L{keepalive_tx.config.toplevel.topLevel}()).
     @return: the root builder dict.
     """
     seq = lines if isinstance(lines, list | tuple) else list(lines)

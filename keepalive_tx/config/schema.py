@@ -79,10 +79,10 @@ Worked example (what C{schema_lvs} does)::
 
     TOP_LEVEL_KEYWORDS = {"virtual_server": S.block(VS)}
 
-C{schema_lvs.TOP_LEVEL_KEYWORDS} is merged into L{topLevel}() (imported lazily
-if the module exists).  The root builder keys C{virtualServerGroups},
-C{virtualServers} (lists of model objects) and C{ssl} (a model object or
-C{None}) become the L{Config} fields of the same names.  Optional hooks in
+C{schema_lvs.TOP_LEVEL_KEYWORDS} is merged into
+L{keepalive_tx.config.toplevel.topLevel}().  The root builder keys
+C{virtualServerGroups}, C{virtualServers} (lists of model objects) and
+C{ssl} (a model object or C{None}) become the L{Config} fields of the same names.  Optional hooks in
 C{schema_lvs}: C{finish(ctx, root)} runs after parsing, before the model is
 built; C{validate(config, diagnostics)} runs with the other cross-checks.
 
@@ -213,7 +213,7 @@ class BlockSpec:
     @ivar close: C{(ctx, builder, parentBuilder) -> None}.
     @ivar required: keywords that cannot stand alone on their line
         (keepalived stops, see L{keepalive_tx.config.required}); filled in
-        by L{topLevel}.
+        by L{keepalive_tx.config.toplevel.topLevel}.
     """
 
     __slots__ = ("name", "keywords", "open", "close", "required")
@@ -575,84 +575,3 @@ def appendItem(field: str, convert: Callable[[Context, LogicalLine], Any]) -> Ha
 
 storeAs = _storeAs
 appendTo = _appendTo
-
-
-# ---------------------------------------------------------------------------
-# The top level.
-
-_EXTRA_TOP: dict[str, Keyword] = {}
-_TOP: BlockSpec | None = None
-
-
-def registerTopLevel(keywords: dict[str, Keyword]) -> None:
-    """
-    Add top-level keywords (for modules other than C{schema_lvs}).
-    """
-    global _TOP
-    _EXTRA_TOP.update(keywords)
-    _TOP = None
-
-
-def lvsModule() -> Any:
-    """
-    C{keepalive_tx.config.schema_lvs} if it can be imported, else C{None}.
-    """
-    try:
-        from keepalive_tx.config import schema_lvs
-    except ImportError:
-        return None
-    return schema_lvs
-
-
-def topLevel() -> BlockSpec:
-    """
-    The top-level keyword table: VRRP/global tables plus C{schema_lvs}'s.
-    """
-    global _TOP
-    if _TOP is None:
-        from keepalive_tx.config import schema_vrrp
-
-        keywords = dict(schema_vrrp.TOP_LEVEL_KEYWORDS)
-        lvs = lvsModule()
-        if lvs is not None:
-            keywords.update(getattr(lvs, "TOP_LEVEL_KEYWORDS", {}))
-        keywords.update(_EXTRA_TOP)
-        _TOP = BlockSpec("<top>", keywords)
-        _markRequired(_TOP, set())
-        _markUnimplemented(_TOP, set())
-    return _TOP
-
-
-def _markRequired(spec: BlockSpec, seen: set[int]) -> None:
-    """
-    Give C{spec} and the blocks nested in it their L{BlockSpec.required}.
-    """
-    from keepalive_tx.config.required import REQUIRED
-
-    seen.add(id(spec))
-    spec.required = REQUIRED.get(spec.name, frozenset()) & spec.keywords.keys()
-    for kw in spec.keywords.values():
-        if kw.spec is not None and id(kw.spec) not in seen:
-            _markRequired(kw.spec, seen)
-
-
-def _markUnimplemented(spec: BlockSpec, seen: set[int]) -> None:
-    """
-    Give the keywords of C{spec} and of the blocks nested in it that
-    keepalive_tx does not act on their warning
-    (L{keepalive_tx.config.unimplemented}); a not-implemented block covers
-    its contents.
-    """
-    from keepalive_tx.config.unimplemented import NOT_IMPLEMENTED, message
-
-    seen.add(id(spec))
-    gaps = NOT_IMPLEMENTED.get(spec.name, {})
-    marked = dict(spec.keywords)  # (keyword tables may be shared: copy)
-    for name, kw in spec.keywords.items():
-        gap = gaps.get(name)
-        if gap is not None:
-            if kw.unimplemented is None:
-                marked[name] = kw.notImplemented(message(name, gap))
-        elif kw.spec is not None and id(kw.spec) not in seen:
-            _markUnimplemented(kw.spec, seen)
-    spec.keywords = marked

@@ -33,6 +33,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from keepalive_tx.config import model
+from keepalive_tx.net.addresses import vipsFor
 from keepalive_tx.net.announce import (
     AnnouncePacer,
     Announcer,
@@ -42,7 +43,7 @@ from keepalive_tx.net.announce import (
 )
 from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.vrrp.advertspace import fitAdvert
-from keepalive_tx.vrrp.instance import VrrpInstance, vipsFor
+from keepalive_tx.vrrp.instance import VrrpInstance
 from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
 from keepalive_tx.vrrp.platform import IVrrpPlatform, LinuxPlatform
@@ -216,7 +217,7 @@ class VrrpService(Service):
             if members or any(m in self.waiting for m in group.members):
                 effects = None
                 if self.alerts is not None:
-                    from keepalive_tx.alert.vrrp import GroupAlerts
+                    from keepalive_tx.vrrp.alerts import GroupAlerts
 
                     effects = GroupAlerts(self.alerts, group.name, group.smtpAlert)
                 from keepalive_tx.vrrp.notify import GroupEffectsFanout

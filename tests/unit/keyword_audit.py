@@ -32,6 +32,7 @@ from typing import Any
 import keepalive_tx
 from keepalive_tx.config import model, model_lvs
 from keepalive_tx.config import schema as S
+from keepalive_tx.config.toplevel import topLevel
 
 PACKAGE = pathlib.Path(keepalive_tx.__file__).parent
 
@@ -141,7 +142,7 @@ def walk(spec: S.BlockSpec | None = None) -> Iterator[tuple[str, str, S.Keyword]
             if kw.spec is not None and id(kw.spec) not in seen:
                 yield from visit(kw.spec)
 
-    yield from visit(spec or S.topLevel())
+    yield from visit(spec or topLevel())
 
 
 def unreadFields() -> dict[str, set[str]]:

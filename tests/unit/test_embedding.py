@@ -24,8 +24,8 @@ from keepalive_tx import (
     ReloadError,
     StartError,
 )
-from keepalive_tx.alert.scripts import ScriptResult
 from keepalive_tx.observers import ObserverHub
+from keepalive_tx.scripts.runner import ScriptResult
 from tests.unit.test_service import FakeScriptRunner
 from tests.unit.test_vrrp_service import FakePlatform, instanceText
 

@@ -14,8 +14,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from keepalive_tx.config.errors import Diagnostics, Severity
+from keepalive_tx.errors import ReloadError
 from keepalive_tx.reload import IReloadListener, ReloadSignal
-from keepalive_tx.service import KeepalivedService, ReloadError
+from keepalive_tx.service import KeepalivedService
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.packet import decodeIPv4Packet
 from tests.unit.test_vrrp_instance import FakeAddresses

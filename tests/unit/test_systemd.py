@@ -17,10 +17,11 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx import tap
-from keepalive_tx.alert.scripts import ScriptResult
 from keepalive_tx.config.errors import Diagnostics
+from keepalive_tx.errors import ReloadError
 from keepalive_tx.reload import ReloadSignal
-from keepalive_tx.service import KeepalivedService, ReloadError
+from keepalive_tx.scripts.runner import ScriptResult
+from keepalive_tx.service import KeepalivedService
 from keepalive_tx.systemd import (
     NotifySocket,
     SystemdNotifier,
