@@ -227,10 +227,12 @@ class Options(usage.Options):
         """
         from keepalive_tx.config import loadConfig
         from keepalive_tx.config.interfaces import checkInterfaces
+        from keepalive_tx.processwide import pausedCollector
 
-        result = loadConfig(
-            self["config"], configId=self["config-id"], allConfig=bool(self["all-config"])
-        )
+        with pausedCollector():  # process-wide: the daemon's choice, not the library's
+            result = loadConfig(
+                self["config"], configId=self["config-id"], allConfig=bool(self["all-config"])
+            )
         if not self["check"]:
             # keepalived's VRRP process checks the interfaces it is given
             result.diagnostics.extend(checkInterfaces(result.model, self.interfaceNames()))
@@ -333,21 +335,24 @@ def makeService(options: Options, reactor=None) -> IService:
     or twist (C{options} parsed as their subcommand), it is the process
     entry point: it also starts keepalived's logs (syslog, C{-l}, C{-g})
     and takes the process-wide settings the runner did not (C{-p}, C{-u}
-    under C{twist}).
+    under C{twist}) and those of L{keepalive_tx.processwide}.
     """
     from twisted.logger import Logger
-
-    from keepalive_tx.service import KeepalivedService
 
     logs = None
     if getattr(options, "parent", None) is not None:
         from keepalive_tx.logs.entry import install
+        from keepalive_tx.processwide import lazyPackage
 
+        # Before the service's modules import pyroute2's codecs.
+        lazyPackage("pyroute2")
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
             reactor = _reactor
         logs = install(options.logSettings(), reactor=reactor)
+    from keepalive_tx.service import KeepalivedService
+
     log = Logger(namespace="keepalive_tx")
     log.info("Starting Keepalived (keepalive_tx v{version})", version=__version__)
     log.info("Configuration file {path}", path=options["config"])
