@@ -1,8 +1,14 @@
+import re
+
 from setuptools import find_packages, setup
+
+# one source for the version: keepalive_tx/_version.py (keepalive_tx.__version__, shown by -v)
+with open("keepalive_tx/_version.py", encoding="utf-8") as f:
+    VERSION = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
 
 setup(
     name="keepalive_tx",
-    version="0.1.0",
+    version=VERSION,
     description="keepalived (VRRP failover, LVS health checks, SMTP alerts) rebuilt on Twisted",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
@@ -33,7 +39,7 @@ setup(
     },
     python_requires=">=3.11",
     packages=find_packages(include=["keepalive_tx", "keepalive_tx.*"]) + ["twisted.plugins"],
-    package_data={"keepalive_tx": ["py.typed"]},
+    package_data={"keepalive_tx": ["py.typed", "demo/keepalived.conf"]},
     install_requires=[
         "twisted>=24.7",
         # netlink message codecs below pyroute2's public API: tested on 0.9.x only
@@ -41,7 +47,9 @@ setup(
         "pyopenssl",
         "service-identity",
         "ply==3.11",
+        # /metrics (pure Python, no dependencies of its own)
+        "prometheus-client>=0.16",
     ],
-    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd", "prometheus-client"]},
+    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd", "mypy", "mypy-zope"]},
     entry_points={"console_scripts": ["genhash = keepalive_tx.genhash:main"]},
 )

@@ -149,9 +149,12 @@ class LvsService(Service):
     @ivar runs: the running checks (fewer than the configured checkers when
         identical ones are shared).
     @ivar fifos: the L{LvsFifos} writer, or L{None}.
+    @ivar releaseOnStop: C{False} (keepalived's C{-I}): stopping leaves the
+        IPVS table as it is.
     """
 
     log = Logger()
+    releaseOnStop = True
 
     def __init__(
         self,
@@ -168,6 +171,7 @@ class LvsService(Service):
         stopGrace: float = STOP_SCRIPT_GRACE,
         fifoFactory: Callable[[Any, Any], Any] | None = LvsFifos.fromConfig,
         previous: LvsService | None = None,
+        bfd: Any = None,
     ) -> None:
         """
         @param model: the configuration (C{virtualServers},
@@ -178,7 +182,7 @@ class LvsService(Service):
         @param recordDir: directory of the ownership record (L{None}: no
             record).
         @param scriptRunner: C{script -> runner} with C{run()} returning a
-            Deferred (default L{keepalive_tx.alert.scripts.ScriptRunner}).
+            Deferred (default L{keepalive_tx.scripts.runner.ScriptRunner}).
         @param addressMonitorFactory: C{reactor -> monitor} for
             C{ha_suspend} (default L{keepalive_tx.net.links.LinkMonitor}).
         @param fifoFactory: C{(reactor, model) -> LvsFifos or None} for
@@ -187,6 +191,8 @@ class LvsService(Service):
             its L{handover}): the IPVS services it owned are reconciled, not
             flushed, and real servers whose checkers did not change keep
             their state (keepalived: "unchanged RS keep alive state").
+        @param bfd: the process's BFD sessions, followed by C{BFD_CHECK}s
+            (L{None}: they stay down).
         """
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -203,6 +209,7 @@ class LvsService(Service):
         self.random = random
         self.stopGrace = stopGrace
         self.fifoFactory = fifoFactory
+        self.bfd = bfd
         self.globalDefs = getattr(model, "globalDefs", None)
         #: keepalive_tx's C{checker_share_identical} (not in keepalived)
         self.shareIdentical = bool(getattr(self.globalDefs, "checkerShareIdentical", False))
@@ -372,6 +379,9 @@ class LvsService(Service):
                     )
                     continue
                 built = run.built
+                bind = getattr(built.checker, "bind", None)
+                if bind is not None:  # BFD_CHECK
+                    bind(self.bfd, server.name)
                 checker = _Checker(server, built, run, up=built.state.isUp, config=config)
                 old = self._carried.get((vs.name, key, len(server.checkers), _hashable(config)))
                 if old is not None:
@@ -444,7 +454,7 @@ class LvsService(Service):
         self._stopping = True
         super().stopService()
         # handing over (reload): the IPVS table stays for the successor
-        keepTable = self._handingOver
+        keepTable = self._handingOver or not self.releaseOnStop
         if self.monitor is not None:
             self.monitor.removeObserver(self)
             self.monitor.stopMonitoring()
@@ -464,7 +474,7 @@ class LvsService(Service):
             close()
         self.backend = None
         self.table = None
-        if keepTable:
+        if self._handingOver:
             self.log.info("Checkers handed over to the reloaded configuration")
         pending = [d for d in self._scripts if not d.called]
         self._scripts = []
@@ -515,7 +525,8 @@ class LvsService(Service):
             reason = None
             if last is not None and not last.ok:
                 reason = last.reason
-            body = checkerBody(kind, event.up, reason, timedOut=reason == "timed out")
+            body = checkerBody(kind, event.up, reason, timedOut=reason == "timed out",
+                               bfdName=getattr(checker.built.checker, "bfdName", ""))
             self.alerts.realServerChanged(
                 server.name,
                 virtual.config.name,
@@ -590,8 +601,8 @@ class LvsService(Service):
             return
         factory = self.scriptRunner
         if factory is None:
-            from keepalive_tx.alert.scripts import ScriptRunner
-            from keepalive_tx.alert.security import ScriptPolicy
+            from keepalive_tx.scripts.runner import ScriptRunner
+            from keepalive_tx.scripts.security import ScriptPolicy
 
             policy = ScriptPolicy.fromGlobals(self.globalDefs)
 

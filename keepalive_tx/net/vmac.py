@@ -157,22 +157,29 @@ class InstanceLinks:
 
     @ivar vmac: its own VMAC/ipvlan (C{None}: it has none).
     @ivar advertInterface: where adverts are sent and received.
-    @ivar vipInterfaces: for each VIP then eVIP (configuration order), the
-        interface to put it on (C{None}: the address is dropped, it has no
-        interface at all).
+    @ivar vipInterfaces: the interface to put each VIP and eVIP on
+        (C{None}: the address has no interface at all).
     @ivar extra: VMACs for VIPs on other interfaces (C{use_vmac_addr}).
     @ivar messages: what keepalived logs while choosing names.
     """
 
     vmac: VmacSpec | None
     advertInterface: str | None
-    vipInterfaces: list[str | None] = field(default_factory=list)
+    vipInterfaces: dict[model.VirtualAddress, str | None] = field(default_factory=dict)
     extra: list[VmacSpec] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
 
     @property
     def specs(self) -> list[VmacSpec]:
         return ([self.vmac] if self.vmac is not None else []) + self.extra
+
+    def interfacesOf(self, config: model.VrrpInstance) -> list[str | None]:
+        """
+        The interface of each VIP then eVIP of C{config} (which may have
+        moved VIPs to its eVIPs since the plan was made).
+        """
+        return [self.vipInterfaces.get(a, a.dev or config.interface)
+                for a in config.virtualIpaddresses + config.virtualIpaddressesExcluded]
 
 
 class _Planner:
@@ -275,7 +282,7 @@ class _Planner:
             onInstanceIf = a.dev is None or a.dev == c.interface
             if onInstanceIf and isVmac and a.family == c.family:
                 assert links.vmac is not None
-                links.vipInterfaces.append(links.vmac.name)
+                links.vipInterfaces[a] = links.vmac.name
                 continue
             ifname = a.dev or c.interface
             wantVmac = a.useVmac or (c.useVmacAddr and (not onInstanceIf or a.family != c.family))
@@ -284,7 +291,7 @@ class _Planner:
                 if spec not in links.extra and spec is not links.vmac:
                     links.extra.append(spec)
                 ifname = spec.name
-            links.vipInterfaces.append(ifname)
+            links.vipInterfaces[a] = ifname
         return links
 
 

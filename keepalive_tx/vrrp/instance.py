@@ -22,14 +22,9 @@ from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from keepalive_tx.config import model
-from keepalive_tx.net.addresses import (
-    IAddressManager,
-    Vip,
-    parseScope,
-    preferredLifetimeFor,
-    resolveBroadcast,
-)
+from keepalive_tx.net.addresses import IAddressManager, Vip, vipsFor
 from keepalive_tx.net.announce import Announcer
+from keepalive_tx.net.nftplan import Blocked
 from keepalive_tx.vrrp.machine import (
     IMachineEffects,
     MachineConfig,
@@ -61,7 +56,7 @@ if TYPE_CHECKING:
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-__all__ = ["IAdvertSender", "IInstanceObserver", "VrrpInstance", "machineConfigFor", "vipsFor"]
+__all__ = ["IAdvertSender", "IInstanceObserver", "VrrpInstance", "machineConfigFor"]
 
 
 class IAdvertSender(Interface):
@@ -110,39 +105,6 @@ def machineConfigFor(config: model.VrrpInstance, ourAddress: IPAddress | None) -
     )
 
 
-def vipsFor(addresses: tuple[model.VirtualAddress, ...], defaultIf: str | None,
-            ifnames: Sequence[str | None] | None = None) -> list[Vip]:
-    """
-    The L{Vip}s to add for configured virtual addresses (those without
-    C{dev} go on C{defaultIf}).
-
-    @param ifnames: the interface of each address instead (VMACs), C{None}
-        for an address that has none.
-    """
-    result = []
-    for n, a in enumerate(addresses):
-        ifname = ifnames[n] if ifnames is not None else a.dev or defaultIf
-        if ifname is None:
-            continue
-        result.append(
-            Vip(
-                address=a.address,
-                ifname=ifname,
-                scope=parseScope(a.scope) if a.scope is not None else 0,
-                broadcast=resolveBroadcast(a.address, a.broadcast),
-                label=a.label,
-                peer=a.peer,
-                nodad=a.nodad,
-                noprefixroute=a.noprefixroute,
-                home=a.home,
-                mngtmpaddr=a.mngtmpaddr,
-                autojoin=a.autojoin,
-                preferredLifetime=preferredLifetimeFor(a.address, a.preferredLft),
-            )
-        )
-    return result
-
-
 @implementer(IMachineEffects, IVrrpReceiver)
 class VrrpInstance:
     """
@@ -170,10 +132,14 @@ class VrrpInstance:
         routes: Any = None,
         rules: Any = None,
         ipNames: IprouteNames | None = None,
+        firewall: Any = None,
         vipInterfaces: Sequence[str | None] | None = None,
         vmacInterfaces: Sequence[str] = (),
     ) -> None:
         """
+        @param firewall: a L{keepalive_tx.net.firewall.FirewallHandle}: a
+            MASTER that is not the address owner and has no accept mode
+            blocks its addresses through it.
         @param vipInterfaces: the interface of each VIP then eVIP, when they
             do not all go where C{dev} or the instance interface says
             (VMACs, L{keepalive_tx.net.vmac.InstanceLinks}).
@@ -264,20 +230,31 @@ class VrrpInstance:
         )
         self.machine = VRRPMachine(machineConfigFor(config, sourceAddress), self, clock)
         self._resuming = False
+        self._skipCheckAdvAddr = bool(config.skipCheckAdvAddr)
+        self.firewall = firewall
+        #: keepalived's no_accept: drop traffic to our addresses while MASTER
+        self.dropsTraffic = not config.accept and config.priority != 255
 
     @property
     def policy(self) -> ReceivePolicy:
         """
         The L{ReceivePolicy} in force: the configured one with our current
-        effective priority and the last AH sequence number (brought up to
-        date when read, not on every advert sent).
+        effective priority, the last AH sequence number and, with
+        C{skip_check_adv_addr}, the master whose address lists a BACKUP
+        no longer compares (brought up to date when read, not on every
+        advert sent).
         """
         policy = self._policy
-        if (policy.effectivePriority != self.machine.effectivePriority
+        machine = self.machine
+        if (policy.effectivePriority != machine.effectivePriority
                 or policy.ahLastSequence != self._ahSequence):
             policy = self._policy = policy.evolve(
-                effectivePriority=self.machine.effectivePriority,
+                effectivePriority=machine.effectivePriority,
                 ahLastSequence=self._ahSequence)
+        if self._skipCheckAdvAddr:
+            known = machine.masterAddress if machine.state == State.BACKUP else None
+            if policy.skipAddressCheckFrom != known:
+                policy = self._policy = policy.evolve(skipAddressCheckFrom=known)
         return policy
 
     @policy.setter
@@ -327,6 +304,8 @@ class VrrpInstance:
         """
         Remove configured addresses left behind by a crashed run.
         """
+        self._logVips("removing")
+        self._setFirewall(False)
         removed = self.addresses.removeStale(self.vips + self.evips)
         for vip in removed:
             self.log.info("({name}) removed stale VIP {vip} left by a previous run",
@@ -351,6 +330,8 @@ class VrrpInstance:
         if not wasMaster:
             return
         self._setRoutes(False)
+        if self.firewall is not None:
+            self.firewall.narrow(keep)
         for vip in self.vips + self.evips:
             if (vip.ifname, vip.ip) not in keep:
                 self.addresses.remove(vip)
@@ -377,6 +358,15 @@ class VrrpInstance:
         self._resuming = False
         self.sendAdvert(0)
         self.releaseMaster()
+
+    def abandon(self) -> None:
+        """
+        Stop without letting go (keepalived's C{-V}): no priority-0 advert,
+        addresses, routes and rules stay where they are.
+        """
+        if self.announcer is not None:
+            self.announcer.stop()
+        self.machine.detach()
 
     # -- IVrrpReceiver -------------------------------------------------------
 
@@ -462,6 +452,8 @@ class VrrpInstance:
 
     def becomeMaster(self) -> None:
         self.stats["become_master"] += 1
+        self._setFirewall(True)
+        self._logVips("setting")
         for vip in self.vips + self.evips:
             self.addresses.add(vip)
         self._setRoutes(True)
@@ -473,8 +465,42 @@ class VrrpInstance:
         if self.announcer is not None:
             self.announcer.stop()
         self._setRoutes(False)
+        self._logVips("removing")
         for vip in self.vips + self.evips:
             self.addresses.remove(vip)
+        self._setFirewall(False)
+
+    def _setFirewall(self, add: bool) -> None:
+        """
+        keepalived's accept-mode rules: a no_accept MASTER drops traffic to
+        and from its VIPs and eVIPs (set before the addresses, removed after
+        them); any other instance blocks nothing.
+        """
+        if self.firewall is None:
+            return
+        if not self.dropsTraffic:
+            self.firewall.unblock()
+            return
+        self.log.debug("({name}) {verb} firewall drop rule", name=self.name,
+                       verb="setting" if add else "removing", keepalivedDetail=True)
+        if not add:
+            self.firewall.unblock()
+            return
+        c = self.config
+        self.firewall.block(
+            Blocked(vip.ip, ifname=vip.ifname,
+                    byName=c.dontTrackPrimary and (vip.ifname == c.interface
+                                                   or (vip.ifname, vip.ip) not in self.trackedVips))
+            for vip in self.vips + self.evips)
+
+    def _logVips(self, verb: str) -> None:
+        """
+        keepalived's C{-D} lines before it sets or removes the addresses.
+        """
+        for kind, vips in (("", self.vips), ("E-", self.evips)):
+            if vips:
+                self.log.debug("({name}) {verb} {kind}VIPs.", name=self.name, verb=verb,
+                               kind=kind, keepalivedDetail=True)
 
     def _setRoutes(self, add: bool) -> None:
         """
@@ -485,8 +511,9 @@ class VrrpInstance:
         for what, manager, items in steps if add else reversed(steps):
             if manager is None or not items:
                 continue
-            self.log.info("({name}) {verb} Virtual {what}", name=self.name,
-                          verb="setting" if add else "removing", what=what)
+            self.log.debug("({name}) {verb} Virtual {what}", name=self.name,
+                           verb="setting" if add else "removing", what=what,
+                           keepalivedDetail=True)
             change = manager.add if add else manager.remove
             for item in items:
                 change(item)

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.unit.test_vrrp_service,tests.unit.test_vrrp_vmacs -*-
 """
-The operating-system edges of the VRRP service: L{IVrrpPlatform} and its
-real implementation L{LinuxPlatform} (raw VRRP ports, rtnetlink through
-L{keepalive_tx.net}, the packet socket for GARP/NA, link events, VMACs).
+The operating-system edges of the VRRP service: L{IVrrpPlatform}, and
+L{LinuxPlatform}, the real one (raw VRRP ports, rtnetlink through the
+pyroute2 codec, AF_PACKET for GARP/NA, link monitoring, VMACs).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from zope.interface import Attribute, Interface, implementer
 
 from keepalive_tx.net.announce import PacketSender
+from keepalive_tx.vrrp.advertspace import interfaceMtu
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -62,6 +63,12 @@ class IVrrpPlatform(Interface):
     def linkUp(interface: str) -> bool | None:
         """
         Whether C{interface} is up now (C{None}: no such interface).
+        """
+
+    def mtu(interface: str) -> int | None:
+        """
+        The MTU of C{interface} (C{None}: no such interface), which bounds
+        how many VIPs an advert carries.
         """
 
 
@@ -167,6 +174,12 @@ class LinuxPlatform:
     def watchLinks(self, observer: Any) -> None:
         self._monitor.addObserver(observer)
 
+    def linkUp(self, interface: str) -> bool | None:
+        return self._monitor.linkState(interface)
+
+    def mtu(self, interface: str) -> int | None:
+        return interfaceMtu(interface)
+
     def settleLinks(self) -> None:
         """
         Take in the link events queued so far (our own VMAC creations)
@@ -184,6 +197,3 @@ class LinuxPlatform:
         from keepalive_tx.net.vmaclinks import VmacLinks
 
         return VmacLinks(self._channel, self.addresses, registry, owner, groups=groups)
-
-    def linkUp(self, interface: str) -> bool | None:
-        return self._monitor.linkState(interface)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_vrrp_service -*-
+# -*- test-case-name: tests.unit.test_vrrp_service,tests.unit.test_vrrp_vmacs -*-
 """
 L{VrrpService}: every configured VRRP instance of a process, their sockets,
 virtual addresses, GARP/NA and link monitoring.
@@ -11,8 +11,18 @@ L{VrrpService.startService}; L{VrrpService.stopService} stops them
 gracefully (MASTERs send priority 0 and remove their addresses) before the
 sockets close.
 
-The OS edges are injected through an L{IVrrpPlatform}; L{LinuxPlatform} is
-the real one.
+The OS edges are injected through an L{IVrrpPlatform}
+(L{keepalive_tx.vrrp.platform}); L{LinuxPlatform} is the real one.
+
+An instance whose interface does not exist yet (C{dynamic_interfaces}) or
+has no address of the instance's family waits, as keepalived's waits in
+FAULT: it is built and started when link or address events show its
+interface ready (L{VrrpService.waiting}). Meanwhile the other members of
+its sync group are held in FAULT.
+
+VMAC/ipvlan interfaces (C{use_vmac}, C{use_ipvlan}) are created before the
+instances are built and decide where their adverts and addresses go
+(L{keepalive_tx.vrrp.vmacs}); a reload hands them to the successor.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from keepalive_tx.config import model
+from keepalive_tx.net.addresses import vipsFor
 from keepalive_tx.net.announce import (
     AnnouncePacer,
     Announcer,
@@ -35,17 +46,21 @@ from keepalive_tx.net.announce import (
     ipv6Forwarding,
 )
 from keepalive_tx.net.rtnames import IprouteNames
-from keepalive_tx.vrrp.instance import VrrpInstance, vipsFor
+from keepalive_tx.vrrp.advertspace import fitAdvert
+from keepalive_tx.vrrp.instance import VrrpInstance
 from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
 from keepalive_tx.vrrp.platform import IVrrpPlatform, LinuxPlatform
 from keepalive_tx.vrrp.sync import SyncGroup
 from keepalive_tx.vrrp.validate import peekVrid
+from keepalive_tx.vrrp.vmacs import ServiceVmacs
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 __all__ = ["IVrrpPlatform", "LinuxPlatform", "VridDemux", "VrrpService"]
 
+#: the fault flag that holds a sync group member while another waits
+WAITING_MEMBER = "sync group member waiting for its interface"
 
 def instanceKey(config: model.VrrpInstance) -> tuple[Any, ...]:
     """
@@ -121,20 +136,31 @@ class VrrpService(Service):
 
     @ivar instances: L{VrrpInstance}s by name.
     @ivar syncGroups: L{SyncGroup}s by name.
+    @ivar waiting: configured instances waiting for their interface (or its
+        first address), by name.
+    @ivar releaseOnStop: C{False} (keepalived's C{-V}): on stop, instances
+        are abandoned (L{VrrpInstance.abandon}) rather than stopped.
     """
 
     log = Logger()
     name = "vrrp"
+    releaseOnStop = True
 
     def __init__(self, config: model.Config, reactor: Any, platform: Any = None,
-                 alerts: Any = None, resume: Iterable[str] = (), previous: Any = None) -> None:
+                 alerts: Any = None, resume: Iterable[str] = (), firewall: Any = None,
+                 bfd: Any = None, previous: Any = None) -> None:
         """
         @param resume: names of instances that continue a MASTER of the
             configuration before a reload (L{handover}): their addresses are
             not "stale" and they take over at once.
+        @param firewall: the process's L{keepalive_tx.net.firewall.Firewall}
+            (no_accept masters block their addresses through it), or C{None}.
+        @param bfd: the process's BFD sessions, for C{track_bfd} (see
+            L{keepalive_tx.vrrp.tracking.TrackingCoordinator}).
         @param previous: the service this one replaces at a reload: its
             VMACs and the sysctls to put back are handed over.
         """
+        self.firewall = firewall
         self.config = config
         self.resume = frozenset(resume)
         self.alerts = alerts
@@ -142,15 +168,20 @@ class VrrpService(Service):
         self.platform = platform if platform is not None else LinuxPlatform(reactor)
         self.instances: dict[str, VrrpInstance] = {}
         self.syncGroups: dict[str, SyncGroup] = {}
+        self.waiting: dict[str, model.VrrpInstance] = {}
+        self._pacer: AnnouncePacer | None = None
         self.observers: list[Any] = []
+        #: (part, why) of the instances that could not be set up
+        self.startFailures: list[tuple[str, str]] = []
         self._ports: dict[tuple, Any] = {}
         self._opened = False
         self.tracking: Any = None
+        self.bfd = bfd
         self.notifier: Any = None
         self._ipNames = IprouteNames.fromGlobalDefs(config.globalDefs)
         #: VMACs and VMAC sysctls, shared with the predecessor and successor
         self.vmacRegistry: Any = getattr(previous, "vmacRegistry", None)
-        self.vmacs: Any = None
+        self.vmacs: ServiceVmacs | None = None
         self.successor: Any = None
         if previous is not None:
             previous.successor = self
@@ -170,6 +201,8 @@ class VrrpService(Service):
             return
         self.instances.clear()
         self.syncGroups.clear()
+        self.startFailures.clear()
+        self.waiting.clear()
         if self.notifier is not None and self.notifier in self.observers:
             self.observers.remove(self.notifier)
         if any(c.virtualRoutes or c.virtualRules for c in self.config.vrrpInstances):
@@ -184,80 +217,105 @@ class VrrpService(Service):
         self.notifier.open()
         self.observers.insert(0, self.notifier)
         self.tracking = TrackingCoordinator.fromConfig(
-            self.reactor, self.config, linkState=self.platform.linkUp)
+            self.reactor, self.config, linkState=self.platform.linkUp, bfd=self.bfd)
         g = self.config.globalDefs
-        pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
-                              garpInterval=g.vrrpGarpInterval or 0.0,
-                              gnaInterval=g.vrrpGnaInterval or 0.0)
-        links = self._openVmacs()
+        self._pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
+                                    garpInterval=g.vrrpGarpInterval or 0.0,
+                                    gnaInterval=g.vrrpGnaInterval or 0.0)
+        self.vmacs = ServiceVmacs.fromPlatform(self.reactor, self.config, self.platform, self,
+                                               self._vmacRecreated, groups=self._ipNames.group)
+        if self.vmacs is not None:
+            self.vmacRegistry = self.vmacs.registry
+            self.vmacs.open()
         for config in self.config.vrrpInstances:
-            try:
-                instance = self._build(config, pacer, links.get(config.name))
-            except Exception:
-                self.log.failure("({name}) cannot be set up", name=config.name)
-                continue
-            if instance is not None:
-                self.instances[config.name] = instance
-                self.tracking.attach(instance)
+            if self._setUp(config, self.startFailures) is None:
+                self.waiting[config.name] = config
         for group in self.config.syncGroups:
             members = [self.instances[m].machine for m in group.members if m in self.instances]
-            if members:
+            if members or any(m in self.waiting for m in group.members):
                 effects = None
                 if self.alerts is not None:
-                    from keepalive_tx.alert.vrrp import GroupAlerts
+                    from keepalive_tx.vrrp.alerts import GroupAlerts
 
                     effects = GroupAlerts(self.alerts, group.name, group.smtpAlert)
                 from keepalive_tx.vrrp.notify import GroupEffectsFanout
 
                 effects = GroupEffectsFanout(self.notifier.groupEffects(group), effects)
-                self.syncGroups[group.name] = SyncGroup(group.name, members, effects)
+                syncGroup = SyncGroup(group.name, members, effects)
+                syncGroup.observers.extend(self.observers)
+                self.syncGroups[group.name] = syncGroup
+        self._holdGroups()
         self.platform.watchLinks(self)
 
-    def _openVmacs(self) -> dict[str, Any]:
+    def _setUp(self, config: model.VrrpInstance,
+               failures: list[tuple[str, str]] | None = None) -> VrrpInstance | None:
         """
-        Create (or take over) the VMAC/ipvlan interfaces; where each
-        instance's adverts and addresses go.
+        Build C{config}'s instance and attach its trackers; C{None} when it
+        must wait for its interface (or could not be built at all: logged,
+        and added to C{failures}).
         """
-        from keepalive_tx.vrrp.vmacs import ServiceVmacs, needsVmacs
+        try:
+            instance = self._build(config, self._pacer)
+        except Exception as e:
+            self.log.failure("({name}) cannot be set up", name=config.name)
+            if failures is not None:
+                failures.append((f"vrrp_instance {config.name}", str(e) or type(e).__name__))
+            return None
+        if instance is not None:
+            self.instances[config.name] = instance
+            self.tracking.attach(instance)
+        return instance
 
-        factory = getattr(self.platform, "vmacLinks", None)
-        if factory is None and not needsVmacs(self.config):
-            return {}
-        links = None
-        if factory is not None:
-            links = factory(self.vmacRegistry, self, groups=self._ipNames.group)
-            self.vmacRegistry = links.registry
-        self.vmacs = ServiceVmacs(self.reactor, self.config, links, self, self._vmacRecreated)
-        planned = self.vmacs.open()
-        settle = getattr(self.platform, "settleLinks", None)
-        if settle is not None:
-            settle()  # the creations' own link events are not news to the instances
-        return planned
+    def _holdGroups(self) -> None:
+        """
+        A sync group with a member still waiting for its interface is held
+        in FAULT (keepalived's waiting member is in FAULT, and so its group).
+        """
+        for group in self.config.syncGroups:
+            sync = self.syncGroups.get(group.name)
+            if sync is None:
+                continue
+            waiting = any(m in self.waiting for m in group.members)
+            for machine in sync.members:
+                if (WAITING_MEMBER in machine.faults) != waiting:
+                    machine.setFault(WAITING_MEMBER, waiting)
 
-    def _linkUsable(self, ifname: str) -> bool | None:
+    def _startWaiting(self, ifname: str) -> None:
         """
-        Whether C{ifname} is up at start.  A VMAC we have just brought up
-        on a parent that is up counts as up: the kernel sets its
-        C{IFF_RUNNING} a moment later (and says so if it does not).
+        Link or address events on C{ifname}: build and start the instances
+        that were waiting for it, if it is ready for them now.
         """
-        state = self.platform.linkUp(ifname)
-        if state is False and self.vmacs is not None:
-            base = self.vmacs.baseOf(ifname)
-            if base is not None and ifname not in self.vmacs.failed:
-                return self.platform.linkUp(base)
-        return state
+        for name, config in list(self.waiting.items()):
+            if config.interface != ifname:
+                continue
+            instance = self._setUp(config)
+            if instance is None:
+                continue
+            del self.waiting[name]
+            self.log.info("({name}) interface {ifname} is ready: starting", name=name, ifname=ifname)
+            sync = self.syncGroups.get(config.syncGroup) if config.syncGroup else None
+            if sync is not None:
+                sync.addMember(instance.machine)
+            self._holdGroups()
+            if self.running:
+                self.tracking.startInstance(instance)
 
     def _vmacRecreated(self, name: str) -> None:
         """
-        A VMAC exists again: sockets bound to it get a new one.
+        A VMAC exists again: sockets bound to it get a new one, instances
+        waiting for it can start.
         """
         for key, (port, _) in self._ports.items():
             if key[0] == name and hasattr(port, "reopen"):
                 port.reopen()
+        base = self.vmacs.baseOf(name) if self.vmacs is not None else None
+        if base is not None:
+            self._startWaiting(base)
 
-    def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer,
-               links: Any = None) -> VrrpInstance | None:
+    def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer) -> VrrpInstance | None:
+        config = self._fitAdvert(config)
         family = config.family
+        links = self.vmacs.links.get(config.name) if self.vmacs is not None else None
         vmac = config.vmac
         source = config.unicastSrcIp or config.mcastSrcIp
         if source is None and vmac is not None and vmac.ipvlanAddress is not None:
@@ -265,8 +323,12 @@ class VrrpService(Service):
         if source is None and config.interface is not None:
             source = self.platform.primaryAddress(config.interface, family)
         if source is None:
-            self.log.error("({name}) no IPv{family} address on interface {ifname}: not started",
-                           name=config.name, family=family, ifname=config.interface)
+            if config.interface is not None and self.platform.linkUp(config.interface) is None:
+                self.log.info("({name}) waiting for interface {ifname}, which does not exist yet",
+                              name=config.name, ifname=config.interface)
+            else:
+                self.log.info("({name}) waiting for an IPv{family} address on interface {ifname}",
+                              name=config.name, family=family, ifname=config.interface)
             return None
         unicast = bool(config.unicastPeers)
         auth = config.authentication
@@ -285,15 +347,17 @@ class VrrpService(Service):
             self._ports[key] = (port, demux)
         port, demux = self._ports[key]
         sender.port = port
-        vipIfs = links.vipInterfaces if links is not None else None
-        announcer = self._announcer(config, pacer, vipIfs, links)
+        vipIfs = links.interfacesOf(config) if links is not None else None
+        announcer = self._announcer(config, pacer, vipIfs, advertIf)
         instance = VrrpInstance(
             config, clock=self.reactor, sender=sender, addresses=self.platform.addresses,
             announcer=announcer, sourceAddress=source, multicastGroup=group,
             checkUnicastSource=bool(getattr(g, "vrrpCheckUnicastSrc", False)),
             routes=getattr(self.platform, "routes", None) if config.virtualRoutes else None,
             rules=getattr(self.platform, "rules", None) if config.virtualRules else None,
-            ipNames=self._ipNames, vipInterfaces=vipIfs,
+            ipNames=self._ipNames,
+            firewall=None if self.firewall is None else self.firewall.handle(instanceKey(config)),
+            vipInterfaces=vipIfs,
             vmacInterfaces=[links.vmac.name] if links is not None and links.vmac else ())
         instance.observers.extend(self.observers)
         demux.add(instance)
@@ -302,14 +366,17 @@ class VrrpService(Service):
         else:
             instance.removeStale()
         for ifname in instance.trackedInterfaces():
-            if self._linkUsable(ifname) is not True:
+            state = self.platform.linkUp(ifname)
+            if self.vmacs is not None:
+                state = self.vmacs.linkUsable(ifname, state, self.platform.linkUp)
+            if state is not True:
                 instance.machine.setFault(f"interface {ifname}", True)
-        if vmac is not None and (vmac.fault or self.vmacs is None or self.vmacs.vmacLinks is None):
+        if vmac is not None and (vmac.fault or self.vmacs is None or not self.vmacs.canCreate):
             instance.machine.setFault("configuration", True)
         return instance
 
     def _announcer(self, config: model.VrrpInstance, pacer: AnnouncePacer,
-                   vipIfs: list[str | None] | None, links: Any) -> Announcer | None:
+                   vipIfs: list[str | None] | None, advertIf: str | None) -> Announcer | None:
         """
         The GARP/NA schedule: one frame per VIP/eVIP, from the interface it
         is on (a VMAC: with the VMAC's MAC); with C{garp_extra_if}, periodic
@@ -321,7 +388,7 @@ class VrrpService(Service):
         if mac is None:
             return None
         forwarding = config.family == 6 and ipv6Forwarding(config.interface)
-        announcer = Announcer(self.reactor, pacer, garpSettingsFor(config))
+        announcer = Announcer(self.reactor, pacer, garpSettingsFor(config), name=config.name)
         targets = []
         addresses = config.virtualIpaddresses + config.virtualIpaddressesExcluded
         for n, a in enumerate(addresses):
@@ -333,7 +400,6 @@ class VrrpService(Service):
             targets.append(AnnounceTarget(ifname, targetMac, a.address.ip, forwarding))
         announcer.setTargets(targets)
         if config.garp.extraIf > 0:
-            advertIf = links.advertInterface if links is not None else config.interface
             extra: dict[str, AnnounceTarget] = {}
             for t in targets:
                 isVmac = self.vmacs is not None and self.vmacs.isVmac(t.ifname)
@@ -342,6 +408,18 @@ class VrrpService(Service):
                 extra.setdefault(t.ifname, t)
             announcer.setExtra(config.garp.extraIf, extra.values())
         return announcer
+
+    def _fitAdvert(self, config: model.VrrpInstance) -> model.VrrpInstance:
+        """
+        C{config} with the VIPs that do not fit in one advert on its
+        interface moved to its excluded VIPs (keepalived's rule, logged
+        with keepalived's words).
+        """
+        mtu = self.platform.mtu(config.interface) if config.interface else None
+        config, problem = fitAdvert(config, mtu)
+        if problem is not None:
+            self.log.warn("{problem}", problem=problem)
+        return config
 
     # -- reload ----------------------------------------------------------------
 
@@ -399,10 +477,16 @@ class VrrpService(Service):
     def linkChanged(self, ifname: str, ifindex: int, up: bool) -> None:
         if self.vmacs is not None:
             self.vmacs.linkChanged(ifname, up)
-        for instance in self.instances.values():
+        for instance in list(self.instances.values()):
             instance.linkChanged(ifname, ifindex, up)
         if self.tracking is not None:
             self.tracking.linkChanged(ifname, ifindex, up)
+        if up and self.waiting:
+            self._startWaiting(ifname)
+
+    def addressAdded(self, ifname: str, ifindex: int, address: Any) -> None:
+        if self.waiting:
+            self._startWaiting(ifname)
 
     def addressRemoved(self, ifname: str, ifindex: int, address: Any) -> None:
         for instance in self.instances.values():
@@ -431,16 +515,18 @@ class VrrpService(Service):
             self.tracking.stopService()
         for instance in self.instances.values():
             try:
-                instance.stop()
+                if self.releaseOnStop:
+                    instance.stop()
+                else:
+                    instance.abandon()
             except Exception:
                 self.log.failure("({name}) failed to stop cleanly", name=instance.name)
         if self.vmacs is not None:
             # before the sockets close: leaving 224.0.0.18 / ff02::12 on a
-            # live VMAC would send an IGMP/MLD report from the virtual MAC
-            try:
-                self.vmacs.release()
-            except Exception:
-                self.log.failure("Cannot remove the VMAC interfaces")
+            # live VMAC would send an IGMP/MLD report from the virtual MAC;
+            # left in place, as keepalived leaves them, when nothing is
+            # released at stop (-V)
+            self.vmacs.release(deleteLinks=self.releaseOnStop)
         ports = [port for port, _ in self._ports.values()]
         self._ports.clear()
         stopping = [defer.maybeDeferred(port.stopListening) for port in ports]

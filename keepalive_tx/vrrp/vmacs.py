@@ -49,12 +49,16 @@ class ServiceVmacs:
     log = Logger()
 
     def __init__(self, reactor: Any, config: model.Config, links: Any, owner: object,
-                 recreated: Callable[[str], None] = lambda name: None) -> None:
+                 recreated: Callable[[str], None] = lambda name: None,
+                 settle: Callable[[], None] | None = None) -> None:
         """
         @param links: a L{keepalive_tx.net.vmaclinks.VmacLinks} (or fake),
             C{None} when the platform has none.
         @param recreated: called with a VMAC's name once it exists again.
+        @param settle: takes in the link events of our own creations before
+            the instances watch links.
         """
+        self.settle = settle
         self.reactor = reactor
         self.config = config
         self.vmacLinks = links
@@ -65,6 +69,46 @@ class ServiceVmacs:
         self._specs: dict[str, VmacSpec] = {}
         self._pending: set[str] = set()
         self._open = False
+
+    @classmethod
+    def fromPlatform(cls, reactor: Any, config: model.Config, platform: Any, owner: Any,
+                     recreated: Callable[[str], None], groups: Any = None) -> ServiceVmacs | None:
+        """
+        The VMACs of service C{owner} on C{platform} (its C{vmacLinks},
+        sharing the registry of C{owner.vmacRegistry}); C{None} when there
+        is nothing to do (no C{vmacLinks} and no VMAC configured).
+        """
+        factory = getattr(platform, "vmacLinks", None)
+        if factory is None and not needsVmacs(config):
+            return None
+        links = None if factory is None else factory(owner.vmacRegistry, owner, groups=groups)
+        return cls(reactor, config, links, owner, recreated, settle=getattr(platform, "settleLinks",
+                                                                            None))
+
+    @property
+    def canCreate(self) -> bool:
+        return self.vmacLinks is not None
+
+    @property
+    def registry(self) -> Any:
+        """
+        What a successor takes over (C{None} without a platform that makes
+        VMACs).
+        """
+        return None if self.vmacLinks is None else self.vmacLinks.registry
+
+    def linkUsable(self, ifname: str, state: bool | None,
+                   linkUp: Callable[[str], bool | None]) -> bool | None:
+        """
+        C{ifname}'s C{state} at start, except that a VMAC we have just
+        brought up on a parent that is up counts as up: the kernel sets its
+        C{IFF_RUNNING} a moment later (and says so if it does not).
+        """
+        if state is False:
+            base = self.baseOf(ifname)
+            if base is not None and ifname not in self.failed:
+                return linkUp(base)
+        return state
 
     def open(self) -> dict[str, InstanceLinks]:
         if self.vmacLinks is None:
@@ -89,6 +133,8 @@ class ServiceVmacs:
         self._specs = specs
         if not reload:
             self._warnReports(specs.values())
+        if self.settle is not None:
+            self.settle()
         return self.links
 
     def _warnReports(self, specs: Iterable[VmacSpec]) -> None:
@@ -159,11 +205,18 @@ class ServiceVmacs:
 
     # -- stop ------------------------------------------------------------------------
 
-    def release(self) -> None:
+    def release(self, deleteLinks: bool = True) -> None:
         """
         Delete the VMACs no successor uses; put the sysctls back.
+
+        @param deleteLinks: C{False}: leave VMACs and sysctls as they are
+            (nothing is released at stop, keepalived's C{-V}).
         """
         if not self._open:
             return
         self._open = False
-        self.vmacLinks.release()
+        if deleteLinks:
+            try:
+                self.vmacLinks.release()
+            except Exception:
+                self.log.failure("Cannot remove the VMAC interfaces")

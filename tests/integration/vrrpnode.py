@@ -179,18 +179,20 @@ def configTests(host: Host, keepalived: str, path: str,
 
 def twistdArgv(confPath: str, pidPath: str) -> list[str]:
     """
-    C{twistd -n --pidfile PID keepalived -D -c CONF}, with this checkout's code.
+    C{twistd -n --pidfile PID keepalived -D -G -c CONF}, with this checkout's
+    code (C{-G}: no test lines in the machine's syslog).
     """
     return [sys.executable, "-c", _TWISTD, "-n", "--pidfile", pidPath, "keepalived", "-D",
-            "-c", confPath]
+            "-G", "-c", confPath]
 
 
 def twistArgv(*twistOptions: str) -> Callable[[str, str], list[str]]:
     """
-    For L{Node.start}: C{twist [twistOptions] keepalived -D -c CONF} (no pid file).
+    For L{Node.start}: C{twist [twistOptions] keepalived -D -G -c CONF} (no pid
+    file).
     """
     return lambda confPath, pidPath: [sys.executable, "-c", _TWIST, *twistOptions,
-                                      "keepalived", "-D", "-c", confPath]
+                                      "keepalived", "-D", "-G", "-c", confPath]
 
 
 class Node:
@@ -249,7 +251,7 @@ class Node:
                                                stderr=subprocess.STDOUT)
             else:
                 argv = [self.keepalived, "-n", "-l", "-D", "-P", "-f", confPath,
-                        "-p", self.pidPath, "-r", self.vrrpPidPath]
+                        "-p", self.pidPath, "-r", self.vrrpPidPath, "-b", base + "-bfd.pid"]
                 self.process = self.host.spawn(*argv, stdout=log, stderr=subprocess.STDOUT)
         return self
 
@@ -423,7 +425,7 @@ def assertHoldersStay(nodes: Sequence[Node], vip: str, expected: Iterable[int],
 
 
 RECEIVE_ERRORS = ("invalid", "already processed", "mismatch", "expecting", "too short",
-                  "too long", "wrong", "not a unicast peer", "not present in advert", "expected")
+                  "too long", "wrong", "not a unicast peer", "not present in", "expected")
 
 
 def receiveErrors(node: Node) -> list[str]:

@@ -81,9 +81,17 @@ class NamingTests(SynchronousTestCase):
 
 class PlanTests(SynchronousTestCase):
     def plan(self, text: str, existing: list[ExistingLink] = (), interfaces: dict[str, int] | None = None):
+        """
+        The plan of C{text}'s configuration; each L{InstanceLinks} gets a
+        C{vips} list: the interface of each VIP then eVIP.
+        """
         interfaces = {"eth0": 2, "eth1": 3} if interfaces is None else interfaces
         links = {link.name: link.index for link in existing}
-        return planLinks(model(text), existing, lambda n: interfaces.get(n, links.get(n)))
+        config = model(text)
+        plan = planLinks(config, existing, lambda n: interfaces.get(n, links.get(n)))
+        for c in config.vrrpInstances:
+            plan[c.name].vips = plan[c.name].interfacesOf(c)
+        return plan
 
     def test_instanceVmac(self) -> None:
         plan = self.plan(instanceText("VI_1", 51) + instanceText(
@@ -91,7 +99,7 @@ class PlanTests(SynchronousTestCase):
         v4, v6 = plan["VI_1"], plan["VI_6"]
         self.assertEqual((v4.vmac.name, v4.vmac.mac, v4.vmac.family, v4.vmac.ipv6, v4.vmac.linkLocal),
                          ("vrrp.51", vmacMac(51, 4), 4, False, False))
-        self.assertEqual((v4.advertInterface, v4.vipInterfaces), ("vrrp.51", ["vrrp.51"]))
+        self.assertEqual((v4.advertInterface, v4.vips), ("vrrp.51", ["vrrp.51"]))
         self.assertEqual((v6.vmac.name, v6.vmac.mac, v6.vmac.ipv6, v6.vmac.linkLocal),
                          ("vrrp6.51", vmacMac(51, 6), True, True))
 
@@ -99,12 +107,12 @@ class PlanTests(SynchronousTestCase):
         text = "global_defs {\n vmac_prefix vm\n}\n" + instanceText(
             "VI_1", 7, body="    use_vmac\n    vmac_xmit_base\n")
         links = self.plan(text)["VI_1"]
-        self.assertEqual((links.vmac.name, links.advertInterface, links.vipInterfaces),
+        self.assertEqual((links.vmac.name, links.advertInterface, links.vips),
                          ("vm.7", "eth0", ["vm.7"]))
 
     def test_noVmac(self) -> None:
         links = self.plan(instanceText("VI_1", 7, body=""))["VI_1"]
-        self.assertEqual((links.vmac, links.advertInterface, links.vipInterfaces, links.extra),
+        self.assertEqual((links.vmac, links.advertInterface, links.vips, links.extra),
                          (None, "eth0", ["eth0"], []))
 
     def test_existingMatchReused(self) -> None:
@@ -158,7 +166,7 @@ class PlanTests(SynchronousTestCase):
                 " virtual_ipaddress {\n 192.0.2.100/24\n 198.51.100.1/24 dev eth1\n"
                 " 198.51.100.2/24 dev eth1\n }\n virtual_ipaddress_excluded {\n 2001:db8::5/64\n }\n}\n")
         links = self.plan(text)["VI_1"]
-        self.assertEqual(links.vipInterfaces, ["vrrp.51", "va.51", "va.51", "va6.51"])
+        self.assertEqual(links.vips, ["vrrp.51", "va.51", "va.51", "va6.51"])
         self.assertEqual([(s.name, s.base, s.family, s.mac) for s in links.extra],
                          [("va.51", "eth1", 4, vmacMac(51, 4)), ("va6.51", "eth0", 6, vmacMac(51, 6))])
         self.assertTrue(links.vmac.ipv6)  # an eVIP of the other family
@@ -166,7 +174,7 @@ class PlanTests(SynchronousTestCase):
     def test_vipUseVmacWithoutInstanceVmac(self) -> None:
         text = instanceText("VI_1", 51, body="", vips="198.51.100.1/24 dev eth1 use_vmac")
         links = self.plan(text)["VI_1"]
-        self.assertEqual((links.vmac, links.advertInterface, links.vipInterfaces),
+        self.assertEqual((links.vmac, links.advertInterface, links.vips),
                          (None, "eth0", ["vrrp.51"]))
         self.assertEqual(links.extra[0].base, "eth1")
 
@@ -179,7 +187,7 @@ class PlanTests(SynchronousTestCase):
         links = self.plan(instanceText("VI_1", 51, body="    use_ipvlan 192.0.2.50/24 vepa\n"))["VI_1"]
         self.assertEqual((links.vmac.name, links.vmac.kind, links.vmac.mac, links.vmac.ipvlanFlags,
                           str(links.vmac.ipvlanAddress)), ("vrrp.51", "ipvlan", None, 2, "192.0.2.50/24"))
-        self.assertEqual((links.advertInterface, links.vipInterfaces), ("vrrp.51", ["eth0"]))
+        self.assertEqual((links.advertInterface, links.vips), ("vrrp.51", ["eth0"]))
 
 
 class FakeChannel:

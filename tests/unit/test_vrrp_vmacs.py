@@ -97,13 +97,13 @@ class VmacPlatform(FakePlatform):
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.log: list = []
-        self.interfaces = {"eth0", "eth1"}
-        self.links: list[FakeVmacLinks] = []
+        self.interfaces = self.links  # eth0, eth1 and the VMACs made
+        self.made: list[FakeVmacLinks] = []
         self.created: dict[str, VmacSpec] = {}
 
     def vmacLinks(self, registry, owner, groups=None):
         links = FakeVmacLinks(registry, owner, self.interfaces, self.log, self.created)
-        self.links.append(links)
+        self.made.append(links)
         return links
 
     def openPort(self, receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress):
