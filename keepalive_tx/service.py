@@ -280,7 +280,7 @@ class KeepalivedService(MultiService):
 
         service = VrrpService(model, self.reactor, platform=self.vrrpPlatform,
                               alerts=self.alerts, resume=resume, firewall=self.firewall,
-                              bfd=self.bfdService)
+                              bfd=self.bfdService, previous=getattr(self, "vrrpService", None))
         service.releaseOnStop = self.releaseVrrp
         service.observers.append(InstanceAlerts(self.alerts))
         service.observers.append(self.transitions)

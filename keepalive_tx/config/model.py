@@ -175,7 +175,15 @@ class AuthHmac:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Vmac:
     """
-    C{use_vmac} / C{use_ipvlan} settings.
+    C{use_vmac} / C{use_ipvlan} settings (keepalive_tx.config.schema_vmac).
+
+    @ivar name: the configured interface name (C{None}: generated).
+    @ivar mac: a configured MAC, VRID already filled in (C{None}: RFC 5798's).
+    @ivar ipvlan: C{use_ipvlan} (an L2 ipvlan instead of a macvlan).
+    @ivar ipvlanMode: C{bridge}, C{private}, C{vepa} or C{None} (bridge).
+    @ivar group: the link group (name or number) instead of the parent's.
+    @ivar fault: why the instance must stay in FAULT (keepalived's
+        "setting instance to fault state"), or C{None}.
     """
 
     name: str | None = None
@@ -185,6 +193,7 @@ class Vmac:
     ipvlanMode: str | None = None
     netlinkNotifyMsg: bool = False
     group: str | None = None
+    fault: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,6 +5,7 @@ Keyword tables: C{global_defs} (catalogue ยง2.1) and the top-level one-liners (ย
 from __future__ import annotations
 
 from keepalive_tx.config import schema as S
+from keepalive_tx.config import schema_vmac
 from keepalive_tx.config.lines import LogicalLine
 from keepalive_tx.config.schema import Builder, Context
 from keepalive_tx.config.schema_nftables import KEYWORDS as NFTABLES_KEYWORDS
@@ -473,8 +474,8 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "vrrp_startup_delay": _s(_t("vrrpStartupDelay", 0, MAX_TIMER)),
     "vrrp_delay_after_boot": _s(_t("vrrpDelayAfterBoot", 0, MAX_TIMER)),
     "log_unknown_vrids": _s(_f("logUnknownVrids")),
-    "vmac_prefix": _s(_str("vmacPrefix", 15)),
-    "vmac_addr_prefix": _s(_str("vmacAddrPrefix", 15)),
+    "vmac_prefix": _s(schema_vmac.vmacPrefix),
+    "vmac_addr_prefix": _s(schema_vmac.vmacAddrPrefix),
     "lvs_sync_daemon": _s(_lvsSyncDaemon),
     "lvs_timeouts": _s(_lvsTimeouts),
     "lvs_flush": _s(_f("lvsFlush")),

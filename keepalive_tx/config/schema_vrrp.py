@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from keepalive_tx.config import addresses
+from keepalive_tx.config import addresses, schema_vmac
 from keepalive_tx.config import schema as S
 from keepalive_tx.config.lines import LogicalLine
 from keepalive_tx.config.model import Tracker
@@ -330,50 +330,6 @@ def _mcastDst(ctx: Context, line: LogicalLine, b: Builder) -> None:
     b["mcastDstIp"] = ip
 
 
-def _useVmac(ipvlan: bool):
-    def handler(ctx: Context, line: LogicalLine, b: Builder) -> None:
-        import ipaddress
-        import re
-
-        vm: dict = {"ipvlan": ipvlan}
-        args = list(line.tokens[1:])
-        i = 0
-        while i < len(args):
-            word = args[i]
-            if word == "name" and i + 1 < len(args):
-                vm["name"] = args[i + 1]
-                i += 2
-            elif word == "group" and i + 1 < len(args):
-                vm["group"] = args[i + 1]
-                i += 2
-            elif word == "netlink_notify_msg" and not ipvlan:
-                vm["netlinkNotifyMsg"] = True
-                i += 1
-            elif ipvlan and word in ("bridge", "private", "vepa"):
-                vm["ipvlanMode"] = word
-                i += 1
-            elif not ipvlan and re.fullmatch(r"[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){4,5}", word):
-                vm["mac"] = word
-                i += 1
-            elif ipvlan and word[:1].isdigit() or ":" in word and ipvlan:
-                try:
-                    vm["ipvlanAddress"] = ipaddress.ip_interface(word)
-                except ValueError:
-                    ctx.error(line, f"{line.keyword}: invalid address '{word}' - ignoring")
-                i += 1
-            elif "name" not in vm and len(word) <= 15:
-                vm["name"] = word
-                i += 1
-            else:
-                ctx.error(line, f"{line.keyword}: unknown option '{word}' - ignoring")
-                i += 1
-        from keepalive_tx.config.model import Vmac
-
-        b["vmac"] = Vmac(**vm)
-
-    return handler
-
-
 def _notifyDeleted(ctx: Context, line: LogicalLine, b: Builder) -> None:
     b["notifyDeletedEnabled"] = True
     if len(line.tokens) > 1:
@@ -527,10 +483,10 @@ VRRP_INSTANCE = S.BlockSpec("vrrp_instance", {
     "promote_secondaries": _s(_f("promoteSecondaries")),
     "accept": _s(_f("accept")),
     "no_accept": _s(_f("accept", False)),
-    "use_vmac": _s(_useVmac(False)),
-    "use_ipvlan": _s(_useVmac(True)),
+    "use_vmac": _s(schema_vmac.useVmac),
+    "use_ipvlan": _s(schema_vmac.useIpvlan),
     "use_vmac_addr": _s(_f("useVmacAddr")),
-    "vmac_xmit_base": _s(_f("vmacXmitBase")),
+    "vmac_xmit_base": _s(schema_vmac.vmacXmitBase),
     "nopreempt": _s(lambda ctx, line, b: b.update(nopreempt=True, nopreemptLocation=line.location)),
     "preempt": _s(_f("nopreempt", False)),
     "preempt_delay": _s(lambda ctx, line, b: (_t("preemptDelay", 0, 1000)(ctx, line, b),

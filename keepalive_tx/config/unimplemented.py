@@ -13,7 +13,7 @@ start)::
 A not-implemented block (C{bfd_instance}, C{garp_group}, ...) is reported
 at its header and covers every keyword inside it.  L{OPTIONS} lists words
 inside a keyword's line (C{dynamic_interfaces allow_if_changes}) or inside
-a value block's lines (a VIP's C{use_vmac}); their handlers report them
+a value block's lines; their handlers report them
 through L{optionMessage}.
 
 When a feature lands, delete its entries here (and its rows in README's
@@ -27,11 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["Gap", "NOT_IMPLEMENTED", "OPTIONS", "INERT", "gapFor", "message", "optionMessage"]
-
-#: the branches implementing some of the entries below (remove those
-#: entries when the branch is merged)
-VMAC = "vmac"
-
 
 @dataclass(frozen=True, slots=True)
 class Gap:
@@ -103,10 +98,6 @@ _NFT_IPVS = Gap(
     "marks the addresses of a virtual_server_group with one fwmark through nftables rules (its "
     "chains' priority, its first mark), so that IPVS holds one service per group",
     "a group's addresses are IPVS services of their own")
-_PENDING_VMAC = Gap(
-    "creates macvlan (VMAC) or ipvlan interfaces for the instance and sends from them",
-    "VMAC/ipvlan are implemented on their own branch; meanwhile the instance runs on its "
-    "interface", pending=VMAC)
 #: block name (the keyword opening it; C{<top>} for the top level) ->
 #: keyword -> L{Gap}
 NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
@@ -197,9 +188,6 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
         "nftables_ipvs": _NFT_IPVS,
         "nftables_ipvs_priority": _NFT_IPVS,
         "nftables_ipvs_start_fwmark": _NFT_IPVS,
-        "disable_local_igmp": Gap(
-            "sets net.ipv4.conf.IF.igmp_link_local_mcast_reports to 0",
-            "the sysctl is left as it is"),
         "vrrp_rx_bufs_policy": _RX_BUFS,
         "vrrp_rx_bufs_multiplier": _RX_BUFS,
         "vrrp_startup_delay": Gap(
@@ -208,10 +196,6 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
         "vrrp_delay_after_boot": Gap(
             "starts the VRRP instances no sooner than that long after boot",
             "instances start at once"),
-        "vmac_prefix": _PENDING_VMAC,
-        "vmac_addr_prefix": _PENDING_VMAC,
-        "vrrp_garp_extra_if": _PENDING_VMAC,
-        "vrrp_vmac_garp_intvl": _PENDING_VMAC,
         "lvs_timeouts": Gap(
             "sets IPVS's tcp, tcpfin and udp connection timeouts",
             "IPVS keeps its timeouts (set them with ipvsadm --set)"),
@@ -256,12 +240,6 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
             "sets net.ipv4.conf.IF.promote_secondaries on the interface, so that removing a VIP "
             "does not remove the addresses of its subnet",
             "the sysctl is left as it is"),
-        "use_vmac": _PENDING_VMAC,
-        "use_ipvlan": _PENDING_VMAC,
-        "use_vmac_addr": _PENDING_VMAC,
-        "vmac_xmit_base": _PENDING_VMAC,
-        "garp_extra_if": _PENDING_VMAC,
-        "vmac_garp_intvl": _PENDING_VMAC,
         "timer_expired_backup": _TIMER_EXPIRED,
         "thread_timer_expired": _TIMER_EXPIRED,
         "auth_hmac": Gap(
@@ -291,8 +269,6 @@ OPTIONS: dict[tuple[str, str], Gap] = {
         "lets an interface change type or index (deleted and created again) without faulting "
         "its instances",
         "interfaces are followed by name"),
-    ("virtual_ipaddress", "use_vmac"): _PENDING_VMAC,
-    ("virtual_ipaddress_excluded", "use_vmac"): _PENDING_VMAC,
 }
 
 #: block -> keyword -> what keepalived does: keywords keepalived parses and

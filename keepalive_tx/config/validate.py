@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from keepalive_tx.config import model as M
+from keepalive_tx.config import schema_vmac
 from keepalive_tx.config.errors import Diagnostics, Location, Severity
 from keepalive_tx.config.schema import Builder, Context
 from keepalive_tx.config.toplevel import lvsModule
@@ -261,6 +262,8 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
     vips = list(b.get("virtualIpaddresses") or ())
     if b.get("nativeIpv6"):
         family = 6
+    elif schema_vmac.familyHint(b):
+        family = schema_vmac.familyHint(b)
     elif vips:
         family = vips[0].family
     elif b.get("unicastSrcIp") or b.get("mcastSrcIp"):
@@ -397,6 +400,8 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
         unweighted(ctx, b, inGroup, weights)
     if group is not None:
         b["syncGroup"] = group["name"]
+    schema_vmac.completeVmac(ctx, b, family=family, strict=strict,
+                             takenNames=ctx.root.setdefault("vmacNames", {}))
     # Inherited defaults.
     b["garp"] = _garp(b.get("garp") or {}, g.garp)
     b.setdefault("accept", True)

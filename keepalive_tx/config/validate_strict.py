@@ -5,12 +5,12 @@ C{vrrp_complete_instance}); see docs/keepalived-compat.md, "vrrp_strict
 and no_accept".
 
 keepalived 2.2.7 does not refuse unicast peers in strict mode (its check
-runs before the unicast flag is set), so neither do we.
+runs before the unicast flag is set), so neither do we.  Its VMAC rules in
+strict mode (no configured MAC, no C{vmac_xmit_base}) are applied with the
+other VMAC rules (L{keepalive_tx.config.schema_vmac.completeVmac}).
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 from keepalive_tx.config import model as M
 from keepalive_tx.config.errors import Location
@@ -44,10 +44,6 @@ def applyStrict(ctx: Context, b: Builder, who: str, loc: Location, *, state: str
     if stateExplicit and (state == M.MASTER) != owner:
         ctx.error(stateLoc, f"{who} State MASTER must match being address owner")
         state = M.MASTER if owner else M.BACKUP
-    vmac = b.get("vmac")
-    if vmac is not None and vmac.mac is not None:
-        ctx.error(loc, f"{who}: cannot specify MAC address with strict mode - clearing")
-        b["vmac"] = dataclasses.replace(vmac, mac=None)
     if family == 6 and not unicast and b["virtualIpaddresses"]:
         first = b["virtualIpaddresses"][0]
         if not first.address.ip.is_link_local:
@@ -77,8 +73,5 @@ def applyStrict(ctx: Context, b: Builder, who: str, loc: Location, *, state: str
     b["higherPrioSendAdvert"] = False
     if owner:
         b["ownerIgnoreAdverts"] = True
-    if b.get("vmacXmitBase") and vmac is not None:
-        ctx.error(loc, f"{who} xmit_base is incompatible with strict mode - resetting")
-        b["vmacXmitBase"] = False
     return state
 

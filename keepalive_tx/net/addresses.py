@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -191,14 +192,18 @@ class Vip:
         return " ".join(text)
 
 
-def vipsFor(addresses: tuple[VirtualAddress, ...], defaultIf: str | None) -> list[Vip]:
+def vipsFor(addresses: tuple[VirtualAddress, ...], defaultIf: str | None,
+            ifnames: Sequence[str | None] | None = None) -> list[Vip]:
     """
     The L{Vip}s to add for configured virtual addresses (those without
     C{dev} go on C{defaultIf}).
+
+    @param ifnames: the interface of each address instead (VMACs), C{None}
+        for an address that has none.
     """
     result = []
-    for a in addresses:
-        ifname = a.dev or defaultIf
+    for n, a in enumerate(addresses):
+        ifname = ifnames[n] if ifnames is not None else a.dev or defaultIf
         if ifname is None:
             continue
         result.append(

@@ -420,6 +420,9 @@ class Announcer:
         self._frames: list[tuple[str, bytes, AnnounceTarget]] = []
         self._delayed: IDelayedCall | None = None
         self._refresh: IDelayedCall | None = None
+        self._extraFrames: list[tuple[str, bytes]] = []
+        self._extraInterval = 0.0
+        self._extra: IDelayedCall | None = None
         self.setTargets(targets)
 
     def setTargets(self, targets: Iterable[AnnounceTarget]) -> None:
@@ -427,6 +430,15 @@ class Announcer:
         Replace the addresses announced from now on (reload).
         """
         self._frames = [(t.ifname, t.frame(), t) for t in targets]
+
+    def setExtra(self, interval: float, targets: Iterable[AnnounceTarget]) -> None:
+        """
+        C{garp_extra_if}: while MASTER, every C{interval} seconds one frame
+        for each of C{targets} (one address per VMAC or other interface,
+        keeping switches' MAC tables fresh where no advert passes).
+        """
+        self._extraInterval = interval
+        self._extraFrames = [(t.ifname, t.frame()) for t in targets]
 
     @property
     def active(self) -> bool:
@@ -461,6 +473,8 @@ class Announcer:
         if s.masterRefresh > 0:
             self._refresh = self.clock.callLater(
                 max(0.0, s.masterDelay) + s.masterRefresh, self._refreshed)
+        if self._extraInterval > 0 and self._extraFrames:
+            self._extra = self.clock.callLater(self._extraInterval, self._extraRound)
 
     def lowerPriorityAdvert(self) -> None:
         """
@@ -482,15 +496,20 @@ class Announcer:
         """
         Leaving MASTER: cancel the scheduled bursts and drop queued frames.
         """
-        for call in (self._delayed, self._refresh):
+        for call in (self._delayed, self._refresh, self._extra):
             if call is not None and call.active():
                 call.cancel()
-        self._delayed = self._refresh = None
+        self._delayed = self._refresh = self._extra = None
         self.pacer.cancel(self)
 
     def _second(self, repeat: int) -> None:
         self._delayed = None
         self.announce(repeat)
+
+    def _extraRound(self) -> None:
+        self._extra = self.clock.callLater(self._extraInterval, self._extraRound)
+        for ifname, frame in self._extraFrames:
+            self.pacer.submit(self, ifname, frame)
 
     def _refreshed(self) -> None:
         s = self.settings

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.unit.test_net_routes -*-
 """
 iproute2's name files: routing table names (C{rt_tables}), route protocol
-names (C{rt_protos}) and realm names (C{rt_realms}), as C{ip} and keepalived
-resolve them.
+names (C{rt_protos}), realm names (C{rt_realms}) and link group names
+(C{group}), as C{ip} and keepalived resolve them.
 
 keepalived reads C{<iproute_etc_dir>/NAME} (default C{/etc/iproute2}), then
 C{<iproute_usr_dir>/NAME} (default C{/usr/share/iproute2}, the location of
@@ -32,8 +32,9 @@ _BUILTIN: dict[str, dict[str, int]] = {
         "ospf": 188, "rip": 189, "eigrp": 192,
     },
     "rt_realms": {"unknown": 0},
+    "group": {"default": 0},
 }
-_LIMITS = {"rt_tables": 0xFFFFFFFF, "rt_protos": 255, "rt_realms": 0xFFFF}
+_LIMITS = {"rt_tables": 0xFFFFFFFF, "rt_protos": 255, "rt_realms": 0xFFFF, "group": 0xFFFFFFFF}
 
 
 def _number(text: str, limit: int) -> int | None:
@@ -96,7 +97,7 @@ class IprouteNames:
             return number
         found = self._load(kind).get(text)
         if found is None:
-            label = {"rt_tables": "table", "rt_protos": "protocol"}.get(kind, "realm")
+            label = {"rt_tables": "table", "rt_protos": "protocol", "group": "group"}.get(kind, "realm")
             raise ValueError(f"unknown {label} '{text}' (neither a number nor in {kind})")
         return found
 
@@ -119,6 +120,12 @@ class IprouteNames:
         A realm number (0..65535) or C{rt_realms} name.
         """
         return self._resolve("rt_realms", text)
+
+    def group(self, text: str) -> int:
+        """
+        A link group number or C{group} file name (C{default} is 0).
+        """
+        return self._resolve("group", text)
 
     def realms(self, text: str) -> int:
         """

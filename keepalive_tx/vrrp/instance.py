@@ -14,6 +14,7 @@ status.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -132,11 +133,18 @@ class VrrpInstance:
         rules: Any = None,
         ipNames: IprouteNames | None = None,
         firewall: Any = None,
+        vipInterfaces: Sequence[str | None] | None = None,
+        vmacInterfaces: Sequence[str] = (),
     ) -> None:
         """
         @param firewall: a L{keepalive_tx.net.firewall.FirewallHandle}: a
             MASTER that is not the address owner and has no accept mode
             blocks its addresses through it.
+        @param vipInterfaces: the interface of each VIP then eVIP, when they
+            do not all go where C{dev} or the instance interface says
+            (VMACs, L{keepalive_tx.net.vmac.InstanceLinks}).
+        @param vmacInterfaces: the instance's own VMAC, tracked as its
+            interface is.
         """
         self.config = config
         self.name = config.name
@@ -155,13 +163,18 @@ class VrrpInstance:
         auth = config.authentication if config.version == 2 and self.family == 4 else None
         self.authType = _AUTH_TYPES.get(auth.authType, AuthType.NONE) if auth else AuthType.NONE
         self.password = auth.password if auth else b""
-        self.vips = vipsFor(config.virtualIpaddresses, config.interface)
-        self.evips = vipsFor(config.virtualIpaddressesExcluded, config.interface)
+        nVips = len(config.virtualIpaddresses)
+        ifnames = list(vipInterfaces) if vipInterfaces is not None else [
+            a.dev or config.interface
+            for a in config.virtualIpaddresses + config.virtualIpaddressesExcluded]
+        self.vips = vipsFor(config.virtualIpaddresses, config.interface, ifnames[:nVips])
+        self.evips = vipsFor(config.virtualIpaddressesExcluded, config.interface, ifnames[nVips:])
+        self.vmacInterfaces = frozenset(vmacInterfaces)
         #: (ifname, ip) of the VIPs/eVIPs whose external deletion we react to
         self.trackedVips: dict[tuple[str, IPAddress], Vip] = {}
         for a, vip in zip(
-            (a for a in config.virtualIpaddresses + config.virtualIpaddressesExcluded
-             if a.dev or config.interface),
+            (a for a, ifname in zip(config.virtualIpaddresses + config.virtualIpaddressesExcluded,
+                                    ifnames, strict=True) if ifname),
             self.vips + self.evips, strict=True,
         ):
             if not a.noTrack:
@@ -611,6 +624,7 @@ class VrrpInstance:
         names = set()
         if self.config.interface and not self.config.dontTrackPrimary:
             names.add(self.config.interface)
+            names |= self.vmacInterfaces
         for tracker in self.config.trackInterfaces:
             if not tracker.weight and not tracker.reverse:
                 names.add(tracker.name)

@@ -1,8 +1,8 @@
-# -*- test-case-name: tests.unit.test_vrrp_service -*-
+# -*- test-case-name: tests.unit.test_vrrp_service,tests.unit.test_vrrp_vmacs -*-
 """
 The operating-system edges of the VRRP service: L{IVrrpPlatform}, and
 L{LinuxPlatform}, the real one (raw VRRP ports, rtnetlink through the
-pyroute2 codec, AF_PACKET for GARP/NA, link monitoring).
+pyroute2 codec, AF_PACKET for GARP/NA, link monitoring, VMACs).
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ class LinuxPlatform:
 
     Beyond L{IVrrpPlatform} it has C{routes} / C{rules} (L{IRouteManager} /
     L{IRuleManager}) for C{virtual_routes} / C{virtual_rules}; platforms
-    without them leave those unhandled.
+    without them leave those unhandled.  C{vmacLinks} makes VMAC/ipvlan
+    interfaces (a platform without it puts instances that need one in
+    FAULT) and C{settleLinks} takes in the link events of their creation.
     """
 
     def __init__(self, reactor: Any) -> None:
@@ -177,3 +179,21 @@ class LinuxPlatform:
 
     def mtu(self, interface: str) -> int | None:
         return interfaceMtu(interface)
+
+    def settleLinks(self) -> None:
+        """
+        Take in the link events queued so far (our own VMAC creations)
+        before anybody observes them.
+        """
+        self._monitor.doRead()
+
+    def vmacLinks(self, registry: Any, owner: object, groups: Any = None) -> Any:
+        """
+        A L{keepalive_tx.net.vmaclinks.VmacLinks} on our netlink channel
+        for C{owner}, sharing C{registry} (a new one when C{None}).
+
+        @param groups: C{name -> number} for link group names.
+        """
+        from keepalive_tx.net.vmaclinks import VmacLinks
+
+        return VmacLinks(self._channel, self.addresses, registry, owner, groups=groups)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_vrrp_service -*-
+# -*- test-case-name: tests.unit.test_vrrp_service,tests.unit.test_vrrp_vmacs -*-
 """
 L{VrrpService}: every configured VRRP instance of a process, their sockets,
 virtual addresses, GARP/NA and link monitoring.
@@ -19,6 +19,10 @@ has no address of the instance's family waits, as keepalived's waits in
 FAULT: it is built and started when link or address events show its
 interface ready (L{VrrpService.waiting}). Meanwhile the other members of
 its sync group are held in FAULT.
+
+VMAC/ipvlan interfaces (C{use_vmac}, C{use_ipvlan}) are created before the
+instances are built and decide where their adverts and addresses go
+(L{keepalive_tx.vrrp.vmacs}); a reload hands them to the successor.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
 from keepalive_tx.vrrp.platform import IVrrpPlatform, LinuxPlatform
 from keepalive_tx.vrrp.sync import SyncGroup
 from keepalive_tx.vrrp.validate import peekVrid
+from keepalive_tx.vrrp.vmacs import ServiceVmacs
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -143,7 +148,7 @@ class VrrpService(Service):
 
     def __init__(self, config: model.Config, reactor: Any, platform: Any = None,
                  alerts: Any = None, resume: Iterable[str] = (), firewall: Any = None,
-                 bfd: Any = None) -> None:
+                 bfd: Any = None, previous: Any = None) -> None:
         """
         @param resume: names of instances that continue a MASTER of the
             configuration before a reload (L{handover}): their addresses are
@@ -152,6 +157,8 @@ class VrrpService(Service):
             (no_accept masters block their addresses through it), or C{None}.
         @param bfd: the process's BFD sessions, for C{track_bfd} (see
             L{keepalive_tx.vrrp.tracking.TrackingCoordinator}).
+        @param previous: the service this one replaces at a reload: its
+            VMACs and the sysctls to put back are handed over.
         """
         self.firewall = firewall
         self.config = config
@@ -172,6 +179,12 @@ class VrrpService(Service):
         self.bfd = bfd
         self.notifier: Any = None
         self._ipNames = IprouteNames.fromGlobalDefs(config.globalDefs)
+        #: VMACs and VMAC sysctls, shared with the predecessor and successor
+        self.vmacRegistry: Any = getattr(previous, "vmacRegistry", None)
+        self.vmacs: ServiceVmacs | None = None
+        self.successor: Any = None
+        if previous is not None:
+            previous.successor = self
 
     # -- construction --------------------------------------------------------
 
@@ -209,6 +222,11 @@ class VrrpService(Service):
         self._pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
                                     garpInterval=g.vrrpGarpInterval or 0.0,
                                     gnaInterval=g.vrrpGnaInterval or 0.0)
+        self.vmacs = ServiceVmacs.fromPlatform(self.reactor, self.config, self.platform, self,
+                                               self._vmacRecreated, groups=self._ipNames.group)
+        if self.vmacs is not None:
+            self.vmacRegistry = self.vmacs.registry
+            self.vmacs.open()
         for config in self.config.vrrpInstances:
             if self._setUp(config, self.startFailures) is None:
                 self.waiting[config.name] = config
@@ -282,10 +300,26 @@ class VrrpService(Service):
             if self.running:
                 self.tracking.startInstance(instance)
 
+    def _vmacRecreated(self, name: str) -> None:
+        """
+        A VMAC exists again: sockets bound to it get a new one, instances
+        waiting for it can start.
+        """
+        for key, (port, _) in self._ports.items():
+            if key[0] == name and hasattr(port, "reopen"):
+                port.reopen()
+        base = self.vmacs.baseOf(name) if self.vmacs is not None else None
+        if base is not None:
+            self._startWaiting(base)
+
     def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer) -> VrrpInstance | None:
         config = self._fitAdvert(config)
         family = config.family
+        links = self.vmacs.links.get(config.name) if self.vmacs is not None else None
+        vmac = config.vmac
         source = config.unicastSrcIp or config.mcastSrcIp
+        if source is None and vmac is not None and vmac.ipvlanAddress is not None:
+            source = vmac.ipvlanAddress.ip  # keepalived sends from the ipvlan's address
         if source is None and config.interface is not None:
             source = self.platform.primaryAddress(config.interface, family)
         if source is None:
@@ -302,30 +336,19 @@ class VrrpService(Service):
         proto = IPPROTO_AH if ah else IPPROTO_VRRP
         g = self.config.globalDefs
         group = config.mcastDstIp or (g.vrrpMcastGroup4 if family == 4 else g.vrrpMcastGroup6)
-        key = (config.interface, family, proto, unicast, group)
+        advertIf = links.advertInterface if links is not None else config.interface
+        key = (advertIf, family, proto, unicast, group)
         sender = _Sender()
         if key not in self._ports:
             demux = VridDemux(family, logUnknown=bool(getattr(g, "logUnknownVrids", False)))
             port = self.platform.openPort(
-                demux, config.interface, family, proto, group, not unicast,
+                demux, advertIf, family, proto, group, not unicast,
                 source if family == 6 else None)
             self._ports[key] = (port, demux)
         port, demux = self._ports[key]
         sender.port = port
-        announcer = None
-        if config.interface is not None:
-            mac = self.platform.macAddress(config.interface)
-            if mac is not None:
-                forwarding = family == 6 and ipv6Forwarding(config.interface)
-                announcer = Announcer(self.reactor, pacer, garpSettingsFor(config),
-                                      name=config.name)
-                targets = []
-                for a in config.virtualIpaddresses + config.virtualIpaddressesExcluded:
-                    ifname = a.dev or config.interface
-                    targetMac = mac if ifname == config.interface else (
-                        self.platform.macAddress(ifname) or mac)
-                    targets.append(AnnounceTarget(ifname, targetMac, a.address.ip, forwarding))
-                announcer.setTargets(targets)
+        vipIfs = links.interfacesOf(config) if links is not None else None
+        announcer = self._announcer(config, pacer, vipIfs, advertIf)
         instance = VrrpInstance(
             config, clock=self.reactor, sender=sender, addresses=self.platform.addresses,
             announcer=announcer, sourceAddress=source, multicastGroup=group,
@@ -333,7 +356,9 @@ class VrrpService(Service):
             routes=getattr(self.platform, "routes", None) if config.virtualRoutes else None,
             rules=getattr(self.platform, "rules", None) if config.virtualRules else None,
             ipNames=self._ipNames,
-            firewall=None if self.firewall is None else self.firewall.handle(instanceKey(config)))
+            firewall=None if self.firewall is None else self.firewall.handle(instanceKey(config)),
+            vipInterfaces=vipIfs,
+            vmacInterfaces=[links.vmac.name] if links is not None and links.vmac else ())
         instance.observers.extend(self.observers)
         demux.add(instance)
         if config.name in self.resume:
@@ -341,9 +366,48 @@ class VrrpService(Service):
         else:
             instance.removeStale()
         for ifname in instance.trackedInterfaces():
-            if self.platform.linkUp(ifname) is not True:
+            state = self.platform.linkUp(ifname)
+            if self.vmacs is not None:
+                state = self.vmacs.linkUsable(ifname, state, self.platform.linkUp)
+            if state is not True:
                 instance.machine.setFault(f"interface {ifname}", True)
+        if vmac is not None and (vmac.fault or self.vmacs is None or not self.vmacs.canCreate):
+            instance.machine.setFault("configuration", True)
         return instance
+
+    def _announcer(self, config: model.VrrpInstance, pacer: AnnouncePacer,
+                   vipIfs: list[str | None] | None, advertIf: str | None) -> Announcer | None:
+        """
+        The GARP/NA schedule: one frame per VIP/eVIP, from the interface it
+        is on (a VMAC: with the VMAC's MAC); with C{garp_extra_if}, periodic
+        ones on VMACs (or all interfaces) other than where adverts go.
+        """
+        if config.interface is None:
+            return None
+        mac = self.platform.macAddress(config.interface)
+        if mac is None:
+            return None
+        forwarding = config.family == 6 and ipv6Forwarding(config.interface)
+        announcer = Announcer(self.reactor, pacer, garpSettingsFor(config), name=config.name)
+        targets = []
+        addresses = config.virtualIpaddresses + config.virtualIpaddressesExcluded
+        for n, a in enumerate(addresses):
+            ifname = vipIfs[n] if vipIfs is not None else a.dev or config.interface
+            if ifname is None:
+                continue
+            targetMac = (self.vmacs.macAddress(ifname) if self.vmacs is not None else None) or (
+                mac if ifname == config.interface else self.platform.macAddress(ifname) or mac)
+            targets.append(AnnounceTarget(ifname, targetMac, a.address.ip, forwarding))
+        announcer.setTargets(targets)
+        if config.garp.extraIf > 0:
+            extra: dict[str, AnnounceTarget] = {}
+            for t in targets:
+                isVmac = self.vmacs is not None and self.vmacs.isVmac(t.ifname)
+                if t.ifname == advertIf or not (isVmac or config.garp.extraIfAll):
+                    continue
+                extra.setdefault(t.ifname, t)
+            announcer.setExtra(config.garp.extraIf, extra.values())
+        return announcer
 
     def _fitAdvert(self, config: model.VrrpInstance) -> model.VrrpInstance:
         """
@@ -389,8 +453,7 @@ class VrrpService(Service):
                 # notified DELETED (notify_deleted) or FAULT, as keepalived
                 instance.stop(DELETED_AT_RELOAD)
                 continue
-            addresses = successor.virtualIpaddresses + successor.virtualIpaddressesExcluded
-            keep = {(v.ifname, v.ip) for v in vipsFor(addresses, successor.interface)}
+            keep = self._successorAddresses(successor)
             if instance.holdsMaster:
                 resumed.add(successor.name)
             self.log.info("({name}) handed over to {successor} (reload)", name=instance.name,
@@ -398,9 +461,22 @@ class VrrpService(Service):
             instance.detach(keep)
         return resumed
 
+    def _successorAddresses(self, successor: model.VrrpInstance) -> set[tuple[str, IPAddress]]:
+        """
+        C{(ifname, ip)} of the VIPs/eVIPs of C{successor}: as its service
+        placed them (on its VMACs) when it exists, else as configured.
+        """
+        built = self.successor.instances.get(successor.name) if self.successor else None
+        if built is not None:
+            return {(v.ifname, v.ip) for v in built.vips + built.evips}
+        addresses = successor.virtualIpaddresses + successor.virtualIpaddressesExcluded
+        return {(v.ifname, v.ip) for v in vipsFor(addresses, successor.interface)}
+
     # -- link events ---------------------------------------------------------
 
     def linkChanged(self, ifname: str, ifindex: int, up: bool) -> None:
+        if self.vmacs is not None:
+            self.vmacs.linkChanged(ifname, up)
         for instance in list(self.instances.values()):
             instance.linkChanged(ifname, ifindex, up)
         if self.tracking is not None:
@@ -445,6 +521,12 @@ class VrrpService(Service):
                     instance.abandon()
             except Exception:
                 self.log.failure("({name}) failed to stop cleanly", name=instance.name)
+        if self.vmacs is not None:
+            # before the sockets close: leaving 224.0.0.18 / ff02::12 on a
+            # live VMAC would send an IGMP/MLD report from the virtual MAC;
+            # left in place, as keepalived leaves them, when nothing is
+            # released at stop (-V)
+            self.vmacs.release(deleteLinks=self.releaseOnStop)
         ports = [port for port, _ in self._ports.values()]
         self._ports.clear()
         stopping = [defer.maybeDeferred(port.stopListening) for port in ports]

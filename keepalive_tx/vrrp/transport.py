@@ -260,6 +260,31 @@ class VrrpRawPort(abstract.FileDescriptor):
                     _IN6_PKTINFO.pack(self.group.packed, self.ifindex),
                 )
 
+    def reopen(self) -> bool:
+        """
+        The interface was deleted and created again (a VMAC): bind a new
+        socket to it (the old one is tied to the old interface index and
+        its group membership is gone).
+
+        @return: whether the port listens again.
+        """
+        if self.disconnecting:
+            return False
+        self.stopReading()
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            sock.close()
+        self._targets.clear()
+        try:
+            self._bindSocket()
+        except error.CannotListenError as e:
+            self.connected = False
+            self.log.error("Cannot reopen VRRP socket on {interface}: {error}",
+                           interface=self.interface, error=e.socketError)
+            return False
+        self.startReading()
+        return True
+
     def fileno(self) -> int:
         if self._socket is None:
             return -1

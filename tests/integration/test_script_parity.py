@@ -24,15 +24,19 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab, requireCommand, waitUntil
-from tests.integration.vrrpnode import _TWISTD, KEEPALIVED, OURS, ROOT, Node, VrrpLabMixin
+from tests.integration.vrrpnode import (
+    KEEPALIVED,
+    OURS,
+    Node,
+    VrrpLabMixin,
+    configTests,
+)
 
 INSTANCE = """\
 vrrp_instance VI_1 {{
@@ -176,20 +180,12 @@ class ConfigTestParityTests(TestCase):
         tree = ScriptTree(self)
         work = os.path.abspath(self.mktemp())
         os.mkdir(work)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
         problems = []
         for n, (name, (text, expected)) in enumerate(corpus(tree).items()):
             path = os.path.join(work, f"case{n}.conf")
             with open(path, "w") as f:
                 f.write(text)
-            theirs = subprocess.run(
-                host.argv(keepalived, "-t", "-f", path, "-p", f"{work}/k.pid",
-                          "-r", f"{work}/v.pid", "-c", f"{work}/c.pid"),
-                capture_output=True, text=True, timeout=30)
-            ours = subprocess.run(
-                host.argv(sys.executable, "-c", _TWISTD, "-n", "keepalived", "-t", "-c", path),
-                capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+            theirs, ours = configTests(host, keepalived, path, work)
             wanted = [m.group(1) for m in map(_SCRIPT_LINE.match, theirs.stderr.splitlines())
                       if m]
             ourLines = ours.stderr.splitlines()

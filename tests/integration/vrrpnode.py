@@ -162,6 +162,21 @@ def configText(
     return "\n".join(out) + "\n"
 
 
+def configTests(host: Host, keepalived: str, path: str,
+                work: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """
+    C{keepalived -t} (pid files in C{work}) and our C{-t} on the
+    configuration file C{path}, both run in C{host}'s namespace.
+    """
+    theirs = subprocess.run(
+        host.argv(keepalived, "-t", "-f", path, "-p", f"{work}/k.pid", "-r", f"{work}/v.pid",
+                  "-c", f"{work}/c.pid"),
+        capture_output=True, text=True, timeout=30)
+    ours = subprocess.run(host.argv(sys.executable, "-c", _TWISTD, "-n", "keepalived", "-t", "-c", path),
+                          capture_output=True, text=True, cwd=ROOT, env=checkoutEnv(), timeout=60)
+    return theirs, ours
+
+
 def twistdArgv(confPath: str, pidPath: str) -> list[str]:
     """
     C{twistd -n --pidfile PID keepalived -D -G -c CONF}, with this checkout's

@@ -232,6 +232,33 @@ class IPv4PortTests(PortTestsMixin, SynchronousTestCase):
         self.assertTrue(self.system.sockets[0].closed)
         self.assertNotIn(port, self.reactor.getReaders())
 
+    def test_reopen(self) -> None:
+        """
+        C{reopen} (a VMAC created again): the old socket closed, a new one
+        bound to the interface's new index, reading again; a failure leaves
+        the port not connected, and a stopping port is not reopened.
+        """
+        port = self.makePort()
+        port.startListening()
+        old = self.system.sockets[0]
+        self.system.ifNameToIndex = lambda name: 9  # type: ignore[method-assign]
+        self.assertTrue(port.reopen())
+        new = self.system.sockets[1]
+        self.assertTrue(old.closed)
+        self.assertEqual(port.ifindex, 9)
+        self.assertEqual(new.option(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP)[-4:],
+                         struct.pack("=i", 9))
+        self.assertIn(port, self.reactor.getReaders())
+        self.system.failOption = socket.IP_ADD_MEMBERSHIP
+        self.assertFalse(port.reopen())
+        self.assertFalse(port.connected)
+        self.assertNotIn(port, self.reactor.getReaders())
+        self.flushLoggedErrors()
+        port = self.makePort()
+        port.startListening()
+        port.stopListening()
+        self.assertFalse(port.reopen())
+
     def test_readsUntilEagain(self) -> None:
         """
         doRead drains the socket and builds the meta from the IP header

@@ -1,0 +1,110 @@
+"""
+Runs INSIDE the User-Mode-Linux guest (see L{tests.integration.uml}), whose
+kernel has the ipvlan module the host's lacks: C{use_ipvlan} with ours and
+Debian's keepalived 2.2.7 in a lab of guest namespaces, the same
+keepalived.conf text on both sides.  Prints one JSON object per scenario;
+L{tests.integration.test_vrrp_ipvlan} asserts on them.
+
+For each scenario (family, which implementation is MASTER): h1 (priority
+150) and h2 (100) each create an L2 ipvlan C{vrrp.51} on eth0 with an
+address of their own (192.0.2.5N/24, IPv6 2001:db8::5N/64) that adverts are
+sent from; a client h3 pings the VIP once a second while h1 is stopped
+(SIGTERM) and h2 takes over.
+
+Usage: C{python -m tests.integration.uml_guest_ipvlan 4:ours,keepalived ...}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from tests.integration.netns import Host, Lab
+from tests.integration.test_vrrp_vmac import addressLines, linkDetails, vipInterface
+from tests.integration.vrrpnode import Node
+
+
+def config(host: Host, priority: int, family: int) -> str:
+    if family == 4:
+        own, vip, native = f"192.0.2.5{host.index}/24", "192.0.2.100/24", ""
+    else:
+        own, vip, native = f"2001:db8::5{host.index}/64", "2001:db8::100/64", "    native_ipv6\n"
+    return (f"global_defs {{\n    router_id h{host.index}\n}}\n"
+            f"vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n"
+            f"    priority {priority}\n    advert_int 1\n{native}    use_ipvlan {own}\n"
+            f"    virtual_ipaddress {{\n        {vip}\n    }}\n}}\n")
+
+
+def until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def scenario(family: int, kinds: list[str], directory: str) -> dict:
+    lab = Lab(3).create()
+    result: dict = {"family": family, "kinds": kinds}
+    try:
+        h1, h2, client = lab.hosts
+        vip = "192.0.2.100" if family == 4 else "2001:db8::100"
+        for h in (h1, h2):
+            h.run("sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2",
+                  "net.ipv4.conf.eth0.arp_announce=2")
+        n1, n2 = Node(h1, kinds[0], directory), Node(h2, kinds[1], directory)
+        n1.start(config(h1, 150, family))
+        n2.start(config(h2, 100, family))
+        until(lambda: all("Entering" in n.logSinceStart() for n in (n1, n2)), 60)
+        result["masterFirst"] = until(lambda: vipInterface(h1, vip) is not None, 60)
+        result["vipInterface"] = vipInterface(h1, vip)
+        for name, host in (("h1", h1), ("h2", h2)):
+            info = linkDetails(host, "vrrp.51") or {}
+            kind = info.get("linkinfo", {})
+            result[f"{name}Link"] = {
+                "kind": kind.get("info_kind"), "mode": kind.get("info_data", {}).get("mode"),
+                "address": info.get("address"),
+                "addresses": sorted(a for ifname, a in addressLines(host)
+                                    if ifname == "vrrp.51" and not a.startswith("fe80"))}
+        ping = client.spawn("ping", "-n", "-i", "1", vip, stdout=subprocess.PIPE, text=True)
+        until(lambda: False, 4)
+        n1.stop()
+        result["h1LinkAfterStop"] = linkDetails(h1, "vrrp.51") is not None
+        result["takeover"] = until(lambda: vipInterface(h2, vip) is not None, 30)
+        until(lambda: False, 4)
+        ping.send_signal(signal.SIGINT)
+        out, _ = ping.communicate(timeout=10)
+        seqs = sorted({int(w.split("=")[1]) for line in out.splitlines() if "bytes from" in line
+                       for w in line.split() if w.startswith("icmp_seq=")})
+        result["lost"] = [n for n in range(seqs[0], seqs[-1] + 1) if n not in seqs] if seqs else None
+        neigh = client.run("ip", "neigh", "show", vip).stdout.split()
+        result["neighbour"] = neigh[neigh.index("lladdr") + 1] if "lladdr" in neigh else None
+        result["h2Mac"] = h2.mac
+        n2.stop()
+        result["h2LinkAfterStop"] = linkDetails(h2, "vrrp.51") is not None
+        result["logs"] = [n.logTail(25) for n in (n1, n2)]
+    finally:
+        lab.destroy()
+    return result
+
+
+def main(argv: list[str]) -> int:
+    directory = tempfile.mkdtemp(prefix="ipvlan-")
+    for spec in argv:
+        family, kinds = spec.split(":")
+        try:
+            out = scenario(int(family), kinds.split(","), os.path.join(directory, spec.replace(":", "-")))
+        except Exception as e:  # reported, not raised: the other scenarios still run
+            out = {"family": int(family), "kinds": kinds.split(","), "error": repr(e)}
+        print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,298 @@
+"""
+VMACs in L{VrrpService} (L{keepalive_tx.vrrp.vmacs}), with the fake
+platform of L{tests.unit.test_vrrp_service} and fake VMAC links: where the
+sockets, addresses and GARPs go, faults, a VMAC deleted behind our back,
+stop and reload.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from keepalive_tx.net.vmac import ExistingLink, VmacSpec, vmacMac
+from keepalive_tx.vrrp.machine import State
+from keepalive_tx.vrrp.service import VrrpService
+from tests.unit.test_vrrp_service import MAC, FakePlatform, FakePort, instanceText, modelFor
+
+
+class FakeSysctls:
+    def __init__(self) -> None:
+        self.igmp: list[object] = []
+        self.released: list[object] = []
+
+    def disableLocalIgmp(self, owner: object) -> bool:
+        self.igmp.append(owner)
+        return True
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.sysctls = FakeSysctls()
+
+
+class FakeVmacLinks:
+    """
+    Records what L{keepalive_tx.vrrp.vmacs.ServiceVmacs} asks for.
+    """
+
+    def __init__(self, registry, owner, interfaces: set[str], log: list, created: dict) -> None:
+        self.registry = registry if registry is not None else FakeRegistry()
+        self.owner = owner
+        self.interfaces = interfaces
+        self.log = log
+        self.fail: set[str] = set()
+        self.created = created
+
+    def ifindex(self, name: str) -> int | None:
+        return 1 if name in self.interfaces else None
+
+    def existing(self) -> list:
+        return [ExistingLink(2, spec.name, spec.kind, spec.mac, "private", 1)
+                for spec in self.created.values() if spec.name in self.interfaces]
+
+    def cleanStale(self, keep, existing=None) -> list[str]:
+        self.log.append(("cleanStale", sorted(keep)))
+        return []
+
+    def ensure(self, spec: VmacSpec) -> bool:
+        self.log.append(("ensure", spec.name))
+        if spec.name in self.fail:
+            return False
+        self.interfaces.add(spec.name)
+        self.created[spec.name] = spec
+        return True
+
+    def present(self, name: str) -> bool:
+        return name in self.interfaces
+
+    def release(self) -> list[str]:
+        self.log.append(("release", self.owner))
+        return []
+
+
+class VmacPort(FakePort):
+    def __init__(self, *args, log: list) -> None:
+        super().__init__(*args)
+        self.log = log
+        self.reopened = 0
+
+    def reopen(self) -> bool:
+        self.reopened += 1
+        return True
+
+    def stopListening(self) -> None:
+        self.log.append(("stopListening", self.args[0]))
+        super().stopListening()
+
+
+class VmacPlatform(FakePlatform):
+    """
+    L{FakePlatform} that can make VMACs (eth0/eth1 plus whatever was
+    created), up unless down.
+    """
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.log: list = []
+        self.interfaces = self.links  # eth0, eth1 and the VMACs made
+        self.made: list[FakeVmacLinks] = []
+        self.created: dict[str, VmacSpec] = {}
+
+    def vmacLinks(self, registry, owner, groups=None):
+        links = FakeVmacLinks(registry, owner, self.interfaces, self.log, self.created)
+        self.made.append(links)
+        return links
+
+    def openPort(self, receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress):
+        port = VmacPort(receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress,
+                        log=self.log)
+        self.ports.append(port)
+        return port
+
+    def linkUp(self, interface):
+        if interface not in self.interfaces:
+            return None
+        return interface not in self.down
+
+
+V4 = instanceText("VI_1", 51, "192.0.2.100/24", extra=" use_vmac")
+
+
+class ServiceVmacTests(SynchronousTestCase):
+    def build(self, *texts: str, platform=None, extra: str = "", previous=None) -> VrrpService:
+        self.clock = Clock()
+        self.platform = platform if platform is not None else VmacPlatform()
+        self.service = VrrpService(modelFor(*texts, extra=extra), self.clock, platform=self.platform,
+                                   previous=previous)
+        self.service.privilegedStartService()
+        return self.service
+
+    def test_socketsAddressesAndGarps(self) -> None:
+        """
+        The port is bound to the VMAC, the VIP goes on it and the GARPs
+        leave from it with the virtual MAC.
+        """
+        service = self.build(V4)
+        self.assertIn(("ensure", "vrrp.51"), self.platform.log)
+        (port,) = self.platform.ports
+        self.assertEqual(port.args[0], "vrrp.51")
+        instance = service.instances["VI_1"]
+        self.assertEqual([v.ifname for v in instance.vips], ["vrrp.51"])
+        self.assertIn("vrrp.51", instance.trackedInterfaces())
+        service.startService()
+        self.clock.advance(5)
+        self.assertEqual(instance.state, State.MASTER)
+        ifnames = {ifname for ifname, _ in self.platform.frameSender.frames}
+        self.assertEqual(ifnames, {"vrrp.51"})
+        frame = self.platform.frameSender.frames[0][1]
+        self.assertEqual((frame[6:12], frame[22:28]), (vmacMac(51, 4), vmacMac(51, 4)))
+
+    def test_xmitBase(self) -> None:
+        service = self.build(instanceText("VI_1", 51, "192.0.2.100/24",
+                                          extra=" use_vmac\n vmac_xmit_base"))
+        self.assertEqual(self.platform.ports[0].args[0], "eth0")
+        self.assertEqual([v.ifname for v in service.instances["VI_1"].vips], ["vrrp.51"])
+
+    def test_ipv6Source(self) -> None:
+        """
+        IPv6 adverts come from eth0's link-local, which the VMAC is given.
+        """
+        service = self.build(instanceText("VI_6", 51, "2001:db8::100/64",
+                                          extra=" use_vmac\n native_ipv6"))
+        port = self.platform.ports[0]
+        self.assertEqual((port.args[0], port.args[5]), ("vrrp.51", IPv6Address("fe80::1")))
+        self.assertEqual(service.instances["VI_6"].sourceAddress, IPv6Address("fe80::1"))
+
+    def test_ipvlan(self) -> None:
+        """
+        An ipvlan sends from its address; the VIP stays on eth0.
+        """
+        service = self.build(instanceText("VI_1", 51, "192.0.2.100/24",
+                                          extra=" use_ipvlan 192.0.2.50/24"))
+        instance = service.instances["VI_1"]
+        self.assertEqual(self.platform.ports[0].args[0], "vrrp.51")
+        self.assertEqual(str(instance.sourceAddress), "192.0.2.50")
+        self.assertEqual([v.ifname for v in instance.vips], ["eth0"])
+
+    def test_configFault(self) -> None:
+        """
+        An IPv4 ipvlan without an address keeps its instance in FAULT, as
+        does a VMAC that cannot be created.
+        """
+        service = self.build(instanceText("VI_1", 51, "192.0.2.100/24", extra=" use_ipvlan"))
+        service.startService()
+        self.clock.advance(5)
+        self.assertEqual(service.instances["VI_1"].state, State.FAULT)
+        platform = VmacPlatform()
+        original = platform.vmacLinks
+
+        def failing(registry, owner, groups=None):
+            links = original(registry, owner)
+            links.fail.add("vrrp.51")
+            return links
+
+        platform.vmacLinks = failing
+        service = self.build(V4, platform=platform)
+        service.startService()
+        self.clock.advance(5)
+        self.assertEqual(service.instances["VI_1"].state, State.FAULT)
+
+    def test_platformWithoutVmacs(self) -> None:
+        service = self.build(V4, platform=FakePlatform())
+        service.startService()
+        self.clock.advance(5)
+        self.assertEqual(service.instances["VI_1"].state, State.FAULT)
+        self.flushLoggedErrors()
+
+    def test_deletedVmacCreatedAgain(self) -> None:
+        """
+        The VMAC vanishes: on the next reactor turn it is created again and
+        the port bound to it reopened; a VMAC that is merely down is left.
+        """
+        service = self.build(V4)
+        service.startService()
+        port = self.platform.ports[0]
+        self.platform.log.clear()
+        service.linkChanged("vrrp.51", 9, False)  # down, still there
+        self.clock.advance(0)
+        self.assertEqual(self.platform.log, [])
+        self.platform.interfaces.discard("vrrp.51")
+        service.linkChanged("vrrp.51", 9, False)
+        service.linkChanged("vrrp.51", 9, False)
+        self.assertEqual(self.platform.log, [])
+        self.clock.advance(0)
+        self.assertEqual(self.platform.log, [("ensure", "vrrp.51")])
+        self.assertEqual(port.reopened, 1)
+        # with the parent gone it waits for the parent to come back
+        self.platform.interfaces -= {"vrrp.51", "eth0"}
+        service.linkChanged("vrrp.51", 9, False)
+        self.clock.advance(0)
+        self.assertEqual(len(self.platform.log), 1)
+        self.platform.interfaces.add("eth0")
+        service.linkChanged("eth0", 2, True)
+        self.clock.advance(0)
+        self.assertEqual(self.platform.log[-1], ("ensure", "vrrp.51"))
+
+    def test_releasedBeforeSocketsClose(self) -> None:
+        service = self.build(V4)
+        service.startService()
+        self.platform.log.clear()
+        service.stopService()
+        self.clock.advance(0)
+        self.assertEqual([entry[0] for entry in self.platform.log], ["release", "stopListening"])
+        service.linkChanged("vrrp.51", 9, False)
+        self.clock.advance(0)
+        self.assertNotIn(("ensure", "vrrp.51"), self.platform.log)
+
+    def test_staleCleanedWithoutVmacs(self) -> None:
+        self.build(instanceText("VI_1", 51, "192.0.2.100/24"))
+        self.assertEqual(self.platform.log, [("cleanStale", [])])
+        self.assertEqual(self.platform.ports[0].args[0], "eth0")
+
+    def test_disableLocalIgmp(self) -> None:
+        service = self.build(instanceText("VI_1", 51, "192.0.2.100/24"),
+                             extra="global_defs {\n disable_local_igmp\n}\n")
+        self.assertEqual(service.vmacRegistry.sysctls.igmp, [service])
+
+    def test_garpExtraIf(self) -> None:
+        """
+        C{garp_extra_if}: every N seconds while MASTER, one GARP per VMAC
+        other than the one adverts leave from.
+        """
+        text = ("vrrp_instance VI_1 {\n state BACKUP\n interface eth0\n virtual_router_id 51\n"
+                " priority 150\n advert_int 1\n use_vmac\n use_vmac_addr\n garp_extra_if 10\n"
+                " garp_master_delay 0\n virtual_ipaddress {\n 192.0.2.100/24\n"
+                " 198.51.100.1/24 dev eth1\n 198.51.100.2/24 dev eth1\n }\n}\n")
+        service = self.build(text)
+        service.startService()
+        self.clock.advance(4)
+        frames = self.platform.frameSender.frames
+        self.assertEqual(service.instances["VI_1"].state, State.MASTER)
+        burst = len(frames)
+        self.clock.advance(10)
+        self.assertEqual([ifname for ifname, _ in frames[burst:]], ["vrrp1.51"])
+        self.assertEqual(frames[-1][1][6:12], vmacMac(51, 4))
+
+    def test_reloadHandsOver(self) -> None:
+        """
+        The successor shares the registry; the predecessor keeps the VIPs
+        its successor has on the VMAC and lets go of the rest.
+        """
+        old = self.build(V4)
+        old.startService()
+        self.clock.advance(5)
+        self.assertEqual(old.instances["VI_1"].state, State.MASTER)
+        new = VrrpService(modelFor(V4), self.clock, platform=self.platform, previous=old)
+        self.assertIs(old.successor, new)
+        new.privilegedStartService()
+        self.assertIs(new.vmacRegistry, old.vmacRegistry)
+        removed = []
+        old.instances["VI_1"].addresses.remove = lambda vip: removed.append(vip) or True
+        old.handover(modelFor(V4))
+        self.assertEqual(removed, [])
+        self.assertEqual(old._successorAddresses(modelFor(V4).vrrpInstances[0]),
+                         {("vrrp.51", new.instances["VI_1"].vips[0].ip)})
+        self.assertEqual(MAC[:1], b"\x02")
