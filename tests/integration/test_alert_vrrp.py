@@ -14,9 +14,10 @@ import time
 
 from twisted.trial.unittest import TestCase
 
-from tests.integration.netns import makeLab, requireCommand
+from tests.integration.netns import makeLab
 from tests.integration.netns import waitUntil as waitFor
 from tests.integration.test_alert_smtp import requireAiosmtpd
+from tests.integration.vrrpnode import checkoutEnvironment, twistdCommand
 
 VIP = "192.0.2.100"
 RELAY_PORT = 2525
@@ -33,13 +34,14 @@ global_defs {{
     smtp_server {relay} {RELAY_PORT}
     smtp_connect_timeout 3
     smtp_alert
+    vrrp_version 3
 }}
 vrrp_instance VI_1 {{
     state BACKUP
     interface eth0
     virtual_router_id 51
     priority {priority}
-    advert_int 1
+    advert_int 0.5
     virtual_ipaddress {{
         {VIP}/24 dev eth0
     }}
@@ -58,7 +60,8 @@ class FailoverMailTests(TestCase):
 
     def setUp(self) -> None:
         requireAiosmtpd()
-        self.twistd = requireCommand("twistd")
+        # this checkout's code, whichever copy of keepalive_tx is installed
+        self.twistd = twistdCommand()
         self.lab = makeLab(self, 3)
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
@@ -93,8 +96,9 @@ class FailoverMailTests(TestCase):
         log = open(os.path.join(self.dir, f"h{index + 1}.log"), "ab")
         self.addCleanup(log.close)
         return host.spawn(
-            self.twistd, "-n", "--pidfile", os.path.join(self.dir, f"h{index + 1}.pid"),
+            *self.twistd, "-n", "--pidfile", os.path.join(self.dir, f"h{index + 1}.pid"),
             "keepalived", "-c", conf, stdout=log, stderr=subprocess.STDOUT,
+            env=checkoutEnvironment(),
             stdin=subprocess.DEVNULL)
 
     def subjects(self) -> list[str]:

@@ -20,10 +20,10 @@ import signal
 import sys
 import time
 from collections import Counter
-from functools import cache
 
 from twisted.trial.unittest import TestCase
 
+from tests.integration.shared import sharedResult
 from tests.integration.uml import requireUML, runInGuest
 
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,8 +32,14 @@ SERVICE = "TCP 203.0.113.10:80 rr"
 FOREIGN = "TCP 198.51.100.200:443 rr"
 
 
-@cache
 def guestReport() -> dict:
+    """
+    The guest's report, made once per test run (shared by trial's workers).
+    """
+    return sharedResult("uml-daemon", _runGuest)
+
+
+def _runGuest() -> dict:
     started = time.monotonic()
     result = runInGuest(
         [sys.executable, "-m", "tests.integration.uml_guest_daemon"],

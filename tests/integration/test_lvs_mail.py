@@ -19,9 +19,10 @@ import sys
 
 from twisted.trial.unittest import TestCase
 
-from tests.integration.netns import makeLab, requireCommand
+from tests.integration.netns import makeLab
 from tests.integration.netns import waitUntil as waitFor
 from tests.integration.test_alert_smtp import requireAiosmtpd
+from tests.integration.vrrpnode import checkoutEnvironment, twistdCommand
 
 RELAY_PORT = 2525
 RS_PORT = 8080
@@ -65,7 +66,8 @@ class CheckerMailTests(TestCase):
 
     def setUp(self) -> None:
         requireAiosmtpd()
-        self.twistd = requireCommand("twistd")
+        # this checkout's code, whichever copy of keepalive_tx is installed
+        self.twistd = twistdCommand()
         self.lab = makeLab(self, 2)
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
@@ -118,8 +120,9 @@ class CheckerMailTests(TestCase):
         with open(conf, "w") as f:
             f.write(config(self.server.ipv4, self.server.ipv4))
         daemon = self.director.spawn(
-            self.twistd, "-n", "--pidfile", os.path.join(self.dir, "ktx.pid"), "keepalived",
+            *self.twistd, "-n", "--pidfile", os.path.join(self.dir, "ktx.pid"), "keepalived",
             "-c", conf, "-C", stdout=self.log("ktx.log"), stderr=subprocess.STDOUT,
+            env=checkoutEnvironment(),
             stdin=subprocess.DEVNULL)
         rs = f"[{self.server.ipv4}]:tcp:{RS_PORT}"
         rsUp = (f"[lb1] Realserver {rs} of virtual server {VS} - UP", "=> TCP CHECK succeed on service <=")

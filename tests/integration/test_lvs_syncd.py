@@ -9,17 +9,23 @@ from __future__ import annotations
 import json
 import os
 import sys
-from functools import cache
 
 from twisted.trial.unittest import TestCase
 
+from tests.integration.shared import sharedResult
 from tests.integration.uml import requireUML, runInGuest
 
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@cache
 def guestReport() -> dict:
+    """
+    The guest's report, made once per test run (shared by trial's workers).
+    """
+    return sharedResult("uml-syncd", _runGuest)
+
+
+def _runGuest() -> dict:
     result = runInGuest(
         [sys.executable, "-m", "tests.integration.uml_guest_syncd"],
         timeout=90,

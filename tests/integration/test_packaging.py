@@ -18,6 +18,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
+from tests.integration.shared import sharedResult
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -34,22 +36,28 @@ def _venv(tmp: Path) -> Path:
     return py
 
 
+def _cleanEnvironment() -> dict[str, str]:
+    """
+    Our environment without C{PYTHONPATH} (trial's C{-j} workers have the
+    checkout on it, and so would every process they start).
+    """
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 class InstalledPluginTests(TestCase):
     """
     C{pip install .} into a clean environment.
     """
 
-    _installed: dict[str, Path] = {}
-
     def setUp(self) -> None:
-        if not self._installed:
-            self._install(self._installed)
+        # one installation per test run, shared by trial's workers
+        installed = sharedResult("packaging-venv", self._install)
         self.tmp, self.py, self.purelib = (
-            self._installed["tmp"], self._installed["py"], self._installed["purelib"])
+            Path(installed["tmp"]), Path(installed["py"]), Path(installed["purelib"]))
 
     @staticmethod
-    def _install(cls: dict) -> None:
-        cls["tmp"] = tmp = Path(tempfile.mkdtemp(prefix="ktx-pkg-"))
+    def _install() -> dict[str, str]:
+        tmp = Path(tempfile.mkdtemp(prefix="ktx-pkg-"))
         import atexit
         atexit.register(shutil.rmtree, tmp, True)
         src = tmp / "src"
@@ -58,8 +66,8 @@ class InstalledPluginTests(TestCase):
             ".git", "_trial_temp*", "*.egg-info", "build", "dist", "__pycache__", ".hypothesis"))
         for cache in src.rglob("dropin.cache"):
             cache.unlink()
-        cls["py"] = py = _venv(tmp)
-        env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
+        py = _venv(tmp)
+        env = dict(_cleanEnvironment(), PIP_DISABLE_PIP_VERSION_CHECK="1")
         subprocess.run(
             [sys.executable, "-m", "pip", "--python", str(py), "install", "-q",
              "--no-build-isolation", "--no-deps", "--root-user-action=ignore", str(src)],
@@ -69,11 +77,11 @@ class InstalledPluginTests(TestCase):
             [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
             check=True, capture_output=True, text=True,
         ).stdout.strip()
-        cls["purelib"] = Path(purelib)
+        return {"tmp": str(tmp), "py": str(py), "purelib": purelib}
 
     def _python(self, *code: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(self.py), *code], capture_output=True, text=True,
-                              cwd=self.tmp, timeout=120)
+                              cwd=self.tmp, env=_cleanEnvironment(), timeout=120)
 
     def test_pluginFileInstalled(self) -> None:
         """

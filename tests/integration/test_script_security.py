@@ -25,17 +25,21 @@ import tempfile
 
 from twisted.trial.unittest import TestCase
 
-from tests.integration.netns import makeLab, requireCommand
+from tests.integration.netns import makeLab
 from tests.integration.netns import waitUntil as waitFor
+from tests.integration.vrrpnode import checkoutEnvironment, twistdCommand
 
-SCRIPT = "#!/bin/sh\nid -u > \"$1\"\nexit 0\n"
+# Markers are written whole (renamed into place): a test that sees one
+# never reads it half-written.
+SCRIPT = "#!/bin/sh\nid -u > \"$1.$$\" && mv -f \"$1.$$\" \"$1\"\nexit 0\n"
 
 
 class ScriptSecurityDaemonTests(TestCase):
     timeout = 90
 
     def setUp(self) -> None:
-        self.twistd = requireCommand("twistd")
+        # this checkout's code, whichever copy of keepalive_tx is installed
+        self.twistd = twistdCommand()
         self.lab = makeLab(self, 1)
         (self.host,) = self.lab.hosts
         self.root = tempfile.mkdtemp(prefix="ktx-sec-", dir="/tmp")
@@ -104,8 +108,9 @@ virtual_server 203.0.113.10 80 {{
         logPath = os.path.join(self.root, "ktx.log")
         with open(logPath, "wb") as log:
             daemon = self.host.spawn(
-                self.twistd, "-n", "--pidfile", os.path.join(self.root, "ktx.pid"),
+                *self.twistd, "-n", "--pidfile", os.path.join(self.root, "ktx.pid"),
                 "keepalived", "-c", conf, "-C", stdout=log, stderr=subprocess.STDOUT,
+                env=checkoutEnvironment(),
                 stdin=subprocess.DEVNULL)
 
             def text() -> str:
@@ -165,7 +170,8 @@ virtual_server 203.0.113.10 80 {{
             f.write(f"#!/bin/sh\nsleep 1\ntouch {up}\n")
         check = self.script("check", 0o755)
         with open(check, "w") as f:
-            f.write(f"#!/bin/sh\nif [ -e {up} ]; then echo ok; else echo early; fi > \"$1\"\n")
+            f.write(f"#!/bin/sh\nif [ -e {up} ]; then echo ok; else echo early; fi > \"$1.$$\"\n"
+                    'mv -f "$1.$$" "$1"\n')
         shutdown = self.script("shutdown", 0o755)
         with open(shutdown, "w") as f:
             f.write(f"#!/bin/sh\ntouch {down}\n")
