@@ -26,6 +26,8 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,24 +105,52 @@ def measure(h1: Node, h2: Node, lab: Lab, instances: int, priority: int) -> tupl
         poller.close()
 
 
-def run(lab: Lab, kind: str, instances: int, reps: int, workdir: str) -> list[tuple]:
+@contextmanager
+def masterAndBackup(lab: Lab, kind: str, workdir: str, h1Text: Callable[[Node], str],
+                    h2Text: Callable[[Node], str], vip: str) -> Iterator[tuple[Node, Node]]:
+    """
+    h1 (MASTER) and h2 (BACKUP) of implementation C{kind}, settled for 3 s;
+    both stopped afterwards.
+    """
     h1, h2 = (Node(h, kind, os.path.join(workdir, kind)) for h in lab.hosts)
-    results = []
     try:
-        h2.start(configText(V2_PASS, h2.host, 100, instances=instances))
-        h1.start(configText(V2_PASS, h1.host, 150, instances=instances))
-        first = vipFor(V2_PASS, 51, instances)
-        waitFor(lambda: holders(lab.hosts, first) == [1], 30, "h1 to be MASTER", [h1, h2])
+        h2.start(h2Text(h2))
+        h1.start(h1Text(h1))
+        waitFor(lambda: holders(lab.hosts, vip) == [1], 30, "h1 to be MASTER", [h1, h2])
         time.sleep(3)
-        for rep in range(reps):
-            results.append(measure(h1, h2, lab, instances, 151 if rep % 2 == 0 else 150))
-            time.sleep(1)
+        yield h1, h2
         if not h1.running:
             raise SystemExit(f"{kind} h1 died during the reloads:\n{h1.logTail()}")
     finally:
         for n in (h1, h2):
             if n.running:
                 n.stop()
+
+
+def openLab(prefix: str, workdir: str | None) -> tuple[str, Lab]:
+    """
+    Check we may run (root, keepalived installed); the log directory and a
+    two-host lab (the caller destroys it).
+    """
+    if os.geteuid() != 0:
+        raise SystemExit("run as root (network namespaces)")
+    requireCommand("keepalived")
+    import tempfile
+
+    workdir = workdir or tempfile.mkdtemp(prefix=prefix)
+    print(f"logs: {workdir}")
+    return workdir, Lab(2).create()
+
+
+def run(lab: Lab, kind: str, instances: int, reps: int, workdir: str) -> list[tuple]:
+    results = []
+    with masterAndBackup(lab, kind, workdir,
+                         lambda n: configText(V2_PASS, n.host, 150, instances=instances),
+                         lambda n: configText(V2_PASS, n.host, 100, instances=instances),
+                         vipFor(V2_PASS, 51, instances)) as (h1, h2):
+        for rep in range(reps):
+            results.append(measure(h1, h2, lab, instances, 151 if rep % 2 == 0 else 150))
+            time.sleep(1)
     return results
 
 
@@ -130,14 +160,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=10)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("run as root (network namespaces)")
-    requireCommand("keepalived")
-    import tempfile
-
-    workdir = args.workdir or tempfile.mkdtemp(prefix="ktx-reload-")
-    print(f"logs: {workdir}")
-    lab = Lab(2).create()
+    workdir, lab = openLab("ktx-reload-", args.workdir)
     try:
         print(f"\nSIGHUP reload of a MASTER with {args.instances} instances (advert_int 1),"
               f" {args.reps} reloads, {WINDOW:g} s window each")

@@ -5,39 +5,82 @@ SIGHUP: reload the configuration (keepalived's RELOAD signal function).
 L{ReloadSignal} is process-level, like
 L{keepalive_tx.status.dumps.DumpSignals}: added by
 L{keepalive_tx.tap.makeService}, never by the embeddable service.  The
-signal handler only schedules the reload on the reactor thread; the reload
-reads the file again, logs its diagnostics and, unless the new
-configuration cannot be used at all (a fatal problem: missing file,
-unreadable include ...; keepalived would stop there), hands it to
-L{keepalive_tx.service.KeepalivedService.reload}.  Without this handler
-SIGHUP would end the process on the spot, leaving its addresses behind.
+signal handler only asks for a reload on the reactor thread
+(L{ReloadSignal.request}); the reload reads the file again, logs its
+diagnostics and, unless the new configuration cannot be used at all (a
+fatal problem: missing file, unreadable include ...; keepalived would stop
+there), hands it to L{keepalive_tx.service.KeepalivedService.reload}.
+Without this handler SIGHUP would end the process on the spot, leaving its
+addresses behind.
+
+Reloads never overlap, and bursts coalesce: requests made while a reload
+is waiting to run are served by it (it reads the file when it runs, so it
+sees the newest one); requests made while one is being applied -- from
+reading the file until the parts it replaced have stopped -- are served by
+B{one} more reload, run afterwards.  A hundred SIGHUPs in a row thus cost a
+few reloads, each complete before the next begins, and the last file
+written is the one in force.
+
+Listeners (L{IReloadListener}, e.g. the systemd notifier) hear when a
+reload starts and when it ends: applied (the replaced parts have stopped)
+or refused.
 """
 
 from __future__ import annotations
 
 import signal as _signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+from zope.interface import Interface
 
-__all__ = ["ReloadSignal"]
+__all__ = ["IReloadListener", "ReloadSignal"]
+
+
+class IReloadListener(Interface):
+    """
+    Hears about each reload that runs (requests that coalesced into it
+    are not told apart).
+    """
+
+    def reloadStarting() -> None:
+        """
+        A reload begins: the configuration is read again.
+        """
+
+    def reloadEnded(refusal: str | None) -> None:
+        """
+        The reload ended: applied (C{refusal} is L{None}; the new
+        configuration is in force and the parts it replaced have stopped),
+        or refused (C{refusal} says why; the previous configuration keeps
+        running).
+        """
 
 
 class ReloadSignal(Service):
     """
     Reload on C{SIGHUP} while running.
 
-    @ivar reloads: completed reloads; @ivar refused: refused ones.
+    @ivar reloads: applied reloads; @ivar refused: refused ones;
+        @ivar requests: reloads asked for (more than C{reloads + refused}
+        when requests coalesced).
+    @ivar listeners: L{IReloadListener}s.
+    @ivar applyTimeout: after this many seconds of waiting for the
+        replaced parts to stop, a reload counts as applied anyway (logged),
+        so that a stop that never ends cannot block reloads for good.
     """
 
     log = Logger()
     name = "reload-signal"
+    applyTimeout = 60.0
 
     def __init__(self, service: Any, loader: Callable[[], Any],
                  install: Callable[[int, Any], Any] = _signal.signal,
-                 afterReload: Callable[[], object] | None = None) -> None:
+                 afterReload: Callable[[], object] | None = None,
+                 listeners: Iterable[Any] = ()) -> None:
         """
         @param service: the L{keepalive_tx.service.KeepalivedService}.
         @param loader: reads the configuration again (returns a
@@ -45,15 +88,30 @@ class ReloadSignal(Service):
         @param install: C{signal.signal} (injectable for tests).
         @param afterReload: called after a reload was applied (twistd's
             entry point lets the replaced objects be collected there).
+        @param listeners: L{IReloadListener}s.
         """
         self.service = service
         self.loader = loader
         self.install = install
         self.afterReload = afterReload
+        self.listeners: list[Any] = list(listeners)
         self.reloads = 0
         self.refused = 0
+        self.requests = 0
         self._previous: Any = None
         self._installed = False
+        #: the call that will run the next reload, if one is due
+        self._scheduled: Any = None
+        #: a reload is running (file read, being applied)
+        self._busy = False
+        #: requests that came while busy: one more reload is owed
+        self._again = False
+        #: Deferreds of L{reload} callers the next run will answer
+        self._waiting: list[Deferred[bool]] = []
+
+    @property
+    def reactor(self) -> Any:
+        return self.service.reactor
 
     def startService(self) -> None:
         super().startService()
@@ -65,6 +123,13 @@ class ReloadSignal(Service):
 
     def stopService(self) -> None:
         super().stopService()
+        if self._scheduled is not None and self._scheduled.active():
+            self._scheduled.cancel()
+        self._scheduled = None
+        self._again = False
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(False)
         if self._installed:
             self._installed = False
             try:
@@ -74,13 +139,79 @@ class ReloadSignal(Service):
                 pass
 
     def _handler(self, signum: int, frame: Any) -> None:
-        self.service.reactor.callFromThread(self.reload)
+        self.reactor.callFromThread(self.request)
 
-    def reload(self) -> bool:
+    # -- requests ------------------------------------------------------------
+
+    def request(self) -> None:
         """
-        Read the configuration again and apply it.
+        Ask for a reload (what SIGHUP does): it runs on a later reactor
+        turn, or after the one being applied; requests in between
+        coalesce.
+        """
+        self.requests += 1
+        if self._busy:
+            self._again = True
+            return
+        self._schedule()
 
-        @return: whether it was applied.
+    def _schedule(self) -> None:
+        if self._scheduled is None and self.running:
+            self._scheduled = self.reactor.callLater(0, self._run)
+
+    def reload(self) -> Deferred[bool]:
+        """
+        Ask for a reload, as L{request}.
+
+        @return: a Deferred firing with whether the reload that served the
+            request (one that read the file after it was made) was applied
+            (C{False} at once when this service does not run).
+        """
+        if not self.running:
+            return succeed(False)
+        d: Deferred[bool] = Deferred()
+        self._waiting.append(d)
+        self.request()
+        return d
+
+    # -- one reload ----------------------------------------------------------
+
+    def _run(self) -> None:
+        self._scheduled = None
+        self._busy = True
+        waiting, self._waiting = self._waiting, []
+        self._tell("reloadStarting")
+        d = self._apply()
+
+        def done(applied: bool) -> None:
+            if applied:
+                self.reloads += 1
+                if self.afterReload is not None:
+                    try:
+                        self.afterReload()
+                    except Exception:
+                        self.log.failure("After-reload hook failed")
+                self._tell("reloadEnded", None)
+            self._busy = False
+            for waiter in waiting:
+                waiter.callback(applied)
+            if self._again:
+                self._again = False
+                self._schedule()
+
+        d.addCallback(done)
+
+    def _refuse(self, why: str) -> bool:
+        self.refused += 1
+        self._tell("reloadEnded", why)
+        return False
+
+    def _apply(self) -> Deferred[bool]:
+        """
+        Read the configuration and apply it.
+
+        @return: a Deferred firing with C{True} once it is applied, or with
+            C{False} (at once) when it was refused.
         """
         from keepalive_tx.config.errors import Severity
 
@@ -89,32 +220,54 @@ class ReloadSignal(Service):
             result = self.loader()
         except Exception:
             self.log.failure("Reload refused: cannot read the configuration")
-            self.refused += 1
-            return False
+            return succeed(self._refuse("cannot read the configuration"))
         for diagnostic in result.diagnostics:
             self.log.warn("{diagnostic}", diagnostic=str(diagnostic))
         if result.model is None or result.diagnostics.worst is Severity.FATAL:
             self.log.error("Reload refused: the new configuration cannot be used; still running"
                            " the previous one")
-            self.refused += 1
-            return False
+            return succeed(self._refuse("the new configuration cannot be used"))
         from keepalive_tx.service import ReloadError
 
         try:
-            self.service.reload(result.model)
+            stopped = self.service.reload(result.model)
         except ReloadError as e:
             self.log.error("Reload refused: {why}; still running the previous configuration",
                            why=str(e))
-            self.refused += 1
-            return False
+            return succeed(self._refuse(str(e)))
         except Exception:
             self.log.failure("Reload failed")
-            self.refused += 1
-            return False
-        self.reloads += 1
-        if self.afterReload is not None:
+            return succeed(self._refuse("reload failed"))
+        if not isinstance(stopped, Deferred):
+            return succeed(True)
+        return self._whenStopped(stopped)
+
+    def _whenStopped(self, stopped: Deferred[Any]) -> Deferred[bool]:
+        """
+        Wait for the replaced parts to stop, at most L{applyTimeout}.
+        """
+        applied: Deferred[bool] = Deferred()
+
+        def fire(_: object = None) -> None:
+            if timer.active():
+                timer.cancel()
+            if not applied.called:
+                applied.callback(True)
+
+        def late() -> None:
+            self.log.warn("Reload: the replaced parts have not stopped after {timeout}s;"
+                          " accepting further reloads", timeout=self.applyTimeout)
+            fire()
+
+        timer = self.reactor.callLater(self.applyTimeout, late)
+        stopped.addErrback(lambda f: self.log.failure("Reload: stopping the replaced parts"
+                                                      " failed", f))
+        stopped.addBoth(fire)
+        return applied
+
+    def _tell(self, event: str, *args: Any) -> None:
+        for listener in list(self.listeners):
             try:
-                self.afterReload()
+                getattr(listener, event)(*args)
             except Exception:
-                self.log.failure("After-reload hook failed")
-        return True
+                self.log.failure("Reload listener {listener} failed", listener=listener)

@@ -5,6 +5,11 @@ It is a plain L{IService}: it installs no signal handlers, starts no global
 logging and daemonizes nothing; L{keepalive_tx.tap.makeService} does those.
 Subsystems (VRRP instances, checkers, alerts) are children added from the
 configuration model.
+
+Hosts that call C{privilegedStartService} (twistd, before it sheds
+privileges) get the sockets opened there; hosts that only call
+C{startService} (C{twist}, most applications) get them opened at that
+point, in the same order.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import socket
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 
 
@@ -82,10 +87,17 @@ class KeepalivedService(MultiService):
         vrrpPlatform: Any = None,
         staticPlatform: Any = None,
         statusListen: str | None = None,
+        releaseVrrp: bool = True,
+        releaseIpvs: bool = True,
     ) -> None:
         """
         @param statusListen: server endpoint of the status API and
             C{/metrics} (default: C{status_listen} from C{global_defs}).
+        @param releaseVrrp: on stop, MASTERs send priority 0 and remove
+            their addresses, routes and rules (C{False}: keepalived's C{-V},
+            everything is left in place).
+        @param releaseIpvs: on stop, the IPVS services are removed
+            (C{False}: keepalived's C{-I}).
         """
         super().__init__()
         if reactor is None:
@@ -95,11 +107,17 @@ class KeepalivedService(MultiService):
         self.model = model
         self.reactor = reactor
         self._startup: Deferred[None] | None = None
+        self._privileged = False
+        #: every child has started (see L{whenStarted})
+        self.started = False
+        self._startedWaiters: list[Deferred[None]] = []
         #: reloads applied (SIGHUP)
         self.reloads = 0
         self.runVrrp = vrrp
         self.runCheckers = checkers
         self.logDetail = logDetail
+        self.releaseVrrp = releaseVrrp
+        self.releaseIpvs = releaseIpvs
         self.setName("keepalived")
         from keepalive_tx.status.snapshot import TransitionLog
 
@@ -155,6 +173,7 @@ class KeepalivedService(MultiService):
 
         service = VrrpService(model, self.reactor, platform=self.vrrpPlatform,
                               alerts=self.alerts, resume=resume)
+        service.releaseOnStop = self.releaseVrrp
         service.observers.append(InstanceAlerts(self.alerts))
         service.observers.append(self.transitions)
         return service
@@ -164,11 +183,13 @@ class KeepalivedService(MultiService):
             return None
         from keepalive_tx.lvs.service import LvsService
 
-        return LvsService(model, self.reactor, alerts=self.alerts, previous=previous)
+        service = LvsService(model, self.reactor, alerts=self.alerts, previous=previous)
+        service.releaseOnStop = self.releaseIpvs
+        return service
 
     # -- reload --------------------------------------------------------------
 
-    def reload(self, model: Any) -> None:
+    def reload(self, model: Any) -> Deferred[None]:
         """
         Apply a new configuration without letting go of what did not change
         (keepalived's SIGHUP, without its side effects):
@@ -187,6 +208,12 @@ class KeepalivedService(MultiService):
         Global settings that shape the process (mail relay, status
         listener, the IPVS sync daemon) keep their values until a restart.
 
+        The new configuration is in force when this returns; the replaced
+        children may still be stopping (notify scripts of removed
+        instances, checker scripts ...).
+
+        @return: a Deferred firing (with C{None}) once the replaced
+            children have stopped.
         @raise ReloadError: a new service could not start; nothing was
             changed.
         """
@@ -218,25 +245,28 @@ class KeepalivedService(MultiService):
             if successor is not None:
                 prepared.append(successor)
         changed = []
+        stopping = []
         if staticChanged:
             changed.append("static")
-            self._replace(self.staticService, self._buildStatic(model), "staticService")
+            stopping.append(self._replace(self.staticService, self._buildStatic(model),
+                                          "staticService"))
         if vrrpChanged:
             changed.append("vrrp")
             if self.vrrpService is not None:
                 self.vrrpService.handover(model)
-            self._replace(self.vrrpService, vrrp, "vrrpService", prepared=True)
+            stopping.append(self._replace(self.vrrpService, vrrp, "vrrpService", prepared=True))
         if lvsChanged:
             changed.append("checkers")
             if self.lvsService is not None:
                 self.lvsService.handover()
-            self._replace(self.lvsService, lvs, "lvsService", prepared=True)
+            stopping.append(self._replace(self.lvsService, lvs, "lvsService", prepared=True))
         self.model = model
         self.reloads += 1
         if not changed:
             self.log.info("Reloaded: configuration unchanged")
         else:
             self.log.info("Reloaded: {parts} changed", parts=", ".join(changed))
+        return DeferredList(stopping, consumeErrors=True).addCallback(lambda _: None)
 
     def _prepare(self, successor: Any, what: str) -> bool:
         """
@@ -256,23 +286,25 @@ class KeepalivedService(MultiService):
             return False
         return True
 
-    def _replace(self, old: Any, new: Any, attribute: str, prepared: bool = False) -> None:
+    def _replace(self, old: Any, new: Any, attribute: str, prepared: bool = False) -> Deferred[None]:
         """
         Swap a child, keeping its place among the children (the stop order
         depends on it).
 
         @param prepared: C{new} has had its C{privilegedStartService}
             already (only C{startService} is left).
+        @return: a Deferred firing when C{old} has stopped.
         """
         index = self.services.index(old) if old is not None else None
+        stopped: Deferred[None] = succeed(None)
         if old is not None:
             d = old.disownServiceParent()
             if isinstance(d, Deferred):
-                d.addErrback(lambda f: self.log.failure("Stopping the old {what} failed", f,
-                                                        what=attribute))
+                stopped = d.addErrback(lambda f: self.log.failure(
+                    "Stopping the old {what} failed", f, what=attribute))
         setattr(self, attribute, new)
         if new is None:
-            return
+            return stopped
         if index is None:
             index = self._insertionPoint(attribute)
         index = min(index, len(self.services))
@@ -283,10 +315,11 @@ class KeepalivedService(MultiService):
                 self.namedServices[new.name] = new
             self.services.insert(index, new)
             new.startService()
-            return
+            return stopped
         new.setServiceParent(self)
         self.services.remove(new)
         self.services.insert(index, new)
+        return stopped
 
     def _insertionPoint(self, attribute: str) -> int:
         """
@@ -310,17 +343,41 @@ class KeepalivedService(MultiService):
         return buildSnapshot(self)
 
     def privilegedStartService(self) -> None:
+        self._privileged = True
         super().privilegedStartService()
         if self.syncd is not None:
             self.syncd.start()
 
+    def whenStarted(self) -> Deferred[None]:
+        """
+        A Deferred firing once every child has started (after
+        C{startup_script} when there is one): the entry point tells systemd
+        it is ready then.  It never fires if the service stops first.
+        """
+        if self.started:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._startedWaiters.append(d)
+        return d
+
+    def _allStarted(self) -> None:
+        self.started = True
+        waiters, self._startedWaiters = self._startedWaiters, []
+        for d in waiters:
+            d.callback(None)
+
     def startService(self) -> None:
+        if not self._privileged:
+            # the host never called privilegedStartService (twist): open
+            # the sockets now, as twistd would have done just before
+            self.privilegedStartService()
         self.log.info("Starting keepalive_tx")
         self.auditScripts()
         g = self.model.globalDefs
         script = getattr(g, "startupScript", None)
         if script is None:
             super().startService()
+            self._allStarted()
             return
         # keepalived runs startup_script once, before its children start.
         Service.startService(self)
@@ -334,6 +391,7 @@ class KeepalivedService(MultiService):
             return
         for service in self:
             service.startService()
+        self._allStarted()
 
     def makeScriptRunner(self, script: Any, timeout: float) -> Any:
         """
@@ -346,7 +404,7 @@ class KeepalivedService(MultiService):
 
         policy = ScriptPolicy.fromGlobals(self.model.globalDefs)
         return ScriptRunner(self.reactor, script.argv, script.user, policy=policy,
-                            timeout=timeout)
+                            timeout=timeout, shellTests=True)
 
     def _runGlobalScript(self, script: Any, timeout: float, what: str) -> Deferred[None]:
         """
@@ -354,6 +412,10 @@ class KeepalivedService(MultiService):
         Deferred fires (with L{None}) when it has ended, whatever happened.
         """
         runner = self.makeScriptRunner(script, float(timeout))
+        if getattr(runner, "error", None) is not None:
+            # disabled (missing, not executable, unsafe): keepalived drops
+            # it; the start-up audit said why
+            return succeed(None)
         self.log.info("Running {what} script [{command}]", what=what, command=script.command)
 
         def ended(result: Any) -> None:
@@ -368,8 +430,9 @@ class KeepalivedService(MultiService):
 
     def auditScripts(self) -> list[str]:
         """
-        Log keepalived's start-up lines about script security (unsafe or
-        disabled scripts, the missing default user, C{SECURITY VIOLATION}).
+        Log keepalived's start-up lines about scripts (missing, not
+        executable, unsafe or disabled scripts, the missing default user,
+        C{SECURITY VIOLATION}).
 
         @return: the lines logged.
         """
@@ -387,6 +450,8 @@ class KeepalivedService(MultiService):
 
     def stopService(self):
         self.log.info("Stopping keepalive_tx")
+        self._privileged = self.started = False
+        self._startedWaiters = []
         startup, self._startup = self._startup, None
         d = super().stopService()
         if startup is not None:

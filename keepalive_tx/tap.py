@@ -1,20 +1,28 @@
 """
-twistd / twist entry point: keepalived-compatible command line and
-L{makeService}.
+twistd / twist entry point: keepalived's command line and L{makeService}.
 
 C{twistd keepalived -c FILE --config-test} prints every configuration
-problem as C{FILE:LINE: message} and exits with keepalived's C{-t} codes
-(catalogue §0 #3): 0 clean, 4 fatal, 5 other errors or warnings, 6 script
-security.
+problem as C{FILE:LINE: message} and exits with keepalived's C{-t} codes:
+0 clean, 4 fatal, 5 other errors or warnings, 6 script security.
+
+keepalived's flags that make sense under twistd are accepted and act as
+keepalived's do (C{-p} and C{-n} become twistd's pid file and
+foreground); the others are refused with the reason
+(L{keepalive_tx.cliflags}).  Long options are never abbreviated.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, TextIO
 
 from twisted.application.service import IService, Service
 from twisted.python import usage
+
+from keepalive_tx import __version__
+from keepalive_tx.cliflags import normalise
+from keepalive_tx.logs.syslog import DEFAULT_SOCKET, LOG_DAEMON, parseFacility
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 
@@ -27,23 +35,50 @@ class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
         "Run VRRP failover, LVS health checks and SMTP alerts from a keepalived.conf. "
-        "Reserved keepalived flags are accepted for compatibility."
+        "keepalived's flags that make sense under twistd are accepted; the others "
+        "(-X -r -b -T -a -x -A -s -m -M --checkers_pid --perf --debug ...) are refused with "
+        "the reason. -c is the configuration file (keepalived: -f), -f/--use-file works too. "
+        "Long options are never abbreviated."
     )
 
     optParameters = [
         ["config", "c", DEFAULT_CONFIG, "Configuration file (keepalived's -f/--use-file)."],
         ["config-id", "i", None, "Id used to select @ID conditional lines (default: short host name)."],
+        ["config-test", "t", None,
+         "Check the configuration, print problems and exit (keepalived -t); "
+         "-tFILE / --config-test=FILE appends the report to FILE."],
+        ["pid", "p", None,
+         "Pid file (under twistd: twistd's --pidfile; under twist: written at start and removed "
+         "at exit)."],
+        ["log-file", "g", None,
+         "Also log to files, keepalived's format: -gFILE / --log-file=FILE (default "
+         "keepalived.log; relative: in $TMPDIR or /tmp), VRRP lines in FILE_vrrp, checker lines "
+         "in FILE_healthcheckers."],
+        ["syslog-socket", None, DEFAULT_SOCKET,
+         "Syslog datagram socket (keepalive_tx extension)."],
         ["status", None, None,
          "Serve the status API and /metrics on this endpoint, e.g. tcp:8123:interface=127.0.0.1 "
          "(keepalive_tx extension; overrides global_defs status_listen)."],
     ]
     optFlags = [
-        ["config-test", "t", "Check the configuration, print problems and exit (keepalived -t)."],
         ["dump-conf", "d", "Print the normalised configuration model."],
         ["vrrp", "P", "Run only the VRRP subsystem."],
         ["check", "C", "Run only the health-checker (LVS) subsystem."],
-        ["log-console", "l", "Also log to the console."],
-        ["log-detail", "D", "Detailed logging."],
+        ["no_bfd", "B", "Don't run the BFD subsystem."],
+        ["all", None,
+         "Accepted: a subsystem whose configuration appears at a reload (SIGHUP) is started "
+         "then anyway."],
+        ["log-console", "l", "Also log to the console (standard error; under twistd with -n)."],
+        ["log-detail", "D",
+         "Detailed logging: keepalived's -D lines (at LOG_INFO) and debug lines (LOG_DEBUG)."],
+        ["no-syslog", "G", "Don't log via syslog."],
+        ["flush-log-file", None, "Accepted: log files are flushed after every line."],
+        ["dont-fork", "n", "Stay in the foreground (under twistd: twistd's -n/--nodaemon)."],
+        ["dont-respawn", "R",
+         "Accepted: keepalive_tx has no child processes; when it dies it stays dead (systemd's "
+         "Restart= decides)."],
+        ["dont-release-vrrp", "V", "Leave VIPs, virtual routes and rules in place on stop."],
+        ["dont-release-ipvs", "I", "Leave the IPVS table in place on stop."],
         ["all-config", "e", "Any missing configuration file is an error."],
     ]
 
@@ -51,6 +86,43 @@ class Options(usage.Options):
         super().__init__()
         self.stdout: TextIO = sys.stdout
         self.stderr: TextIO = sys.stderr
+        self["log-facility"] = LOG_DAEMON
+        self["umask"] = None
+        #: which keepalived flags twistd (the parent command) carries out
+        self.delegated: set[str] = set()
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """
+        Parse keepalived's flags (see L{keepalive_tx.cliflags.normalise}).
+        """
+        argv = sys.argv[1:] if options is None else options
+        super().parseOptions(normalise(argv, self.shortOpt, self.longOpt))
+
+    def opt_help(self) -> None:
+        """
+        Display this help and exit.
+        """
+        self.stdout.write(f"{self}\n")
+        raise SystemExit(0)
+
+    opt_h = opt_help
+
+    def opt_version(self) -> None:
+        """
+        Display the version of keepalive_tx and exit (on standard error, as keepalived).
+        """
+        import platform
+
+        import twisted
+
+        self.stderr.write(
+            f"keepalive_tx v{__version__}\n\n"
+            "keepalived rebuilt in Python on Twisted; reads keepalived 2.2.7 configurations\n\n"
+            f"Python {platform.python_version()}, Twisted {twisted.__version__}\n"
+            f"Running on {platform.system()} {platform.release()} {platform.version()}\n")
+        raise SystemExit(0)
+
+    opt_v = opt_version
 
     def opt_use_file(self, path: str) -> None:
         """
@@ -60,10 +132,33 @@ class Options(usage.Options):
 
     opt_f = opt_use_file
 
+    def opt_log_facility(self, name: str) -> None:
+        """
+        Syslog facility: 0-7 or local0-local7 (LOG_LOCAL0-7), user or daemon (default).
+        """
+        try:
+            self["log-facility"] = parseFacility(name)
+        except ValueError as e:
+            raise usage.UsageError(f"{e}: 0-7, local0-local7, user or daemon") from None
+
+    opt_S = opt_log_facility
+
+    def opt_umask(self, mask: str) -> None:
+        """
+        File-creation umask, a C number: 0177 (octal), 0x7f, 127 (under twistd: its --umask).
+        """
+        try:
+            self["umask"] = _cNumber(mask)
+        except ValueError:
+            raise usage.UsageError(f"invalid umask '{mask}'") from None
+        if not 0 <= self["umask"] <= 0o777:
+            raise usage.UsageError(f"umask '{mask}' outside range [0, 0777]")
+
+    opt_u = opt_umask
+
     def opt_signum(self, name: str) -> None:
         """
-        Print the number of keepalived's signal function NAME (STOP, RELOAD,
-        DATA, STATS, STATS_CLEAR, JSON) and exit.
+        Print the number of keepalived's signal function (STOP, RELOAD, DATA, STATS, STATS_CLEAR, JSON) and exit.
         """
         from keepalive_tx.status.dumps import signalNumber
 
@@ -77,10 +172,54 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if self["vrrp"] and self["check"]:
             raise usage.UsageError("--vrrp and --check are mutually exclusive")
-        if self["config-test"]:
-            code = configTest(self, self.stdout, self.stderr)
+        if self["config-test"] is not None:
+            code = configTest(self, self.stdout, self._configTestStream())
             _noCollectionAtExit()
             raise SystemExit(code)
+        self._delegate()
+
+    def _configTestStream(self) -> TextIO:
+        """
+        Where C{--config-test} reports: standard error, or appended to the
+        file named by C{--config-test=FILE}.
+        """
+        path = self["config-test"]
+        if not path:
+            return self.stderr
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            self.stderr.write(f"Unable to open config-test log file {path} {e.errno} - "
+                              f"{e.strerror}\n")
+            raise SystemExit(1) from None
+        return os.fdopen(fd, "a")
+
+    def _delegate(self) -> None:
+        """
+        Hand C{-p}, C{-n} and C{-u} to twistd (the parent command) when it
+        has them: its pid file, foreground and umask (C{twist} has none of
+        them; L{makeService} then acts itself).
+        """
+        parent = getattr(self, "parent", None)
+        if parent is None:
+            return
+        for ours, theirs, value in (("pid", "pidfile", self["pid"]),
+                                    ("dont-fork", "nodaemon", True if self["dont-fork"] else None),
+                                    ("umask", "umask", self["umask"])):
+            if value is not None and theirs in parent:
+                parent[theirs] = value
+                self.delegated.add(ours)
+
+    def logSettings(self) -> Any:
+        """
+        The L{keepalive_tx.logs.entry.LogSettings} of these options.
+        """
+        from keepalive_tx.logs.entry import LogSettings
+
+        return LogSettings(
+            syslog=not self["no-syslog"], facility=self["log-facility"],
+            socket=self["syslog-socket"], console=bool(self["log-console"]),
+            logFile=self["log-file"], detail=bool(self["log-detail"]))
 
     def load(self):
         """
@@ -91,6 +230,18 @@ class Options(usage.Options):
         return loadConfig(
             self["config"], configId=self["config-id"], allConfig=bool(self["all-config"])
         )
+
+
+def _cNumber(text: str) -> int:
+    """
+    A number as C's C{strtoul(text, NULL, 0)} reads it: C{0x} hexadecimal,
+    a leading C{0} octal, else decimal.
+    """
+    if text.lower().startswith("0x"):
+        return int(text[2:], 16)
+    if text.startswith("0") and len(text) > 1:
+        return int(text[1:], 8)
+    return int(text, 10)
 
 
 _exitHook: list[bool] = []
@@ -131,33 +282,50 @@ def configTest(options: Options, stdout: TextIO, stderr: TextIO) -> int:
 
 def auditScripts(model: Any, diagnostics: Any) -> None:
     """
-    Add keepalived's script-security findings to C{diagnostics}, so that
-    C{--config-test} exits as keepalived's does: 6 when scripts are
-    configured without C{enable_script_security}, 5 when a script is
-    disabled.
+    Add the script findings keepalived's C{-t} reports to C{diagnostics}, so
+    that C{--config-test} exits as keepalived's does: 6 when an existing
+    script runs without C{enable_script_security}, 5 when a vrrp_script is
+    disabled (missing, unsafe) or a default user cannot be set.  What
+    keepalived only logs (a missing notify script, a disabled MISC_CHECK)
+    is logged by the running daemon, not reported here.
     """
-    from keepalive_tx.alert.security import DISABLED, VIOLATION, ScriptPolicy, audit
+    from keepalive_tx.alert.security import CONFIG_ERROR, SECURITY, TRACK, ScriptPolicy, audit
     from keepalive_tx.config.errors import Severity
 
-    severity = {DISABLED: Severity.ERROR, VIOLATION: Severity.SECURITY}
+    severity = {CONFIG_ERROR: Severity.ERROR, TRACK: Severity.ERROR, SECURITY: Severity.SECURITY}
     policy = ScriptPolicy.fromGlobals(model.globalDefs)
     for kind, line in audit(model, policy):
-        diagnostics.add(severity.get(kind, Severity.WARNING), line)
+        if kind in severity:
+            diagnostics.add(severity[kind], line)
 
 
 def makeService(options: Options, reactor=None) -> IService:
     """
-    Build the L{KeepalivedService} described by C{options}.
+    Build the L{KeepalivedService} described by C{options}.  Run by twistd
+    or twist (C{options} parsed as their subcommand), it is the process
+    entry point: it also starts keepalived's logs (syslog, C{-l}, C{-g})
+    and takes the process-wide settings the runner did not (C{-p}, C{-u}
+    under C{twist}).
     """
     from twisted.logger import Logger
 
     from keepalive_tx.config.errors import Severity
     from keepalive_tx.service import KeepalivedService
 
+    logs = None
+    if getattr(options, "parent", None) is not None:
+        from keepalive_tx.logs.entry import install
+
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        logs = install(options.logSettings(), reactor=reactor)
     log = Logger(namespace="keepalive_tx")
+    log.info("Starting Keepalived (keepalive_tx v{version})", version=__version__)
+    log.info("Configuration file {path}", path=options["config"])
+    # Script security is reported by the service when it starts (once).
     result = options.load()
-    if result.model is not None:
-        auditScripts(result.model, result.diagnostics)
     for diagnostic in result.diagnostics:
         log.warn("{diagnostic}", diagnostic=str(diagnostic))
     if result.diagnostics.worst is Severity.FATAL:
@@ -173,6 +341,8 @@ def makeService(options: Options, reactor=None) -> IService:
         checkers=not options["vrrp"],
         logDetail=bool(options["log-detail"]),
         statusListen=options["status"],
+        releaseVrrp=not options["dont-release-vrrp"],
+        releaseIpvs=not options["dont-release-ipvs"],
     )
     # Process-level: SIGUSR1/SIGUSR2/SIGRTMAX-1/SIGRTMIN+2 dumps (while running).
     from keepalive_tx.status.dumps import DumpSignals, StateDumper
@@ -180,8 +350,28 @@ def makeService(options: Options, reactor=None) -> IService:
     DumpSignals(service.reactor, StateDumper(service)).setServiceParent(service)
     from keepalive_tx.reload import ReloadSignal
 
-    ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze).setServiceParent(service)
+    reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze)
+    reloader.setServiceParent(service)
     FreezeHeap().setServiceParent(service)
+    if options["umask"] is not None and "umask" not in options.delegated:
+        os.umask(options["umask"])
+    if options["pid"] is not None and "pid" not in options.delegated:
+        from keepalive_tx.pidfile import PidFile
+
+        PidFile(options["pid"]).setServiceParent(service)
+    # Type=notify under systemd: READY/RELOADING/STOPPING/STATUS/WATCHDOG.
+    # Last child, so it stops first (STOPPING=1 before the VIPs go).
+    from keepalive_tx.systemd import SystemdNotifier
+
+    notifier = SystemdNotifier.fromEnvironment(os.environ, service, service.reactor)
+    if notifier is not None:
+        reloader.listeners.append(notifier)
+        notifier.setServiceParent(service)
+    if logs is not None:
+        service.reactor.callWhenRunning(logs.started)
+        service.reactor.addSystemEventTrigger(
+            "after", "shutdown", log.info, "Stopped Keepalived (keepalive_tx v{version})",
+            version=__version__)
     return service
 
 

@@ -4,14 +4,19 @@ SMTP alert delivery (keepalived's C{smtp_server} / C{notification_email}) over
 ESMTP with C{twisted.mail}.
 
 L{Mailer} is a L{Service}: L{Mailer.send} formats the alert at once (its
-C{Date} is the time of the event) and queues it; while the service runs, one
-connection at a time delivers the queue in order.  Nothing blocks and nothing
-raises into the caller.
+C{Date} is the time of the event) and queues it; while the service runs it
+is delivered on a connection of its own, as keepalived does, with at most
+two connections at a time: one for first attempts, one for retries (the
+queue policy is L{keepalive_tx.alert.mailqueue}).  Nothing blocks and
+nothing raises into the caller.
 
 Differences from keepalived, all in the operator's favour:
-  - a mail that cannot be delivered is kept and retried with exponential
-    backoff (C{retryInitial} doubling up to C{retryMax}) until it is older than
-    C{retryWindow}; keepalived tries once and forgets;
+  - a mail that cannot be delivered is kept and retried on its own schedule
+    (C{retryInitial} doubling up to C{retryMax}) until it is older than
+    C{retryWindow}; keepalived tries once and forgets.  A mail that keeps
+    failing never holds back the others: new alerts are tried at once,
+    newest first while the relay fails; the queue is bounded (the oldest
+    waiting mail is dropped when it is full);
   - C{EHLO} with fallback to C{HELO}, and C{STARTTLS} when the relay offers
     it (certificates are not verified unless C{verifyTLS} is set: keepalived
     has no TLS at all, so this never makes delivery worse);
@@ -29,7 +34,6 @@ from __future__ import annotations
 import getpass
 import ipaddress
 import socket
-from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -40,11 +44,13 @@ from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from keepalive_tx.alert.mailqueue import MailQueue
 from keepalive_tx.alert.messages import defaultFromAddress, envelopeAddress, formatMessage
 from keepalive_tx.alert.smtpattempt import (
     Attempt,
     Mail,
     describeFailure,
+    isMailRefused,
     isPermanent,
     isTLSFailure,
 )
@@ -68,7 +74,8 @@ def localFromAddress() -> str:
 
 class Mailer(Service):
     """
-    Queues alert mails and delivers them to one relay, in order, with retries.
+    Queues alert mails and delivers them to one relay, each retried on its
+    own schedule.
 
     @ivar sent: mails delivered.
     @ivar failedAttempts: delivery attempts that failed (each logged with the
@@ -118,10 +125,10 @@ class Mailer(Service):
         @param connectTimeout: C{smtp_connect_timeout}.
         @param replyTimeout: idle time allowed per server reply (default C{connectTimeout}).
         @param deadline: time allowed for one whole attempt (default C{4 * connectTimeout}).
-        @param queueLimit: mails that may wait (the one in delivery not
+        @param queueLimit: mails that may wait (those in delivery not
             counted); when full, the oldest waiting mail is dropped.
-        @param retryInitial: first backoff delay after a failure; doubles per
-            consecutive failure up to C{retryMax}.
+        @param retryInitial: a mail's first backoff delay after a failure;
+            doubles per failed attempt of that mail up to C{retryMax}.
         @param retryWindow: a mail older than this is dropped instead of retried.
         @param stopGrace: on L{stopService}, time allowed to deliver what is queued.
         @param startTLS: use STARTTLS when the relay offers it.
@@ -147,10 +154,7 @@ class Mailer(Service):
         self.connectTimeout = connectTimeout
         self.replyTimeout = connectTimeout if replyTimeout is None else replyTimeout
         self.deadline = 4 * connectTimeout if deadline is None else deadline
-        self.queueLimit = max(1, queueLimit)
-        self.retryInitial = retryInitial
-        self.retryMax = max(retryMax, retryInitial)
-        self.retryWindow = retryWindow
+        self._queue = MailQueue(queueLimit, retryInitial, retryMax, retryWindow)
         self.stopGrace = stopGrace
         self._tz = tz
         self._endpointFactory = endpointFactory
@@ -171,10 +175,9 @@ class Mailer(Service):
             self._tlsContext = self._makeTLSContext(verifyTLS, trustRoot, tlsHostname or self.host)
         self._plainOnly = False
 
-        self._queue: deque[Mail] = deque()
-        self._current: Attempt | None = None
+        #: the attempts in delivery, by lane ("first" attempts, "retry")
+        self._lanes: dict[str, Attempt | None] = {"first": None, "retry": None}
         self._retryCall: Any = None
-        self._failureStreak = 0
         self._idleWaiters: list[Deferred] = []
         self._stopping: Deferred | None = None
         self._stopCall: Any = None
@@ -201,7 +204,18 @@ class Mailer(Service):
         """
         Mails waiting or in delivery.
         """
-        return len(self._queue) + (1 if self._current is not None else 0)
+        return len(self._queue) + self.inDelivery
+
+    @property
+    def inDelivery(self) -> int:
+        """
+        Mails in delivery now (at most one per lane).
+        """
+        return sum(1 for attempt in self._lanes.values() if attempt is not None)
+
+    @property
+    def queueLimit(self) -> int:
+        return self._queue.limit
 
     def stats(self) -> dict[str, int]:
         """
@@ -224,15 +238,14 @@ class Mailer(Service):
             if self._tz is None:
                 stamp = stamp.astimezone()
             data = formatMessage(self.fromAddress, self.recipients, subject, body, stamp)
-            if len(self._queue) >= self.queueLimit:
-                old = self._queue.popleft()
+            old = self._queue.add(Mail(subject, data, now))
+            if old is not None:
                 self.dropped += 1
                 log.warn(
                     "SMTP alert queue full ({limit}): dropping oldest alert {subject!r}",
-                    limit=self.queueLimit,
+                    limit=self._queue.limit,
                     subject=old.subject,
                 )
-            self._queue.append(Mail(subject, data, now))
             self._kick()
         except Exception:
             log.failure("Could not queue SMTP alert {subject!r}", subject=subject)
@@ -241,7 +254,7 @@ class Mailer(Service):
         """
         A Deferred that fires when nothing is queued or in delivery.
         """
-        if not self._queue and self._current is None:
+        if not self.queued:
             return succeed(None)
         d: Deferred = Deferred()
         self._idleWaiters.append(d)
@@ -256,13 +269,14 @@ class Mailer(Service):
     def stopService(self) -> Deferred:
         """
         Stop retrying; give what is queued up to C{stopGrace} seconds to be
-        delivered (no retries), then abort and drop the rest.
+        delivered (one more attempt each, no retries), then abort and drop
+        the rest.
         """
         Service.stopService(self)
         self._cancelRetry()
         if self._stopping is not None:
             return self._whenStopped()
-        if not self._queue and self._current is None:
+        if not self.queued:
             return succeed(None)
         self._stopping = Deferred()
         self._stopCall = self._reactor.callLater(self.stopGrace, self._graceOver)
@@ -278,9 +292,10 @@ class Mailer(Service):
 
     def _graceOver(self) -> None:
         self._stopCall = None
-        if self._current is not None:
-            self._current.abort()
-        else:
+        attempts = [a for a in self._lanes.values() if a is not None]
+        for attempt in attempts:
+            attempt.abort()
+        if not attempts:
             self._finishStopping()
 
     def _finishStopping(self) -> None:
@@ -300,44 +315,74 @@ class Mailer(Service):
         return bool(self.running) or self._stopping is not None
 
     def _kick(self) -> None:
-        if not self._active() or self._current is not None or self._retryCall is not None:
+        """
+        Start what can start: a first attempt on the first lane, a retry
+        that is due on the retry lane (when stopping, any waiting mail on
+        either), and arm the timer of the next retry.
+        """
+        if not self._active():
             return
-        if self._stopping is not None and self._stopCall is None:
+        stopping = self._stopping is not None
+        if stopping and self._stopCall is None:
             # The stop grace period is over: no new attempts.
-            self._finishStopping()
-            return
-        self._expire()
-        if not self._queue:
-            if self._stopping is not None:
+            if not self.inDelivery:
                 self._finishStopping()
-            self._notifyIdle()
             return
-        mail = self._queue.popleft()
+        now = self._reactor.seconds()
+        self._expire(now)
+        for lane in ("first", "retry"):
+            if self._lanes[lane] is not None:
+                continue
+            if stopping:
+                mail = self._queue.nextAny()
+            elif lane == "first":
+                mail = self._queue.nextFirst()
+            else:
+                mail = self._queue.nextRetry(now)
+            if mail is not None:
+                self._start(lane, mail)
+        self._armRetry(now)
+        if not self.inDelivery and not self._queue and stopping:
+            self._finishStopping()
+        self._notifyIdle()
+
+    def _start(self, lane: str, mail: Mail) -> None:
         mail.attempts += 1
-        attempt = self._current = Attempt(self, mail)
+        attempt = self._lanes[lane] = Attempt(self, mail)
         try:
             d = attempt.start()
         except Exception:
             d = Deferred()
             d.errback(Failure())
         d.addCallbacks(
-            self._delivered, self._failed, callbackArgs=(attempt,), errbackArgs=(attempt,)
+            self._delivered, self._failed, callbackArgs=(lane, attempt),
+            errbackArgs=(lane, attempt)
         )
         d.addErrback(lambda f: log.failure("SMTP alert bookkeeping failed", f))
 
-    def _delivered(self, _: Any, attempt: Attempt) -> None:
-        self._current = None
+    def _armRetry(self, now: float) -> None:
+        """
+        Wake up when the next retry falls due (if the retry lane is free).
+        """
+        self._cancelRetry()
+        if self._stopping is not None or self._lanes["retry"] is not None:
+            return
+        due = self._queue.nextDue()
+        if due is not None:
+            self._retryCall = self._reactor.callLater(max(0.0, due - now), self._retry)
+
+    def _delivered(self, _: Any, lane: str, attempt: Attempt) -> None:
+        self._lanes[lane] = None
         self.sent += 1
-        self._failureStreak = 0
         self.lastAttemptUsedTLS = attempt.usedTLS
+        self._queue.delivered(self._reactor.seconds())
         log.info("SMTP alert successfully sent.")
         self._kick()
 
-    def _failed(self, failure: Failure, attempt: Attempt) -> None:
-        self._current = None
+    def _failed(self, failure: Failure, lane: str, attempt: Attempt) -> None:
+        self._lanes[lane] = None
         mail = attempt.mail
         self.failedAttempts += 1
-        self._failureStreak += 1
         why = describeFailure(failure)
         if isTLSFailure(failure) and not self._requireTLS and not self._verifyTLS:
             # Opportunistic TLS that does not work: fall back to plain text
@@ -358,7 +403,7 @@ class Mailer(Service):
                 port=self.port,
                 why=why,
             )
-            self._finishStopping()
+            self._kick()
             return
         if isPermanent(failure):
             self.dropped += 1
@@ -369,12 +414,11 @@ class Mailer(Service):
                 subject=mail.subject,
                 why=why,
             )
-            self._failureStreak = 0
             self._kick()
             return
-        delay = min(self.retryMax, self.retryInitial * 2 ** (self._failureStreak - 1))
-        age = self._reactor.seconds() - mail.queuedAt
-        if age + delay > self.retryWindow:
+        now = self._reactor.seconds()
+        delay = self._queue.failed(mail, now, relayFault=not isMailRefused(failure))
+        if delay is None:
             self.dropped += 1
             log.error(
                 "Error sending SMTP alert {subject!r} to [{host}]:{port} ({why}); "
@@ -383,11 +427,10 @@ class Mailer(Service):
                 host=self.host,
                 port=self.port,
                 why=why,
-                window=self.retryWindow,
+                window=self._queue.retryWindow,
                 n=mail.attempts,
             )
         else:
-            self._queue.appendleft(mail)
             log.warn(
                 "Error sending SMTP alert {subject!r} to [{host}]:{port} ({why}); retrying in {delay}s",
                 subject=mail.subject,
@@ -396,29 +439,23 @@ class Mailer(Service):
                 why=why,
                 delay=delay,
             )
-        if self._queue:
-            self._retryCall = self._reactor.callLater(delay, self._retry)
-        else:
-            self._notifyIdle()
+        self._kick()
 
     def _retry(self) -> None:
         self._retryCall = None
         self._kick()
 
-    def _expire(self) -> None:
-        now = self._reactor.seconds()
-        while self._queue and now - self._queue[0].queuedAt > self.retryWindow:
-            old = self._queue.popleft()
+    def _expire(self, now: float) -> None:
+        for old in self._queue.expire(now):
             self.dropped += 1
             log.error(
                 "SMTP alert {subject!r} not delivered within {window}s; dropped",
                 subject=old.subject,
-                window=self.retryWindow,
+                window=self._queue.retryWindow,
             )
 
     def _dropAll(self, why: str) -> None:
-        n = len(self._queue)
-        self._queue.clear()
+        n = len(self._queue.clear())
         self.dropped += n
         log.error("Dropping {n} undelivered SMTP alert(s): {why}", n=n, why=why)
 
@@ -428,7 +465,7 @@ class Mailer(Service):
         self._retryCall = None
 
     def _notifyIdle(self) -> None:
-        if self._queue or self._current is not None:
+        if self.queued:
             return
         waiters, self._idleWaiters = self._idleWaiters, []
         for waiter in waiters:

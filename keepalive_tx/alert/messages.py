@@ -106,6 +106,29 @@ def vrrpGroupAlert(routerId: str, groupName: str, state: str) -> tuple[str, str]
     return f"[{routerId}] VRRP Group {groupName} - {wording[0]}", wording[1]
 
 
+def checkerMails(checker: str, up: bool, wasUp: bool) -> bool:
+    """
+    Whether keepalived's checker C{checker} mails a result: its first one
+    (C{up == wasUp} then: a server is assumed up at start, down with
+    C{alpha}) or a change of its state.
+
+      - most checkers (TCP, HTTP/SSL, SMTP, DNS, UDP, PING, BFD) mail only
+        a change: nothing for a server found healthy at start (nor, with
+        C{alpha}, for one found failing);
+      - MISC_CHECK mails its first result too, even a success at start;
+      - FILE_CHECK never mails.
+
+    (C{no_checker_emails} narrows this further, see
+    L{AlertDispatcher.realServerChanged}.)
+    """
+    kind = checker.upper()
+    if kind == "FILE_CHECK":
+        return False
+    if kind == "MISC_CHECK":
+        return True
+    return up != wasUp
+
+
 def checkerBody(
     checker: str,
     success: bool,

@@ -3,18 +3,27 @@
 Run configured scripts the way keepalived does (catalogue S{sect}4.10, 2.3,
 5.8), without ever blocking the reactor.
 
-  - The command is executed directly (argv, no shell) when its first word
-    resolves, like C{execvp}, to a regular file executable by the script's
-    user.  A file without execute permission is run as C{/bin/sh FILE
-    ARGS}; a command that is no file at all goes through C{/bin/sh -c} with
-    keepalived's C{cmd_str} quoting (every word in single quotes).  Unlike
-    keepalived, whose shell path turns "cannot execute" (126) and "not
-    found" (127) into exit status 0, those statuses are reported as they
-    are: a broken MISC_CHECK must not look healthy.
+  - The command is executed directly (argv, no shell) once
+    L{keepalive_tx.alert.scriptfile.inspectScript} has found its file as
+    keepalived does (path search for a bare name, resolved path); a script
+    keepalived would not run (missing, not a regular file, not executable
+    by the script's user, unsafe under C{enable_script_security}) is
+    disabled: L{ScriptRunner.error} says why and it never starts.  Only a
+    redirection test (C{</dev/tcp/...}) goes through C{/bin/sh -c}, with
+    keepalived's C{cmd_str} quoting, for the callers that accept one.
   - The child gets its own process group (it is exec'd through
     C{setsid(1)}, or a tiny Python shim calling C{setpgid(0, 0)} when
     C{setsid} is missing: Twisted's C{posix_spawnp} path has no hook for
     it), so a timeout can kill everything the script started.
+  - When a script exits, what is left of its process group (C{sleep 1000
+    &}) is ended: C{SIGTERM} to the group at once, C{SIGKILL} C{killDelay}
+    later if some of it is still there.  keepalived keeps such orphans as a
+    child subreaper until it exits; we end them, so a script run every
+    second cannot pile up processes.  Only the group is signalled after the
+    exit, never the process id on its own (which may have been reused); a
+    new process could only be hit if it took the same number as a new
+    group leader within C{killDelay}, which the kernel's cyclic pid
+    allocation makes practically impossible.
   - The environment is ours minus C{IFS}, C{LD_PRELOAD} and
     C{LD_LIBRARY_PATH}; stdin, stdout and stderr are C{/dev/null}.
   - An optional C{user[:group]} runs the child under that identity (the
@@ -30,14 +39,10 @@ that must not overlap (MISC_CHECK, vrrp_script) check L{ScriptRunner.running}.
 
 from __future__ import annotations
 
-import functools
 import grp
 import os
 import pwd
-import shutil
 import signal as _signal
-import stat
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -46,6 +51,13 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from keepalive_tx.alert.procgroup import (
+    defaultGroupWrapper,
+    killGroupFor,
+    signalGroup,
+)
+from keepalive_tx.alert.scriptfile import Inspection, inspectScript
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
@@ -60,9 +72,6 @@ KILL_DELAY = 2.0
 GIVE_UP_DELAY = 10.0
 #: the shell used for commands that are not executable
 SHELL = "/bin/sh"
-
-#: a process-group shim used when setsid(1) is not installed
-_PGID_SHIM = "import os,sys;os.setpgid(0,0);os.execv(sys.argv[1],sys.argv[1:])"
 
 log = Logger()
 
@@ -141,58 +150,6 @@ def resolveUser(spec: str | None) -> tuple[int | None, int | None]:
     return uid, gid
 
 
-def isExecutable(st: os.stat_result, uid: int, gid: int) -> bool:
-    """
-    keepalived's C{is_executable}: may C{uid}/C{gid} execute this file?
-    """
-    mode = st.st_mode
-    if uid == 0:
-        return bool(mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH))
-    if uid == st.st_uid:
-        return bool(mode & stat.S_IXUSR)
-    if gid == st.st_gid:
-        return bool(mode & stat.S_IXGRP)
-    return bool(mode & stat.S_IXOTH)
-
-
-def findExecutable(name: str, path: str | None, uid: int, gid: int) -> str | None:
-    """
-    Resolve C{name} like C{execvp} (PATH search when it has no C{/}) to a
-    regular file executable by C{uid}/C{gid}.
-
-    @return: the path, or L{None}.
-    """
-    found = findScript(name, path, uid, gid)
-    return found[0] if found is not None and found[1] else None
-
-
-def findScript(name: str, path: str | None, uid: int, gid: int) -> tuple[str, bool] | None:
-    """
-    Resolve C{name} like C{execvp}: the first executable regular file on
-    PATH, else the first regular file found at all.
-
-    @return: C{(path, executable)}, or L{None} when there is no such file.
-    """
-    if not name:
-        return None
-    candidates = [name] if "/" in name else [
-        os.path.join(d or ".", name) for d in (path or os.defpath).split(":")
-    ]
-    fallback = None
-    for candidate in candidates:
-        try:
-            st = os.stat(candidate)
-        except OSError:
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        if isExecutable(st, uid, gid):
-            return candidate, True
-        if fallback is None:
-            fallback = candidate
-    return (fallback, False) if fallback is not None else None
-
-
 def shellCommand(argv: Sequence[str]) -> str:
     """
     keepalived's C{cmd_str}: every word in single quotes, except a first
@@ -205,36 +162,6 @@ def shellCommand(argv: Sequence[str]) -> str:
         else:
             words.append(f"'{word}'")
     return " ".join(words)
-
-
-@functools.cache
-def _groupWrapper() -> tuple[str, ...]:
-    setsid = shutil.which("setsid")
-    if setsid is not None:
-        return (setsid,)
-    return (sys.executable, "-S", "-c", _PGID_SHIM)
-
-
-def defaultGroupWrapper() -> list[str]:
-    """
-    @return: the argv prefix that starts a command in a new process group
-        (C{setsid(1)}, else a Python shim calling C{setpgid(0, 0)}).
-    """
-    return list(_groupWrapper())
-
-
-def signalGroup(pid: int, sig: int) -> None:
-    """
-    Send C{sig} to process group C{pid}; when the group does not exist yet
-    (the child has not called C{setsid} yet), to the process.
-    """
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 class _ScriptProcess(ProcessProtocol):
@@ -315,12 +242,9 @@ class _ScriptProcess(ProcessProtocol):
         value = reason.value
         code = getattr(value, "exitCode", None)
         sig = getattr(value, "signal", None)
-        if self.terminating and self.pid is not None:
-            # like keepalived: make sure whatever it started dies too
-            try:
-                self.runner.signalGroup(self.pid, _signal.SIGKILL)
-            except OSError:
-                pass
+        if self.pid is not None:
+            # what the script left behind in its process group goes too
+            self.runner._endGroup(self.pid, self.terminating)
         self._finish(ScriptResult(code, sig, self.terminating))
 
 
@@ -348,6 +272,8 @@ class ScriptRunner:
         groupWrapper: Sequence[str] | None = None,
         signalGroup: Callable[[int, int], None] = signalGroup,
         policy: Any = None,
+        shellTests: bool = False,
+        killGroup: Callable[[int, int], bool] | None = None,
     ) -> None:
         """
         @param reactor: an C{IReactorProcess} and C{IReactorTime}.
@@ -359,11 +285,19 @@ class ScriptRunner:
             C{os.environ} at each run).
         @param groupWrapper: argv prefix putting the child in its own process
             group (default L{defaultGroupWrapper}).
-        @param signalGroup: C{(pgid, signal)} sender (tests inject a fake).
+        @param signalGroup: C{(pgid, signal)} sender for a running script
+            (tests inject a fake).
+        @param killGroup: C{(pgid, signal) -> exists} sender to the group of
+            a script that has exited (default L{killGroup}; when only
+            C{signalGroup} is injected, it is used and the group taken as
+            gone).
         @param policy: a L{keepalive_tx.alert.security.ScriptPolicy}: the
             default identity when C{user} is empty, and keepalived's path
-            checks (an unsafe script under C{enable_script_security} gets
-            L{error} and never runs).  L{None}: our identity, no checks.
+            checks under C{enable_script_security}.  L{None}: our identity,
+            no security (the file is still looked for).
+        @param shellTests: a redirection test (C{</dev/tcp/...}) may run
+            (C{vrrp_script}, MISC_CHECK, start/shutdown scripts); the
+            notify-style scripts must be executable files.
         """
         self.reactor = reactor
         self.argv = tuple(argv)
@@ -372,12 +306,20 @@ class ScriptRunner:
         self.environ = environ
         self.groupWrapper = list(groupWrapper) if groupWrapper is not None else None
         self.signalGroup = signalGroup
+        self.killGroup = killGroup if killGroup is not None else killGroupFor(signalGroup)
+        #: groups left behind by exited scripts, waiting for their SIGKILL
+        self._leftovers: dict[int, IDelayedCall] = {}
         self.running = 0
         self._processes: set[_ScriptProcess] = set()
         self.error: str | None = None
+        #: keepalived's C{due to insecure} / C{since not found/accessible} /
+        #: C{since not executable} when the file disabled the script
+        self.disabledReason: str | None = None
+        self.inspection: Inspection | None = None
         self.uid: int | None = None
         self.gid: int | None = None
         self.execArgv: tuple[str, ...] | None = None
+        self.shell = False
         #: some component of the script's path is writable by non-root
         self.insecure = False
         try:
@@ -391,23 +333,23 @@ class ScriptRunner:
         uid = os.geteuid() if self.uid is None else self.uid
         gid = os.getegid() if self.gid is None else self.gid
         env = os.environ if environ is None else environ
-        found = findScript(self.argv[0], env.get("PATH"), uid, gid)
-        self.shell = False
-        if found is not None and policy is not None:
-            verdict = policy.check(found[0], uid, gid)
-            self.insecure = verdict.insecure
-            if verdict.disabled is not None:
-                self.error = verdict.disabled
-                return
-        if found is not None and found[1]:
-            self.execArgv = (found[0], *self.argv[1:])
-        elif found is not None:
-            # a script file without x bit: interpret it with the shell
-            self.execArgv = (SHELL, found[0], *self.argv[1:])
+        if policy is None:
+            found = inspectScript(self.argv[0], uid, gid, False, path=env.get("PATH"))
         else:
-            # not a file: a shell command line (keepalived's system() path)
+            found = policy.inspect(self.argv[0], uid, gid, env.get("PATH"))
+        self.inspection = found
+        self.insecure = found.insecure
+        if not found.runnable(shellTests):
+            self.disabledReason = found.reason(shellTests)
+            self.error = found.notes[-1] if found.notes else f"disabled {self.disabledReason}"
+            return
+        if found.shellTest:
+            # a redirection test: keepalived's system() path
             self.execArgv = (SHELL, "-c", shellCommand(self.argv))
             self.shell = True
+        else:
+            assert found.path is not None
+            self.execArgv = (found.path, *self.argv[1:])
         if self.uid == os.geteuid() and self.gid == os.getegid():
             # no identity change: keep Twisted's fast posix_spawn path
             self.uid = self.gid = None
@@ -472,11 +414,38 @@ class ScriptRunner:
             self._processes.discard(proto)
             self.running -= 1
 
+    def _endGroup(self, pgid: int, kill: bool) -> None:
+        """
+        A script has exited: end what is left of its process group (at
+        once with C{SIGKILL} when it was being killed anyway, else
+        C{SIGTERM} now and C{SIGKILL} after L{killDelay}).
+        """
+        try:
+            alive = self.killGroup(pgid, _signal.SIGKILL if kill else _signal.SIGTERM)
+        except OSError as e:  # EPERM: nothing more we can do
+            log.warn("cannot signal what script {argv} left (group {pgid}): {e}",
+                     argv=self.argv[0], pgid=pgid, e=e)
+            return
+        if alive and not kill and pgid not in self._leftovers:
+            self._leftovers[pgid] = self.reactor.callLater(self.killDelay, self._killLeftovers,
+                                                          pgid)
+
+    def _killLeftovers(self, pgid: int) -> None:
+        self._leftovers.pop(pgid, None)
+        try:
+            self.killGroup(pgid, _signal.SIGKILL)
+        except OSError:
+            pass
+
     def killAll(self) -> None:
         """
         Terminate every run in progress (TERM, then KILL after L{killDelay}),
-        e.g. at shutdown.
+        and at once what exited scripts left behind, e.g. at shutdown.
         """
         for proto in list(self._processes):
             if not proto.terminating:
                 proto._timedOut()
+        for pgid, call in list(self._leftovers.items()):
+            if call.active():
+                call.cancel()
+            self._killLeftovers(pgid)

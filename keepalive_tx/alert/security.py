@@ -1,27 +1,27 @@
 # -*- test-case-name: tests.unit.test_alert_security -*-
 """
-keepalived's script security (catalogue S{sect}2.1 C{script_user} and
-C{enable_script_security}, S{sect}4.10, S{sect}7 #16).
+keepalived's script security and the start-up findings about scripts
+(docs/keepalived-compat.md, "Scripts that cannot run").
 
   - A script without its own C{user} runs as the default script user:
     C{global_defs}' C{script_user} when set, else C{keepalived_script} when
-    that user exists, else the daemon's own identity (keepalived then warns
-    C{WARNING - default user 'keepalived_script' for script execution does
-    not exist - please create.}).  With C{enable_script_security} and no
-    C{keepalived_script} user, or with a C{script_user} that does not
-    resolve, scripts without their own C{user} are not run at all.
-  - A script that would run with root privileges (user or group root, or a
-    set-uid/set-gid root file) has every component of its path checked
-    (the path as written and the resolved real path): each must be owned by
-    root, and neither a regular file nor a directory without the sticky bit
-    may be writable by a non-root group or by others.  With
-    C{enable_script_security} an unsafe script is disabled (C{Unsafe
-    permissions found for script '...' - disabling.}); without it, it runs
-    and keepalived's C{SECURITY VIOLATION} warning says so.
-
-What "disabled" means is the caller's business, as in keepalived: a
-disabled C{vrrp_script} is not tracked at all, a disabled MISC_CHECK is
-removed from its real server, a disabled notify script is not run.
+    that user exists, else the daemon's own identity.  With
+    C{enable_script_security} and no C{keepalived_script} user, or with a
+    C{script_user} that does not resolve, scripts without their own C{user}
+    are not run at all.
+  - Each script's file is inspected as keepalived does
+    (L{keepalive_tx.alert.scriptfile.inspectScript}): a script that is
+    missing, not a regular file, not executable by its user, or unsafe
+    under C{enable_script_security} is disabled.  What "disabled" means is
+    the caller's business, as in keepalived: a disabled C{vrrp_script} is
+    not tracked at all, a disabled MISC_CHECK is removed from its real
+    server, a disabled notify script is not run.
+  - L{audit} gives keepalived's findings, grouped as keepalived's three
+    processes make them (start/shutdown scripts; checker scripts; VRRP
+    scripts): which are reported by C{-t} (and with which exit code), which
+    are only logged.  The C{SECURITY VIOLATION} summary of a group appears
+    only when a script of that group I{exists} and C{enable_script_security}
+    is off; a missing script is no security finding.
 
 The checks read the file system and the user database: they run while the
 daemon is being built, never from a reactor callback.
@@ -31,30 +31,29 @@ from __future__ import annotations
 
 import functools
 import os
-import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from keepalive_tx.alert.scripts import ScriptRunner, resolveUser
+from keepalive_tx.alert.scriptfile import Inspection, inspectScript
+from keepalive_tx.alert.scripts import resolveUser, shellCommand
 
 __all__ = [
+    "CONFIG_ERROR",
     "DEFAULT_USER",
-    "Assessment",
+    "NOTE",
+    "SECURITY",
+    "TRACK",
     "ScriptPolicy",
-    "assess",
+    "ScriptUse",
     "audit",
     "auditMessages",
     "configuredScripts",
     "forgetUsers",
-    "runnerAssessment",
-    "unsafeComponent",
 ]
 
 #: keepalived's default script user
 DEFAULT_USER = "keepalived_script"
-
-StatFunction = Callable[[str], os.stat_result]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +109,12 @@ class ScriptPolicy:
             raise ValueError(self.error)
         return self.uid, self.gid
 
-    def check(self, path: str, uid: int, gid: int) -> Assessment:
+    def inspect(self, name: str, uid: int, gid: int, path: str | None) -> Inspection:
         """
-        L{assess} the script file C{path} run as C{uid}/C{gid} under this
-        policy.
+        L{inspectScript} the command word C{name} run as C{uid}/C{gid}
+        under this policy (C{path}: the C{PATH} to search).
         """
-        return assess(path, uid, gid, self.enabled)
+        return inspectScript(name, uid, gid, self.enabled, path=path)
 
 
 def _policy(
@@ -152,230 +151,226 @@ def forgetUsers() -> None:
     _cachedPolicy.cache_clear()
 
 
-def _components(path: str) -> Iterator[tuple[str, bool]]:
-    """
-    C{/}, C{/a}, C{/a/b}, ... C{path}, each with "is the last one".
-    """
-    parts = [p for p in path.split("/") if p]
-    yield "/", not parts
-    for i in range(len(parts)):
-        yield "/" + "/".join(parts[: i + 1]), i == len(parts) - 1
+ROLE_TRACK, ROLE_MISC, ROLE_NOTIFY, ROLE_STARTSTOP = "track", "misc", "notify", "startstop"
+GROUP_MAIN, GROUP_CHECK, GROUP_VRRP = "main", "check", "vrrp"
 
-
-def unsafeComponent(path: str, lstat: StatFunction = os.lstat) -> tuple[str, str] | None:
-    """
-    keepalived's C{check_security}: is some component of the absolute
-    C{path} writable by someone other than root?
-
-    @return: L{None} when safe, else C{(problem, component)} with problem
-        one of C{"not found"}, C{"wrong type"}, C{"unsafe"}.
-    """
-    for component, last in _components(path):
-        try:
-            st = lstat(component)
-        except OSError:
-            return "not found", component
-        mode = st.st_mode
-        if (not last and not stat.S_ISDIR(mode)) or (
-            last and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode))
-        ):
-            return "wrong type", component
-        writableKind = (stat.S_ISDIR(mode) and not mode & stat.S_ISVTX) or stat.S_ISREG(mode)
-        groupWrite = st.st_gid != 0 and mode & stat.S_IWGRP
-        if st.st_uid != 0 or (writableKind and (groupWrite or mode & stat.S_IWOTH)):
-            return "unsafe", component
-    return None
-
-
-def _runsPrivileged(st: os.stat_result, uid: int, gid: int) -> bool:
-    """
-    keepalived's C{need_script_protection}: root runs it, or it is a
-    set-uid/set-gid root executable.
-    """
-    mode = st.st_mode
-    return (
-        uid == 0
-        or gid == 0
-        or (st.st_uid == 0 and bool(mode & stat.S_IXUSR) and bool(mode & stat.S_ISUID))
-        or (st.st_gid == 0 and bool(mode & stat.S_IXGRP) and bool(mode & stat.S_ISGID))
-    )
+#: keepalived's summary line of each group
+_VIOLATION = {
+    GROUP_MAIN: "SECURITY VIOLATION - start/shutdown scripts are being executed but"
+                " script_security not enabled.",
+    GROUP_CHECK: "SECURITY VIOLATION - check scripts are being executed but script_security"
+                 " not enabled.",
+    GROUP_VRRP: "SECURITY VIOLATION - scripts are being executed but script_security not"
+                " enabled.",
+}
 
 
 @dataclass(frozen=True, slots=True)
-class Assessment:
+class ScriptUse:
     """
-    The security verdict on one script file.
+    One configured script.
 
-    @ivar insecure: some component of its path is writable by non-root
-        while it runs privileged.
-    @ivar disabled: keepalived's reason for not running it, or L{None}.
+    @ivar group: which keepalived process checks it (C{main}, C{check},
+        C{vrrp}).
+    @ivar role: C{track} (vrrp_script), C{misc}, C{notify} (notify_*,
+        quorum_*, FIFO scripts), C{startstop}.
+    @ivar label: what it is (C{vrrp_script chk}, C{notifyMaster of VI_1},
+        ...); for a C{vrrp_script}, its name.
     """
 
-    insecure: bool = False
-    disabled: str | None = None
+    group: str
+    role: str
+    label: str
+    argv: tuple[str, ...]
+    user: str | None
+    command: str
 
 
-def _checkedPaths(
-    path: str, stat_: StatFunction, realpath: Callable[[str], str]
-) -> list[str]:
+def configuredScripts(config: Any) -> Iterator[ScriptUse]:
     """
-    The paths keepalived's C{check_script_secure} checks: the resolved
-    path (no symlinks, C{.} or C{..}) and, when the resolved file name
-    differs from the configured one, the configured name in the resolved
-    directory first (if it is the same file), as keepalived keeps the name
-    some programs act on.
-    """
-    real = realpath(path)
-    configuredName = os.path.basename(path)
-    if os.path.basename(real) == configuredName:
-        return [real]
-    named = os.path.join(os.path.dirname(real), configuredName)
-    try:
-        a, b = stat_(named), stat_(real)
-    except OSError:
-        return [real]
-    if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
-        return [real]
-    return [named, real]
-
-
-def assess(
-    path: str,
-    uid: int,
-    gid: int,
-    enabled: bool,
-    *,
-    stat_: StatFunction = os.stat,
-    lstat: StatFunction = os.lstat,
-    realpath: Callable[[str], str] = os.path.realpath,
-) -> Assessment:
-    """
-    Check the script file at C{path} that would run as C{uid}/C{gid}.
-
-    @param enabled: C{enable_script_security}.
-    """
-    path = os.path.abspath(path)
-    try:
-        st = stat_(path)
-    except OSError as e:
-        return Assessment(disabled=f"Unable to access script `{path}` ({e.strerror})")
-    if not _runsPrivileged(st, uid, gid):
-        return Assessment()
-    for candidate in _checkedPaths(path, stat_, realpath):
-        found = unsafeComponent(candidate, lstat)
-        if found is None:
-            continue
-        problem, component = found
-        if problem == "unsafe":
-            if enabled:
-                return Assessment(
-                    True, f"Unsafe permissions found for script '{path}' - disabling."
-                )
-            return Assessment(True)
-        if problem == "wrong type":
-            return Assessment(disabled=f"Wrong file type found in script path '{component}'.")
-        return Assessment(disabled=f"check_script_secure could not find script '{path}'")
-    return Assessment()
-
-
-def configuredScripts(config: Any) -> Iterator[tuple[str, tuple[str, ...], str | None]]:
-    """
-    Every script of C{config} that the daemon may run: C{(what, argv,
-    user)} with C{what} a description (C{vrrp_script chk}, C{notifyMaster of
-    VI_1}, C{MISC_CHECK of 192.0.2.1}, ...) and C{user} its own
-    C{user[:group]} or L{None}.
+    Every script of C{config} that the daemon may run, in keepalived's
+    checking order: start/shutdown scripts, then the checker's (MISC_CHECK,
+    quorum, real-server notify, FIFO scripts) when there is a virtual
+    server, then VRRP's (vrrp_script, instance and sync-group notify, FIFO
+    scripts) when there is a VRRP instance.  A FIFO script shared by both
+    processes appears in both groups.
     """
     g = getattr(config, "globalDefs", None)
-    for field in ("startupScript", "shutdownScript", "notifyFifoScript",
-                  "vrrpNotifyFifoScript", "lvsNotifyFifoScript"):
-        script = getattr(g, field, None)
-        if script is not None:
-            yield field, script.argv, script.user
-    for vs in getattr(config, "vrrpScripts", ()):
-        if vs.script is not None:
-            yield f"vrrp_script {vs.name}", vs.script.argv, vs.user or vs.script.user
-    notifies = ("notifyMaster", "notifyBackup", "notifyFault", "notifyStop",
-                "notifyDeleted", "notify", "notifyMasterRxLowerPri")
-    for owner in (*getattr(config, "vrrpInstances", ()), *getattr(config, "syncGroups", ())):
-        for field in notifies:
+
+    def use(group: str, role: str, label: str, script: Any, user: Any = ...) -> ScriptUse:
+        return ScriptUse(group, role, label, tuple(script.argv),
+                         script.user if user is ... else user, script.command)
+
+    def uses(group: str, role: str, owner: Any, fields: tuple[str, ...],
+             label: str | None = None) -> Iterator[ScriptUse]:
+        for field in fields:
             script = getattr(owner, field, None)
             if script is not None:
-                yield f"{field} of {owner.name}", script.argv, script.user
-    for vs in getattr(config, "virtualServers", ()):
-        for field in ("quorumUp", "quorumDown"):
-            script = getattr(vs, field, None)
-            if script is not None:
-                yield f"{field} of {vs.name}", script.argv, script.user
-        for rs in vs.realServers:
-            for field in ("notifyUp", "notifyDown"):
-                script = getattr(rs, field, None)
-                if script is not None:
-                    yield f"{field} of {rs.address}", script.argv, script.user
-            for checker in rs.checkers:
-                script = getattr(checker, "script", None)
-                if script is not None:
-                    yield f"{type(checker).kind} of {rs.address}", script.argv, script.user
+                yield use(group, role, field if label is None else f"{field} of {label}", script)
+
+    yield from uses(GROUP_MAIN, ROLE_STARTSTOP, g, ("startupScript", "shutdownScript"))
+    virtualServers = getattr(config, "virtualServers", ())
+    if virtualServers:
+        for vs in virtualServers:
+            for rs in vs.realServers:
+                for checker in rs.checkers:
+                    if getattr(checker, "script", None) is not None:
+                        yield use(GROUP_CHECK, ROLE_MISC, f"{type(checker).kind} of {rs.address}",
+                                  checker.script)
+        for vs in virtualServers:
+            yield from uses(GROUP_CHECK, ROLE_NOTIFY, vs, ("quorumUp", "quorumDown"), vs.name)
+            for rs in vs.realServers:
+                yield from uses(GROUP_CHECK, ROLE_NOTIFY, rs, ("notifyUp", "notifyDown"),
+                                str(rs.address))
+        yield from uses(GROUP_CHECK, ROLE_NOTIFY, g, ("notifyFifoScript", "lvsNotifyFifoScript"))
+    if getattr(config, "vrrpInstances", ()):
+        for vs in getattr(config, "vrrpScripts", ()):
+            if vs.script is not None:
+                yield use(GROUP_VRRP, ROLE_TRACK, vs.name, vs.script, vs.user or None)
+        notifies = ("notifyBackup", "notifyMaster", "notifyFault", "notifyStop",
+                    "notifyDeleted", "notify", "notifyMasterRxLowerPri")
+        for owner in (*config.vrrpInstances, *getattr(config, "syncGroups", ())):
+            yield from uses(GROUP_VRRP, ROLE_NOTIFY, owner, notifies, owner.name)
+        yield from uses(GROUP_VRRP, ROLE_NOTIFY, g, ("notifyFifoScript", "vrrpNotifyFifoScript"))
 
 
-def runnerAssessment(argv: tuple[str, ...], user: str | None, policy: ScriptPolicy) -> Assessment:
+#: kinds of L{audit} findings: reported by C{-t} as an error (and logged at
+#: start); reported by C{-t} as a security error (exit 6); only logged; a
+#: disabled vrrp_script (reported by C{-t}; at run time the script service
+#: logs it each time it is built)
+CONFIG_ERROR, SECURITY, NOTE, TRACK = "error", "security", "note", "track"
+
+
+class _Auditor:
     """
-    What a L{ScriptRunner} built under C{policy} makes of a script (it reads
-    the file system, never starts anything).
+    The state of one L{audit}: findings, notes already given, the once-only
+    default-user lines.
     """
-    runner = ScriptRunner(None, argv, user, policy=policy)
-    return Assessment(runner.insecure, runner.error)
 
+    def __init__(self, config: Any, policy: ScriptPolicy, environ: Any) -> None:
+        self.config = config
+        self.policy = policy
+        self.path = environ.get("PATH")
+        self.found: list[tuple[str, str]] = []
+        self._notes: set[str] = set()
+        self._defaultReported = False
 
-#: kinds of L{audit} findings
-DISABLED, INSECURE, WARNING, VIOLATION = "disabled", "insecure", "warning", "violation"
+    def add(self, kind: str, line: str) -> None:
+        if kind == NOTE:
+            if line in self._notes:
+                return
+            self._notes.add(line)
+        self.found.append((kind, line))
 
+    def identity(self, use: ScriptUse) -> tuple[int, int] | None:
+        """
+        The uid/gid C{use} runs as, or L{None} (with keepalived's lines)
+        when it cannot be set.
+        """
+        what = shellCommand(use.argv) if use.argv else use.command
+        try:
+            uid, gid = self.policy.identity(use.user)
+        except ValueError:
+            if use.user:
+                if use.role == ROLE_TRACK:
+                    self.add(TRACK, f"Unable to set uid/gid for script {what}")
+                    self.untracked(use.label)
+                elif use.role == ROLE_MISC:
+                    self.add(CONFIG_ERROR,
+                             f"Failed to set uid/gid for misc checker script {what} - removing")
+                else:
+                    self.add(NOTE, f"Invalid user/group for notify script {use.argv[0]} -"
+                                   " ignoring")
+                return None
+            if self.policy.defaultMissing and not self._defaultReported:
+                self._defaultReported = True
+                self.add(CONFIG_ERROR, f"Unable to set default user {DEFAULT_USER} for script")
+            if use.role == ROLE_TRACK:
+                self.add(TRACK, f"Unable to set default user for vrrp script {use.label} -"
+                                " removing")
+                self.untracked(use.label)
+            elif use.role == ROLE_MISC:
+                self.add(CONFIG_ERROR, f"Unable to set default user for misc script {what} -"
+                                       " removing")
+            else:
+                self.add(NOTE, f"Failed to set default user for notify script {use.argv[0]} -"
+                               " ignoring")
+            return None
+        if not use.user and self.policy.defaultMissing and not self._defaultReported:
+            self._defaultReported = True
+            self.add(NOTE, f"Script user '{DEFAULT_USER}' does not exist")
+        return (os.geteuid() if uid is None else uid, os.getegid() if gid is None else gid)
 
-def audit(
-    config: Any,
-    policy: ScriptPolicy,
-    check: Callable[[tuple[str, ...], str | None, ScriptPolicy], Assessment] = runnerAssessment,
-) -> list[tuple[str, str]]:
-    """
-    keepalived's start-up findings about script security: one per unsafe or
-    disabled script, the default-user warning and the C{SECURITY
-    VIOLATION} summary (only when some script is configured).
+    def untracked(self, name: str) -> None:
+        """
+        keepalived removes a vrrp_script whose user cannot be set while
+        reading it: the instances and groups tracking it say so.
+        """
+        for owner in (*getattr(self.config, "vrrpInstances", ()),
+                      *getattr(self.config, "syncGroups", ())):
+            if any(t.name == name for t in owner.trackScripts):
+                self.add(TRACK, f"({owner.name}) track script {name} not found, ignoring...")
 
-    @param check: C{(argv, user, policy) -> Assessment} of one script.
-    @return: C{(kind, line)} pairs, kind one of L{DISABLED}, L{INSECURE},
-        L{WARNING}, L{VIOLATION}.
-    """
-    found: list[tuple[str, str]] = []
-    insecure = False
-    scripts: Iterable[tuple[str, tuple[str, ...], str | None]] = list(configuredScripts(config))
-    if not scripts:
+    def inspect(self, use: ScriptUse) -> Inspection | None:
+        """
+        Inspect the file of C{use}, adding keepalived's lines about it.
+        """
+        if not use.argv:
+            self.add(NOTE, f"Unable to parse script '{use.command}' - ignoring")
+            return None
+        ident = self.identity(use)
+        if ident is None:
+            return None
+        found = self.policy.inspect(use.argv[0], ident[0], ident[1], self.path)
+        for note in found.notes:
+            self.add(NOTE, note)
+        shellTests = use.role != ROLE_NOTIFY
+        reason = found.reason(shellTests)
+        if reason is not None and reason != "since not executable":
+            if use.role == ROLE_TRACK:
+                self.add(TRACK, f"Disabling track script {use.label} {reason}")
+            elif use.role == ROLE_MISC:
+                self.add(NOTE, f"Disabling misc script {shellCommand(use.argv)} {reason}")
         return found
-    for what, argv, user in scripts:
-        verdict = check(argv, user, policy)
-        insecure = insecure or verdict.insecure
-        command = " ".join(argv)
-        if verdict.disabled is not None:
-            found.append((DISABLED, f"Disabling script [{command}] ({what}): {verdict.disabled}"))
-        elif verdict.insecure:
-            found.append(
-                (INSECURE, f"Unsafe permissions found for script '{command}' ({what}).")
-            )
-    if policy.defaultMissing and not policy.enabled:
-        found.append((WARNING,
-                      f"WARNING - default user '{DEFAULT_USER}' for script execution does not"
-                      " exist - please create."))
-    if not policy.enabled:
-        found.append((VIOLATION,
-                      "SECURITY VIOLATION - scripts are being executed but script_security not"
-                      " enabled." + (" There are insecure scripts." if insecure else "")))
-    return found
 
 
-def auditMessages(
-    config: Any,
-    policy: ScriptPolicy,
-    check: Callable[[tuple[str, ...], str | None, ScriptPolicy], Assessment] = runnerAssessment,
-) -> list[str]:
+def audit(config: Any, policy: ScriptPolicy, environ: Any = None) -> list[tuple[str, str]]:
     """
-    The lines of L{audit}.
+    keepalived's findings about the scripts of C{config} under C{policy}
+    (see the module docstring).
+
+    @param environ: the environment whose C{PATH} is searched (default
+        C{os.environ}).
+    @return: C{(kind, line)} pairs, kind one of L{CONFIG_ERROR},
+        L{SECURITY}, L{NOTE}, L{TRACK}.
     """
-    return [line for _, line in audit(config, policy, check)]
+    auditor = _Auditor(config, policy, os.environ if environ is None else environ)
+    if policy.error is not None and not policy.defaultMissing:
+        auditor.add(CONFIG_ERROR, "Error setting global script uid/gid")
+    group: str | None = None
+    exists = insecure = False
+
+    def summary() -> None:
+        # keepalived's summary closes each process's checks
+        if group is not None and exists and not policy.enabled:
+            auditor.add(SECURITY, _VIOLATION[group] + (" There are insecure scripts."
+                                                       if insecure else ""))
+
+    for use in configuredScripts(config):
+        if use.group != group:
+            summary()
+            group, exists, insecure = use.group, False, False
+        found = auditor.inspect(use)
+        if found is not None:
+            exists = exists or found.isScript
+            insecure = insecure or found.insecure
+    summary()
+    return auditor.found
+
+
+def auditMessages(config: Any, policy: ScriptPolicy, environ: Any = None) -> list[str]:
+    """
+    The lines of L{audit} logged at start: all but the disabled
+    C{vrrp_script}s (the script service logs those).
+    """
+    return [line for kind, line in audit(config, policy, environ) if kind != TRACK]

@@ -27,7 +27,7 @@ from twisted.mail.smtp import (
 )
 from twisted.python.failure import Failure
 
-__all__ = ["Attempt", "Mail", "describeFailure", "isPermanent", "isTLSFailure"]
+__all__ = ["Attempt", "Mail", "describeFailure", "isMailRefused", "isPermanent", "isTLSFailure"]
 
 log = Logger(namespace="keepalive_tx.alert.mail")
 
@@ -75,12 +75,18 @@ class _AlertSenderFactory(ESMTPSenderFactory):
         self._onLost(reason)
 
 
-@dataclass
+@dataclass(eq=False)
 class Mail:
+    """
+    One alert: its formatted message, when it was queued, how many attempts
+    were started and when the next one is due.
+    """
+
     subject: str
     data: bytes
     queuedAt: float
     attempts: int = 0
+    dueAt: float = 0.0
 
 
 def describeFailure(failure: Failure) -> str:
@@ -112,6 +118,17 @@ def isPermanent(failure: Failure) -> bool:
     if isinstance(exc, ESMTPClientError) or not isinstance(exc, SMTPClientError):
         return False
     return exc.code is not None and 500 <= exc.code < 600
+
+
+def isMailRefused(failure: Failure) -> bool:
+    """
+    The relay answered, refusing this mail (a 4xx/5xx reply to the mail
+    transaction): it works, whatever becomes of this one mail.
+    """
+    exc = failure.value
+    if isinstance(exc, ESMTPClientError) or not isinstance(exc, SMTPClientError):
+        return False
+    return exc.code is not None and 400 <= exc.code < 600
 
 
 def isTLSFailure(failure: Failure) -> bool:

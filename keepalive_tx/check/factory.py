@@ -215,19 +215,26 @@ def _fromConfig(module: str, className: str, withServer: bool = False) -> Checke
 def _misc(reactor: Any, config: Any, rs: Any, vs: Any, model: Any) -> BuiltChecker:
     """
     MISC_CHECK under keepalived's script security: the default script user
-    of C{global_defs}, and a script that cannot run (unknown user, unsafe
-    path under C{enable_script_security}) removes the checker, as
-    keepalived's C{Disabling misc script ...} does.
+    of C{global_defs}, and a script that cannot run (missing, not
+    executable, unknown user, unsafe path under C{enable_script_security})
+    removes the checker, as keepalived's C{Disabling misc script ...} does.
     """
     from keepalive_tx.alert.security import ScriptPolicy
     from keepalive_tx.check.misc import MiscChecker
 
     policy = ScriptPolicy.fromGlobals(getattr(model, "globalDefs", None))
     checker = MiscChecker.fromConfig(reactor, config, rs, policy=policy)
-    if checker.runner.error is not None:
+    runner = checker.runner
+    if runner.error is not None:
+        from keepalive_tx.alert.scripts import shellCommand
+
+        if runner.disabledReason is not None:
+            # keepalived's words (missing, not executable, unsafe)
+            raise UnsupportedChecker(
+                f"Disabling misc script {shellCommand(config.script.argv)}"
+                f" {runner.disabledReason} ({runner.error})")
         raise UnsupportedChecker(
-            f"Disabling misc script {config.script.command}: {checker.runner.error}"
-        )
+            f"Disabling misc script {config.script.command}: {runner.error}")
     return _simple(checker, config, model)
 
 

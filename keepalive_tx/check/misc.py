@@ -84,7 +84,7 @@ class MiscChecker:
         self.rsWeight = rsWeight
         self.rsAddress = rsAddress
         self.runner = runner if runner is not None else ScriptRunner.fromScript(
-            reactor, script, timeout=timeout, policy=policy
+            reactor, script, timeout=timeout, policy=policy, shellTests=True
         )
         self._name = script.argv[0] if script.argv else script.command
 

@@ -11,9 +11,10 @@ line:
     comment stripping and brace splitting.
   - C{words} (general tokenising, §1.2 step 11): blanks, C{"..."} strings and
     words; C{#}, C{!} and braces are ordinary characters by then.
-  - C{shell} (script-style pass 1, §1.2 step 12): C{'...'} and C{"..."} quote
-    and may start or stop in the middle of a word.
-  - C{escape} (script-style pass 2): as C{shell}, plus backslash escapes.
+  - C{escape}, C{escdq}, C{escsq} (script-style tokenising, both passes):
+    outside quotes, inside C{"..."} and inside C{'...'}. Quotes may start or
+    stop in the middle of a word and are removed; backslash escapes are
+    decoded everywhere (see L{scriptWords}).
 
 Whitespace is C's C{isspace()} in the C locale (space, tab, LF, VT, FF, CR),
 never Unicode whitespace: configuration files are bytes (see
@@ -52,16 +53,17 @@ class _Rules:
 
     states = (
         ("words", "exclusive"),
-        ("shell", "exclusive"),
         ("escape", "exclusive"),
+        ("escdq", "exclusive"),
+        ("escsq", "exclusive"),
     )
 
     tokens = (
         "QUOTED",  # "..." (terminated)
         "OPENQUOTE",  # " without a closing quote: runs to end of line
-        "SQUOTED",  # '...' (shell states)
-        "OPENSQUOTE",  # ' without a closing quote
-        "ESCAPED",  # \X (raw scan), \X escape sequences (escape state)
+        "DQ",  # " opening or closing a quote (script states)
+        "SQ",  # ' opening or closing a quote (script states)
+        "ESCAPED",  # \X (raw scan), \X escape sequences (script states)
         "CONTINUATION",  # backslash ending the line (raw scan)
         "COMMENT",  # # or ! to end of line
         "LBRACE",
@@ -131,52 +133,28 @@ class _Rules:
         r'[^ \t\n\v\f\r"]+'
         return t
 
-    # ---- shell: script pass 1 (quotes removed, backslashes kept) --------
+    # ---- escape / escdq / escsq: script-style tokenising ----------------
+    # keepalived's quoted-and-escaped split: outside quotes blanks end a
+    # word, " and ' open a quote; inside a quote only its closing quote and
+    # backslashes are special. A backslash escape is decoded in all three
+    # states: \xH... takes every hex digit that follows, \cC the next
+    # character whatever it is (even a closing quote), \ooo one to three
+    # octal digits; a lone backslash ending the text is an error.
 
-    def t_shell_QUOTED(self, t):
-        r'"(?:[^"\\]|\\[\s\S])*"'
+    _ESC = r"\\(?:x[0-9a-fA-F]+|c[\s\S]|[0-7]{1,3}|[\s\S])?"
+
+    @lex.TOKEN(_ESC)
+    def t_escape_escdq_escsq_ESCAPED(self, t):
         return t
 
-    def t_shell_OPENQUOTE(self, t):
-        r'"(?:[^"\\]|\\[\s\S])*\\?'
+    def t_escape_DQ(self, t):
+        r'"'
+        t.lexer.begin("escdq")
         return t
 
-    def t_shell_SQUOTED(self, t):
-        r"'[^']*'"
-        return t
-
-    def t_shell_OPENSQUOTE(self, t):
-        r"'[^']*"
-        return t
-
-    def t_shell_WS(self, t):
-        r"[ \t\n\v\f\r]+"
-        return t
-
-    def t_shell_WORD(self, t):
-        r"(?:[^ \t\n\v\f\r\"'\\]|\\[\s\S])+|\\"
-        return t
-
-    # ---- escape: script pass 2 (quotes and escapes processed) -----------
-
-    def t_escape_ESCAPED(self, t):
-        r"\\(?:[0-7]{1,3}|x[0-9a-fA-F]{1,2}|c[\s\S]|[\s\S])?"
-        return t
-
-    def t_escape_QUOTED(self, t):
-        r'"(?:[^"\\]|\\[\s\S])*"'
-        return t
-
-    def t_escape_OPENQUOTE(self, t):
-        r'"(?:[^"\\]|\\[\s\S])*\\?'
-        return t
-
-    def t_escape_SQUOTED(self, t):
-        r"'(?:[^'\\]|\\[\s\S])*'"
-        return t
-
-    def t_escape_OPENSQUOTE(self, t):
-        r"'(?:[^'\\]|\\[\s\S])*\\?"
+    def t_escape_SQ(self, t):
+        r"'"
+        t.lexer.begin("escsq")
         return t
 
     def t_escape_WS(self, t):
@@ -187,12 +165,31 @@ class _Rules:
         r"[^ \t\n\v\f\r\"'\\]+"
         return t
 
+    def t_escdq_DQ(self, t):
+        r'"'
+        t.lexer.begin("escape")
+        return t
+
+    def t_escdq_WORD(self, t):
+        r'[^"\\]+'
+        return t
+
+    def t_escsq_SQ(self, t):
+        r"'"
+        t.lexer.begin("escape")
+        return t
+
+    def t_escsq_WORD(self, t):
+        r"[^'\\]+"
+        return t
+
     # Every character is matched by some rule above; these are for PLY's
     # validation and as a safety net (skip one character as a word).
     t_ignore = ""
     t_words_ignore = ""
-    t_shell_ignore = ""
     t_escape_ignore = ""
+    t_escdq_ignore = ""
+    t_escsq_ignore = ""
 
     def t_ANY_error(self, t):
         t.type = "WORD"
@@ -221,7 +218,7 @@ def lexLine(text: str, state: str = "INITIAL") -> list[Token]:
     Run the PLY lexer over one line.
 
     @param text: the line (no newline needed).
-    @param state: the lexer state (C{INITIAL}, C{words}, C{shell}, C{escape}).
+    @param state: the lexer state (C{INITIAL}, C{words}, C{escape}).
     @return: the tokens, in order.
     """
     lexer = _lexer()
@@ -288,7 +285,8 @@ _SIMPLE_ESCAPES = {
 
 def _unescape(seq: str) -> str:
     """
-    Decode one backslash escape (C{\\n}, C{\\033}, C{\\x1b}, C{\\cA}, C{\\C}).
+    Decode one backslash escape of byte text (C{\\n}, C{\\033}, C{\\x1b},
+    C{\\cA}, C{\\C}); numeric values keep their low 8 bits, as a C C{char}.
     """
     body = seq[1:]
     if not body:
@@ -297,40 +295,54 @@ def _unescape(seq: str) -> str:
     if first in "01234567":
         return chr(int(body, 8) & 0xFF)
     if first == "x" and len(body) > 1:
-        return chr(int(body[1:], 16))
+        return chr(int(body[1:], 16) & 0xFF)
     if first == "c" and len(body) == 2:
         return chr(ord(body[1]) & 0x1F)
     return _SIMPLE_ESCAPES.get(first, first)
 
 
-def _decodeEscapes(text: str) -> str:
+def _asBytes(text: str) -> str:
     """
-    Decode the backslash escapes in C{text} (the inside of a quoted string
-    in pass 2 of script tokenising).
+    C{text} as one character per byte of the file (latin-1), so that
+    escapes such as C{\\cC} and C{\\xHH} act on bytes as keepalived's do.
     """
-    out: list[str] = []
-    for tok in lexLine(text, "escape"):
-        if tok.type == "ESCAPED":
-            out.append(_unescape(tok.value))
-        else:
-            out.append(tok.value)
-    return "".join(out)
+    return text.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
-def _shellWords(text: str, state: str) -> tuple[list[str], str | None]:
+def _fromBytes(text: str) -> str:
     """
-    Split C{text} shell-like: quotes start/stop anywhere in a word and are
-    removed. In the C{escape} state backslash sequences are decoded too
-    (also inside quotes).
+    The inverse of L{_asBytes}: back to the configuration's
+    C{surrogateescape} text (undecodable bytes survive the round trip).
+    """
+    return text.encode("latin-1").decode("utf-8", "surrogateescape")
 
-    @return: the words and an error message (unterminated quote or a
-        trailing backslash in the C{escape} state), or C{None}.
+
+def quotedEscapedWords(text: str) -> tuple[list[str], str | None]:
+    """
+    keepalived's quoted-and-escaped split of C{text}, one pass of script
+    tokenising (the C{escape} lexer states):
+
+      - blanks outside quotes separate words;
+      - C{"} and C{'} open a quote anywhere in a word, which the same
+        character closes; the quotes are removed and the word goes on, so
+        C{"/opt/a.sh"zz} is the single word C{/opt/a.shzz};
+      - backslash escapes are decoded inside and outside quotes: C{\\a \\b
+        \\E \\f \\n \\r \\t \\v}, C{\\xH...} (all the hex digits that follow),
+        C{\\cC} (control character, C{C} may be a quote), C{\\ooo} (one to
+        three octal digits), C{\\C} for any other C{C}; numeric values keep
+        their low 8 bits;
+      - a decoded NUL ends its word (C strings): C{a\\0b} is C{a};
+      - an unclosed quote is an error when text follows it without a
+        further escape (C{"abc}), not when the text ends right after the
+        quote or after an escape; a backslash ending the text is an error.
+
+    @return: the words and L{None}, or C{[]} and keepalived's message.
     """
     words: list[str] = []
     current: list[str] | None = None
-    error: str | None = None
-    escape = state == "escape"
-    for tok in lexLine(text, state):
+    quote: str | None = None
+    last = ""
+    for tok in lexLine(_asBytes(text), "escape"):
         kind = tok.type
         if kind == "WS":
             if current is not None:
@@ -339,63 +351,74 @@ def _shellWords(text: str, state: str) -> tuple[list[str], str | None]:
             continue
         if current is None:
             current = []
-        value = tok.value
-        if kind == "WORD":
-            current.append(value)
-        elif kind == "ESCAPED":
-            if value == "\\":
-                error = f"Missing escape char at end: '{text}'"
-            current.append(_unescape(value))
-        elif kind in ("QUOTED", "SQUOTED"):
-            inner = value[1:-1]
-            current.append(_decodeEscapes(inner) if escape else inner)
-        else:  # OPENQUOTE / OPENSQUOTE: runs to the end of the text
-            error = f"String '{text}': missing terminating {value[0]}"
-            inner = value[1:]
-            current.append(_decodeEscapes(inner) if escape else inner)
+        if kind == "ESCAPED":
+            if tok.value == "\\":
+                return [], f"Missing escape char at end: '{text}'"
+            current.append(_unescape(tok.value))
+        elif kind in ("DQ", "SQ"):
+            quote = None if quote else tok.value
+        else:
+            current.append(tok.value)
+        last = kind
+    if quote is not None and last == "WORD":
+        return [], f"String '{text}': missing terminating {quote}"
     if current is not None:
         words.append("".join(current))
-    return words, error
+    return [_fromBytes(w.partition("\x00")[0]) for w in words], None
 
 
-def scriptWordsChecked(text: str) -> tuple[list[str], str | None, str | None]:
+def _shellWords(text: str, state: str = "escape") -> tuple[list[str], str | None]:
+    """
+    L{quotedEscapedWords} (kept for callers of the former name; C{state}
+    must be C{"escape"}).
+    """
+    if state != "escape":
+        raise ValueError(f"no script lexer state {state!r}")
+    return quotedEscapedWords(text)
+
+
+def scriptWordsChecked(
+    text: str, start: int = 0
+) -> tuple[list[str], str | None, str | None]:
     """
     L{scriptWords}, also returning an error message.
 
+    @param start: how many pass-1 words come before the command (1 when
+        C{text} is the whole line, keyword included).
     @return: C{(argv, "user[:group]" or None, error or None)}. When there is
         an error (unterminated quote, trailing backslash) keepalived cannot
         use the command and argv is empty.
     """
-    words, error = _shellWords(text, "shell")
+    slots, error = quotedEscapedWords(text)
     if error is not None:
         return [], None, error
-    if not words:
+    slots = slots[start:]
+    if not slots:
         return [], None, None
-    argv, error = _shellWords(words[0], "escape")
+    argv, error = quotedEscapedWords(slots[0])
     if error is not None:
         return [], None, error
-    rest = words[1:]
     user: str | None
-    if not rest:
+    if len(slots) < 2:
         user = None
-    elif any(":" in word for word in rest):
-        user = "".join(rest)  # "u:g", "u :g", "u: g", "u : g"
+    elif len(slots) == 2:
+        user = slots[1]
     else:
-        user = ":".join(rest)  # "u g"
+        user = f"{slots[1]}:{slots[2]}"
     return argv, user, None
 
 
 def scriptWords(text: str) -> tuple[list[str], str | None]:
     """
-    Script-style tokenising (§1.2 step 12) of the text after a keyword such
-    as C{notify_master}.
+    Script-style tokenising (docs/keepalived-compat.md) of the text after a keyword such
+    as C{notify_master}: two passes of L{quotedEscapedWords}.
 
-    Pass 1 splits C{text} shell-like (both quote kinds, quotes may start or
-    stop mid-word and are removed, backslashes kept). Its first word is the
-    command, split again (pass 2) with quotes and escapes processed
-    (C{\\a \\b \\E \\f \\n \\r \\t \\v}, C{\\nnn} octal, C{\\xXX} hex,
-    C{\\cC} control, C{\\C} literal) into argv. Further pass-1 words are
-    C{user [:][group]}, returned joined as C{"user:group"}.
+    Pass 1 splits C{text}; its first word is the command, split again by
+    pass 2 into argv (quotes and escapes are processed in both passes, so
+    C{"/bin/x a\\ b"} gives C{/bin/x}, C{a}, C{b}, and C{"/bin/x \\\\x41"} gives
+    C{/bin/x}, C{A}). The second and third pass-1 words are the user and
+    the group, returned as C{"user"} or C{"user:group"}; further words are
+    ignored.
 
     C{scriptWords('"/bin/x.sh a \\'b c\\'" nobody')} is
     C{(["/bin/x.sh", "a", "b c"], "nobody")}.

@@ -306,7 +306,8 @@ class UdpCheck(ConnectingChecker):
 class MiscCheck(ScheduledChecker):
     """
     @ivar timeout: seconds before the script is killed (default VS delay_loop).
-    @ivar user: C{user [group]} from the C{user} keyword or the misc_path line.
+    @ivar user: C{user [group]} from the C{user} keyword (keepalived ignores
+        words after the command on the misc_path line).
     """
 
     kind: ClassVar[str] = "MISC_CHECK"

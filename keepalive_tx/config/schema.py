@@ -365,51 +365,47 @@ def parseIp(
         return None
 
 
-def parseScript(ctx: Context, line: LogicalLine, start: int = 1) -> Any:
+def parseScript(
+    ctx: Context, line: LogicalLine, start: int = 1, userWords: bool = True
+) -> Any:
     """
-    A script-style argument: C{CMD [user [:][group]]} tokenised with keepalived's
-    two-pass rules (catalogue §1.2 #12).  Returns a
-    L{keepalive_tx.config.model.Script} or C{None}.
+    A script-style argument: C{CMD [user [group]]} tokenised with keepalived's
+    two-pass rules (docs/keepalived-compat.md) over the whole line, the command
+    being word C{start}.  Returns a L{keepalive_tx.config.model.Script} or
+    C{None}.
+
+    A command ending in a lone backslash is no error for the keywords
+    with user words (keepalived logs it and drops the script): the script
+    comes back with an empty C{argv}, which never runs.
+
+    @param userWords: the words after the command are C{user [group]}
+        (C{notify_*}, C{quorum_*}, ...); when false (C{vrrp_script}'s
+        C{script}, C{misc_path}) keepalived ignores them: the user comes from
+        the block's C{user} keyword.
     """
+    from keepalive_tx.config.lexer import scriptWordsChecked
     from keepalive_tx.config.model import Script
 
-    text = line.text
-    # Drop the keyword (and any words before the command) from the raw text.
-    rest = text
-    for _ in range(start):
-        rest = rest.lstrip()
-        cut = 0
-        while cut < len(rest) and not rest[cut].isspace():
-            cut += 1
-        rest = rest[cut:]
-    rest = rest.strip()
-    if not rest:
+    if len(line.tokens) <= start:
         ctx.error(line, f"{line.keyword}: missing script command")
         return None
     try:
-        from keepalive_tx.config.lexer import scriptWords
-    except ImportError:  # pragma: no cover - lexer is a sibling module
-        scriptWords = _fallbackScriptWords
-    try:
-        argv, user = scriptWords(rest)
+        argv, user, problem = scriptWordsChecked(line.text, start)
     except Exception as e:  # the lexer must not be able to crash the parser
-        ctx.error(line, f"{line.keyword}: cannot parse script '{rest}': {e}")
+        ctx.error(line, f"{line.keyword}: cannot parse script '{line.text}': {e}")
+        return None
+    if problem is not None:
+        if userWords and problem.startswith("Missing escape char"):
+            # keepalived only logs this for notify-style scripts and drops
+            # the script: keep it without argv, the runtime audit says so
+            return Script(command=line.tokens[start], argv=(), user=None)
+        ctx.error(line, problem)
         return None
     if not argv:
         ctx.error(line, f"{line.keyword}: missing script command")
         return None
-    command = line.tokens[start] if len(line.tokens) > start else rest
-    userText = " ".join(user) if isinstance(user, list | tuple) else user
-    return Script(command=command, argv=tuple(argv), user=userText or None)
-
-
-def _fallbackScriptWords(text: str) -> tuple[list[str], Any]:
-    import shlex
-
-    words = shlex.split(text)
-    if not words:
-        return [], None
-    return shlex.split(words[0]), " ".join(words[1:]) or None
+    return Script(command=line.tokens[start], argv=tuple(argv),
+                  user=(user or None) if userWords else None)
 
 
 # ---------------------------------------------------------------------------
@@ -493,9 +489,9 @@ def setIp(field: str) -> Handler:
     return handler
 
 
-def setScript(field: str) -> Handler:
+def setScript(field: str, userWords: bool = True) -> Handler:
     def handler(ctx: Context, line: LogicalLine, b: Builder) -> None:
-        value = parseScript(ctx, line)
+        value = parseScript(ctx, line, userWords=userWords)
         if value is not None:
             b[field] = value
 

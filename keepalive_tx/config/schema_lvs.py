@@ -497,7 +497,7 @@ def _checkerKeywords() -> dict[str, S.Keyword]:
     misc = _scheduledKeywords()
     misc.update(
         {
-            "misc_path": S.simple(S.setScript("script")),
+            "misc_path": S.simple(S.setScript("script", userWords=False)),
             "misc_timeout": _timer("timeout"),
             "misc_dynamic": S.simple(S.setFlag("dynamic")),
             "user": S.simple(_miscUser),

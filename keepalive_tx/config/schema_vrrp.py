@@ -144,7 +144,7 @@ def _names(field: str):
 # --- vrrp_script, vrrp_track_process, track_file -------------------------------
 
 VRRP_SCRIPT = S.BlockSpec("vrrp_script", {
-    "script": _s(S.setScript("script")),
+    "script": _s(S.setScript("script", userWords=False)),
     "interval": _s(_t("interval", 0, MAX_TIMER, digits=3)),
     "timeout": _s(_t("timeout", 0, MAX_TIMER, digits=3)),
     "weight": _s(_weight(-253, 253)),

@@ -128,6 +128,10 @@ class LvsFifos:
                 continue
             try:
                 runner = self._runner(script)
+                if getattr(runner, "error", None) is not None:
+                    # disabled (missing, not executable, unsafe): keepalived
+                    # drops it; the start-up audit said why
+                    continue
                 runner.run((fifo.path,), timeout=None)
             except Exception:
                 log.failure("Cannot run [{command}] for notify fifo {path}",

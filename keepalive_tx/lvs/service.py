@@ -43,7 +43,7 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from keepalive_tx.alert.messages import checkerBody
+from keepalive_tx.alert.messages import checkerBody, checkerMails
 from keepalive_tx.check.base import CheckerEvent, CheckResult
 from keepalive_tx.check.factory import BuiltChecker, UnsupportedChecker, buildChecker, shareKey
 from keepalive_tx.lvs.backend import DryRunBackend, IPVSTable
@@ -149,9 +149,12 @@ class LvsService(Service):
     @ivar runs: the running checks (fewer than the configured checkers when
         identical ones are shared).
     @ivar fifos: the L{LvsFifos} writer, or L{None}.
+    @ivar releaseOnStop: C{False} (keepalived's C{-I}): stopping leaves the
+        IPVS table as it is.
     """
 
     log = Logger()
+    releaseOnStop = True
 
     def __init__(
         self,
@@ -216,9 +219,12 @@ class LvsService(Service):
         self._handingOver = False
         self._carried: dict[tuple[Any, ...], _Checker] = {}
         self._previousOwned: set[Any] = set()
+        #: (virtual server name, real server) of the service replaced
+        self._previousServers: set[tuple[str, DestKey]] = set()
         if previous is not None:
             for virtual in previous.virtuals:
                 for server in virtual.servers.values():
+                    self._previousServers.add((virtual.config.name, server.key))
                     for index, checker in enumerate(server.checkers):
                         key = (virtual.config.name, server.key, index, _hashable(checker.config))
                         self._carried[key] = checker
@@ -226,6 +232,8 @@ class LvsService(Service):
                 self._previousOwned = set(previous.table.owned)
         self.observers: list[Callable[[Any], object]] = []
         self._scripts: list[defer.Deferred] = []
+        #: quorum and real-server notify runners (their files are inspected once)
+        self._scriptRunners: dict[Any, Any] = {}
         self._stopping = False
         self.setName("checkers")
 
@@ -298,6 +306,7 @@ class LvsService(Service):
         for virtual in self.virtuals:
             decision = virtual.pool.start()
             wanted.update(virtual.pool.applied())
+            self._initNotifies(virtual)
             self._handleEvents(virtual, decision.events)
         assert self.table is not None
         actions = self.table.start(wanted, owned=self._previousOwned)
@@ -327,6 +336,25 @@ class LvsService(Service):
         for run in self.runs:
             run.start()
 
+    def _initNotifies(self, virtual: _Virtual) -> None:
+        """
+        C{rs_init_notifies}: as keepalived, C{notify_up} (and the notify
+        FIFO line) for every real server put in the pool as alive when it
+        starts -- before any check, whatever the first check says later;
+        not for servers a reload kept.  Never a mail: keepalived's mails
+        come from its checkers.
+        """
+        if not getattr(self.globalDefs, "rsInitNotifies", False):
+            return
+        for server in virtual.servers.values():
+            if (virtual.config.name, server.key) in self._previousServers:
+                continue
+            if not virtual.pool.isAlive(server.key):
+                continue
+            self._runScript(server.config.notifyUp, f"notify_up of {server.name}")
+            if self.fifos is not None:
+                self.fifos.realServerNotified(virtual.config, server.key, True)
+
     def _buildServers(self, virtual: _Virtual) -> None:
         vs = virtual.config
         for rs in vs.realServers:
@@ -352,6 +380,9 @@ class LvsService(Service):
                 if old is not None:
                     # a reload: the same check of the same server goes on
                     built.state.isUp = old.built.state.isUp
+                    # keepalived carries has_run: no "first result" again
+                    # (no MISC_CHECK mail after every reload)
+                    built.state.hasRun = old.built.state.hasRun
                     checker.up, checker.reported = old.up, old.reported
                     checker.weightDelta = old.weightDelta
                 run.subscribers.append(checker)
@@ -416,7 +447,7 @@ class LvsService(Service):
         self._stopping = True
         super().stopService()
         # handing over (reload): the IPVS table stays for the successor
-        keepTable = self._handingOver
+        keepTable = self._handingOver or not self.releaseOnStop
         if self.monitor is not None:
             self.monitor.removeObserver(self)
             self.monitor.stopMonitoring()
@@ -436,7 +467,7 @@ class LvsService(Service):
             close()
         self.backend = None
         self.table = None
-        if keepTable:
+        if self._handingOver:
             self.log.info("Checkers handed over to the reloaded configuration")
         pending = [d for d in self._scripts if not d.called]
         self._scripts = []
@@ -473,7 +504,6 @@ class LvsService(Service):
             return
         server = checker.server
         virtual = server.virtual
-        first = not checker.reported
         checker.reported = True
         checker.up = event.up
         alive = server.alive()
@@ -482,13 +512,13 @@ class LvsService(Service):
             isinstance(e, RealServerChange) and e.server == server.key for e in decision.events
         )
         self._apply(virtual, decision)
-        if self.alerts is not None:
+        kind = checker.built.checker.kind
+        if self.alerts is not None and checkerMails(kind, event.up, event.wasUp):
             last = checker.last
             reason = None
             if last is not None and not last.ok:
                 reason = last.reason
-            body = checkerBody(checker.built.checker.kind, event.up, reason,
-                               timedOut=reason == "timed out")
+            body = checkerBody(kind, event.up, reason, timedOut=reason == "timed out")
             self.alerts.realServerChanged(
                 server.name,
                 virtual.config.name,
@@ -497,16 +527,6 @@ class LvsService(Service):
                 aliveChanged=aliveChanged,
                 smtpAlert=server.config.smtpAlert,
             )
-        if (
-            first
-            and not aliveChanged
-            and alive
-            and getattr(self.globalDefs, "rsInitNotifies", False)
-            and all(c.reported for c in server.checkers)
-        ):
-            self._runScript(server.config.notifyUp, f"notify_up of {server.name}")
-            if self.fifos is not None:
-                self.fifos.realServerNotified(virtual.config, server.key, True)
 
     # -- decisions -------------------------------------------------------------
 
@@ -582,7 +602,13 @@ class LvsService(Service):
                 return ScriptRunner.fromScript(self.reactor, s, policy=policy)
 
         try:
-            runner = factory(script)
+            runner = self._scriptRunners.get(script)
+            if runner is None:
+                runner = self._scriptRunners[script] = factory(script)
+            if getattr(runner, "error", None) is not None:
+                # disabled (missing, not executable, unsafe): keepalived
+                # drops the script; the start-up audit said why
+                return
             d = runner.run()
         except Exception:
             self.log.failure("Cannot run {what}", what=what)

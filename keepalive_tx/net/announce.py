@@ -195,6 +195,8 @@ class PacketSender:
         """
         Send one frame; C{True} if the kernel took it.
         """
+        self.log.debug("Sending {kind} on {ifname} for {address}", kind=_KIND_DETAIL[frame[12:14]],
+                       ifname=ifname, address=_announced(frame), keepalivedDetail=True)
         try:
             self.open()
             assert self._socket is not None
@@ -216,6 +218,21 @@ class PacketSender:
 
 def _kind(frame: bytes) -> str:
     return "gratuitous ARP" if frame[12:14] == b"\x08\x06" else "unsolicited NA"
+
+
+# keepalived's words for one frame and for a burst, by ethertype
+_KIND_DETAIL = {b"\x08\x06": "gratuitous ARP", b"\x86\xdd": "unsolicited Neighbour Advert"}
+_BURST_DETAIL = {4: "gratuitous ARPs", 6: "Unsolicited Neighbour Adverts"}
+
+
+def _announced(frame: bytes) -> str:
+    """
+    The address a gratuitous ARP (sender address) or unsolicited NA
+    (target address) announces.
+    """
+    if frame[12:14] == b"\x08\x06":
+        return str(ipaddress.IPv4Address(frame[28:32]))
+    return str(ipaddress.IPv6Address(frame[62:78]))
 
 
 class FrameSender(Protocol):
@@ -383,17 +400,24 @@ class Announcer:
     rounds handed to the L{AnnouncePacer} at once.
     """
 
+    log = Logger()
+
     def __init__(
         self,
         clock: IReactorTime,
         pacer: AnnouncePacer,
         settings: GarpSettings | None = None,
         targets: Iterable[AnnounceTarget] = (),
+        name: str = "",
     ) -> None:
+        """
+        @param name: the VRRP instance's name (in the log lines).
+        """
         self.clock = clock
         self.pacer = pacer
         self.settings = settings if settings is not None else GarpSettings()
-        self._frames: list[tuple[str, bytes]] = []
+        self.name = name
+        self._frames: list[tuple[str, bytes, AnnounceTarget]] = []
         self._delayed: IDelayedCall | None = None
         self._refresh: IDelayedCall | None = None
         self.setTargets(targets)
@@ -402,7 +426,7 @@ class Announcer:
         """
         Replace the addresses announced from now on (reload).
         """
-        self._frames = [(t.ifname, t.frame()) for t in targets]
+        self._frames = [(t.ifname, t.frame(), t) for t in targets]
 
     @property
     def active(self) -> bool:
@@ -416,8 +440,13 @@ class Announcer:
         One burst of C{repeat} rounds now (reload with new addresses,
         D-Bus C{SendGarp}).
         """
-        for _ in range(max(0, repeat)):
-            for ifname, frame in self._frames:
+        for n in range(max(0, repeat)):
+            for ifname, frame, target in self._frames:
+                if n == 0:
+                    self.log.debug("({name}) Sending/queueing {what} on {ifname} for {address}",
+                                   name=self.name, what=_BURST_DETAIL[target.address.version],
+                                   ifname=ifname, address=str(target.address),
+                                   keepalivedDetail=True)
                 self.pacer.submit(self, ifname, frame)
 
     def becameMaster(self) -> None:

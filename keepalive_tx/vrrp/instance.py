@@ -244,8 +244,7 @@ class VrrpInstance:
             v3ChecksumAsV2=False,
         )
         self.machine = VRRPMachine(machineConfigFor(config, sourceAddress), self, clock)
-        #: set by a reload: this instance continues a MASTER (see L{detach})
-        self.resumeMaster = False
+        self._resuming = False
 
     @property
     def policy(self) -> ReceivePolicy:
@@ -272,6 +271,34 @@ class VrrpInstance:
         return self.machine.state
 
     @property
+    def resumeMaster(self) -> bool:
+        """
+        Whether this instance continues a MASTER of the configuration
+        before a reload and has not reported a state of its own yet: from
+        L{VrrpService} building it until its machine enters MASTER (on the
+        reactor turn after L{start}; later when a weight-0 tracked script
+        holds the start), or anything else (then it lets them go as a
+        MASTER leaving would), or until it is stopped or handed over.
+        Meanwhile it holds the addresses its predecessor kept for it,
+        although its machine is still INIT, or BACKUP with a zero timer.
+        """
+        return self._resuming
+
+    @resumeMaster.setter
+    def resumeMaster(self, value: bool) -> None:
+        self._resuming = value
+
+    @property
+    def holdsMaster(self) -> bool:
+        """
+        Whether this instance holds the addresses as a MASTER: in MASTER,
+        or resumed by a reload and not taken over yet (L{resumeMaster}).
+        A reload hands it over as a MASTER either way, however soon it
+        comes after the previous one.
+        """
+        return self._resuming or self.machine.state == State.MASTER
+
+    @property
     def vrid(self) -> int:
         return self._policy.vrid
 
@@ -281,6 +308,7 @@ class VrrpInstance:
         """
         Remove configured addresses left behind by a crashed run.
         """
+        self._logVips("removing")
         removed = self.addresses.removeStale(self.vips + self.evips)
         for vip in removed:
             self.log.info("({name}) removed stale VIP {vip} left by a previous run",
@@ -288,7 +316,7 @@ class VrrpInstance:
         self._setRoutes(False)  # keepalived removes virtual routes and rules at start too
 
     def start(self) -> None:
-        self.machine.start(resumeMaster=self.resumeMaster)
+        self.machine.start(resumeMaster=self._resuming)
 
     def detach(self, keep: set[tuple[str, IPAddress]]) -> None:
         """
@@ -297,7 +325,8 @@ class VrrpInstance:
         ip)} of the successor's VIPs/eVIPs) are removed, as are virtual
         routes and rules (the successor adds its own).
         """
-        wasMaster = self.machine.state == State.MASTER
+        wasMaster = self.holdsMaster
+        self._resuming = False
         if self.announcer is not None:
             self.announcer.stop()
         self.machine.detach()
@@ -308,11 +337,37 @@ class VrrpInstance:
             if (vip.ifname, vip.ip) not in keep:
                 self.addresses.remove(vip)
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "stop") -> None:
         """
-        Graceful stop: a MASTER sends priority 0 and removes its addresses.
+        Graceful stop: a MASTER sends priority 0 and removes its addresses;
+        so does one resumed by a reload that has not taken over yet
+        (L{resumeMaster}), whose machine does not know it holds them.
+
+        @param reason: the transition reason (see L{VRRPMachine.stop}).
         """
-        self.machine.stop()
+        self._giveUpResumed()
+        self.machine.stop(reason)
+
+    def _giveUpResumed(self) -> None:
+        """
+        A resumed MASTER (L{resumeMaster}) that will not be MASTER after
+        all (stopped, faulted, held back by its sync group): send priority
+        0 and remove the addresses it holds, as a MASTER leaving would.
+        """
+        if not self._resuming:
+            return
+        self._resuming = False
+        self.sendAdvert(0)
+        self.releaseMaster()
+
+    def abandon(self) -> None:
+        """
+        Stop without letting go (keepalived's C{-V}): no priority-0 advert,
+        addresses, routes and rules stay where they are.
+        """
+        if self.announcer is not None:
+            self.announcer.stop()
+        self.machine.detach()
 
     # -- IVrrpReceiver -------------------------------------------------------
 
@@ -398,6 +453,7 @@ class VrrpInstance:
 
     def becomeMaster(self) -> None:
         self.stats["become_master"] += 1
+        self._logVips("setting")
         for vip in self.vips + self.evips:
             self.addresses.add(vip)
         self._setRoutes(True)
@@ -409,8 +465,18 @@ class VrrpInstance:
         if self.announcer is not None:
             self.announcer.stop()
         self._setRoutes(False)
+        self._logVips("removing")
         for vip in self.vips + self.evips:
             self.addresses.remove(vip)
+
+    def _logVips(self, verb: str) -> None:
+        """
+        keepalived's C{-D} lines before it sets or removes the addresses.
+        """
+        for kind, vips in (("", self.vips), ("E-", self.evips)):
+            if vips:
+                self.log.debug("({name}) {verb} {kind}VIPs.", name=self.name, verb=verb,
+                               kind=kind, keepalivedDetail=True)
 
     def _setRoutes(self, add: bool) -> None:
         """
@@ -421,8 +487,9 @@ class VrrpInstance:
         for what, manager, items in steps if add else reversed(steps):
             if manager is None or not items:
                 continue
-            self.log.info("({name}) {verb} Virtual {what}", name=self.name,
-                          verb="setting" if add else "removing", what=what)
+            self.log.debug("({name}) {verb} Virtual {what}", name=self.name,
+                           verb="setting" if add else "removing", what=what,
+                           keepalivedDetail=True)
             change = manager.add if add else manager.remove
             for item in items:
                 change(item)
@@ -433,6 +500,10 @@ class VrrpInstance:
                       problem=message)
 
     def stateChanged(self, old: State, new: State, reason: str) -> None:
+        if new == State.MASTER:
+            self._resuming = False
+        else:
+            self._giveUpResumed()
         self._rateLog.reset()
         for observer in list(self.observers):
             try:

@@ -445,6 +445,7 @@ class VRRPMachine:
         self._rogueSince = None
         if old == State.MASTER:
             self._sendAdvert(PRIORITY_STOP)
+            self._log.debug("({name}) sent 0 priority", name=self.name, keepalivedDetail=True)
             self._release()
         if old != State.INIT:
             self._effect("stateChanged", old, State.STOP, reason)
@@ -576,6 +577,8 @@ class VRRPMachine:
         now = self._clock.seconds()
         eff = self.effectivePriority
         if priority == PRIORITY_STOP:
+            self._log.debug("({name}) Backup received priority 0 advertisement",
+                            name=self.name, keepalivedDetail=True)
             # The master is giving up: take over after Skew_Time.
             self._nextMasterReason = "master sent priority 0"
             self._arm(self._skewMicros(eff) / TIMER_HZ)
@@ -613,7 +616,8 @@ class VRRPMachine:
         fastStart = self._quietTimeout
         self._quietTimeout = False
         if not fastStart:
-            self._log.info("({name}) Receive advertisement timeout", name=self.name)
+            self._log.debug("({name}) Receive advertisement timeout", name=self.name,
+                            keepalivedDetail=True)
         self.wantState = State.MASTER
         if self.syncGroup is not None and not self.syncGroup.canGotoMaster(self):
             # Prefer BACKUP to thrashing: wait for the group to agree.
@@ -665,6 +669,8 @@ class VRRPMachine:
         if priority == PRIORITY_STOP or (self.config.higherPrioSendAdvert and higher):
             self._sendAdvert(eff)
             if priority == PRIORITY_STOP:
+                self._log.debug("({name}) Master received priority 0 message", name=self.name,
+                                keepalivedDetail=True)
                 return
         if priority == eff:
             if cmp == 0:

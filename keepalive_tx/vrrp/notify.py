@@ -247,7 +247,7 @@ class VrrpNotifier:
             if fifo.fd is None:
                 continue
             runner = self._runner(script)
-            if runner is None:
+            if runner is None or getattr(runner, "error", None) is not None:
                 continue
             log.info("Executing [{command}] for notify fifo {path}", command=script.command,
                      path=fifo.path)
@@ -375,7 +375,9 @@ class VrrpNotifier:
         if script is None:
             return
         runner = self._runner(script)
-        if runner is None:
+        if runner is None or getattr(runner, "error", None) is not None:
+            # disabled (missing, not executable, unsafe): keepalived drops
+            # the script; the start-up audit said why
             return
         try:
             d = runner.run(extra, timeout=timeout)

@@ -167,10 +167,12 @@ class VrrpScriptService(Service):
         @param policy: the L{keepalive_tx.alert.security.ScriptPolicy} of
             the default runners (L{None}: our identity, no checks).
 
-        A script whose runner cannot run it (unknown user, unsafe path under
-        C{enable_script_security}) is disabled as keepalived does: it is
-        left out of L{scripts} (and named in L{disabled}), so the instances
-        tracking it ignore it.
+        A script whose runner cannot run it (missing, not a regular file, not
+        executable, unknown user, unsafe path under
+        C{enable_script_security}) is disabled as keepalived does
+        (C{Disabling track script X since not found/accessible}): it is left
+        out of L{scripts} (and named in L{disabled}), so the instances
+        tracking it behave as if it were not tracked.
         """
         self.reactor = reactor
         self.policy = policy
@@ -185,8 +187,15 @@ class VrrpScriptService(Service):
             runner = self.runnerFactory(config)
             error = getattr(runner, "error", None)
             if error:
-                self.log.error("Disabling track script {name}: {error}", name=config.name,
-                               error=error)
+                reason = getattr(runner, "disabledReason", None)
+                if reason is not None:
+                    # keepalived's words: "since not found/accessible",
+                    # "due to insecure" (the runner's error has the detail)
+                    self.log.error("Disabling track script {name} {reason} ({error})",
+                                   name=config.name, reason=reason, error=error)
+                else:
+                    self.log.error("Disabling track script {name}: {error}", name=config.name,
+                                   error=error)
                 self.disabled[config.name] = error
                 continue
             self.scripts[config.name] = TrackedScript(self, config, runner)
@@ -203,8 +212,9 @@ class VrrpScriptService(Service):
         from keepalive_tx.alert.scripts import ScriptRunner
 
         assert config.script is not None
-        user = config.user or config.script.user
-        return ScriptRunner(self.reactor, config.script.argv, user, policy=self.policy)
+        user = config.user or None
+        return ScriptRunner(self.reactor, config.script.argv, user, policy=self.policy,
+                            shellTests=True)
 
     def subscribe(self, observer: ScriptObserver) -> None:
         """

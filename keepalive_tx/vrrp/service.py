@@ -4,8 +4,10 @@ L{VrrpService}: every configured VRRP instance of a process, their sockets,
 virtual addresses, GARP/NA and link monitoring.
 
 Sockets (raw VRRP ports, the netlink sockets, the packet socket for
-GARP/NA) are opened in L{VrrpService.privilegedStartService}; instances
-start in L{VrrpService.startService}; L{VrrpService.stopService} stops them
+GARP/NA) are opened in L{VrrpService.privilegedStartService} -- or in
+L{VrrpService.startService} when the host never called it (C{twist}, an
+application that only starts its services); instances start in
+L{VrrpService.startService}; L{VrrpService.stopService} stops them
 gracefully (MASTERs send priority 0 and remove their addresses) before the
 sockets close.
 
@@ -37,7 +39,7 @@ from keepalive_tx.net.announce import (
 )
 from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.vrrp.instance import VrrpInstance, vipsFor
-from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD, State
+from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
 from keepalive_tx.vrrp.sync import SyncGroup
 from keepalive_tx.vrrp.validate import peekVrid
@@ -270,10 +272,13 @@ class VrrpService(Service):
 
     @ivar instances: L{VrrpInstance}s by name.
     @ivar syncGroups: L{SyncGroup}s by name.
+    @ivar releaseOnStop: C{False} (keepalived's C{-V}): on stop, instances
+        are abandoned (L{VrrpInstance.abandon}) rather than stopped.
     """
 
     log = Logger()
     name = "vrrp"
+    releaseOnStop = True
 
     def __init__(self, config: model.Config, reactor: Any, platform: Any = None,
                  alerts: Any = None, resume: Iterable[str] = ()) -> None:
@@ -300,6 +305,19 @@ class VrrpService(Service):
 
     def privilegedStartService(self) -> None:
         Service.privilegedStartService(self)
+        self._open()
+
+    def _open(self) -> None:
+        """
+        Open the platform and the ports and build the instances (once per
+        start: L{stopService} closes them again).
+        """
+        if self._opened:
+            return
+        self.instances.clear()
+        self.syncGroups.clear()
+        if self.notifier is not None and self.notifier in self.observers:
+            self.observers.remove(self.notifier)
         if any(c.virtualRoutes or c.virtualRules for c in self.config.vrrpInstances):
             if hasattr(self.platform, "watchRoutes"):
                 self.platform.watchRoutes = True
@@ -370,7 +388,8 @@ class VrrpService(Service):
             mac = self.platform.macAddress(config.interface)
             if mac is not None:
                 forwarding = family == 6 and ipv6Forwarding(config.interface)
-                announcer = Announcer(self.reactor, pacer, garpSettingsFor(config))
+                announcer = Announcer(self.reactor, pacer, garpSettingsFor(config),
+                                      name=config.name)
                 targets = []
                 for a in config.virtualIpaddresses + config.virtualIpaddressesExcluded:
                     ifname = a.dev or config.interface
@@ -406,7 +425,7 @@ class VrrpService(Service):
         successors = {instanceKey(c): c.name for c in config.vrrpInstances}
         return {successors[key] for key, instance in
                 ((instanceKey(i.config), i) for i in self.instances.values())
-                if key in successors and instance.state == State.MASTER}
+                if key in successors and instance.holdsMaster}
 
     def handover(self, config: model.Config) -> set[str]:
         """
@@ -426,11 +445,11 @@ class VrrpService(Service):
             if successor is None:
                 # gone from the file: priority 0, addresses released, and
                 # notified DELETED (notify_deleted) or FAULT, as keepalived
-                instance.machine.stop(DELETED_AT_RELOAD)
+                instance.stop(DELETED_AT_RELOAD)
                 continue
             addresses = successor.virtualIpaddresses + successor.virtualIpaddressesExcluded
             keep = {(v.ifname, v.ip) for v in vipsFor(addresses, successor.interface)}
-            if instance.state == State.MASTER:
+            if instance.holdsMaster:
                 resumed.add(successor.name)
             self.log.info("({name}) handed over to {successor} (reload)", name=instance.name,
                           successor=successor.name)
@@ -461,6 +480,7 @@ class VrrpService(Service):
 
     def startService(self) -> None:
         Service.startService(self)
+        self._open()
         self.tracking.startService()
         for instance in self.instances.values():
             self.tracking.startInstance(instance)
@@ -471,7 +491,10 @@ class VrrpService(Service):
             self.tracking.stopService()
         for instance in self.instances.values():
             try:
-                instance.stop()
+                if self.releaseOnStop:
+                    instance.stop()
+                else:
+                    instance.abandon()
             except Exception:
                 self.log.failure("({name}) failed to stop cleanly", name=instance.name)
         ports = [port for port, _ in self._ports.values()]

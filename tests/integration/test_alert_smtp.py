@@ -288,6 +288,37 @@ class DeliveryTests(RelayTestsMixin, TestCase):
         self.assertEqual(len(self.messages()), 1)
 
 
+class IndependentRetryTests(RelayTestsMixin, TestCase):
+    """
+    A mail that keeps failing never holds back a later one (aiosmtpd).
+    """
+
+    @inlineCallbacks
+    def test_laterAlertNotHeldBack(self):
+        """
+        The relay is down: an UP alert is retried at 0, 1, 3 and 7 s (next
+        at 15 s).  The relay comes back; a DOWN alert sent then is delivered
+        at once, and the UP alert right after it -- not when its backoff
+        ends (before, the DOWN alert waited behind it until then).
+        """
+        port = freePort()
+        mailer = self.makeMailer(port, retryInitial=1, retryMax=60)
+        start = reactor.seconds()
+        mailer.send("[lb1] Realserver [192.0.2.11]:tcp:80 of virtual server"
+                    " [203.0.113.10]:tcp:80 - UP", "=> TCP CHECK succeed on service <=")
+        yield self.waitFor(lambda: mailer.failedAttempts >= 4, "four failed attempts")
+        self.assertLess(reactor.seconds() - start, 12)
+        self.spawnRelay(port)
+        yield self.waitFor(lambda: portOpen(port), "the relay")
+        mailer.send("[lb1] Realserver [192.0.2.11]:tcp:80 of virtual server"
+                    " [203.0.113.10]:tcp:80 - DOWN", "=> TCP CHECK failed on service <=")
+        yield self.waitFor(lambda: len(self.messages()) == 2, "both alerts", timeout=30)
+        self.assertLess(reactor.seconds() - start, 14, "the UP alert's backoff held them back")
+        self.assertEqual(sorted(m["Subject"].rsplit(" - ", 1)[1] for m in self.messages()),
+                         ["DOWN", "UP"])
+        self.assertEqual((mailer.sent, mailer.dropped, mailer.queued), (2, 0, 0))
+
+
 class TLSTests(RelayTestsMixin, TestCase):
     """
     STARTTLS with a relay that requires it (aiosmtpd refuses MAIL before STARTTLS).

@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 from tests.integration.netns import makeLab
 from tests.integration.netns import waitUntil as waitFor
 from tests.integration.test_alert_smtp import requireAiosmtpd
-from tests.integration.vrrpnode import checkoutEnvironment, twistdCommand
+from tests.integration.vrrpnode import ROOT, ourTwistd
 
 VIP = "192.0.2.100"
 RELAY_PORT = 2525
@@ -60,8 +60,6 @@ class FailoverMailTests(TestCase):
 
     def setUp(self) -> None:
         requireAiosmtpd()
-        # this checkout's code, whichever copy of keepalive_tx is installed
-        self.twistd = twistdCommand()
         self.lab = makeLab(self, 3)
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
@@ -95,11 +93,11 @@ class FailoverMailTests(TestCase):
             f.write(config(f"lb{index + 1}", priority, self.relayHost.ipv4))
         log = open(os.path.join(self.dir, f"h{index + 1}.log"), "ab")
         self.addCleanup(log.close)
+        twistd, env = ourTwistd()
         return host.spawn(
-            *self.twistd, "-n", "--pidfile", os.path.join(self.dir, f"h{index + 1}.pid"),
+            *twistd, "-n", "--pidfile", os.path.join(self.dir, f"h{index + 1}.pid"),
             "keepalived", "-c", conf, stdout=log, stderr=subprocess.STDOUT,
-            env=checkoutEnvironment(),
-            stdin=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
 
     def subjects(self) -> list[str]:
         if not os.path.isdir(self.maildir):

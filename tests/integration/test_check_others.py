@@ -21,7 +21,8 @@ from twisted.mail import smtp
 from twisted.names import authority, dns, server
 from twisted.trial.unittest import SkipTest, TestCase
 
-from keepalive_tx.alert.scripts import _PGID_SHIM, ScriptRunner
+from keepalive_tx.alert.procgroup import _PGID_SHIM
+from keepalive_tx.alert.scripts import ScriptRunner
 from keepalive_tx.check.base import ConnectOptions
 from keepalive_tx.check.dns import DnsChecker
 from keepalive_tx.check.file import FileChecker
@@ -149,16 +150,33 @@ class ScriptTests(TestCase):
             self.assertFalse([x for x in lines if x.startswith(("IFS=", "LD_LIBRARY_PATH="))])
 
     @defer.inlineCallbacks
-    def test_notExecutableRunsThroughShell(self) -> None:
+    def test_notRunnableDisabled(self) -> None:
         """
-        A script without x bit is run by /bin/sh; an unknown command is a
-        failure (127), not keepalived's "script errors are success".
+        A script without x bit and an unknown command are disabled, as
+        keepalived disables them: nothing starts, the run reports why.
         """
         path = self.script('exit "$1"\n', mode=0o644)
         result = yield ScriptRunner(reactor, [path, "7"]).run()
-        missing = yield self.misc("no-such-command-ktx").check()
-        self.assertEqual(result.exitCode, 7)
-        self.assertIn("exited with status 127", missing.logLine(""))
+        self.assertIsNone(result.exitCode)
+        self.assertIn("is not executable", result.error)
+        missing = ScriptRunner(reactor, ["no-such-command-ktx"])
+        self.assertEqual(missing.disabledReason, "since not found/accessible")
+
+    @defer.inlineCallbacks
+    def test_exitEndsLeftovers(self) -> None:
+        """
+        A script that starts C{sleep 60 &} and exits succeeds at once, and
+        the sleep is ended (SIGTERM to the script's process group).
+        """
+        pidfile = os.path.join(self.dir, "child.pid")
+        path = self.script(f"sleep 60 &\necho $! > {pidfile}\nexit 0\n")
+        misc = self.misc(path, timeout=30)
+        self.addCleanup(misc.runner.killAll)  # the pending SIGKILL of leftovers
+        result = yield misc.check()
+        self.assertTrue(result.ok, result)
+        with open(pidfile) as f:
+            child = int(f.read())
+        yield waitFor(lambda: not alive(child), timeout=1)
 
     @defer.inlineCallbacks
     def test_user(self) -> None:

@@ -11,18 +11,23 @@ that namespace.
 
 from __future__ import annotations
 
+import json
 import mailbox
 import os
 import signal
 import subprocess
 import sys
+from functools import cache
 
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab
 from tests.integration.netns import waitUntil as waitFor
 from tests.integration.test_alert_smtp import requireAiosmtpd
-from tests.integration.vrrpnode import checkoutEnvironment, twistdCommand
+from tests.integration.uml import requireUML, runInGuest
+from tests.integration.vrrpnode import ourTwistd
+
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 RELAY_PORT = 2525
 RS_PORT = 8080
@@ -66,8 +71,6 @@ class CheckerMailTests(TestCase):
 
     def setUp(self) -> None:
         requireAiosmtpd()
-        # this checkout's code, whichever copy of keepalive_tx is installed
-        self.twistd = twistdCommand()
         self.lab = makeLab(self, 2)
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
@@ -105,10 +108,10 @@ class CheckerMailTests(TestCase):
 
     def test_realServerDownAndUp(self) -> None:
         """
-        At start the quorum and the real server's first check are mailed;
-        killing the real server's web server mails RS DOWN with the
-        TCP_CHECK wording and VS DOWN (quorum lost); restarting it mails
-        RS UP and VS UP again.
+        At start the quorum is mailed, not the real server found healthy
+        (keepalived sends no UP mail for it); killing the real server's web
+        server mails RS DOWN with the TCP_CHECK wording and VS DOWN (quorum
+        lost); restarting it mails RS UP and VS UP again.
         """
         relay = self.server.spawn(
             sys.executable, "-m", "aiosmtpd", "-n", "-l", f"{self.server.ipv4}:{RELAY_PORT}",
@@ -119,22 +122,24 @@ class CheckerMailTests(TestCase):
         conf = os.path.join(self.dir, "keepalived.conf")
         with open(conf, "w") as f:
             f.write(config(self.server.ipv4, self.server.ipv4))
+        twistd, env = ourTwistd()
         daemon = self.director.spawn(
-            *self.twistd, "-n", "--pidfile", os.path.join(self.dir, "ktx.pid"), "keepalived",
+            *twistd, "-n", "--pidfile", os.path.join(self.dir, "ktx.pid"), "keepalived",
             "-c", conf, "-C", stdout=self.log("ktx.log"), stderr=subprocess.STDOUT,
-            env=checkoutEnvironment(),
-            stdin=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, env=env, cwd=_CHECKOUT)
         rs = f"[{self.server.ipv4}]:tcp:{RS_PORT}"
         rsUp = (f"[lb1] Realserver {rs} of virtual server {VS} - UP", "=> TCP CHECK succeed on service <=")
         rsDown = (f"[lb1] Realserver {rs} of virtual server {VS} - DOWN", "=> TCP CHECK failed on service <=")
         self.waitMail(f"[lb1] Virtualserver {VS} - UP", "=> Starting with quorum up 1+0=1 <= 1 <=")
-        self.waitMail(*rsUp)
+        ktxLog = os.path.join(self.dir, "ktx.log")
+        waitFor(lambda: "success." in open(ktxLog).read(), 20, "the first check")
         web.kill()
         web.wait()
         self.waitMail(*rsDown)
         self.waitMail(f"[lb1] Virtualserver {VS} - DOWN", "=> Lost quorum 1+0=1 <= 0 <=")
+        self.assertNotIn(rsUp, self.mails())
         self.startWeb()
-        self.waitMail(*rsUp, count=2)
+        self.waitMail(*rsUp)
         self.waitMail(f"[lb1] Virtualserver {VS} - UP", "=> Gained quorum 1+0=1 <= 1 <=")
         daemon.send_signal(signal.SIGTERM)
         self.assertIn(daemon.wait(15), (0, -signal.SIGTERM))
@@ -145,3 +150,61 @@ class CheckerMailTests(TestCase):
         self.assertEqual(mail["From"], "lb1@example.org")
         self.assertEqual(mail["To"], "ops@example.org")
         self.assertEqual(mail["X-Mailer"], "Keepalived")
+
+
+@cache
+def startReport() -> dict:
+    """
+    L{tests.integration.uml_guest_startmail}'s report (one guest boot).
+    """
+    result = runInGuest([sys.executable, "-m", "tests.integration.uml_guest_startmail"],
+                        timeout=240, cwd=_CHECKOUT)
+    if result.returncode != 0:
+        raise AssertionError(f"guest failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    try:
+        return json.loads(result.stdout)
+    except ValueError as e:
+        raise AssertionError(f"guest output is not JSON: {e}\n{result.stdout}\n{result.stderr}") from e
+
+
+class StartMailsBesideKeepalivedTests(TestCase):
+    """
+    At start, with three real servers (healthy TCP_CHECK, healthy
+    MISC_CHECK, failing TCP_CHECK), keepalived 2.2.7 and our daemon mail
+    and run C{notify_up}/C{notify_down} alike, over real IPVS in a UML
+    guest: no UP mail for the server found healthy by TCP_CHECK (ours sent
+    one); MISC_CHECK mails its first success (keepalived does); with
+    C{alpha} no DOWN mail for the server that was never up (ours sent
+    one); C{rs_init_notifies} runs C{notify_up} for every server at start,
+    before its first check (ours ran it after the first success only),
+    and mails nothing more.
+    """
+
+    timeout = 300
+
+    def setUp(self) -> None:
+        requireUML("keepalived", "ipvsadm")
+        requireAiosmtpd()
+
+    def compare(self, variant: str) -> dict:
+        report = startReport()
+        theirs, ours = report[variant]["keepalived"], report[variant]["ours"]
+        self.assertEqual(ours, theirs, report["log"][-8000:])
+        return theirs
+
+    def test_default(self) -> None:
+        seen = self.compare("default")
+        subjects = [subject for subject, _ in seen["mails"]]
+        self.assertEqual(len(subjects), 2, seen)
+        self.assertFalse(any("127.0.0.1]:tcp:8080" in s for s in subjects), seen)
+        self.assertEqual(seen["notify"], ["tcp-down DOWN"])
+
+    def test_rsInitNotifies(self) -> None:
+        seen = self.compare("rs_init_notifies")
+        self.assertEqual(len(seen["mails"]), 2, seen)
+        self.assertEqual(seen["notify"], ["misc-ok UP", "tcp-down DOWN", "tcp-down UP",
+                                          "tcp-ok UP"])
+
+    def test_alpha(self) -> None:
+        seen = self.compare("alpha")
+        self.assertEqual([s.endswith(" - UP") for s, _ in seen["mails"]], [True, True], seen)

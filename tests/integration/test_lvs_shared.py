@@ -21,7 +21,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab
 from tests.integration.netns import waitUntil as waitFor
-from tests.integration.vrrpnode import checkoutEnvironment, twistdCommand
+from tests.integration.vrrpnode import ourTwistd
 
 SHARED_PORT = 8081
 SEPARATE_PORT = 8082
@@ -80,7 +80,7 @@ class SharedCheckTests(TestCase):
 
     def setUp(self) -> None:
         # this checkout's code, whichever copy of keepalive_tx is installed
-        self.twistd = twistdCommand()
+        self.twistd, self.env = ourTwistd()
         self.lab = makeLab(self, 3)
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
@@ -109,7 +109,7 @@ class SharedCheckTests(TestCase):
         proc = host.spawn(
             *self.twistd, "-n", "--pidfile", os.path.join(self.dir, f"{name}.pid"), "keepalived",
             "-c", conf, "-C", stdout=self.logFile(f"{name}.log"), stderr=subprocess.STDOUT,
-            env=checkoutEnvironment(),
+            env=self.env,
             stdin=subprocess.DEVNULL)
         self.addCleanup(self.stop, proc)
         return proc

@@ -127,3 +127,63 @@ class InstalledPluginTests(TestCase):
         out = self._python("-c", "from twisted.application.twist._twist import Twist; Twist.main()",
                         "keepalived", "--help")
         self.assertIn("--config-test", out.stdout + out.stderr)
+
+
+class DistributionFilesTests(TestCase):
+    """
+    The sdist and the wheel carry the GPL-2.0 text and the package metadata.
+    """
+
+    _built: dict[str, Path] = {}
+
+    def setUp(self) -> None:
+        if not self._built:
+            tmp = Path(tempfile.mkdtemp(prefix="ktx-dist-"))
+            import atexit
+            atexit.register(shutil.rmtree, tmp, True)
+            src = tmp / "src"
+            shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+                ".git", "_trial_temp*", "*.egg-info", "build", "dist", "__pycache__",
+                ".hypothesis"))
+            env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
+            subprocess.run(
+                [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                 "-w", str(tmp / "wheel"), str(src)],
+                check=True, capture_output=True, env=env, cwd=tmp)
+            subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp / "sdist")],
+                           check=True, capture_output=True, cwd=src)
+            self._built["wheel"] = next((tmp / "wheel").glob("keepalive_tx-*.whl"))
+            self._built["sdist"] = next((tmp / "sdist").glob("keepalive_tx-*.tar.gz"))
+
+    def test_wheelLicenseAndMetadata(self) -> None:
+        """
+        The wheel's dist-info holds LICENSE and METADATA names the licence,
+        classifiers, project URLs and the bounded pyroute2 requirement.
+        """
+        import zipfile
+
+        with zipfile.ZipFile(self._built["wheel"]) as wheel:
+            names = wheel.namelist()
+            licence = [n for n in names if n.endswith("/LICENSE") and ".dist-info/" in n]
+            self.assertEqual(len(licence), 1, names)
+            self.assertIn(b"GNU GENERAL PUBLIC LICENSE", wheel.read(licence[0]))
+            self.assertIn(b"Version 2, June 1991", wheel.read(licence[0]))
+            metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+        text = metadata.decode()
+        self.assertIn("Classifier: Framework :: Twisted", text)
+        self.assertIn("Classifier: License :: OSI Approved :: GNU General Public License v2", text)
+        self.assertIn("Project-URL: ", text)
+        self.assertRegex(text, r"Requires-Dist: pyroute2.*<0\.10")
+
+    def test_sdistLicense(self) -> None:
+        """
+        The source distribution holds LICENSE at its top.
+        """
+        import tarfile
+
+        with tarfile.open(self._built["sdist"]) as sdist:
+            top = [m for m in sdist.getnames() if m.count("/") == 1 and m.endswith("/LICENSE")]
+            self.assertEqual(len(top), 1)
+            member = sdist.extractfile(top[0])
+            assert member is not None
+            self.assertIn(b"GNU GENERAL PUBLIC LICENSE", member.read())

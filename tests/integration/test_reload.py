@@ -21,6 +21,7 @@ from twisted.trial.unittest import TestCase
 from tests.integration.vrrpnode import (
     KEEPALIVED,
     OURS,
+    V2_PASS,
     V3_IPV4,
     VIP4,
     VrrpLabMixin,
@@ -122,3 +123,93 @@ class ReloadTests(VrrpLabMixin, TestCase):
         # sooner than keepalived could notice h1's silence
         self.waitHolders(VIP4, [2], timeout=V3_IPV4.priorityZeroBudget(100) - (time.monotonic() - sent))
         self.assertTrue(self.h1.running)
+
+
+SHARED = VIP4
+EXTRA_A, EXTRA_B = "192.0.2.101", "192.0.2.102"
+
+
+def burstConfig(host, priority: int, extra: str) -> str:
+    """
+    Our MASTER's file in a reload burst: the shared VIP in the adverts, one
+    extra address (excluded from adverts, which keepalived compares) that
+    differs between the two files.
+    """
+    return configText(V2_PASS, host, priority).replace(
+        "    virtual_ipaddress {",
+        f"    virtual_ipaddress_excluded {{\n        {extra}/24 dev eth0\n    }}\n"
+        "    virtual_ipaddress {")
+
+
+class ReloadBurstTests(TestCase):
+    """
+    100 SIGHUPs back to back while the file alternates between two
+    configurations of the same instance (priority and one extra address
+    differ): the VIP both share is never deleted, a client pinging it
+    every 10 ms loses at most one reply, keepalived (the BACKUP) never
+    takes over, and the last file written is the one in force.
+    """
+
+    timeout = 180
+
+    def setUp(self) -> None:
+        from tests.integration.netns import makeLab, requireCommand
+        from tests.integration.vrrpnode import Node
+
+        requireCommand("keepalived")
+        requireCommand("ping")
+        self.lab = makeLab(self, 3)
+        directory = os.path.abspath(self.mktemp())
+        h1, h2, self.client = self.lab.hosts
+        self.ours = Node(h1, OURS, directory)
+        self.peer = Node(h2, KEEPALIVED, directory)
+        self.nodes = [self.ours, self.peer]
+        self.ours.start(burstConfig(h1, 150, EXTRA_A))
+        self.peer.start(configText(V2_PASS, h2, 100))
+        waitFor(lambda: h1.hasAddress(SHARED) and not h2.hasAddress(SHARED)
+                and h1.hasAddress(EXTRA_A), 20, "h1 to be MASTER", self.nodes)
+        waitFor(lambda: "Entering BACKUP STATE" in self.peer.logText(), 20,
+                "keepalived to be BACKUP", self.nodes)
+
+    def write(self, text: str) -> None:
+        # as configuration tools do: the daemon never reads a half-written file
+        tmp = self.ours.confPath + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.ours.confPath)
+
+    def test_burst(self) -> None:
+        h1 = self.ours.host
+        monitor = h1.spawn("ip", "monitor", "address", stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+        self.addCleanup(lambda: monitor.poll() is None and monitor.kill())
+        ping = self.client.spawn("ping", "-n", "-i", "0.01", "-W", "1", "-w", "9", SHARED,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(lambda: ping.poll() is None and ping.kill())
+        time.sleep(1)  # the monitor has subscribed, the client has resolved the VIP
+        peerLog = len(self.peer.logText())
+        files = [burstConfig(h1, 160, EXTRA_B), burstConfig(h1, 150, EXTRA_A)]
+        for n in range(100):
+            self.write(files[n % 2])
+            self.ours.sendSignal(signal.SIGHUP)
+            time.sleep(0.005 * (n % 5))
+        # the last file written (priority 150, EXTRA_A) ends up in force
+        waitFor(lambda: h1.hasAddress(EXTRA_A) and not h1.hasAddress(EXTRA_B), 10,
+                "the last file to be in force", self.nodes)
+        out, _ = ping.communicate(timeout=30)
+        monitor.terminate()
+        events, _ = monitor.communicate(timeout=5)
+        with open(os.path.join(self.ours.directory, "burst.txt"), "w") as f:
+            f.write(f"{out}\n---- ip monitor address (h1) ----\n{events}")
+        log = self.ours.logText()
+        deleted = [line for line in events.splitlines()
+                   if line.startswith("Deleted") and f" {SHARED}/" in line]
+        self.assertEqual(deleted, [], log[-3000:])
+        [summary] = [line for line in out.splitlines() if "packets transmitted" in line]
+        sent, received = (int(summary.split()[i]) for i in (0, 3))
+        self.assertGreater(sent, 300, out)  # the client pinged throughout
+        self.assertLessEqual(sent - received, 1, f"{summary}\n{log[-3000:]}")
+        self.assertNotIn("Entering MASTER STATE", self.peer.logText()[peerLog:])
+        self.assertNotIn("left by a previous run", log)
+        self.assertTrue(self.ours.running)
+        self.assertGreater(log.count("Reloaded: vrrp changed"), 0)

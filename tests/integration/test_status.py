@@ -23,7 +23,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
 from keepalive_tx.status.web import StatusService
-from tests.integration.vrrpnode import ROOT, checkoutEnvironment, twistdCommand, waitFor
+from tests.integration.vrrpnode import ROOT, checkoutEnv, ourTwistd, waitFor
 
 SNAPSHOT = {
     "router_id": "lb1",
@@ -144,12 +144,12 @@ class DaemonStatusTests(TestCase):
         with open(conf, "w") as f:
             f.write(CONFIG)
         self.logPath = os.path.join(self.directory, "daemon.log")
+        twistd, _ = ourTwistd()
         with open(self.logPath, "w") as log:
             self.process = self.host.spawn(
-                *twistdCommand("-n", "--pidfile", os.path.join(self.directory, "twistd.pid"),
-                               "keepalived", "-c", conf),
-                cwd=ROOT, env=checkoutEnvironment(TMPDIR=self.tmp), stdout=log,
-                stderr=subprocess.STDOUT)
+                *twistd, "-n", "--pidfile", os.path.join(self.directory, "twistd.pid"),
+                "keepalived", "-c", conf, cwd=ROOT, env=checkoutEnv({"TMPDIR": self.tmp}),
+                stdout=log, stderr=subprocess.STDOUT)
 
     def log(self) -> str:
         with open(self.logPath, errors="replace") as f:

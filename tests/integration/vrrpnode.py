@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tests.integration.netns import Host, _run, requireCommand
@@ -35,23 +35,28 @@ OURS = "ours"
 KEEPALIVED = "keepalived"
 
 _TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+#: what the C{twist} console script runs
+_TWIST = ("import sys; from twisted.application.twist._twist import Twist; sys.argv[0] = 'twist';"
+          " Twist.main()")
 
 
-def twistdCommand(*args: str) -> list[str]:
+def checkoutEnv(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """
-    The argv of C{twistd ARGS} run by this interpreter; with
-    L{checkoutEnvironment} it runs this checkout's code (the C{twistd} on
-    C{PATH} would import whatever copy of keepalive_tx is installed).
+    Our environment, plus C{extra}, with this checkout first on
+    C{PYTHONPATH}: a child imports this checkout's C{keepalive_tx}, not
+    whichever is installed.
     """
-    return [sys.executable, "-c", _TWISTD, *args]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p), **(extra or {}))
 
 
-def checkoutEnvironment(**extra: str) -> dict[str, str]:
+def ourTwistd() -> tuple[list[str], dict[str, str]]:
     """
-    Our environment with this checkout first on C{PYTHONPATH}, plus C{extra}.
+    The argv prefix (up to C{twistd}'s own options) and the environment that
+    run B{this checkout's} daemon (a C{twistd} found on C{PATH} would import
+    whichever C{keepalive_tx} is installed).
     """
-    path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
-    return dict(os.environ, PYTHONPATH=path, **extra)
+    return [sys.executable, "-c", _TWISTD], checkoutEnv()
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,24 @@ def configText(
     return "\n".join(out) + "\n"
 
 
+def twistdArgv(confPath: str, pidPath: str) -> list[str]:
+    """
+    C{twistd -n --pidfile PID keepalived -D -G -c CONF}, with this checkout's
+    code (C{-G}: no test lines in the machine's syslog).
+    """
+    return [sys.executable, "-c", _TWISTD, "-n", "--pidfile", pidPath, "keepalived", "-D",
+            "-G", "-c", confPath]
+
+
+def twistArgv(*twistOptions: str) -> Callable[[str, str], list[str]]:
+    """
+    For L{Node.start}: C{twist [twistOptions] keepalived -D -G -c CONF} (no pid
+    file).
+    """
+    return lambda confPath, pidPath: [sys.executable, "-c", _TWIST, *twistOptions,
+                                      "keepalived", "-D", "-G", "-c", confPath]
+
+
 class Node:
     """
     One VRRP daemon (ours or keepalived) in a lab host.
@@ -200,9 +223,14 @@ class Node:
 
     # -- control -----------------------------------------------------------
 
-    def start(self, config: str) -> Node:
+    def start(self, config: str, *, argv: Callable[[str, str], list[str]] | None = None,
+              env: Mapping[str, str] | None = None) -> Node:
         """
         Write C{config} and start the daemon with it (a new pid file each time).
+
+        @param argv: ours only: C{(confPath, pidPath) -> argv} instead of
+            C{twistd -n --pidfile PID keepalived -D -c CONF} (e.g. L{twistArgv}).
+        @param env: ours only: variables added to the environment.
         """
         if self.running:
             raise AssertionError(f"{self.name} is already running")
@@ -216,10 +244,10 @@ class Node:
             log.write(f"==== start {self.starts} at {time.strftime('%T')} ({confPath})\n")
             self._logOffset = log.tell()
             if self.kind == OURS:
-                argv = twistdCommand("-n", "--pidfile", self.pidPath,
-                                     "keepalived", "-D", "-c", confPath)
-                self.process = self.host.spawn(*argv, cwd=ROOT, env=checkoutEnvironment(),
-                                               stdout=log, stderr=subprocess.STDOUT)
+                command = (argv or twistdArgv)(confPath, self.pidPath)
+                self.process = self.host.spawn(*command, cwd=ROOT, env=checkoutEnv(env),
+                                               stdout=log,
+                                               stderr=subprocess.STDOUT)
             else:
                 argv = [self.keepalived, "-n", "-l", "-D", "-P", "-f", confPath,
                         "-p", self.pidPath, "-r", self.vrrpPidPath]

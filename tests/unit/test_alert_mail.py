@@ -701,6 +701,154 @@ class FailureTests(MailerTestsMixin, SynchronousTestCase):
         self.assertEqual((mailer.failedAttempts, mailer.queued), (1, 1))
 
 
+class IndependenceTests(MailerTestsMixin, SynchronousTestCase):
+    """
+    Each mail is retried on its own schedule: one that keeps failing never
+    holds back the others, the newest alerts are not starved, the queue
+    stays bounded.
+    """
+
+    def subjects(self, relay: FakeRelay) -> list[bytes]:
+        return [d.split(b"Subject: ")[1].split(b"\r\n")[0]
+                for _, _, t, d in relay.received if t.startswith("ops")]
+
+    def failUntil(self, until: float) -> None:
+        """
+        Refuse every connection until C{until} (clock time).
+        """
+        while self.reactor.seconds() < until:
+            while self.reactor.tcpClients:
+                refuse(self.reactor)
+            self.reactor.advance(0.5)
+
+    def test_retriedMailDoesNotHoldBackNewer(self) -> None:
+        """
+        The issue's case: with the relay down, an UP mail is retried with a
+        growing backoff; a DOWN alert sent 40 s later is tried at once, and
+        delivered at once when the relay is back (it waited 23 s behind the
+        UP mail's backoff before); the UP mail follows straight away.
+        """
+        mailer = self.makeMailer()
+        mailer.startService()
+        start = self.reactor.seconds()
+        mailer.send("UP", "b")
+        self.failUntil(start + 40)  # attempts at 0, 1, 3, 7, 15, 31: next at 63
+        mailer.send("DOWN", "b")
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        relay = FakeRelay(self.reactor)
+        complete(self.reactor, relay.buildProtocol())
+        self.assertEqual(self.subjects(relay), [b"DOWN"])
+        self.assertEqual(len(self.reactor.tcpClients), 1)  # the UP mail, due now
+        complete(self.reactor, relay.buildProtocol())
+        self.assertEqual(self.subjects(relay), [b"DOWN", b"UP"])
+        self.assertEqual(self.reactor.seconds(), start + 40.0)
+        self.assertEqual((mailer.sent, mailer.failedAttempts, mailer.queued), (2, 6, 0))
+
+    def test_ownBackoff(self) -> None:
+        """
+        A new mail starts its backoff afresh; an old one keeps its own.
+        """
+        mailer = self.makeMailer(retryInitial=1, retryMax=60)
+        mailer.startService()
+        with capturedLogs() as events:
+            mailer.send("old", "b")
+            self.failUntil(self.reactor.seconds() + 7.5)  # old: 0, 1, 3, 7; next at 15
+            mailer.send("new", "b")
+            refuse(self.reactor)
+        delays = [(e["subject"], e["delay"]) for e in events if "retrying in" in e["log_format"]]
+        self.assertEqual(delays, [("old", 1), ("old", 2), ("old", 4), ("old", 8), ("new", 1)])
+
+    def test_retryDoesNotBlockFirstAttempt(self) -> None:
+        """
+        A retry stuck on a relay that never answers holds its own
+        connection only: a new alert is tried at once on another one.
+        """
+        mailer = self.makeMailer(connectTimeout=30)
+        mailer.startService()
+        mailer.send("stuck", "b")
+        refuse(self.reactor)
+        self.reactor.advance(1)  # the retry connects... and hangs
+        stuck = complete(self.reactor, Silent())
+        mailer.send("fresh", "b")
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        relay = FakeRelay(self.reactor)
+        complete(self.reactor, relay.buildProtocol())
+        self.assertEqual(self.subjects(relay), [b"fresh"])
+        self.assertFalse(stuck.clientIO.disconnecting)
+        self.assertEqual((mailer.sent, mailer.queued), (1, 1))
+        self.reactor.advance(30)  # the stuck retry times out
+        stuck.flush()
+        self.assertTrue(stuck.clientIO.disconnecting)
+        self.assertEqual((mailer.failedAttempts, mailer.queued), (2, 1))
+
+    def test_newestFirstWhileRelayFails(self) -> None:
+        """
+        While the relay fails, the newest alert waiting for its first
+        attempt goes first (it tells the state now); once the relay works
+        again, mails go in the order of the events.
+        """
+        mailer = self.makeMailer(retryInitial=100, retryMax=100)
+        mailer.startService()
+        mailer.send("m0", "b")
+        refuse(self.reactor)  # the relay fails
+        mailer.send("m1", "b")
+        hanging = complete(self.reactor, Silent())  # m1 hangs on the first lane
+        for name in ("m2", "m3", "m4"):
+            mailer.send(name, "b")
+        self.assertEqual(self.reactor.tcpClients, [])
+        hanging.clientIO.loseConnection()
+        hanging.flush()
+        relay = FakeRelay(self.reactor)
+        complete(self.reactor, relay.buildProtocol())  # m4, newest
+        for _ in range(5):
+            if self.reactor.tcpClients:
+                complete(self.reactor, relay.buildProtocol())
+        self.assertEqual(self.subjects(relay)[:2], [b"m4", b"m2"])
+        self.assertEqual(sorted(self.subjects(relay)), [b"m0", b"m1", b"m2", b"m3", b"m4"])
+
+    def test_queueBoundDropsOldest(self) -> None:
+        """
+        Waiting retries count against the bound; when it is full the oldest
+        waiting mail goes (the one in delivery is not counted), whatever
+        its attempts.
+        """
+        mailer = self.makeMailer(queueLimit=2, retryInitial=100, retryMax=100)
+        mailer.startService()
+        mailer.send("a", "b")
+        refuse(self.reactor)  # a waits for its retry
+        self.reactor.advance(1)
+        mailer.send("b", "b")  # in delivery (first lane)
+        mailer.send("c", "b")
+        with capturedLogs() as events:
+            mailer.send("d", "b")  # full: a (oldest) is dropped
+        self.assertEqual([e.get("subject") for e in events if "queue full" in e["log_format"]],
+                         ["a"])
+        self.assertEqual((mailer.queued, mailer.dropped), (3, 1))
+        relay = FakeRelay(self.reactor)
+        for _ in range(3):
+            complete(self.reactor, relay.buildProtocol())
+        self.assertEqual(self.subjects(relay), [b"b", b"c", b"d"])
+
+    def test_refusedMailKeepsOrder(self) -> None:
+        """
+        A relay that refuses one mail (4xx) works: the others still go in
+        order, not newest first.
+        """
+        mailer = self.makeMailer(recipients=["ops@example.com"], retryInitial=100)
+        mailer.startService()
+        mailer.send("m0", "b")
+        relay = FakeRelay(self.reactor)
+        relay.rejectRcpt["ops@example.com"] = 450
+        pump = complete(self.reactor, relay.buildProtocol(), flush=False)
+        for name in ("m1", "m2"):
+            mailer.send(name, "b")
+        pump.flush()
+        del relay.rejectRcpt["ops@example.com"]
+        for _ in range(2):
+            complete(self.reactor, relay.buildProtocol())
+        self.assertEqual(self.subjects(relay), [b"m1", b"m2"])
+
+
 class ServiceTests(MailerTestsMixin, SynchronousTestCase):
     """
     Start/stop behaviour.
@@ -738,16 +886,19 @@ class ServiceTests(MailerTestsMixin, SynchronousTestCase):
 
     def test_stopCancelsBackoff(self) -> None:
         """
-        Stopping during backoff tries once more at once, then drops what is left.
+        Stopping during backoff tries every waiting mail once more at once
+        (one per connection, two at a time), then drops what is left.
         """
         mailer = self.makeMailer()
         mailer.startService()
         mailer.send("a", "b")
         mailer.send("c", "d")
-        refuse(self.reactor)
+        refuse(self.reactor)  # a: retry in 1 s; c goes at once
+        refuse(self.reactor)  # c: retry in 1 s
         self.assertEqual(self.reactor.tcpClients, [])
         d = mailer.stopService()
-        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        refuse(self.reactor)
         refuse(self.reactor)
         self.successResultOf(d)
         self.assertEqual((mailer.dropped, mailer.queued), (2, 0))
@@ -774,7 +925,9 @@ class ServiceTests(MailerTestsMixin, SynchronousTestCase):
     def test_graceEndsWhileClosing(self) -> None:
         """
         When the grace period ends while a delivered mail's connection is
-        closing, stop completes and nothing new is attempted.
+        closing, stop completes: the mail that was still waiting had its
+        one last attempt (on the other connection), and nothing more is
+        attempted.
         """
         mailer = self.makeMailer(stopGrace=1)
         mailer.startService()
@@ -787,10 +940,12 @@ class ServiceTests(MailerTestsMixin, SynchronousTestCase):
                 break
             pump.pump()
         d = mailer.stopService()
+        self.assertEqual(len(self.reactor.tcpClients), 1)  # "two", never answered
         self.reactor.advance(1)
         self.successResultOf(d)
         self.assertEqual((mailer.sent, mailer.dropped, mailer.queued), (1, 1, 0))
-        self.assertEqual(self.reactor.tcpClients, [])
+        self.assertTrue(self.reactor.connectors[0].stoppedConnecting)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
 
     def test_restart(self) -> None:
         """

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import stat
-from types import SimpleNamespace
 
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.testing import MemoryReactorClock
@@ -20,7 +18,6 @@ from keepalive_tx.alert.scripts import (
     ScriptResult,
     ScriptRunner,
     cleanEnvironment,
-    isExecutable,
     resolveUser,
     shellCommand,
 )
@@ -69,7 +66,7 @@ class ScriptRunnerTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = ProcessReactor()
         self.signals: list[tuple[int, int]] = []
-        self.dir = self.mktemp()
+        self.dir = os.path.abspath(self.mktemp())
         os.mkdir(self.dir)
         self.script = os.path.join(self.dir, "check.sh")
         with open(self.script, "w") as f:
@@ -77,12 +74,22 @@ class ScriptRunnerTests(SynchronousTestCase):
         os.chmod(self.script, 0o755)
         self.environ = {"PATH": "/usr/bin:/bin", "IFS": "x", "LD_PRELOAD": "evil.so",
                         "LD_LIBRARY_PATH": "/tmp", "HOME": "/root"}
+        self.groupSignals: list[tuple[int, int]] = []
+        #: process groups that still have members after their leader exited
+        self.lingering: set[int] = set()
 
     def runner(self, argv, **kw) -> ScriptRunner:
         kw.setdefault("environ", self.environ)
         kw.setdefault("groupWrapper", ["/usr/bin/setsid"])
         return ScriptRunner(self.reactor, argv, signalGroup=lambda pid, sig: self.signals.append(
-            (pid, sig)), **kw)
+            (pid, sig)), killGroup=self.killGroup, **kw)
+
+    def killGroup(self, pgid: int, sig: int) -> bool:
+        self.groupSignals.append((pgid, sig))
+        alive = pgid in self.lingering
+        if sig == signal.SIGKILL:
+            self.lingering.discard(pgid)
+        return alive
 
     def start(self, runner, **kw):
         results: list[ScriptResult] = []
@@ -115,26 +122,45 @@ class ScriptRunnerTests(SynchronousTestCase):
         self.start(self.runner(["check.sh"]))
         self.assertEqual(self.reactor.spawned[0]["args"][1], self.script)
 
-    def test_notExecutableUsesShell(self) -> None:
+    def test_notExecutableDisabled(self) -> None:
         """
-        A script file without execute permission is interpreted by /bin/sh.
+        A script file its user may not execute is disabled, as keepalived
+        does (it used to be run by /bin/sh): nothing starts.
         """
         os.chmod(self.script, 0o644)
         r = self.runner([self.script, "x y"])
-        self.start(r, extraArgs=("INSTANCE", "VI_1"))
-        self.assertEqual(self.reactor.spawned[0]["args"][1:],
-                         [SHELL, self.script, "x y", "INSTANCE", "VI_1"])
+        self.assertEqual(r.disabledReason, "since not executable")
+        self.assertIn(f"WARNING - script '{self.script}' is not executable", r.error)
+        _, results = self.start(r, extraArgs=("INSTANCE", "VI_1"))
+        self.assertEqual(self.reactor.spawned, [])
+        self.assertFalse(results[0].ok)
 
-    def test_notAFileUsesShellCommand(self) -> None:
+    def test_missingDisabled(self) -> None:
         """
-        A command that is no file goes through /bin/sh -c with keepalived's
-        quoting, extra arguments included.
+        A command that is no file is disabled (it used to go through
+        /bin/sh -c and fail with 127 at every run): an absolute path, a
+        name not found on PATH, a regular file's sub-path.
         """
-        r = self.runner(["no-such-command-ktx", "x y"])
+        for argv in ([os.path.join(self.dir, "nope.sh")], ["no-such-command-ktx", "x y"],
+                     [os.path.join(self.script, "x")]):
+            r = self.runner(argv)
+            self.assertEqual(r.disabledReason, "since not found/accessible", argv)
+            self.start(r)
+        self.assertEqual(self.reactor.spawned, [])
+
+    def test_shellTest(self) -> None:
+        """
+        A redirection test (C{</dev/tcp/...}) goes through /bin/sh -c with
+        keepalived's quoting where shell tests are accepted (vrrp_script,
+        MISC_CHECK); a notify script must be a file.
+        """
+        r = self.runner(["</dev/tcp/127.0.0.1/80"], shellTests=True)
         self.assertTrue(r.shell)
-        self.start(r, extraArgs=("INSTANCE",))
+        self.start(r)
         self.assertEqual(self.reactor.spawned[0]["args"][1:],
-                         [SHELL, "-c", "'no-such-command-ktx' 'x y' 'INSTANCE'"])
+                         [SHELL, "-c", "</dev/tcp/127.0.0.1/80"])
+        notify = self.runner(["< /dev/tcp/127.0.0.1/80"])
+        self.assertEqual(notify.disabledReason, "since not executable")
 
     def test_extraArgs(self) -> None:
         self.start(self.runner([self.script]), extraArgs=("GROUP", "G1", "MASTER", "0"))
@@ -185,8 +211,55 @@ class ScriptRunnerTests(SynchronousTestCase):
         pid = self.reactor.spawned[0]["pid"]
         self.reactor.advance(1)
         self.reactor.spawned[0]["proto"].processEnded(killed(signal.SIGTERM))
-        self.assertEqual(self.signals, [(pid, signal.SIGTERM), (pid, signal.SIGKILL)])
+        self.assertEqual(self.signals, [(pid, signal.SIGTERM)])
+        self.assertEqual(self.groupSignals, [(pid, signal.SIGKILL)])
         self.assertTrue(results[0].timedOut)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_exitEndsWhatIsLeftOfTheGroup(self) -> None:
+        """
+        When a script exits, whatever it left in its process group (C{sleep
+        1000 &}) gets SIGTERM at once and SIGKILL C{killDelay} later; the
+        result does not wait for them.
+        """
+        r = self.runner([self.script], timeout=30)
+        _, results = self.start(r)
+        pid = self.reactor.spawned[0]["pid"]
+        self.lingering.add(pid)
+        self.reactor.spawned[0]["proto"].processEnded(exited(0))
+        self.assertEqual(results, [ScriptResult(exitCode=0)])
+        self.assertEqual(self.groupSignals, [(pid, signal.SIGTERM)])
+        self.reactor.advance(1.9)
+        self.assertEqual(len(self.groupSignals), 1)
+        self.reactor.advance(0.1)
+        self.assertEqual(self.groupSignals, [(pid, signal.SIGTERM), (pid, signal.SIGKILL)])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertEqual(self.signals, [])
+
+    def test_emptyGroupNoKill(self) -> None:
+        """
+        A script that left nothing behind: one SIGTERM to its (empty) group
+        finds nothing, and no SIGKILL is scheduled.
+        """
+        r = self.runner([self.script])
+        self.start(r)
+        pid = self.reactor.spawned[0]["pid"]
+        self.reactor.spawned[0]["proto"].processEnded(exited(1))
+        self.assertEqual(self.groupSignals, [(pid, signal.SIGTERM)])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_killAllEndsLeftovers(self) -> None:
+        """
+        At shutdown, leftovers still waiting for their SIGKILL get it at
+        once.
+        """
+        r = self.runner([self.script])
+        self.start(r)
+        pid = self.reactor.spawned[0]["pid"]
+        self.lingering.add(pid)
+        self.reactor.spawned[0]["proto"].processEnded(exited(0))
+        r.killAll()
+        self.assertEqual(self.groupSignals, [(pid, signal.SIGTERM), (pid, signal.SIGKILL)])
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
     def test_exitBeforeTimeoutCancelsTimer(self) -> None:
@@ -278,20 +351,3 @@ class HelperTests(SynchronousTestCase):
         self.assertEqual(resolveUser("12345"), (12345, 12345))
         self.assertEqual(resolveUser("0:4321"), (0, 4321))
         self.assertRaises(ValueError, resolveUser, "root:no-such-group-ktx")
-
-    def test_isExecutable(self) -> None:
-        """
-        keepalived's rule: root needs any x bit; the owner the user bit; the
-        group the group bit; others the other bit.
-        """
-
-        def st(mode, uid=100, gid=200):
-            return SimpleNamespace(st_mode=stat.S_IFREG | mode, st_uid=uid, st_gid=gid)
-
-        self.assertTrue(isExecutable(st(0o001), 0, 0))
-        self.assertFalse(isExecutable(st(0o644), 0, 0))
-        self.assertTrue(isExecutable(st(0o100), 100, 1))
-        self.assertFalse(isExecutable(st(0o011), 100, 200))
-        self.assertTrue(isExecutable(st(0o010), 101, 200))
-        self.assertFalse(isExecutable(st(0o001), 101, 200))
-        self.assertTrue(isExecutable(st(0o001), 101, 201))

@@ -6,21 +6,22 @@ how each kind of script reacts to being disabled.
 
 from __future__ import annotations
 
-import os
-import stat
 from types import SimpleNamespace
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from keepalive_tx.alert.scriptfile import Inspection
 from keepalive_tx.alert.scripts import ScriptRunner
 from keepalive_tx.alert.security import (
-    Assessment,
+    CONFIG_ERROR,
+    NOTE,
+    SECURITY,
+    TRACK,
     ScriptPolicy,
-    assess,
+    audit,
     auditMessages,
     configuredScripts,
-    unsafeComponent,
 )
 from keepalive_tx.check.factory import UnsupportedChecker, buildChecker
 from keepalive_tx.config import parseText
@@ -29,144 +30,6 @@ from keepalive_tx.vrrp.scripts import VrrpScriptService
 from keepalive_tx.vrrp.tracking import TrackingCoordinator
 from tests.unit.test_alert_scripts import ProcessReactor
 from tests.unit.test_vrrp_track import FakeInstance
-
-DIR = stat.S_IFDIR
-REG = stat.S_IFREG
-LNK = stat.S_IFLNK
-
-
-def st(mode: int, uid: int = 0, gid: int = 0, ino: int = 1) -> os.stat_result:
-    return os.stat_result((mode, ino, 1, 1, uid, gid, 0, 0, 0, 0))
-
-
-class FakeFS:
-    """
-    C{lstat}/C{stat} over a dict of paths; no symlinks are followed.
-    """
-
-    def __init__(self, entries: dict[str, os.stat_result]) -> None:
-        self.entries = {"/": st(DIR | 0o755), **entries}
-
-    def __call__(self, path: str) -> os.stat_result:
-        try:
-            return self.entries[path]
-        except KeyError:
-            raise FileNotFoundError(2, "No such file or directory", path) from None
-
-
-SAFE = {
-    "/etc": st(DIR | 0o755),
-    "/etc/keepalived": st(DIR | 0o755),
-    "/etc/keepalived/chk.sh": st(REG | 0o755),
-}
-
-
-def check(fs: FakeFS, path: str = "/etc/keepalived/chk.sh", uid: int = 0, gid: int = 0,
-          enabled: bool = True) -> Assessment:
-    return assess(path, uid, gid, enabled, stat_=fs, lstat=fs, realpath=lambda p: p)
-
-
-class UnsafeComponentTests(SynchronousTestCase):
-    def test_rootOwnedPathIsSafe(self) -> None:
-        self.assertIsNone(unsafeComponent("/etc/keepalived/chk.sh", FakeFS(SAFE)))
-
-    def test_worldWritableDirectory(self) -> None:
-        fs = FakeFS({**SAFE, "/etc/keepalived": st(DIR | 0o777)})
-        self.assertEqual(unsafeComponent("/etc/keepalived/chk.sh", fs),
-                         ("unsafe", "/etc/keepalived"))
-
-    def test_stickyDirectoryIsSafe(self) -> None:
-        """
-        A world-writable directory with the sticky bit (C{/tmp}) is safe:
-        nobody else can replace a root-owned file in it.
-        """
-        fs = FakeFS({"/tmp": st(DIR | 0o1777), "/tmp/chk.sh": st(REG | 0o755)})
-        self.assertIsNone(unsafeComponent("/tmp/chk.sh", fs))
-
-    def test_groupWritable(self) -> None:
-        """
-        Group write permission is unsafe unless the group is root.
-        """
-        rootGroup = FakeFS({**SAFE, "/etc/keepalived/chk.sh": st(REG | 0o775)})
-        self.assertIsNone(unsafeComponent("/etc/keepalived/chk.sh", rootGroup))
-        staff = FakeFS({**SAFE, "/etc/keepalived/chk.sh": st(REG | 0o775, gid=50)})
-        self.assertEqual(unsafeComponent("/etc/keepalived/chk.sh", staff),
-                         ("unsafe", "/etc/keepalived/chk.sh"))
-
-    def test_nonRootOwner(self) -> None:
-        fs = FakeFS({**SAFE, "/etc/keepalived/chk.sh": st(REG | 0o700, uid=1000)})
-        self.assertEqual(unsafeComponent("/etc/keepalived/chk.sh", fs)[0], "unsafe")
-        fs = FakeFS({**SAFE, "/etc": st(DIR | 0o755, uid=1000)})
-        self.assertEqual(unsafeComponent("/etc/keepalived/chk.sh", fs), ("unsafe", "/etc"))
-
-    def test_symlinkModeIgnored(self) -> None:
-        """
-        A root-owned symlink's 0777 mode means nothing.
-        """
-        fs = FakeFS({**SAFE, "/etc/keepalived/chk.sh": st(LNK | 0o777)})
-        self.assertIsNone(unsafeComponent("/etc/keepalived/chk.sh", fs))
-
-    def test_wrongTypeAndMissing(self) -> None:
-        fs = FakeFS({**SAFE, "/etc": st(REG | 0o644)})
-        self.assertEqual(unsafeComponent("/etc/keepalived/chk.sh", fs), ("wrong type", "/etc"))
-        self.assertEqual(unsafeComponent("/etc/keepalived/nope", FakeFS(SAFE)),
-                         ("not found", "/etc/keepalived/nope"))
-
-
-class AssessTests(SynchronousTestCase):
-    unsafe = FakeFS({**SAFE, "/etc/keepalived": st(DIR | 0o777)})
-
-    def test_enabledDisablesUnsafeRootScript(self) -> None:
-        self.assertEqual(
-            check(self.unsafe),
-            Assessment(True, "Unsafe permissions found for script "
-                             "'/etc/keepalived/chk.sh' - disabling."))
-
-    def test_notEnabledOnlyFlags(self) -> None:
-        self.assertEqual(check(self.unsafe, enabled=False), Assessment(True, None))
-
-    def test_unprivilegedScriptNotChecked(self) -> None:
-        """
-        A script run as an ordinary user and group is not path-checked.
-        """
-        self.assertEqual(check(self.unsafe, uid=1000, gid=1000), Assessment())
-        self.assertEqual(check(self.unsafe, uid=1000, gid=0), Assessment(True, check(
-            self.unsafe).disabled))
-
-    def test_setuidRootFileChecked(self) -> None:
-        fs = FakeFS({**SAFE, "/etc/keepalived": st(DIR | 0o777),
-                     "/etc/keepalived/chk.sh": st(REG | 0o4755)})
-        self.assertTrue(check(fs, uid=1000, gid=1000).insecure)
-
-    def test_safe(self) -> None:
-        self.assertEqual(check(FakeFS(SAFE)), Assessment())
-
-    def test_resolvedPathIsChecked(self) -> None:
-        """
-        The resolved path is checked (C{/bin} -> C{/usr/bin} on merged-usr
-        systems is not "wrong type"), and a configured name that differs from
-        the resolved one is checked in the resolved directory too.
-        """
-        fs = FakeFS({"/usr": st(DIR | 0o755), "/usr/bin": st(DIR | 0o755),
-                     "/usr/bin/true": st(REG | 0o755, ino=7),
-                     "/usr/bin/alias": st(REG | 0o755, ino=7),
-                     "/bin": st(LNK | 0o777)})
-        real = {"/bin/true": "/usr/bin/true", "/bin/alias": "/usr/bin/true"}
-        seen: list[str] = []
-
-        def lstat(path: str) -> os.stat_result:
-            seen.append(path)
-            return fs(path)
-
-        result = assess("/bin/true", 0, 0, True, stat_=lambda p: fs(real.get(p, p)),
-                        lstat=lstat, realpath=lambda p: real.get(p, p))
-        self.assertEqual(result, Assessment())
-        self.assertNotIn("/bin", seen)
-        seen.clear()
-        assess("/bin/alias", 0, 0, True, stat_=lambda p: fs(real.get(p, p)), lstat=lstat,
-               realpath=lambda p: real.get(p, p))
-        self.assertIn("/usr/bin/alias", seen)
-        self.assertIn("/usr/bin/true", seen)
 
 
 def resolver(users: dict[str, tuple[int, int]]):
@@ -215,21 +78,37 @@ class PolicyTests(SynchronousTestCase):
         self.assertEqual(strict.identity("0:0"), (0, 0))
 
 
+#: canned inspections
+SCRIPT = Inspection(path="/bin/x", isScript=True, executable=True)
+UNSAFE = Inspection(path="/bin/x", isScript=True, executable=True, insecure=True,
+                    notes=("Unsafe permissions found for script '/bin/x'.",))
+UNSAFE_ENABLED = Inspection(path="/bin/x", isScript=True, executable=True, insecure=True,
+                            inhibit=True,
+                            notes=("Unsafe permissions found for script '/bin/x' - disabling.",))
+MISSING = Inspection(notFound=True, notes=("Script /nope cannot be accessed - No such file or"
+                                           " directory",))
+
+
 class FixedPolicy(ScriptPolicy):
     """
-    A policy whose path check is a canned answer.
+    A policy whose file inspection is a canned answer per command word
+    (default L{SCRIPT}).
     """
 
-    answer = Assessment()
+    answers: dict[str, Inspection] = {}
 
-    def check(self, path: str, uid: int, gid: int) -> Assessment:
-        return self.answer
+    def inspect(self, name: str, uid: int, gid: int, path: str | None) -> Inspection:
+        return self.answers.get(name, SCRIPT)
 
 
-def disabling(reason: str = "Unsafe permissions found for script 'x' - disabling.") -> ScriptPolicy:
-    policy = FixedPolicy(enabled=True, uid=0, gid=0)
-    object.__setattr__(policy, "answer", Assessment(True, reason))
+def fixed(answers: dict[str, Inspection] | None = None, **kw) -> ScriptPolicy:
+    policy = FixedPolicy(**kw)
+    object.__setattr__(policy, "answers", answers or {})
     return policy
+
+
+def disabling() -> ScriptPolicy:
+    return fixed({"/bin/true": UNSAFE_ENABLED}, enabled=True, uid=0, gid=0)
 
 
 class RunnerTests(SynchronousTestCase):
@@ -241,21 +120,22 @@ class RunnerTests(SynchronousTestCase):
         self.assertEqual(reactor.spawned, [])
         self.assertFalse(results[0].ok)
         self.assertIn("disabling", results[0].error)
+        self.assertEqual(runner.disabledReason, "due to insecure")
 
     def test_defaultIdentityUsed(self) -> None:
         """
         A script without its own C{user} runs as the policy's default user.
         """
         reactor = ProcessReactor()
-        policy = FixedPolicy(uid=4242, gid=4343)
+        policy = fixed(uid=4242, gid=4343)
         ScriptRunner(reactor, ["/bin/true"], policy=policy).run()
         self.assertEqual((reactor.spawned[0]["uid"], reactor.spawned[0]["gid"]), (4242, 4343))
+        self.assertEqual(reactor.spawned[0]["args"][-1], "/bin/x")
 
     def test_insecureButAllowedRuns(self) -> None:
         reactor = ProcessReactor()
-        policy = FixedPolicy(uid=0, gid=0)
-        object.__setattr__(policy, "answer", Assessment(True, None))
-        runner = ScriptRunner(reactor, ["/bin/true"], policy=policy)
+        runner = ScriptRunner(reactor, ["/bin/true"], policy=fixed({"/bin/true": UNSAFE},
+                                                                    uid=0, gid=0))
         runner.run()
         self.assertTrue(runner.insecure)
         self.assertEqual(len(reactor.spawned), 1)
@@ -289,6 +169,20 @@ vrrp_instance VI_1 {
 
 
 class DisabledScriptTests(SynchronousTestCase):
+    def startTracking(self, clock: Clock, config, scripts: VrrpScriptService):
+        """
+        Attach the only instance of C{config} to a coordinator over
+        C{scripts} and start it; it must have started at once.
+        """
+        coordinator = TrackingCoordinator(clock, config, scripts=scripts,
+                                          linkState=lambda n: True)
+        (vi,) = [FakeInstance(c, clock) for c in config.vrrpInstances]
+        coordinator.attach(vi)
+        coordinator.startService()
+        coordinator.startInstance(vi)
+        self.assertEqual(vi.starts, 1)
+        return coordinator, vi
+
     def test_vrrpScriptNotTracked(self) -> None:
         """
         A disabled weight-0 C{vrrp_script} is left out: the instance does not
@@ -301,22 +195,41 @@ class DisabledScriptTests(SynchronousTestCase):
         reactor = ProcessReactor()
 
         def runner(vs):
-            policy = disabling() if vs.name == "chk_bad" else FixedPolicy()
+            policy = disabling() if vs.name == "chk_bad" else fixed()
             return ScriptRunner(reactor, vs.script.argv, policy=policy)
 
         scripts = VrrpScriptService(clock, config.vrrpScripts, runnerFactory=runner)
         self.assertEqual(list(scripts.scripts), ["chk_w"])
         self.assertIn("disabling", scripts.disabled["chk_bad"])
-        coordinator = TrackingCoordinator(clock, config, scripts=scripts,
-                                          linkState=lambda n: True)
-        (vi,) = [FakeInstance(c, clock) for c in config.vrrpInstances]
-        coordinator.attach(vi)
-        coordinator.startService()
-        coordinator.startInstance(vi)
-        self.assertEqual(vi.starts, 1)
+        coordinator, vi = self.startTracking(clock, config, scripts)
         self.assertEqual(vi.machine.state, State.BACKUP)
         self.assertEqual(coordinator.verdict("VI_1").total, 100)
-        self.assertEqual([s["args"][-1] for s in reactor.spawned], ["/bin/false"])
+        self.assertEqual([s["args"][-1] for s in reactor.spawned], ["/bin/x"])  # chk_w only
+        coordinator.stopService()
+
+    def test_missingVrrpScriptNotTracked(self) -> None:
+        """
+        The common container case: the weight-0 script's file does not
+        exist here.  It is disabled, so the instance starts at once as if
+        it were not tracked (no FAULT, never waiting for it), and nothing
+        is ever spawned for it.
+        """
+        config = parseText(TRACKED.replace('"/bin/true"', '"/nonexistent/ktx/chk.sh"')
+                           .replace("enable_script_security", "router_id lb1")).model
+        assert config is not None
+        clock = Clock()
+        reactor = ProcessReactor()
+        scripts = VrrpScriptService(
+            reactor, config.vrrpScripts,
+            runnerFactory=lambda vs: ScriptRunner(reactor, vs.script.argv, shellTests=True))
+        self.assertEqual(list(scripts.disabled), ["chk_bad"])
+        coordinator, vi = self.startTracking(clock, config, scripts)
+        self.assertEqual(vi.machine.state, State.BACKUP)
+        verdict = coordinator.verdict("VI_1")
+        self.assertEqual((verdict.total, verdict.pending, verdict.faults),
+                         (100, frozenset(), frozenset()))
+        reactor.advance(5)
+        self.assertNotIn("/nonexistent/ktx/chk.sh", [a for s in reactor.spawned for a in s["args"]])
         coordinator.stopService()
 
     def test_miscCheckRemoved(self) -> None:
@@ -350,38 +263,11 @@ virtual_server 192.0.2.1 80 {
         self.assertEqual(built.checker.kind, "MISC_CHECK")
 
 
-class AuditTests(SynchronousTestCase):
-    def test_lines(self) -> None:
-        config = parseText(TRACKED.replace("enable_script_security", "router_id lb1")).model
-        verdicts = {"/bin/true": Assessment(True, None), "/bin/false": Assessment()}
-        policy = ScriptPolicy(defaultMissing=True)
-        lines = auditMessages(config, policy, lambda argv, user, p: verdicts[argv[0]])
-        self.assertEqual(lines, [
-            "Unsafe permissions found for script '/bin/true' (vrrp_script chk_bad).",
-            "WARNING - default user 'keepalived_script' for script execution does not exist"
-            " - please create.",
-            "SECURITY VIOLATION - scripts are being executed but script_security not enabled."
-            " There are insecure scripts.",
-        ])
-
-    def test_enabledDisabledLine(self) -> None:
-        config = parseText(TRACKED).model
-        policy = ScriptPolicy(enabled=True)
-        lines = auditMessages(config, policy, lambda argv, user, p: Assessment(
-            True, "Unsafe permissions found for script 'x' - disabling."))
-        self.assertEqual(lines[0], "Disabling script [/bin/true] (vrrp_script chk_bad): "
-                                   "Unsafe permissions found for script 'x' - disabling.")
-        self.assertEqual(len(lines), 2)
-
-    def test_noScriptsNoLines(self) -> None:
-        config = parseText("global_defs {\n router_id lb1\n}\n").model
-        self.assertEqual(auditMessages(config, ScriptPolicy(defaultMissing=True)), [])
-
-    def test_everyScriptKind(self) -> None:
-        text = """
+EVERY = """
 global_defs {
     notify_fifo /run/f
     notify_fifo_script /bin/fifo
+    startup_script /bin/start
 }
 vrrp_script chk {
     script "/bin/chk"
@@ -414,17 +300,142 @@ virtual_server 192.0.2.1 80 {
     }
 }
 """
+
+VIOLATION = "SECURITY VIOLATION - scripts are being executed but script_security not enabled."
+CHECK_VIOLATION = ("SECURITY VIOLATION - check scripts are being executed but script_security"
+                   " not enabled.")
+MAIN_VIOLATION = ("SECURITY VIOLATION - start/shutdown scripts are being executed but"
+                  " script_security not enabled.")
+
+
+class AuditTests(SynchronousTestCase):
+    def audit(self, text: str, policy: ScriptPolicy) -> list[tuple[str, str]]:
         config = parseText(text).model
-        found = [(what, argv[0], user) for what, argv, user in configuredScripts(config)]
+        assert config is not None
+        return audit(config, policy, environ={"PATH": "/bin"})
+
+    def test_everyScriptKind(self) -> None:
+        """
+        Scripts in keepalived's order: start/shutdown, the checker's, then
+        VRRP's (the FIFO script is checked by both processes).
+        """
+        config = parseText(EVERY).model
+        found = [(u.group, u.role, u.label, u.argv[0], u.user) for u in configuredScripts(config)]
         self.assertEqual(found, [
-            ("notifyFifoScript", "/bin/fifo", None),
-            ("vrrp_script chk", "/bin/chk", "nobody"),
-            ("notifyMaster of VI_1", "/bin/master", None),
-            ("notify of G", "/bin/gnotify", None),
-            ("quorumUp of [192.0.2.1]:udp:80", "/bin/qup", None),
-            ("notifyDown of 192.0.2.11", "/bin/down", None),
-            ("MISC_CHECK of 192.0.2.11", "/bin/misc", None),
+            ("main", "startstop", "startupScript", "/bin/start", None),
+            ("check", "misc", "MISC_CHECK of 192.0.2.11", "/bin/misc", None),
+            ("check", "notify", "quorumUp of [192.0.2.1]:udp:80", "/bin/qup", None),
+            ("check", "notify", "notifyDown of 192.0.2.11", "/bin/down", None),
+            ("check", "notify", "notifyFifoScript", "/bin/fifo", None),
+            ("vrrp", "track", "chk", "/bin/chk", "nobody"),
+            ("vrrp", "notify", "notifyMaster of VI_1", "/bin/master", None),
+            ("vrrp", "notify", "notify of G", "/bin/gnotify", None),
+            ("vrrp", "notify", "notifyFifoScript", "/bin/fifo", None),
         ])
+
+    def test_oneViolationPerProcess(self) -> None:
+        """
+        Each process with an existing script says C{SECURITY VIOLATION} in
+        its own words, after its own findings.
+        """
+        found = self.audit(EVERY, fixed({"/bin/qup": UNSAFE}, defaultMissing=True))
+        self.assertEqual([line for kind, line in found if kind == SECURITY], [
+            MAIN_VIOLATION,
+            CHECK_VIOLATION + " There are insecure scripts.",
+            VIOLATION,
+        ])
+        self.assertEqual(found[0], (NOTE, "Script user 'keepalived_script' does not exist"))
+        self.assertIn((NOTE, "Unsafe permissions found for script '/bin/x'."), found)
+
+    def test_missingScriptsAreNoSecurityFinding(self) -> None:
+        """
+        A missing vrrp_script is disabled with keepalived's C{-t} line; a
+        missing notify, quorum, MISC_CHECK or startup script is only logged;
+        none of them makes a C{SECURITY VIOLATION}.
+        """
+        answers = dict.fromkeys(("/bin/fifo", "/bin/start", "/bin/chk", "/bin/gnotify",
+                                 "/bin/master", "/bin/qup", "/bin/down", "/bin/misc"), MISSING)
+        found = self.audit(EVERY, fixed(answers))
+        self.assertEqual([(k, line) for k, line in found if k != NOTE], [
+            (TRACK, "Disabling track script chk since not found/accessible"),
+        ])
+        self.assertIn((NOTE, "Disabling misc script '/bin/misc' 'arg' since not"
+                             " found/accessible"), found)
+        self.assertIn((NOTE, MISSING.notes[0]), found)
+        self.assertEqual(len([1 for _, line in found if line == MISSING.notes[0]]), 1)
+
+    def test_notExecutableIsAScript(self) -> None:
+        """
+        A file that is not executable is disabled silently under C{-t} but
+        is a script: C{SECURITY VIOLATION}.
+        """
+        noexec = Inspection(path="/bin/chk", isScript=True,
+                            notes=("WARNING - script '/bin/chk' is not executable for uid:gid"
+                                   " 0:0 - disabling.",))
+        text = EVERY.split("virtual_server")[0].replace("    startup_script /bin/start\n", "")
+        answers = dict.fromkeys(("/bin/fifo", "/bin/gnotify", "/bin/master"), MISSING)
+        found = self.audit(text, fixed({"/bin/chk": noexec, **answers}))
+        self.assertEqual([(k, line) for k, line in found if k != NOTE], [(SECURITY, VIOLATION)])
+        self.assertIn((NOTE, noexec.notes[0]), found)
+
+    def test_shellTestIsNoScript(self) -> None:
+        """
+        A redirection test is no file: no C{SECURITY VIOLATION} for it.
+        """
+        text = EVERY.split("virtual_server")[0].replace(
+            "    notify_fifo /run/f\n    notify_fifo_script /bin/fifo\n    startup_script"
+            " /bin/start\n", "").replace("    notify /bin/gnotify\n", "").replace(
+            "    notify_master /bin/master\n", "").replace('"/bin/chk"', '"</dev/tcp/x/1"')
+        self.assertEqual(self.audit(text, fixed({"</dev/tcp/x/1": Inspection(shellTest=True)})),
+                         [])
+
+    def test_enabledUnsafe(self) -> None:
+        found = self.audit(EVERY, fixed({"/bin/chk": UNSAFE_ENABLED}, enabled=True))
+        self.assertEqual([(k, line) for k, line in found if k != NOTE], [
+            (TRACK, "Disabling track script chk due to insecure"),
+        ])
+
+    def test_defaultUserUnusable(self) -> None:
+        """
+        With C{enable_script_security} and no C{keepalived_script} user:
+        keepalived's C{-t} line once, each vrrp_script and MISC_CHECK
+        without its own user removed, notify scripts dropped (logged).
+        """
+        policy = fixed(enabled=True, error="Unable to set default user keepalived_script for"
+                       " script", defaultMissing=True)
+        found = self.audit(EVERY.replace("    user nobody\n", ""), policy)
+        self.assertEqual([(k, line) for k, line in found if k != NOTE], [
+            (CONFIG_ERROR, "Unable to set default user keepalived_script for script"),
+            (CONFIG_ERROR, "Unable to set default user for misc script '/bin/misc' 'arg' -"
+                           " removing"),
+            (TRACK, "Unable to set default user for vrrp script chk - removing"),
+            (TRACK, "(VI_1) track script chk not found, ignoring..."),
+        ])
+        self.assertIn((NOTE, "Failed to set default user for notify script /bin/master -"
+                             " ignoring"), found)
+
+    def test_unknownScriptUser(self) -> None:
+        policy = fixed(error="Script user 'ghost' does not exist")
+        found = self.audit(EVERY, policy)
+        self.assertEqual(found[0], (CONFIG_ERROR, "Error setting global script uid/gid"))
+
+    def test_unknownOwnUser(self) -> None:
+        text = EVERY.replace("user nobody", "user no-such-user-ktx").replace(
+            "notify_master /bin/master", "notify_master /bin/master no-such-user-ktx")
+        found = self.audit(text, fixed())
+        self.assertIn((TRACK, "Unable to set uid/gid for script '/bin/chk'"), found)
+        self.assertIn((NOTE, "Invalid user/group for notify script /bin/master - ignoring"),
+                      found)
+
+    def test_messagesLeaveTrackLinesToTheScriptService(self) -> None:
+        config = parseText(EVERY).model
+        lines = auditMessages(config, fixed({"/bin/chk": MISSING}), environ={})
+        self.assertNotIn("Disabling track script chk since not found/accessible", lines)
+        self.assertIn(VIOLATION, lines)
+
+    def test_noScriptsNoLines(self) -> None:
+        config = parseText("global_defs {\n router_id lb1\n}\n").model
+        self.assertEqual(auditMessages(config, ScriptPolicy(defaultMissing=True)), [])
 
 
 class PolicyCacheTests(SynchronousTestCase):

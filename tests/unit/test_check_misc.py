@@ -22,7 +22,7 @@ class MiscCheckerTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = ProcessReactor()
         self.signals: list[tuple[int, int]] = []
-        path = self.mktemp()
+        path = os.path.abspath(self.mktemp())
         with open(path, "w") as f:
             f.write("#!/bin/sh\n")
         os.chmod(path, 0o755)

@@ -527,6 +527,14 @@ class CheckerTests(SynchronousTestCase):
                          (("/bin/check", "-x"), "nobody:nogroup", 5.0, True))
         self.assertIn("No script path has been specified for MISC_CHECK", diags[0])
 
+    def test_miscPathHasNoUserWords(self) -> None:
+        """
+        Words after the misc_path command are ignored, as keepalived does
+        (only the C{user} keyword sets the identity).
+        """
+        (misc,), _ = self._checkers(' MISC_CHECK {\n misc_path "/bin/check -x" nobody\n }')
+        self.assertEqual((misc.script.argv, misc.script.user), (("/bin/check", "-x"), None))
+
     def test_dnsOptions(self) -> None:
         checkers, diags = self._checkers(" DNS_CHECK {\n type aaaa\n name example.com\n }\n DNS_CHECK {\n type FOO\n }")
         self.assertEqual([(c.type, c.name) for c in checkers], [("AAAA", "example.com"), ("SOA", ".")])

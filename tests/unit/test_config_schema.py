@@ -324,6 +324,40 @@ class VrrpInstanceTests(SynchronousTestCase):
         self.assertEqual(s.user, "nobody")
         self.assertEqual(s.command, "/bin/x.sh a 'b c'")
 
+    def test_scriptLineTokenising(self) -> None:
+        """
+        keepalived's two passes run over the whole line: a quoted prefix
+        joins the next characters, user and group are the next two words.
+        """
+        r = parse(VI % 'notify_master "/opt/a.sh"zz nobody nogroup extra')
+        s = r.model.vrrpInstances[0].notifyMaster
+        self.assertEqual((s.argv, s.user), (("/opt/a.shzz",), "nobody:nogroup"))
+        self.assertEqual(list(r.diagnostics), [])
+
+    def test_scriptKeywordHasNoUserWords(self) -> None:
+        """
+        vrrp_script's C{script} takes no user words (keepalived ignores
+        them; the C{user} keyword sets the identity).
+        """
+        r = parse("vrrp_script s1 {\n script \"/bin/x a\" nobody\n}\n"
+                  + VI % "track_script {\n s1\n }")
+        vs = r.model.vrrpScripts[0]
+        self.assertEqual((vs.script.argv, vs.script.user, vs.user), (("/bin/x", "a"), None, None))
+
+    def test_notifyLoneBackslash(self) -> None:
+        """
+        A notify command ending in a lone backslash after pass 1 is no
+        configuration error (keepalived 2.2.7 logs it and drops the script,
+        C{-t} exits 0): the script is kept without argv, so it never runs.
+        An unterminated quote is an error, as in keepalived.
+        """
+        r = parse(VI % 'notify_master "/bin/x\\\\"')
+        self.assertEqual(r.model.vrrpInstances[0].notifyMaster.argv, ())
+        self.assertEqual(list(r.diagnostics), [])
+        r = parse(VI % "notify_master '/bin/x \\'y'")
+        self.assertIsNone(r.model.vrrpInstances[0].notifyMaster)
+        self.assertEqual(msgs(r.diagnostics), [(5, "String '/bin/x 'y': missing terminating '")])
+
     def test_duplicateVrid(self) -> None:
         """
         Two instances with the same VRID on one interface are diagnosed,

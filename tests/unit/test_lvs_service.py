@@ -486,6 +486,139 @@ class LvsServiceTests(LvsServiceHarness):
         self.assertFalse(monitor.started)
 
 
+START_CONFIG = """\
+global_defs {
+    router_id lb1
+%(globalExtra)s
+}
+virtual_server 192.0.2.100 80 {
+    delay_loop 1
+    lvs_sched rr
+    lvs_method NAT
+    protocol TCP
+%(vsExtra)s
+    real_server 192.0.2.11 80 {
+        notify_up "/bin/notify up tcp-ok"
+        notify_down "/bin/notify down tcp-ok"
+        TCP_CHECK { connect_timeout 1 }
+    }
+    real_server 192.0.2.12 80 {
+        notify_up "/bin/notify up misc-ok"
+        notify_down "/bin/notify down misc-ok"
+        MISC_CHECK { misc_path "/bin/true" }
+    }
+    real_server 192.0.2.13 80 {
+        notify_up "/bin/notify up tcp-down"
+        notify_down "/bin/notify down tcp-down"
+        TCP_CHECK { connect_timeout 1 }
+    }
+}
+"""
+
+RS_UP = "[lb1] Realserver [192.0.2.%d]:tcp:80 of virtual server [192.0.2.100]:tcp:80 - UP"
+RS_DOWN = "[lb1] Realserver [192.0.2.%d]:tcp:80 of virtual server [192.0.2.100]:tcp:80 - DOWN"
+
+
+class StartNotificationTests(LvsServiceHarness):
+    """
+    What is mailed and notified for the first checks after start, as
+    keepalived 2.2.7 does (tests.integration.test_lvs_mail runs both side by
+    side): a healthy TCP_CHECK server found healthy mails nothing (before:
+    an UP mail at every start and reload); MISC_CHECK mails its first
+    result; a failing server mails DOWN, except with alpha (it was never
+    up); C{rs_init_notifies} runs C{notify_up} at start for every server
+    put in the pool, before any check, and mails nothing.
+    """
+
+    def builder(self, reactor, config, rs, vs, model) -> BuiltChecker:
+        fake = FakeChecker(config.kind, f"[{rs.address}]:tcp:80")
+        fake.ok = str(rs.address) != "192.0.2.13"
+        if config.kind == "MISC_CHECK":
+            fake.result = CheckResult(True, "succeeded")
+        self.checkers[(str(rs.address), config.kind)] = fake
+        timing = checkTiming(config, model)
+        return BuiltChecker(fake, CheckerState(timing), timing)
+
+    def startWith(self, globalExtra: str = "", vsExtra: str = "") -> None:
+        text = START_CONFIG % {"globalExtra": globalExtra, "vsExtra": vsExtra}
+        svc = self.service(text=text)
+        self.start(svc)
+        self.atStart = list(self.scripts)
+        self.advance(1.05)
+
+    def test_default(self) -> None:
+        self.startWith()
+        self.assertEqual(sorted(self.mailer.sent), [
+            (RS_UP % 12, "=> MISC CHECK succeeded on service <="),
+            (RS_DOWN % 13, "=> TCP CHECK failed on service <=")])
+        self.assertEqual(self.atStart, [])
+        self.assertEqual(self.scripts, ["/bin/notify down tcp-down"])
+
+    def test_rsInitNotifies(self) -> None:
+        self.startWith(globalExtra="    rs_init_notifies")
+        self.assertEqual(self.atStart, ["/bin/notify up tcp-ok", "/bin/notify up misc-ok",
+                                        "/bin/notify up tcp-down"])
+        self.assertEqual(self.scripts[3:], ["/bin/notify down tcp-down"])
+        self.assertEqual(sorted(self.mailer.sent), [
+            (RS_UP % 12, "=> MISC CHECK succeeded on service <="),
+            (RS_DOWN % 13, "=> TCP CHECK failed on service <=")])
+
+    def test_alpha(self) -> None:
+        self.startWith(vsExtra="    alpha")
+        self.assertEqual(sorted(self.mailer.sent), [
+            (RS_UP % 11, "=> TCP CHECK succeed on service <="),
+            (RS_UP % 12, "=> MISC CHECK succeeded on service <=")])
+        self.assertEqual(sorted(self.scripts), ["/bin/notify down tcp-down",
+                                                "/bin/notify up misc-ok",
+                                                "/bin/notify up tcp-ok"])
+
+    def test_laterChangesMailed(self) -> None:
+        """
+        After the first results, every change is mailed as before.
+        """
+        self.startWith()
+        del self.mailer.sent[:]
+        self.checkers[("192.0.2.11", "TCP_CHECK")].ok = False
+        self.checkers[("192.0.2.13", "TCP_CHECK")].ok = True
+        self.advance(3.0)  # a failure after a success is retried once first
+        self.assertEqual(sorted(self.mailer.sent), [
+            (RS_DOWN % 11, "=> TCP CHECK failed on service <="),
+            (RS_UP % 13, "=> TCP CHECK succeed on service <=")])
+
+    def test_noMailAfterReload(self) -> None:
+        """
+        The checks of a reloaded configuration go on where they were: no
+        first-result mail again (keepalived carries C{has_run}), and no
+        C{rs_init_notifies} script for servers the reload kept.
+        """
+        self.startWith(globalExtra="    rs_init_notifies")
+        old = self.svc
+        del self.mailer.sent[:]
+        del self.scripts[:]
+        old.handover()
+        model = parse(START_CONFIG % {"globalExtra": "    rs_init_notifies", "vsExtra": ""})
+        new = LvsService(model, self.clock, alerts=AlertDispatcher(self.mailer, "lb1"),
+                         recordDir=self.recordDir, checkerBuilder=self.builder,
+                         scriptRunner=lambda s: FakeRunner(self.scripts, s, False),
+                         random=lambda: 0.0, backendFactory=lambda: self.backend,
+                         previous=old)
+        self.successResultOf(old.stopService())
+        self.start(new)
+        self.advance(2.05)
+        self.assertEqual((self.mailer.sent, self.scripts), ([], []))
+        self.successResultOf(new.stopService())
+
+    def test_checkerMails(self) -> None:
+        from keepalive_tx.alert.messages import checkerMails
+
+        self.assertEqual([checkerMails(k, True, True) for k in
+                          ("TCP_CHECK", "HTTP_GET", "MISC_CHECK", "FILE_CHECK", "BFD_CHECK")],
+                         [False, False, True, False, False])
+        self.assertEqual([checkerMails(k, False, True) for k in
+                          ("TCP_CHECK", "SSL_GET", "MISC_CHECK", "FILE_CHECK", "DNS_CHECK")],
+                         [True, True, True, False, True])
+
+
 class FactoryTests(SynchronousTestCase):
     def model(self, checker: str):
         return parse(

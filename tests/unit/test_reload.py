@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from ipaddress import ip_address
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from keepalive_tx.config.errors import Diagnostics, Severity
-from keepalive_tx.reload import ReloadSignal
+from keepalive_tx.reload import IReloadListener, ReloadSignal
 from keepalive_tx.service import KeepalivedService, ReloadError
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.packet import decodeIPv4Packet
@@ -69,8 +71,9 @@ class VrrpReloadTests(SynchronousTestCase):
         [oldPort] = self.platform.ports
         del self.platform.table.log[:]
         oldPort.sent.clear()
-        self.service.reload(modelFor(VI_1.replace("priority 150", "priority 160"),
-                                     instanceText("VI_3", 3, "192.0.2.103/24")))
+        stopped = self.service.reload(modelFor(VI_1.replace("priority 150", "priority 160"),
+                                               instanceText("VI_3", 3, "192.0.2.103/24")))
+        self.assertIsNone(self.successResultOf(stopped))  # the old VRRP service has stopped
         new = self.service.vrrpService
         self.assertIsNot(new, old)
         self.assertEqual(self.adverts(oldPort), [(2, 0)])
@@ -129,14 +132,97 @@ class VrrpReloadTests(SynchronousTestCase):
         self.assertEqual(self.service.vrrpService.instances["VI_2"].state, State.BACKUP)
         self.assertEqual(self.service.vrrpService.instances["VI_1"].state, State.MASTER)
 
+    def test_reloadBeforeResumedMasterTakesOver(self) -> None:
+        """
+        Reloads that come before the successor of a MASTER has taken over
+        (here: three in a row, the clock never advancing) still hand it
+        over as a MASTER: the shared VIP is never removed (before the fix
+        the second reload removed it as left behind by a previous run and
+        the instance started over as BACKUP); the address only the other
+        file has comes and goes; the last successor takes over at once.
+        """
+        extra = instanceText("VI_1", 1, "192.0.2.101/24", priority=160).replace(
+            " virtual_ipaddress {",
+            " virtual_ipaddress_excluded {\n 192.0.2.111/24\n }\n virtual_ipaddress {")
+        files = [modelFor(extra, VI_2), modelFor(VI_1, VI_2), modelFor(extra, VI_2)]
+        for model in files:
+            self.service.reload(model)
+            self.assertIn("192.0.2.101/24", self.platform.table.present_)
+            self.assertIn("192.0.2.102/24", self.platform.table.present_)
+            self.assertNotIn(("remove", "192.0.2.101/24"), self.platform.table.log)
+        newPort = self.platform.ports[-1]
+        newPort.sent.clear()
+        self.clock.advance(0)
+        instances = self.service.vrrpService.instances
+        self.assertEqual({i.state for i in instances.values()}, {State.MASTER})
+        self.assertEqual(sorted(self.adverts(newPort)), [(1, 160), (2, 150)])
+        self.assertIn("192.0.2.111/24", self.platform.table.present_)
+        self.assertNotIn(("remove", "192.0.2.101/24"), self.platform.table.log)
+
+    def test_stopBeforeResumedMasterTakesOver(self) -> None:
+        """
+        Stopping right after a reload, before the resumed MASTERs have
+        taken over: they still send priority 0 and release their VIPs
+        (before the fix they stopped as BACKUPs and left the VIPs behind).
+        """
+        self.service.reload(modelFor(VI_1.replace("priority 150", "priority 160"), VI_2))
+        newPort = self.platform.ports[-1]
+        self.successResultOf(self.service.stopService())
+        self.assertEqual(sorted(self.adverts(newPort)), [(1, 0), (2, 0)])
+        self.assertEqual(self.platform.table.present_, set())
+
+    def test_removedBeforeResumedMasterTakesOver(self) -> None:
+        """
+        A reload that removes an instance whose successor has not taken
+        over yet releases its VIP with priority 0 too.
+        """
+        self.service.reload(modelFor(VI_1.replace("priority 150", "priority 160"), VI_2))
+        newPort = self.platform.ports[-1]
+        self.service.reload(modelFor(VI_1))
+        self.assertEqual(self.adverts(newPort), [(2, 0)])
+        self.assertNotIn("192.0.2.102/24", self.platform.table.present_)
+        self.assertIn("192.0.2.101/24", self.platform.table.present_)
+        self.clock.advance(0)
+        self.assertEqual(self.service.vrrpService.instances["VI_1"].state, State.MASTER)
+
+    def test_resumedMasterFaultedAtStart(self) -> None:
+        """
+        A resumed MASTER whose interface is down when its successor starts
+        goes to FAULT and lets go of the VIP it was handed (priority 0,
+        address removed) instead of keeping it in FAULT.
+        """
+        self.service.reload(modelFor(VI_1.replace("priority 150", "priority 160"), VI_2))
+        newPort = self.platform.ports[-1]
+        self.platform.down.add("eth0")
+        self.service.reload(modelFor(VI_1, VI_2))
+        instances = self.service.vrrpService.instances
+        self.assertEqual({i.state for i in instances.values()}, {State.FAULT})
+        self.assertEqual(self.adverts(newPort), [])
+        self.assertEqual(sorted(self.adverts(self.platform.ports[-1])), [(1, 0), (2, 0)])
+        self.assertEqual(self.platform.table.present_, set())
+
 
 class FakeService:
-    def __init__(self) -> None:
+    """
+    Applies a model at once; the parts it replaces stop when the test fires
+    C{stopping[-1]} (when C{slowStop} is set).
+    """
+
+    def __init__(self, slowStop: bool = False) -> None:
         self.reactor = Clock()
         self.models: list = []
+        self.slowStop = slowStop
+        self.stopping: list[Deferred] = []
 
-    def reload(self, model) -> None:
+    def reload(self, model):
+        if isinstance(model, Exception):
+            raise model
         self.models.append(model)
+        if not self.slowStop:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self.stopping.append(d)
+        return d
 
 
 class Result:
@@ -147,7 +233,27 @@ class Result:
             self.diagnostics.add(severity, "something")
 
 
+@implementer(IReloadListener)
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list = []
+
+    def reloadStarting(self) -> None:
+        self.seen.append("started")
+
+    def reloadEnded(self, refusal) -> None:
+        self.seen.append("applied" if refusal is None else ("refused", refusal))
+
+
 class ReloadSignalTests(SynchronousTestCase):
+    def makeReloader(self, service, loader, **kw) -> ReloadSignal:
+        self.recorder = Recorder()
+        reloader = ReloadSignal(service, loader, install=lambda s, h: None,
+                                listeners=[self.recorder], **kw)
+        reloader.startService()
+        self.addCleanup(reloader.stopService)
+        return reloader
+
     def test_installsAndRestores(self) -> None:
         import signal
 
@@ -166,22 +272,135 @@ class ReloadSignalTests(SynchronousTestCase):
 
     def test_appliesOrRefuses(self) -> None:
         service = FakeService()
-        results = [Result("model-1"), Result(None, Severity.FATAL), Result("model-3", Severity.ERROR)]
+        results = [Result("model-1"), Result(None, Severity.FATAL), Result("model-3", Severity.ERROR),
+                   Result(ReloadError("the new VRRP configuration cannot start"))]
         hooks: list[int] = []
-        reloader = ReloadSignal(service, lambda: results.pop(0), install=lambda s, h: None,
-                                afterReload=lambda: hooks.append(1))
-        self.assertTrue(reloader.reload())
-        self.assertFalse(reloader.reload())
+        reloader = self.makeReloader(service, lambda: results.pop(0),
+                                     afterReload=lambda: hooks.append(1))
+        outcomes = []
+        for _ in range(4):
+            d = reloader.reload()
+            self.assertNoResult(d)  # runs on a later reactor turn
+            service.reactor.advance(0)
+            outcomes.append(self.successResultOf(d))
         # errors that keepalived would reload with (items dropped) do not block
-        self.assertTrue(reloader.reload())
+        self.assertEqual(outcomes, [True, False, True, False])
         self.assertEqual(service.models, ["model-1", "model-3"])
-        self.assertEqual((reloader.reloads, reloader.refused), (2, 1))
+        self.assertEqual((reloader.reloads, reloader.refused), (2, 2))
         self.assertEqual(len(hooks), 2)
+        self.assertEqual(self.recorder.seen, [
+            "started", "applied", "started", ("refused", "the new configuration cannot be used"),
+            "started", "applied",
+            "started", ("refused", "the new VRRP configuration cannot start")])
 
     def test_loaderCrashRefused(self) -> None:
         def boom():
             raise OSError("disk on fire")
 
-        reloader = ReloadSignal(FakeService(), boom, install=lambda s, h: None)
-        self.assertFalse(reloader.reload())
+        service = FakeService()
+        reloader = self.makeReloader(service, boom)
+        d = reloader.reload()
+        service.reactor.advance(0)
+        self.assertFalse(self.successResultOf(d))
         self.flushLoggedErrors(OSError)
+        self.assertEqual(self.recorder.seen,
+                         ["started", ("refused", "cannot read the configuration")])
+
+    def test_burstCoalesces(self) -> None:
+        """
+        Requests made before a reload runs are served by it (it reads the
+        file when it runs); those made while it is being applied -- until
+        the replaced parts have stopped -- are served by one more reload,
+        run afterwards with the file as it is then.
+        """
+        service = FakeService(slowStop=True)
+        files = iter(["A", "B", "C", "D"])
+        current = ["A"]
+
+        def loader() -> Result:
+            return Result(current[0])
+
+        reloader = self.makeReloader(service, loader)
+        for _ in range(5):
+            reloader.request()
+        current[0] = next(files)
+        service.reactor.advance(0)
+        self.assertEqual(service.models, ["A"])
+        # while A is applied: more requests, the file changes twice
+        first = reloader.reload()
+        for name in ("B", "C"):
+            current[0] = name
+            reloader.request()
+        service.reactor.advance(0)
+        self.assertEqual(service.models, ["A"])
+        self.assertNoResult(first)
+        self.assertEqual(self.recorder.seen, ["started"])
+        service.stopping[-1].callback(None)
+        self.assertEqual(self.recorder.seen, ["started", "applied"])
+        self.assertNoResult(first)  # made after A was read: served by the next one
+        service.reactor.advance(0)
+        self.assertEqual(service.models, ["A", "C"])
+        service.stopping[-1].callback(None)
+        self.assertTrue(self.successResultOf(first))
+        service.reactor.advance(10)
+        self.assertEqual(service.models, ["A", "C"])
+        self.assertEqual((reloader.requests, reloader.reloads), (8, 2))
+        self.assertEqual(self.recorder.seen, ["started", "applied"] * 2)
+
+    def test_stopNeverEnding(self) -> None:
+        """
+        Replaced parts that never finish stopping hold further reloads back
+        for L{ReloadSignal.applyTimeout} at most.
+        """
+        service = FakeService(slowStop=True)
+        reloader = self.makeReloader(service, lambda: Result("M"))
+        reloader.request()
+        service.reactor.advance(0)
+        reloader.request()
+        service.reactor.advance(reloader.applyTimeout - 1)
+        self.assertEqual(len(service.models), 1)
+        service.reactor.advance(1)
+        self.assertEqual(self.recorder.seen, ["started", "applied", "started"])
+        self.assertEqual(len(service.models), 2)
+        service.stopping[0].callback(None)  # late: changes nothing
+        self.assertEqual(reloader.reloads, 1)
+
+    def test_stopCancelsPending(self) -> None:
+        service = FakeService()
+        reloader = self.makeReloader(service, lambda: Result("M"))
+        d = reloader.reload()
+        reloader.stopService()
+        self.assertFalse(self.successResultOf(d))
+        service.reactor.advance(1)
+        self.assertEqual(service.models, [])
+        self.assertFalse(self.successResultOf(reloader.reload()))
+
+    def test_failingListener(self) -> None:
+        """
+        Listeners hear C{reloadStarting()} before the file is read and
+        C{reloadEnded(None)} once applied; a failing listener (the systemd
+        notifier) is logged and stops neither the reload nor the others.
+        """
+
+        class Broken:
+            def reloadStarting(self, *args) -> None:
+                raise RuntimeError("listener bug")
+
+            reloadEnded = reloadStarting
+
+        service = FakeService()
+        recorder = Recorder()
+
+        def load() -> Result:
+            recorder.seen.append("load")
+            return Result("M")
+
+        reloader = ReloadSignal(service, load, install=lambda s, h: None,
+                                listeners=[Broken(), recorder])
+        reloader.startService()
+        self.addCleanup(reloader.stopService)
+        d = reloader.reload()
+        service.reactor.advance(0)
+        self.assertTrue(self.successResultOf(d))
+        self.assertEqual(recorder.seen, ["started", "load", "applied"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)

@@ -10,9 +10,11 @@ import stat
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.alert.scripts import ScriptResult
+from keepalive_tx.alert.scripts import ScriptResult, ScriptRunner
 from keepalive_tx.config import model, parseText
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.notify import (
@@ -21,6 +23,7 @@ from keepalive_tx.vrrp.notify import (
     VrrpNotifier,
     fifoLine,
 )
+from tests.unit.test_alert_scripts import ProcessReactor
 
 TEXT = """
 global_defs {
@@ -235,6 +238,23 @@ class VrrpNotifierTests(SynchronousTestCase):
         notifier.instanceStateChanged(self.vi1, State.BACKUP, State.MASTER, "")
         self.assertEqual(len(self.runs.runs), 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_missingScriptNotRun(self) -> None:
+        """
+        A notify script whose file does not exist is disabled: the other
+        scripts and the FIFO line go on, nothing is tried or logged for it
+        at each state change (the start-up audit said it once).
+        """
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        missing = "/nonexistent/ktx/nm.sh"
+        config = parseText(TEXT.replace("/bin/nm", missing) % dict(fifo=self.fifoPath)).model
+        assert config is not None
+        notifier = VrrpNotifier(Clock(), runnerFactory=lambda script: ScriptRunner(
+            ProcessReactor(), script.argv) if script.argv[0] == missing else self.runs(script))
+        vi1 = FakeInstance(config.vrrpInstances[0])
+        notifier.instanceStateChanged(vi1, State.BACKUP, State.MASTER, "timeout")
+        self.assertEqual([argv[0] for argv, _ in self.runs.runs], ["/bin/generic"])
+        self.assertEqual([formatEvent(e) for e in events if "nm.sh" in formatEvent(e)], [])
 
     def test_createdFifoRemovedOnClose(self) -> None:
         self.assertTrue(stat.S_ISFIFO(os.stat(self.fifoPath).st_mode))

@@ -5,6 +5,8 @@ keepalived's log lines, with fake runners on a L{Clock}.
 
 from __future__ import annotations
 
+import os
+
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver
@@ -14,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from keepalive_tx.alert.scripts import ScriptResult
 from keepalive_tx.config import model, parseText
 from keepalive_tx.vrrp.scripts import VrrpScriptService, usedScripts
+from tests.unit.test_alert_scripts import ProcessReactor
 
 
 class FakeRunner:
@@ -156,6 +159,49 @@ class VrrpScriptServiceTests(SynchronousTestCase):
         self.assertEqual(len(runner.calls), 1)
 
     def test_defaultRunnerUsesScriptArgv(self) -> None:
-        service = VrrpScriptService.fromConfig(self.clock, self.config)
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\nexit 0\n")
+        os.chmod(path, 0o755)
+        config = parseText(TEXT.replace("/usr/local/bin/chk", f"{path} arg")).model
+        assert config is not None
+        service = VrrpScriptService.fromConfig(self.clock, config)
         runner = service.scripts["chk"].runner
-        self.assertEqual(runner.argv, ("/usr/local/bin/chk",))
+        self.assertEqual(runner.argv, (path, "arg"))
+        self.assertEqual(runner.execArgv, (os.path.abspath(path), "arg"))
+
+    def test_missingScriptDisabled(self) -> None:
+        """
+        A script whose file does not exist is disabled with keepalived's
+        line: it is never run and its state stays unknown (the instances
+        tracking it ignore it).
+        """
+        reactor = ProcessReactor()
+        service = VrrpScriptService.fromConfig(reactor, self.config)
+        self.assertEqual(list(service.scripts), [])
+        self.assertIn("chk", service.disabled)
+        self.assertIn("Disabling track script chk since not found/accessible", self.lines()[-1])
+        service.startService()
+        reactor.advance(10)
+        service.stopService()
+        self.assertEqual(reactor.spawned, [])
+        self.assertIsNone(service.state("chk"))
+
+    def test_notExecutableOrDirectoryDisabled(self) -> None:
+        """
+        A file its user may not execute, and a directory, are disabled too
+        (keepalived: not executable; a wrong file type in the path).
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\nexit 0\n")
+        os.chmod(path, 0o644)
+        cases = [(path, "since not executable")]
+        if os.geteuid() == 0:  # root may execute a directory: the path check stops it
+            cases.append((os.path.dirname(os.path.abspath(path)), "due to insecure"))
+        for target, reason in cases:
+            config = parseText(TEXT.replace("/usr/local/bin/chk", target)).model
+            assert config is not None
+            service = VrrpScriptService.fromConfig(ProcessReactor(), config)
+            self.assertIn("chk", service.disabled, target)
+            self.assertIn(f"Disabling track script chk {reason}", self.lines()[-1])

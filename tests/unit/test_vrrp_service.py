@@ -174,6 +174,47 @@ class VrrpServiceTests(SynchronousTestCase):
         self.assertEqual(self.platform.closed, 1)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_startWithoutPrivilegedStart(self) -> None:
+        """
+        A host that only calls startService (C{twist}) gets the platform
+        opened and the instances built there; twistd's order (privileged
+        start, then start) opens it once.
+        """
+        self.build(modelFor(*TWO_ON_ETH0))
+        self.service.startService()
+        self.assertEqual(self.platform.opened, 1)
+        self.assertEqual({i.state for i in self.service.instances.values()}, {State.BACKUP})
+        self.clock.advance(4)
+        self.assertEqual({i.state for i in self.service.instances.values()}, {State.MASTER})
+        self.successResultOf(self.service.stopService())
+        self.assertEqual((self.platform.opened, self.platform.closed), (1, 1))
+        self.build(modelFor(*TWO_ON_ETH0))
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.assertEqual(self.platform.opened, 1)
+        self.assertEqual(len(self.platform.ports), 1)
+
+    def test_restart(self) -> None:
+        """
+        Stopped and started again, the service opens the platform again and
+        builds fresh instances (the stopped ones stay stopped), each with
+        one notifier among its observers.
+        """
+        self.build(modelFor(*TWO_ON_ETH0))
+        self.service.privilegedStartService()
+        self.service.startService()
+        first = dict(self.service.instances)
+        self.successResultOf(self.service.stopService())
+        self.service.startService()
+        self.assertEqual(self.platform.opened, 2)
+        self.assertTrue(set(self.service.instances.values()).isdisjoint(first.values()))
+        self.assertEqual(self.service.observers.count(self.service.notifier), 1)
+        self.clock.advance(4)
+        self.assertEqual({i.state for i in self.service.instances.values()}, {State.MASTER})
+        self.assertEqual({i.state for i in first.values()}, {State.STOP})
+        self.successResultOf(self.service.stopService())
+        self.assertEqual(self.platform.closed, 2)
+
     def test_staleRemovedAtBuild(self) -> None:
         self.build(modelFor(*TWO_ON_ETH0), FakePlatform(stale=("192.0.2.101/24",)))
         self.service.privilegedStartService()
@@ -295,3 +336,26 @@ class KeepalivedServiceTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
         self.assertEqual(platform.closed, 1)
         self.assertIsNone(KeepalivedService(model, Clock(), vrrp=False).vrrpService)
+
+    def test_startOnly(self) -> None:
+        """
+        Under C{twist} (no privilegedStartService) the root service opens
+        the VRRP platform and starts the sync daemon controller itself, and
+        L{KeepalivedService.whenStarted} fires once everything runs.
+        """
+        model = modelFor(TWO_ON_ETH0[0], extra="global_defs {\n lvs_sync_daemon eth0 VI_1\n}\n")
+        platform = FakePlatform()
+        service = KeepalivedService(model, Clock(), vrrpPlatform=platform)
+        started: list = []
+        service.syncd.start = lambda: started.append("syncd")  # type: ignore[method-assign]
+        service.syncd.stop = lambda: started.append("syncd stopped")  # type: ignore[method-assign]
+        ready = service.whenStarted()
+        self.assertNoResult(ready)
+        service.startService()
+        self.successResultOf(ready)
+        self.successResultOf(service.whenStarted())
+        self.assertEqual((platform.opened, started), (1, ["syncd"]))
+        self.assertEqual(service.vrrpService.instances["VI_1"].state, State.BACKUP)
+        self.successResultOf(service.stopService())
+        self.assertEqual((platform.closed, started), (1, ["syncd", "syncd stopped"]))
+        self.assertNoResult(service.whenStarted())

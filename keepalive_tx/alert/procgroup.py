@@ -1,0 +1,87 @@
+# -*- test-case-name: tests.unit.test_alert_scripts -*-
+"""
+Process groups for scripts: each script is started in a group of its own,
+so that everything it starts can be signalled at once.
+
+Twisted starts children with C{posix_spawnp} whenever no uid, gid or
+working directory is given, and that path has no hook to call
+C{setpgid}; so the command is exec'd through C{setsid(1)}, or, when it is
+not installed, through a tiny Python shim calling C{setpgid(0, 0)}.  In
+both cases the group id is the child's pid.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import sys
+from collections.abc import Callable
+
+__all__ = ["defaultGroupWrapper", "killGroup", "killGroupFor", "signalGroup"]
+
+#: a process-group shim used when setsid(1) is not installed
+_PGID_SHIM = "import os,sys;os.setpgid(0,0);os.execv(sys.argv[1],sys.argv[1:])"
+
+
+@functools.cache
+def _groupWrapper() -> tuple[str, ...]:
+    setsid = shutil.which("setsid")
+    if setsid is not None:
+        return (setsid,)
+    return (sys.executable, "-S", "-c", _PGID_SHIM)
+
+
+def defaultGroupWrapper() -> list[str]:
+    """
+    @return: the argv prefix that starts a command in a new process group
+        (C{setsid(1)}, else a Python shim calling C{setpgid(0, 0)}).
+    """
+    return list(_groupWrapper())
+
+
+def killGroup(pgid: int, sig: int) -> bool:
+    """
+    Send C{sig} to process group C{pgid} only.
+
+    @return: whether the group exists.
+    """
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def signalGroup(pid: int, sig: int) -> None:
+    """
+    Send C{sig} to process group C{pid}; when the group does not exist yet
+    (the child has not called C{setsid} yet), to the process.
+    """
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def killGroupFor(
+    send: Callable[[int, int], None]
+) -> Callable[[int, int], bool]:
+    """
+    The after-exit group sender that goes with C{send}: L{killGroup} for
+    the real L{signalGroup}, else C{send} itself (a test's recorder; the
+    group is then taken as gone).
+    """
+    if send is signalGroup:
+        return killGroup
+
+    def viaSend(pgid: int, sig: int) -> bool:
+        send(pgid, sig)
+        return False
+
+    return viaSend
+
+
