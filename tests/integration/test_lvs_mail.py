@@ -17,12 +17,12 @@ import os
 import signal
 import subprocess
 import sys
-from functools import cache
 
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab
 from tests.integration.netns import waitUntil as waitFor
+from tests.integration.shared import sharedResult
 from tests.integration.test_alert_smtp import requireAiosmtpd
 from tests.integration.uml import requireUML, runInGuest
 from tests.integration.vrrpnode import ourTwistd
@@ -152,11 +152,15 @@ class CheckerMailTests(TestCase):
         self.assertEqual(mail["X-Mailer"], "Keepalived")
 
 
-@cache
 def startReport() -> dict:
     """
-    L{tests.integration.uml_guest_startmail}'s report (one guest boot).
+    L{tests.integration.uml_guest_startmail}'s report (one guest boot per
+    test run, shared by trial's workers).
     """
+    return sharedResult("uml-startmail", _runStartGuest)
+
+
+def _runStartGuest() -> dict:
     result = runInGuest([sys.executable, "-m", "tests.integration.uml_guest_startmail"],
                         timeout=240, cwd=_CHECKOUT)
     if result.returncode != 0:

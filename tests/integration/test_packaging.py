@@ -134,26 +134,28 @@ class DistributionFilesTests(TestCase):
     The sdist and the wheel carry the GPL-2.0 text and the package metadata.
     """
 
-    _built: dict[str, Path] = {}
-
     def setUp(self) -> None:
-        if not self._built:
-            tmp = Path(tempfile.mkdtemp(prefix="ktx-dist-"))
-            import atexit
-            atexit.register(shutil.rmtree, tmp, True)
-            src = tmp / "src"
-            shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-                ".git", "_trial_temp*", "*.egg-info", "build", "dist", "__pycache__",
-                ".hypothesis"))
-            env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
-            subprocess.run(
-                [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                 "-w", str(tmp / "wheel"), str(src)],
-                check=True, capture_output=True, env=env, cwd=tmp)
-            subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp / "sdist")],
-                           check=True, capture_output=True, cwd=src)
-            self._built["wheel"] = next((tmp / "wheel").glob("keepalive_tx-*.whl"))
-            self._built["sdist"] = next((tmp / "sdist").glob("keepalive_tx-*.tar.gz"))
+        # built once per test run, shared by trial's workers
+        self._built = {k: Path(v) for k, v in sharedResult("packaging-dist", self._build).items()}
+
+    @staticmethod
+    def _build() -> dict[str, str]:
+        tmp = Path(tempfile.mkdtemp(prefix="ktx-dist-"))
+        import atexit
+        atexit.register(shutil.rmtree, tmp, True)
+        src = tmp / "src"
+        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+            ".git", "_trial_temp*", "*.egg-info", "build", "dist", "__pycache__",
+            ".hypothesis"))
+        env = dict(_cleanEnvironment(), PIP_DISABLE_PIP_VERSION_CHECK="1")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+             "-w", str(tmp / "wheel"), str(src)],
+            check=True, capture_output=True, env=env, cwd=tmp)
+        subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp / "sdist")],
+                       check=True, capture_output=True, cwd=src, env=_cleanEnvironment())
+        return {"wheel": str(next((tmp / "wheel").glob("keepalive_tx-*.whl"))),
+                "sdist": str(next((tmp / "sdist").glob("keepalive_tx-*.tar.gz")))}
 
     def test_wheelLicenseAndMetadata(self) -> None:
         """
