@@ -23,20 +23,13 @@ from collections import Counter
 
 from twisted.trial.unittest import TestCase
 
-from tests.integration.shared import sharedResult
+from tests.integration.shared import sharedFixture
 from tests.integration.uml import requireUML, runInGuest
 
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SERVICE = "TCP 203.0.113.10:80 rr"
 FOREIGN = "TCP 198.51.100.200:443 rr"
-
-
-def guestReport() -> dict:
-    """
-    The guest's report, made once per test run (shared by trial's workers).
-    """
-    return sharedResult("uml-daemon", _runGuest)
 
 
 def _runGuest() -> dict:
@@ -55,6 +48,10 @@ def _runGuest() -> dict:
         raise AssertionError(f"guest output is not JSON: {e}\n{result.stdout}\n{result.stderr}") from e
     report["hostSeconds"] = round(time.monotonic() - started, 2)
     return report
+
+
+#: the guest's report: one guest boot per test run, shared by trial's workers
+guestReport = sharedFixture("uml-daemon", _runGuest, requires=lambda: requireUML("ipvsadm"))
 
 
 def main() -> None:

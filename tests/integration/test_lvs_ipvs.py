@@ -13,17 +13,10 @@ import sys
 
 from twisted.trial.unittest import TestCase
 
-from tests.integration.shared import sharedResult
+from tests.integration.shared import sharedFixture
 from tests.integration.uml import requireUML, runInGuest
 
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def guestReport() -> dict:
-    """
-    The guest's report, made once per test run (shared by trial's workers).
-    """
-    return sharedResult("uml-ipvs", _runGuest)
 
 
 def _runGuest() -> dict:
@@ -37,6 +30,10 @@ def _runGuest() -> dict:
     except ValueError as e:
         raise AssertionError(f"guest output is not JSON: {e}\n{result.stdout}\n{result.stderr}") from e
     return report
+
+
+#: the guest's report: one guest boot per test run, shared by trial's workers
+guestReport = sharedFixture("uml-ipvs", _runGuest, requires=lambda: requireUML("ipvsadm"))
 
 
 class IPVSInGuestTests(TestCase):

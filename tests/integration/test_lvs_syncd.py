@@ -12,17 +12,10 @@ import sys
 
 from twisted.trial.unittest import TestCase
 
-from tests.integration.shared import sharedResult
+from tests.integration.shared import sharedFixture
 from tests.integration.uml import requireUML, runInGuest
 
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def guestReport() -> dict:
-    """
-    The guest's report, made once per test run (shared by trial's workers).
-    """
-    return sharedResult("uml-syncd", _runGuest)
 
 
 def _runGuest() -> dict:
@@ -38,6 +31,10 @@ def _runGuest() -> dict:
         return json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError) as e:
         raise AssertionError(f"guest output is not JSON: {e}\n{result.stdout}\n{result.stderr}") from e
+
+
+#: the guest's report: one guest boot per test run, shared by trial's workers
+guestReport = sharedFixture("uml-syncd", _runGuest, requires=lambda: requireUML("ipvsadm"))
 
 
 class SyncDaemonInGuestTests(TestCase):
