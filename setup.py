@@ -39,7 +39,7 @@ setup(
     },
     python_requires=">=3.11",
     packages=find_packages(include=["keepalive_tx", "keepalive_tx.*"]) + ["twisted.plugins"],
-    package_data={"keepalive_tx": ["py.typed"]},
+    package_data={"keepalive_tx": ["py.typed", "demo/keepalived.conf"]},
     install_requires=[
         "twisted>=24.7",
         # netlink message codecs below pyroute2's public API: tested on 0.9.x only
@@ -47,7 +47,9 @@ setup(
         "pyopenssl",
         "service-identity",
         "ply==3.11",
+        # /metrics (pure Python, no dependencies of its own)
+        "prometheus-client>=0.16",
     ],
-    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd", "prometheus-client"]},
+    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd"]},
     entry_points={"console_scripts": ["genhash = keepalive_tx.genhash:main"]},
 )

@@ -80,7 +80,8 @@ class ReloadSignal(Service):
     def __init__(self, service: Any, loader: Callable[[], Any],
                  install: Callable[[int, Any], Any] = _signal.signal,
                  afterReload: Callable[[], object] | None = None,
-                 listeners: Iterable[Any] = ()) -> None:
+                 listeners: Iterable[Any] = (),
+                 refuses: Callable[[Any], bool] | None = None) -> None:
         """
         @param service: the L{keepalive_tx.service.KeepalivedService}.
         @param loader: reads the configuration again (returns a
@@ -89,12 +90,17 @@ class ReloadSignal(Service):
         @param afterReload: called after a reload was applied (twistd's
             entry point lets the replaced objects be collected there).
         @param listeners: L{IReloadListener}s.
+        @param refuses: whether a configuration's diagnostics make it one
+            keepalived would refuse to run (default: their C{refusesStart});
+            such a reload is refused and the running configuration stays,
+            where keepalived would stop.
         """
         self.service = service
         self.loader = loader
         self.install = install
         self.afterReload = afterReload
         self.listeners: list[Any] = list(listeners)
+        self.refuses: Callable[[Any], bool] = refuses or (lambda d: bool(d.refusesStart))
         self.reloads = 0
         self.refused = 0
         self.requests = 0
@@ -213,7 +219,6 @@ class ReloadSignal(Service):
         @return: a Deferred firing with C{True} once it is applied, or with
             C{False} (at once) when it was refused.
         """
-        from keepalive_tx.config.errors import Severity
 
         self.log.info("Reloading configuration")
         try:
@@ -223,7 +228,7 @@ class ReloadSignal(Service):
             return succeed(self._refuse("cannot read the configuration"))
         for diagnostic in result.diagnostics:
             self.log.warn("{diagnostic}", diagnostic=str(diagnostic))
-        if result.model is None or result.diagnostics.worst is Severity.FATAL:
+        if result.model is None or self.refuses(result.diagnostics):
             self.log.error("Reload refused: the new configuration cannot be used; still running"
                            " the previous one")
             return succeed(self._refuse("the new configuration cannot be used"))

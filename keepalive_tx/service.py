@@ -83,12 +83,14 @@ class KeepalivedService(MultiService):
         *,
         vrrp: bool = True,
         checkers: bool = True,
+        bfd: bool = True,
         logDetail: bool = False,
         vrrpPlatform: Any = None,
         staticPlatform: Any = None,
         statusListen: str | None = None,
         releaseVrrp: bool = True,
         releaseIpvs: bool = True,
+        firewallChannel: Any = None,
     ) -> None:
         """
         @param statusListen: server endpoint of the status API and
@@ -115,6 +117,7 @@ class KeepalivedService(MultiService):
         self.reloads = 0
         self.runVrrp = vrrp
         self.runCheckers = checkers
+        self.runBfd = bfd
         self.logDetail = logDetail
         self.releaseVrrp = releaseVrrp
         self.releaseIpvs = releaseIpvs
@@ -128,12 +131,25 @@ class KeepalivedService(MultiService):
         if self.mailer is not None:
             self.mailer.setServiceParent(self)
         self.vrrpPlatform = vrrpPlatform
+        #: the nftables channel of the firewall (default: the kernel's, or
+        #: the C{netfilterChannel} of C{vrrpPlatform}; a platform without
+        #: one gets no firewall)
+        self.firewallChannel = firewallChannel
         self.staticPlatform = staticPlatform
         # static_ipaddress/routes/rules: before VRRP, so they exist when the
         # instances start (and stay until the instances have stopped).
         self.staticService = self._buildStatic(model)
         if self.staticService is not None:
             self.staticService.setServiceParent(self)
+        # The no_accept firewall: before VRRP (stale tables deleted before
+        # the instances start; its tables deleted after they have stopped).
+        self.firewall = self._buildFirewall(model)
+        if self.firewall is not None:
+            self.firewall.setServiceParent(self)
+        # BFD before its clients (VRRP tracking, BFD_CHECK): it stops last
+        self.bfdService = self._buildBfd(model)
+        if self.bfdService is not None:
+            self.bfdService.setServiceParent(self)
         self.vrrpService = self._buildVrrp(model)
         if self.vrrpService is not None:
             self.vrrpService.setServiceParent(self)
@@ -151,9 +167,13 @@ class KeepalivedService(MultiService):
             self.lvsService.setServiceParent(self)
         statusListen = statusListen or getattr(model.globalDefs, "statusListen", None)
         if statusListen:
+            from keepalive_tx.lvs.traffic import TrafficReader
             from keepalive_tx.status.web import StatusService
 
-            StatusService(statusListen, self.snapshot, reactor).setServiceParent(self)
+            # the IPVS counters of /metrics, from whichever checkers run now (reloads swap them)
+            traffic = TrafficReader(reactor, lambda: getattr(self.lvsService, "table", None))
+            StatusService(statusListen, self.snapshot, reactor,
+                          traffic=traffic.read).setServiceParent(self)
 
     # -- children ------------------------------------------------------------
 
@@ -165,6 +185,13 @@ class KeepalivedService(MultiService):
 
         return StaticService(model, platform=self.staticPlatform, reactor=self.reactor)
 
+    def _buildBfd(self, model: Any) -> Any:
+        if not self.runBfd or not getattr(model, "bfdInstances", ()):
+            return None
+        from keepalive_tx.bfd.service import BfdService
+
+        return BfdService(model, self.reactor, logDetail=self.logDetail)
+
     def _buildVrrp(self, model: Any, resume: frozenset[str] = frozenset()) -> Any:
         if not self.runVrrp or not getattr(model, "vrrpInstances", ()):
             return None
@@ -172,18 +199,54 @@ class KeepalivedService(MultiService):
         from keepalive_tx.vrrp.service import VrrpService
 
         service = VrrpService(model, self.reactor, platform=self.vrrpPlatform,
-                              alerts=self.alerts, resume=resume)
+                              alerts=self.alerts, resume=resume, firewall=self.firewall,
+                              bfd=self.bfdService)
         service.releaseOnStop = self.releaseVrrp
         service.observers.append(InstanceAlerts(self.alerts))
         service.observers.append(self.transitions)
         return service
+
+    def _buildFirewall(self, model: Any) -> Any:
+        if not self.runVrrp or not getattr(model, "vrrpInstances", ()):
+            return None
+        from keepalive_tx.net.firewall import Firewall, firewallSettingsFor
+
+        settings, defaulted = firewallSettingsFor(model)
+        if settings is None:
+            return None
+        channel = self.firewallChannel or getattr(self.vrrpPlatform, "netfilterChannel", None)
+        if channel is None and self.vrrpPlatform is not None:
+            return None  # a platform of the host's own, without nftables
+        return Firewall(settings, defaulted=defaulted, channel=channel)
+
+    def _reloadFirewall(self, model: Any) -> None:
+        """
+        The firewall outlives reloads (its table name cannot change, as in
+        keepalived); one is started when a reload first needs it.
+        """
+        if self.firewall is not None:
+            from keepalive_tx.net.firewall import firewallSettingsFor
+
+            settings, _ = firewallSettingsFor(model)
+            if settings is not None and settings.table != self.firewall.settings.table:
+                self.log.info("Cannot change nftables table name at a reload - please restart"
+                              " keepalived")
+            return
+        self.firewall = self._buildFirewall(model)
+        if self.firewall is not None:
+            self.firewall.setServiceParent(self)
+            self.services.remove(self.firewall)
+            where = (self.services.index(self.vrrpService) if self.vrrpService in self.services
+                     else self._insertionPoint("vrrpService"))
+            self.services.insert(where, self.firewall)
 
     def _buildLvs(self, model: Any, previous: Any = None) -> Any:
         if not self.runCheckers or not getattr(model, "virtualServers", ()):
             return None
         from keepalive_tx.lvs.service import LvsService
 
-        service = LvsService(model, self.reactor, alerts=self.alerts, previous=previous)
+        service = LvsService(model, self.reactor, alerts=self.alerts, previous=previous,
+                             bfd=self.bfdService)
         service.releaseOnStop = self.releaseIpvs
         return service
 
@@ -203,7 +266,9 @@ class KeepalivedService(MultiService):
             released);
           - checkers: the IPVS table is reconciled in place (no flush) and
             real servers whose checks did not change keep their state;
-          - static addresses/routes/rules: replaced when changed.
+          - static addresses/routes/rules: replaced when changed;
+          - BFD: sessions are kept by name (new intervals announced with a
+            Poll sequence), removed ones stop, new ones start.
 
         Global settings that shape the process (mail relay, status
         listener, the IPVS sync daemon) keep their values until a restart.
@@ -221,6 +286,12 @@ class KeepalivedService(MultiService):
 
         forgetUsers()
         old = self.model
+        bfdChanged = getattr(old, "bfdInstances", ()) != getattr(model, "bfdInstances", ())
+        # a BFD service appearing now must exist before the VRRP and checker
+        # services that follow it are built (it starts only if all can)
+        newBfd = self._buildBfd(model) if self.bfdService is None else None
+        if newBfd is not None:
+            self.bfdService = newBfd
         vrrpChanged = _vrrpPart(old) != _vrrpPart(model)
         lvsChanged = _lvsPart(old) != _lvsPart(model)
         staticChanged = _staticPart(old) != _staticPart(model)
@@ -229,6 +300,7 @@ class KeepalivedService(MultiService):
         vrrp = lvs = None
         resume: frozenset[str] = frozenset()
         if vrrpChanged:
+            self._reloadFirewall(model)
             if self.vrrpService is not None:
                 resume = frozenset(self.vrrpService.successorsResuming(model))
             vrrp = self._buildVrrp(model, resume)
@@ -241,10 +313,13 @@ class KeepalivedService(MultiService):
             if not self._prepare(successor, what):
                 for done in prepared:
                     done.stopService()
+                if newBfd is not None:
+                    self.bfdService = None
                 raise ReloadError(f"the new {what} configuration cannot start")
             if successor is not None:
                 prepared.append(successor)
-        changed = []
+        self._reloadBfd(model, newBfd)
+        changed = ["bfd"] if bfdChanged else []
         stopping = []
         if staticChanged:
             changed.append("static")
@@ -267,6 +342,35 @@ class KeepalivedService(MultiService):
         else:
             self.log.info("Reloaded: {parts} changed", parts=", ".join(changed))
         return DeferredList(stopping, consumeErrors=True).addCallback(lambda _: None)
+
+    def reloadStarting(self) -> None:
+        """
+        A reload is about to hold the reactor up (reading the file,
+        rebuilding services, the heap refreeze): every BFD session sends one
+        packet now, so its peer has a whole detection time to hear from us
+        again.  (A L{keepalive_tx.reload.ReloadSignal} listener.)
+        """
+        if self.bfdService is not None:
+            self.bfdService.transmitNow()
+
+    def reloadEnded(self, refusal: str | None) -> None:
+        if self.bfdService is not None:
+            self.bfdService.transmitNow()
+
+    def _reloadBfd(self, model: Any, service: Any) -> None:
+        """
+        Reconfigure the BFD sessions in place, or start C{service}, the BFD
+        service the new configuration brings.
+        """
+        if service is None:
+            if self.bfdService is not None:
+                self.bfdService.reconfigure(model)
+            return
+        # before VRRP and the checkers, so that it stops after them
+        index = self._insertionPoint("bfdService")
+        service.setServiceParent(self)
+        self.services.remove(service)
+        self.services.insert(min(index, len(self.services)), service)
 
     def _prepare(self, successor: Any, what: str) -> bool:
         """
@@ -326,7 +430,7 @@ class KeepalivedService(MultiService):
         Where a child that did not exist before goes: static before VRRP
         before checkers, all after the mailer.
         """
-        order = ["staticService", "vrrpService", "lvsService"]
+        order = ["staticService", "bfdService", "vrrpService", "lvsService"]
         later = [getattr(self, a) for a in order[order.index(attribute) + 1:]]
         for i, child in enumerate(self.services):
             if child in later and child is not None:
@@ -492,11 +596,21 @@ def _staticPart(model: Any) -> tuple[Any, ...]:
     return (*_part(model, _STATIC_FIELDS), getattr(model.globalDefs, "defaultInterface", None))
 
 
+def _bfdTracking(model: Any, side: str) -> tuple[Any, ...]:
+    """
+    What VRRP tracking (C{side} "forVrrp") or the checkers ("forChecker")
+    take from the C{bfd_instance}s: their names and default weights, not
+    their timers (those the BFD service changes in place).
+    """
+    return tuple((b.name, b.weight, b.weightReverse) for b in
+                 getattr(model, "bfdInstances", ()) if getattr(b, side))
+
+
 def _vrrpPart(model: Any) -> tuple[Any, ...]:
     # global_defs carries VRRP settings (GARP timers, multicast groups,
     # script security ...): any change there restarts VRRP (hitless anyway)
-    return (*_part(model, _VRRP_FIELDS), model.globalDefs)
+    return (*_part(model, _VRRP_FIELDS), model.globalDefs, _bfdTracking(model, "forVrrp"))
 
 
 def _lvsPart(model: Any) -> tuple[Any, ...]:
-    return (*_part(model, _LVS_FIELDS), model.globalDefs)
+    return (*_part(model, _LVS_FIELDS), model.globalDefs, _bfdTracking(model, "forChecker"))

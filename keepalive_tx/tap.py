@@ -226,10 +226,23 @@ class Options(usage.Options):
         Read and validate the configuration named by these options.
         """
         from keepalive_tx.config import loadConfig
+        from keepalive_tx.config.interfaces import checkInterfaces
 
-        return loadConfig(
+        result = loadConfig(
             self["config"], configId=self["config-id"], allConfig=bool(self["all-config"])
         )
+        if not self["check"]:
+            # keepalived's VRRP process checks the interfaces it is given
+            result.diagnostics.extend(checkInterfaces(result.model, self.interfaceNames()))
+        return result
+
+    def interfaceNames(self) -> set[str]:
+        """
+        The interfaces that exist (tests replace this).
+        """
+        from keepalive_tx.config.interfaces import existingInterfaces
+
+        return existingInterfaces()
 
 
 def _cNumber(text: str) -> int:
@@ -271,6 +284,7 @@ def configTest(options: Options, stdout: TextIO, stderr: TextIO) -> int:
     result = options.load()
     if result.model is not None:
         auditScripts(result.model, result.diagnostics)
+        auditAdvertSpace(result.model, result.diagnostics)
     for diagnostic in result.diagnostics:
         stderr.write(f"{diagnostic}\n")
     if options["dump-conf"] and result.model is not None:
@@ -299,6 +313,20 @@ def auditScripts(model: Any, diagnostics: Any) -> None:
             diagnostics.add(severity[kind], line)
 
 
+def auditAdvertSpace(model: Any, diagnostics: Any) -> None:
+    """
+    Add keepalived's warning for instances with more VIPs than one advert
+    carries on their interface (the running daemon moves them to the
+    excluded VIPs as it builds the instance).
+    """
+    if not model.vrrpInstances:
+        return
+    from keepalive_tx.vrrp.advertspace import auditAdvertSpace as audit
+    from keepalive_tx.vrrp.advertspace import interfaceMtu
+
+    audit(model, diagnostics, interfaceMtu)
+
+
 def makeService(options: Options, reactor=None) -> IService:
     """
     Build the L{KeepalivedService} described by C{options}.  Run by twistd
@@ -309,7 +337,6 @@ def makeService(options: Options, reactor=None) -> IService:
     """
     from twisted.logger import Logger
 
-    from keepalive_tx.config.errors import Severity
     from keepalive_tx.service import KeepalivedService
 
     logs = None
@@ -328,8 +355,13 @@ def makeService(options: Options, reactor=None) -> IService:
     result = options.load()
     for diagnostic in result.diagnostics:
         log.warn("{diagnostic}", diagnostic=str(diagnostic))
-    if result.diagnostics.worst is Severity.FATAL:
-        raise SystemExit(f"{options['config']}: configuration cannot be used (see messages above)")
+    if _refuses(result.diagnostics, options):
+        if logs is None or not options.logSettings().console:
+            # (not on the console yet: say why there)
+            for diagnostic in result.diagnostics:
+                options.stderr.write(f"{diagnostic}\n")
+        log.error("{path}: keepalived would not run this configuration", path=options["config"])
+        raise SystemExit(result.diagnostics.startExitCode())
     if options["dump-conf"]:
         from keepalive_tx.config.dump import dumpConfig
 
@@ -339,6 +371,7 @@ def makeService(options: Options, reactor=None) -> IService:
         reactor=reactor,
         vrrp=not options["check"],
         checkers=not options["vrrp"],
+        bfd=not options["no_bfd"],
         logDetail=bool(options["log-detail"]),
         statusListen=options["status"],
         releaseVrrp=not options["dont-release-vrrp"],
@@ -350,7 +383,9 @@ def makeService(options: Options, reactor=None) -> IService:
     DumpSignals(service.reactor, StateDumper(service)).setServiceParent(service)
     from keepalive_tx.reload import ReloadSignal
 
-    reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze)
+    reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze,
+                            refuses=lambda diagnostics: _refuses(diagnostics, options),
+                            listeners=[service])
     reloader.setServiceParent(service)
     FreezeHeap().setServiceParent(service)
     if options["umask"] is not None and "umask" not in options.delegated:
@@ -373,6 +408,18 @@ def makeService(options: Options, reactor=None) -> IService:
             "after", "shutdown", log.info, "Stopped Keepalived (keepalive_tx v{version})",
             version=__version__)
     return service
+
+
+def _refuses(diagnostics: Any, options: Options) -> bool:
+    """
+    Whether keepalived would refuse to start: it stops on what its VRRP
+    process refuses only when that process runs (not under C{--check}).
+    """
+    from keepalive_tx.config.errors import Severity
+
+    if options["check"]:
+        return any(d.severity is Severity.FATAL or d.stop for d in diagnostics)
+    return diagnostics.refusesStart
 
 
 class FreezeHeap(Service):

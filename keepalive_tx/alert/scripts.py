@@ -176,6 +176,8 @@ class _ScriptProcess(ProcessProtocol):
         self.timer: IDelayedCall | None = None
         self.pid: int | None = None
         self.terminating = False
+        #: SIGKILL sent (after the timeout and the grace of L{ScriptRunner.killDelay})
+        self.killing = False
         self.ended = False
 
     # -- lifecycle --------------------------------------------------------
@@ -213,6 +215,7 @@ class _ScriptProcess(ProcessProtocol):
 
     def _kill(self) -> None:
         self.timer = None
+        self.killing = True
         self._signal(_signal.SIGKILL)
         self._arm(GIVE_UP_DELAY, self._giveUp)
 
@@ -408,6 +411,20 @@ class ScriptRunner:
             os.close(null)
         proto.started()
         return d
+
+    @property
+    def phase(self) -> str:
+        """
+        keepalived's state of a script: C{"idle"} (no run in progress),
+        C{"running"}, C{"requested termination"} (timed out: SIGTERM sent)
+        or C{"forcing termination"} (SIGKILL sent); with several runs, the
+        furthest along.
+        """
+        phases = ("idle", "running", "requested termination", "forcing termination")
+        furthest = 0
+        for proto in self._processes:
+            furthest = max(furthest, 3 if proto.killing else 2 if proto.terminating else 1)
+        return phases[furthest]
 
     def _ended(self, proto: _ScriptProcess) -> None:
         if proto in self._processes:

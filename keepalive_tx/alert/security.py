@@ -223,7 +223,7 @@ def configuredScripts(config: Any) -> Iterator[ScriptUse]:
                 yield from uses(GROUP_CHECK, ROLE_NOTIFY, rs, ("notifyUp", "notifyDown"),
                                 str(rs.address))
         yield from uses(GROUP_CHECK, ROLE_NOTIFY, g, ("notifyFifoScript", "lvsNotifyFifoScript"))
-    if getattr(config, "vrrpInstances", ()):
+    if getattr(config, "vrrpInstances", ()) or getattr(config, "vrrpConfigured", False):
         for vs in getattr(config, "vrrpScripts", ()):
             if vs.script is not None:
                 yield use(GROUP_VRRP, ROLE_TRACK, vs.name, vs.script, vs.user or None)

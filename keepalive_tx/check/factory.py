@@ -269,12 +269,36 @@ _file.module = "keepalive_tx.check.file"  # type: ignore[attr-defined]
 _file.className = "FileChecker"  # type: ignore[attr-defined]
 
 
+def _bfd(reactor: Any, config: Any, rs: Any, vs: Any, model: Any) -> BuiltChecker:
+    """
+    BFD_CHECK: follows the C{bfd_instance} named by the checker; the LVS
+    service binds it to the BFD sessions (L{keepalive_tx.check.bfd.BfdChecker.bind}).
+    """
+    from keepalive_tx.check.bfd import BfdChecker
+
+    instance = next(
+        (b for b in getattr(model, "bfdInstances", ()) if b.name == config.name), None
+    )
+    if instance is None or not instance.forChecker:
+        raise UnsupportedChecker(f"BFD_CHECK: BFD {config.name} not configured")
+    delayLoop = getattr(rs, "delayLoop", 60.0)
+    timing = CheckTiming(delayLoop=delayLoop, retry=0, delayBeforeRetry=delayLoop,
+                         warmup=0.0, alpha=config.alpha)
+    return BuiltChecker(BfdChecker.fromConfig(reactor, config), CheckerState(timing), timing,
+                        driven=True)
+
+
+_bfd.module = "keepalive_tx.check.bfd"  # type: ignore[attr-defined]
+_bfd.className = "BfdChecker"  # type: ignore[attr-defined]
+
+
 register("TCP_CHECK", _tcp)
 register("HTTP_GET", _http)
 register("SSL_GET", _http)
 
 #: Checkers whose modules are imported on first use: keyword -> factory.
-#: FILE_CHECK is not scheduled: it follows a track_file (C{driven}).
+#: FILE_CHECK and BFD_CHECK are not scheduled: they follow a track_file /
+#: a BFD session (C{driven}).
 _LAZY: dict[str, CheckerFactory] = {
     "MISC_CHECK": _misc,
     "SMTP_CHECK": _fromConfig("keepalive_tx.check.smtp", "SmtpChecker"),
@@ -282,6 +306,7 @@ _LAZY: dict[str, CheckerFactory] = {
     "UDP_CHECK": _fromConfig("keepalive_tx.check.udp", "UdpChecker"),
     "PING_CHECK": _fromConfig("keepalive_tx.check.ping", "PingChecker"),
     "FILE_CHECK": _file,
+    "BFD_CHECK": _bfd,
 }
 
 
@@ -352,9 +377,12 @@ def shareKey(config: Any, rs: Any, vs: Any, model: Any = None) -> Hashable | Non
     server (MISC_CHECK: its address and, with C{misc_dynamic}, its weight;
     FILE_CHECK: its C{delay_loop}).
 
-    @return: a hashable key, or L{None} when this checker cannot be shared.
+    @return: a hashable key, or L{None} when this checker cannot be shared
+        (BFD_CHECK: it costs nothing and logs per real server).
     """
     kind = type(config).kind
+    if kind == "BFD_CHECK":
+        return None
     extra: tuple = ()
     if kind == "MISC_CHECK":
         extra = (str(rs.address), rs.weight if config.dynamic else None)

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 from keepalive_tx.config.errors import Diagnostics, Severity
+from keepalive_tx.config.interfaces import checkInterfaces
 from keepalive_tx.config.model import Config
 
 __all__ = ["LoadResult", "loadConfig", "parseText", "parseLogicalLines", "checkInterfaces"]
@@ -95,24 +96,3 @@ def loadConfig(path: str, configId: str | None = None, *, allConfig: bool = Fals
     with _noCycleCollection():
         lines = preprocessFile(path, diagnostics, configId, allConfig=allConfig)
         return LoadResult(parseLogicalLines(lines, diagnostics), diagnostics)
-
-
-def checkInterfaces(model: Config, existing: set[str]) -> Diagnostics:
-    """
-    Report interfaces the model names that are not in C{existing}
-    (keepalived's CONFIG_BAD_IF, fatal unless C{dynamic_interfaces}).
-    """
-    diagnostics = Diagnostics()
-    severity = Severity.WARNING if model.globalDefs.dynamicInterfaces else Severity.FATAL
-    for vi in model.vrrpInstances:
-        names = [(vi.interface, vi.location)]
-        names += [(t.name, t.location) for t in vi.trackInterfaces]
-        names += [(a.dev, a.location) for a in (*vi.virtualIpaddresses, *vi.virtualIpaddressesExcluded)]
-        for name, loc in names:
-            if name and name not in existing:
-                diagnostics.add(severity, f"({vi.name}) unknown interface {name}", loc)
-    for a in model.staticIpaddresses:
-        dev = a.dev or model.globalDefs.defaultInterface
-        if dev not in existing:
-            diagnostics.add(severity, f"static_ipaddress {a.address}: unknown interface {dev}", a.location)
-    return diagnostics

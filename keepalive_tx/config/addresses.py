@@ -68,6 +68,15 @@ def parseAddress(
         return None, ["Missing address"]
     first = tokens[0]
     addr = _iface(first)
+    if addr is None and "/" in first:
+        # keepalived keeps an address whose prefix length it cannot read,
+        # as a host address
+        host, _, plen = first.partition("/")
+        ip = _ip(host)
+        if ip is not None:
+            longest = ip.max_prefixlen
+            msgs.append(f"Invalid address prefix len {plen} for address {first} - using {longest}")
+            addr = ipaddress.ip_interface(f"{ip}/{longest}")
     if addr is None:
         return None, [f"Invalid address '{first}' (IP[/prefix] expected) - ignoring"]
     kw: dict = {}
@@ -143,6 +152,14 @@ def parseAddress(
     if "peer" in kw and "broadcast" in kw:
         msgs.append(f"Address '{first}': 'brd' cannot be used with 'peer' - ignoring brd")
         del kw["broadcast"]
+    if addr.version == 6:
+        # as keepalived: the kernel takes neither for IPv6
+        if kw.get("scope") not in (None, "global", "0"):
+            msgs.append(f"Cannot specify scope for IPv6 addresses ({first}) - ignoring scope")
+            del kw["scope"]
+        if "label" in kw:
+            msgs.append(f"Cannot specify label for IPv6 addresses ({first}) - ignoring label")
+            del kw["label"]
     return VirtualAddress(address=addr, **kw), msgs
 
 

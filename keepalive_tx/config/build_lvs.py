@@ -63,16 +63,18 @@ def buildVirtualServer(ctx: Any, b: Builder, groups: Any = ()) -> VirtualServer 
     loc = b["location"]
     group = header.group
     family = b.get("family") or header.family or b.get("_granularityFamily")
-    if group is not None and family is None:
-        for g in groups:
-            if g.name == group:
-                family = _groupFamily(g)
-                break
+    groupObj = next((g for g in groups if g.name == group), None) if group is not None else None
+    if groupObj is not None and family is None:
+        family = _groupFamily(groupObj)
     isFwmark = header.fwmark is not None
 
     protocol = b.get("protocol")
     port = header.port or 0
-    if isFwmark:
+    if groupObj is not None and not groupObj.addressRanges:
+        # a group of fwmarks only: its services have no protocol (keepalived
+        # checks the protocol only of groups with addresses)
+        name = f"[{group}]:{port}"
+    elif isFwmark:
         name = f"FWM {header.fwmark}"
         if protocol is not None:
             ctx.warning(loc, f"Virtual server {name}: protocol specified for fwmark - protocol will be ignored")
@@ -383,6 +385,8 @@ def _buildChecker(ctx: Any, cb: Builder, inh: Builder, rs: Builder, vsb: Builder
     kind = cb["kind"]
     loc = cb["location"]
     kw = _KIND_DEFAULTS[kind].copy()
+    if cb.pop("bfdUndefined", False):
+        return  # reported where the name was read
     if kind in ("FILE_CHECK", "BFD_CHECK"):
         kw["alpha"] = inh["alpha"]
         kw.update(cb)

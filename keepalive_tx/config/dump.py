@@ -12,7 +12,7 @@ import dataclasses
 import enum
 from typing import Any
 
-_SKIP = {"location", "explicit"}
+_SKIP = {"location", "interfaceLocation", "explicit", "vrrpConfigured"}
 
 
 def dumpConfig(model: Any) -> str:

@@ -206,6 +206,7 @@ class VrrpInstance:
     location: Location | None = field(default=None, compare=False)
     state: str = BACKUP
     interface: str | None = None
+    interfaceLocation: Location | None = field(default=None, compare=False)
     virtualRouterId: int | None = None
     priority: int = 100
     advertInt: float = 1.0
@@ -346,22 +347,37 @@ class GarpGroup:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BfdInstance:
+    """
+    A C{bfd_instance}.  Intervals are in microseconds, as keepalived keeps
+    them (the file gives milliseconds with up to 3 decimals); C{ttl} is
+    L{None} when neither C{ttl} nor C{hoplimit} was given; C{maxHops} -1
+    and 255 turn the TTL check off.  C{vrrp} / C{checker}: deliver events
+    only to that side (neither: both).
+    """
+
     name: str
     location: Location | None = field(default=None, compare=False)
     neighborIp: IPAddress | None = None
     sourceIp: IPAddress | None = None
-    minRx: int = 10
-    minTx: int = 10
-    idleTx: int = 1000
+    minRx: int = 10_000
+    minTx: int = 10_000
+    idleTx: int = 1_000_000
     multiplier: int = 5
     passive: bool = False
     ttl: int | None = None
     maxHops: int = 0
-    multihop: bool = False
     weight: int = 0
     weightReverse: bool = False
     vrrp: bool = False
     checker: bool = False
+
+    @property
+    def forVrrp(self) -> bool:
+        return self.vrrp or not self.checker
+
+    @property
+    def forChecker(self) -> bool:
+        return self.checker or not self.vrrp
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -518,9 +534,14 @@ class GlobalDefs:
 class Config:
     """
     A whole parsed configuration.
+
+    @ivar vrrpConfigured: the file has C{vrrp_instance} blocks, even if
+        none made it into C{vrrpInstances} (keepalived still runs, and
+        checks the scripts of, its VRRP process then).
     """
 
     globalDefs: GlobalDefs = field(default_factory=GlobalDefs)
+    vrrpConfigured: bool = False
     netNamespace: str | None = None
     netNamespaceIpvs: str | None = None
     namespaceWithIpsets: bool = False

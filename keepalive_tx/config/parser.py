@@ -2,18 +2,32 @@
 The block parser: walks the L{LogicalLine} stream with the keyword tables of
 L{keepalive_tx.config.schema} and fills builders (plain dicts).
 
-It reproduces keepalived's C{process_stream} behaviour, including its quirks
-(catalogue §1.7, §0 #12): an unknown keyword followed by C{{} does not skip
-the block -- the inner lines are read at the current level and the C{}} closes
-the enclosing block early.
+It reads blocks as keepalived 2.2.7 does (its C{process_stream}), quirks
+included (docs/keepalived-compat.md, "Braces"):
+
+  - a block keyword whose C{{} is missing still opens its block: the next
+    line is reported (C{Missing '{'...}) and read as the block's first line,
+    and the next C{}} closes the block;
+  - an unknown keyword's C{{ ... }} is not skipped: the C{{} is reported as
+    unexpected, the inner lines are read at the current level and its C{}}
+    closes the enclosing block early;
+  - a value block (C{virtual_ipaddress}, ...) without its C{{} takes the
+    following lines as values up to the next C{}};
+  - braces are also counted over the whole text, as keepalived's line
+    reader does: a C{}} with no C{{} open is C{Extra '}' found}, and C{{}s
+    left open at the end are counted in one report without a line;
+  - a keyword that needs a value but stands alone ends keepalived's reading
+    (L{keepalive_tx.config.required}); here it is reported with
+    keepalived's message and the reading goes on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from keepalive_tx.config.errors import Diagnostics
+from keepalive_tx.config.errors import Diagnostics, Severity, Stop
 from keepalive_tx.config.lines import LogicalLine
+from keepalive_tx.config.required import GLOBAL_BLOCKS, GLOBAL_TOP, missingParameter
 from keepalive_tx.config.schema import (
     BLOCK,
     SIMPLE,
@@ -29,9 +43,23 @@ from keepalive_tx.config.schema import (
 MISSING_BOB = "Missing '{' at beginning of configuration block"
 UNEXPECTED_BOB = "Unexpected '{' - ignoring"
 EXTRA_EOB = "Extra '}' found"
-MISSING_EOB = "Missing '}' at end of configuration block"
 
 _OPEN = ("{",)
+_CLOSE = ("}",)
+
+
+def missingEob(count: int) -> str:
+    """
+    keepalived's report of C{count} blocks left open at the end.
+    """
+    return f"There are {count} missing '}}'s or extra '{{'s"
+
+
+def valueBlockWithoutBob(keyword: str) -> str:
+    """
+    keepalived's (log-only) note of a value block without its C{{}.
+    """
+    return f"'{{' missing from beginning of block {keyword}"
 
 
 class BlockParser:
@@ -51,71 +79,85 @@ class BlockParser:
         lines = self.lines
         n = len(lines)
         get = spec.keywords.get
+        required = spec.required
         ctx = self.ctx
         pos = self.pos
-        if needOpen:
-            while pos < n and not lines[pos].tokens:
-                pos += 1
-            if pos < n and lines[pos].tokens == _OPEN:
-                pos += 1
-            else:
-                ctx.error(lines[pos] if pos < n else (lines[-1] if lines else None), MISSING_BOB)
         while pos < n:
             line = lines[pos]
             pos += 1
             tokens = line.tokens
             if not tokens:
                 continue
-            kw = get(tokens[0])
-            if kw is not None:
-                if kw.deprecated is None and tokens[-1] != "{":
-                    kind = kw.kind
-                    if kind == SIMPLE:
-                        # Fast path: a plain one-line keyword.
-                        kw.handler(ctx, line, b)  # type: ignore[misc]
-                        continue
-                    if kind == BLOCK:
-                        # Fast path: dispatch() and subBlock() for "keyword ARGS"
-                        # followed by a block.
-                        sub = kw.spec
-                        child = sub.open(ctx, line, b)  # type: ignore[union-attr]
-                        self.pos = pos
-                        if child is None:
-                            self.skipBlock(False)
-                        else:
-                            self.parseBlock(sub, child, level + 1, True)  # type: ignore[arg-type]
-                            sub.close(ctx, child, b)  # type: ignore[union-attr]
-                        pos = self.pos
-                        continue
+            if needOpen:
+                needOpen = False
+                if tokens == _OPEN:
+                    continue
+                ctx.error(line, MISSING_BOB)
+            elif tokens == _OPEN:
+                ctx.error(line, UNEXPECTED_BOB)
+                continue
+            if tokens == _CLOSE and level > 0:
                 self.pos = pos
-                self.dispatch(kw, line, b, level)
+                return True
+            kw = get(tokens[0])
+            if kw is None:
+                ctx.error(line, f"Unknown keyword '{tokens[0]}'")
+                if len(tokens) > 1 and tokens[-1] == "{":
+                    # an unsplit 'keyword ... {' line (tests, hand-made streams)
+                    ctx.error(line, UNEXPECTED_BOB)
+                continue
+            if len(tokens) == 1 and tokens[0] in required:
+                self.pos = pos
+                self.missingParameter(spec, kw, line)
                 pos = self.pos
                 continue
-            if len(tokens) == 1:
-                word = tokens[0]
-                if word == "}":
-                    if level > 0:
-                        self.pos = pos
-                        return True
-                    ctx.error(line, EXTRA_EOB)
+            if kw.deprecated is None and tokens[-1] != "{":
+                kind = kw.kind
+                if kind == SIMPLE:
+                    # Fast path: a plain one-line keyword.
+                    kw.handler(ctx, line, b)  # type: ignore[misc]
                     continue
-                if word == "{":
-                    ctx.error(line, UNEXPECTED_BOB)
+                if kind == BLOCK:
+                    # Fast path: dispatch() and subBlock() for "keyword ARGS"
+                    # followed by a block.
+                    sub = kw.spec
+                    child = sub.open(ctx, line, b)  # type: ignore[union-attr]
+                    self.pos = pos
+                    if child is None:
+                        self.skipBlock(False)
+                    else:
+                        self.parseBlock(sub, child, level + 1, True)  # type: ignore[arg-type]
+                        sub.close(ctx, child, b)  # type: ignore[union-attr]
+                    pos = self.pos
                     continue
             self.pos = pos
-            self.unknown(line)
+            self.dispatch(kw, line, b, level)
             pos = self.pos
         self.pos = pos
-        if level > 0:
-            last = lines[-1] if lines else None
-            ctx.error(last, f"{MISSING_EOB} '{spec.name}'")
         return False
+
+    def missingParameter(self, spec: BlockSpec, kw: Keyword, line: LogicalLine) -> None:
+        """
+        C{line} is a keyword that needs a value, alone: keepalived stops
+        there. Report it as keepalived does and skip the keyword's block, if
+        it has one, so that the rest can still be checked.
+        """
+        word = line.tokens[0]
+        parent = spec.name in GLOBAL_BLOCKS or (spec.name == "<top>" and word in GLOBAL_TOP)
+        self.ctx.diagnostics.add(
+            Severity.ERROR, missingParameter(word), line.location,
+            stop=Stop.GLOBAL_PARAMETER if parent else Stop.PARAMETER)
+        if kw.kind != SIMPLE:
+            self.skipBlock(False)
 
     def dispatch(self, kw: Keyword, line: LogicalLine, b: Builder, level: int) -> None:
         ctx = self.ctx
         tokens = line.tokens
         if kw.deprecated is not None:
-            ctx.deprecated(line, f"Keyword '{tokens[0]}' is deprecated - please use '{kw.deprecated}'")
+            if kw.note:
+                ctx.deprecated(line, kw.note.format(name=b.get("name", "")))
+            else:
+                ctx.deprecated(line, f'Keyword "{tokens[0]}" is deprecated - please use "{kw.deprecated}"')
         opened = False
         if len(tokens) > 1 and tokens[-1] == "{":
             # An unsplit 'keyword ... {' line (tests, hand-made streams).
@@ -135,23 +177,6 @@ class BlockParser:
                 ctx.warning(line, kw.note)
             self.skipBlock(opened)
 
-    def unknown(self, line: LogicalLine) -> None:
-        lines = self.lines
-        word = line.tokens[0]
-        braced = len(line.tokens) > 1 and line.tokens[-1] == "{"
-        if not braced and self.pos < len(lines) and lines[self.pos].isOpen:
-            braced = True
-            self.pos += 1
-        if braced:
-            self.ctx.error(
-                line,
-                f"Unknown keyword '{word}' (its '{{ ... }}' block is not skipped: "
-                "keepalived parses its contents at the current level and its '}' "
-                "closes the enclosing block)",
-            )
-        else:
-            self.ctx.error(line, f"Unknown keyword '{word}'")
-
     def subBlock(self, kw: Keyword, line: LogicalLine, parent: Builder, level: int, opened: bool) -> None:
         spec = kw.spec
         assert spec is not None
@@ -163,6 +188,11 @@ class BlockParser:
         spec.close(self.ctx, child, parent)
 
     def valueBlock(self, kw: Keyword, line: LogicalLine, parent: Builder, opened: bool) -> None:
+        """
+        keepalived's value blocks: every line up to the next C{}} is a value
+        (a C{{} or C{}} inside a line included); without its C{{} the block
+        still takes the following lines.
+        """
         ctx = self.ctx
         if kw.open is not None:
             b = kw.open(ctx, line, parent)
@@ -172,35 +202,28 @@ class BlockParser:
         else:
             b = parent
             if len(line.tokens) > 1:
-                ctx.error(
-                    line,
-                    f"Block {line.tokens[0]} has extra parameters {' '.join(line.tokens[1:])} - ignoring them",
-                )
+                ctx.error(line, f"Block {line.tokens[0]} has extra parameters {line.tokens[1]} ...")
         lines = self.lines
         n = len(lines)
         if not opened:
+            while self.pos < n and not lines[self.pos].tokens:
+                self.pos += 1
             if self.pos < n and lines[self.pos].isOpen:
                 self.pos += 1
             else:
-                ctx.error(line, MISSING_BOB)
+                ctx.diagnostics.note(valueBlockWithoutBob(line.tokens[0]), line.location)
         item = kw.handler
-        closed = False
+        ctx.last = line
         while self.pos < n:
             inner = lines[self.pos]
             self.pos += 1
             tokens = inner.tokens
             if not tokens:
                 continue
-            if len(tokens) == 1:
-                if tokens[0] == "}":
-                    closed = True
-                    break
-                if tokens[0] == "{":
-                    ctx.error(inner, UNEXPECTED_BOB)
-                    continue
+            ctx.last = inner
+            if tokens == _CLOSE:
+                break
             item(ctx, inner, b)  # type: ignore[misc]
-        if not closed:
-            ctx.error(lines[-1] if lines else line, f"{MISSING_EOB} '{line.tokens[0]}'")
         if kw.close is not None:
             kw.close(ctx, b, parent)
 
@@ -211,6 +234,8 @@ class BlockParser:
         lines = self.lines
         n = len(lines)
         if not opened:
+            while self.pos < n and not lines[self.pos].tokens:
+                self.pos += 1
             if self.pos < n and lines[self.pos].isOpen:
                 self.pos += 1
             else:
@@ -225,7 +250,26 @@ class BlockParser:
                 depth -= 1
                 if depth == 0:
                     return
-        self.ctx.error(lines[-1] if lines else None, MISSING_EOB)
+
+
+def countBraces(lines: Sequence[LogicalLine], ctx: Context) -> None:
+    """
+    keepalived's brace count over the whole text: C{Extra '}' found} where
+    more C{}} than C{{} have been read, and how many C{{} are left open.
+    """
+    depth = 0
+    for line in lines:
+        tokens = line.tokens
+        if tokens == _OPEN or (len(tokens) > 1 and tokens[-1] == "{"):  # (unsplit: tests)
+            depth += 1
+        elif tokens == _CLOSE:
+            if depth < 1:
+                ctx.error(line, EXTRA_EOB)
+                depth = 0
+            else:
+                depth -= 1
+    if depth > 0:
+        ctx.error(None, missingEob(depth))
 
 
 def parseLines(
@@ -242,5 +286,6 @@ def parseLines(
     seq = lines if isinstance(lines, list | tuple) else list(lines)
     root: Builder = {}
     ctx = Context(diagnostics, root)
+    countBraces(seq, ctx)
     BlockParser(seq, ctx).parseBlock(spec or topLevel(), root, 0, False)
     return root

@@ -41,7 +41,7 @@ import stat
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from keepalive_tx.config.errors import Diagnostics, Location, Severity
+from keepalive_tx.config.errors import Diagnostics, Location, Severity, Stop
 from keepalive_tx.config.lexer import rawTokens, tokenizeChecked
 from keepalive_tx.config.lines import LogicalLine
 
@@ -732,7 +732,8 @@ class _Preprocessor:
             self.error(f"includes nested too deeply at '{pattern}'", loc)
             return
         base = glob.escape(self.pwd)
-        matches: list[str] = []
+        # (path, the name keepalived shows: as written, relative or not)
+        matches: list[tuple[str, str]] = []
         missing = 0
         wildcards = False
         alternatives = _expandBraces(pattern)
@@ -748,9 +749,10 @@ class _Preprocessor:
                     found = sorted(glob.glob(full))
                 except (OSError, ValueError, RecursionError):
                     found = []
-                matches.extend(found)
+                relative = not os.path.isabs(alternative)
+                matches.extend((f, os.path.relpath(f, self.pwd) if relative else f) for f in found)
             elif os.path.lexists(shown):
-                matches.append(shown)
+                matches.append((shown, alternative))
             else:
                 missing += 1
         braces = len(alternatives) > 1
@@ -762,19 +764,20 @@ class _Preprocessor:
                     f"Config files missing '{pattern}'.",
                     loc,
                 )
-            elif wildcards:
+            elif wildcards and checks & INCLUDE_W:
+                # (keepalived says nothing of an empty match it was not asked to check)
                 self._fileError(INCLUDE_W, checks, f"No config files matched '{pattern}'.", loc)
             return
         if missing:
             self._fileError(INCLUDE_B, checks, f'Some config files missing: "{pattern}".', loc)
             if checks & INCLUDE_B:
                 return
-        for path in matches:
-            self._includeFile(path, checks, loc)
+        for path, name in matches:
+            self._includeFile(path, name, checks, loc)
             if self.overflowReported:
                 return
 
-    def _includeFile(self, path: str, checks: int, loc: Location) -> None:
+    def _includeFile(self, path: str, name: str, checks: int, loc: Location) -> None:
         try:
             real = os.path.realpath(path)
             info = os.stat(path)
@@ -782,20 +785,18 @@ class _Preprocessor:
             self._fileError(
                 INCLUDE_R,
                 checks,
-                f"Configuration file '{path}' open problem ({_strerror(e)}) - skipping",
+                f"Configuration file '{name}' open problem ({_strerror(e)}) - skipping",
                 loc,
             )
             return
         if stat.S_ISDIR(info.st_mode):
-            self._fileError(
-                INCLUDE_R, checks, f"Configuration file '{path}' is a directory - skipping", loc
-            )
+            self._fileError(INCLUDE_R, checks, _isDirectory(name), loc)
             return
         if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o111:
             self._fileError(
                 INCLUDE_R,
                 checks,
-                f"Configuration file '{path}' is not a regular non-executable file - skipping",
+                f"Configuration file '{name}' is not a regular non-executable file - skipping",
                 loc,
             )
             return
@@ -809,7 +810,7 @@ class _Preprocessor:
             self._fileError(
                 INCLUDE_R,
                 checks,
-                f"Configuration file '{path}' open problem ({_strerror(e)}) - skipping",
+                f"Configuration file '{name}' open problem ({_strerror(e)}) - skipping",
                 loc,
             )
             return
@@ -822,11 +823,14 @@ class _Preprocessor:
     def _fileError(self, kind: int, checks: int, message: str, loc: Location) -> None:
         """
         keepalived's C{file_config_error()}: a missing/unreadable include is
-        a file-not-found error only if the matching check is enabled
-        (otherwise keepalived just logs it).
+        a file-not-found error, which ends the reading ("not configured"),
+        only if the matching check is enabled; otherwise it is only
+        reported (C{-t} prints it and still exits 0).
         """
         if checks & kind:
-            self.diagnostics.add(Severity.FATAL, message, loc)
+            self.diagnostics.add(Severity.FATAL, message, loc, stop=Stop.INCLUDE)
+        else:
+            self.diagnostics.note(message, loc)
 
     def _includeCheck(self, tokens: tuple[str, ...], loc: Location) -> None:
         """
@@ -1070,6 +1074,12 @@ def _nonMagicDirectory(path: str) -> str:
     return os.sep.join(kept) or (os.sep if path.startswith(os.sep) else ".")
 
 
+def _isDirectory(path: str) -> str:
+    # keepalived names a directory as its glob marks it, with a trailing '/'
+    shown = path if path.endswith(os.sep) else path + os.sep
+    return f"Configuration file '{shown}' is a directory - skipping"
+
+
 def _strerror(e: BaseException) -> str:
     return getattr(e, "strerror", None) or str(e)
 
@@ -1126,20 +1136,25 @@ def preprocessFile(
     """
     Read and preprocess a configuration file (see L{preprocessText}).
 
-    A missing or unreadable top file is a L{Severity.FATAL} diagnostic and
-    gives no lines.
+    A missing or unreadable top file gives no lines and a
+    L{Severity.FATAL} diagnostic that stops everything
+    (L{Stop.MAIN_FILE}). As keepalived's, C{-t} counts a missing file or a
+    directory only with C{-e} (C{allConfig}): without it, it reports the
+    file and exits 0; an unreadable file always counts.
     """
     try:
         if os.path.isdir(path):
-            diagnostics.fatal(f"Configuration file '{path}' is a directory")
-            return []
-        with open(path, "rb") as f:
-            data = f.read()
+            message, counted = _isDirectory(path), allConfig
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+            message = None
     except FileNotFoundError:
-        diagnostics.fatal(f"Unable to find configuration file {path}")
-        return []
+        message, counted = f"Config files missing '{path}'.", allConfig
     except (OSError, ValueError) as e:
-        diagnostics.fatal(f"Unable to read configuration file {path} ({_strerror(e)})")
+        message, counted = f"Unable to read configuration file {path} ({_strerror(e)})", True
+    if message is not None:
+        diagnostics.add(Severity.FATAL, message, stop=Stop.MAIN_FILE, counted=counted)
         return []
     return preprocessText(
         data.decode("utf-8", "surrogateescape"),

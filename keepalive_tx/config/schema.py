@@ -32,7 +32,8 @@ There are four kinds of keyword:
   - L{skipped}C{()}: known but inactive; its block (if any) is skipped.
 
 C{deprecated="new_name"} on any keyword adds a DEPRECATED diagnostic and still
-runs the handler.  Ready-made handler factories convert arguments with
+runs the handler (C{Keyword(..., note=...)} gives keepalived's own wording,
+C{{name}} standing for the enclosing block's name).  Ready-made handler factories convert arguments with
 keepalived's rules and messages: L{setInt}, L{setTimer}, L{setBool},
 L{setFlag}, L{setStr}, L{setChoice}, L{setIp}, L{setScript}; the underlying
 converters L{parseInt}, L{parseTimer}, L{parseBool}, L{parseIp},
@@ -114,13 +115,16 @@ class Context:
 
     @ivar diagnostics: where problems go.
     @ivar root: the top-level builder (global settings live under C{"globalDefs"}).
+    @ivar last: the last line of the value block being closed (for a
+        C{close} handler's report: keepalived's is at the block's end).
     """
 
-    __slots__ = ("diagnostics", "root")
+    __slots__ = ("diagnostics", "root", "last")
 
     def __init__(self, diagnostics: Diagnostics, root: Builder | None = None) -> None:
         self.diagnostics = diagnostics
         self.root: Builder = root if root is not None else {}
+        self.last: LogicalLine | None = None
 
     def error(self, line: LogicalLine | Location | None, message: str) -> None:
         self.diagnostics.add(Severity.ERROR, message, _loc(line))
@@ -174,9 +178,12 @@ class BlockSpec:
     @ivar keywords: keyword name -> L{Keyword}; may be extended after creation.
     @ivar open: C{(ctx, headerLine, parentBuilder) -> builder | None}.
     @ivar close: C{(ctx, builder, parentBuilder) -> None}.
+    @ivar required: keywords that cannot stand alone on their line
+        (keepalived stops, see L{keepalive_tx.config.required}); filled in
+        by L{topLevel}.
     """
 
-    __slots__ = ("name", "keywords", "open", "close")
+    __slots__ = ("name", "keywords", "open", "close", "required")
 
     def __init__(
         self,
@@ -189,6 +196,7 @@ class BlockSpec:
         self.keywords = keywords
         self.open = open or _defaultOpen
         self.close = close or _storeAs(name)
+        self.required: frozenset[str] = frozenset()
 
 
 class Keyword:
@@ -561,4 +569,18 @@ def topLevel() -> BlockSpec:
             keywords.update(getattr(lvs, "TOP_LEVEL_KEYWORDS", {}))
         keywords.update(_EXTRA_TOP)
         _TOP = BlockSpec("<top>", keywords)
+        _markRequired(_TOP, set())
     return _TOP
+
+
+def _markRequired(spec: BlockSpec, seen: set[int]) -> None:
+    """
+    Give C{spec} and the blocks nested in it their L{BlockSpec.required}.
+    """
+    from keepalive_tx.config.required import REQUIRED
+
+    seen.add(id(spec))
+    spec.required = REQUIRED.get(spec.name, frozenset()) & spec.keywords.keys()
+    for kw in spec.keywords.values():
+        if kw.spec is not None and id(kw.spec) not in seen:
+            _markRequired(kw.spec, seen)

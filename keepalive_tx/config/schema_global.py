@@ -7,6 +7,7 @@ from __future__ import annotations
 from keepalive_tx.config import schema as S
 from keepalive_tx.config.lines import LogicalLine
 from keepalive_tx.config.schema import Builder, Context
+from keepalive_tx.config.schema_nftables import KEYWORDS as NFTABLES_KEYWORDS
 
 MAX_TIMER = 4294.967295  # keepalived's unsigned µs timers
 
@@ -64,7 +65,19 @@ def _smtpServer(ctx: Context, line: LogicalLine, b: Builder) -> None:
 
 
 def _email(ctx: Context, line: LogicalLine, b: Builder) -> None:
-    b.setdefault("notificationEmail", []).append(" ".join(line.tokens))
+    # every word is an address, as keepalived reads the block
+    b.setdefault("notificationEmail", []).extend(line.tokens)
+    b["notificationEmailSeen"] = True
+
+
+def _emailOpen(ctx: Context, line: LogicalLine, b: Builder) -> Builder:
+    b["notificationEmailSeen"] = False
+    return b
+
+
+def _emailClose(ctx: Context, b: Builder, parent: Builder) -> None:
+    if not b.pop("notificationEmailSeen", True):
+        ctx.error(ctx.last, "Warning - empty notification_email block")
 
 
 def _scriptUser(ctx: Context, line: LogicalLine, b: Builder) -> None:
@@ -130,10 +143,31 @@ def _fifo(field: str):
     def handler(ctx: Context, line: LogicalLine, b: Builder) -> None:
         from keepalive_tx.config.model import Fifo
 
-        path = S.argument(ctx, line)
-        if path is not None:
-            user = ":".join(line.tokens[2:4]) or None
-            b[field] = Fifo(path=path, user=user)
+        kind = line.keyword[: -len("notify_fifo")]
+        if len(line.tokens) < 2:
+            ctx.error(line, f"No {kind}notify_fifo name specified")
+            return
+        path = line.tokens[1]
+        if field in b:
+            ctx.error(line, f"{kind}notify_fifo already specified - ignoring {path}")
+            return
+        user = ":".join(line.tokens[2:4]) or None
+        b[field] = Fifo(path=path, user=user)
+
+    return handler
+
+
+def _fifoScript(field: str):
+    setScript = S.setScript(field)
+
+    def handler(ctx: Context, line: LogicalLine, b: Builder) -> None:
+        kind = line.keyword[: -len("notify_fifo_script")]
+        if len(line.tokens) < 2:
+            ctx.error(line, f"No {kind}notify_fifo_script specified")
+        elif field in b:
+            ctx.error(line, f"{kind}notify_fifo_script already specified - ignoring {line.tokens[1]}")
+        else:
+            setScript(ctx, line, b)
 
     return handler
 
@@ -282,7 +316,7 @@ def _lvsTimeouts(ctx: Context, line: LogicalLine, b: Builder) -> None:
 
 def _vrrpGarpInterval(field: str):
     # §0 #6: an explicit 0 is rejected (range starts at 1 µs), default stays 0.
-    return S.setTimer(field, 0.000001, 1000)
+    return S.setTimer(field, 0.000001, 4294.967295)
 
 
 def _warnUnused(ctx: Context, line: LogicalLine, b: Builder) -> None:
@@ -321,7 +355,7 @@ _s, _b, _f, _i, _t, _str = S.simple, S.setBool, S.setFlag, S.setInt, S.setTimer,
 
 GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "router_id": _s(_str("routerId")),
-    "notification_email": S.values(_email),
+    "notification_email": S.values(_email, open=_emailOpen, close=_emailClose),
     "notification_email_from": _s(_str("notificationEmailFrom")),
     "smtp_server": _s(_smtpServer),
     "smtp_helo_name": _s(_str("smtpHeloName")),
@@ -349,7 +383,7 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "process_name": _s(_str("processName", 15)),
     "vrrp_process_name": _s(_str("vrrpProcessName", 15)),
     "checker_process_name": _s(_str("checkerProcessName", 15)),
-    "lvs_process_name": _s(_str("checkerProcessName", 15), deprecated="checker_process_name"),
+    "lvs_process_name": _s(_str("checkerProcessName", 15)),  # (old name; 2.2.7 says nothing)
     "bfd_process_name": _s(_str("bfdProcessName", 15)),
     "startup_script": _s(S.setScript("startupScript")),
     "startup_script_timeout": _s(_i("startupScriptTimeout", 1, 1000)),
@@ -377,7 +411,7 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "min_auto_priority_delay": _s(_i("minAutoPriorityDelay", 1, 2**31 - 1)),
     "snmp_socket": _s(_str("snmpSocket")),
     "enable_snmp_vrrp": _s(_snmpFlag),
-    "enable_snmp_keepalived": _s(_snmpFlag, deprecated="enable_snmp_vrrp"),
+    "enable_snmp_keepalived": _s(_snmpFlag),  # (old name of enable_snmp_vrrp; 2.2.7 says nothing)
     "enable_snmp_checker": _s(_snmpFlag),
     "enable_snmp_rfc": _s(_snmpFlag),
     "enable_snmp_rfcv2": _s(_snmpFlag),
@@ -391,9 +425,9 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "notify_fifo": _s(_fifo("notifyFifo")),
     "vrrp_notify_fifo": _s(_fifo("vrrpNotifyFifo")),
     "lvs_notify_fifo": _s(_fifo("lvsNotifyFifo")),
-    "notify_fifo_script": _s(S.setScript("notifyFifoScript")),
-    "vrrp_notify_fifo_script": _s(S.setScript("vrrpNotifyFifoScript")),
-    "lvs_notify_fifo_script": _s(S.setScript("lvsNotifyFifoScript")),
+    "notify_fifo_script": _s(_fifoScript("notifyFifoScript")),
+    "vrrp_notify_fifo_script": _s(_fifoScript("vrrpNotifyFifoScript")),
+    "lvs_notify_fifo_script": _s(_fifoScript("lvsNotifyFifoScript")),
     "fifo_write_vrrp_states_on_reload": _s(_f("fifoWriteVrrpStatesOnReload")),
     "vrrp_notify_priority_changes": _s(_b("vrrpNotifyPriorityChanges")),
     "dynamic_interfaces": _s(_dynamicInterfaces),
@@ -424,12 +458,8 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "vrrp_skip_check_adv_addr": _s(lambda ctx, line, b: S.parseBool(ctx, line) is not None and b.__setitem__("vrrpSkipCheckAdvAddr", True)),
     "vrrp_strict": _s(_f("vrrpStrict")),
     "v3_checksum_as_v2": _s(_b("v3ChecksumAsV2")),
-    "vrrp_iptables": _s(_strList("vrrpIptables")),
-    "vrrp_ipsets": _s(_strList("vrrpIpsets")),
-    "nftables": _s(_optStr("nftables", "keepalived")),
-    "nftables_priority": _s(_i("nftablesPriority", -2**31, 2**31 - 1)),
-    "nftables_counters": _s(_f("nftablesCounters")),
-    "nftables_ifindex": _s(_f("nftablesIfindex")),
+    # vrrp_iptables, vrrp_ipsets, nftables, nftables_priority/counters/ifindex
+    **NFTABLES_KEYWORDS,
     "nftables_ipvs": _s(_optStr("nftablesIpvs", "keepalived_ipvs")),
     "nftables_ipvs_priority": _s(_i("nftablesIpvsPriority", -2**31, 2**31 - 1)),
     "nftables_ipvs_start_fwmark": _s(_i("nftablesIpvsStartFwmark", 1, 2**32 - 1)),
@@ -445,7 +475,7 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "lvs_timeouts": _s(_lvsTimeouts),
     "lvs_flush": _s(_f("lvsFlush")),
     "lvs_flush_on_stop": _s(_optStr("lvsFlushOnStop", "all")),
-    "lvs_flush_onstop": _s(_optStr("lvsFlushOnStop", "all"), deprecated="lvs_flush_on_stop"),
+    "lvs_flush_onstop": _s(_optStr("lvsFlushOnStop", "all")),  # (old name; 2.2.7 says nothing)
 }
 
 for _proc in ("vrrp", "checker", "bfd"):
@@ -454,7 +484,7 @@ for _proc in ("vrrp", "checker", "bfd"):
     GLOBAL_KEYWORDS[f"{_proc}_rt_priority"] = _s(_tuning(_proc, 1, 99))
     GLOBAL_KEYWORDS[f"{_proc}_cpu_affinity"] = _s(_cpuAffinity)
     GLOBAL_KEYWORDS[f"{_proc}_rlimit_rttime"] = _s(_tuning(_proc, 2, 2**31 - 1))
-    GLOBAL_KEYWORDS[f"{_proc}_rlimit_rtime"] = _s(_tuning(_proc, 2, 2**31 - 1), deprecated=f"{_proc}_rlimit_rttime")
+    GLOBAL_KEYWORDS[f"{_proc}_rlimit_rtime"] = _s(_tuning(_proc, 2, 2**31 - 1))  # (old name; 2.2.7 says nothing)
 for _nl in ("vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs", "lvs_netlink_cmd_rcv_bufs",
             "lvs_netlink_monitor_rcv_bufs", "process_monitor_rcv_bufs"):
     GLOBAL_KEYWORDS[_nl] = _s(_netlinkBufs)

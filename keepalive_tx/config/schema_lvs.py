@@ -426,7 +426,8 @@ def _httpKeywords() -> dict[str, S.Keyword]:
     kw.update(
         {
             "url": S.block(URL_BLOCK),
-            "nb_get_retry": S.Keyword(S.SIMPLE, handler=kw["retry"].handler, deprecated="retry"),
+            "nb_get_retry": S.Keyword(S.SIMPLE, handler=kw["retry"].handler, deprecated="retry",
+                                      note="nb_get_retry is deprecated - please use 'retry'"),
             "virtualhost": S.simple(S.setStr("virtualhost")),
             "http_protocol": S.simple(
                 S.setChoice("httpProtocol", {"1.0": "1.0", "1.0C": "1.0C", "1.1": "1.1", "1.0c": "1.0C"})
@@ -534,9 +535,26 @@ def _checkerKeywords() -> dict[str, S.Keyword]:
             },
         ),
         "BFD_CHECK": _checker(
-            "BFD_CHECK", {"name": S.simple(S.setStr("name")), "alpha": S.simple(S.setBool("alpha"))}
+            "BFD_CHECK", {"name": S.simple(_bfdName), "alpha": S.simple(S.setBool("alpha"))}
         ),
     }
+
+
+def _bfdName(ctx: Context, line: LogicalLine, b: Builder) -> None:
+    """
+    C{BFD_CHECK name}: as keepalived's checker side, the C{bfd_instance}
+    must be written earlier in the file (else the checker is skipped).
+    """
+    if len(line.tokens) != 2:
+        ctx.error(line, "BFD_CHECK - No or too many names specified - skipping checker")
+        b["bfdUndefined"] = True
+        return
+    name = line.tokens[1]
+    if name not in {i["name"] for i in ctx.root.get("bfdInstances") or ()}:
+        ctx.error(line, f"BFD_CHECK - BFD {name} not configured - skipping checker")
+        b["bfdUndefined"] = True
+        return
+    b["name"] = name
 
 
 # --- real_server -------------------------------------------------------------------
@@ -768,7 +786,7 @@ def validate(config, diagnostics) -> None:
     BFD_CHECK instances must exist.
     """
     trackFiles = {t.name for t in getattr(config, "trackFiles", ())}
-    bfds = {b.name for b in getattr(config, "bfdInstances", ())}
+    bfds = {b.name for b in getattr(config, "bfdInstances", ()) if b.forChecker}
     for vs in getattr(config, "virtualServers", ()):
         for rs in vs.realServers:
             for checker in rs.checkers:

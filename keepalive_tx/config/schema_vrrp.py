@@ -5,6 +5,8 @@ top-level table.
 
 from __future__ import annotations
 
+import re
+
 from keepalive_tx.config import addresses
 from keepalive_tx.config import schema as S
 from keepalive_tx.config.lines import LogicalLine
@@ -67,12 +69,33 @@ def _weight(lo: int, hi: int):
 # --- track_* value blocks ---------------------------------------------------
 
 
-def _tracker(field: str, lo: int, hi: int, noreverse: bool = True):
+_TRACK_KEYWORDS = {"trackInterfaces": "track_interface", "trackScripts": "track_script",
+                   "trackFiles": "track_file", "trackProcesses": "track_process", "trackBfds": "track_bfd"}
+
+
+def _tracker(field: str, lo: int, hi: int, noreverse: bool = True,
+             defined: tuple[str, str] | None = None):
+    """
+    A C{track_*} value block.
+
+    @param defined: where the tracked objects are defined (root builder
+        key) and their noun in keepalived's message: as keepalived, a name
+        must be defined earlier in the file.
+    """
     allowed = "reverse|noreverse" if noreverse else "reverse"
+    keyword = _TRACK_KEYWORDS[field]
 
     def item(ctx: Context, line: LogicalLine, b: Builder) -> None:
         tokens = line.tokens
         name = tokens[0]
+        if defined is not None:
+            key, noun = defined
+            if not any(d["name"] == name for d in ctx.root.get(key) or ()):
+                ctx.error(line, f"({b['name']}) track {noun} {name} not found, ignoring...")
+                return
+        if any(t.name == name for t in b.get(field) or ()):
+            ctx.error(line, f"({b['name']}) duplicate {keyword} {name} - ignoring")
+            return
         weight = reverse = None
         i = 1
         while i < len(tokens):
@@ -96,10 +119,10 @@ def _tracker(field: str, lo: int, hi: int, noreverse: bool = True):
 def _trackBlocks() -> dict[str, S.Keyword]:
     return {
         "track_interface": _tracker("trackInterfaces", -253, 253, noreverse=False),
-        "track_script": _tracker("trackScripts", -253, 253),
-        "track_file": _tracker("trackFiles", -254, 254),
-        "track_process": _tracker("trackProcesses", -254, 254),
-        "track_bfd": _tracker("trackBfds", -253, 253),
+        "track_script": _tracker("trackScripts", -253, 253, defined=("vrrpScripts", "script")),
+        "track_file": _tracker("trackFiles", -254, 254, defined=("trackFiles", "file")),
+        "track_process": _tracker("trackProcesses", -254, 254, defined=("trackProcesses", "process")),
+        "track_bfd": _tracker("trackBfds", -253, 253, defined=("bfdInstances", "bfd")),
     }
 
 
@@ -215,7 +238,8 @@ SYNC_GROUP = S.BlockSpec("vrrp_sync_group", {
     "group": _names("members"),
     **_trackBlocks(),
     **_NOTIFY,
-    "global_tracking": _s(_f("globalTracking"), deprecated="sync_group_tracking_weight"),
+    "global_tracking": S.Keyword(S.SIMPLE, handler=_f("globalTracking"), deprecated="sync_group_tracking_weight",
+                                  note="({name}) global_tracking is deprecated. Use track_interface/script/file on the sync group"),
     "sync_group_tracking_weight": _s(_f("syncGroupTrackingWeight")),
 }, open=_openNamed, close=_appendTo("syncGroups"))
 
@@ -223,8 +247,8 @@ SYNC_GROUP = S.BlockSpec("vrrp_sync_group", {
 # --- garp_group --------------------------------------------------------------
 
 GARP_GROUP = S.BlockSpec("garp_group", {
-    "garp_interval": _s(_t("garpInterval", 0, 1000)),
-    "gna_interval": _s(_t("gnaInterval", 0, 1000)),
+    "garp_interval": _s(_t("garpInterval", 0, 2147.483647)),
+    "gna_interval": _s(_t("gnaInterval", 0, 2147.483647)),
     "interface": _s(lambda ctx, line, b: S.argument(ctx, line) and _append(b, "interfaces", line.tokens[1])),
     "interfaces": _names("interfaces"),
 }, close=_appendTo("garpGroups"))
@@ -242,11 +266,11 @@ def _state(ctx: Context, line: LogicalLine, b: Builder) -> None:
         b["stateLocation"] = line.location
     elif text == "BACKUP":
         if b.get("state") == "MASTER":
-            ctx.warning(line, "state BACKUP after state MASTER is ignored")
+            ctx.error(line, f"({b['name']}) state previously set as MASTER - ignoring BACKUP")
             return
         b["state"] = "BACKUP"
     else:
-        ctx.error(line, f"unknown state '{text}' (MASTER|BACKUP) - using BACKUP")
+        ctx.error(line, f"({b['name']}) unknown state '{text}', defaulting to BACKUP")
         b["state"] = "BACKUP"
 
 
@@ -450,13 +474,24 @@ AUTH_HMAC = S.BlockSpec("auth_hmac", {
     close=lambda ctx, child, parent: parent.__setitem__("authHmacBuilder", child))
 
 
+def _interface(ctx: Context, line: LogicalLine, b: Builder) -> None:
+    name = S.argument(ctx, line)
+    if name is None:
+        return
+    if len(name.encode("utf-8", "surrogateescape")) >= 16:  # IFNAMSIZ
+        ctx.error(line, f"Interface name '{name}' too long - ignoring")
+        return
+    b["interface"] = name
+    b["interfaceLocation"] = line.location
+
+
 def _garpInst(field: str, lo: int, hi: int) -> S.Keyword:
     return _s(_instGarp(field, lo, hi))
 
 
 VRRP_INSTANCE = S.BlockSpec("vrrp_instance", {
     "state": _s(_state),
-    "interface": _s(_str("interface")),
+    "interface": _s(_interface),
     "virtual_router_id": _s(_i("virtualRouterId", 1, 255)),
     "priority": _s(_i("priority", 1, 255)),
     "advert_int": _s(_t("advertInt", 0.01, 255)),
@@ -474,7 +509,8 @@ VRRP_INSTANCE = S.BlockSpec("vrrp_instance", {
     "vrf": _s(_str("vrf")),
     "native_ipv6": _s(_f("nativeIpv6")),
     "dont_track_primary": _s(_f("dontTrackPrimary")),
-    "linkbeat_use_polling": _s(_f("linkbeatUsePolling"), deprecated="linkbeat_interfaces"),
+    "linkbeat_use_polling": S.Keyword(S.SIMPLE, handler=_f("linkbeatUsePolling"), deprecated="linkbeat_interfaces",
+                                       note="({name}) 'linkbeat_use_polling' in vrrp instance deprecated - use linkbeat_interfaces block"),
     "kernel_rx_buf_size": _s(_i("kernelRxBufSize", 0, 2**31 - 1)),
     "debug": _s(_i("debug", 0, 4)),
     "lvs_sync_daemon_interface": _s(_lvsSyncIf),
@@ -521,23 +557,67 @@ VRRP_INSTANCE = S.BlockSpec("vrrp_instance", {
 
 # --- bfd_instance, track_group, linkbeat, delays ------------------------------
 
+#: keepalived keeps BFD instance names in 32 bytes
+BFD_NAME_MAX = 31
+#: min_rx / min_tx / idle_tx upper bound in milliseconds (UINT32_MAX / 1000)
+BFD_INTERVAL_MAX = 4294967
+_BFD_MS_RE = re.compile(r"([0-9]+)(?:\.([0-9]{0,3}))?\Z")
+
+
+def _openBfd(ctx: Context, line: LogicalLine, parent: Builder) -> Builder | None:
+    b = _openNamed(ctx, line, parent)
+    if b is not None and len(b["name"]) > BFD_NAME_MAX:
+        ctx.error(line, f"BFD instance {b['name']} name too long (maximum length is "
+                        f"{BFD_NAME_MAX} characters) - ignoring")
+        return None
+    return b
+
+
+def _bfdInterval(field: str, lo: int):
+    """
+    C{min_rx} / C{min_tx} / C{idle_tx}: milliseconds with up to 3 decimals,
+    kept in microseconds.
+    """
+
+    def handler(ctx: Context, line: LogicalLine, b: Builder) -> None:
+        text = S.argument(ctx, line)
+        if text is None:
+            return
+        m = _BFD_MS_RE.match(text)
+        value = None
+        if m is not None and len(m.group(1)) <= 7:
+            value = int(m.group(1)) * 1000 + int((m.group(2) or "").ljust(3, "0"))
+        if value is None or not lo * 1000 <= value <= BFD_INTERVAL_MAX * 1000:
+            ctx.error(line, f"BFD instance {b['name']} {line.keyword} value {text} is not valid "
+                            f"(must be in range [{lo}-{BFD_INTERVAL_MAX}] ms, up to 3 decimals), "
+                            "ignoring")
+            return
+        b[field] = value
+
+    return handler
+
+
+def _bfdNeighbor(ctx: Context, line: LogicalLine, b: Builder) -> None:
+    b["neighborWord"] = "neighbour" if line.keyword == "neighbour_ip" else "neighbor"
+    S.setIp("neighborIp")(ctx, line, b)
+
+
 BFD_INSTANCE = S.BlockSpec("bfd_instance", {
-    "neighbor_ip": _s(S.setIp("neighborIp")),
-    "neighbour_ip": _s(S.setIp("neighborIp")),
+    "neighbor_ip": _s(_bfdNeighbor),
+    "neighbour_ip": _s(_bfdNeighbor),
     "source_ip": _s(S.setIp("sourceIp")),
-    "min_rx": _s(_i("minRx", 1, 1000)),
-    "min_tx": _s(_i("minTx", 1, 1000)),
-    "idle_tx": _s(_i("idleTx", 1, 1000)),
+    "min_rx": _s(_bfdInterval("minRx", 1)),
+    "min_tx": _s(_bfdInterval("minTx", 1)),
+    "idle_tx": _s(_bfdInterval("idleTx", 1000)),
     "multiplier": _s(_i("multiplier", 1, 255)),
     "passive": _s(_f("passive")),
     "ttl": _s(_i("ttl", 1, 255)),
     "hoplimit": _s(_i("ttl", 1, 255)),
-    "max_hops": _s(_i("maxHops", 0, 255)),
-    "multihop": _s(_b("multihop")),
+    "max_hops": _s(_i("maxHops", -1, 255)),
     "weight": _s(_weight(-253, 253)),
     "vrrp": _s(_f("vrrp")),
     "checker": _s(_f("checker")),
-}, open=_openNamed, close=_appendTo("bfdInstances"))
+}, open=_openBfd, close=_appendTo("bfdInstances"))
 
 TRACK_GROUP = S.BlockSpec("track_group", {
     "group": _names("members"),
@@ -577,7 +657,7 @@ TOP_LEVEL_KEYWORDS: dict[str, S.Keyword] = {
     "static_routes": _routeItem("staticRoutes", True, addresses.parseRoute),
     "static_rules": _routeItem("staticRules", True, addresses.parseRule),
     "track_file": S.block(TRACK_FILE),
-    "vrrp_track_file": S.block(TRACK_FILE, deprecated="track_file"),
+    "vrrp_track_file": S.block(TRACK_FILE),  # (old name of track_file; 2.2.7 says nothing)
     "vrrp_script": S.block(VRRP_SCRIPT),
     "vrrp_track_process": S.block(TRACK_PROCESS),
     "bfd_instance": S.block(BFD_INSTANCE),

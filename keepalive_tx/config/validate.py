@@ -6,11 +6,18 @@ reported as diagnostics with locations.  Pure: no interface lookups.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from keepalive_tx.config import model as M
-from keepalive_tx.config.errors import Diagnostics, Location
+from keepalive_tx.config.errors import Diagnostics, Location, Severity
 from keepalive_tx.config.schema import Builder, Context, lvsModule
+from keepalive_tx.config.validate_strict import (
+    STRICT_AUTH_MESSAGE,
+    applyStrict,
+    ipv6Version2Message,
+)
+from keepalive_tx.config.validate_track import ownInterface, resolveTrackers, unweighted
 
 
 def buildConfig(root: Builder, diagnostics: Diagnostics) -> M.Config:
@@ -26,22 +33,28 @@ def buildConfig(root: Builder, diagnostics: Diagnostics) -> M.Config:
     scripts = _named(ctx, root, "vrrpScripts", "vrrp_script", _script)
     processes = _named(ctx, root, "trackProcesses", "vrrp_track_process", _process)
     files = _named(ctx, root, "trackFiles", "track_file", _trackFile)
-    bfds = _named(ctx, root, "bfdInstances", "bfd_instance", _bfd)
+    bfdSeen: list[M.BfdInstance] = []
+    bfds = _named(ctx, root, "bfdInstances", "bfd_instance", lambda c, b: _bfd(c, b, bfdSeen))
     trackGroups = _named(ctx, root, "trackGroups", "track_group", lambda c, b: M.make(M.TrackGroup, b))
     objects = {
         "trackScripts": ({s.name for s in scripts}, "vrrp_script"),
         "trackFiles": ({f.name for f in files}, "track_file"),
         "trackProcesses": ({p.name for p in processes}, "vrrp_track_process"),
-        "trackBfds": ({b.name for b in bfds}, "bfd_instance"),
+        "trackBfds": ({b.name for b in bfds if b.forVrrp}, "bfd_instance"),
     }
     instBuilders = _dedupe(ctx, root.get("vrrpInstances") or [], "vrrp_instance")
     groups, memberOf = _syncGroups(ctx, root.get("syncGroups") or [], instBuilders, objects)
+    weights = {
+        "trackScripts": {s.name: s.weight for s in scripts},
+        "trackFiles": {f.name: f.weight for f in files},
+        "trackBfds": {x.name: x.weight for x in bfds},
+    }
     instances = []
     for b in instBuilders:
-        vi = _instance(ctx, b, g, objects, memberOf.get(b["name"]))
+        vi = _instance(ctx, b, g, objects, weights, memberOf.get(b["name"]))
         if vi is not None:
             instances.append(vi)
-    _checkVrids(ctx, instances)
+    _checkVrids(ctx, instances, g)
     _checkUsage(ctx, scripts, instances, groups)
     garpGroups = [
         M.make(M.GarpGroup, b) for b in root.get("garpGroups") or []
@@ -62,6 +75,7 @@ def buildConfig(root: Builder, diagnostics: Diagnostics) -> M.Config:
         syncGroups=tuple(groups),
         garpGroups=tuple(garpGroups),
         vrrpInstances=tuple(instances),
+        vrrpConfigured=bool(instBuilders),
         virtualServerGroups=tuple(root.get("virtualServerGroups") or ()),
         virtualServers=tuple(root.get("virtualServers") or ()),
         ssl=root.get("ssl"),
@@ -172,28 +186,37 @@ def _trackFile(ctx: Context, b: Builder) -> M.TrackFile | None:
     return M.make(M.TrackFile, b)
 
 
-def _bfd(ctx: Context, b: Builder) -> M.BfdInstance | None:
-    if b.get("neighborIp") is None:
-        ctx.error(b["location"], f"bfd_instance {b['name']}: neighbor_ip is required - ignoring")
+def _bfd(ctx: Context, b: Builder, seen: list[M.BfdInstance]) -> M.BfdInstance | None:
+    """
+    keepalived's end of a C{bfd_instance} block: a neighbour is required,
+    source and neighbour of one family, one instance per neighbour (and
+    source), C{max_hops} at most the TTL / hop limit.
+    """
+    name, loc = b["name"], b["location"]
+    word = b.pop("neighborWord", "neighbor")
+    nbr, src = b.get("neighborIp"), b.get("sourceIp")
+    if nbr is None:
+        ctx.error(loc, f"BFD instance {name} has no {word} address set, disabling instance")
         return None
-    return M.make(M.BfdInstance, b)
-
-
-_TRACK_KINDS = ("trackInterfaces", "trackScripts", "trackFiles", "trackProcesses", "trackBfds")
-_TRACK_WORDS = {"trackInterfaces": "track_interface", "trackScripts": "track_script",
-                "trackFiles": "track_file", "trackProcesses": "track_process", "trackBfds": "track_bfd"}
-
-
-def _resolveTrackers(ctx: Context, b: Builder, who: str, objects: dict) -> None:
-    for kind, (names, what) in objects.items():
-        keep = []
-        for t in b.get(kind) or ():
-            if t.name not in names:
-                ctx.error(t.location, f"{who} {_TRACK_WORDS[kind]} '{t.name}' is not a defined {what} - ignoring")
-            else:
-                keep.append(t)
-        if kind in b:
-            b[kind] = keep
+    if src is not None and src.version != nbr.version:
+        ctx.error(loc, f"BFD instance {name} source address {src} and {word} address {nbr} "
+                       "are not of the same family, disabling instance")
+        return None
+    for other in seen:
+        if other.neighborIp == nbr and (other.sourceIp is None or src is None
+                                        or other.sourceIp == src):
+            pair = f"source/{word} address {src}/{nbr}" if src is not None else \
+                f"{word} address {nbr}"
+            ctx.error(loc, f"BFD instance {name} has duplicate {pair}, ignoring instance")
+            return None
+    ttl = b.get("ttl") or (255 if nbr.version == 4 else 64)
+    if b.get("maxHops", 0) > ttl:
+        ctx.error(loc, f"BFD instance {name}: max_hops exceeds ttl/hoplimit - setting to "
+                       "ttl/hoplimit")
+        b["maxHops"] = ttl
+    bfd = M.make(M.BfdInstance, b)
+    seen.append(bfd)
+    return bfd
 
 
 def _syncGroups(ctx: Context, builders: list[Builder], instances: list[Builder], objects: dict):
@@ -213,23 +236,25 @@ def _syncGroups(ctx: Context, builders: list[Builder], instances: list[Builder],
             else:
                 members.append(m)
         if not members:
-            ctx.error(loc, f"Sync group {name} has no virtual router(s) - removing")
+            ctx.error(loc, f"Sync group {name} has no virtual router(s). removing")
             continue
         if len(members) == 1:
             ctx.warning(loc, f"Sync group {name} has only 1 virtual router(s) - this probably isn't what you want")
         for m in members:
             memberOf[m] = b
         b["members"] = members
-        _resolveTrackers(ctx, b, f"vrrp_sync_group {name}:", objects)
+        resolveTrackers(ctx, b, f"vrrp_sync_group {name}:", objects)
         groups.append(b)
     return [M.make(M.SyncGroup, b) for b in groups], memberOf
 
 
-def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, group: Builder | None) -> M.VrrpInstance | None:
+def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights: dict,
+              group: Builder | None) -> M.VrrpInstance | None:
     name, loc = b["name"], b["location"]
     who = f"({name})"
     if "virtualRouterId" not in b:
-        ctx.error(loc, f"{who} the virtual router id must be set (virtual_router_id 1..255) - instance ignored")
+        # keepalived's VRRP process stops here (the daemon does not start)
+        ctx.diagnostics.add(Severity.ERROR, f"{who} the virtual router id must be set", loc, refuses=True)
         return None
     # Family: native_ipv6, else first VIP, else source address, else peers.
     vips = list(b.get("virtualIpaddresses") or ())
@@ -270,13 +295,14 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, group: B
         del b["mcastDstIp"]
     # Version.
     version = b.get("version", g.vrrpVersion)
-    if family == 6 and version == 2:
-        if "version" in b:
-            ctx.error(loc, f"{who} VRRPv2 does not support IPv6 - using version 3")
-        version = 3
-    b["version"] = version
     strict = b.get("strictMode", g.vrrpStrict)
     b["strictMode"] = strict
+    if family == 6 and version == 2:
+        if "version" in b:
+            message = ipv6Version2Message(strict) or "VRRPv2 does not support IPv6 - using version 3"
+            ctx.error(loc, f"{who} {message}")
+        version = 3
+    b["version"] = version
     # Priority / state (§0 #15).
     state = b.get("state")
     if "priority" not in b:
@@ -286,11 +312,11 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, group: B
         state = M.MASTER if priority == 255 else M.BACKUP
     stateLoc = b.get("stateLocation", loc)
     # Interface.
-    if not b.get("interface"):
-        src = b.get("unicastSrcIp")
-        if not (peers and src is not None and not src.is_link_local) and not b.get("vrf"):
-            ctx.error(loc, f"{who} no interface specified (and not unicast with a non link-local unicast_src_ip) - using default_interface {g.defaultInterface}")
-            b["interface"] = g.defaultInterface
+    if not b.get("interface") and not b.get("vrf"):
+        # keepalived 2.2.7 requires an interface even for unicast (its
+        # VRRP process stops); the model keeps default_interface
+        ctx.diagnostics.add(Severity.ERROR, f"{who} Unknown interface!", loc, refuses=True)
+        b["interface"] = g.defaultInterface
     # Authentication.
     auth = b.pop("authenticationBuilder", None)
     if auth is not None:
@@ -315,51 +341,27 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, group: B
                     ctx.error(hmac["location"], f"{who} strict mode requires auth_hmac mode enforce - setting enforce")
                     hmac["mode"] = "enforce"
                 b["authHmac"] = M.make(M.AuthHmac, hmac)
-    # Strict mode (§4.12).
+    # Strict mode (§4.12): keepalived's checks and messages.
     if strict:
-        if peers:
-            ctx.error(loc, f"{who} unicast peers are not allowed in strict mode - ignoring them")
-            peers = b["unicastPeers"] = []
-        if state == M.MASTER and priority != 255:
-            ctx.error(stateLoc, f"{who} strict mode: state MASTER requires priority 255 (address owner) - setting BACKUP")
-            state = M.BACKUP
-        if b.get("preemptDelay"):
-            ctx.error(b.get("preemptDelayLocation", loc), f"{who} preempt_delay is not allowed in strict mode - clearing it")
-            b["preemptDelay"] = 0.0
-        if version == 2 and b.get("accept") is True:
-            ctx.error(loc, f"{who} accept mode is not allowed with VRRPv2 in strict mode - ignoring")
-            b["accept"] = False
-        b.setdefault("accept", priority == 255)
-        if b.get("downTimerAdverts", 3) != 3:
-            ctx.error(loc, f"{who} strict mode requires down_timer_adverts 3 - setting 3")
-            b["downTimerAdverts"] = 3
-        b["lowerPrioNoAdvert"] = True
-        b["higherPrioSendAdvert"] = False
-        if priority == 255:
-            b["ownerIgnoreAdverts"] = True
-        if family == 6 and b["virtualIpaddresses"] and not b["virtualIpaddresses"][0].address.ip.is_link_local:
-            ctx.error(b["virtualIpaddresses"][0].location, f"{who} strict mode: the first IPv6 VIP must be link-local")
-        gb = b.get("garp") or {}
-        if gb.get("lowerPrioRepeat") or gb.get("lowerPrioDelay"):
-            ctx.error(loc, f"{who} strict mode does not allow garp_lower_prio_repeat/delay - clearing them")
-            gb.pop("lowerPrioRepeat", None)
-            gb.pop("lowerPrioDelay", None)
+        state = applyStrict(ctx, b, who, loc, state=state, stateExplicit="state" in b,
+                            stateLoc=stateLoc, priority=priority, version=version, family=family,
+                            unicast=bool(peers))
     # nopreempt / preempt_delay (§0 #14, §4.5, §4.6).
     if b.get("nopreempt"):
         nloc = b.get("nopreemptLocation", loc)
-        if state == M.MASTER:
-            ctx.error(nloc, f"{who} nopreempt is incompatible with state MASTER (it must be BACKUP) - clearing nopreempt")
+        if priority == 255:
+            ctx.error(nloc, f"{who} nopreempt is incompatible with priority 255. resetting nopreempt")
             b["nopreempt"] = False
-        elif priority == 255:
-            ctx.error(nloc, f"{who} nopreempt is incompatible with priority 255 (address owner) - clearing nopreempt")
+        elif state == M.MASTER:
+            ctx.error(nloc, f"{who} Warning - nopreempt will not work with initial state MASTER - clearing")
             b["nopreempt"] = False
     if b.get("preemptDelay"):
         dloc = b.get("preemptDelayLocation", loc)
         if state == M.MASTER:
-            ctx.error(dloc, f"{who} preempt_delay is incompatible with state MASTER - clearing it")
+            ctx.error(dloc, f"{who} Warning - preempt delay will not work with initial state MASTER - clearing")
             b["preemptDelay"] = 0.0
         elif b.get("nopreempt"):
-            ctx.error(dloc, f"{who} preempt_delay is incompatible with nopreempt - clearing it")
+            ctx.error(dloc, f"{who} preempt_delay is incompatible with nopreempt mode - resetting")
             b["preemptDelay"] = 0.0
     b["state"] = state
     # Advert interval per version.
@@ -378,34 +380,22 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, group: B
     # VIPs.
     if not b["virtualIpaddresses"] and not b.get("noVirtualIpaddress"):
         if version == 3 or strict:
-            ctx.error(loc, f"{who} No VIP specified; at least one is required for VRRPv3/strict mode (or set no_virtual_ipaddress)")
+            ctx.diagnostics.add(Severity.ERROR, f"{who} No VIP specified; at least one is required", loc,
+                                refuses=True)
         else:
             ctx.warning(loc, f"{who} No VIP specified; at least one is sensible")
     # Unicast.
     if b.get("unicastIntent") and not peers and not b.get("unicastFaultNoPeer"):
-        ctx.deprecated(loc, f"{who} unicast keywords without any unicast_peer - falling back to multicast (set unicast_fault_no_peer to fault instead)")
+        ctx.deprecated(loc, f"{who} A unicast keyword has been specified without any unicast peers. Defaulting to "
+                       "multicast. This usage is deprecated - please update your configuration.")
     # Trackers.
-    _resolveTrackers(ctx, b, who, objects)
-    if priority == 255:
-        for kind in _TRACK_KINDS:
-            ts = b.get(kind)
-            if not ts:
-                continue
-            keep = []
-            for t in ts:
-                if t.weight:
-                    ctx.error(t.location, f"{who} ignoring tracked {_TRACK_WORDS[kind][6:]} {t.name} with weights due to address_owner")
-                else:
-                    keep.append(t)
-            b[kind] = keep
+    resolveTrackers(ctx, b, who, objects)
+    ownInterface(ctx, b)
+    inGroup = group is not None and not (group.get("syncGroupTrackingWeight") or group.get("globalTracking"))
+    if inGroup or priority == 255:
+        unweighted(ctx, b, inGroup, weights)
     if group is not None:
         b["syncGroup"] = group["name"]
-        if not group.get("syncGroupTrackingWeight") and not group.get("globalTracking"):
-            for kind in _TRACK_KINDS:
-                ts = b.get(kind)
-                if ts and any(t.weight for t in ts):
-                    ctx.error(loc, f"{who} is in sync group {group['name']}: weighted {_TRACK_WORDS[kind]} entries are ignored (set sync_group_tracking_weight to allow them)")
-                    b[kind] = [t for t in ts if not t.weight]
     # Inherited defaults.
     b["garp"] = _garp(b.get("garp") or {}, g.garp)
     b.setdefault("accept", True)
@@ -420,7 +410,35 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, group: B
     b.setdefault("notifyPriorityChanges", g.vrrpNotifyPriorityChanges)
     if "smtpAlert" not in b:
         b["smtpAlert"] = bool(g.smtpAlertVrrp if g.smtpAlertVrrp is not None else g.smtpAlert)
-    return M.make(M.VrrpInstance, b)
+    vips = b["virtualIpaddresses"]
+    vi, problem = excessVipsToExcluded(M.make(M.VrrpInstance, b), MAX_ADVERT_ADDRESSES)
+    if problem is not None:
+        ctx.error(vips[MAX_ADVERT_ADDRESSES].location, problem)
+    return vi
+
+
+#: an advert's address count is one byte
+MAX_ADVERT_ADDRESSES = 255
+
+
+def excessVipsToExcluded(vi: M.VrrpInstance, limit: int) -> tuple[M.VrrpInstance, str | None]:
+    """
+    keepalived puts at most C{limit} VIPs in an advert (255, the most its
+    count byte can say, or fewer when the interface MTU leaves less room):
+    the VIPs after the first C{limit} become excluded VIPs, added and
+    removed with the others but never advertised.
+
+    @return: the instance with its VIPs split, and keepalived's warning
+        (C{None} when nothing moved).
+    """
+    vips = vi.virtualIpaddresses
+    if len(vips) <= limit:
+        return vi, None
+    problem = (f"({vi.name}) Number of VIPs ({len(vips)}) exceeds maximum/space available in "
+               f"packet (max {limit} addresses) - excess moved to eVIPs")
+    moved = replace(vi, virtualIpaddresses=vips[:limit],
+                    virtualIpaddressesExcluded=vi.virtualIpaddressesExcluded + vips[limit:])
+    return moved, problem
 
 
 def _auth(ctx: Context, a: Builder, who: str, version: int, family: int, strict: bool, state: str,
@@ -430,11 +448,11 @@ def _auth(ctx: Context, a: Builder, who: str, version: int, family: int, strict:
     if atype is None:
         ctx.error(loc, f"{who} authentication block without auth_type (PASS|AH) - ignoring")
         return None
+    if strict:
+        ctx.error(loc, f"{who} {STRICT_AUTH_MESSAGE}")
+        return None
     if version == 3 or family == 6:
         ctx.error(loc, f"{who} authentication is only supported by VRRPv2 over IPv4 - ignoring it")
-        return None
-    if strict:
-        ctx.error(loc, f"{who} strict mode does not support authentication - ignoring it")
         return None
     password = a.get("authPass")
     if password is None:
@@ -447,19 +465,31 @@ def _peerSet(vi: M.VrrpInstance) -> frozenset:
     return frozenset(p.address for p in vi.unicastPeers)
 
 
-def _checkVrids(ctx: Context, instances: list[M.VrrpInstance]) -> None:
+def _checkVrids(ctx: Context, instances: list[M.VrrpInstance], g: M.GlobalDefs) -> None:
+    """
+    keepalived refuses two instances with the same VRID and family that
+    would share adverts: multicast on the same interface and group, or
+    unicast from the same source with a peer in common.
+    """
     seen: dict[tuple, list[M.VrrpInstance]] = {}
     for vi in instances:
-        key = (vi.interface or vi.vrf or "", vi.family, vi.virtualRouterId)
+        unicast = vi.isUnicast
+        group = None if unicast else (vi.mcastDstIp or (g.vrrpMcastGroup4 if vi.family == 4 else g.vrrpMcastGroup6))
+        key = (vi.family, vi.virtualRouterId, unicast, group)
         others = seen.setdefault(key, [])
         for other in others:
-            if vi.isUnicast and other.isUnicast and not (_peerSet(vi) & _peerSet(other)):
-                continue
-            ctx.error(
-                vi.location,
-                f"({vi.name}) VRID {vi.virtualRouterId} is already used by {other.name} on interface "
-                f"{key[0] or '(none)'} for IPv{vi.family} (allowed only for unicast instances with disjoint peers)",
-            )
+            if unicast:
+                if other.interface != vi.interface or other.unicastSrcIp != vi.unicastSrcIp:
+                    continue
+                if not (_peerSet(vi) & _peerSet(other)):
+                    continue
+                message = f"({other.name}) duplicate VRID conflict with {vi.name} VRID {vi.virtualRouterId}"
+            else:
+                if other.interface != vi.interface or (other.vrf or vi.vrf):
+                    continue
+                message = (f"{other.name} and {vi.name} both use VRID {vi.virtualRouterId} with "
+                           f"IPv{vi.family} on interface {vi.interface}")
+            ctx.diagnostics.add(Severity.ERROR, message, vi.location, refuses=True)
             break
         others.append(vi)
 
@@ -471,4 +501,5 @@ def _checkUsage(ctx: Context, scripts: list[M.VrrpScript], instances: list[M.Vrr
             used.add(t.name)
     for s in scripts:
         if s.name not in used:
-            ctx.warning(s.location, f"Warning - script {s.name} is not used")
+            # (keepalived reports it only when it runs, not under -t)
+            ctx.diagnostics.note(f"Warning - script {s.name} is not used", s.location)

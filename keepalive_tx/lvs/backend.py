@@ -189,7 +189,8 @@ class DryRunBackend(MemoryIPVSBackend):
     log = Logger()
 
     def _call(self, name: str, *args: object) -> None:
-        super()._call(name, *args)
+        # no call list: a dry run lasts as long as the daemon (and the
+        # status API reads the table on every request)
         if name not in ("services", "destinations"):
             self.log.info(
                 "IPVS (dry run): {call} {args}",
@@ -387,6 +388,31 @@ class IPVSTable:
             except IPVSError as e:
                 if e.code not in (errno.ENOENT, errno.ESRCH):
                     raise
+
+    def snapshot(self) -> dict:
+        """
+        For the status API, without I/O: the services we own and, in a dry
+        run, the table as the daemon keeps it in memory (the kernel's own
+        table is for C{ipvsadm -Ln} to show: reading it here would be a
+        netlink dump on every request): C{{"dry_run", "owned": [service],
+        "services": [{"service", "scheduler", "destinations":
+        [{"destination", "method", "weight"}]}]}} (C{"services"} only in a
+        dry run).
+        """
+        owned = sorted(self.owned, key=ServiceKey.sortKey)
+        result: dict = {"dry_run": isinstance(self.backend, DryRunBackend),
+                        "owned": [str(k) for k in owned]}
+        if not result["dry_run"]:
+            return result
+        table = readTable(self.backend)  # memory: cannot fail
+        result["services"] = [{
+            "service": str(key),
+            "scheduler": table[key].spec.scheduler,
+            "destinations": [{"destination": str(d.key), "method": d.method, "weight": d.weight}
+                             for d in sorted(table[key].destinations.values(),
+                                             key=lambda d: d.key.sortKey())],
+        } for key in owned if key in table]
+        return result
 
     def stop(self) -> list[Action]:
         """

@@ -171,6 +171,7 @@ class LvsService(Service):
         stopGrace: float = STOP_SCRIPT_GRACE,
         fifoFactory: Callable[[Any, Any], Any] | None = LvsFifos.fromConfig,
         previous: LvsService | None = None,
+        bfd: Any = None,
     ) -> None:
         """
         @param model: the configuration (C{virtualServers},
@@ -190,6 +191,8 @@ class LvsService(Service):
             its L{handover}): the IPVS services it owned are reconciled, not
             flushed, and real servers whose checkers did not change keep
             their state (keepalived: "unchanged RS keep alive state").
+        @param bfd: the process's BFD sessions, followed by C{BFD_CHECK}s
+            (L{None}: they stay down).
         """
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -206,6 +209,7 @@ class LvsService(Service):
         self.random = random
         self.stopGrace = stopGrace
         self.fifoFactory = fifoFactory
+        self.bfd = bfd
         self.globalDefs = getattr(model, "globalDefs", None)
         #: keepalive_tx's C{checker_share_identical} (not in keepalived)
         self.shareIdentical = bool(getattr(self.globalDefs, "checkerShareIdentical", False))
@@ -375,6 +379,9 @@ class LvsService(Service):
                     )
                     continue
                 built = run.built
+                bind = getattr(built.checker, "bind", None)
+                if bind is not None:  # BFD_CHECK
+                    bind(self.bfd, server.name)
                 checker = _Checker(server, built, run, up=built.state.isUp, config=config)
                 old = self._carried.get((vs.name, key, len(server.checkers), _hashable(config)))
                 if old is not None:
@@ -518,7 +525,8 @@ class LvsService(Service):
             reason = None
             if last is not None and not last.ok:
                 reason = last.reason
-            body = checkerBody(kind, event.up, reason, timedOut=reason == "timed out")
+            body = checkerBody(kind, event.up, reason, timedOut=reason == "timed out",
+                               bfdName=getattr(checker.built.checker, "bfdName", ""))
             self.alerts.realServerChanged(
                 server.name,
                 virtual.config.name,

@@ -142,9 +142,18 @@ def dataDumpPaths(model: Any, environ: Mapping[str, str] | None = None) -> tuple
     else:
         directory, name = tmpDir(environ), DATA_FILE
     name = _withSuffix(name, _instanceSuffix(model))
+    return os.path.join(directory, name), _sibling(os.path.join(directory, name), "_check")
+
+
+def _sibling(path: str, tag: str) -> str:
+    """
+    C{path} with C{tag} before the extension of the file name
+    (C{keepalived.data} -> C{keepalived_check.data}); the checker and BFD
+    dumps are named so after the VRRP one.
+    """
+    directory, name = os.path.split(path)
     stem, dot, ext = name.rpartition(".")
-    checkName = f"{stem}_check.{ext}" if dot and stem else f"{name}_check"
-    return os.path.join(directory, name), os.path.join(directory, checkName)
+    return os.path.join(directory, f"{stem}{tag}.{ext}" if dot and stem else f"{name}{tag}")
 
 
 # -- keepalived.stats -----------------------------------------------------------
@@ -613,6 +622,13 @@ class StateDumper:
             self.log.info("Printing checker data for process({pid}) on signal", pid=self.pid)
             text = formatCheckData(model, self._lvs, self._routerId)
             written.append(self._write(checkPath, text, "checker data"))
+        bfd = getattr(self.root, "bfdService", None)
+        if bfd is not None:
+            from keepalive_tx.status.bfd import formatBfdData
+
+            self.log.info("Printing BFD data for process({pid}) on signal", pid=self.pid)
+            text = formatBfdData(_globalLines(model, self._routerId), bfd)
+            written.append(self._write(_sibling(vrrpPath, "_bfd"), text, "BFD data"))
         return [p for p in written if p is not None]
 
     def dumpStats(self, clear: bool = False) -> str | None:

@@ -253,6 +253,7 @@ def instanceSnapshot(instance: Any, transition: Transition | None = None,
         "master_address": None if master is None else str(master),
         "master_priority": masterPriority,
         "advert_interval": _number(config.advertInt),
+        "garp_delay": _number(config.garp.masterDelay),
         "master_advert_interval": _number(machine.masterAdverIntervalUs / 1_000_000),
         "nopreempt": bool(config.nopreempt),
         "preempt_delay": _number(config.preemptDelay),
@@ -301,10 +302,23 @@ _SCRIPT_STATES = {True: "OK", False: "KO", None: "unknown"}
 _PROCESS_STATES = {True: "UP", False: "DOWN", None: "unknown"}
 
 
+def _phase(runner: Any) -> str:
+    """
+    keepalived's run state of a script (C{idle}, C{running}, C{requested
+    termination}, C{forcing termination}); runners without
+    C{ScriptRunner.phase} are running while C{running} counts a run.
+    """
+    phase = getattr(runner, "phase", None)
+    if isinstance(phase, str):
+        return phase
+    return "running" if getattr(runner, "running", 0) else "idle"
+
+
 def trackersSnapshot(tracking: Any) -> dict[str, list[dict[str, Any]]]:
     """
-    The tracked C{vrrp_script}s (state, last exit status, or why they are
-    disabled) and C{vrrp_track_process}es (state, matching processes) of a
+    The tracked C{vrrp_script}s (state, last exit status, run phase as
+    keepalived names it, or why they are disabled) and
+    C{vrrp_track_process}es (state, matching processes) of a
     L{keepalive_tx.vrrp.tracking.TrackingCoordinator} (L{None}: none yet).
     """
     scripts: list[dict[str, Any]] = []
@@ -313,7 +327,7 @@ def trackersSnapshot(tracking: Any) -> dict[str, list[dict[str, Any]]]:
     if service is not None:
         for name, script in getattr(service, "scripts", {}).items():
             scripts.append({"name": name, "state": _SCRIPT_STATES[script.state],
-                            "last_status": script.lastStatus})
+                            "last_status": script.lastStatus, "phase": _phase(script.runner)})
         for name, why in getattr(service, "disabled", {}).items():
             scripts.append({"name": name, "state": "disabled", "reason": why})
     tracker = getattr(tracking, "processes", None)
@@ -401,12 +415,14 @@ def virtualServerSnapshot(virtual: Any) -> dict[str, Any]:
 
 def lvsSnapshot(lvsService: Any) -> dict[str, Any]:
     """
-    Every virtual server of a L{keepalive_tx.lvs.service.LvsService}, and
-    how many checks run (fewer than checkers when shared).
+    Every virtual server of a L{keepalive_tx.lvs.service.LvsService}, how
+    many checks run (fewer than checkers when shared), and the IPVS services
+    it owns as the kernel (or the dry-run table) holds them.
     """
     return {
         "virtual_servers": [virtualServerSnapshot(v) for v in lvsService.virtuals],
         "checks_running": len(getattr(lvsService, "runs", ())),
+        "ipvs": None if getattr(lvsService, "table", None) is None else lvsService.table.snapshot(),
     }
 
 
@@ -428,8 +444,8 @@ def buildSnapshot(root: Any, now: float | None = None) -> dict[str, Any]:
     C{lvsService}, C{mailer}, C{transitions}).
 
     @param now: the snapshot's time (default the root's reactor time).
-    @return: C{{"router_id", "time", "started", "vrrp", "lvs", "smtp",
-        "reloads"}}; a subsystem that does not run is C{None}.
+    @return: C{{"router_id", "time", "started", "vrrp", "lvs", "bfd",
+        "smtp", "reloads"}}; a subsystem that does not run is C{None}.
     """
     if now is None:
         reactor = getattr(root, "reactor", None)
@@ -438,12 +454,18 @@ def buildSnapshot(root: Any, now: float | None = None) -> dict[str, Any]:
     vrrp = getattr(root, "vrrpService", None)
     lvs = getattr(root, "lvsService", None)
     mailer = getattr(root, "mailer", None)
+    bfd = getattr(root, "bfdService", None)
+    if bfd is not None:
+        from keepalive_tx.status.bfd import bfdSnapshot
+
+        bfd = bfdSnapshot(bfd)
     return {
         "router_id": getattr(getattr(root, "alerts", None), "routerId", None),
         "time": now,
         "started": None if transitions is None else transitions.started,
         "vrrp": None if vrrp is None else vrrpSnapshot(vrrp, transitions),
         "lvs": None if lvs is None else lvsSnapshot(lvs),
+        "bfd": bfd,
         "smtp": None if mailer is None else mailerSnapshot(mailer),
         "reloads": getattr(root, "reloads", 0),
     }

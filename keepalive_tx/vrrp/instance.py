@@ -29,6 +29,7 @@ from keepalive_tx.net.addresses import (
     resolveBroadcast,
 )
 from keepalive_tx.net.announce import Announcer
+from keepalive_tx.net.nftplan import Blocked
 from keepalive_tx.vrrp.machine import (
     IMachineEffects,
     MachineConfig,
@@ -165,7 +166,13 @@ class VrrpInstance:
         routes: Any = None,
         rules: Any = None,
         ipNames: IprouteNames | None = None,
+        firewall: Any = None,
     ) -> None:
+        """
+        @param firewall: a L{keepalive_tx.net.firewall.FirewallHandle}: a
+            MASTER that is not the address owner and has no accept mode
+            blocks its addresses through it.
+        """
         self.config = config
         self.name = config.name
         self.clock = clock
@@ -245,20 +252,31 @@ class VrrpInstance:
         )
         self.machine = VRRPMachine(machineConfigFor(config, sourceAddress), self, clock)
         self._resuming = False
+        self._skipCheckAdvAddr = bool(config.skipCheckAdvAddr)
+        self.firewall = firewall
+        #: keepalived's no_accept: drop traffic to our addresses while MASTER
+        self.dropsTraffic = not config.accept and config.priority != 255
 
     @property
     def policy(self) -> ReceivePolicy:
         """
         The L{ReceivePolicy} in force: the configured one with our current
-        effective priority and the last AH sequence number (brought up to
-        date when read, not on every advert sent).
+        effective priority, the last AH sequence number and, with
+        C{skip_check_adv_addr}, the master whose address lists a BACKUP
+        no longer compares (brought up to date when read, not on every
+        advert sent).
         """
         policy = self._policy
-        if (policy.effectivePriority != self.machine.effectivePriority
+        machine = self.machine
+        if (policy.effectivePriority != machine.effectivePriority
                 or policy.ahLastSequence != self._ahSequence):
             policy = self._policy = policy.evolve(
-                effectivePriority=self.machine.effectivePriority,
+                effectivePriority=machine.effectivePriority,
                 ahLastSequence=self._ahSequence)
+        if self._skipCheckAdvAddr:
+            known = machine.masterAddress if machine.state == State.BACKUP else None
+            if policy.skipAddressCheckFrom != known:
+                policy = self._policy = policy.evolve(skipAddressCheckFrom=known)
         return policy
 
     @policy.setter
@@ -309,6 +327,7 @@ class VrrpInstance:
         Remove configured addresses left behind by a crashed run.
         """
         self._logVips("removing")
+        self._setFirewall(False)
         removed = self.addresses.removeStale(self.vips + self.evips)
         for vip in removed:
             self.log.info("({name}) removed stale VIP {vip} left by a previous run",
@@ -333,6 +352,8 @@ class VrrpInstance:
         if not wasMaster:
             return
         self._setRoutes(False)
+        if self.firewall is not None:
+            self.firewall.narrow(keep)
         for vip in self.vips + self.evips:
             if (vip.ifname, vip.ip) not in keep:
                 self.addresses.remove(vip)
@@ -453,6 +474,7 @@ class VrrpInstance:
 
     def becomeMaster(self) -> None:
         self.stats["become_master"] += 1
+        self._setFirewall(True)
         self._logVips("setting")
         for vip in self.vips + self.evips:
             self.addresses.add(vip)
@@ -468,6 +490,30 @@ class VrrpInstance:
         self._logVips("removing")
         for vip in self.vips + self.evips:
             self.addresses.remove(vip)
+        self._setFirewall(False)
+
+    def _setFirewall(self, add: bool) -> None:
+        """
+        keepalived's accept-mode rules: a no_accept MASTER drops traffic to
+        and from its VIPs and eVIPs (set before the addresses, removed after
+        them); any other instance blocks nothing.
+        """
+        if self.firewall is None:
+            return
+        if not self.dropsTraffic:
+            self.firewall.unblock()
+            return
+        self.log.debug("({name}) {verb} firewall drop rule", name=self.name,
+                       verb="setting" if add else "removing", keepalivedDetail=True)
+        if not add:
+            self.firewall.unblock()
+            return
+        c = self.config
+        self.firewall.block(
+            Blocked(vip.ip, ifname=vip.ifname,
+                    byName=c.dontTrackPrimary and (vip.ifname == c.interface
+                                                   or (vip.ifname, vip.ip) not in self.trackedVips))
+            for vip in self.vips + self.evips)
 
     def _logVips(self, verb: str) -> None:
         """

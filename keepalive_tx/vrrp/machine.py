@@ -35,7 +35,8 @@ catalogue as straight code. The table, for orientation::
     MASTER --advert timer----------------------------> MASTER (send advert)
     MASTER --higher advert / equal from higher IP---> BACKUP (release)
     MASTER --tracked VIP deleted externally---------> BACKUP, prio 0 sent, timer := skew
-    MASTER --lower advert----------------------------> MASTER (send advert)
+    MASTER --lower advert / prio 0-------------------> MASTER (send advert, at most
+                                                          once per advert interval)
     any    --fault flag set--------------------------> FAULT (MASTER sends prio 0)
     FAULT  --all flags clear-------------------------> BACKUP (owner: MASTER)
     any    --stop---------------------------------- -> STOP (MASTER sends prio 0)
@@ -253,6 +254,9 @@ class MachineStats:
     advertsReceived: int = 0
     priorityZeroReceived: int = 0
     lowerPriorityDiscarded: int = 0
+    #: adverts (lower priority or priority 0) a MASTER did not react to:
+    #: it had reacted to one less than an advert interval before
+    rateLimited: int = 0
 
 
 #: the STOP reason of an instance a reload removed (notified as DELETED or FAULT)
@@ -338,6 +342,12 @@ class VRRPMachine:
         self._ownerReduced = False
         self._rogueSince: float | None = None
         self._rogueLast = 0.0
+        # When a MASTER last answered an advert (priority 0 or lower), last
+        # reacted to a lower-priority one, and when a BACKUP last logged a
+        # discard: each at most once per advert interval.
+        self._answeredAt: float | None = None
+        self._lowerSeenAt: float | None = None
+        self._discardLoggedAt: float | None = None
         self._busy = False
         self._pending: deque[tuple[Callable[..., None], tuple[Any, ...], dict[str, Any]]] = deque()
 
@@ -601,12 +611,14 @@ class VRRPMachine:
             self._nextMasterReason = "master down timer expired"
             self._arm(self._masterDownMicros() / TIMER_HZ)
             return
-        self._log.info(
-            "({name}) received lower priority ({priority}) advert from {source} - discarding",
-            name=self.name,
-            priority=priority,
-            source=str(source),
-        )
+        if not self._recently(self._discardLoggedAt, now):
+            self._discardLoggedAt = now
+            self._log.info(
+                "({name}) received lower priority ({priority}) advert from {source} - discarding",
+                name=self.name,
+                priority=priority,
+                source=str(source),
+            )
         self.stats.lowerPriorityDiscarded += 1
         self._nextMasterReason = "preempting lower priority master"
         self.masterAddress = source
@@ -656,6 +668,7 @@ class VRRPMachine:
         self.masterPriority = self.effectivePriority
         self._preemptTime = None
         self._rogueSince = None
+        self._answeredAt = self._lowerSeenAt = None
         self._arm(self.config.advertIntervalMicros / TIMER_HZ)
         self.stats.becomeMaster += 1
         self._effect("becomeMaster")
@@ -666,12 +679,15 @@ class VRRPMachine:
         eff = self.effectivePriority
         cmp = _compareAddresses(source, self.config.ourAddress)
         higher = priority > eff or (priority == eff and cmp > 0)
-        if priority == PRIORITY_STOP or (self.config.higherPrioSendAdvert and higher):
-            self._sendAdvert(eff)
-            if priority == PRIORITY_STOP:
+        if priority == PRIORITY_STOP:
+            if self._answer(eff):
                 self._log.debug("({name}) Master received priority 0 message", name=self.name,
                                 keepalivedDetail=True)
-                return
+            else:
+                self.stats.rateLimited += 1
+            return
+        if self.config.higherPrioSendAdvert and higher:
+            self._sendAdvert(eff)
         if priority == eff:
             if cmp == 0:
                 self._log.warn(
@@ -683,6 +699,14 @@ class VRRPMachine:
                 self._ownerConflict(source, cmp, interval)
                 eff = self.effectivePriority
         if priority < eff or (priority == eff and cmp < 0):
+            # keepalived reacts to every one of them; a flood would be
+            # reflected packet for packet (adverts, GARPs, notify scripts,
+            # log lines), so a MASTER reacts once per advert interval.
+            now = self._clock.seconds()
+            if self._recently(self._lowerSeenAt, now):
+                self.stats.rateLimited += 1
+                return
+            self._lowerSeenAt = now
             self._log.info(
                 "({name}) Received advert from {source} with lower priority {priority}, "
                 "ours {ours}{suffix}",
@@ -693,7 +717,7 @@ class VRRPMachine:
                 suffix="" if self.config.lowerPrioNoAdvert else ", forcing new election",
             )
             if not self.config.lowerPrioNoAdvert:
-                self._sendAdvert(eff)
+                self._answer(eff)
             self._effect("lowerPriorityAdvertSeen", priority, source)
             return
         if priority > eff or (priority == eff and cmp > 0):
@@ -719,6 +743,30 @@ class VRRPMachine:
             self.masterAddress = source
             self.masterPriority = priority
             self._leaveMasterToBackup("higher priority advert")
+
+    def _recently(self, since: float | None, now: float) -> bool:
+        """
+        Whether C{since} is less than our advert interval before C{now}
+        (give or take the microsecond of keepalived's timers; a clock that
+        went backwards does not count as recent).
+        """
+        if since is None:
+            return False
+        return 0 <= now - since < (self.config.advertIntervalMicros - 1) / TIMER_HZ
+
+    def _answer(self, priority: int) -> bool:
+        """
+        Answer a received advert with one of ours, unless we answered one
+        less than an advert interval ago (the periodic adverts go on).
+
+        @return: whether the answer was sent.
+        """
+        now = self._clock.seconds()
+        if self._recently(self._answeredAt, now):
+            return False
+        self._answeredAt = now
+        self._sendAdvert(priority)
+        return True
 
     def _ownerConflict(self, source: IPAddress, cmp: int, interval: float | None) -> None:
         """

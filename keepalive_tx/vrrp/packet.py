@@ -44,6 +44,7 @@ __all__ = [
     "ReceivedMeta",
     "VRRP_AUTH_LEN",
     "VRRP_HEADER_LEN",
+    "VRRP_MAX_ADDRESSES",
     "VRRP_MCAST_V4",
     "VRRP_MCAST_V6",
     "VRRP_TTL",
@@ -78,6 +79,8 @@ AH_ICV_LEN = 12
 AH_PAYLOAD_LEN_FIELD = 4  # (24 / 4) - 2
 IPV4_HEADER_LEN = 20
 TOS_INTERNETWORK_CONTROL = 0xC0
+#: the address count is one byte
+VRRP_MAX_ADDRESSES = 255
 
 
 class PacketError(ValueError):
@@ -292,7 +295,12 @@ def encodeVrrp(
     @param computeChecksum: when false, C{advert.checksum} is used as is
         (IPv6 senders leave it to the kernel via C{IPV6_CHECKSUM}).
     @return: the message bytes.
+    @raise PacketError: more than 255 addresses (or count): the count byte
+        would wrap and every receiver would reject the advert.
     """
+    if advert.naddr > VRRP_MAX_ADDRESSES or len(advert.addresses) > VRRP_MAX_ADDRESSES:
+        raise PacketError(f"{max(advert.naddr, len(advert.addresses))} addresses do not fit "
+                          f"in one advert (at most {VRRP_MAX_ADDRESSES})")
     family = _familyOf(advert.addresses, family)
     if advert.version == 2:
         word = struct.pack("!BB", advert.authType & 0xFF, advert.advertIntSeconds & 0xFF)
@@ -303,7 +311,7 @@ def encodeVrrp(
         ((advert.version & 0xF) << 4) | (advert.type & 0xF),
         advert.vrid & 0xFF,
         advert.priority & 0xFF,
-        advert.naddr & 0xFF,
+        advert.naddr,
     )
     addrs = b""
     for a in advert.addresses:

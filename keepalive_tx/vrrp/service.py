@@ -11,14 +11,19 @@ L{VrrpService.startService}; L{VrrpService.stopService} stops them
 gracefully (MASTERs send priority 0 and remove their addresses) before the
 sockets close.
 
-The OS edges are injected through an L{IVrrpPlatform}; L{LinuxPlatform} is
-the real one.
+The OS edges are injected through an L{IVrrpPlatform}
+(L{keepalive_tx.vrrp.platform}); L{LinuxPlatform} is the real one.
+
+An instance whose interface does not exist yet (C{dynamic_interfaces}) or
+has no address of the instance's family waits, as keepalived's waits in
+FAULT: it is built and started when link or address events show its
+interface ready (L{VrrpService.waiting}). Meanwhile the other members of
+its sync group are held in FAULT.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -26,7 +31,6 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
-from zope.interface import Attribute, Interface, implementer
 
 from keepalive_tx.config import model
 from keepalive_tx.net.announce import (
@@ -34,13 +38,14 @@ from keepalive_tx.net.announce import (
     Announcer,
     AnnounceTarget,
     GarpSettings,
-    PacketSender,
     ipv6Forwarding,
 )
 from keepalive_tx.net.rtnames import IprouteNames
+from keepalive_tx.vrrp.advertspace import fitAdvert
 from keepalive_tx.vrrp.instance import VrrpInstance, vipsFor
 from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
+from keepalive_tx.vrrp.platform import IVrrpPlatform, LinuxPlatform
 from keepalive_tx.vrrp.sync import SyncGroup
 from keepalive_tx.vrrp.validate import peekVrid
 
@@ -48,155 +53,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 __all__ = ["IVrrpPlatform", "LinuxPlatform", "VridDemux", "VrrpService"]
 
-
-class IVrrpPlatform(Interface):
-    """
-    The operating-system edges the VRRP service needs.
-    """
-
-    addresses = Attribute("an IAddressManager (valid after open())")
-    frameSender = Attribute("an object with sendFrame(ifname, frame) (valid after open())")
-
-    def open() -> None:
-        """
-        Open netlink and packet sockets (privileged).
-        """
-
-    def close() -> None:
-        """
-        Close everything opened.
-        """
-
-    def openPort(receiver: Any, interface: str | None, family: int, ipProtocol: int,
-                 group: IPAddress | None, joinGroup: bool, sourceAddress: IPAddress | None) -> Any:
-        """
-        Open a listening raw VRRP port delivering to C{receiver}.
-        """
-
-    def primaryAddress(interface: str, family: int) -> IPAddress | None:
-        """
-        The address adverts are sent from by default (IPv6: link-local).
-        """
-
-    def macAddress(interface: str) -> bytes | None:
-        """
-        The interface's hardware address.
-        """
-
-    def watchLinks(observer: Any) -> None:
-        """
-        Call C{observer.linkChanged(ifname, ifindex, up)} on link changes.
-        """
-
-    def linkUp(interface: str) -> bool | None:
-        """
-        Whether C{interface} is up now (C{None}: no such interface).
-        """
-
-
-@implementer(IVrrpPlatform)
-class LinuxPlatform:
-    """
-    Real sockets: raw VRRP ports, rtnetlink (pyroute2 codec), AF_PACKET.
-
-    Beyond L{IVrrpPlatform} it has C{routes} / C{rules} (L{IRouteManager} /
-    L{IRuleManager}) for C{virtual_routes} / C{virtual_rules}; platforms
-    without them leave those unhandled.
-    """
-
-    def __init__(self, reactor: Any) -> None:
-        self.reactor = reactor
-        self.addresses: Any = None
-        self._routes: Any = None
-        self._rules: Any = None
-        self.frameSender: Any = None
-        self._monitor: Any = None
-        self._channel: Any = None
-        #: also watch route and rule deletions (set before L{open} when
-        #: virtual routes/rules are configured: busy routing tables are costly)
-        self.watchRoutes = False
-
-    # The route and rule managers (and their codecs) are built on first use:
-    # most configurations have no virtual_routes / virtual_rules.
-
-    @property
-    def routes(self) -> Any:
-        if self._routes is None and self._channel is not None:
-            from keepalive_tx.net.routes import NetlinkRouteManager
-
-            self._routes = NetlinkRouteManager(self._channel)
-        return self._routes
-
-    @routes.setter
-    def routes(self, value: Any) -> None:
-        self._routes = value
-
-    @property
-    def rules(self) -> Any:
-        if self._rules is None and self._channel is not None:
-            from keepalive_tx.net.routes import NetlinkRuleManager
-
-            self._rules = NetlinkRuleManager(self._channel)
-        return self._rules
-
-    @rules.setter
-    def rules(self, value: Any) -> None:
-        self._rules = value
-
-    def open(self) -> None:
-        from keepalive_tx.net.addresses import NetlinkAddressManager
-        from keepalive_tx.net.links import LinkMonitor
-        from keepalive_tx.net.netlink import RouteChannel
-
-        self._channel = RouteChannel()
-        self.addresses = NetlinkAddressManager(self._channel)
-        self.frameSender = PacketSender()
-        self.frameSender.open()
-        from keepalive_tx.net.netlink import MONITOR_GROUPS, ROUTE_MONITOR_GROUPS
-
-        groups = MONITOR_GROUPS | (ROUTE_MONITOR_GROUPS if self.watchRoutes else 0)
-        self._monitor = LinkMonitor(self.reactor, groups=groups)
-        self._monitor.startMonitoring()
-
-    def close(self) -> None:
-        if self._monitor is not None:
-            self._monitor.stopMonitoring()
-        if self.frameSender is not None:
-            self.frameSender.close()
-        if self._channel is not None:
-            self._channel.close()
-
-    def openPort(self, receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress):
-        from keepalive_tx.vrrp.transport import VrrpRawPort
-
-        port = VrrpRawPort(receiver, interface, family, ipProtocol=ipProtocol, group=group,
-                           joinGroup=joinGroup, sourceAddress=sourceAddress,
-                           reactor=self.reactor)
-        port.startListening()
-        return port
-
-    def primaryAddress(self, interface: str, family: int) -> IPAddress | None:
-        link = self._channel.link(interface)
-        if link is None:
-            return None
-        af = socket.AF_INET if family == 4 else socket.AF_INET6
-        for info in self._channel.addresses(af, link.index):
-            ip = info.address
-            if family == 6 and not ip.is_link_local:
-                continue
-            return ip
-        return None
-
-    def macAddress(self, interface: str) -> bytes | None:
-        link = self._channel.link(interface)
-        return None if link is None else link.mac
-
-    def watchLinks(self, observer: Any) -> None:
-        self._monitor.addObserver(observer)
-
-    def linkUp(self, interface: str) -> bool | None:
-        return self._monitor.linkState(interface)
-
+#: the fault flag that holds a sync group member while another waits
+WAITING_MEMBER = "sync group member waiting for its interface"
 
 def instanceKey(config: model.VrrpInstance) -> tuple[Any, ...]:
     """
@@ -272,6 +130,8 @@ class VrrpService(Service):
 
     @ivar instances: L{VrrpInstance}s by name.
     @ivar syncGroups: L{SyncGroup}s by name.
+    @ivar waiting: configured instances waiting for their interface (or its
+        first address), by name.
     @ivar releaseOnStop: C{False} (keepalived's C{-V}): on stop, instances
         are abandoned (L{VrrpInstance.abandon}) rather than stopped.
     """
@@ -281,12 +141,18 @@ class VrrpService(Service):
     releaseOnStop = True
 
     def __init__(self, config: model.Config, reactor: Any, platform: Any = None,
-                 alerts: Any = None, resume: Iterable[str] = ()) -> None:
+                 alerts: Any = None, resume: Iterable[str] = (), firewall: Any = None,
+                 bfd: Any = None) -> None:
         """
         @param resume: names of instances that continue a MASTER of the
             configuration before a reload (L{handover}): their addresses are
             not "stale" and they take over at once.
+        @param firewall: the process's L{keepalive_tx.net.firewall.Firewall}
+            (no_accept masters block their addresses through it), or C{None}.
+        @param bfd: the process's BFD sessions, for C{track_bfd} (see
+            L{keepalive_tx.vrrp.tracking.TrackingCoordinator}).
         """
+        self.firewall = firewall
         self.config = config
         self.resume = frozenset(resume)
         self.alerts = alerts
@@ -294,10 +160,13 @@ class VrrpService(Service):
         self.platform = platform if platform is not None else LinuxPlatform(reactor)
         self.instances: dict[str, VrrpInstance] = {}
         self.syncGroups: dict[str, SyncGroup] = {}
+        self.waiting: dict[str, model.VrrpInstance] = {}
+        self._pacer: AnnouncePacer | None = None
         self.observers: list[Any] = []
         self._ports: dict[tuple, Any] = {}
         self._opened = False
         self.tracking: Any = None
+        self.bfd = bfd
         self.notifier: Any = None
         self._ipNames = IprouteNames.fromGlobalDefs(config.globalDefs)
 
@@ -316,6 +185,7 @@ class VrrpService(Service):
             return
         self.instances.clear()
         self.syncGroups.clear()
+        self.waiting.clear()
         if self.notifier is not None and self.notifier in self.observers:
             self.observers.remove(self.notifier)
         if any(c.virtualRoutes or c.virtualRules for c in self.config.vrrpInstances):
@@ -330,23 +200,17 @@ class VrrpService(Service):
         self.notifier.open()
         self.observers.insert(0, self.notifier)
         self.tracking = TrackingCoordinator.fromConfig(
-            self.reactor, self.config, linkState=self.platform.linkUp)
+            self.reactor, self.config, linkState=self.platform.linkUp, bfd=self.bfd)
         g = self.config.globalDefs
-        pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
-                              garpInterval=g.vrrpGarpInterval or 0.0,
-                              gnaInterval=g.vrrpGnaInterval or 0.0)
+        self._pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
+                                    garpInterval=g.vrrpGarpInterval or 0.0,
+                                    gnaInterval=g.vrrpGnaInterval or 0.0)
         for config in self.config.vrrpInstances:
-            try:
-                instance = self._build(config, pacer)
-            except Exception:
-                self.log.failure("({name}) cannot be set up", name=config.name)
-                continue
-            if instance is not None:
-                self.instances[config.name] = instance
-                self.tracking.attach(instance)
+            if self._setUp(config) is None:
+                self.waiting[config.name] = config
         for group in self.config.syncGroups:
             members = [self.instances[m].machine for m in group.members if m in self.instances]
-            if members:
+            if members or any(m in self.waiting for m in group.members):
                 effects = None
                 if self.alerts is not None:
                     from keepalive_tx.alert.vrrp import GroupAlerts
@@ -356,16 +220,71 @@ class VrrpService(Service):
 
                 effects = GroupEffectsFanout(self.notifier.groupEffects(group), effects)
                 self.syncGroups[group.name] = SyncGroup(group.name, members, effects)
+        self._holdGroups()
         self.platform.watchLinks(self)
 
+    def _setUp(self, config: model.VrrpInstance) -> VrrpInstance | None:
+        """
+        Build C{config}'s instance and attach its trackers; C{None} when it
+        must wait for its interface (or could not be built at all: logged).
+        """
+        try:
+            instance = self._build(config, self._pacer)
+        except Exception:
+            self.log.failure("({name}) cannot be set up", name=config.name)
+            return None
+        if instance is not None:
+            self.instances[config.name] = instance
+            self.tracking.attach(instance)
+        return instance
+
+    def _holdGroups(self) -> None:
+        """
+        A sync group with a member still waiting for its interface is held
+        in FAULT (keepalived's waiting member is in FAULT, and so its group).
+        """
+        for group in self.config.syncGroups:
+            sync = self.syncGroups.get(group.name)
+            if sync is None:
+                continue
+            waiting = any(m in self.waiting for m in group.members)
+            for machine in sync.members:
+                if (WAITING_MEMBER in machine.faults) != waiting:
+                    machine.setFault(WAITING_MEMBER, waiting)
+
+    def _startWaiting(self, ifname: str) -> None:
+        """
+        Link or address events on C{ifname}: build and start the instances
+        that were waiting for it, if it is ready for them now.
+        """
+        for name, config in list(self.waiting.items()):
+            if config.interface != ifname:
+                continue
+            instance = self._setUp(config)
+            if instance is None:
+                continue
+            del self.waiting[name]
+            self.log.info("({name}) interface {ifname} is ready: starting", name=name, ifname=ifname)
+            sync = self.syncGroups.get(config.syncGroup) if config.syncGroup else None
+            if sync is not None:
+                sync.addMember(instance.machine)
+            self._holdGroups()
+            if self.running:
+                self.tracking.startInstance(instance)
+
     def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer) -> VrrpInstance | None:
+        config = self._fitAdvert(config)
         family = config.family
         source = config.unicastSrcIp or config.mcastSrcIp
         if source is None and config.interface is not None:
             source = self.platform.primaryAddress(config.interface, family)
         if source is None:
-            self.log.error("({name}) no IPv{family} address on interface {ifname}: not started",
-                           name=config.name, family=family, ifname=config.interface)
+            if config.interface is not None and self.platform.linkUp(config.interface) is None:
+                self.log.info("({name}) waiting for interface {ifname}, which does not exist yet",
+                              name=config.name, ifname=config.interface)
+            else:
+                self.log.info("({name}) waiting for an IPv{family} address on interface {ifname}",
+                              name=config.name, family=family, ifname=config.interface)
             return None
         unicast = bool(config.unicastPeers)
         auth = config.authentication
@@ -403,7 +322,8 @@ class VrrpService(Service):
             checkUnicastSource=bool(getattr(g, "vrrpCheckUnicastSrc", False)),
             routes=getattr(self.platform, "routes", None) if config.virtualRoutes else None,
             rules=getattr(self.platform, "rules", None) if config.virtualRules else None,
-            ipNames=self._ipNames)
+            ipNames=self._ipNames,
+            firewall=None if self.firewall is None else self.firewall.handle(instanceKey(config)))
         instance.observers.extend(self.observers)
         demux.add(instance)
         if config.name in self.resume:
@@ -414,6 +334,18 @@ class VrrpService(Service):
             if self.platform.linkUp(ifname) is not True:
                 instance.machine.setFault(f"interface {ifname}", True)
         return instance
+
+    def _fitAdvert(self, config: model.VrrpInstance) -> model.VrrpInstance:
+        """
+        C{config} with the VIPs that do not fit in one advert on its
+        interface moved to its excluded VIPs (keepalived's rule, logged
+        with keepalived's words).
+        """
+        mtu = self.platform.mtu(config.interface) if config.interface else None
+        config, problem = fitAdvert(config, mtu)
+        if problem is not None:
+            self.log.warn("{problem}", problem=problem)
+        return config
 
     # -- reload ----------------------------------------------------------------
 
@@ -459,10 +391,16 @@ class VrrpService(Service):
     # -- link events ---------------------------------------------------------
 
     def linkChanged(self, ifname: str, ifindex: int, up: bool) -> None:
-        for instance in self.instances.values():
+        for instance in list(self.instances.values()):
             instance.linkChanged(ifname, ifindex, up)
         if self.tracking is not None:
             self.tracking.linkChanged(ifname, ifindex, up)
+        if up and self.waiting:
+            self._startWaiting(ifname)
+
+    def addressAdded(self, ifname: str, ifindex: int, address: Any) -> None:
+        if self.waiting:
+            self._startWaiting(ifname)
 
     def addressRemoved(self, ifname: str, ifindex: int, address: Any) -> None:
         for instance in self.instances.values():

@@ -8,7 +8,7 @@ L{keepalive_tx.vrrp.machine.VRRPMachine.setEffectivePriority} and a set of
 fault flags for L{keepalive_tx.vrrp.machine.VRRPMachine.setFault}.
 
   - Binary trackers (C{track_interface}, C{track_script}, C{track_process},
-    later C{track_bfd}) follow keepalived's weight sign table::
+    C{track_bfd}) follow keepalived's weight sign table::
 
         weight  reverse   up/OK         down/failed
         +w      no        +w            0
@@ -61,6 +61,7 @@ SCRIPT = "script"
 FILE = "file"
 INTERFACE = "interface"
 PROCESS = "process"
+BFD = "bfd"
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,16 +279,16 @@ def trackersFor(
     scripts: Mapping[str, model.VrrpScript],
     files: Mapping[str, model.TrackFile],
     processes: Mapping[str, model.TrackProcess] | None = None,
+    bfds: Mapping[str, model.BfdInstance] | None = None,
 ) -> list[TrackerEntry]:
     """
     The trackers of a configured instance: its own C{track_script},
-    C{track_file}, C{track_interface} and C{track_process} entries, then
-    those of its sync group (which apply to every member; an object tracked
-    by both is tracked once, with the instance's settings).
-
-    C{track_bfd} is not supported and ignored.
+    C{track_file}, C{track_interface}, C{track_process} and C{track_bfd}
+    entries, then those of its sync group (which apply to every member; an
+    object tracked by both is tracked once, with the instance's settings).
     """
     processes = processes or {}
+    bfds = bfds or {}
     entries: list[TrackerEntry] = []
     seen: set[tuple[str, str]] = set()
 
@@ -314,4 +315,8 @@ def trackersFor(
             tp = processes.get(t.name)
             if tp is not None:
                 add(PROCESS, t.name, *_resolve(t, tp.weight, tp.weightReverse))
+        for t in owner.trackBfds:
+            bfd = bfds.get(t.name)
+            if bfd is not None:
+                add(BFD, t.name, *_resolve(t, bfd.weight, bfd.weightReverse))
     return entries

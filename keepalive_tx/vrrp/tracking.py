@@ -2,8 +2,14 @@
 """
 L{TrackingCoordinator}: connects the trackers of every VRRP instance
 (C{track_script}, C{track_file}, weighted C{track_interface},
-C{track_process}, and those of its sync group) to the instance's state
-machine (catalogue S{sect}4.8).
+C{track_process}, C{track_bfd}, and those of its sync group) to the
+instance's state machine (catalogue S{sect}4.8).
+
+C{track_bfd} follows the up/down events of the process's BFD sessions (an
+object with C{isUp(name)}, C{subscribe(observer)} and
+C{unsubscribe(observer)}, see L{keepalive_tx.bfd.service.BfdService}); a
+session counts as down until it has been Up, so a weight-0 C{track_bfd}
+holds its instance in FAULT from the start, as keepalived does.
 
 Tracked processes are counted by a L{keepalive_tx.vrrp.processes.ProcessTracker}
 (first from a C{/proc} scan when an instance is attached, then from the
@@ -23,7 +29,8 @@ C{instance.start()}.
 
 Hook API for L{keepalive_tx.vrrp.service.VrrpService}::
 
-    tracking = TrackingCoordinator.fromConfig(reactor, config, linkState=platform.linkUp)
+    tracking = TrackingCoordinator.fromConfig(reactor, config, linkState=platform.linkUp,
+                                              bfd=bfdService)
     tracking.attach(instance)          # after building each instance (before start)
     platform.watchLinks(tracking)      # link events
     tracking.startService()            # in startService, before the instances
@@ -44,6 +51,7 @@ from twisted.logger import Logger
 from keepalive_tx.config import model
 from keepalive_tx.vrrp.scripts import VrrpScriptService
 from keepalive_tx.vrrp.track import (
+    BFD,
     FILE,
     INTERFACE,
     PROCESS,
@@ -128,6 +136,7 @@ class TrackingCoordinator(Service):
         fileWatcherFactory: Callable[[model.TrackFile], Any] | None = None,
         processTracker: Any = None,
         processWatcherFactory: Callable[[Any], Any] | None = None,
+        bfd: Any = None,
     ) -> None:
         """
         @param scripts: the script service (default: built from C{config}).
@@ -142,6 +151,8 @@ class TrackingCoordinator(Service):
         @param processWatcherFactory: C{tracker -> watcher} with C{start()}
             and C{stop()} feeding the tracker (default
             L{keepalive_tx.net.procevents.ProcessWatcher}).
+        @param bfd: the BFD sessions (C{isUp}, C{subscribe}, C{unsubscribe});
+            L{None}: no BFD runs, every C{track_bfd} stays down.
         """
         self.reactor = reactor
         self.config = config
@@ -154,6 +165,8 @@ class TrackingCoordinator(Service):
         self._scriptConfigs = {s.name: s for s in config.vrrpScripts if s.name not in disabled}
         self._fileConfigs = {f.name: f for f in config.trackFiles}
         self._processConfigs = {p.name: p for p in config.trackProcesses}
+        self._bfdConfigs = {b.name: b for b in config.bfdInstances if b.forVrrp}
+        self.bfd = bfd
         self.processes = processTracker
         self._processScanned = processTracker is not None
         self.processWatcherFactory = processWatcherFactory
@@ -186,7 +199,7 @@ class TrackingCoordinator(Service):
         config: model.VrrpInstance = instance.config
         group = self._groupConfigs.get(config.syncGroup) if config.syncGroup else None
         entries = trackersFor(config, group, self._scriptConfigs, self._fileConfigs,
-                              self._processConfigs)
+                              self._processConfigs, self._bfdConfigs)
         handled = getattr(instance, "trackedInterfaces", None)
         if handled is not None:
             # Interfaces whose loss the instance already turns into FAULT itself.
@@ -202,6 +215,8 @@ class TrackingCoordinator(Service):
                 tracking.observe(INTERFACE, entry.name, self.linkState(entry.name) is True)
             elif entry.kind == PROCESS:
                 tracking.observe(PROCESS, entry.name, self._processTracker().state(entry.name))
+            elif entry.kind == BFD:
+                tracking.observe(BFD, entry.name, self.bfd is not None and self.bfd.isUp(entry.name))
         tracked = self._tracked[instance.name] = _Tracked(
             instance, tracking, config.syncGroup)
         self._apply(tracked)
@@ -255,6 +270,8 @@ class TrackingCoordinator(Service):
             watcher.start(lambda result, name=name, watcher=watcher:
                           self.fileChanged(name, watcher.value))
         self.scripts.startService()
+        if self.bfd is not None:
+            self.bfd.subscribe(self.bfdChanged)
         if self.processes is not None and self.processes.tracked:
             factory = self.processWatcherFactory
             if factory is None:
@@ -268,6 +285,8 @@ class TrackingCoordinator(Service):
 
     def stopService(self) -> None:
         Service.stopService(self)
+        if self.bfd is not None:
+            self.bfd.unsubscribe(self.bfdChanged)
         if self.scripts.running:
             self.scripts.stopService()
         for watcher in self.watchers.values():
@@ -322,6 +341,18 @@ class TrackingCoordinator(Service):
         A tracked process gained or lost its quorum.
         """
         self._observe(PROCESS, name, up)
+
+    def bfdChanged(self, name: str, up: bool) -> None:
+        """
+        A BFD session went up or down (L{keepalive_tx.bfd.service.BfdService}
+        observer).
+        """
+        for tracked in self._tracked.values():
+            if tracked.tracking.tracks(BFD, name) and tracked.tracking.observed(BFD, name) != up:
+                self.log.info("VRRP_Instance({instance}) Tracked BFD instance {name} is {state}",
+                              instance=tracked.instance.name, name=name,
+                              state="UP" if up else "DOWN")
+        self._observe(BFD, name, up)
 
     def fileChanged(self, name: str, value: int) -> None:
         """

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address, IPv6Address
@@ -135,12 +136,13 @@ class Reason(Enum):
     UNICAST_SOURCE = ("unicast_source", Verdict.KO, None,
                       "unicast source address {source} not a unicast peer")
     PEER_TTL = ("peer_ttl", Verdict.DROP, None, "TTL/HL {ttl} not in range {low} - {high}")
+    # The address list (keepalived 2.2.7 drops these; later versions accept them).
+    VIP_COUNT = ("vip_count", Verdict.KO, "addr_list_err",
+                 "received an unexpected ip number count {received}, expected {expected}!")
+    VIP_MISSING = ("vip_missing", Verdict.KO, "addr_list_err",
+                   "ip address associated with VRID {vrid} not present in MASTER advert: "
+                   "{address}")
     # Notes on accepted packets (counted, verdict stays OK).
-    VIP_COUNT = ("vip_count", Verdict.OK, "addr_list_err",
-                 "expected {expected} VIPs but received {received}")
-    VIP_MISSING = ("vip_missing", Verdict.OK, "addr_list_err",
-                   "ip address associated with VRID {vrid} not present in advert from "
-                   "{source}: {address}")
     V3_INTERVAL = ("v3_interval", Verdict.OK, None,
                    "advertisement interval changed: mine={mine} milli-sec, "
                    "rcved={received} milli-sec")
@@ -175,9 +177,10 @@ class ReceivePolicy:
     @ivar ownerIgnoreAdverts: C{owner_ignore_adverts} (global).
     @ivar effectivePriority: our current effective priority.
     @ivar ahLastSequence: the highest AH sequence number accepted so far.
-    @ivar checkVipAddresses: compare the advert's address list with ours
-        (false when C{skip_check_adv_addr} and the sender is the master we
-        already know).
+    @ivar checkVipAddresses: compare the advert's address list with ours.
+    @ivar skipAddressCheckFrom: do not compare the address list of adverts
+        from this sender (C{skip_check_adv_addr}: the master a BACKUP
+        already knows), or C{None}.
     @ivar v3ChecksumAsV2: C{v3_checksum_as_v2}: no pseudo-header.
     @ivar multicastGroup: the IPv4 group (C{vrrp_mcast_group4}), used to
         recognise old keepalived's unicast checksums.
@@ -198,6 +201,7 @@ class ReceivePolicy:
     effectivePriority: int = 100
     ahLastSequence: int = 0
     checkVipAddresses: bool = True
+    skipAddressCheckFrom: IPAddress | None = None
     v3ChecksumAsV2: bool = False
     multicastGroup: IPv4Address = VRRP_MCAST_V4
     oldUnicastChecksum: bool = False
@@ -408,8 +412,9 @@ class _Checker:
                                 last=policy.ahLastSequence)
                 self.ahSequence = packet.ah.sequence
             self.checkV2Interval(advert)
-        # 7. type
+        # 7. type, then the address count
         self.checkType(advert)
+        self.checkAddressCount(advert)
         # 8. IP total length
         if ip.totalLength != len(data):
             self.reject(Reason.IP_TOTAL_LENGTH, totalLength=ip.totalLength, length=len(data))
@@ -468,6 +473,7 @@ class _Checker:
             self.checkV2Auth(advert)
             self.checkV2Interval(advert)
         self.checkType(advert)
+        self.checkAddressCount(advert)
         self.noteV3Interval(advert)
         # 10. the kernel verified the checksum (IPV6_CHECKSUM).
         dst = self.meta.destination
@@ -504,6 +510,18 @@ class _Checker:
         if advert.type != ADVERTISEMENT:
             self.reject(Reason.INVALID_TYPE, received=advert.type)
 
+    def checksAddresses(self) -> bool:
+        policy = self.policy
+        return policy.checkVipAddresses and (
+            policy.skipAddressCheckFrom is None or self.source != policy.skipAddressCheckFrom)
+
+    def checkAddressCount(self, advert: VrrpAdvert) -> None:
+        # keepalived 2.2.7 compares the count byte right after the type,
+        # before the IP length and the checksum.
+        expected = len(self.policy.vips)
+        if advert.naddr != expected and self.checksAddresses():
+            self.reject(Reason.VIP_COUNT, received=advert.naddr, expected=expected)
+
     def noteV3Interval(self, advert: VrrpAdvert) -> None:
         if advert.version != 3:
             return
@@ -528,17 +546,14 @@ class _Checker:
             self.reject(Reason.OWNER_IGNORES)
         # 13. counted as received
         self.counters.append("advert_rcvd")
-        # 14. address list (counted, still accepted)
-        if policy.checkVipAddresses:
-            ours = tuple(a for a in policy.vips if a.version == policy.family)
-            if advert.naddr != len(ours):
-                self.note(Reason.VIP_COUNT, expected=len(ours), received=advert.naddr)
-            else:
-                for vip in ours:
-                    if vip not in advert.addresses:
-                        self.note(Reason.VIP_MISSING, vrid=policy.vrid, source=self.source,
-                                  address=vip)
-                        break
+        # 14. every VIP of ours is in the advert (the count matched above)
+        if self.checksAddresses():
+            carried: Collection[IPAddress] = advert.addresses
+            if len(carried) > 8:
+                carried = frozenset(carried)
+            for vip in policy.vips:
+                if vip not in carried:
+                    self.reject(Reason.VIP_MISSING, vrid=policy.vrid, address=vip)
         # 15. unicast source check
         if policy.unicastPeers and policy.checkUnicastSource:
             peer = next((p for p in policy.unicastPeers if p.address == self.source), None)

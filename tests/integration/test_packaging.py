@@ -141,6 +141,26 @@ class InstalledPluginTests(TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("'keepalived'", out.stdout)
 
+    def test_metricsOutOfTheBox(self) -> None:
+        """
+        prometheus-client is an install requirement of the installed
+        distribution, and the installed copy renders C{/metrics} (501 only
+        ever means a broken install).
+        """
+        out = self._python("-c", "from importlib.metadata import requires\n"
+                           "print(requires('keepalive_tx'))\n"
+                           "from keepalive_tx.status.web import statusRoot\n"
+                           "from twisted.web.test.requesthelper import DummyRequest\n"
+                           "request = DummyRequest([b'metrics'])\n"
+                           "resource = statusRoot(lambda: {'started': None, 'vrrp': None,"
+                           " 'lvs': None, 'smtp': None}).getChildWithDefault(b'metrics', request)\n"
+                           "print(resource.render(request).decode())\n"
+                           "print('code', request.responseCode)")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertRegex(out.stdout, r"'prometheus-client>=[0-9.]+'")
+        self.assertIn("keepalive_tx_build_info{", out.stdout)
+        self.assertIn("code 200", out.stdout)
+
     def test_twistdHelp(self) -> None:
         """
         C{twistd --help} lists keepalived; C{twistd keepalived --help} and
@@ -183,6 +203,7 @@ class DistributionFilesTests(TestCase):
         self.assertIn("Classifier: License :: OSI Approved :: GNU General Public License v2", text)
         self.assertIn("Project-URL: ", text)
         self.assertRegex(text, r"Requires-Dist: pyroute2.*<0\.10")
+        self.assertRegex(text, r"Requires-Dist: prometheus-client")
 
     def test_sdistLicense(self) -> None:
         """

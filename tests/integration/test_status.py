@@ -87,7 +87,7 @@ class StatusSiteTests(TestCase):
         families = {f.name: f for f in text_string_to_metric_families(body.decode())}
         [sample] = families["keepalived_vrrp_state"].samples
         self.assertEqual(sample.labels, {"iname": "VI_1", "intf": "eth0", "vrid": "51",
-                                         "ip_address": "192.0.2.100"})
+                                         "ip_address": "192.0.2.100/24"})
         self.assertEqual(sample.value, 2)
         [sent] = families["keepalived_advertisements_sent"].samples
         self.assertEqual(sent.value, 9)
@@ -220,7 +220,7 @@ class DaemonStatusTests(TestCase):
 
         metrics = {f.name: f for f in text_string_to_metric_families(self.get("/metrics"))}
         [state] = metrics["keepalived_vrrp_state"].samples
-        self.assertEqual((state.labels["ip_address"], state.value), ("192.0.2.100", 2))
+        self.assertEqual((state.labels["ip_address"], state.value), ("192.0.2.100/24", 2))
         [sent] = metrics["keepalived_advertisements_sent"].samples
         self.assertGreater(sent.value, 0)
 

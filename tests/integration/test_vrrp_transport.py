@@ -105,7 +105,8 @@ class OurSenderTests(TestCase):
         """
         lab = makeLab(self, 2)
         h1, h2 = lab.hosts
-        rx = _startReceiver(h2, "--family", "4", "--version", "3", "--count", "1")
+        rx = _startReceiver(h2, "--family", "4", "--version", "3", "--count", "1",
+                            "--vip", "192.0.2.100")
         tx = _tool(h1, "send", "--family", "4", "--version", "3", "--source", h1.ipv4,
                    "--dest", h2.ipv4, "--count", "1", "--vip", "192.0.2.100")
         tx.communicate(timeout=15)

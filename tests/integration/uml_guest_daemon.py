@@ -238,6 +238,23 @@ def lacks(address: str):
     return lambda lines: not has(address)(lines)
 
 
+def startDaemon(report: dict, config: str) -> tuple[subprocess.Popen, object]:
+    """
+    Write C{config} and start our daemon on it (checkers only), logging to
+    C{/tmp/ktx.log}; L{main} kills it if the scenario fails.
+    """
+    with open("/tmp/keepalived.conf", "w") as f:
+        f.write(config)
+    log = open("/tmp/ktx.log", "w")
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", _TWISTD, "-n", "--pidfile=", "--logfile=-", "keepalived",
+         "-c", "/tmp/keepalived.conf", "-C"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    report["_daemon"] = daemon
+    return daemon, log
+
+
 def scenario(report: dict) -> None:
     timings = report["timings"]
     setUpNetwork()
@@ -251,15 +268,7 @@ def scenario(report: dict) -> None:
     timings["webServers"] = now()
     # a service that is not ours: must survive the daemon
     run("ipvsadm", "-A", "-t", "198.51.100.200:443", "-s", "rr")
-    with open("/tmp/keepalived.conf", "w") as f:
-        f.write(CONFIG)
-    log = open("/tmp/ktx.log", "w")
-    daemon = subprocess.Popen(
-        [sys.executable, "-c", _TWISTD, "-n", "--pidfile=", "--logfile=-", "keepalived",
-         "-c", "/tmp/keepalived.conf", "-C"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
-    report["_daemon"] = daemon
+    daemon, log = startDaemon(report, CONFIG)
     startedAt = time.monotonic()
     report["startWait"] = waitFor(has("192.0.2.13"), "service programmed", 30)
     # the first checks run 1 s + warmup (<= delay_loop) after start
@@ -312,10 +321,14 @@ def scenario(report: dict) -> None:
     log.close()
 
 
-def main() -> int:
+def main(run=None) -> int:
+    """
+    Run C{run} (default: L{scenario}) with a report dict, clean up, add
+    the daemon's log and print the report as JSON.
+    """
     report: dict = {"timings": {}, "errors": []}
     try:
-        scenario(report)
+        (run or scenario)(report)
     except Exception:
         report["errors"].append(traceback.format_exc())
     finally:

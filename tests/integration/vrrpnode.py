@@ -250,7 +250,7 @@ class Node:
                                                stderr=subprocess.STDOUT)
             else:
                 argv = [self.keepalived, "-n", "-l", "-D", "-P", "-f", confPath,
-                        "-p", self.pidPath, "-r", self.vrrpPidPath]
+                        "-p", self.pidPath, "-r", self.vrrpPidPath, "-b", base + "-bfd.pid"]
                 self.process = self.host.spawn(*argv, stdout=log, stderr=subprocess.STDOUT)
         return self
 
@@ -424,7 +424,7 @@ def assertHoldersStay(nodes: Sequence[Node], vip: str, expected: Iterable[int],
 
 
 RECEIVE_ERRORS = ("invalid", "already processed", "mismatch", "expecting", "too short",
-                  "too long", "wrong", "not a unicast peer", "not present in advert", "expected")
+                  "too long", "wrong", "not a unicast peer", "not present in", "expected")
 
 
 def receiveErrors(node: Node) -> list[str]:

@@ -202,6 +202,26 @@ class ScriptRunnerTests(SynchronousTestCase):
         self.assertEqual(r.running, 0)
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
+    def test_phase(self) -> None:
+        """
+        L{ScriptRunner.phase} names keepalived's script states: idle, running,
+        requested termination (SIGTERM sent at the timeout), forcing
+        termination (SIGKILL sent), idle again once the process has ended.
+        """
+        r = self.runner([self.script], timeout=5)
+        self.assertEqual(r.phase, "idle")
+        self.start(r)
+        self.assertEqual(r.phase, "running")
+        self.reactor.advance(5)
+        self.assertEqual(r.phase, "requested termination")
+        self.reactor.advance(2)
+        self.assertEqual(r.phase, "forcing termination")
+        self.start(r)  # a second run does not hide the one being killed
+        self.assertEqual(r.phase, "forcing termination")
+        for spawned in self.reactor.spawned:
+            spawned["proto"].processEnded(killed(signal.SIGKILL))
+        self.assertEqual(r.phase, "idle")
+
     def test_exitOnTermKillsTheGroup(self) -> None:
         """
         A script that dies on our SIGTERM: its group is SIGKILLed at once (so

@@ -577,11 +577,17 @@ class IncludeTests(SynchronousTestCase):
 
     def test_missingPlain(self) -> None:
         """
-        Plain C{include} never errors (keepalived only logs).
+        Plain C{include} never errors: a missing file is only reported (a
+        note; C{-t} exits 0), a wildcard matching nothing not even that.
         """
-        lines, diagnostics = self.load("include nope.conf\ninclude nope/*.conf\nz\n")
+        lines, diagnostics = self.load("include nope.conf\ninclude nope/*.conf\ninclude *.none\nz\n")
         self.assertEqual([ln.text for ln in lines], ["z"])
-        self.assertEqual(list(diagnostics), [])
+        self.assertEqual(messages(diagnostics), [
+            f"{self.dir}/keepalived.conf:1: Config files missing 'nope.conf'.",
+            f"{self.dir}/keepalived.conf:2: Config files missing 'nope/*.conf'."])
+        self.assertEqual({d.severity for d in diagnostics}, {Severity.NOTE})
+        self.assertEqual(diagnostics.exitCode(), 0)
+        self.assertFalse(diagnostics.refusesStart)
 
     def test_missingAllConfig(self) -> None:
         lines, diagnostics = self.load("include nope.conf\nz\n", allConfig=True)
@@ -589,7 +595,9 @@ class IncludeTests(SynchronousTestCase):
         path = os.path.join(self.dir, "keepalived.conf")
         self.assertEqual(messages(diagnostics), [f"{path}:1: Config files missing 'nope.conf'."])
         self.assertEqual(diagnostics.worst, Severity.FATAL)
-        self.assertEqual(diagnostics.exitCode(), 4)
+        # keepalived's parent stops reading: "not configured"
+        self.assertEqual(diagnostics.exitCode(), 6)
+        self.assertEqual(diagnostics.startExitCode(), 6)
 
     def test_variants(self) -> None:
         self.write("d/a.conf", "a\n")
@@ -607,8 +615,9 @@ class IncludeTests(SynchronousTestCase):
         }
         for line, errors in cases.items():
             lines, diagnostics = self.load(line + "\n")
-            self.assertEqual(len(diagnostics), errors, (line, messages(diagnostics)))
-            self.assertTrue(all(d.severity is Severity.FATAL for d in diagnostics))
+            fatal = [d for d in diagnostics if d.severity is Severity.FATAL]
+            self.assertEqual(len(fatal), errors, (line, messages(diagnostics)))
+            self.assertEqual(diagnostics.exitCode(), 6 if errors else 0)
 
     def test_braceMissingStopsInclude(self) -> None:
         self.write("d/a.conf", "a\n")
@@ -622,20 +631,27 @@ class IncludeTests(SynchronousTestCase):
         script = self.write("x.sh", "a\n")
         os.chmod(script, 0o755)
         lines, diagnostics = self.load("include adir\ninclude x.sh\n")
-        self.assertEqual((lines, list(diagnostics)), ([], []))
+        self.assertEqual(lines, [])
+        self.assertEqual(messages(diagnostics), [
+            # (named as written, as keepalived names them)
+            f"{self.dir}/keepalived.conf:1: Configuration file 'adir/' is a directory - skipping",
+            f"{self.dir}/keepalived.conf:2: Configuration file 'x.sh' is not a regular "
+            "non-executable file - skipping"])
+        self.assertEqual(diagnostics.exitCode(), 0)
         lines, diagnostics = self.load("includer adir\nincluder x.sh\n")
         self.assertEqual(lines, [])
         self.assertEqual(len(diagnostics), 2)
         self.assertIn("is a directory", messages(diagnostics)[0])
         self.assertIn("not a regular non-executable file", messages(diagnostics)[1])
+        self.assertEqual(diagnostics.exitCode(), 6)
 
     def test_includeCheckKeyword(self) -> None:
         lines, diagnostics = self.load("global_defs {\ninclude_check\n}\ninclude nope.conf\n")
-        self.assertEqual(len(diagnostics), 1)
+        self.assertEqual(diagnostics.exitCode(), 6)
         lines, diagnostics = self.load(
             "include_check match\ninclude_check -match\ninclude nope.conf\n"
         )
-        self.assertEqual(len(diagnostics), 0)
+        self.assertEqual(diagnostics.exitCode(), 0)
         lines, diagnostics = self.load("include_check bogus match\ninclude nope.conf\n")
         # Unknown options are the schema's to report; the known ones apply.
         self.assertEqual(len(diagnostics), 1)
@@ -644,7 +660,7 @@ class IncludeTests(SynchronousTestCase):
     def test_includeCheckRestoredAfterFile(self) -> None:
         self.write("inner.conf", "include_check\n")
         lines, diagnostics = self.load("include inner.conf\ninclude nope.conf\n")
-        self.assertEqual(list(diagnostics), [])
+        self.assertEqual(diagnostics.exitCode(), 0)
 
     def test_includeWordAlone(self) -> None:
         self.assertEqual(
@@ -655,13 +671,22 @@ class IncludeTests(SynchronousTestCase):
         diagnostics = Diagnostics()
         path = os.path.join(self.dir, "missing.conf")
         self.assertEqual(preprocessFile(path, diagnostics), [])
-        self.assertEqual(messages(diagnostics), [f"Unable to find configuration file {path}"])
+        self.assertEqual(messages(diagnostics), [f"Config files missing '{path}'."])
+        # refused at start ("not configured"), but keepalived -t exits 0 (4 with -e)
         self.assertEqual(diagnostics.worst, Severity.FATAL)
+        self.assertTrue(diagnostics.refusesStart)
+        self.assertEqual(diagnostics.startExitCode(), 6)
+        self.assertEqual(diagnostics.exitCode(), 0)
+        diagnostics = Diagnostics()
+        preprocessFile(path, diagnostics, allConfig=True)
+        self.assertEqual(diagnostics.exitCode(), 4)
 
     def test_topFileDirectory(self) -> None:
         diagnostics = Diagnostics()
         self.assertEqual(preprocessFile(self.dir, diagnostics), [])
         self.assertEqual(diagnostics.worst, Severity.FATAL)
+        self.assertEqual(messages(diagnostics), [f"Configuration file '{self.dir}/' is a directory - skipping"])
+        self.assertEqual(diagnostics.exitCode(), 0)
 
     def test_bytesDecoding(self) -> None:
         """

@@ -19,8 +19,8 @@ SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 _ETC_ERRORS = [
     (15, "vrrp_garp_interval: number '0' outside range"),  # §0 #6
     (16, "vrrp_gna_interval: number '0' outside range"),
-    (20, "strict mode: state MASTER requires priority 255"),
-    (25, "strict mode does not support authentication"),
+    (20, "(VI_1) State MASTER must match being address owner"),
+    (25, "(VI_1) Strict mode does not support authentication. Ignoring."),
 ]
 EXPECTED = {
     "keepalived.conf.vrrp.lvs_syncd": [
@@ -35,7 +35,7 @@ EXPECTED = {
     ],
     "extra/keepalived/etc/keepalived/keepalived.conf": _ETC_ERRORS,
     "extra/keepalived/etc/keepalived/keepalived.conf.sample.in": _ETC_ERRORS + [
-        (19, "accept mode is not allowed with VRRPv2 in strict mode"),
+        (19, "accept mode for VRRP version 2 does not comply with RFC3768 - resetting"),
     ],
 }
 

@@ -84,14 +84,14 @@ class FrameworkTests(SynchronousTestCase):
         current level and its '}' closes the enclosing block early.
         """
         root, d = self.run_("blk", "{", "foo", "{", "x 3", "}", "x 4", "}", "a z")
-        lines = msgs(d)
-        self.assertEqual(lines[0][0], 3)
-        self.assertIn("Unknown keyword 'foo'", lines[0][1])
-        self.assertIn("not skipped", lines[0][1])
+        self.assertEqual(msgs(d), [
+            (3, "Unknown keyword 'foo'"), (4, "Unexpected '{' - ignoring"),
+            # 'x 4' is now at top level, and the last '}' too (the braces
+            # are balanced in the text, so none is "extra").
+            (7, "Unknown keyword 'x'"), (8, "Unknown keyword '}'"),
+        ])
         # x 3 was applied to the enclosing block, which the '}' then closed:
         self.assertEqual(root["blk"]["x"], 3)
-        # 'x 4' is now at top level, and the last '}' is extra.
-        self.assertEqual(lines[1:], [(7, "Unknown keyword 'x'"), (8, "Extra '}' found")])
         self.assertEqual(root["a"], "z")
 
     def test_missingOpenBrace(self) -> None:
@@ -99,24 +99,77 @@ class FrameworkTests(SynchronousTestCase):
         A block keyword not followed by '{' is reported; lines are still read.
         """
         root, d = self.run_("blk", "x 2", "}")
-        self.assertEqual(msgs(d), [(2, "Missing '{' at beginning of configuration block")])
+        self.assertEqual(msgs(d), [
+            (3, "Extra '}' found"), (2, "Missing '{' at beginning of configuration block")])
         self.assertEqual(root["blk"]["x"], 2)
+
+    def test_missingOpenBraceValueBlock(self) -> None:
+        """
+        A value block without its '{' takes the next lines as values up to
+        the next '}' (keepalived only logs it: a note, not an error).
+        """
+        root, d = self.run_("vals", "p q", "}", "a z")
+        self.assertEqual(root["vals"], [("p", "q")])
+        self.assertEqual(root["a"], "z")
+        self.assertEqual(msgs(d), [(3, "Extra '}' found"), (1, "'{' missing from beginning of block vals")])
+        self.assertEqual([x.severity for x in d], [Severity.ERROR, Severity.NOTE])
 
     def test_strayBraces(self) -> None:
         """
         Stray '{' and extra '}' give keepalived's messages.
         """
-        root, d = self.run_("{", "}", "a q")
-        self.assertEqual(msgs(d), [(1, "Unexpected '{' - ignoring"), (2, "Extra '}' found")])
+        root, d = self.run_("{", "}", "a q", "}")
+        self.assertEqual(msgs(d), [
+            (4, "Extra '}' found"),
+            (1, "Unexpected '{' - ignoring"), (2, "Unknown keyword '}'"), (4, "Unknown keyword '}'")])
 
     def test_missingCloseAtEof(self) -> None:
         """
         EOF inside a block is reported.
         """
-        root, d = self.run_("blk", "{", "x 1")
-        self.assertEqual(len(d), 1)
-        self.assertIn("Missing '}'", d.items[0].message)
+        root, d = self.run_("blk", "{", "x 1", "}", "vals", "{", "p", "{", "{")
+        self.assertEqual(msgs(d), [(None, "There are 3 missing '}'s or extra '{'s")])
         self.assertEqual(root["blk"]["x"], 1)
+        self.assertEqual(root["vals"], [("p",), ("{",), ("{",)])
+
+    def test_missingParameter(self) -> None:
+        """
+        A keyword that needs a value, alone on its line, gets keepalived's
+        report and keepalived's early exit (2); a block keyword's block is
+        skipped and the rest still read.
+        """
+        self.top.keywords["blk"].spec.required = frozenset({"x"})
+        self.top.required = frozenset({"blk"})
+        try:
+            root, d = self.run_("blk one", "{", "x", "}", "blk", "{", "x 3", "}", "a b")
+        finally:
+            self.top.required = self.top.keywords["blk"].spec.required = frozenset()
+        self.assertEqual(msgs(d), [(3, "*** Configuration line starting `x` is missing a parameter "
+                                       "after keyword `x` at word position 2"),
+                                   (5, "*** Configuration line starting `blk` is missing a parameter "
+                                       "after keyword `blk` at word position 2")])
+        self.assertEqual(root["a"], "b")
+        self.assertEqual(d.exitCode(), 2)
+        self.assertTrue(d.refusesStart)
+        self.assertEqual(d.startExitCode(), 2)
+
+    def test_missingParameterTables(self) -> None:
+        """
+        The real tables: C{interface} alone in a vrrp_instance, and a
+        global_defs keyword (keepalived's parent process stops on it before
+        an include check is looked at).
+        """
+        r = parse(VI % "priority")
+        self.assertEqual(msgs(r.diagnostics, Severity.ERROR)[0],
+                         (5, "*** Configuration line starting `priority` is missing a parameter "
+                             "after keyword `priority` at word position 2"))
+        self.assertEqual(r.diagnostics.exitCode(), 2)
+        r = parse("includem /nonexistent/x.conf\nglobal_defs {\n smtp_server\n}\n")
+        self.assertEqual(r.diagnostics.exitCode(), 2)
+        r = parse("includem /nonexistent/x.conf\n" + VI % "priority")
+        self.assertEqual(r.diagnostics.exitCode(), 6)
+        # nopreempt takes no value; smtp_alert's is optional
+        self.assertEqual(parse(VI % "nopreempt\nsmtp_alert").diagnostics.exitCode(), 0)
 
     def test_numbers(self) -> None:
         """
@@ -174,7 +227,7 @@ class GlobalDefsTests(SynchronousTestCase):
         """
         r = parse("global_defs {\n vrrp_garp_interval 0\n vrrp_gna_interval 0.5\n}\n")
         self.assertEqual(msgs(r.diagnostics, Severity.ERROR),
-                         [(2, "vrrp_garp_interval: number '0' outside range [0.000001, 1000] - ignoring")])
+                         [(2, "vrrp_garp_interval: number '0' outside range [0.000001, 4294.967295] - ignoring")])
         self.assertEqual(r.model.globalDefs.vrrpGarpInterval, 0.0)
         self.assertEqual(r.model.globalDefs.vrrpGnaInterval, 0.5)
 
@@ -196,11 +249,17 @@ class GlobalDefsTests(SynchronousTestCase):
 
     def test_deprecatedSynonym(self) -> None:
         """
-        Deprecated synonyms work and are reported as DEPRECATED.
+        Deprecated synonyms work; those keepalived 2.2.7 reports are reported
+        as DEPRECATED with its words (C{-t} exits 5), the others silently.
         """
-        r = parse("global_defs {\n lvs_flush_onstop\n}\n")
+        r = parse("global_defs {\n lvs_flush_onstop\n vrrp_rlimit_rtime 1000\n}\n")
         self.assertEqual(r.model.globalDefs.lvsFlushOnStop, "all")
-        self.assertEqual([d.severity for d in r.diagnostics], [Severity.DEPRECATED])
+        self.assertEqual(list(r.diagnostics), [])
+        r = parse("global_defs {\n vrrp_vmac_garp_intvl 10\n}\n"
+                  "vrrp_sync_group G {\n group {\n VI_1\n }\n global_tracking\n}\n" + VI % "")
+        self.assertEqual(msgs(r.diagnostics, Severity.DEPRECATED), [
+            (2, 'Keyword "vrrp_vmac_garp_intvl" is deprecated - please use "vrrp_garp_extra_if"'),
+            (8, "(G) global_tracking is deprecated. Use track_interface/script/file on the sync group")])
 
     def test_topLevelOneLiners(self) -> None:
         """
@@ -307,12 +366,21 @@ class VrrpInstanceTests(SynchronousTestCase):
 
     def test_trackScriptUndefined(self) -> None:
         """
-        A track_script naming no vrrp_script is an error; unused scripts warn.
+        A track_script naming no vrrp_script defined before it is an error
+        (keepalived looks scripts up as it reads); unused scripts are noted
+        (keepalived reports them only when it runs: C{-t} exits 0).
         """
         r = parse("vrrp_script s1 {\n script /bin/true\n}\n" + VI % "track_script {\n nope\n }")
-        self.assertIn((9, "(VI_1) track_script 'nope' is not a defined vrrp_script - ignoring"),
-                      msgs(r.diagnostics))
-        self.assertIn((1, "Warning - script s1 is not used"), msgs(r.diagnostics))
+        self.assertIn((9, "(VI_1) track script nope not found, ignoring..."), msgs(r.diagnostics))
+        self.assertIn((1, "Warning - script s1 is not used"), msgs(r.diagnostics, Severity.NOTE))
+        r = parse(VI % "track_script {\n s1\n s1\n }" + "vrrp_script s1 {\n script /bin/true\n}\n")
+        self.assertEqual(msgs(r.diagnostics, Severity.ERROR), [
+            (6, "(VI_1) track script s1 not found, ignoring..."),
+            (7, "(VI_1) track script s1 not found, ignoring...")])
+        self.assertEqual(r.model.vrrpInstances[0].trackScripts, ())
+        r = parse("vrrp_script s1 {\n script /bin/true\n}\n" + VI % "track_script {\n s1\n s1\n }")
+        self.assertEqual(msgs(r.diagnostics), [(10, "(VI_1) duplicate track_script s1 - ignoring")])
+        self.assertEqual(r.diagnostics.exitCode(), 5)
 
     def test_scriptWords(self) -> None:
         """
@@ -365,19 +433,30 @@ class VrrpInstanceTests(SynchronousTestCase):
         """
         two = VI % "" + VI.replace("VI_1", "VI_2") % ""
         r = parse(two)
-        self.assertIn("VRID 51 is already used by VI_1", msgs(r.diagnostics)[0][1])
+        self.assertEqual(msgs(r.diagnostics), [(11, "VI_1 and VI_2 both use VRID 51 with IPv4 on interface eth0")])
+        self.assertTrue(r.diagnostics.refusesStart)
+        self.assertEqual(r.diagnostics.exitCode(), 5)
+        # another multicast group: no conflict
+        r = parse(VI % "" + VI.replace("VI_1", "VI_2") % "mcast_dst_ip 224.0.0.19")
+        self.assertEqual(msgs(r.diagnostics), [])
         uni = (VI % "unicast_peer {\n 192.0.2.7\n }" +
                VI.replace("VI_1", "VI_2") % "unicast_peer {\n 192.0.2.8\n }")
         self.assertEqual(msgs(parse(uni).diagnostics), [])
+        uni = (VI % "unicast_peer {\n 192.0.2.7\n }" +
+               VI.replace("VI_1", "VI_2") % "unicast_peer {\n 192.0.2.7\n }")
+        self.assertEqual(msgs(parse(uni).diagnostics), [(13, "(VI_1) duplicate VRID conflict with VI_2 VRID 51")])
 
     def test_strict(self) -> None:
         """
-        Strict mode rules (§4.12).
+        Strict mode rules (§4.12); unicast peers are kept, as keepalived
+        2.2.7 keeps them (the whole list: tests.unit.test_config_strict).
         """
         r = parse("global_defs {\n vrrp_strict\n}\n" + VI % "state MASTER\n priority 100\n unicast_peer {\n 192.0.2.7\n }")
         vi = r.model.vrrpInstances[0]
-        self.assertEqual((vi.state, vi.unicastPeers, vi.accept, vi.lowerPrioNoAdvert), ("BACKUP", (), False, True))
-        self.assertEqual(len(msgs(r.diagnostics, Severity.ERROR)), 2)
+        # keepalived 2.2.7 checks strict mode's "no unicast" before it knows the
+        # instance is unicast: the peers are kept, silently
+        self.assertEqual((vi.state, len(vi.unicastPeers), vi.accept, vi.lowerPrioNoAdvert), ("BACKUP", 1, False, True))
+        self.assertEqual(len(msgs(r.diagnostics, Severity.ERROR)), 1)
 
 
 class SyncGroupTests(SynchronousTestCase):
@@ -391,7 +470,7 @@ class SyncGroupTests(SynchronousTestCase):
         """
         r = parse("vrrp_sync_group G {\n VI_1\n}\n" + VI % "")
         self.assertEqual(msgs(r.diagnostics), [
-            (2, "Unknown keyword 'VI_1'"), (1, "Sync group G has no virtual router(s) - removing")])
+            (2, "Unknown keyword 'VI_1'"), (1, "Sync group G has no virtual router(s). removing")])
         self.assertEqual(r.model.syncGroups, ())
 
     def test_members(self) -> None:

@@ -89,11 +89,58 @@ class MemoryBackendTests(SynchronousTestCase):
         )
         self.assertEqual(list(readTable(b)[KEY].destinations), [dest(1).key])
 
+    def test_dryRunKeepsNoCallList(self) -> None:
+        """
+        A dry run lasts as long as the daemon and its table is read on every
+        status request: it does not accumulate a record of calls.
+        """
+        b = DryRunBackend()
+        b.addService(ServiceSpec(KEY, "rr"))
+        for _ in range(100):
+            b.services()
+            b.destinations(KEY)
+        self.assertEqual(b.calls, [])
+
 
 class IPVSTableTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.backend = MemoryIPVSBackend()
         self.record = self.mktemp()
+
+    def test_snapshotDryRun(self) -> None:
+        """
+        In a dry run, L{IPVSTable.snapshot} gives the services we own as
+        the daemon keeps them (destinations in address order); foreign
+        services are left out.
+        """
+        backend = DryRunBackend()
+        backend.addService(ServiceSpec(FOREIGN, "rr"))
+        table = IPVSTable(backend)
+        table.start(self.wanted(dest(2, 3), dest(1)))
+        table.apply([DeleteDest(KEY, dest(2).key)])
+        self.assertEqual(table.snapshot(), {
+            "dry_run": True,
+            "owned": ["[192.0.2.100]:tcp:80"],
+            "services": [{
+                "service": "[192.0.2.100]:tcp:80",
+                "scheduler": "wrr",
+                "destinations": [
+                    {"destination": "[192.0.2.1]:8080", "method": "NAT", "weight": 1},
+                ],
+            }],
+        })
+
+    def test_snapshotKernel(self) -> None:
+        """
+        With a kernel backend the snapshot names the services we own and
+        reads nothing from the kernel.
+        """
+        table = IPVSTable(self.backend)
+        table.start(self.wanted(dest(1)))
+        calls = len(self.backend.calls)
+        self.backend.failures["services"] = errno.EPERM
+        self.assertEqual(table.snapshot(), {"dry_run": False, "owned": ["[192.0.2.100]:tcp:80"]})
+        self.assertEqual(len(self.backend.calls), calls)
 
     def wanted(self, *dests: DestSpec) -> dict:
         return {KEY: ServiceEntry(ServiceSpec(KEY, "wrr"), {d.key: d for d in dests})}

@@ -293,6 +293,40 @@ class ReloadSignalTests(SynchronousTestCase):
             "started", "applied",
             "started", ("refused", "the new VRRP configuration cannot start")])
 
+    def test_refusedLikeAStart(self) -> None:
+        """
+        A configuration keepalived would refuse to start (here an instance
+        without C{virtual_router_id}: keepalived exits) is refused by a
+        reload too, and the running configuration stays; a configuration
+        whose errors only drop items is applied.
+        """
+        import os
+        import tempfile
+
+        from keepalive_tx.config import loadConfig
+
+        def load(text: str):
+            fd, path = tempfile.mkstemp(suffix=".conf")
+            self.addCleanup(os.unlink, path)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            return loadConfig(path, configId="lb1")
+
+        good = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n" \
+               " virtual_ipaddress {\n  192.0.2.100\n }\n}\n"
+        noVrid = "vrrp_instance VI_1 {\n interface eth0\n virtual_ipaddress {\n  192.0.2.100\n }\n}\n"
+        self.assertTrue(load(noVrid).diagnostics.refusesStart)
+        service = FakeService()
+        results = [load(good), load(noVrid)]
+        reloader = self.makeReloader(service, lambda: results.pop(0))
+        outcomes = []
+        for _ in range(2):
+            d = reloader.reload()
+            service.reactor.advance(0)
+            outcomes.append(self.successResultOf(d))
+        self.assertEqual(outcomes, [True, False])
+        self.assertEqual(len(service.models), 1)
+
     def test_loaderCrashRefused(self) -> None:
         def boom():
             raise OSError("disk on fire")

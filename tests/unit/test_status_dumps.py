@@ -440,6 +440,11 @@ vrrp_instance VI_1 {
 
 
 class TapTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        from tests.unit.test_tap import hostInterfaces
+
+        hostInterfaces(self)
+
     def parse(self, *argv: str):
         options = tap.Options()
         options.stdout, options.stderr = io.StringIO(), io.StringIO()

@@ -179,7 +179,7 @@ class SnapshotTests(StatusFixture, SynchronousTestCase):
         self.assertEqual(snap["vrrp"], {"instances": [], "sync_groups": [],
                                         "trackers": {"scripts": [], "processes": []}})
         self.assertEqual(snap["reloads"], 0)
-        self.assertEqual(snap["lvs"], {"virtual_servers": [], "checks_running": 0})
+        self.assertEqual(snap["lvs"], {"virtual_servers": [], "checks_running": 0, "ipvs": None})
         self.assertIsNone(snap["smtp"])
 
     def test_subsystemsNotRunning(self) -> None:
@@ -327,6 +327,8 @@ class SnapshotTests(StatusFixture, SynchronousTestCase):
         self.assertFalse(chk["last_ok"])
         self.assertEqual(chk["last_reason"], "TCP connection failed")
         self.assertTrue(rs11["checkers"][0]["last_ok"])
+        # the services owned (the kernel's table itself is not read)
+        self.assertEqual(lvs["ipvs"], {"dry_run": False, "owned": ["[192.0.2.200]:tcp:80"]})
         json.dumps(lvs)
 
     def test_mailer(self) -> None:
@@ -422,7 +424,7 @@ class TrackersSnapshotTests(SynchronousTestCase):
         processes.scan([7])
         snap = trackersSnapshot(SimpleNamespace(scripts=scripts, processes=processes))
         self.assertEqual(snap, {
-            "scripts": [{"name": "chk", "state": "KO", "last_status": 3},
+            "scripts": [{"name": "chk", "state": "KO", "last_status": 3, "phase": "idle"},
                         {"name": "bad", "state": "disabled", "reason": "Unsafe permissions"}],
             "processes": [{"name": "web", "state": "UP", "running": 1}],
         })

@@ -143,12 +143,14 @@ class MetricsTests(Scenario, SynchronousTestCase):
         """
         f = families(get(self.resource, "/metrics")[1].decode())
         state = f["keepalived_vrrp_state"]
-        self.assertEqual(value(state, iname="VI_1", ip_address="192.0.2.100", intf="eth0",
+        self.assertEqual(value(state, iname="VI_1", ip_address="192.0.2.100/24", intf="eth0",
                                vrid="51"), 2)
         self.assertEqual(value(state, iname="VI_1", ip_address="192.0.2.101"), 2)
-        self.assertEqual(value(state, iname="VI_2", ip_address="192.0.2.102"), 1)
+        self.assertEqual(value(state, iname="VI_2", ip_address="192.0.2.102/24"), 1)
         self.assertEqual(value(state, iname="VI_3"), 3)
-        self.assertEqual(value(f["keepalived_vrrp_excluded_state"], ip_address="198.51.100.5"), 2)
+        self.assertEqual(value(f["keepalived_vrrp_excluded_state"],
+                               ip_address="198.51.100.5/24"), 2)
+        self.assertEqual(value(f["keepalived_gratuitous_arp_delay"], iname="VI_1"), 5)
         self.assertEqual(f["keepalived_advertisements_received"].type, "counter")
         self.assertEqual(value(f["keepalived_advertisements_received"], iname="VI_2"), 1)
         self.assertEqual(value(f["keepalived_ip_ttl_errors"], iname="VI_2"), 1)
@@ -233,3 +235,146 @@ class StatusServiceTests(SynchronousTestCase):
             service.startService()
         self.assertTrue(any("bad endpoint" in formatEvent(e) for e in events))
         self.assertIsNone(service.port)
+
+
+class MetricsTrafficTests(Scenario, SynchronousTestCase):
+    """
+    C{/metrics} with a source of IPVS traffic counters: the answer waits
+    for the read, never fails because of it, and is not written to a
+    client that has gone.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.defer import Deferred
+
+        self.scenario()
+        self.reads: list[Deferred] = []
+
+        def traffic():
+            d = Deferred()
+            self.reads.append(d)
+            return d
+
+        self.resource = statusRoot(self.root.snapshot, traffic)
+
+    def test_waitsForTraffic(self) -> None:
+        from twisted.web.server import NOT_DONE_YET
+
+        from tests.unit.test_status_metrics import TRAFFIC
+
+        request, body = get(self.resource, "/metrics")
+        self.assertIs(body, NOT_DONE_YET)
+        self.assertEqual((request.written, request.finished), ([], 0))
+        self.reads[0].callback(TRAFFIC)
+        self.assertEqual(request.finished, 1)
+        self.assertEqual(header(request, b"content-type"),
+                         b"text/plain; version=0.0.4; charset=utf-8")
+        f = families(b"".join(request.written).decode())
+        self.assertEqual(value(f["keepalived_lvs_vip_conn"], addr="203.0.113.10:80"), 3)
+        self.assertEqual(value(f["keepalived_vrrp_state"], ip_address="192.0.2.101"), 2)
+
+    def test_nothingToRead(self) -> None:
+        """
+        When there is no IPVS to read, the answer is immediate.
+        """
+        resource = statusRoot(self.root.snapshot, lambda: None)
+        request, body = get(resource, "/metrics")
+        self.assertIn(b"keepalived_vrrp_state{", body)
+        self.assertNotIn(b"keepalived_lvs_vip_conn", body)
+
+    def test_readFails(self) -> None:
+        """
+        A failed read is logged and the metrics are served without the
+        counters.
+        """
+        request, _ = get(self.resource, "/metrics")
+        self.reads[0].errback(RuntimeError("boom"))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(request.finished, 1)
+        body = b"".join(request.written)
+        self.assertIn(b"keepalived_up 1.0", body)
+        self.assertNotIn(b"keepalived_lvs_vip_conn", body)
+
+    def test_clientGone(self) -> None:
+        from twisted.internet.error import ConnectionDone
+        from twisted.python.failure import Failure
+
+        request, _ = get(self.resource, "/metrics")
+        request.processingFailed(Failure(ConnectionDone()))
+        self.reads[0].callback([])
+        self.assertEqual((request.written, request.finished), ([], 0))
+
+
+class WiringTests(StatusFixture, SynchronousTestCase):
+    def test_daemonReadsTheRunningTable(self) -> None:
+        """
+        The daemon's status service reads the counters from whichever
+        checkers run at scrape time: none without them or in a dry run, the
+        kernel table's otherwise.
+        """
+        from types import SimpleNamespace
+
+        from keepalive_tx.lvs.backend import DryRunBackend, IPVSTable
+        from keepalive_tx.lvs.ipvs import NetlinkIPVSBackend
+        from tests.unit.test_lvs_traffic import SERVICES, WEB, FakeChannel
+
+        root = self.buildRoot("global_defs {\n status_listen tcp:0:interface=127.0.0.1\n}\n")
+        [status] = [s for s in root if isinstance(s, StatusService)]
+        self.assertIsNone(status.traffic())
+        root.lvsService = SimpleNamespace(table=IPVSTable(DryRunBackend()))
+        self.assertIsNone(status.traffic())
+        table = IPVSTable(NetlinkIPVSBackend(FakeChannel(dict(SERVICES))))
+        table.owned = {WEB}
+        root.lvsService = SimpleNamespace(table=table)
+        results: list = []
+        status.traffic().addCallback(results.append)
+        self.clock.advance(0)
+        self.assertEqual([s.key for s in results[0]], [WEB])
+
+
+class SlicedMetricsTests(Scenario, SynchronousTestCase):
+    """
+    With a cooperator, C{/metrics} is built one section's collection or one
+    family's formatting per reactor turn.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.task import Cooperator
+
+        self.scenario()
+        self.turns: list = []
+        cooperator = Cooperator(terminationPredicateFactory=lambda: lambda: True,
+                                scheduler=self.turns.append)
+        self.resource = statusRoot(self.root.snapshot, lambda: None, cooperator)
+
+    def test_slicedSameText(self) -> None:
+        from twisted.web.server import NOT_DONE_YET
+
+        expected, _ = metricsText(self.root.snapshot)
+        request, body = get(self.resource, "/metrics")
+        self.assertIs(body, NOT_DONE_YET)
+        turns = 0
+        while self.turns:
+            self.turns.pop(0)()
+            turns += 1
+        self.assertEqual(request.finished, 1)
+        self.assertEqual(b"".join(request.written), expected)
+        families = expected.count(b"# TYPE ")
+        self.assertGreater(turns, families)
+
+    def test_renderFailure(self) -> None:
+        """
+        A failure while rendering answers 500 and is logged; the daemon
+        goes on.
+        """
+        from twisted.internet.task import Cooperator
+
+        def broken():
+            raise RuntimeError("broken snapshot")
+
+        resource = statusRoot(broken, lambda: None, Cooperator(scheduler=self.turns.append))
+        request, _ = get(resource, "/metrics")
+        while self.turns:
+            self.turns.pop(0)()
+        self.assertEqual((request.responseCode, request.finished), (500, 1))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

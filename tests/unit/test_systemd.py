@@ -372,8 +372,9 @@ class EntryPointTests(SynchronousTestCase):
         last child and as a reload listener, and takes systemd's variables
         out of the environment the scripts inherit; without it, nothing.
         """
-        from tests.unit.test_tap import GOOD
+        from tests.unit.test_tap import GOOD, hostInterfaces
 
+        hostInterfaces(self)
         path = Path(self.mktemp())
         path.write_text(GOOD)
         environ = {"NOTIFY_SOCKET": "@ktx-unit", "WATCHDOG_USEC": "6000000",

@@ -36,10 +36,20 @@ vrrp_instance VI_1 {
 """
 
 
+def hostInterfaces(testcase: SynchronousTestCase, *names: str) -> None:
+    """
+    Make L{tap.Options} see interfaces C{names} (default: C{lo} and
+    C{eth0}) whatever the test host has.
+    """
+    found = set(names or ("lo", "eth0"))
+    testcase.patch(tap.Options, "interfaceNames", lambda self: found)
+
+
 class OptionsTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.dir = Path(self.mktemp())
         self.dir.mkdir()
+        hostInterfaces(self)
 
     def write(self, text: str, name: str = "keepalived.conf") -> str:
         path = self.dir / name
@@ -275,11 +285,15 @@ class OptionsTests(SynchronousTestCase):
 
     def test_configTestMissingFile(self) -> None:
         """
-        A missing configuration file is fatal: exit code 4.
+        A missing configuration file is reported; as keepalived's, C{-t}
+        exits 0 unless C{-e} makes it an error (4).
         """
         _, code, _, err = self.parse("-t", "-c", str(self.dir / "nope.conf"))
-        self.assertEqual(code, 4)
+        self.assertEqual(code, 0)
+        self.assertIn("Config files missing", err)
         self.assertIn("nope.conf", err)
+        _, code, _, err = self.parse("-t", "-e", "-c", str(self.dir / "nope.conf"))
+        self.assertEqual(code, 4)
 
     def test_configTestBinaryGarbage(self) -> None:
         """
@@ -312,6 +326,45 @@ class OptionsTests(SynchronousTestCase):
         self.assertIs(service.reactor, reactor)
         self.assertFalse(service.runCheckers)
         self.assertEqual(service.model.vrrpInstances[0].name, "VI_1")
+
+
+    def test_refusedAtStart(self) -> None:
+        """
+        What keepalived refuses to run, ours refuses too: the reasons go to
+        stderr (logging has not started) and the exit status is
+        keepalived's, 2 for a configuration error, 6 for a missing file.
+        """
+        cases = [
+            (GOOD.replace("eth0", "eno9"), 2, "WARNING - interface eno9 for vrrp_instance VI_1 doesn't exist"),
+            (GOOD.replace("    virtual_router_id 51\n", ""), 2, "(VI_1) the virtual router id must be set"),
+            (GOOD.replace("    priority 100\n", "    priority\n"), 2, "is missing a parameter"),
+        ]
+        for text, status, why in cases:
+            options, _, _, _ = self.parse("-c", self.write(text))
+            with self.assertRaises(SystemExit) as caught:
+                tap.makeService(options, reactor=MemoryReactorClock())
+            self.assertEqual(caught.exception.code, status, text)
+            self.assertIn(why, options.stderr.getvalue())
+        options, _, _, _ = self.parse("-c", str(self.dir / "nope.conf"))
+        with self.assertRaises(SystemExit) as caught:
+            tap.makeService(options, reactor=MemoryReactorClock())
+        self.assertEqual(caught.exception.code, 6)
+
+    def test_checkersOnlyIgnoreVrrpRefusals(self) -> None:
+        """
+        Under C{--check} the VRRP part does not run: its interfaces are not
+        looked at and its refusals do not stop the checkers.
+        """
+        options, _, _, _ = self.parse("-C", "-c", self.write(GOOD.replace("eth0", "eno9")))
+        service = tap.makeService(options, reactor=MemoryReactorClock())
+        self.assertFalse(service.runVrrp)
+
+    def test_dynamicInterfacesStart(self) -> None:
+        text = GOOD.replace("router_id test", "router_id test\n    dynamic_interfaces").replace("eth0", "eno9")
+        options, code, _, err = self.parse("-t", "-c", self.write(text))
+        self.assertEqual((code, err), (0, ""))
+        options, _, _, _ = self.parse("-c", self.write(text))
+        self.assertIsInstance(tap.makeService(options, reactor=MemoryReactorClock()), KeepalivedService)
 
 
 class FreezeHeapTests(SynchronousTestCase):
@@ -350,6 +403,7 @@ class RunnerTests(SynchronousTestCase):
         self.conf = self.dir / "keepalived.conf"
         self.conf.write_text(GOOD)
         self.addCleanup(entry.uninstall)
+        hostInterfaces(self)
 
     def syslog(self) -> tuple[str, socket.socket]:
         path = str(self.dir / "log")

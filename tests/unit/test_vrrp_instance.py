@@ -9,6 +9,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from twisted.internet.task import Clock
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -27,6 +28,7 @@ from keepalive_tx.vrrp.packet import (
     buildIPv4Advert,
     decodeIPv4Packet,
     decodeVrrp,
+    encodeVrrp,
 )
 
 OURS = IPv4Address("192.0.2.11")
@@ -527,3 +529,117 @@ class DeletedRoutingTests(SynchronousTestCase):
         self.assertEqual(instance.state, State.BACKUP)
         self.clock.advance(1)
         self.assertIn(rule, self.rules.installed)
+
+
+class AddressListTests(InstanceTestsMixin, SynchronousTestCase):
+    """
+    Adverts whose address list differs from ours are dropped and counted
+    (keepalived 2.2.7): a MASTER does not yield to them, a BACKUP is not
+    held by them -- VRRPv2, VRRPv3 over IPv4 and over IPv6.
+    """
+
+    VARIANTS = (
+        ("v2", 4, 2, "PASS"),
+        ("v3", 4, 3, None),
+        ("v3-ipv6", 6, 3, None),
+    )
+
+    def buildVariant(self, family: int, version: int, auth: str | None, body: str = ""):
+        if family == 6:
+            body = "native_ipv6\n" + body
+        self.family, self.version = family, version
+        self.build(instanceConfig(body, family=family, version=version, auth=auth),
+                   source=OURS if family == 4 else IPv6Address("fe80::b"))
+
+    def send(self, priority: int, addresses: tuple[str, ...], source: str | None = None) -> None:
+        """
+        Deliver a well-formed advert carrying C{addresses}.
+        """
+        vips = tuple(ip_address(a) for a in addresses)
+        if self.version == 2:
+            advert = VrrpAdvert(version=2, vrid=51, priority=priority, addresses=vips,
+                                authType=AuthType.PASS, advertIntSeconds=1)
+        else:
+            advert = VrrpAdvert(version=3, vrid=51, priority=priority, addresses=vips,
+                                maxAdvertIntCs=100)
+        if self.family == 4:
+            src = ip_address(source or str(PEER))
+            data = buildIPv4Advert(advert, src, password="s3cr3t")
+            meta = ReceivedMeta(family=4, source=src, destination=VRRP_MCAST_V4, ttl=255)
+        else:
+            src = ip_address(source or "fe80::c")
+            data = encodeVrrp(advert, 6, source=src, destination=VRRP_MCAST_V6)
+            meta = ReceivedMeta(family=6, source=src, destination=VRRP_MCAST_V6, ttl=255)
+        self.instance.vrrpReceived(data, meta)
+
+    def ours(self) -> tuple[str, ...]:
+        return ("192.0.2.100",) if self.family == 4 else ("2001:db8::100",)
+
+    def other(self) -> tuple[str, ...]:
+        return ("192.0.2.101",) if self.family == 4 else ("2001:db8::101",)
+
+    def test_masterKeepsMasterOnWrongCount(self) -> None:
+        """
+        A higher-priority advert carrying two addresses where we have one
+        VIP: the MASTER stays MASTER, counts C{addr_list_err} and logs
+        keepalived's line once.
+        """
+        for name, family, version, auth in self.VARIANTS:
+            events: list[dict] = []
+            self.buildVariant(family, version, auth)
+            self.instance._rateLog._log = Logger(observer=events.append)
+            self.becomeMaster()
+            for _ in range(3):
+                self.send(254, self.ours() + self.other())
+            self.assertEqual(self.instance.state, State.MASTER, name)
+            self.assertEqual(self.instance.counters["addr_list_err"], 3)
+            self.assertEqual(self.instance.counters["advert_rcvd"], 0)
+            self.assertEqual(self.instance.machine.stats.advertsReceived, 0)
+            self.assertEqual([e["detail"] for e in events],
+                             ["received an unexpected ip number count 2, expected 1!"])
+            self.send(254, self.ours())
+            self.assertEqual(self.instance.state, State.BACKUP, name)
+
+    def test_masterKeepsMasterOnMissingVip(self) -> None:
+        """
+        Same count, another address: dropped too.
+        """
+        for name, family, version, auth in self.VARIANTS:
+            self.buildVariant(family, version, auth)
+            self.becomeMaster()
+            self.send(254, self.other())
+            self.assertEqual(self.instance.state, State.MASTER, name)
+            self.assertEqual(self.instance.counters["addr_list_err"], 1)
+
+    def test_backupNotHeldByWrongCount(self) -> None:
+        """
+        A BACKUP hearing only adverts with a wrong count takes over when its
+        master-down timer runs out, as if it heard nothing.
+        """
+        for name, family, version, auth in self.VARIANTS:
+            self.buildVariant(family, version, auth)
+            self.instance.start()
+            down = self.instance.machine.masterDownInterval()
+            for _ in range(int(down)):
+                self.clock.advance(1)
+                self.send(254, self.ours() + self.other())
+            self.assertEqual(self.instance.state, State.BACKUP, name)
+            self.clock.advance(down - int(down) + 0.01)
+            self.assertEqual(self.instance.state, State.MASTER, name)
+
+    def test_skipCheckAdvAddr(self) -> None:
+        """
+        With C{skip_check_adv_addr}, a BACKUP stops comparing the address
+        list of the master it already knows; a new sender is still checked.
+        """
+        for skip in (False, True):
+            self.buildVariant(4, 2, "PASS", "skip_check_adv_addr" if skip else "")
+            self.instance.start()
+            self.clock.advance(1)
+            self.send(254, self.ours())
+            for _ in range(4):
+                self.clock.advance(1)
+                self.send(254, self.other())
+            self.assertEqual(self.instance.state, State.BACKUP if skip else State.MASTER)
+            self.send(254, self.other(), source="192.0.2.13")
+            self.assertEqual(self.instance.counters["addr_list_err"], 1 if skip else 5)

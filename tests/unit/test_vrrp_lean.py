@@ -243,7 +243,7 @@ class AdvertCheckerTests(SynchronousTestCase):
         self.assertFalse(bad.accepted)
         self.assertTrue(self.assertSame(checker, self.packet(4)).accepted)
         other = replace(self.policy, vips=(IPv4Address("192.0.2.100"),))
-        self.assertEqual(self.assertSame(checker, self.packet(5), policy=other).notes[0].value,
+        self.assertEqual(self.assertSame(checker, self.packet(5), policy=other).reason.value,
                          "vip_count")
         truncated = replace(self.meta, truncated=True)
         self.assertFalse(self.assertSame(checker, self.packet(6), meta=truncated).accepted)

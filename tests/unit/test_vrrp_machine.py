@@ -6,6 +6,7 @@ fake records. No sockets.
 
 from __future__ import annotations
 
+import itertools
 from ipaddress import IPv4Address
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -345,6 +346,134 @@ class MasterTests(MachineTestMixin):
         machine.advertReceived(255, HIGHER)
         self.assertEqual(machine.state, State.MASTER)
         self.assertEqual(machine.stats.advertsReceived, 0)
+
+
+class FloodTests(MachineTestMixin):
+    """
+    A flood of valid lower-priority (or priority 0) adverts: the MASTER
+    answers, logs and tells its effects (GARP, notify_master_rx_lower_pri)
+    at most once per advert interval; a BACKUP logs its discards at most
+    once per interval.
+    """
+
+    RATE = 5000
+
+    def flood(self, machine, seconds: float, priority: int = 50, source=PEER) -> None:
+        """
+        C{RATE} adverts a second from C{source} for C{seconds}, the clock
+        (and the periodic advert timer) moving between them.
+        """
+        step = 1 / self.RATE
+        for _ in range(round(seconds * self.RATE)):
+            self.clock.advance(step)
+            machine.advertReceived(priority, source)
+
+    def becomeMaster(self, **overrides: object):
+        return MasterTests.becomeMaster(self, **overrides)  # type: ignore[arg-type]
+
+    def lowerLines(self) -> list[str]:
+        return [line for line in self.logLines() if "with lower priority" in line]
+
+    def test_lowerPriorityFlood(self) -> None:
+        """
+        50,000 lower-priority adverts over 10 s: one answer per second on
+        top of the periodic adverts, one log line and one
+        C{lowerPriorityAdvertSeen} per second; the rest are counted.
+        """
+        machine, effects = self.becomeMaster()
+        self.flood(machine, 10)
+        self.assertEqual(machine.state, State.MASTER)
+        seen = [e[0] for e in effects.events if e[1] == "lowerPriorityAdvertSeen"]
+        self.assertEqual(len(seen), 10)
+        self.assertTrue(all(b - a >= 0.999999 for a, b in itertools.pairwise(seen)), seen)
+        self.assertEqual(len(self.lowerLines()), 10)
+        # Each reaction starts with its answer; the other adverts are the
+        # periodic ones (the tenth falls on the last instant of the flood,
+        # give or take rounding).
+        for i, event in enumerate(effects.events):
+            if event[1] == "lowerPriorityAdvertSeen":
+                self.assertEqual(effects.events[i - 1], (event[0], "sendAdvert", 100))
+        self.assertIn(len(effects.adverts()), (10 + 9, 10 + 10))
+        self.assertEqual(machine.stats.advertsReceived, 50000)
+        self.assertEqual(machine.stats.rateLimited, 50000 - 10)
+
+    def test_answeredAgainAfterAnInterval(self) -> None:
+        """
+        The first lower-priority advert is answered at once, one half an
+        interval later is not, one a whole interval after the answer is.
+        """
+        machine, effects = self.becomeMaster()
+        start = self.clock.seconds()
+        machine.advertReceived(50, PEER)
+        self.clock.advance(0.5)
+        machine.advertReceived(50, LOWER)
+        self.clock.advance(0.5)
+        machine.advertReceived(50, PEER)
+        self.assertEqual([round(t - start, 6) for t, _ in effects.adverts()], [0, 1, 1])
+        self.assertEqual(
+            [(round(e[0] - start, 6), e[3]) for e in effects.events
+             if e[1] == "lowerPriorityAdvertSeen"],
+            [(0, PEER), (1, PEER)])
+
+    def test_v3ShortInterval(self) -> None:
+        """
+        The limit is our own advert interval: VRRPv3 at 0.1 s answers ten
+        times a second.
+        """
+        machine, effects = self.becomeMaster(version=3, advertInterval=0.1)
+        self.flood(machine, 1)
+        seen = [e for e in effects.events if e[1] == "lowerPriorityAdvertSeen"]
+        self.assertEqual(len(seen), 10)
+
+    def test_lowerPrioNoAdvertFlood(self) -> None:
+        """
+        With lower_prio_no_advert only the periodic adverts go out; the log
+        line and the effects are still limited to one per interval.
+        """
+        machine, effects = self.becomeMaster(lowerPrioNoAdvert=True)
+        self.flood(machine, 3)
+        self.assertEqual(len(effects.adverts()), 3)
+        self.assertEqual(len([e for e in effects.events if e[1] == "lowerPriorityAdvertSeen"]), 3)
+        self.assertEqual(self.lowerLines(), [
+            "(VI_1) Received advert from 192.0.2.1 with lower priority 50, ours 100"] * 3)
+
+    def test_priorityZeroFlood(self) -> None:
+        """
+        Priority-0 adverts are answered at most once per interval too.
+        """
+        machine, effects = self.becomeMaster()
+        self.flood(machine, 3, priority=0)
+        self.assertEqual(len(effects.adverts()), 3 + 3)
+        self.assertEqual(machine.stats.priorityZeroReceived, 15000)
+        self.assertEqual(machine.stats.rateLimited, 15000 - 3)
+
+    def test_newMasterAnswersAtOnce(self) -> None:
+        """
+        The limit starts afresh each time the instance becomes MASTER.
+        """
+        machine, effects = self.becomeMaster()
+        machine.advertReceived(50, PEER)
+        machine.advertReceived(200, HIGHER)
+        self.assertEqual(machine.state, State.BACKUP)
+        self.advanceTo(self.clock.seconds() + machine.masterDownInterval() + 0.001)
+        self.assertEqual(machine.state, State.MASTER)
+        del effects.events[:]
+        machine.advertReceived(50, PEER)
+        self.assertEqual(effects.names(), ["sendAdvert", "lowerPriorityAdvertSeen"])
+
+    def test_backupDiscardLogFlood(self) -> None:
+        """
+        A preempting BACKUP flooded with lower-priority adverts logs the
+        discard once per interval and still takes over on schedule.
+        """
+        machine, effects = self.makeMachine()
+        machine.start()
+        self.flood(machine, 3)
+        self.assertLogged(
+            "(VI_1) received lower priority (50) advert from 192.0.2.1 - discarding", 3)
+        self.assertEqual(machine.stats.lowerPriorityDiscarded, 15000)
+        self.advanceTo(V2_DOWN_100 + 0.001)
+        self.assertEqual(machine.state, State.MASTER)
 
 
 class OwnerConflictTests(MachineTestMixin):

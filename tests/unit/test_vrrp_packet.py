@@ -390,3 +390,26 @@ class RoundTripTests(SynchronousTestCase):
         back = decodeVrrp(raw, 4)
         self.assertEqual((back.maxAdvertIntCs, back.rsvd), (4095, 0xA))
         self.assertEqual(back.naddr, 0)
+
+
+class CountByteTests(SynchronousTestCase):
+    """
+    The address count never wraps.
+    """
+
+    def test_countNeverWraps(self) -> None:
+        """
+        256 or more addresses are refused instead of going out as a count
+        of 256 - 256 = 0 (300 went out as 44); 255 is fine.
+        """
+        addresses = tuple(IPv4Address(0xC6336400 + i) for i in range(300))
+        for n in (256, 300):
+            advert = VrrpAdvert(version=3, vrid=1, priority=100, addresses=addresses[:n],
+                                maxAdvertIntCs=100)
+            self.assertRaises(PacketError, encodeVrrp, advert, 4, source=IPv4Address("192.0.2.1"),
+                              destination=VRRP_MCAST_V4)
+        advert = VrrpAdvert(version=2, vrid=1, priority=100, addresses=addresses[:255],
+                            advertIntSeconds=1)
+        message = encodeVrrp(advert, 4)
+        self.assertEqual((message[3], len(message)), (255, 8 + 255 * 4 + 8))
+        self.assertEqual(decodeVrrp(message, 4).addresses, addresses[:255])

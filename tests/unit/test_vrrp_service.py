@@ -55,7 +55,9 @@ class FakePlatform:
     unless listed in C{down}.
     """
 
-    def __init__(self, down: tuple[str, ...] = (), stale: tuple[str, ...] = ()) -> None:
+    def __init__(self, down: tuple[str, ...] = (), stale: tuple[str, ...] = (),
+                 mtus: dict[str, int] | None = None) -> None:
+        self.mtus = {"eth0": 1500, "eth1": 1500} if mtus is None else mtus
         self.addresses = None
         self.frameSender = None
         self.opened = self.closed = 0
@@ -63,6 +65,8 @@ class FakePlatform:
         self.observers: list = []
         self.down = set(down)
         self.stale = stale
+        self.links = {"eth0", "eth1"}
+        self.primary = {("eth0", 4): IPv4Address("192.0.2.11"), ("eth0", 6): IPv6Address("fe80::1")}
 
     def open(self) -> None:
         self.opened += 1
@@ -78,19 +82,21 @@ class FakePlatform:
         return port
 
     def primaryAddress(self, interface, family):
-        table = {("eth0", 4): IPv4Address("192.0.2.11"), ("eth0", 6): IPv6Address("fe80::1")}
-        return table.get((interface, family))
+        return self.primary.get((interface, family))
 
     def macAddress(self, interface):
-        return MAC if interface in ("eth0", "eth1") else None
+        return MAC if interface in self.links else None
 
     def watchLinks(self, observer) -> None:
         self.observers.append(observer)
 
     def linkUp(self, interface):
-        if interface not in ("eth0", "eth1"):
+        if interface not in self.links:
             return None
         return interface not in self.down
+
+    def mtu(self, interface):
+        return self.mtus.get(interface)
 
 
 def instanceText(name: str, vrid: int, vip: str, *, interface: str = "eth0", priority: int = 150,
@@ -220,15 +226,55 @@ class VrrpServiceTests(SynchronousTestCase):
         self.service.privilegedStartService()
         self.assertEqual(self.platform.addresses.present_, set())
 
-    def test_noAddressNotStarted(self) -> None:
+    def test_noAddressWaits(self) -> None:
         """
-        An instance whose interface has no address of its family is left
-        out (logged); the others run.
+        An instance whose interface has no address of its family waits
+        (logged); the others run. When the address appears it starts.
         """
         model = modelFor(TWO_ON_ETH0[0], instanceText("VI_X", 9, "192.0.2.109/24",
                                                       interface="eth1"))
         self.build(model).privilegedStartService()
+        self.service.startService()
         self.assertEqual(list(self.service.instances), ["VI_1"])
+        self.assertEqual(list(self.service.waiting), ["VI_X"])
+        self.service.addressAdded("eth1", 3, None)
+        self.assertEqual(list(self.service.waiting), ["VI_X"])
+        self.platform.primary[("eth1", 4)] = IPv4Address("198.51.100.10")
+        self.service.addressAdded("eth1", 3, None)
+        self.assertEqual(self.service.waiting, {})
+        instance = self.service.instances["VI_X"]
+        self.assertEqual(instance.state, State.BACKUP)
+        self.clock.advance(4)
+        self.assertEqual(instance.state, State.MASTER)
+        self.assertIn("192.0.2.109/24", self.platform.addresses.present_)
+
+    def test_dynamicInterfaceAppears(self) -> None:
+        """
+        C{dynamic_interfaces}: an instance on an interface that does not
+        exist waits, and holds its sync group's other member in FAULT; when
+        the interface appears (link up, then its address) it is built,
+        joins the group and the group runs.
+        """
+        model = modelFor(TWO_ON_ETH0[0], instanceText("VI_X", 9, "192.0.2.109/24", interface="eth9"),
+                         extra="global_defs {\n dynamic_interfaces\n}\n"
+                               "vrrp_sync_group G {\n group {\n VI_1\n VI_X\n }\n}\n")
+        self.build(model).privilegedStartService()
+        self.service.startService()
+        first = self.service.instances["VI_1"]
+        self.assertEqual(first.state, State.FAULT)
+        self.clock.advance(10)
+        self.assertEqual(first.state, State.FAULT)
+        self.platform.links.add("eth9")
+        self.service.linkChanged("eth9", 9, True)
+        self.assertIn("VI_X", self.service.waiting)
+        self.platform.primary[("eth9", 4)] = IPv4Address("198.51.100.10")
+        self.service.addressAdded("eth9", 9, None)
+        late = self.service.instances["VI_X"]
+        self.assertIs(late.machine.syncGroup, first.machine.syncGroup)
+        self.assertEqual({first.state, late.state}, {State.BACKUP})
+        self.clock.advance(4)
+        self.assertEqual({first.state, late.state}, {State.MASTER})
+        self.assertEqual([p.args[0] for p in self.platform.ports], ["eth0", "eth9"])
 
     def test_interfaceDownAtStartIsFault(self) -> None:
         """

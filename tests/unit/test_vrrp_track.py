@@ -261,13 +261,19 @@ class FakeInstance:
         return names | {t.name for t in self.config.trackInterfaces if not t.weight}
 
 
-class CoordinatorTests(SynchronousTestCase):
+class CoordinatorHarness:
+    """
+    A L{TrackingCoordinator} over real machines built from a configuration
+    (fake scripts, track files, links and, optionally, BFD sessions).
+    """
+
     def setUp(self) -> None:
         self.clock = Clock()
         self.links: dict[str, bool] = {}
         self.watchers: dict[str, FakeWatcher] = {}
 
-    def build(self, text: str, scripts: dict | None = None, fileValues: dict | None = None):
+    def build(self, text: str, scripts: dict | None = None, fileValues: dict | None = None,
+              bfd: object = None):
         config = parse(text)
         self.scripts = FakeScripts(scripts)
         values = fileValues or {}
@@ -278,7 +284,7 @@ class CoordinatorTests(SynchronousTestCase):
 
         self.coordinator = TrackingCoordinator(
             self.clock, config, scripts=self.scripts,  # type: ignore[arg-type]
-            linkState=lambda n: self.links.get(n), fileWatcherFactory=watcher)
+            linkState=lambda n: self.links.get(n), fileWatcherFactory=watcher, bfd=bfd)
         self.instances = [FakeInstance(vi, self.clock) for vi in config.vrrpInstances]
         machines = {i.name: i.machine for i in self.instances}
         for g in config.syncGroups:
@@ -290,6 +296,8 @@ class CoordinatorTests(SynchronousTestCase):
             self.coordinator.startInstance(instance)
         return self.instances
 
+
+class CoordinatorTests(CoordinatorHarness, SynchronousTestCase):
     def test_weightedScriptFailureLowersPriority(self) -> None:
         (vi,) = self.build(SCRIPTS + instanceText(body=" track_script {\n chk_w\n }\n"))
         self.assertEqual((vi.machine.state, vi.machine.effectivePriority), (State.BACKUP, 100))

@@ -380,24 +380,78 @@ class OrderedCheckTests(SynchronousTestCase):
                           Reason.OWNER_IGNORES)
         self.assertResult(check(packet, policy), Reason.OK, ("advert_rcvd",))
 
-    def test_14_addressListCountedButAccepted(self) -> None:
+    def test_7b_addressCountDropped(self) -> None:
         """
-        A different VIP count or a missing VIP counts C{addr_list_err} but
-        the advert is still accepted; the check can be skipped.
+        An advert carrying another number of addresses than we have VIPs is
+        KO (C{addr_list_err}, not counted as received), as keepalived 2.2.7
+        decides it: VRRPv2, VRRPv3 over IPv4 and over IPv6.
+        """
+        two4 = (VIP4, IPv4Address("192.0.2.101"))
+        for name in ("vrrpv2-pass", "vrrpv3-ipv4"):
+            packet, _ = vector(name)
+            result = check(packet, replace(POLICIES[name], vips=two4))
+            self.assertResult(result, Reason.VIP_COUNT, ("addr_list_err",))
+            self.assertEqual(result.detail, "received an unexpected ip number count 1, expected 2!")
+            self.assertFalse(result.accepted)
+        v6, _ = vector("vrrpv3-ipv6")
+        two6 = replace(POLICIES["vrrpv3-ipv6"], vips=(VIP6, IPv6Address("2001:db8::101")))
+        result = ipv6Check(v6, two6)
+        self.assertResult(result, Reason.VIP_COUNT, ("addr_list_err",))
+        self.assertEqual(result.detail, "received an unexpected ip number count 1, expected 2!")
+        # More addresses than ours, self-consistent and well summed: still KO.
+        three = build(replace(V2, addresses=(VIP4, H1, H2)))
+        result = check(three, POLICIES["vrrpv2-pass"])
+        self.assertResult(result, Reason.VIP_COUNT, ("addr_list_err",))
+        self.assertEqual(result.detail, "received an unexpected ip number count 3, expected 1!")
+
+    def test_7b_addressCountBeforeLengthAndChecksum(self) -> None:
+        """
+        The count is compared right after the type: a bad checksum or IP
+        total length behind a wrong count is reported as the count.
+        """
+        packet, _ = vector("vrrpv3-ipv4")
+        bad = bytearray(packet)
+        bad[27] ^= 0xFF
+        two = replace(POLICIES["vrrpv3-ipv4"], vips=(VIP4, IPv4Address("192.0.2.101")))
+        self.assertEqual(check(bytes(bad), two).reason, Reason.VIP_COUNT)
+        self.assertEqual(check(build(replace(V2, type=2)), replace(POLICIES["vrrpv2-pass"],
+                                                                   vips=())).reason,
+                         Reason.INVALID_TYPE)
+
+    def test_14_missingVipDropped(self) -> None:
+        """
+        With the right count, each of our VIPs must be in the advert, else
+        KO after being counted as received (keepalived 2.2.7).
+        """
+        packet, _ = vector("vrrpv2-pass")
+        other = replace(POLICIES["vrrpv2-pass"], vips=(IPv4Address("192.0.2.101"),))
+        result = check(packet, other)
+        self.assertResult(result, Reason.VIP_MISSING, ("advert_rcvd", "addr_list_err"))
+        self.assertEqual(result.detail, "ip address associated with VRID 51 not present in "
+                         "MASTER advert: 192.0.2.101")
+        many = tuple(IPv4Address(f"198.51.100.{i}") for i in range(1, 21))
+        advert = build(replace(V2, addresses=many[::-1]))
+        self.assertResult(check(advert, replace(other, vips=many)), Reason.OK, ("advert_rcvd",))
+        swapped = many[:-1] + (IPv4Address("203.0.113.1"),)
+        result = check(advert, replace(other, vips=swapped))
+        self.assertEqual((result.reason, result.detail[-11:]), (Reason.VIP_MISSING, "203.0.113.1"))
+
+    def test_14_addressChecksSkipped(self) -> None:
+        """
+        C{checkVipAddresses} off, or the advert coming from the sender named
+        by C{skipAddressCheckFrom} (C{skip_check_adv_addr} and the master
+        we know): neither the count nor the addresses are compared.
         """
         packet, _ = vector("vrrpv2-pass")
         policy = POLICIES["vrrpv2-pass"]
-        two = replace(policy, vips=(VIP4, IPv4Address("192.0.2.101")))
-        result = check(packet, two)
-        self.assertResult(result, Reason.OK, ("advert_rcvd", "addr_list_err"))
-        self.assertEqual(result.notes, (Reason.VIP_COUNT,))
-        other = replace(policy, vips=(IPv4Address("192.0.2.101"),))
-        result = check(packet, other)
-        self.assertResult(result, Reason.OK, ("advert_rcvd", "addr_list_err"))
-        self.assertEqual(result.notes, (Reason.VIP_MISSING,))
-        self.assertIn("192.0.2.101", result.noteDetails[0])
-        skip = replace(other, checkVipAddresses=False)
-        self.assertEqual(check(packet, skip).notes, ())
+        for vips in ((IPv4Address("192.0.2.101"),), (VIP4, IPv4Address("192.0.2.101"))):
+            mismatched = replace(policy, vips=vips)
+            self.assertFalse(check(packet, mismatched).accepted)
+            self.assertResult(check(packet, replace(mismatched, checkVipAddresses=False)),
+                              Reason.OK, ("advert_rcvd",))
+            self.assertResult(check(packet, replace(mismatched, skipAddressCheckFrom=H1)),
+                              Reason.OK, ("advert_rcvd",))
+            self.assertFalse(check(packet, replace(mismatched, skipAddressCheckFrom=H2)).accepted)
 
     def test_15_unicastSource(self) -> None:
         """
@@ -471,7 +525,7 @@ class CountersAndLogTests(SynchronousTestCase):
     def test_counters(self) -> None:
         """
         Results add up per reason (notes included) and per keepalived
-        counter.
+        counter; an address-count mismatch is not counted as received.
         """
         counters = ReceiveCounters()
         packet, _ = vector("vrrpv2-pass")
@@ -480,12 +534,12 @@ class CountersAndLogTests(SynchronousTestCase):
         counters.record(check(packet, replace(policy, password="x")))
         counters.record(check(packet, replace(policy, vips=())))
         counters.record(check(vector("vrrpv2-pass-prio0")[0], policy))
-        self.assertEqual(counters["advert_rcvd"], 3)
+        self.assertEqual(counters["advert_rcvd"], 2)
         self.assertEqual(counters["auth_failure"], 1)
         self.assertEqual(counters["addr_list_err"], 1)
         self.assertEqual(counters["pri_zero_rcvd"], 1)
         self.assertEqual(counters["packet_len_err"], 0)
-        self.assertEqual(counters.byReason[Reason.OK], 3)
+        self.assertEqual(counters.byReason[Reason.OK], 2)
         self.assertEqual(counters.byReason[Reason.PASSWORD], 1)
         self.assertEqual(counters.byReason[Reason.VIP_COUNT], 1)
         counters.clear()

@@ -1,0 +1,77 @@
+"""
+An instance on an interface that does not exist, ours beside Debian
+keepalived 2.2.7 (each in its own lab host):
+
+  - without C{dynamic_interfaces} both refuse to start (exit status 2,
+    "Non-existent interface specified in configuration");
+  - with it both wait, and when the interface is created after the start
+    (a veth pair, then its address) the instance starts and, alone on its
+    link, becomes MASTER and adds its VIP there.
+"""
+
+from __future__ import annotations
+
+import time
+
+from twisted.trial.unittest import TestCase
+
+from tests.integration.vrrpnode import KEEPALIVED, OURS, VrrpLabMixin, waitFor
+
+VIP = "198.51.100.100"
+CONFIG = """global_defs {
+    router_id dyn%(index)d
+%(dynamic)s}
+vrrp_instance VI_DYN {
+    state BACKUP
+    interface eth1
+    virtual_router_id 61
+    priority 100
+    advert_int 1
+    virtual_ipaddress {
+        %(vip)s/24
+    }
+}
+"""
+
+
+class DynamicInterfaceTests(VrrpLabMixin, TestCase):
+    timeout = 90
+
+    def setUp(self) -> None:
+        self.nodes = self.makeNodes([OURS, KEEPALIVED])
+
+    def config(self, node, dynamic: bool) -> str:
+        return CONFIG % {"index": node.host.index, "vip": VIP,
+                         "dynamic": "    dynamic_interfaces\n" if dynamic else ""}
+
+    def vipOnEth1(self, node) -> bool:
+        out = node.host.run("ip", "-o", "addr", "show", "dev", "eth1", check=False).stdout
+        return f" {VIP}/24 " in out
+
+    def test_refusedWithoutDynamicInterfaces(self) -> None:
+        for node in self.nodes:
+            node.start(self.config(node, dynamic=False))
+        for node in self.nodes:
+            self.assertEqual(node.wait(20), 2, node.logTail())
+            self.assertIn("Non-existent interface specified in configuration", node.logText())
+            self.assertIn("WARNING - interface eth1 for vrrp_instance VI_DYN doesn't exist", node.logText())
+
+    def test_interfaceCreatedAfterStart(self) -> None:
+        for node in self.nodes:
+            node.start(self.config(node, dynamic=True))
+        # both keep running, waiting, without the interface
+        time.sleep(2)
+        for node in self.nodes:
+            self.assertTrue(node.running, node.logTail())
+        for node in self.nodes:
+            host = node.host
+            host.run("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
+            host.run("ip", "link", "set", "eth1p", "up")
+            host.run("ip", "link", "set", "eth1", "up")
+            host.run("ip", "addr", "add", f"198.51.100.{10 + host.index}/24", "dev", "eth1")
+        for node in self.nodes:
+            # 3 adverts (3 s) and the skew time, then MASTER adds the VIP
+            waitFor(lambda node=node: self.vipOnEth1(node), 15, f"{node.name} to add {VIP} on eth1",
+                    self.nodes)
+            self.assertTrue(node.running, node.logTail())
+            self.assertIn("(VI_DYN) Entering MASTER STATE", node.logSinceStart())
