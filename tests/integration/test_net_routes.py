@@ -27,7 +27,7 @@ from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.net.static import NetlinkStaticPlatform, StaticService
 from tests.integration.netns import Host, makeLab
 from tests.integration.test_net_addresses import nsRouteSocket
-from tests.integration.vrrpnode import OURS, V3_IPV4, VIP4, VrrpLabMixin, configText, waitFor
+from tests.integration.vrrpnode import OURS, V3_IPV4_FAST, VIP4, VrrpLabMixin, configText, waitFor
 
 ROUTES = [
     "203.0.113.0/24 via 192.0.2.1 dev eth0",
@@ -256,7 +256,7 @@ class VirtualRoutesFailoverTests(VrrpLabMixin, TestCase):
 
     def config(self, node, priority: int) -> str:
         peers = [h for h in self.lab.hosts if h is not node.host]
-        text = configText(V3_IPV4, node.host, priority, peers=peers)
+        text = configText(V3_IPV4_FAST, node.host, priority, peers=peers)
         head, sep, tail = text.rpartition("}")
         return STATIC_ROUTE + head + VIRTUAL + sep + tail
 

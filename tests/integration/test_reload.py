@@ -22,7 +22,7 @@ from tests.integration.vrrpnode import (
     KEEPALIVED,
     OURS,
     V2_PASS,
-    V3_IPV4,
+    V3_IPV4_FAST,
     VIP4,
     VrrpLabMixin,
     assertHoldersStay,
@@ -39,8 +39,8 @@ class ReloadTests(VrrpLabMixin, TestCase):
 
     def setUp(self) -> None:
         self.h1, self.h2 = self.makeNodes([OURS, KEEPALIVED])
-        self.h1.start(configText(V3_IPV4, self.h1.host, 150))
-        self.startNode(self.h2, V3_IPV4, 100)
+        self.h1.start(configText(V3_IPV4_FAST, self.h1.host, 150))
+        self.startNode(self.h2, V3_IPV4_FAST, 100)
         self.waitHolders(VIP4, [1], timeout=20)
         self.h2.waitStarted()
 
@@ -83,7 +83,7 @@ class ReloadTests(VrrpLabMixin, TestCase):
         peerLog = len(self.h2.logText())
         # the extra address is excluded from adverts: keepalived drops adverts
         # whose address list differs from its own
-        text = configText(V3_IPV4, self.h1.host, 160).replace(
+        text = configText(V3_IPV4_FAST, self.h1.host, 160).replace(
             "    virtual_ipaddress {",
             f"    virtual_ipaddress_excluded {{\n        {EXTRA}/24 dev eth0\n    }}\n"
             "    virtual_ipaddress {")
@@ -114,14 +114,14 @@ class ReloadTests(VrrpLabMixin, TestCase):
         at once.
         """
         watch = self.monitor()
-        self.reload(configText(V3_IPV4, self.h1.host, 150))
+        self.reload(configText(V3_IPV4_FAST, self.h1.host, 150))
         waitFor(lambda: "Reloaded: configuration unchanged" in self.h1.logText(), 5,
                 "the reload", self.nodes)
         assertHoldersStay(self.nodes, VIP4, [1], 1)
         self.assertNotIn("Deleted", self.events(watch))
         sent = self.reload("global_defs {\n    router_id h1\n}\n")
         # sooner than keepalived could notice h1's silence
-        self.waitHolders(VIP4, [2], timeout=V3_IPV4.priorityZeroBudget(100) - (time.monotonic() - sent))
+        self.waitHolders(VIP4, [2], timeout=V3_IPV4_FAST.priorityZeroBudget(100) - (time.monotonic() - sent))
         self.assertTrue(self.h1.running)
 
 

@@ -18,8 +18,8 @@ from twisted.trial.unittest import TestCase
 
 from tests.integration.vrrpnode import (
     OURS,
-    V3_IPV4,
-    V3_IPV6,
+    V3_IPV4_FAST,
+    V3_IPV6_FAST,
     VIP4,
     VIP6,
     VrrpLabMixin,
@@ -39,7 +39,7 @@ class OursTwoNodesTests(VrrpLabMixin, TestCase):
     def setUp(self) -> None:
         self.h1, self.h2 = self.makeNodes([OURS, OURS])
 
-    def startBoth(self, flavour=V3_IPV4) -> None:
+    def startBoth(self, flavour=V3_IPV4_FAST) -> None:
         self.startNode(self.h1, flavour, 150)
         self.startNode(self.h2, flavour, 100)
         self.waitHolders(flavour.vip, [1], timeout=20)
@@ -60,10 +60,10 @@ class OursTwoNodesTests(VrrpLabMixin, TestCase):
         self.assertNotIn(VIP4, self.h1.host.addresses())
         # Without the priority-0 advert h2 could not take over sooner than
         # 1.80 s after h1's last advert, i.e. 1.30 s after the signal.
-        budget = V3_IPV4.priorityZeroBudget(100)
+        budget = V3_IPV4_FAST.priorityZeroBudget(100)
         self.waitHolders(VIP4, [2], timeout=budget - (time.monotonic() - sent))
         self.assertIn("Entering MASTER STATE", self.h2.logText())
-        self.startNode(self.h1, V3_IPV4, 150)
+        self.startNode(self.h1, V3_IPV4_FAST, 150)
         self.waitHolders(VIP4, [1])
         self.assertIn("received lower priority (100) advert", self.h1.logSinceStart())
         self.assertEqual(receiveErrors(self.h1) + receiveErrors(self.h2), [])
@@ -78,10 +78,10 @@ class OursTwoNodesTests(VrrpLabMixin, TestCase):
         self.startBoth()
         self.h1.kill()
         self.waitHolders(VIP4, [1, 2])
-        self.startNode(self.h1, V3_IPV4, 150, nopreempt=True)
+        self.startNode(self.h1, V3_IPV4_FAST, 150, nopreempt=True)
         self.waitHolders(VIP4, [2])
         self.h1.waitStarted()
-        assertHoldersStay(self.nodes, VIP4, [2], V3_IPV4.masterDown(150) + 1.5)
+        assertHoldersStay(self.nodes, VIP4, [2], V3_IPV4_FAST.masterDown(150) + 1.5)
         self.assertIn("removed stale VIP 192.0.2.100/24", self.h1.logSinceStart())
 
     def test_linkDownAndUp(self) -> None:
@@ -114,10 +114,10 @@ class OursTwoNodesTests(VrrpLabMixin, TestCase):
         VRRPv3 over IPv6: election, takeover after SIGKILL, and the
         restarted master removes its stale VIP and preempts back.
         """
-        self.startBoth(V3_IPV6)
+        self.startBoth(V3_IPV6_FAST)
         self.h1.kill()
         self.waitHolders(VIP6, [1, 2])
-        self.startNode(self.h1, V3_IPV6, 150)
+        self.startNode(self.h1, V3_IPV6_FAST, 150)
         self.waitHolders(VIP6, [1])
 
 
@@ -135,7 +135,7 @@ class OursThreeNodesTests(VrrpLabMixin, TestCase):
         """
         nodes = self.makeNodes([OURS, OURS, OURS])
         for node, priority in zip(nodes, (150, 100, 50), strict=True):
-            self.startNode(node, V3_IPV4, priority)
+            self.startNode(node, V3_IPV4_FAST, priority)
         self.waitHolders(VIP4, [1], timeout=20)
         for node in nodes[1:]:
             node.waitStarted()
