@@ -2,8 +2,8 @@ import re
 
 from setuptools import find_packages, setup
 
-# one source for the version: keepalive_tx.__version__ (also shown by -v)
-with open("keepalive_tx/__init__.py", encoding="utf-8") as f:
+# one source for the version: keepalive_tx/_version.py (keepalive_tx.__version__, shown by -v)
+with open("keepalive_tx/_version.py", encoding="utf-8") as f:
     VERSION = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
 
 setup(
@@ -50,6 +50,6 @@ setup(
         # /metrics (pure Python, no dependencies of its own)
         "prometheus-client>=0.16",
     ],
-    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd"]},
+    extras_require={"test": ["hypothesis", "ruff", "wheel", "aiosmtpd", "mypy", "mypy-zope"]},
     entry_points={"console_scripts": ["genhash = keepalive_tx.genhash:main"]},
 )

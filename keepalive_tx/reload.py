@@ -1,25 +1,31 @@
 # -*- test-case-name: tests.unit.test_reload -*-
 """
-SIGHUP: reload the configuration (keepalived's RELOAD signal function).
+Reloading the configuration: L{Reloader}, behind both
+L{keepalive_tx.service.KeepalivedService.reload} (the embedding API) and
+C{SIGHUP} (keepalived's RELOAD signal function).
 
-L{ReloadSignal} is process-level, like
-L{keepalive_tx.status.dumps.DumpSignals}: added by
-L{keepalive_tx.tap.makeService}, never by the embeddable service.  The
-signal handler only asks for a reload on the reactor thread
-(L{ReloadSignal.request}); the reload reads the file again, logs its
+Every L{keepalive_tx.service.KeepalivedService} has one L{Reloader}; it
+handles C{SIGHUP} only when the twistd entry point
+(L{keepalive_tx.tap.makeService}) sets its C{install} (process-level, like
+L{keepalive_tx.status.dumps.DumpSignals}; never the embeddable service
+alone).  The signal handler only asks for a reload on the reactor thread
+(L{Reloader.request}); the reload reads the configuration again, logs its
 diagnostics and, unless the new configuration cannot be used at all (a
 fatal problem: missing file, unreadable include ...; keepalived would stop
-there), hands it to L{keepalive_tx.service.KeepalivedService.reload}.
-Without this handler SIGHUP would end the process on the spot, leaving its
-addresses behind.
+there), hands it to
+L{keepalive_tx.service.KeepalivedService.applyConfig}.  Without this
+handler SIGHUP would end the process on the spot, leaving its addresses
+behind.
 
 Reloads never overlap, and bursts coalesce: requests made while a reload
-is waiting to run are served by it (it reads the file when it runs, so it
-sees the newest one); requests made while one is being applied -- from
-reading the file until the parts it replaced have stopped -- are served by
-B{one} more reload, run afterwards.  A hundred SIGHUPs in a row thus cost a
-few reloads, each complete before the next begins, and the last file
-written is the one in force.
+is waiting to run are served by it (it reads the configuration when it
+runs, so it sees the newest file; a request naming a new source -- another
+file, other text -- makes the waiting reload read that one); requests made
+while one is being applied -- from reading the file until the parts it
+replaced have stopped -- are served by B{one} more reload, run afterwards.
+A hundred SIGHUPs in a row thus cost a few reloads, each complete before
+the next begins, and the last file written is the one in force.  The
+source a reload applied is the one later requests read again.
 
 Listeners (L{IReloadListener}, e.g. the systemd notifier) hear when a
 reload starts and when it ends: applied (the replaced parts have stopped)
@@ -37,7 +43,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import Interface
 
-__all__ = ["IReloadListener", "ReloadSignal"]
+__all__ = ["IReloadListener", "ReloadSignal", "Reloader"]
 
 
 class IReloadListener(Interface):
@@ -60,9 +66,10 @@ class IReloadListener(Interface):
         """
 
 
-class ReloadSignal(Service):
+class Reloader(Service):
     """
-    Reload on C{SIGHUP} while running.
+    Runs the reloads of one service (see the module docstring); handles
+    C{SIGHUP} while running when C{install} is set.
 
     @ivar reloads: applied reloads; @ivar refused: refused ones;
         @ivar requests: reloads asked for (more than C{reloads + refused}
@@ -71,14 +78,17 @@ class ReloadSignal(Service):
     @ivar applyTimeout: after this many seconds of waiting for the
         replaced parts to stop, a reload counts as applied anyway (logged),
         so that a stop that never ends cannot block reloads for good.
+    @ivar lastRefusal: why the last reload was refused (a
+        L{keepalive_tx.config.errors.ConfigError} with the diagnostics, a
+        L{keepalive_tx.errors.ReloadError} ...), L{None} when it was applied.
     """
 
     log = Logger()
-    name = "reload-signal"
+    name = "reload"
     applyTimeout = 60.0
 
     def __init__(self, service: Any, loader: Callable[[], Any],
-                 install: Callable[[int, Any], Any] = _signal.signal,
+                 install: Callable[[int, Any], Any] | None = None,
                  afterReload: Callable[[], object] | None = None,
                  listeners: Iterable[Any] = (),
                  refuses: Callable[[Any], bool] | None = None) -> None:
@@ -86,7 +96,8 @@ class ReloadSignal(Service):
         @param service: the L{keepalive_tx.service.KeepalivedService}.
         @param loader: reads the configuration again (returns a
             C{LoadResult} with C{model} and C{diagnostics}).
-        @param install: C{signal.signal} (injectable for tests).
+        @param install: C{signal.signal} to handle C{SIGHUP} (injectable
+            for tests); L{None}: no signal handler.
         @param afterReload: called after a reload was applied (twistd's
             entry point lets the replaced objects be collected there).
         @param listeners: L{IReloadListener}s.
@@ -114,6 +125,9 @@ class ReloadSignal(Service):
         self._again = False
         #: Deferreds of L{reload} callers the next run will answer
         self._waiting: list[Deferred[bool]] = []
+        #: the loader a request named for the next run (else C{loader})
+        self._nextLoader: Callable[[], Any] | None = None
+        self.lastRefusal: Exception | None = None
 
     @property
     def reactor(self) -> Any:
@@ -121,6 +135,8 @@ class ReloadSignal(Service):
 
     def startService(self) -> None:
         super().startService()
+        if self.install is None:
+            return
         try:
             self._previous = self.install(_signal.SIGHUP, self._handler)
             self._installed = True
@@ -133,7 +149,12 @@ class ReloadSignal(Service):
             self._scheduled.cancel()
         self._scheduled = None
         self._again = False
+        self._nextLoader = None
         waiting, self._waiting = self._waiting, []
+        if waiting:
+            from keepalive_tx.errors import ReloadError
+
+            self.lastRefusal = ReloadError("the service stopped before the reload ran")
         for d in waiting:
             d.callback(False)
         if self._installed:
@@ -149,12 +170,17 @@ class ReloadSignal(Service):
 
     # -- requests ------------------------------------------------------------
 
-    def request(self) -> None:
+    def request(self, loader: Callable[[], Any] | None = None) -> None:
         """
         Ask for a reload (what SIGHUP does): it runs on a later reactor
         turn, or after the one being applied; requests in between
         coalesce.
+
+        @param loader: read this source from now on (default: the source
+            of the last reload applied, or the first C{loader}).
         """
+        if loader is not None:
+            self._nextLoader = loader
         self.requests += 1
         if self._busy:
             self._again = True
@@ -165,19 +191,23 @@ class ReloadSignal(Service):
         if self._scheduled is None and self.running:
             self._scheduled = self.reactor.callLater(0, self._run)
 
-    def reload(self) -> Deferred[bool]:
+    def reload(self, loader: Callable[[], Any] | None = None) -> Deferred[bool]:
         """
         Ask for a reload, as L{request}.
 
         @return: a Deferred firing with whether the reload that served the
             request (one that read the file after it was made) was applied
-            (C{False} at once when this service does not run).
+            (C{False} at once when this service does not run); when it was
+            not, L{lastRefusal} says why until the next reload ends.
         """
         if not self.running:
+            from keepalive_tx.errors import ReloadError
+
+            self.lastRefusal = ReloadError("the service is not running")
             return succeed(False)
         d: Deferred[bool] = Deferred()
         self._waiting.append(d)
-        self.request()
+        self.request(loader)
         return d
 
     # -- one reload ----------------------------------------------------------
@@ -186,11 +216,14 @@ class ReloadSignal(Service):
         self._scheduled = None
         self._busy = True
         waiting, self._waiting = self._waiting, []
+        loader, self._nextLoader = self._nextLoader or self.loader, None
         self._tell("reloadStarting")
-        d = self._apply()
+        d = self._apply(loader)
 
         def done(applied: bool) -> None:
             if applied:
+                self.loader = loader
+                self.lastRefusal = None
                 self.reloads += 1
                 if self.afterReload is not None:
                     try:
@@ -207,42 +240,47 @@ class ReloadSignal(Service):
 
         d.addCallback(done)
 
-    def _refuse(self, why: str) -> bool:
+    def _refuse(self, why: str, error: Exception | None = None) -> bool:
+        from keepalive_tx.errors import ReloadError
+
+        self.lastRefusal = error if error is not None else ReloadError(why)
         self.refused += 1
         self._tell("reloadEnded", why)
         return False
 
-    def _apply(self) -> Deferred[bool]:
+    def _apply(self, loader: Callable[[], Any]) -> Deferred[bool]:
         """
         Read the configuration and apply it.
 
         @return: a Deferred firing with C{True} once it is applied, or with
             C{False} (at once) when it was refused.
         """
+        from keepalive_tx.config.errors import ConfigError
+        from keepalive_tx.errors import ReloadError
 
         self.log.info("Reloading configuration")
         try:
-            result = self.loader()
-        except Exception:
+            result = loader()
+        except Exception as e:
             self.log.failure("Reload refused: cannot read the configuration")
-            return succeed(self._refuse("cannot read the configuration"))
+            return succeed(self._refuse("cannot read the configuration", ReloadError(
+                f"cannot read the configuration: {e}")))
         for diagnostic in result.diagnostics:
             self.log.warn("{diagnostic}", diagnostic=str(diagnostic))
         if result.model is None or self.refuses(result.diagnostics):
             self.log.error("Reload refused: the new configuration cannot be used; still running"
                            " the previous one")
-            return succeed(self._refuse("the new configuration cannot be used"))
-        from keepalive_tx.service import ReloadError
-
+            return succeed(self._refuse("the new configuration cannot be used",
+                                        ConfigError(result.diagnostics)))
         try:
-            stopped = self.service.reload(result.model)
+            stopped = self.service.applyConfig(result.model)
         except ReloadError as e:
             self.log.error("Reload refused: {why}; still running the previous configuration",
                            why=str(e))
-            return succeed(self._refuse(str(e)))
-        except Exception:
+            return succeed(self._refuse(str(e), e))
+        except Exception as e:
             self.log.failure("Reload failed")
-            return succeed(self._refuse("reload failed"))
+            return succeed(self._refuse("reload failed", ReloadError(f"reload failed: {e}")))
         if not isinstance(stopped, Deferred):
             return succeed(True)
         return self._whenStopped(stopped)
@@ -276,3 +314,17 @@ class ReloadSignal(Service):
                 getattr(listener, event)(*args)
             except Exception:
                 self.log.failure("Reload listener {listener} failed", listener=listener)
+
+
+class ReloadSignal(Reloader):
+    """
+    A L{Reloader} handling C{SIGHUP} (C{install} defaults to
+    C{signal.signal}).
+    """
+
+    def __init__(self, service: Any, loader: Callable[[], Any],
+                 install: Callable[[int, Any], Any] | None = _signal.signal,
+                 afterReload: Callable[[], object] | None = None,
+                 listeners: Iterable[Any] = (),
+                 refuses: Callable[[Any], bool] | None = None) -> None:
+        super().__init__(service, loader, install, afterReload, listeners, refuses)

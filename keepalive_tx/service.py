@@ -1,5 +1,6 @@
+# -*- test-case-name: tests.unit.test_service,tests.unit.test_embedding -*-
 """
-L{KeepalivedService}: the embeddable root service.
+L{KeepalivedService}: the embeddable root service (see C{docs/embedding.md}).
 
 It is a plain L{IService}: it installs no signal handlers, starts no global
 logging and daemonizes nothing; L{keepalive_tx.tap.makeService} does those.
@@ -10,25 +11,71 @@ Hosts that call C{privilegedStartService} (twistd, before it sheds
 privileges) get the sockets opened there; hosts that only call
 C{startService} (C{twist}, most applications) get them opened at that
 point, in the same order.
+
+The embedding API: L{KeepalivedService.fromFile} /
+L{KeepalivedService.fromText}, L{KeepalivedService.addObserver}
+(L{keepalive_tx.observers.IKeepalivedObserver}),
+L{KeepalivedService.whenRunning}, L{KeepalivedService.reload} and
+L{KeepalivedService.realServers}.
 """
 
 from __future__ import annotations
 
+import os
 import socket
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, TypedDict, cast
 
-from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from keepalive_tx.errors import ReloadError, StartError
+from keepalive_tx.observers import ObserverHub, RealServerStatus
+from keepalive_tx.reload import Reloader
+from keepalive_tx.source import TEXT_NAME, ConfigSource
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from keepalive_tx.alert.mail import Mailer
+    from keepalive_tx.alert.messages import AlertDispatcher
+    from keepalive_tx.bfd.service import BfdService
+    from keepalive_tx.config import LoadResult
+    from keepalive_tx.config.errors import Diagnostics
+    from keepalive_tx.config.model import Config, GlobalDefs, Script
+    from keepalive_tx.lvs.service import LvsService
+    from keepalive_tx.net.firewall import Firewall
+    from keepalive_tx.net.static import StaticService
+    from keepalive_tx.scripts.runner import ScriptResult, ScriptRunner
+    from keepalive_tx.vrrp.service import IVrrpPlatform, VrrpService
+
+__all__ = ["KeepalivedService", "ReloadError", "ServiceOptions", "StartError"]
 
 
-class ReloadError(Exception):
+class ServiceOptions(TypedDict, total=False):
     """
-    A reload could not be applied; the running configuration stays.
+    The keyword options of L{KeepalivedService} (also taken by
+    L{KeepalivedService.fromFile} and L{KeepalivedService.fromText}).
     """
 
+    vrrp: bool
+    checkers: bool
+    ipvs: bool
+    bfd: bool
+    logDetail: bool
+    vrrpPlatform: IVrrpPlatform | None
+    staticPlatform: object | None
+    statusListen: str | None
+    releaseVrrp: bool
+    releaseIpvs: bool
+    firewallChannel: object | None
 
-def routerIdFor(globalDefs: Any) -> str:
+
+def routerIdFor(globalDefs: GlobalDefs) -> str:
     """
     C{router_id}, defaulting to the host name (keepalived uses the canonical
     name; we avoid a resolver call at start-up).
@@ -36,7 +83,8 @@ def routerIdFor(globalDefs: Any) -> str:
     return globalDefs.routerId or socket.gethostname()
 
 
-def buildAlerts(globalDefs: Any, reactor: Any) -> tuple[Any, Any]:
+def buildAlerts(globalDefs: GlobalDefs,
+                reactor: IReactorTime) -> tuple[Mailer | None, AlertDispatcher]:
     """
     The mailer (C{None} unless C{smtp_server} and C{notification_email} are
     both configured, as in keepalived) and the L{AlertDispatcher}.
@@ -66,33 +114,57 @@ def buildAlerts(globalDefs: Any, reactor: Any) -> tuple[Any, Any]:
     return mailer, dispatcher
 
 
+def _noSource() -> LoadResult:
+    """
+    The loader of a service built from a model: nothing to read again.
+    """
+    raise ReloadError("no configuration source to read again")
+
+
+def _partName(child: IService) -> str:
+    return child.name or type(child).__name__
+
+
 class KeepalivedService(MultiService):
     """
     The root of a keepalive_tx process, built from a configuration model.
 
     @ivar model: the immutable configuration model in force.
     @ivar reactor: the reactor every child uses.
+    @ivar diagnostics: the problems of the configuration given to
+        L{fromFile} / L{fromText} (logged as warnings too).
+    @ivar reloader: the L{Reloader} behind L{reload} (and C{SIGHUP} under
+        twistd).
     """
 
     log = Logger()
 
     def __init__(
         self,
-        model: Any,
-        reactor: Any = None,
+        model: Config,
+        reactor: IReactorTime | None = None,
         *,
         vrrp: bool = True,
         checkers: bool = True,
+        ipvs: bool = True,
         bfd: bool = True,
         logDetail: bool = False,
-        vrrpPlatform: Any = None,
-        staticPlatform: Any = None,
+        vrrpPlatform: IVrrpPlatform | None = None,
+        staticPlatform: object | None = None,
         statusListen: str | None = None,
         releaseVrrp: bool = True,
         releaseIpvs: bool = True,
-        firewallChannel: Any = None,
+        firewallChannel: object | None = None,
     ) -> None:
         """
+        @param reactor: the reactor (time, TCP, processes, file
+            descriptors) every part uses; default the global one.
+        @param vrrp: run the VRRP instances (C{False}: keepalived's C{-C}).
+        @param checkers: run the checkers and IPVS (C{False}: C{-P}).
+        @param ipvs: program the kernel's IPVS table (C{False}: health
+            checks only; IPVS changes are only logged, as where the kernel
+            has no IPVS).
+        @param bfd: run the BFD sessions (C{False}: keepalived's C{-B}).
         @param statusListen: server endpoint of the status API and
             C{/metrics} (default: C{status_listen} from C{global_defs}).
         @param releaseVrrp: on stop, MASTERs send priority 0 and remove
@@ -105,18 +177,25 @@ class KeepalivedService(MultiService):
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
-            reactor = _reactor
+            reactor = cast(IReactorTime, _reactor)
         self.model = model
         self.reactor = reactor
+        self.diagnostics: Diagnostics | None = None
         self._startup: Deferred[None] | None = None
         self._privileged = False
-        #: every child has started (see L{whenStarted})
+        #: every child has started (see L{whenRunning})
         self.started = False
-        self._startedWaiters: list[Deferred[None]] = []
+        #: what went wrong at start (L{None}: nothing, or not started yet)
+        self._startError: StartError | None = None
+        self._runningWaiters: list[Deferred[None]] = []
+        self._observers = ObserverHub()
+        # the service hears its reloads too (BFD packets around them)
+        self.reloader = Reloader(self, _noSource, listeners=[self])
         #: reloads applied (SIGHUP)
         self.reloads = 0
         self.runVrrp = vrrp
         self.runCheckers = checkers
+        self.runIpvs = ipvs
         self.runBfd = bfd
         self.logDetail = logDetail
         self.releaseVrrp = releaseVrrp
@@ -177,7 +256,7 @@ class KeepalivedService(MultiService):
 
     # -- children ------------------------------------------------------------
 
-    def _buildStatic(self, model: Any) -> Any:
+    def _buildStatic(self, model: Config) -> StaticService | None:
         if not self.runVrrp or not any(getattr(model, name, ()) for name in
                                        ("staticIpaddresses", "staticRoutes", "staticRules")):
             return None
@@ -185,17 +264,18 @@ class KeepalivedService(MultiService):
 
         return StaticService(model, platform=self.staticPlatform, reactor=self.reactor)
 
-    def _buildBfd(self, model: Any) -> Any:
+    def _buildBfd(self, model: Config) -> BfdService | None:
         if not self.runBfd or not getattr(model, "bfdInstances", ()):
             return None
         from keepalive_tx.bfd.service import BfdService
 
         return BfdService(model, self.reactor, logDetail=self.logDetail)
 
-    def _buildVrrp(self, model: Any, resume: frozenset[str] = frozenset()) -> Any:
+    def _buildVrrp(self, model: Config,
+                   resume: frozenset[str] = frozenset()) -> VrrpService | None:
         if not self.runVrrp or not getattr(model, "vrrpInstances", ()):
             return None
-        from keepalive_tx.alert.vrrp import InstanceAlerts
+        from keepalive_tx.vrrp.alerts import InstanceAlerts
         from keepalive_tx.vrrp.service import VrrpService
 
         service = VrrpService(model, self.reactor, platform=self.vrrpPlatform,
@@ -204,9 +284,11 @@ class KeepalivedService(MultiService):
         service.releaseOnStop = self.releaseVrrp
         service.observers.append(InstanceAlerts(self.alerts))
         service.observers.append(self.transitions)
+        # the embedding application's observers, on every successor too
+        service.observers.append(self._observers)
         return service
 
-    def _buildFirewall(self, model: Any) -> Any:
+    def _buildFirewall(self, model: Config) -> Firewall | None:
         if not self.runVrrp or not getattr(model, "vrrpInstances", ()):
             return None
         from keepalive_tx.net.firewall import Firewall, firewallSettingsFor
@@ -219,7 +301,7 @@ class KeepalivedService(MultiService):
             return None  # a platform of the host's own, without nftables
         return Firewall(settings, defaulted=defaulted, channel=channel)
 
-    def _reloadFirewall(self, model: Any) -> None:
+    def _reloadFirewall(self, model: Config) -> None:
         """
         The firewall outlives reloads (its table name cannot change, as in
         keepalived); one is started when a reload first needs it.
@@ -240,19 +322,180 @@ class KeepalivedService(MultiService):
                      else self._insertionPoint("vrrpService"))
             self.services.insert(where, self.firewall)
 
-    def _buildLvs(self, model: Any, previous: Any = None) -> Any:
+    def _buildLvs(self, model: Config, previous: LvsService | None = None) -> LvsService | None:
         if not self.runCheckers or not getattr(model, "virtualServers", ()):
             return None
         from keepalive_tx.lvs.service import LvsService
 
-        service = LvsService(model, self.reactor, alerts=self.alerts, previous=previous,
-                             bfd=self.bfdService)
+        if self.runIpvs:
+            service = LvsService(model, self.reactor, alerts=self.alerts, previous=previous,
+                                 bfd=self.bfdService)
+        else:
+            from keepalive_tx.lvs.backend import DryRunBackend
+
+            service = LvsService(model, self.reactor, alerts=self.alerts, previous=previous,
+                                 bfd=self.bfdService, backendFactory=DryRunBackend,
+                                 recordDir=None)
         service.releaseOnStop = self.releaseIpvs
+        service.observers.append(self._observers.poolEvent)
         return service
+
+    # -- the embedding API ----------------------------------------------------
+
+    @classmethod
+    def fromFile(cls, path: str | os.PathLike[str], *, reactor: IReactorTime | None = None,
+                 configId: str | None = None, allConfig: bool = False,
+                 **options: Unpack[ServiceOptions]) -> KeepalivedService:
+        """
+        The service of a configuration file (keepalived's C{-f}).
+
+        @param configId: selects C{@ID} lines (keepalived's C{-i}; default
+            the short host name).
+        @param allConfig: any missing included file is fatal (C{-e}).
+        @param options: see L{ServiceOptions} and L{__init__}.
+        @raise ConfigError: the configuration cannot be used (its
+            C{diagnostics} say why, C{FILE:LINE: message}); other
+            problems are logged as warnings and kept in C{diagnostics}.
+        """
+        source = ConfigSource.forFile(path, configId=configId, allConfig=allConfig)
+        return cls._fromSource(source, reactor, options)
+
+    @classmethod
+    def fromText(cls, text: str, *, name: str = TEXT_NAME, baseDir: str | None = None,
+                 reactor: IReactorTime | None = None, configId: str | None = None,
+                 allConfig: bool = False,
+                 **options: Unpack[ServiceOptions]) -> KeepalivedService:
+        """
+        The service of configuration text, as L{fromFile}.
+
+        @param name: the file name its diagnostics give (C{<text>:12:
+            ...}).
+        @param baseDir: the directory relative C{include}s (and
+            C{${_PWD}}) are resolved against; default: the current
+            directory at this call.
+        """
+        source = ConfigSource.forText(text, name=name, baseDir=baseDir, configId=configId,
+                                      allConfig=allConfig)
+        return cls._fromSource(source, reactor, options)
+
+    @classmethod
+    def _fromSource(cls, source: ConfigSource, reactor: IReactorTime | None,
+                    options: ServiceOptions) -> KeepalivedService:
+        if options.get("vrrp", True) and options.get("vrrpPlatform") is None:
+            # the host's interfaces, as keepalived's VRRP process checks them
+            source = replace(source, checkInterfaces=True)
+        result = source.loadUsable()
+        for diagnostic in result.diagnostics:
+            cls.log.warn("{diagnostic}", diagnostic=str(diagnostic))
+        service = cls(result.model, reactor, **options)
+        service.source = source
+        service.diagnostics = result.diagnostics
+        return service
+
+    def addObserver(self, observer: object) -> None:
+        """
+        Tell C{observer} (an L{keepalive_tx.observers.IKeepalivedObserver}
+        providing any subset of its methods) what happens, across reloads,
+        until L{removeObserver}.
+        """
+        self._observers.addObserver(observer)
+
+    def removeObserver(self, observer: object) -> None:
+        self._observers.removeObserver(observer)
+
+    def realServers(self) -> list[RealServerStatus]:
+        """
+        The real servers of the running checkers, in configuration order,
+        and whether each is alive now (empty before the checkers start).
+        """
+        lvs = self.lvsService
+        if lvs is None:
+            return []
+        return [RealServerStatus(virtual.config.name, str(key.address), key.port,
+                                 bool(virtual.pool.isAlive(key)))
+                for virtual in lvs.virtuals for key in virtual.servers]
+
+    def whenRunning(self) -> Deferred[None]:
+        """
+        A Deferred firing (with L{None}) once every part has started (after
+        C{startup_script} when there is one), or failing with a
+        L{StartError} naming each part that could not start and why: a
+        VRRP instance that cannot be set up, a socket that cannot be
+        opened ...  (An instance waiting for its interface or an address
+        is no failure: it starts when they appear.)  The parts that could start keep running (as
+        keepalived's do); it is for the caller to stop the service.  It
+        also fails when the service stops before it has started.
+        """
+        if self._startError is not None:
+            return fail(self._startError)
+        if self.started:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._runningWaiters.append(d)
+        return d
+
+    def reload(self, path: str | os.PathLike[str] | None = None, *, text: str | None = None,
+               name: str = TEXT_NAME, baseDir: str | None = None) -> Deferred[None]:
+        """
+        Read the configuration again -- or the file C{path}, or C{text}
+        (C{name} and C{baseDir} as for L{fromText}) -- and apply it
+        without letting go of what did not change: the reload of
+        C{SIGHUP} (see L{applyConfig}), coalescing with the other reloads
+        asked for meanwhile (the newest source wins).  The source applied
+        is the one the next reload reads.
+
+        @return: a Deferred firing once the new configuration is in force
+            and the parts it replaced have stopped; failing with
+            L{ConfigError} (fatal diagnostics) or L{ReloadError} (the new
+            configuration cannot start, no source to read, the service
+            does not run) -- the running configuration then stays.
+        """
+        if path is not None and text is not None:
+            raise TypeError("reload() takes a path or text=, not both")
+        current = self.source if self.source is not None else ConfigSource()
+        loader = None
+        if path is not None:
+            loader = current.withFile(path)
+        elif text is not None:
+            loader = current.withText(text, name=name, baseDir=baseDir)
+        elif self.source is None:
+            return fail(ReloadError("no configuration source to read again"))
+        if not self.running:
+            return fail(ReloadError("the service is not running"))
+        if self.started or self._startError is not None:
+            # (a part that raised at start leaves the reloader stopped:
+            # refused as not running)
+            return self._requestReload(loader)
+        # started, not yet running (startup_script): after it
+        d: Deferred[None] = Deferred()
+        self._runningWaiters.append(d)
+        return d.addBoth(lambda _: self._requestReload(loader))
+
+    def _requestReload(self, loader: ConfigSource | None) -> Deferred[None]:
+        reloader = self.reloader
+
+        def check(applied: bool) -> None:
+            if not applied:
+                raise reloader.lastRefusal or ReloadError("refused")
+
+        return reloader.reload(loader).addCallback(check)
+
+    @property
+    def source(self) -> ConfigSource | None:
+        """
+        Where the configuration in force was read (L{None} when the service
+        was built from a model): what L{reload} reads again.
+        """
+        loader = self.reloader.loader
+        return loader if isinstance(loader, ConfigSource) else None
+
+    @source.setter
+    def source(self, source: ConfigSource) -> None:
+        self.reloader.loader = source
 
     # -- reload --------------------------------------------------------------
 
-    def reload(self, model: Any) -> Deferred[None]:
+    def applyConfig(self, model: Config) -> Deferred[None]:
         """
         Apply a new configuration without letting go of what did not change
         (keepalived's SIGHUP, without its side effects):
@@ -282,7 +525,7 @@ class KeepalivedService(MultiService):
         @raise ReloadError: a new service could not start; nothing was
             changed.
         """
-        from keepalive_tx.alert.security import forgetUsers
+        from keepalive_tx.scripts.security import forgetUsers
 
         forgetUsers()
         old = self.model
@@ -308,7 +551,7 @@ class KeepalivedService(MultiService):
                 vrrp.observers.append(self.syncd)
         if lvsChanged:
             lvs = self._buildLvs(model, self.lvsService)
-        prepared = []
+        prepared: list[IService] = []
         for successor, what in ((vrrp, "VRRP"), (lvs, "checkers")):
             if not self._prepare(successor, what):
                 for done in prepared:
@@ -341,6 +584,7 @@ class KeepalivedService(MultiService):
             self.log.info("Reloaded: configuration unchanged")
         else:
             self.log.info("Reloaded: {parts} changed", parts=", ".join(changed))
+        self._observers.reloadApplied(tuple(changed))
         return DeferredList(stopping, consumeErrors=True).addCallback(lambda _: None)
 
     def reloadStarting(self) -> None:
@@ -348,7 +592,7 @@ class KeepalivedService(MultiService):
         A reload is about to hold the reactor up (reading the file,
         rebuilding services, the heap refreeze): every BFD session sends one
         packet now, so its peer has a whole detection time to hear from us
-        again.  (A L{keepalive_tx.reload.ReloadSignal} listener.)
+        again.  (A L{keepalive_tx.reload.Reloader} listener.)
         """
         if self.bfdService is not None:
             self.bfdService.transmitNow()
@@ -357,7 +601,7 @@ class KeepalivedService(MultiService):
         if self.bfdService is not None:
             self.bfdService.transmitNow()
 
-    def _reloadBfd(self, model: Any, service: Any) -> None:
+    def _reloadBfd(self, model: Config, service: BfdService | None) -> None:
         """
         Reconfigure the BFD sessions in place, or start C{service}, the BFD
         service the new configuration brings.
@@ -372,7 +616,7 @@ class KeepalivedService(MultiService):
         self.services.remove(service)
         self.services.insert(min(index, len(self.services)), service)
 
-    def _prepare(self, successor: Any, what: str) -> bool:
+    def _prepare(self, successor: IService | None, what: str) -> bool:
         """
         Run the successor's C{privilegedStartService}; a failure leaves the
         running service as it is.
@@ -390,7 +634,8 @@ class KeepalivedService(MultiService):
             return False
         return True
 
-    def _replace(self, old: Any, new: Any, attribute: str, prepared: bool = False) -> Deferred[None]:
+    def _replace(self, old: IService | None, new: IService | None, attribute: str,
+                 prepared: bool = False) -> Deferred[None]:
         """
         Swap a child, keeping its place among the children (the stop order
         depends on it).
@@ -437,7 +682,7 @@ class KeepalivedService(MultiService):
                 return i
         return len(self.services)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, object]:
         """
         The status of everything, as plain data (see
         L{keepalive_tx.status.snapshot.buildSnapshot}).
@@ -448,25 +693,41 @@ class KeepalivedService(MultiService):
 
     def privilegedStartService(self) -> None:
         self._privileged = True
-        super().privilegedStartService()
+        Service.privilegedStartService(self)
+        for child in self:
+            self._startPart(child, child.privilegedStartService)
         if self.syncd is not None:
             self.syncd.start()
 
-    def whenStarted(self) -> Deferred[None]:
+    def _startPart(self, child: IService, start: Callable[[], object]) -> None:
         """
-        A Deferred firing once every child has started (after
-        C{startup_script} when there is one): the entry point tells systemd
-        it is ready then.  It never fires if the service stops first.
+        Start C{child} (C{start}: its C{privilegedStartService} or
+        C{startService}); what it raises is also the failure of
+        L{whenRunning}, naming it.
         """
-        if self.started:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._startedWaiters.append(d)
-        return d
+        try:
+            start()
+        except Exception as e:
+            self._failStart(StartError([(_partName(child), str(e) or type(e).__name__)]))
+            raise
+
+    def _failStart(self, error: StartError) -> None:
+        if self._startError is None:
+            self._startError = error
+        waiters, self._runningWaiters = self._runningWaiters, []
+        for d in waiters:
+            d.errback(Failure(error))
 
     def _allStarted(self) -> None:
         self.started = True
-        waiters, self._startedWaiters = self._startedWaiters, []
+        self.reloader.startService()
+        failures = list(getattr(self.vrrpService, "startFailures", ()))
+        if failures:
+            error = StartError(failures)
+            self.log.error("Some parts could not start: {why}", why=str(error))
+            self._failStart(error)
+            return
+        waiters, self._runningWaiters = self._runningWaiters, []
         for d in waiters:
             d.callback(None)
 
@@ -477,14 +738,13 @@ class KeepalivedService(MultiService):
             self.privilegedStartService()
         self.log.info("Starting keepalive_tx")
         self.auditScripts()
+        Service.startService(self)
         g = self.model.globalDefs
         script = getattr(g, "startupScript", None)
         if script is None:
-            super().startService()
-            self._allStarted()
+            self._startChildren()
             return
         # keepalived runs startup_script once, before its children start.
-        Service.startService(self)
         d = self._runGlobalScript(script, g.startupScriptTimeout, "startup")
         self._startup = d
         d.addCallback(self._startChildren)
@@ -494,23 +754,23 @@ class KeepalivedService(MultiService):
         if not self.running:
             return
         for service in self:
-            service.startService()
+            self._startPart(service, service.startService)
         self._allStarted()
 
-    def makeScriptRunner(self, script: Any, timeout: float) -> Any:
+    def makeScriptRunner(self, script: Script, timeout: float) -> ScriptRunner:
         """
         The runner of C{startup_script} / C{shutdown_script} (a
-        L{keepalive_tx.alert.scripts.ScriptRunner} under the configured
+        L{keepalive_tx.scripts.runner.ScriptRunner} under the configured
         script security; tests replace this method).
         """
-        from keepalive_tx.alert.scripts import ScriptRunner
-        from keepalive_tx.alert.security import ScriptPolicy
+        from keepalive_tx.scripts.runner import ScriptRunner
+        from keepalive_tx.scripts.security import ScriptPolicy
 
         policy = ScriptPolicy.fromGlobals(self.model.globalDefs)
         return ScriptRunner(self.reactor, script.argv, script.user, policy=policy,
                             timeout=timeout, shellTests=True)
 
-    def _runGlobalScript(self, script: Any, timeout: float, what: str) -> Deferred[None]:
+    def _runGlobalScript(self, script: Script, timeout: float, what: str) -> Deferred[None]:
         """
         Run C{startup_script} / C{shutdown_script} with its timeout; the
         Deferred fires (with L{None}) when it has ended, whatever happened.
@@ -522,13 +782,12 @@ class KeepalivedService(MultiService):
             return succeed(None)
         self.log.info("Running {what} script [{command}]", what=what, command=script.command)
 
-        def ended(result: Any) -> None:
+        def ended(result: ScriptResult) -> None:
             if not result.ok:
                 self.log.warn("{what} script [{command}] {how}", what=what.capitalize(),
                               command=script.command, how=result.describe())
 
-        d = runner.run()
-        d.addCallback(ended)
+        d = runner.run().addCallback(ended)
         d.addErrback(lambda f: self.log.failure("{what} script failed", f, what=what))
         return d
 
@@ -540,7 +799,7 @@ class KeepalivedService(MultiService):
 
         @return: the lines logged.
         """
-        from keepalive_tx.alert.security import ScriptPolicy, auditMessages
+        from keepalive_tx.scripts.security import ScriptPolicy, auditMessages
 
         policy = ScriptPolicy.fromGlobals(self.model.globalDefs)
         try:
@@ -552,12 +811,15 @@ class KeepalivedService(MultiService):
             self.log.warn("{line}", line=line)
         return lines
 
-    def stopService(self):
+    def stopService(self) -> Deferred[object]:
         self.log.info("Stopping keepalive_tx")
+        self.reloader.stopService()
+        if not self.started:
+            self._failStart(StartError([("keepalived", "stopped before every part had started")]))
         self._privileged = self.started = False
-        self._startedWaiters = []
+        self._startError = None
         startup, self._startup = self._startup, None
-        d = super().stopService()
+        d: Deferred[object] = super().stopService()
         if startup is not None:
             # Stopped while startup_script runs: kill it; the children (never
             # started) have just released what they opened.
@@ -588,15 +850,15 @@ _VRRP_FIELDS = ("vrrpInstances", "syncGroups", "vrrpScripts", "trackFiles", "tra
 _LVS_FIELDS = ("virtualServers", "virtualServerGroups")
 
 
-def _part(model: Any, fields: tuple[str, ...]) -> tuple[Any, ...]:
+def _part(model: Config, fields: tuple[str, ...]) -> tuple[object, ...]:
     return tuple(getattr(model, name, ()) for name in fields)
 
 
-def _staticPart(model: Any) -> tuple[Any, ...]:
+def _staticPart(model: Config) -> tuple[object, ...]:
     return (*_part(model, _STATIC_FIELDS), getattr(model.globalDefs, "defaultInterface", None))
 
 
-def _bfdTracking(model: Any, side: str) -> tuple[Any, ...]:
+def _bfdTracking(model: Config, side: str) -> tuple[object, ...]:
     """
     What VRRP tracking (C{side} "forVrrp") or the checkers ("forChecker")
     take from the C{bfd_instance}s: their names and default weights, not
@@ -606,11 +868,11 @@ def _bfdTracking(model: Any, side: str) -> tuple[Any, ...]:
                  getattr(model, "bfdInstances", ()) if getattr(b, side))
 
 
-def _vrrpPart(model: Any) -> tuple[Any, ...]:
+def _vrrpPart(model: Config) -> tuple[object, ...]:
     # global_defs carries VRRP settings (GARP timers, multicast groups,
     # script security ...): any change there restarts VRRP (hitless anyway)
     return (*_part(model, _VRRP_FIELDS), model.globalDefs, _bfdTracking(model, "forVrrp"))
 
 
-def _lvsPart(model: Any) -> tuple[Any, ...]:
+def _lvsPart(model: Config) -> tuple[object, ...]:
     return (*_part(model, _LVS_FIELDS), model.globalDefs, _bfdTracking(model, "forChecker"))

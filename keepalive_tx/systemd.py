@@ -17,7 +17,10 @@ C{$NOTIFY_SOCKET} is set, never the embeddable
 L{keepalive_tx.service.KeepalivedService}.  It sends:
 
   - C{READY=1} once every part has started
-    (L{KeepalivedService.whenStarted}, after C{startup_script});
+    (L{KeepalivedService.whenRunning}, after C{startup_script}); when some
+    part could not start, the daemon runs the others as keepalived does,
+    so C{READY=1} still goes out, with C{STATUS=} naming what failed (until
+    a reload is applied);
   - C{RELOADING=1} with C{MONOTONIC_USEC=} when a SIGHUP reload begins and
     C{READY=1} when it ends, applied or refused (C{STATUS=} says which);
   - C{STOPPING=1} when the daemon stops;
@@ -211,7 +214,7 @@ class SystemdNotifier(Service):
 
     A child of the L{KeepalivedService}, added last so that it stops first
     (C{STOPPING=1} goes out before the instances release their addresses).
-    It is also a reload listener of L{keepalive_tx.reload.ReloadSignal}
+    It is also a reload listener of L{keepalive_tx.reload.Reloader}
     (C{reloadStarting} / C{reloadEnded}).
     """
 
@@ -224,7 +227,7 @@ class SystemdNotifier(Service):
                  watchdog: float | None = None,
                  monotonic: Callable[[], int] = monotonicUsec) -> None:
         """
-        @param service: the L{KeepalivedService} (C{whenStarted}, and what
+        @param service: the L{KeepalivedService} (C{whenRunning}, and what
             L{statusLine} reads).
         @param sender: where notifications go.
         @param watchdog: seconds between C{WATCHDOG=1} (L{None}: none).
@@ -239,6 +242,9 @@ class SystemdNotifier(Service):
         #: why the last reload was refused (shown in C{STATUS=} until one
         #: is applied)
         self.refusal: str | None = None
+        #: the parts that could not start (shown in C{STATUS=} until a
+        #: reload is applied)
+        self.startFailure: str | None = None
         self.ready = False
         self._watchdogLoop: LoopingCall | None = None
         self._statusLoop: LoopingCall | None = None
@@ -278,7 +284,13 @@ class SystemdNotifier(Service):
             self._watchdogLoop = LoopingCall(self.notify, "WATCHDOG=1")
             self._watchdogLoop.clock = self.clock
             self._watchdogLoop.start(self.watchdog, now=True)
-        self.service.whenStarted().addCallback(self._started)
+        self.service.whenRunning().addCallbacks(self._started, self._startFailed)
+
+    def _startFailed(self, reason: Any) -> None:
+        if not self.running:
+            return  # stopped before starting: STOPPING=1 said it
+        self.startFailure = reason.getErrorMessage()
+        self._started(None)
 
     def _started(self, _: object) -> None:
         if not self.running:
@@ -299,6 +311,8 @@ class SystemdNotifier(Service):
         except Exception:
             self.log.failure("Cannot summarise the status for systemd")
             line = "running"
+        if self.startFailure is not None:
+            line = f"Could not start {self.startFailure}; {line}"
         if self.refusal is None:
             return line
         return f"Reload refused ({self.refusal}); {line}"
@@ -341,5 +355,7 @@ class SystemdNotifier(Service):
         previous configuration still running.
         """
         self.refusal = refusal
+        if refusal is None:
+            self.startFailure = None
         self.status = self.statusNow()
         self.notify("READY=1", f"STATUS={self.status}")

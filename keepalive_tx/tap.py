@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from twisted.application.service import IService, Service
 from twisted.python import usage
 
-from keepalive_tx import __version__
+from keepalive_tx._version import __version__
 from keepalive_tx.cliflags import normalise
 from keepalive_tx.logs.syslog import DEFAULT_SOCKET, LOG_DAEMON, parseFacility
 
@@ -227,10 +227,12 @@ class Options(usage.Options):
         """
         from keepalive_tx.config import loadConfig
         from keepalive_tx.config.interfaces import checkInterfaces
+        from keepalive_tx.processwide import pausedCollector
 
-        result = loadConfig(
-            self["config"], configId=self["config-id"], allConfig=bool(self["all-config"])
-        )
+        with pausedCollector():  # process-wide: the daemon's choice, not the library's
+            result = loadConfig(
+                self["config"], configId=self["config-id"], allConfig=bool(self["all-config"])
+            )
         if not self["check"]:
             # keepalived's VRRP process checks the interfaces it is given
             result.diagnostics.extend(checkInterfaces(result.model, self.interfaceNames()))
@@ -303,8 +305,8 @@ def auditScripts(model: Any, diagnostics: Any) -> None:
     keepalived only logs (a missing notify script, a disabled MISC_CHECK)
     is logged by the running daemon, not reported here.
     """
-    from keepalive_tx.alert.security import CONFIG_ERROR, SECURITY, TRACK, ScriptPolicy, audit
     from keepalive_tx.config.errors import Severity
+    from keepalive_tx.scripts.security import CONFIG_ERROR, SECURITY, TRACK, ScriptPolicy, audit
 
     severity = {CONFIG_ERROR: Severity.ERROR, TRACK: Severity.ERROR, SECURITY: Severity.SECURITY}
     policy = ScriptPolicy.fromGlobals(model.globalDefs)
@@ -333,21 +335,24 @@ def makeService(options: Options, reactor=None) -> IService:
     or twist (C{options} parsed as their subcommand), it is the process
     entry point: it also starts keepalived's logs (syslog, C{-l}, C{-g})
     and takes the process-wide settings the runner did not (C{-p}, C{-u}
-    under C{twist}).
+    under C{twist}) and those of L{keepalive_tx.processwide}.
     """
     from twisted.logger import Logger
-
-    from keepalive_tx.service import KeepalivedService
 
     logs = None
     if getattr(options, "parent", None) is not None:
         from keepalive_tx.logs.entry import install
+        from keepalive_tx.processwide import lazyPackage
 
+        # Before the service's modules import pyroute2's codecs.
+        lazyPackage("pyroute2")
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
             reactor = _reactor
         logs = install(options.logSettings(), reactor=reactor)
+    from keepalive_tx.service import KeepalivedService
+
     log = Logger(namespace="keepalive_tx")
     log.info("Starting Keepalived (keepalive_tx v{version})", version=__version__)
     log.info("Configuration file {path}", path=options["config"])
@@ -381,15 +386,21 @@ def makeService(options: Options, reactor=None) -> IService:
     from keepalive_tx.status.dumps import DumpSignals, StateDumper
 
     DumpSignals(service.reactor, StateDumper(service)).setServiceParent(service)
-    from keepalive_tx.reload import ReloadSignal
+    # Process-level: SIGHUP reloads (the service's own reloader, shared
+    # with KeepalivedService.reload).
+    import signal
 
-    reloader = ReloadSignal(service, options.load, afterReload=FreezeHeap.refreeze,
-                            refuses=lambda diagnostics: _refuses(diagnostics, options),
-                            listeners=[service])
-    reloader.setServiceParent(service)
+    reloader = service.reloader
+    # the file of -c as at start (-i, -e, interfaces checked unless --check)
+    reloader.loader = options.load
+    reloader.refuses = lambda diagnostics: _refuses(diagnostics, options)
+    reloader.install = signal.signal
+    reloader.afterReload = FreezeHeap.refreeze
     FreezeHeap().setServiceParent(service)
     if options["umask"] is not None and "umask" not in options.delegated:
         os.umask(options["umask"])
+    elif options["umask"] is None:
+        _configuredUmask(options, result.model.globalDefs.umask)
     if options["pid"] is not None and "pid" not in options.delegated:
         from keepalive_tx.pidfile import PidFile
 
@@ -408,6 +419,23 @@ def makeService(options: Options, reactor=None) -> IService:
             "after", "shutdown", log.info, "Stopped Keepalived (keepalive_tx v{version})",
             version=__version__)
     return service
+
+
+def _configuredUmask(options: Options, umask: int | None) -> None:
+    """
+    C{global_defs umask}, as keepalived: the command line's C{-u} wins (and
+    here twistd's C{--umask} too).  Under twistd it becomes twistd's umask
+    (applied where twistd applies its own); under C{twist} it is set now;
+    embedded (no runner), the process is left alone.
+    """
+    parent = getattr(options, "parent", None)
+    if umask is None or parent is None:
+        return
+    if "umask" in parent:
+        if parent["umask"] is None:
+            parent["umask"] = umask
+    else:
+        os.umask(umask)
 
 
 def _refuses(diagnostics: Any, options: Options) -> bool:

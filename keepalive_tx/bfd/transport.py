@@ -36,7 +36,7 @@ from twisted.python.reflect import fullyQualifiedName
 from zope.interface import implementer
 
 from keepalive_tx.bfd.packet import BFD_PORT, SOURCE_PORT_MAX, SOURCE_PORT_MIN
-from keepalive_tx.vrrp.transport import (
+from keepalive_tx.net.sockopts import (
     IP_PKTINFO,
     IPV6_HOPLIMIT,
     IPV6_PKTINFO,

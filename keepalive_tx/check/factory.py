@@ -154,7 +154,8 @@ def _http(reactor: Any, config: Any, rs: Any, vs: Any, model: Any) -> BuiltCheck
     for url in config.urls:
         regex = None
         if url.regex is not None:
-            from keepalive_tx.check.httpregex import RegexError, RegexSpec
+            from keepalive_tx.check.httpregex import RegexSpec
+            from keepalive_tx.config.pcre import RegexError
 
             try:
                 regex = RegexSpec(
@@ -219,14 +220,14 @@ def _misc(reactor: Any, config: Any, rs: Any, vs: Any, model: Any) -> BuiltCheck
     executable, unknown user, unsafe path under C{enable_script_security})
     removes the checker, as keepalived's C{Disabling misc script ...} does.
     """
-    from keepalive_tx.alert.security import ScriptPolicy
     from keepalive_tx.check.misc import MiscChecker
+    from keepalive_tx.scripts.security import ScriptPolicy
 
     policy = ScriptPolicy.fromGlobals(getattr(model, "globalDefs", None))
     checker = MiscChecker.fromConfig(reactor, config, rs, policy=policy)
     runner = checker.runner
     if runner.error is not None:
-        from keepalive_tx.alert.scripts import shellCommand
+        from keepalive_tx.scripts.runner import shellCommand
 
         if runner.disabledReason is not None:
             # keepalived's words (missing, not executable, unsafe)

@@ -9,7 +9,7 @@ S{sect}5.8).
   - any other status, a signal, or outliving C{misc_timeout} (the script's
     process group then gets SIGTERM, SIGKILL 2 s later): failure.
 
-The script runs through L{keepalive_tx.alert.scripts.ScriptRunner}: own
+The script runs through L{keepalive_tx.scripts.runner.ScriptRunner}: own
 process group, cleaned environment, optional C{user}, never blocking the
 reactor.  Retries follow the generic pattern (default C{retry} 0, resolved
 by the config model), driven by L{keepalive_tx.check.base.CheckerState}.
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 
-from keepalive_tx.alert.scripts import ScriptResult, ScriptRunner
 from keepalive_tx.check.base import CheckResult
+from keepalive_tx.scripts.runner import ScriptResult, ScriptRunner
 
 if TYPE_CHECKING:
     from keepalive_tx.config.model import Script
@@ -75,7 +75,7 @@ class MiscChecker:
         @param rsAddress: the real server's address, for log lines.
         @param runner: a prepared runner (tests); default built from
             C{script}.
-        @param policy: the L{keepalive_tx.alert.security.ScriptPolicy} of
+        @param policy: the L{keepalive_tx.scripts.security.ScriptPolicy} of
             the default runner (L{None}: our identity, no checks).
         """
         self.script = script

@@ -7,14 +7,14 @@ Public API::
     result.model          # keepalive_tx.config.model.Config
     result.diagnostics    # keepalive_tx.config.errors.Diagnostics
 
-Parsing and validation are pure (no sockets, no netlink).
+Parsing and validation are pure (no sockets, no netlink) and leave the
+interpreter as they found it: the daemon's entry point pauses the garbage
+collector around a load (L{keepalive_tx.processwide.pausedCollector}), a host
+application embedding the library decides that for itself.
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import NamedTuple
 
 from keepalive_tx.config.errors import Diagnostics, Severity
@@ -49,41 +49,24 @@ def parseLogicalLines(lines, diagnostics: Diagnostics) -> Config:
         return Config()
 
 
-@contextmanager
-def _noCycleCollection() -> Iterator[None]:
+def parseText(text: str, filename: str = "keepalived.conf", configId: str | None = None, *,
+              baseDir: str | None = None, allConfig: bool = False) -> LoadResult:
     """
-    Suspend the cyclic garbage collector while a configuration is read: the
-    parse allocates hundreds of thousands of acyclic objects and the
-    collector's passes over them cost about a quarter of the time.
+    Parse configuration text.
 
-    Afterwards the survivors (the model) are moved straight to the oldest
-    generation (C{gc.freeze()} then C{gc.unfreeze()}): otherwise the first
-    young-generation collection after re-enabling would traverse every one
-    of them (about 50 ms for 10,000 real servers). They stay collectable by
-    the next full collection. Skipped if something else froze objects.
-    """
-    wasEnabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if wasEnabled:
-            if gc.get_freeze_count() == 0:
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
-
-
-def parseText(text: str, filename: str = "keepalived.conf", configId: str | None = None) -> LoadResult:
-    """
-    Parse configuration text (includes are resolved relative to the cwd).
+    @param filename: the name its diagnostics give (C{FILE:LINE});
+        without C{baseDir}, relative includes are resolved against its
+        directory (for a bare name: the current directory).
+    @param baseDir: the directory relative includes (and C{${_PWD}})
+        are resolved against.
+    @param allConfig: any missing included file is an error (C{-e}).
     """
     from keepalive_tx.config.preprocess import preprocessText
 
     diagnostics = Diagnostics()
-    with _noCycleCollection():
-        lines = preprocessText(text, filename, diagnostics, configId)
-        return LoadResult(parseLogicalLines(lines, diagnostics), diagnostics)
+    lines = preprocessText(text, filename, diagnostics, configId, allConfig=allConfig,
+                           directory=baseDir)
+    return LoadResult(parseLogicalLines(lines, diagnostics), diagnostics)
 
 
 def loadConfig(path: str, configId: str | None = None, *, allConfig: bool = False) -> LoadResult:
@@ -93,6 +76,5 @@ def loadConfig(path: str, configId: str | None = None, *, allConfig: bool = Fals
     from keepalive_tx.config.preprocess import preprocessFile
 
     diagnostics = Diagnostics()
-    with _noCycleCollection():
-        lines = preprocessFile(path, diagnostics, configId, allConfig=allConfig)
-        return LoadResult(parseLogicalLines(lines, diagnostics), diagnostics)
+    lines = preprocessFile(path, diagnostics, configId, allConfig=allConfig)
+    return LoadResult(parseLogicalLines(lines, diagnostics), diagnostics)

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any
 
 from keepalive_tx.config.errors import Location
-from keepalive_tx.config.lazyclass import dataclass
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface

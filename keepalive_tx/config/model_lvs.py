@@ -17,11 +17,11 @@ on the VS/RS/checker path, use the global default".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING, ClassVar
 
 from keepalive_tx.config.errors import Location
-from keepalive_tx.config.lazyclass import dataclass
 
 if TYPE_CHECKING:
     from keepalive_tx.config.model import Script

@@ -37,8 +37,8 @@ from keepalive_tx.config.schema import (
     Builder,
     Context,
     Keyword,
-    topLevel,
 )
+from keepalive_tx.config.toplevel import topLevel
 
 MISSING_BOB = "Missing '{' at beginning of configuration block"
 UNEXPECTED_BOB = "Unexpected '{' - ignoring"
@@ -111,7 +111,7 @@ class BlockParser:
                 self.missingParameter(spec, kw, line)
                 pos = self.pos
                 continue
-            if kw.deprecated is None and tokens[-1] != "{":
+            if kw.plain and tokens[-1] != "{":
                 kind = kw.kind
                 if kind == SIMPLE:
                     # Fast path: a plain one-line keyword.
@@ -153,6 +153,8 @@ class BlockParser:
     def dispatch(self, kw: Keyword, line: LogicalLine, b: Builder, level: int) -> None:
         ctx = self.ctx
         tokens = line.tokens
+        if kw.unimplemented is not None:
+            ctx.notImplemented(line, kw.unimplemented)
         if kw.deprecated is not None:
             if kw.note:
                 ctx.deprecated(line, kw.note.format(name=b.get("name", "")))
@@ -280,7 +282,8 @@ def parseLines(
     """
     Parse logical lines into a root builder (no model is built).
 
-    @param spec: the top-level table (default L{schema.topLevel}()).
+    @param spec: the top-level table (default
+        L{keepalive_tx.config.toplevel.topLevel}()).
     @return: the root builder dict.
     """
     seq = lines if isinstance(lines, list | tuple) else list(lines)
@@ -288,4 +291,5 @@ def parseLines(
     ctx = Context(diagnostics, root)
     countBraces(seq, ctx)
     BlockParser(seq, ctx).parseBlock(spec or topLevel(), root, 0, False)
+    ctx.countNotImplemented()
     return root

@@ -239,14 +239,17 @@ class _Preprocessor:
 
     # ---- files --------------------------------------------------------------
 
-    def processText(self, text: str, filename: str) -> None:
+    def processText(self, text: str, filename: str, directory: str | None = None) -> None:
         """
         Preprocess the text of one file into C{self.out}.
+
+        @param directory: where its relative includes are (default: the
+            directory of C{filename}).
         """
         prevPwd = self.pwd
         try:
             absolute = os.path.abspath(filename)
-            self.pwd = os.path.dirname(absolute)
+            self.pwd = os.path.dirname(absolute) if directory is None else os.path.abspath(directory)
             self.fileStack.append(os.path.realpath(absolute))
         except (OSError, ValueError):
             self.fileStack.append(filename)
@@ -1093,6 +1096,7 @@ def preprocessText(
     allConfig: bool = False,
     environ: Mapping[str, str] | None = None,
     randomSeed: int | None = None,
+    directory: str | None = None,
 ) -> list[LogicalLine]:
     """
     Turn configuration text into logical lines (catalogue §1.2).
@@ -1109,11 +1113,14 @@ def preprocessText(
         C{os.environ}).
     @param randomSeed: seed for C{${_RANDOM}} (C{global_defs random_seed});
         C{None} seeds from the system.
+    @param directory: where relative includes and C{${_PWD}} point
+        (default: the directory of C{filename}), for text that is not a
+        file.
     @return: the logical lines, braces on lines of their own.
     """
     pre = _Preprocessor(diagnostics, configId, allConfig, environ, randomSeed)
     try:
-        pre.processText(text, filename)
+        pre.processText(text, filename, directory)
     except RecursionError:
         diagnostics.add(Severity.ERROR, "configuration nested too deeply - ignoring the rest")
     finally:

@@ -79,12 +79,17 @@ Worked example (what C{schema_lvs} does)::
 
     TOP_LEVEL_KEYWORDS = {"virtual_server": S.block(VS)}
 
-C{schema_lvs.TOP_LEVEL_KEYWORDS} is merged into L{topLevel}() (imported lazily
-if the module exists).  The root builder keys C{virtualServerGroups},
-C{virtualServers} (lists of model objects) and C{ssl} (a model object or
-C{None}) become the L{Config} fields of the same names.  Optional hooks in
+C{schema_lvs.TOP_LEVEL_KEYWORDS} is merged into
+L{keepalive_tx.config.toplevel.topLevel}().  The root builder keys
+C{virtualServerGroups}, C{virtualServers} (lists of model objects) and
+C{ssl} (a model object or C{None}) become the L{Config} fields of the same names.  Optional hooks in
 C{schema_lvs}: C{finish(ctx, root)} runs after parsing, before the model is
 built; C{validate(config, diagnostics)} runs with the other cross-checks.
+
+Keywords the daemon does not act on are declared in
+L{keepalive_tx.config.unimplemented}; L{topLevel} marks them (a copy of the
+keyword carrying its warning) and the parser reports each once, at its
+first use, still running its handler so that its value is checked.
 
 Handlers must never raise for bad input: report with C{ctx.error(line, msg)}
 (or C{warning}/C{deprecated}) and leave the builder unchanged.
@@ -95,6 +100,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from keepalive_tx.config.errors import Diagnostics, Location, Severity
@@ -119,12 +125,39 @@ class Context:
         C{close} handler's report: keepalived's is at the block's end).
     """
 
-    __slots__ = ("diagnostics", "root", "last")
+    __slots__ = ("diagnostics", "root", "last", "_unimplemented")
 
     def __init__(self, diagnostics: Diagnostics, root: Builder | None = None) -> None:
         self.diagnostics = diagnostics
         self.root: Builder = root if root is not None else {}
         self.last: LogicalLine | None = None
+        #: warning -> [index of its diagnostic, further uses]
+        self._unimplemented: dict[str, list[int]] = {}
+
+    def notImplemented(self, line: LogicalLine | Location | None, warning: str) -> None:
+        """
+        Report C{warning} (a keyword keepalive_tx does not act on) at its
+        first use only; L{countNotImplemented} adds how many more uses there were.
+        """
+        seen = self._unimplemented.get(warning)
+        if seen is None:
+            self._unimplemented[warning] = [len(self.diagnostics.items), 0]
+            self.warning(line, warning)
+        else:
+            seen[1] += 1
+
+    def countNotImplemented(self) -> None:
+        """
+        Say in each not-implemented warning on how many more lines the
+        keyword was used.
+        """
+        items = self.diagnostics.items
+        for index, more in self._unimplemented.values():
+            if more:
+                d = items[index]
+                text = d.message
+                items[index] = replace(d, message=f"{text[:-1]}; also on {more} more line{'s' * (more > 1)})")
+        self._unimplemented.clear()
 
     def error(self, line: LogicalLine | Location | None, message: str) -> None:
         self.diagnostics.add(Severity.ERROR, message, _loc(line))
@@ -180,7 +213,7 @@ class BlockSpec:
     @ivar close: C{(ctx, builder, parentBuilder) -> None}.
     @ivar required: keywords that cannot stand alone on their line
         (keepalived stops, see L{keepalive_tx.config.required}); filled in
-        by L{topLevel}.
+        by L{keepalive_tx.config.toplevel.topLevel}.
     """
 
     __slots__ = ("name", "keywords", "open", "close", "required")
@@ -205,7 +238,8 @@ class Keyword:
     or L{skipped}.
     """
 
-    __slots__ = ("kind", "handler", "spec", "open", "close", "deprecated", "note")
+    __slots__ = ("kind", "handler", "spec", "open", "close", "deprecated", "note",
+                 "unimplemented", "plain")
 
     def __init__(
         self,
@@ -224,6 +258,21 @@ class Keyword:
         self.close = close
         self.deprecated = deprecated
         self.note = note
+        #: the warning reported at its first use when keepalive_tx does not
+        #: act on it (L{keepalive_tx.config.unimplemented}); set by L{topLevel}
+        self.unimplemented: str | None = None
+        #: neither deprecated nor unimplemented: the parser's fast path
+        self.plain = deprecated is None
+
+    def notImplemented(self, warning: str) -> Keyword:
+        """
+        A copy of this keyword that reports C{warning} at its first use.
+        """
+        kw = Keyword(self.kind, self.handler, self.spec, self.open, self.close,
+                     self.deprecated, self.note)
+        kw.unimplemented = warning
+        kw.plain = False
+        return kw
 
 
 def simple(handler: Handler, deprecated: str | None = None) -> Keyword:
@@ -526,61 +575,3 @@ def appendItem(field: str, convert: Callable[[Context, LogicalLine], Any]) -> Ha
 
 storeAs = _storeAs
 appendTo = _appendTo
-
-
-# ---------------------------------------------------------------------------
-# The top level.
-
-_EXTRA_TOP: dict[str, Keyword] = {}
-_TOP: BlockSpec | None = None
-
-
-def registerTopLevel(keywords: dict[str, Keyword]) -> None:
-    """
-    Add top-level keywords (for modules other than C{schema_lvs}).
-    """
-    global _TOP
-    _EXTRA_TOP.update(keywords)
-    _TOP = None
-
-
-def lvsModule() -> Any:
-    """
-    C{keepalive_tx.config.schema_lvs} if it can be imported, else C{None}.
-    """
-    try:
-        from keepalive_tx.config import schema_lvs
-    except ImportError:
-        return None
-    return schema_lvs
-
-
-def topLevel() -> BlockSpec:
-    """
-    The top-level keyword table: VRRP/global tables plus C{schema_lvs}'s.
-    """
-    global _TOP
-    if _TOP is None:
-        from keepalive_tx.config import schema_vrrp
-
-        keywords = dict(schema_vrrp.TOP_LEVEL_KEYWORDS)
-        lvs = lvsModule()
-        if lvs is not None:
-            keywords.update(getattr(lvs, "TOP_LEVEL_KEYWORDS", {}))
-        keywords.update(_EXTRA_TOP)
-        _TOP = BlockSpec("<top>", keywords)
-        _markRequired(_TOP, set())
-    return _TOP
-
-
-def _markRequired(spec: BlockSpec, seen: set[int]) -> None:
-    """
-    Give C{spec} and the blocks nested in it their L{BlockSpec.required}.
-    """
-    from keepalive_tx.config.required import REQUIRED
-
-    seen.add(id(spec))
-    spec.required = REQUIRED.get(spec.name, frozenset()) & spec.keywords.keys()
-    for kw in spec.keywords.values():
-        if kw.spec is not None and id(kw.spec) not in seen:
-            _markRequired(kw.spec, seen)

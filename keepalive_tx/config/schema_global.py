@@ -8,6 +8,7 @@ from keepalive_tx.config import schema as S
 from keepalive_tx.config.lines import LogicalLine
 from keepalive_tx.config.schema import Builder, Context
 from keepalive_tx.config.schema_nftables import KEYWORDS as NFTABLES_KEYWORDS
+from keepalive_tx.config.unimplemented import optionMessage
 
 MAX_TIMER = 4294.967295  # keepalived's unsigned µs timers
 
@@ -177,6 +178,9 @@ def _dynamicInterfaces(ctx: Context, line: LogicalLine, b: Builder) -> None:
     for t in line.tokens[1:]:
         if t == "allow_if_changes":
             b["dynamicInterfacesAllowIfChanges"] = True
+            warning = optionMessage("dynamic_interfaces", t)
+            if warning is not None:
+                ctx.notImplemented(line, warning)
         else:
             ctx.error(line, f"dynamic_interfaces: unknown option '{t}' (allowed: allow_if_changes)")
 

@@ -352,7 +352,7 @@ def _regexOptions(ctx: Context, line: LogicalLine, b: Builder) -> None:
     if _args(ctx, line) is None:
         return
     # Imported here: only HTTP_GET/SSL_GET urls with regexes need it.
-    from keepalive_tx.check.httpregex import optionProblem as regexOptionProblem
+    from keepalive_tx.config.pcre import optionProblem as regexOptionProblem
 
     good = []
     for word in line.tokens[1:]:
@@ -382,8 +382,8 @@ def _checkRegex(ctx: Context, b: Builder) -> None:
     if low is not None and high is not None and low > high:
         ctx.warning(b["location"], f"regex min offset {low} > regex_max_offset {high} - ignoring")
         del b["regexMinOffset"], b["regexMaxOffset"]
-    from keepalive_tx.check.httpregex import RegexError
-    from keepalive_tx.check.httpregex import compilePattern as compileRegexPattern
+    from keepalive_tx.config.pcre import RegexError
+    from keepalive_tx.config.pcre import compilePattern as compileRegexPattern
 
     try:
         compileRegexPattern(b["regex"], tuple(b.get("regexOptions", ())))

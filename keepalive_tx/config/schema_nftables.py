@@ -67,11 +67,10 @@ def vrrpIptables(ctx: Context, line: LogicalLine, b: Builder) -> None:
 
 def vrrpIpsets(ctx: Context, line: LogicalLine, b: Builder) -> None:
     """
-    C{vrrp_ipsets}: refused (keepalived built with nftables only does not
-    know the keyword at all); ignored.
+    C{vrrp_ipsets}: ignored (keepalived built with nftables only does not
+    know the keyword at all); reported as not implemented
+    (L{keepalive_tx.config.unimplemented}).
     """
-    ctx.error(line, "vrrp_ipsets is not implemented by keepalive_tx (its firewall is nftables:"
-                    " use 'nftables') - ignoring")
     b["vrrpIpsets"] = tuple(line.tokens[1:])
 
 

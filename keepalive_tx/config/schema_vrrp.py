@@ -13,6 +13,7 @@ from keepalive_tx.config.lines import LogicalLine
 from keepalive_tx.config.model import Tracker
 from keepalive_tx.config.schema import Builder, Context
 from keepalive_tx.config.schema_global import MAX_TIMER, TOP_ONE_LINERS, garpExtraIf
+from keepalive_tx.config.unimplemented import optionMessage
 
 _s, _b, _f, _i, _t, _str = S.simple, S.setBool, S.setFlag, S.setInt, S.setTimer, S.setStr
 
@@ -129,12 +130,16 @@ def _trackBlocks() -> dict[str, S.Keyword]:
 # --- addresses ---------------------------------------------------------------
 
 
-def _addrItem(field: str, static: bool):
+def _addrItem(field: str, static: bool, keyword: str):
+    useVmac = optionMessage(keyword, "use_vmac")
+
     def item(ctx: Context, line: LogicalLine, b: Builder) -> None:
         value, msgs = addresses.parseAddress(line.tokens, static=static)
         for m in msgs:
             ctx.error(line, m)
         if value is not None:
+            if value.useVmac and useVmac is not None:
+                ctx.notImplemented(line, useVmac)
             _append(b, field, _located(value, line))
 
     return S.values(item)
@@ -514,8 +519,8 @@ VRRP_INSTANCE = S.BlockSpec("vrrp_instance", {
     "kernel_rx_buf_size": _s(_i("kernelRxBufSize", 0, 2**31 - 1)),
     "debug": _s(_i("debug", 0, 4)),
     "lvs_sync_daemon_interface": _s(_lvsSyncIf),
-    "virtual_ipaddress": _addrItem("virtualIpaddresses", False),
-    "virtual_ipaddress_excluded": _addrItem("virtualIpaddressesExcluded", False),
+    "virtual_ipaddress": _addrItem("virtualIpaddresses", False, "virtual_ipaddress"),
+    "virtual_ipaddress_excluded": _addrItem("virtualIpaddressesExcluded", False, "virtual_ipaddress_excluded"),
     "no_virtual_ipaddress": _s(_f("noVirtualIpaddress")),
     "virtual_routes": _routeItem("virtualRoutes", False, addresses.parseRoute),
     "virtual_rules": _routeItem("virtualRules", False, addresses.parseRule),
@@ -653,7 +658,7 @@ TOP_LEVEL_KEYWORDS: dict[str, S.Keyword] = {
     "linkbeat_interfaces": S.values(_linkbeat),
     "interface_up_down_delays": S.values(_ifDelay),
     "track_group": S.block(TRACK_GROUP),
-    "static_ipaddress": _addrItem("staticIpaddresses", True),
+    "static_ipaddress": _addrItem("staticIpaddresses", True, "static_ipaddress"),
     "static_routes": _routeItem("staticRoutes", True, addresses.parseRoute),
     "static_rules": _routeItem("staticRules", True, addresses.parseRule),
     "track_file": S.block(TRACK_FILE),

@@ -11,7 +11,8 @@ from typing import Any
 
 from keepalive_tx.config import model as M
 from keepalive_tx.config.errors import Diagnostics, Location, Severity
-from keepalive_tx.config.schema import Builder, Context, lvsModule
+from keepalive_tx.config.schema import Builder, Context
+from keepalive_tx.config.toplevel import lvsModule
 from keepalive_tx.config.validate_strict import (
     STRICT_AUTH_MESSAGE,
     applyStrict,

@@ -71,7 +71,6 @@ _SEVERITY = {
 _ROUTES: tuple[tuple[str, str], ...] = (
     ("keepalive_tx.vrrp", IDENT_VRRP),
     ("keepalive_tx.net", IDENT_VRRP),
-    ("keepalive_tx.alert.vrrp", IDENT_VRRP),
     ("keepalive_tx.check", IDENT_CHECKERS),
     ("keepalive_tx.lvs", IDENT_CHECKERS),
     ("keepalive_tx.bfd", IDENT_BFD),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from twisted.logger import ILogObserver
@@ -44,7 +44,7 @@ _SUFFIX = {IDENT_PARENT: None, IDENT_VRRP: "vrrp", IDENT_CHECKERS: "healthchecke
            IDENT_BFD: "bfd"}
 
 
-def _tmpDir(environ: dict[str, str] | os._Environ[str]) -> str:
+def _tmpDir(environ: Mapping[str, str]) -> str:
     tmp = environ.get("TMPDIR", "")
     return tmp if tmp.startswith("/") and os.path.isdir(tmp) else "/tmp"
 

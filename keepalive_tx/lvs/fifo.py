@@ -13,7 +13,7 @@ writes C{strlen + 1} bytes).
 Like keepalived, the initial quorum state is written when it is up, and
 when it is down only for a virtual server with a sorry server.
 
-The FIFOs are L{keepalive_tx.vrrp.notify.NotifyFifo}s: created when
+The FIFOs are L{keepalive_tx.scripts.fifo.NotifyFifo}s: created when
 absent, opened so that nothing ever blocks, a line that does not fit is
 lost.  C{lvs_notify_fifo_script} (and C{notify_fifo_script} when no VRRP
 instance is configured, so that the VRRP side does not start it) run with
@@ -29,6 +29,7 @@ from twisted.logger import Logger
 
 from keepalive_tx.lvs.pool import QuorumChange, RealServerChange
 from keepalive_tx.lvs.wording import describeDest
+from keepalive_tx.scripts.fifo import NotifyFifo
 
 __all__ = ["LvsFifos", "rsLine", "vsLine"]
 
@@ -76,8 +77,8 @@ class LvsFifos:
             servers with their protocol).
         @param fifoScripts: C{(fifo, script)} pairs to start at L{open}.
         @param runnerFactory: C{script -> runner} (default
-            L{keepalive_tx.alert.scripts.ScriptRunner}).
-        @param policy: the L{keepalive_tx.alert.security.ScriptPolicy} of
+            L{keepalive_tx.scripts.runner.ScriptRunner}).
+        @param policy: the L{keepalive_tx.scripts.security.ScriptPolicy} of
             the default runners (L{None}: our identity, no checks).
         """
         self.reactor = reactor
@@ -94,8 +95,6 @@ class LvsFifos:
         The FIFOs of C{global_defs} (C{notify_fifo}, C{lvs_notify_fifo}),
         or L{None} when neither is configured.
         """
-        from keepalive_tx.vrrp.notify import NotifyFifo
-
         g = getattr(model, "globalDefs", None)
         if g is None:
             return None
@@ -106,14 +105,14 @@ class LvsFifos:
                              (g.lvsNotifyFifo, g.lvsNotifyFifoScript)):
             if fifo is None or any(f.path == fifo.path for f in fifos):
                 continue
-            nf = NotifyFifo(fifo.path, fifo.user)
+            nf = NotifyFifo(fifo.path, fifo.user, log)
             fifos.append(nf)
             if script is not None:
                 scripts.append((nf, script))
         if not fifos:
             return None
         if "policy" not in kw:
-            from keepalive_tx.alert.security import ScriptPolicy
+            from keepalive_tx.scripts.security import ScriptPolicy
 
             kw["policy"] = ScriptPolicy.fromGlobals(g)
         return cls(reactor, fifos, getattr(model, "virtualServers", ()), scripts, **kw)
@@ -153,7 +152,7 @@ class LvsFifos:
     def _runner(self, script: Any) -> Any:
         if self.runnerFactory is not None:
             return self.runnerFactory(script)
-        from keepalive_tx.alert.scripts import ScriptRunner
+        from keepalive_tx.scripts.runner import ScriptRunner
 
         return ScriptRunner.fromScript(self.reactor, script, policy=self.policy)
 

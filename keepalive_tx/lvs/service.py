@@ -182,7 +182,7 @@ class LvsService(Service):
         @param recordDir: directory of the ownership record (L{None}: no
             record).
         @param scriptRunner: C{script -> runner} with C{run()} returning a
-            Deferred (default L{keepalive_tx.alert.scripts.ScriptRunner}).
+            Deferred (default L{keepalive_tx.scripts.runner.ScriptRunner}).
         @param addressMonitorFactory: C{reactor -> monitor} for
             C{ha_suspend} (default L{keepalive_tx.net.links.LinkMonitor}).
         @param fifoFactory: C{(reactor, model) -> LvsFifos or None} for
@@ -601,8 +601,8 @@ class LvsService(Service):
             return
         factory = self.scriptRunner
         if factory is None:
-            from keepalive_tx.alert.scripts import ScriptRunner
-            from keepalive_tx.alert.security import ScriptPolicy
+            from keepalive_tx.scripts.runner import ScriptRunner
+            from keepalive_tx.scripts.security import ScriptPolicy
 
             policy = ScriptPolicy.fromGlobals(self.globalDefs)
 

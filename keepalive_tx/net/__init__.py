@@ -1,12 +1,9 @@
 """
 Linux networking edges: rtnetlink (addresses, links, routes, rules), GARP/NA.
 
-Importing any module of this package first makes C{import pyroute2} cheap
-(L{keepalive_tx.net.lazypyroute2}): we use a handful of pyroute2's message
-codecs, and its package C{__init__} would otherwise import all of pyroute2
-(NDB, IPDB, ethtool, conntrack, ...: about 7 MB of resident memory).
+The modules here import only the pyroute2 message codecs they use
+(C{pyroute2.netlink.rtnl.*msg}, C{pyroute2.netlink.nfnetlink.*}). Python runs
+C{pyroute2/__init__.py} first, which imports all of pyroute2; the daemon's
+entry point avoids that with L{keepalive_tx.processwide.lazyPackage}, an
+explicit process-wide choice the library leaves to its host.
 """
-
-from keepalive_tx.net import lazypyroute2
-
-lazypyroute2.install()

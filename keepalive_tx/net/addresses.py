@@ -18,6 +18,7 @@ import errno
 import ipaddress
 import socket
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pyroute2.netlink.rtnl.ifaddrmsg import (
     IFA_F_HOMEADDRESS,
@@ -37,6 +38,9 @@ from keepalive_tx.net.netlink import (
     RouteChannel,
 )
 
+if TYPE_CHECKING:
+    from keepalive_tx.config.model import VirtualAddress
+
 __all__ = [
     "FakeAddressManager",
     "IAddressManager",
@@ -46,6 +50,7 @@ __all__ = [
     "parseScope",
     "preferredLifetimeFor",
     "resolveBroadcast",
+    "vipsFor",
 ]
 
 # NLM_F_* for new requests (linux/netlink.h)
@@ -184,6 +189,35 @@ class Vip:
         if self.label:
             text.append(f"label {self.label}")
         return " ".join(text)
+
+
+def vipsFor(addresses: tuple[VirtualAddress, ...], defaultIf: str | None) -> list[Vip]:
+    """
+    The L{Vip}s to add for configured virtual addresses (those without
+    C{dev} go on C{defaultIf}).
+    """
+    result = []
+    for a in addresses:
+        ifname = a.dev or defaultIf
+        if ifname is None:
+            continue
+        result.append(
+            Vip(
+                address=a.address,
+                ifname=ifname,
+                scope=parseScope(a.scope) if a.scope is not None else 0,
+                broadcast=resolveBroadcast(a.address, a.broadcast),
+                label=a.label,
+                peer=a.peer,
+                nodad=a.nodad,
+                noprefixroute=a.noprefixroute,
+                home=a.home,
+                mngtmpaddr=a.mngtmpaddr,
+                autojoin=a.autojoin,
+                preferredLifetime=preferredLifetimeFor(a.address, a.preferredLft),
+            )
+        )
+    return result
 
 
 class IAddressManager(Interface):

@@ -24,7 +24,7 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from keepalive_tx.config import model
-from keepalive_tx.net.addresses import Vip
+from keepalive_tx.net.addresses import Vip, vipsFor
 from keepalive_tx.net.routespec import routeSpecsFor, ruleSpecsFor
 from keepalive_tx.net.rtnames import IprouteNames
 
@@ -151,8 +151,6 @@ class StaticService(Service):
         C{default_interface}; if that interface does not exist they are
         skipped with an error).
         """
-        from keepalive_tx.vrrp.instance import vipsFor
-
         default = self.config.globalDefs.defaultInterface
         result = []
         defaultMissing = None

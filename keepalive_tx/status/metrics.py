@@ -40,8 +40,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from ipaddress import ip_interface
 from typing import Any
 
-import keepalive_tx
 import twisted
+from keepalive_tx._version import __version__
 
 __all__ = [
     "SECTIONS",
@@ -137,7 +137,7 @@ def processFamilies(snapshot: Snapshot) -> Iterator[Any]:
     info = _gauge("keepalive_tx_build_info",
                   "keepalive_tx's version and the Python and Twisted running it (always 1)",
                   ["version", "python", "twisted"])
-    info.add_metric([keepalive_tx.__version__, platform.python_version(), twisted.__version__], 1)
+    info.add_metric([__version__, platform.python_version(), twisted.__version__], 1)
     yield info
 
 

@@ -21,13 +21,7 @@ from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from keepalive_tx.config import model
-from keepalive_tx.net.addresses import (
-    IAddressManager,
-    Vip,
-    parseScope,
-    preferredLifetimeFor,
-    resolveBroadcast,
-)
+from keepalive_tx.net.addresses import IAddressManager, Vip, vipsFor
 from keepalive_tx.net.announce import Announcer
 from keepalive_tx.net.nftplan import Blocked
 from keepalive_tx.vrrp.machine import (
@@ -61,7 +55,7 @@ if TYPE_CHECKING:
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-__all__ = ["IAdvertSender", "IInstanceObserver", "VrrpInstance", "machineConfigFor", "vipsFor"]
+__all__ = ["IAdvertSender", "IInstanceObserver", "VrrpInstance", "machineConfigFor"]
 
 
 class IAdvertSender(Interface):
@@ -108,35 +102,6 @@ def machineConfigFor(config: model.VrrpInstance, ourAddress: IPAddress | None) -
         ownerIgnoreAdverts=config.ownerIgnoreAdverts,
         ourAddress=ourAddress,
     )
-
-
-def vipsFor(addresses: tuple[model.VirtualAddress, ...], defaultIf: str | None) -> list[Vip]:
-    """
-    The L{Vip}s to add for configured virtual addresses (those without
-    C{dev} go on C{defaultIf}).
-    """
-    result = []
-    for a in addresses:
-        ifname = a.dev or defaultIf
-        if ifname is None:
-            continue
-        result.append(
-            Vip(
-                address=a.address,
-                ifname=ifname,
-                scope=parseScope(a.scope) if a.scope is not None else 0,
-                broadcast=resolveBroadcast(a.address, a.broadcast),
-                label=a.label,
-                peer=a.peer,
-                nodad=a.nodad,
-                noprefixroute=a.noprefixroute,
-                home=a.home,
-                mngtmpaddr=a.mngtmpaddr,
-                autojoin=a.autojoin,
-                preferredLifetime=preferredLifetimeFor(a.address, a.preferredLft),
-            )
-        )
-    return result
 
 
 @implementer(IMachineEffects, IVrrpReceiver)

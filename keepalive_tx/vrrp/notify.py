@@ -17,19 +17,14 @@ ordered delivery); STOP scripts get a 1 s allowance (L{VrrpNotifier.drain}).
 A sync-group member already in its group's state that has notified before
 does not notify again (keepalived's C{notifies_sent} rule).
 
-FIFOs (L{NotifyFifo}) are created with C{mkfifo} (mode 0600, chowned to the
-configured user) when absent, opened C{O_RDWR|O_NONBLOCK} so that opening
-and writing never block even without a reader, and a line that does not fit
-is lost. A FIFO we created is removed again on close. C{notify_fifo_script}
-/ C{vrrp_notify_fifo_script} are started with the FIFO path as their last
-argument and killed on close.
+The FIFOs are L{keepalive_tx.scripts.fifo.NotifyFifo}s: created when absent,
+opened so that nothing ever blocks, a line that does not fit is lost.
+C{notify_fifo_script} / C{vrrp_notify_fifo_script} are started with the FIFO
+path as their last argument and killed on close.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import stat
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +32,14 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from keepalive_tx.scripts.fifo import NotifyFifo
 from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD, State
 from keepalive_tx.vrrp.sync import ISyncGroupEffects
 
 if TYPE_CHECKING:
     from keepalive_tx.config import model
 
-__all__ = ["GroupEffectsFanout", "GroupNotifier", "NotifyFifo", "VrrpNotifier", "fifoLine"]
+__all__ = ["GroupEffectsFanout", "GroupNotifier", "VrrpNotifier", "fifoLine"]
 
 log = Logger()
 
@@ -59,100 +55,6 @@ def fifoLine(kind: str, name: str, state: str, priority: int) -> bytes:
     One FIFO line: C{INSTANCE "VI_1" MASTER 100\\n}.
     """
     return f'{kind} "{name}" {state} {priority}\n'.encode()
-
-
-class NotifyFifo:
-    """
-    One notify FIFO, written without ever blocking.
-
-    @ivar path: the FIFO path.
-    @ivar fd: the open descriptor, or C{None}.
-    @ivar lost: lines that could not be written (FIFO full, no room).
-    """
-
-    def __init__(self, path: str, user: str | None = None) -> None:
-        self.path = path
-        self.user = user
-        self.fd: int | None = None
-        self.created = False
-        self.lost = 0
-        self.written = 0
-
-    def open(self) -> bool:
-        """
-        Create the FIFO if absent and open it.
-
-        @return: whether it is open.
-        """
-        if self.fd is not None:
-            return True
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            try:
-                os.mkfifo(self.path, 0o600)
-            except OSError as e:
-                log.error("Unable to create notify fifo {path}: {e}", path=self.path, e=e)
-                return False
-            self.created = True
-            self._chown()
-        except OSError as e:
-            log.error("Unable to stat notify fifo {path}: {e}", path=self.path, e=e)
-            return False
-        else:
-            if not stat.S_ISFIFO(st.st_mode):
-                log.error("Notify fifo {path} exists and is not a fifo", path=self.path)
-                return False
-        try:
-            self.fd = os.open(
-                self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError as e:
-            log.error("Unable to open notify fifo {path}: {e}", path=self.path, e=e)
-            return False
-        return True
-
-    def _chown(self) -> None:
-        if not self.user:
-            return
-        from keepalive_tx.alert.scripts import resolveUser
-
-        try:
-            uid, gid = resolveUser(self.user)
-            os.chown(self.path, -1 if uid is None else uid, -1 if gid is None else gid)
-        except (ValueError, OSError) as e:
-            log.warn("Unable to set owner of notify fifo {path}: {e}", path=self.path, e=e)
-
-    def write(self, line: bytes) -> bool:
-        """
-        Write one whole line, or nothing when the FIFO has no room.
-
-        @return: whether the line was written.
-        """
-        if self.fd is None:
-            return False
-        try:
-            n = os.write(self.fd, line)
-        except BlockingIOError:
-            self.lost += 1
-            return False
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EPIPE):
-                log.warn("notify fifo {path}: {e}", path=self.path, e=e)
-            self.lost += 1
-            return False
-        self.written += 1
-        return n == len(line)
-
-    def close(self) -> None:
-        fd, self.fd = self.fd, None
-        if fd is not None:
-            os.close(fd)
-        if self.created:
-            self.created = False
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
 
 
 def _instanceOf(obj: Any) -> tuple[str, Any, int, Any]:
@@ -188,10 +90,10 @@ class VrrpNotifier:
         @param reactor: C{IReactorTime} and C{IReactorProcess}.
         @param fifos: FIFOs receiving every VRRP line.
         @param runnerFactory: C{Script -> runner} (tests); default
-            L{keepalive_tx.alert.scripts.ScriptRunner.fromScript}.
+            L{keepalive_tx.scripts.runner.ScriptRunner.fromScript}.
         @param fifoScripts: (FIFO, script) pairs: the script is started by
             L{open} with the FIFO path appended.
-        @param policy: the L{keepalive_tx.alert.security.ScriptPolicy} of
+        @param policy: the L{keepalive_tx.scripts.security.ScriptPolicy} of
             the default runners (L{None}: our identity, no checks); a script
             it disables is never run.
         """
@@ -220,18 +122,18 @@ class VrrpNotifier:
                 continue
             if any(f.path == fifo.path for f in fifos):
                 continue
-            nf = NotifyFifo(fifo.path, fifo.user)
+            nf = NotifyFifo(fifo.path, fifo.user, log)
             fifos.append(nf)
             if script is not None:
                 scripts.append((nf, script))
         if "policy" not in kw:
-            from keepalive_tx.alert.security import ScriptPolicy
+            from keepalive_tx.scripts.security import ScriptPolicy
 
             kw["policy"] = ScriptPolicy.fromGlobals(g)
         return cls(reactor, fifos, fifoScripts=scripts, **kw)
 
     def _defaultRunner(self, script: model.Script) -> Any:
-        from keepalive_tx.alert.scripts import ScriptRunner
+        from keepalive_tx.scripts.runner import ScriptRunner
 
         return ScriptRunner.fromScript(self.reactor, script, policy=self.policy)
 

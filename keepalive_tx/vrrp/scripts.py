@@ -4,7 +4,7 @@ C{vrrp_script}s at run time (catalogue S{sect}2.3, S{sect}4.8).
 
 L{VrrpScriptService} runs every I{used} C{vrrp_script} every C{interval}
 seconds (the first run when the service starts) through a
-L{keepalive_tx.alert.scripts.ScriptRunner} with the script's C{timeout}
+L{keepalive_tx.scripts.runner.ScriptRunner} with the script's C{timeout}
 (SIGTERM to the process group, SIGKILL 2 s later). A run that is still going
 when the next one is due is not doubled: keepalived's C{Track script X is
 already running, expect idle - skipping run} is logged and the run skipped.
@@ -29,8 +29,8 @@ from twisted.logger import Logger
 from keepalive_tx.vrrp.track import ScriptHysteresis
 
 if TYPE_CHECKING:
-    from keepalive_tx.alert.scripts import ScriptResult
     from keepalive_tx.config import model
+    from keepalive_tx.scripts.runner import ScriptResult
 
 __all__ = ["TrackedScript", "VrrpScriptService", "usedScripts"]
 
@@ -162,9 +162,9 @@ class VrrpScriptService(Service):
             are never run (the configuration check already warned
             C{Warning - script X is not used}).
         @param runnerFactory: builds the runner of one script (tests); the
-            default is a L{keepalive_tx.alert.scripts.ScriptRunner} with the
+            default is a L{keepalive_tx.scripts.runner.ScriptRunner} with the
             script's C{user}.
-        @param policy: the L{keepalive_tx.alert.security.ScriptPolicy} of
+        @param policy: the L{keepalive_tx.scripts.security.ScriptPolicy} of
             the default runners (L{None}: our identity, no checks).
 
         A script whose runner cannot run it (missing, not a regular file, not
@@ -203,13 +203,13 @@ class VrrpScriptService(Service):
     @classmethod
     def fromConfig(cls, reactor: Any, config: model.Config, **kw: Any) -> VrrpScriptService:
         if "policy" not in kw:
-            from keepalive_tx.alert.security import ScriptPolicy
+            from keepalive_tx.scripts.security import ScriptPolicy
 
             kw["policy"] = ScriptPolicy.fromGlobals(config.globalDefs)
         return cls(reactor, config.vrrpScripts, usedScripts(config), **kw)
 
     def _defaultRunner(self, config: model.VrrpScript) -> Any:
-        from keepalive_tx.alert.scripts import ScriptRunner
+        from keepalive_tx.scripts.runner import ScriptRunner
 
         assert config.script is not None
         user = config.user or None

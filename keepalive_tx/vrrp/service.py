@@ -33,6 +33,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from keepalive_tx.config import model
+from keepalive_tx.net.addresses import vipsFor
 from keepalive_tx.net.announce import (
     AnnouncePacer,
     Announcer,
@@ -42,7 +43,7 @@ from keepalive_tx.net.announce import (
 )
 from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.vrrp.advertspace import fitAdvert
-from keepalive_tx.vrrp.instance import VrrpInstance, vipsFor
+from keepalive_tx.vrrp.instance import VrrpInstance
 from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD
 from keepalive_tx.vrrp.packet import IPPROTO_AH, IPPROTO_VRRP, ReceivedMeta
 from keepalive_tx.vrrp.platform import IVrrpPlatform, LinuxPlatform
@@ -163,6 +164,8 @@ class VrrpService(Service):
         self.waiting: dict[str, model.VrrpInstance] = {}
         self._pacer: AnnouncePacer | None = None
         self.observers: list[Any] = []
+        #: (part, why) of the instances that could not be set up
+        self.startFailures: list[tuple[str, str]] = []
         self._ports: dict[tuple, Any] = {}
         self._opened = False
         self.tracking: Any = None
@@ -185,6 +188,7 @@ class VrrpService(Service):
             return
         self.instances.clear()
         self.syncGroups.clear()
+        self.startFailures.clear()
         self.waiting.clear()
         if self.notifier is not None and self.notifier in self.observers:
             self.observers.remove(self.notifier)
@@ -206,32 +210,38 @@ class VrrpService(Service):
                                     garpInterval=g.vrrpGarpInterval or 0.0,
                                     gnaInterval=g.vrrpGnaInterval or 0.0)
         for config in self.config.vrrpInstances:
-            if self._setUp(config) is None:
+            if self._setUp(config, self.startFailures) is None:
                 self.waiting[config.name] = config
         for group in self.config.syncGroups:
             members = [self.instances[m].machine for m in group.members if m in self.instances]
             if members or any(m in self.waiting for m in group.members):
                 effects = None
                 if self.alerts is not None:
-                    from keepalive_tx.alert.vrrp import GroupAlerts
+                    from keepalive_tx.vrrp.alerts import GroupAlerts
 
                     effects = GroupAlerts(self.alerts, group.name, group.smtpAlert)
                 from keepalive_tx.vrrp.notify import GroupEffectsFanout
 
                 effects = GroupEffectsFanout(self.notifier.groupEffects(group), effects)
-                self.syncGroups[group.name] = SyncGroup(group.name, members, effects)
+                syncGroup = SyncGroup(group.name, members, effects)
+                syncGroup.observers.extend(self.observers)
+                self.syncGroups[group.name] = syncGroup
         self._holdGroups()
         self.platform.watchLinks(self)
 
-    def _setUp(self, config: model.VrrpInstance) -> VrrpInstance | None:
+    def _setUp(self, config: model.VrrpInstance,
+               failures: list[tuple[str, str]] | None = None) -> VrrpInstance | None:
         """
         Build C{config}'s instance and attach its trackers; C{None} when it
-        must wait for its interface (or could not be built at all: logged).
+        must wait for its interface (or could not be built at all: logged,
+        and added to C{failures}).
         """
         try:
             instance = self._build(config, self._pacer)
-        except Exception:
+        except Exception as e:
             self.log.failure("({name}) cannot be set up", name=config.name)
+            if failures is not None:
+                failures.append((f"vrrp_instance {config.name}", str(e) or type(e).__name__))
             return None
         if instance is not None:
             self.instances[config.name] = instance

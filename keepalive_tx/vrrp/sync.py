@@ -16,7 +16,8 @@ Members move together:
 
 Group notifications (group notify scripts, FIFO C{GROUP} lines, group mail)
 go through an optional L{ISyncGroupEffects}; members keep notifying their
-own transitions through their own effects.
+own transitions through their own effects.  Observers (the embedding API)
+hear each group transition with its reason (C{syncGroupStateChanged}).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class SyncGroup:
     @ivar name: the group name.
     @ivar members: the member machines, in configuration order.
     @ivar state: the group L{State} (INIT until a member starts).
+    @ivar observers: objects told C{syncGroupStateChanged(name, old, new,
+        reason)} (those without that method are skipped).
     """
 
     _log = Logger()
@@ -69,6 +72,7 @@ class SyncGroup:
         self.members: list[VRRPMachine] = []
         self.state = State.INIT
         self._effects = effects
+        self.observers: list[object] = []
         for member in members:
             self.addMember(member)
 
@@ -112,7 +116,7 @@ class SyncGroup:
                 self._log.info(
                     "VRRP_Group({group}) Syncing instances to FAULT state", group=self.name
                 )
-                self._setState(State.FAULT)
+                self._setState(State.FAULT, f"{member.name} has a fault")
             for other in list(self.members):
                 other._reevaluateFault()
             return
@@ -128,7 +132,7 @@ class SyncGroup:
             if self.state == State.MASTER:
                 return
             self._log.info("VRRP_Group({group}) Syncing instances to MASTER state", group=self.name)
-            self._setState(State.MASTER)
+            self._setState(State.MASTER, f"{member.name} entered MASTER")
             for other in others:
                 other._syncGotoMaster()
         elif new == State.BACKUP:
@@ -138,26 +142,26 @@ class SyncGroup:
                 self._log.info(
                     "VRRP_Group({group}) Syncing instances to BACKUP state", group=self.name
                 )
-                self._setState(State.BACKUP)
+                self._setState(State.BACKUP, f"{member.name} left MASTER")
                 for other in others:
                     other._syncLeaveMaster()
             elif self.state in (State.INIT, State.FAULT, State.STOP) and not self.hasFault():
-                self._setState(State.BACKUP)
+                self._setState(State.BACKUP, f"{member.name} entered BACKUP")
         elif new == State.FAULT:
             if self.state != State.FAULT:
                 self._log.info(
                     "VRRP_Group({group}) Syncing instances to FAULT state", group=self.name
                 )
-                self._setState(State.FAULT)
+                self._setState(State.FAULT, f"{member.name} entered FAULT")
                 for other in others:
                     other._reevaluateFault()
         elif new == State.STOP:
             if all(m.state in (State.STOP, State.INIT) for m in self.members):
-                self._setState(State.STOP)
+                self._setState(State.STOP, "every member stopped")
 
     # -- helpers -------------------------------------------------------------------
 
-    def _setState(self, new: State) -> None:
+    def _setState(self, new: State, reason: str) -> None:
         old = self.state
         if old == new:
             return
@@ -169,3 +173,12 @@ class SyncGroup:
                 self._log.failure(
                     "VRRP_Group({group}) effect groupStateChanged failed", group=self.name
                 )
+        for observer in list(self.observers):
+            tell = getattr(observer, "syncGroupStateChanged", None)
+            if tell is None:
+                continue
+            try:
+                tell(self.name, old, new, reason)
+            except Exception:
+                self._log.failure("VRRP_Group({group}) observer {observer!r} failed",
+                                  group=self.name, observer=observer)

@@ -32,6 +32,17 @@ from twisted.logger import Logger
 from twisted.python.reflect import fullyQualifiedName
 from zope.interface import Interface, implementer
 
+from keepalive_tx.net.sockopts import (
+    IP_HDRINCL,
+    IP_PKTINFO,
+    IPV6_CHECKSUM,
+    IPV6_HOPLIMIT,
+    IPV6_JOIN_GROUP,
+    IPV6_PKTINFO,
+    IPV6_RECVHOPLIMIT,
+    IPV6_RECVPKTINFO,
+    SO_BINDTODEVICE,
+)
 from keepalive_tx.vrrp.packet import (
     IPPROTO_VRRP,
     VRRP_MCAST_V4,
@@ -45,16 +56,6 @@ __all__ = ["IVrrpReceiver", "PortAddress", "TransportStats", "VrrpRawPort"]
 
 IPAddress = IPv4Address | IPv6Address
 
-# Linux values; the socket module lacks some of them.
-IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
-IP_HDRINCL = getattr(socket, "IP_HDRINCL", 3)
-SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
-IPV6_CHECKSUM = getattr(socket, "IPV6_CHECKSUM", 7)
-IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
-IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
-IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
-IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
-IPV6_JOIN_GROUP = getattr(socket, "IPV6_JOIN_GROUP", 20)
 #: Offset of the VRRP checksum field, for IPV6_CHECKSUM.
 VRRP_CHECKSUM_OFFSET = 6
 

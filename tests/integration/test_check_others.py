@@ -21,8 +21,6 @@ from twisted.mail import smtp
 from twisted.names import authority, dns, server
 from twisted.trial.unittest import SkipTest, TestCase
 
-from keepalive_tx.alert.procgroup import _PGID_SHIM
-from keepalive_tx.alert.scripts import ScriptRunner
 from keepalive_tx.check.base import ConnectOptions
 from keepalive_tx.check.dns import DnsChecker
 from keepalive_tx.check.file import FileChecker
@@ -32,6 +30,8 @@ from keepalive_tx.check.smtp import SmtpChecker
 from keepalive_tx.check.udp import UdpChecker
 from keepalive_tx.config.model import Script
 from keepalive_tx.config.model_lvs import HexPattern
+from keepalive_tx.scripts.procgroup import _PGID_SHIM
+from keepalive_tx.scripts.runner import ScriptRunner
 from tests.integration.netns import makeLab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -17,6 +17,7 @@ from twisted.trial.unittest import TestCase
 from keepalive_tx.config import parseText
 from keepalive_tx.config import schema as S
 from keepalive_tx.config.errors import Stop
+from keepalive_tx.config.toplevel import topLevel
 from tests.integration.netns import Lab, requireCommand, requireLab
 
 # headers of the blocks, and what keepalived needs inside some of them not
@@ -55,7 +56,7 @@ def cases() -> list[tuple[str, str]]:
                 seen.add(id(kw.spec))
                 walk(kw.spec, [*path, name])
 
-    walk(S.topLevel(), [])
+    walk(topLevel(), [])
     return out
 
 

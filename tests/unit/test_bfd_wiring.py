@@ -84,7 +84,7 @@ class WiringTests(SynchronousTestCase):
         svc = KeepalivedService(model(), reactor=MemoryReactorClock(), vrrpPlatform=object())
         bfd, vrrp, lvs = svc.bfdService, svc.vrrpService, svc.lvsService
         session = bfd.sessions["b1"]
-        svc.reload(model(rx=80))
+        svc.applyConfig(model(rx=80))
         self.assertIs(svc.bfdService, bfd)
         self.assertIs(bfd.sessions["b1"], session)
         self.assertEqual(session.config.minRx, 80_000)
@@ -111,7 +111,4 @@ class WiringTests(SynchronousTestCase):
         options.stdout = options.stderr = io.StringIO()
         options.parseOptions(["-c", path])
         service = tap.makeService(options, reactor=MemoryReactorClock())
-        from keepalive_tx.reload import ReloadSignal
-
-        (reloader,) = [s for s in service if isinstance(s, ReloadSignal)]
-        self.assertIn(service, reloader.listeners)
+        self.assertIn(service, service.reloader.listeners)

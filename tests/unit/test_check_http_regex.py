@@ -1,5 +1,6 @@
 """
-Tests for HTTP_GET / SSL_GET C{regex} (L{keepalive_tx.check.httpregex}):
+Tests for HTTP_GET / SSL_GET C{regex} (L{keepalive_tx.config.pcre},
+L{keepalive_tx.check.httpregex}):
 PCRE2 translation, the streamed bounded matcher, the checker verdicts and
 the configuration diagnostics, all without sockets.
 """
@@ -18,14 +19,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.check.base import CheckResult, ConnectOptions
 from keepalive_tx.check.http import HttpChecker, HttpUrl
-from keepalive_tx.check.httpregex import (
-    OPTION_NAMES,
-    RegexError,
-    RegexSpec,
-    optionProblem,
-    translate,
-)
+from keepalive_tx.check.httpregex import RegexSpec
 from keepalive_tx.config import parseText
+from keepalive_tx.config.pcre import OPTION_NAMES, RegexError, optionProblem, translate
 
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:

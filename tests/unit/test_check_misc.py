@@ -10,12 +10,12 @@ import signal
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.alert.scripts import ScriptRunner
 from keepalive_tx.check.base import CheckerScheduler, CheckerState, CheckResult, CheckTiming
 from keepalive_tx.check.misc import DynamicResult, MiscChecker
 from keepalive_tx.config.model import Script
 from keepalive_tx.config.model_lvs import MiscCheck, RealServer
-from tests.unit.test_alert_scripts import ProcessReactor, exited, killed
+from keepalive_tx.scripts.runner import ScriptRunner
+from tests.unit.test_scripts_runner import ProcessReactor, exited, killed
 
 
 class MiscCheckerTests(SynchronousTestCase):

@@ -508,7 +508,11 @@ class CheckerTests(SynchronousTestCase):
         self.assertEqual((str(a.connectIp), a.connectPort, str(a.bindTo), a.bindPort, a.bindIf, a.fwmark),
                          ("192.0.2.50", 8080, "192.0.2.2", 999, "eth0", 7))
         self.assertIsNone(b.bindTo)
-        self.assertIn("different address families", diags[0])
+        # (parsed, but TCP checkers do not act on them: reported)
+        self.assertEqual(diags[:2], [
+            "t.conf:11: 'bind_if' is not implemented by keepalive_tx (ignored)",
+            "t.conf:12: 'fwmark' is not implemented by keepalive_tx (ignored)"])
+        self.assertIn("different address families", diags[2])
 
     def test_checkerWithoutPort(self) -> None:
         vs, diags = _vs(" real_server 192.0.2.9 {\n TCP_CHECK {\n }\n PING_CHECK {\n }\n }",
@@ -567,7 +571,8 @@ class SslBlockTests(SynchronousTestCase):
         model, diags = _parse("SSL {\n password secret\n ca /etc/ca.pem\n certificate /etc/c.pem\n key /etc/k.pem\n}\n")
         ssl = model.ssl
         self.assertEqual((ssl.password, ssl.ca, ssl.certificate, ssl.key, diags),
-                         ("secret", "/etc/ca.pem", "/etc/c.pem", "/etc/k.pem", []))
+                         ("secret", "/etc/ca.pem", "/etc/c.pem", "/etc/k.pem",
+                          ["t.conf:1: 'SSL' is not implemented by keepalive_tx (ignored)"]))
 
 
 class RobustnessTests(SynchronousTestCase):

@@ -254,7 +254,10 @@ class GlobalDefsTests(SynchronousTestCase):
         """
         r = parse("global_defs {\n lvs_flush_onstop\n vrrp_rlimit_rtime 1000\n}\n")
         self.assertEqual(r.model.globalDefs.lvsFlushOnStop, "all")
-        self.assertEqual(list(r.diagnostics), [])
+        # (no deprecation: only that keepalive_tx does not act on them)
+        self.assertEqual(msgs(r.diagnostics), [
+            (2, "'lvs_flush_onstop' is not implemented by keepalive_tx (ignored)"),
+            (3, "'vrrp_rlimit_rtime' is not implemented by keepalive_tx (ignored)")])
         r = parse("global_defs {\n vrrp_vmac_garp_intvl 10\n}\n"
                   "vrrp_sync_group G {\n group {\n VI_1\n }\n global_tracking\n}\n" + VI % "")
         self.assertEqual(msgs(r.diagnostics, Severity.DEPRECATED), [
@@ -269,7 +272,10 @@ class GlobalDefsTests(SynchronousTestCase):
                   "interface_up_down_delays {\n eth0 2 4\n eth1 1.5\n}\n"
                   "linkbeat_interfaces {\n eth0 MII\n}\n")
         m = r.model
-        self.assertEqual(msgs(r.diagnostics), [])
+        self.assertEqual(msgs(r.diagnostics), [
+            (line, f"'{kw}' is not implemented by keepalive_tx (ignored)")
+            for line, kw in ((1, "net_namespace"), (2, "use_pid_dir"), (3, "child_wait_time"),
+                             (4, "interface_up_down_delays"), (8, "linkbeat_interfaces"))])
         self.assertEqual((m.netNamespace, m.usePidDir, m.childWaitTime), ("blue", True, 7))
         self.assertEqual([(d.name, d.downDelay, d.upDelay) for d in m.interfaceUpDownDelays],
                          [("eth0", 2.0, 4.0), ("eth1", 1.5, 1.5)])

@@ -137,7 +137,8 @@ class FirewallKeywordTests(SynchronousTestCase):
         r, g = self.globals_(" vrrp_iptables\n vrrp_ipsets a b")
         self.assertEqual(errors(r), [
             "iptables not supported, using nftables instead. Please replace 'vrrp_iptables and"
-            " 'vrrp_ipsets' with 'nftables' config option",
-            "vrrp_ipsets is not implemented by keepalive_tx (its firewall is nftables: use"
-            " 'nftables') - ignoring"])
+            " 'vrrp_ipsets' with 'nftables' config option"])
+        self.assertEqual([d.message for d in r.diagnostics if d.severity == Severity.WARNING], [
+            "'vrrp_ipsets' is not implemented by keepalive_tx (ignored: the firewall is nftables,"
+            " use 'nftables')"])
         self.assertEqual(g.nftables, "keepalived")

@@ -62,7 +62,7 @@ class IdentTests(SynchronousTestCase):
             "keepalive_tx.vrrp.machine.VRRPMachine": IDENT_VRRP,
             "keepalive_tx.vrrp": IDENT_VRRP,
             "keepalive_tx.net.announce.PacketSender": IDENT_VRRP,
-            "keepalive_tx.alert.vrrp": IDENT_VRRP,
+            "keepalive_tx.vrrp.alerts": IDENT_VRRP,
             "keepalive_tx.check.http": IDENT_CHECKERS,
             "keepalive_tx.lvs.service.LvsService": IDENT_CHECKERS,
             "keepalive_tx.bfd.session": "Keepalived_bfd",

@@ -283,7 +283,7 @@ class ServiceFirewallTests(SynchronousTestCase):
         clock.advance(4)
         self.assertEqual(channel.elements(), [("+", packed("192.0.2.101"))])
         firewall = service.firewall
-        service.reload(modelFor(
+        service.applyConfig(modelFor(
             instanceText("VI_1", 1, "192.0.2.101/24\n 192.0.2.111/24", extra=noAccept),
             instanceText("VI_2", 2, "192.0.2.102/24", extra=noAccept)))
         clock.advance(0)  # the successors take over on the next turn

@@ -1,5 +1,5 @@
 """
-Reloading: L{KeepalivedService.reload} hands VRRP instances over without a
+Reloading: L{KeepalivedService.applyConfig} hands VRRP instances over without a
 gap (fake platform, L{Clock}), and L{ReloadSignal} applies or refuses a new
 configuration.
 """
@@ -14,8 +14,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from keepalive_tx.config.errors import Diagnostics, Severity
+from keepalive_tx.errors import ReloadError
 from keepalive_tx.reload import IReloadListener, ReloadSignal
-from keepalive_tx.service import KeepalivedService, ReloadError
+from keepalive_tx.service import KeepalivedService
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.packet import decodeIPv4Packet
 from tests.unit.test_vrrp_instance import FakeAddresses
@@ -71,7 +72,7 @@ class VrrpReloadTests(SynchronousTestCase):
         [oldPort] = self.platform.ports
         del self.platform.table.log[:]
         oldPort.sent.clear()
-        stopped = self.service.reload(modelFor(VI_1.replace("priority 150", "priority 160"),
+        stopped = self.service.applyConfig(modelFor(VI_1.replace("priority 150", "priority 160"),
                                                instanceText("VI_3", 3, "192.0.2.103/24")))
         self.assertIsNone(self.successResultOf(stopped))  # the old VRRP service has stopped
         new = self.service.vrrpService
@@ -105,7 +106,7 @@ class VrrpReloadTests(SynchronousTestCase):
 
         self.platform.open = broken  # type: ignore[method-assign]
         with self.assertRaises(ReloadError):
-            self.service.reload(modelFor(VI_1.replace("priority 150", "priority 160")))
+            self.service.applyConfig(modelFor(VI_1.replace("priority 150", "priority 160")))
         self.flushLoggedErrors(OSError)
         self.assertIs(self.service.vrrpService, old)
         self.assertEqual({i.state for i in old.instances.values()}, {State.MASTER})
@@ -116,7 +117,7 @@ class VrrpReloadTests(SynchronousTestCase):
 
     def test_unchanged(self) -> None:
         old = self.service.vrrpService
-        self.service.reload(modelFor(VI_1, VI_2))
+        self.service.applyConfig(modelFor(VI_1, VI_2))
         self.assertIs(self.service.vrrpService, old)
 
     def test_backupRestartsAsBackup(self) -> None:
@@ -127,7 +128,7 @@ class VrrpReloadTests(SynchronousTestCase):
         instance = self.service.vrrpService.instances["VI_2"]
         instance.machine.advertReceived(200, ip_address("192.0.2.12"))
         self.assertEqual(instance.state, State.BACKUP)
-        self.service.reload(modelFor(VI_1, VI_2.replace("advert_int 1", "advert_int 2")))
+        self.service.applyConfig(modelFor(VI_1, VI_2.replace("advert_int 1", "advert_int 2")))
         self.clock.advance(0)
         self.assertEqual(self.service.vrrpService.instances["VI_2"].state, State.BACKUP)
         self.assertEqual(self.service.vrrpService.instances["VI_1"].state, State.MASTER)
@@ -146,7 +147,7 @@ class VrrpReloadTests(SynchronousTestCase):
             " virtual_ipaddress_excluded {\n 192.0.2.111/24\n }\n virtual_ipaddress {")
         files = [modelFor(extra, VI_2), modelFor(VI_1, VI_2), modelFor(extra, VI_2)]
         for model in files:
-            self.service.reload(model)
+            self.service.applyConfig(model)
             self.assertIn("192.0.2.101/24", self.platform.table.present_)
             self.assertIn("192.0.2.102/24", self.platform.table.present_)
             self.assertNotIn(("remove", "192.0.2.101/24"), self.platform.table.log)
@@ -165,7 +166,7 @@ class VrrpReloadTests(SynchronousTestCase):
         taken over: they still send priority 0 and release their VIPs
         (before the fix they stopped as BACKUPs and left the VIPs behind).
         """
-        self.service.reload(modelFor(VI_1.replace("priority 150", "priority 160"), VI_2))
+        self.service.applyConfig(modelFor(VI_1.replace("priority 150", "priority 160"), VI_2))
         newPort = self.platform.ports[-1]
         self.successResultOf(self.service.stopService())
         self.assertEqual(sorted(self.adverts(newPort)), [(1, 0), (2, 0)])
@@ -176,9 +177,9 @@ class VrrpReloadTests(SynchronousTestCase):
         A reload that removes an instance whose successor has not taken
         over yet releases its VIP with priority 0 too.
         """
-        self.service.reload(modelFor(VI_1.replace("priority 150", "priority 160"), VI_2))
+        self.service.applyConfig(modelFor(VI_1.replace("priority 150", "priority 160"), VI_2))
         newPort = self.platform.ports[-1]
-        self.service.reload(modelFor(VI_1))
+        self.service.applyConfig(modelFor(VI_1))
         self.assertEqual(self.adverts(newPort), [(2, 0)])
         self.assertNotIn("192.0.2.102/24", self.platform.table.present_)
         self.assertIn("192.0.2.101/24", self.platform.table.present_)
@@ -191,10 +192,10 @@ class VrrpReloadTests(SynchronousTestCase):
         goes to FAULT and lets go of the VIP it was handed (priority 0,
         address removed) instead of keeping it in FAULT.
         """
-        self.service.reload(modelFor(VI_1.replace("priority 150", "priority 160"), VI_2))
+        self.service.applyConfig(modelFor(VI_1.replace("priority 150", "priority 160"), VI_2))
         newPort = self.platform.ports[-1]
         self.platform.down.add("eth0")
-        self.service.reload(modelFor(VI_1, VI_2))
+        self.service.applyConfig(modelFor(VI_1, VI_2))
         instances = self.service.vrrpService.instances
         self.assertEqual({i.state for i in instances.values()}, {State.FAULT})
         self.assertEqual(self.adverts(newPort), [])
@@ -214,7 +215,7 @@ class FakeService:
         self.slowStop = slowStop
         self.stopping: list[Deferred] = []
 
-    def reload(self, model):
+    def applyConfig(self, model):
         if isinstance(model, Exception):
             raise model
         self.models.append(model)
@@ -269,6 +270,31 @@ class ReloadSignalTests(SynchronousTestCase):
         reloader.stopService()
         self.assertEqual(installed[0][0], signal.SIGHUP)
         self.assertEqual(installed[1], (signal.SIGHUP, "previous"))
+
+    def test_noSignalUnlessAsked(self) -> None:
+        """
+        The reloader every service has installs no signal handler (the
+        twistd entry point asks for one); it reloads all the same.
+        """
+        import signal
+
+        from keepalive_tx.reload import Reloader
+
+        before = signal.getsignal(signal.SIGHUP)
+
+        def refuse(signum, handler):
+            raise AssertionError("installed a signal handler")
+
+        self.patch(signal, "signal", refuse)
+        service = FakeService()
+        reloader = Reloader(service, lambda: Result("M"))
+        reloader.startService()
+        d = reloader.reload()
+        service.reactor.advance(0)
+        self.assertTrue(self.successResultOf(d))
+        reloader.stopService()
+        self.assertEqual(service.models, ["M"])
+        self.assertIs(signal.getsignal(signal.SIGHUP), before)
 
     def test_appliesOrRefuses(self) -> None:
         service = FakeService()

@@ -7,8 +7,8 @@ from __future__ import annotations
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.alert.scripts import ScriptResult
 from keepalive_tx.config import parseText
+from keepalive_tx.scripts.runner import ScriptResult
 from keepalive_tx.service import KeepalivedService
 
 VRRP = """

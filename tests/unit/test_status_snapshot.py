@@ -396,8 +396,8 @@ class TrackersSnapshotTests(SynchronousTestCase):
 
         from twisted.internet.task import Clock
 
-        from keepalive_tx.alert.scripts import ScriptResult
         from keepalive_tx.config import parseText
+        from keepalive_tx.scripts.runner import ScriptResult
         from keepalive_tx.status.snapshot import trackersSnapshot
         from keepalive_tx.vrrp.processes import ProcessTracker
         from keepalive_tx.vrrp.scripts import VrrpScriptService

@@ -17,10 +17,11 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx import tap
-from keepalive_tx.alert.scripts import ScriptResult
 from keepalive_tx.config.errors import Diagnostics
+from keepalive_tx.errors import ReloadError
 from keepalive_tx.reload import ReloadSignal
-from keepalive_tx.service import KeepalivedService, ReloadError
+from keepalive_tx.scripts.runner import ScriptResult
+from keepalive_tx.service import KeepalivedService
 from keepalive_tx.systemd import (
     NotifySocket,
     SystemdNotifier,
@@ -239,6 +240,27 @@ class NotifierTests(SynchronousTestCase):
         self.runners[0].runs[0].callback(ScriptResult(exitCode=0))
         self.assertEqual([d.get("READY") for d in self.datagrams()], ["1"])
 
+    def test_readyWithStartFailure(self) -> None:
+        """
+        An instance that cannot start (its VRRP socket on eth1 cannot be
+        opened): the daemon runs the others, as keepalived does, so
+        C{READY=1} still goes out, with C{STATUS=} naming what failed until
+        a reload is applied.
+        """
+        from tests.unit.test_embedding import VI_ETH1, brokenOnEth1
+
+        self.build(modelFor(TWO[0], VI_ETH1))
+        brokenOnEth1(self.service.vrrpService.platform)
+        reloader = self.reloader([modelFor(TWO[0])])
+        self.service.startService()
+        self.flushLoggedErrors(OSError)
+        failed = ("Could not start vrrp_instance VI_9: [Errno 19] No such device; "
+                  "1 VRRP instance (0 MASTER)")
+        self.assertEqual(self.datagrams(), [{"READY": "1", "STATUS": failed}])
+        self.assertTrue(self.reload(reloader))
+        self.assertEqual(self.datagrams()[1:],
+                         [{"READY": "1", "STATUS": "1 VRRP instance (0 MASTER)"}])
+
     def test_reloadApplied(self) -> None:
         """
         A SIGHUP reload: C{RELOADING=1} with C{MONOTONIC_USEC}, then
@@ -283,7 +305,7 @@ class NotifierTests(SynchronousTestCase):
         def refuse(model) -> None:
             raise ReloadError("the new VRRP configuration cannot start")
 
-        self.service.reload = refuse  # type: ignore[method-assign]
+        self.service.applyConfig = refuse  # type: ignore[method-assign]
         reloader = self.reloader([modelFor(TWO[0])])
         self.service.startService()
         self.datagrams()
@@ -386,7 +408,7 @@ class EntryPointTests(SynchronousTestCase):
         notifier = list(service)[-1]
         self.assertIsInstance(notifier, SystemdNotifier)
         self.assertEqual((notifier.sender.address, notifier.watchdog), ("\0ktx-unit", 3.0))
-        self.assertIn(notifier, service.getServiceNamed("reload-signal").listeners)
+        self.assertIn(notifier, service.reloader.listeners)
         self.assertEqual([name for name in environ if name in os.environ], [])
         notifier.sender.close()
         service = tap.makeService(options, reactor=Clock())

@@ -327,6 +327,21 @@ class OptionsTests(SynchronousTestCase):
         self.assertFalse(service.runCheckers)
         self.assertEqual(service.model.vrrpInstances[0].name, "VI_1")
 
+    def test_sighupReloadsTheFile(self) -> None:
+        """
+        The entry point has the service's own reloader (the one behind
+        C{KeepalivedService.reload}) handle SIGHUP, reading C{-c} as at
+        start.
+        """
+        import signal
+
+        path = self.write(GOOD)
+        options, _, _, _ = self.parse("-c", path, "-i", "lb2", "-e")
+        service = tap.makeService(options, reactor=MemoryReactorClock())
+        self.assertIs(service.reloader.install, signal.signal)
+        self.assertEqual(service.reloader.loader, options.load)
+        self.assertNotIn("reload", [child.name for child in service])
+
 
     def test_refusedAtStart(self) -> None:
         """
@@ -423,6 +438,18 @@ class RunnerTests(SynchronousTestCase):
                 return out
             out.append(re.sub(r"^<(\d+)>.{15} (\w+)\[\d+\]: ", r"\1 \2: ", datagram))
 
+    def loggedAtStart(self) -> list[str]:
+        """
+        The syslog lines of building the daemon for C{self.conf} and of
+        what its C{startService} logs.
+        """
+        path, receiver = self.syslog()
+        runner = _Runner()
+        runner.parseOptions(["keepalived", "-P", "--syslog-socket", path, "-c", str(self.conf)])
+        service = tap.makeService(runner.subOptions, reactor=MemoryReactorClock())
+        service.auditScripts()  # what startService logs
+        return self.lines(receiver)
+
     def test_twistdTakesPidForegroundUmask(self) -> None:
         """
         Under twistd, C{-p}, C{-n} and C{-u} become twistd's own pid file,
@@ -503,12 +530,52 @@ class RunnerTests(SynchronousTestCase):
             'vrrp_script chk {\n    script "/bin/true"\n}\n'
             + GOOD.replace("    priority 100\n", "    priority 100\n    bogus_kw 1\n"
                            "    track_script {\n        chk\n    }\n"))
-        path, receiver = self.syslog()
-        runner = _Runner()
-        runner.parseOptions(["keepalived", "-P", "--syslog-socket", path, "-c", str(self.conf)])
-        service = tap.makeService(runner.subOptions, reactor=MemoryReactorClock())
-        service.auditScripts()  # what startService logs
-        lines = self.lines(receiver)
+        lines = self.loggedAtStart()
         self.assertEqual([line for line in lines if "Unknown keyword" in line],
                          [f"28 Keepalived: {self.conf}:12: Unknown keyword 'bogus_kw'"])
         self.assertEqual(len([line for line in lines if "SECURITY VIOLATION" in line]), 1, lines)
+
+    def test_notImplementedOnce(self) -> None:
+        """
+        A keyword keepalive_tx does not act on is logged once at start, as
+        a warning with its C{FILE:LINE}, however often it is used.
+        """
+        self.conf.write_text(
+            GOOD.replace("    router_id test\n", "    router_id test\n    enable_snmp_vrrp\n")
+            .replace("    priority 100\n", "    priority 100\n    promote_secondaries\n"
+                     "    promote_secondaries\n"))
+        lines = [line for line in self.loggedAtStart() if "not implemented" in line]
+        self.assertEqual(lines, [
+            f"28 Keepalived: {self.conf}:3: 'enable_snmp_vrrp' is not implemented by keepalive_tx"
+            " (ignored)",
+            f"28 Keepalived: {self.conf}:10: 'promote_secondaries' is not implemented by"
+            " keepalive_tx (ignored; also on 1 more line)"])
+
+    def test_configUmask(self) -> None:
+        """
+        C{global_defs umask} is the process umask unless the command line
+        gives one: twistd's own umask (applied where twistd applies it),
+        set at once under a runner without one (twist), untouched when
+        embedded.
+        """
+        from twisted.scripts.twistd import ServerOptions
+
+        self.conf.write_text(GOOD.replace("    router_id test\n", "    router_id test\n    umask 0027\n"))
+        config = ServerOptions()
+        config.parseOptions(["keepalived", "-P", "-G", "-c", str(self.conf)])
+        tap.makeService(config.subOptions, reactor=MemoryReactorClock())
+        self.assertEqual(config["umask"], 0o027)
+        given = ServerOptions()
+        given.parseOptions(["keepalived", "-P", "-G", "-u", "022", "-c", str(self.conf)])
+        tap.makeService(given.subOptions, reactor=MemoryReactorClock())
+        self.assertEqual(given["umask"], 0o022)
+        before = os.umask(0o022)
+        self.addCleanup(os.umask, before)
+        options = tap.Options()
+        options.parseOptions(["-P", "-c", str(self.conf)])
+        tap.makeService(options, reactor=MemoryReactorClock())
+        self.assertEqual(os.umask(0o022), 0o022)  # embedded: left alone
+        runner = _Runner()
+        runner.parseOptions(["keepalived", "-P", "-G", "-c", str(self.conf)])
+        tap.makeService(runner.subOptions, reactor=MemoryReactorClock())
+        self.assertEqual(os.umask(0o022), 0o027)

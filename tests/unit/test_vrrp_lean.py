@@ -7,8 +7,8 @@ The lean paths of the VRRP stack give the same answers as the plain ones:
   - L{AdvertChecker} (memo of the last verdict) against L{checkAdvert};
   - L{peekVrid} against a full header decode;
   - imports deferred until a configuration needs them (pyroute2's package
-    C{__init__}, the SMTP client, virtual routes), checked in a fresh
-    interpreter.
+    C{__init__} under the daemon's entry point, the SMTP client, virtual
+    routes), checked in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -364,6 +364,8 @@ class PlatformTests(SynchronousTestCase):
 
 _PROBE = textwrap.dedent("""
     import json, sys
+    from keepalive_tx.processwide import lazyPackage
+    lazyPackage("pyroute2")  # as the daemon's entry point does
     from keepalive_tx.config import parseText
     from keepalive_tx.service import KeepalivedService
     text = sys.stdin.read()

@@ -14,16 +14,16 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.alert.scripts import ScriptResult, ScriptRunner
 from keepalive_tx.config import model, parseText
+from keepalive_tx.scripts.fifo import NotifyFifo
+from keepalive_tx.scripts.runner import ScriptResult, ScriptRunner
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.notify import (
     GroupEffectsFanout,
-    NotifyFifo,
     VrrpNotifier,
     fifoLine,
 )
-from tests.unit.test_alert_scripts import ProcessReactor
+from tests.unit.test_scripts_runner import ProcessReactor
 
 TEXT = """
 global_defs {
@@ -305,3 +305,28 @@ class NotifyFifoTests(SynchronousTestCase):
         self.assertEqual(runs.runs, [(("/bin/reader", self.path), None)])
         notifier.close()
         self.assertFalse(os.path.exists(self.path))
+
+    def test_problemsLoggedAsTheirWriter(self) -> None:
+        """
+        A FIFO that cannot be used is reported under the ident of the part
+        that writes it: C{Keepalived_vrrp} for VRRP's, C{Keepalived_healthcheckers}
+        for LVS's (the FIFO itself belongs to neither).
+        """
+        from keepalive_tx.logs.events import IDENT_CHECKERS, IDENT_VRRP, identFor
+        from keepalive_tx.lvs.fifo import LvsFifos
+
+        vrrpPath, lvsPath = self.mktemp(), self.mktemp()
+        for path in (vrrpPath, lvsPath):
+            with open(path, "w"):
+                pass
+        config = parseText(
+            f"global_defs {{\n vrrp_notify_fifo {vrrpPath}\n lvs_notify_fifo {lvsPath}\n}}\n"
+        ).model
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        VrrpNotifier.fromConfig(Clock(), config).open()
+        fifos = LvsFifos.fromConfig(Clock(), config)
+        assert fifos is not None
+        fifos.open()
+        idents = {e["path"]: identFor(e["log_namespace"]) for e in events
+                  if "is not a fifo" in formatEvent(e)}
+        self.assertEqual(idents, {vrrpPath: IDENT_VRRP, lvsPath: IDENT_CHECKERS})

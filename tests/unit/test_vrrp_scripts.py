@@ -13,10 +13,10 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.alert.scripts import ScriptResult
 from keepalive_tx.config import model, parseText
+from keepalive_tx.scripts.runner import ScriptResult
 from keepalive_tx.vrrp.scripts import VrrpScriptService, usedScripts
-from tests.unit.test_alert_scripts import ProcessReactor
+from tests.unit.test_scripts_runner import ProcessReactor
 
 
 class FakeRunner:

@@ -387,7 +387,7 @@ class KeepalivedServiceTests(SynchronousTestCase):
         """
         Under C{twist} (no privilegedStartService) the root service opens
         the VRRP platform and starts the sync daemon controller itself, and
-        L{KeepalivedService.whenStarted} fires once everything runs.
+        L{KeepalivedService.whenRunning} fires once everything runs.
         """
         model = modelFor(TWO_ON_ETH0[0], extra="global_defs {\n lvs_sync_daemon eth0 VI_1\n}\n")
         platform = FakePlatform()
@@ -395,13 +395,13 @@ class KeepalivedServiceTests(SynchronousTestCase):
         started: list = []
         service.syncd.start = lambda: started.append("syncd")  # type: ignore[method-assign]
         service.syncd.stop = lambda: started.append("syncd stopped")  # type: ignore[method-assign]
-        ready = service.whenStarted()
+        ready = service.whenRunning()
         self.assertNoResult(ready)
         service.startService()
         self.successResultOf(ready)
-        self.successResultOf(service.whenStarted())
+        self.successResultOf(service.whenRunning())
         self.assertEqual((platform.opened, started), (1, ["syncd"]))
         self.assertEqual(service.vrrpService.instances["VI_1"].state, State.BACKUP)
         self.successResultOf(service.stopService())
         self.assertEqual((platform.closed, started), (1, ["syncd", "syncd stopped"]))
-        self.assertNoResult(service.whenStarted())
+        self.assertNoResult(service.whenRunning())

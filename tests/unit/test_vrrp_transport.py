@@ -16,8 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from keepalive_tx.vrrp.packet import ReceivedMeta
-from keepalive_tx.vrrp.transport import (
+from keepalive_tx.net.sockopts import (
     IP_HDRINCL,
     IP_PKTINFO,
     IPV6_CHECKSUM,
@@ -27,6 +26,9 @@ from keepalive_tx.vrrp.transport import (
     IPV6_RECVHOPLIMIT,
     IPV6_RECVPKTINFO,
     SO_BINDTODEVICE,
+)
+from keepalive_tx.vrrp.packet import ReceivedMeta
+from keepalive_tx.vrrp.transport import (
     IVrrpReceiver,
     PortAddress,
     VrrpRawPort,

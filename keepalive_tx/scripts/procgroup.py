@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_alert_scripts -*-
+# -*- test-case-name: tests.unit.test_scripts_runner -*-
 """
 Process groups for scripts: each script is started in a group of its own,
 so that everything it starts can be signalled at once.

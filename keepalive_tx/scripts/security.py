@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_alert_security -*-
+# -*- test-case-name: tests.unit.test_scripts_security -*-
 """
 keepalived's script security and the start-up findings about scripts
 (docs/keepalived-compat.md, "Scripts that cannot run").
@@ -10,7 +10,7 @@ keepalived's script security and the start-up findings about scripts
     C{script_user} that does not resolve, scripts without their own C{user}
     are not run at all.
   - Each script's file is inspected as keepalived does
-    (L{keepalive_tx.alert.scriptfile.inspectScript}): a script that is
+    (L{keepalive_tx.scripts.scriptfile.inspectScript}): a script that is
     missing, not a regular file, not executable by its user, or unsafe
     under C{enable_script_security} is disabled.  What "disabled" means is
     the caller's business, as in keepalived: a disabled C{vrrp_script} is
@@ -35,8 +35,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from keepalive_tx.alert.scriptfile import Inspection, inspectScript
-from keepalive_tx.alert.scripts import resolveUser, shellCommand
+from keepalive_tx.scripts.runner import resolveUser, shellCommand
+from keepalive_tx.scripts.scriptfile import Inspection, inspectScript
 
 __all__ = [
     "CONFIG_ERROR",

@@ -1,10 +1,10 @@
-# -*- test-case-name: tests.unit.test_alert_scripts -*-
+# -*- test-case-name: tests.unit.test_scripts_runner -*-
 """
 Run configured scripts the way keepalived does (catalogue S{sect}4.10, 2.3,
 5.8), without ever blocking the reactor.
 
   - The command is executed directly (argv, no shell) once
-    L{keepalive_tx.alert.scriptfile.inspectScript} has found its file as
+    L{keepalive_tx.scripts.scriptfile.inspectScript} has found its file as
     keepalived does (path search for a bare name, resolved path); a script
     keepalived would not run (missing, not a regular file, not executable
     by the script's user, unsafe under C{enable_script_security}) is
@@ -52,12 +52,12 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from keepalive_tx.alert.procgroup import (
+from keepalive_tx.scripts.procgroup import (
     defaultGroupWrapper,
     killGroupFor,
     signalGroup,
 )
-from keepalive_tx.alert.scriptfile import Inspection, inspectScript
+from keepalive_tx.scripts.scriptfile import Inspection, inspectScript
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
@@ -294,7 +294,7 @@ class ScriptRunner:
             a script that has exited (default L{killGroup}; when only
             C{signalGroup} is injected, it is used and the group taken as
             gone).
-        @param policy: a L{keepalive_tx.alert.security.ScriptPolicy}: the
+        @param policy: a L{keepalive_tx.scripts.security.ScriptPolicy}: the
             default identity when C{user} is empty, and keepalived's path
             checks under C{enable_script_security}.  L{None}: our identity,
             no security (the file is still looked for).

@@ -1,5 +1,5 @@
 """
-Tests for L{keepalive_tx.alert.security}: keepalived's C{script_user} and
+Tests for L{keepalive_tx.scripts.security}: keepalived's C{script_user} and
 C{enable_script_security}, with a fake file system and user database, and
 how each kind of script reacts to being disabled.
 """
@@ -11,9 +11,11 @@ from types import SimpleNamespace
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.alert.scriptfile import Inspection
-from keepalive_tx.alert.scripts import ScriptRunner
-from keepalive_tx.alert.security import (
+from keepalive_tx.check.factory import UnsupportedChecker, buildChecker
+from keepalive_tx.config import parseText
+from keepalive_tx.scripts.runner import ScriptRunner
+from keepalive_tx.scripts.scriptfile import Inspection
+from keepalive_tx.scripts.security import (
     CONFIG_ERROR,
     NOTE,
     SECURITY,
@@ -23,12 +25,10 @@ from keepalive_tx.alert.security import (
     auditMessages,
     configuredScripts,
 )
-from keepalive_tx.check.factory import UnsupportedChecker, buildChecker
-from keepalive_tx.config import parseText
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.scripts import VrrpScriptService
 from keepalive_tx.vrrp.tracking import TrackingCoordinator
-from tests.unit.test_alert_scripts import ProcessReactor
+from tests.unit.test_scripts_runner import ProcessReactor
 from tests.unit.test_vrrp_track import FakeInstance
 
 
@@ -444,7 +444,7 @@ class PolicyCacheTests(SynchronousTestCase):
         The default user is looked up once per setting (there may be
         thousands of MISC_CHECKs) until L{forgetUsers} (a reload).
         """
-        from keepalive_tx.alert import security
+        from keepalive_tx.scripts import security
 
         defs = SimpleNamespace(scriptUser=None, enableScriptSecurity=False)
         users: dict[str, tuple[int, int]] = {}

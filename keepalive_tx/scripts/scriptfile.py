@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_alert_scriptfile -*-
+# -*- test-case-name: tests.unit.test_scripts_scriptfile -*-
 """
 What keepalived finds out about a script's file before it agrees to run it
 (docs/keepalived-compat.md, "Scripts that cannot run").

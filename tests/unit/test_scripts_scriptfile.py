@@ -1,5 +1,5 @@
 """
-Tests for L{keepalive_tx.alert.scriptfile}: keepalived's inspection of a
+Tests for L{keepalive_tx.scripts.scriptfile}: keepalived's inspection of a
 script's file, over a fake file system.
 """
 
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.alert.scriptfile import Inspection, inspectScript, isExecutable, unsafeComponent
+from keepalive_tx.scripts.scriptfile import Inspection, inspectScript, isExecutable, unsafeComponent
 
 DIR = stat.S_IFDIR
 REG = stat.S_IFREG

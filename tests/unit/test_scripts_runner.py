@@ -1,5 +1,5 @@
 """
-Tests for L{keepalive_tx.alert.scripts} with a fake process reactor: no
+Tests for L{keepalive_tx.scripts.runner} with a fake process reactor: no
 process is started, signals go to a recorder.
 """
 
@@ -13,7 +13,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.alert.scripts import (
+from keepalive_tx.config.model import Script
+from keepalive_tx.scripts.runner import (
     SHELL,
     ScriptResult,
     ScriptRunner,
@@ -21,7 +22,6 @@ from keepalive_tx.alert.scripts import (
     resolveUser,
     shellCommand,
 )
-from keepalive_tx.config.model import Script
 
 
 class FakeProcessTransport:
