@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_net_nftables -*-
 """
-nf_tables over netlink: the operations of L{keepalive_tx.net.nftplan}
+nf_tables over netlink: the operations of L{keepalive_tx.net.nftops}
 encoded as nf_tables netlink messages and sent as one batch (one
 transaction) on our own non-blocking C{NETLINK_NETFILTER} socket.
 
@@ -55,7 +55,7 @@ from pyroute2.netlink.nfnetlink.nftsocket import (
     NFT_MSG_NEWTABLE,
 )
 
-from keepalive_tx.net import nftplan as P
+from keepalive_tx.net import nftops as P
 from keepalive_tx.net.netlink import NetlinkError
 
 __all__ = ["NetfilterChannel", "encodeBatch", "openNetfilterSocket"]

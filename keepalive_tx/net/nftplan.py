@@ -45,40 +45,63 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from keepalive_tx.net.nftops import (
+    HOOK_INPUT,
+    HOOK_OUTPUT,
+    IFNAMSIZ,
+    IPV4,
+    IPV6,
+    META_IIF,
+    META_IIFNAME,
+    META_L4PROTO,
+    META_OIF,
+    META_OIFKIND,
+    META_OIFNAME,
+    NETWORK_HEADER,
+    NF_ACCEPT,
+    NF_DROP,
+    NFT_GOTO,
+    SET_CONSTANT,
+    SET_MAP,
+    TRANSPORT_HEADER,
+    TYPE_BITS,
+    TYPE_ICMPV6_TYPE,
+    TYPE_IFINDEX,
+    TYPE_IFNAME,
+    TYPE_IP6ADDR,
+    TYPE_IPADDR,
+    Bitwise,
+    Cmp,
+    Counter,
+    DeleteTable,
+    Dup,
+    Element,
+    Elements,
+    Lookup,
+    Meta,
+    NewChain,
+    NewRule,
+    NewSet,
+    NewTable,
+    Payload,
+    Verdict,
+)
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# the vocabulary is used (and re-exported) from here: plan and operations
+# read together in the firewall and the tests
 __all__ = [
-    "Bitwise", "Blocked", "Cmp", "Counter", "DeleteTable", "Dup", "Elements", "FirewallSettings",
-    "Lookup", "Meta", "NewChain", "NewRule", "NewSet", "NewTable", "Payload", "PlanState",
-    "Verdict", "Vmac", "changes", "elementKey", "setFor", "teardown", "vmacElements",
-    "wantedElements",
+    "HOOK_INPUT", "HOOK_OUTPUT", "IFNAMSIZ", "IPV4", "IPV6", "META_IIF", "META_IIFNAME",
+    "META_L4PROTO", "META_OIF", "META_OIFKIND", "META_OIFNAME", "NETWORK_HEADER", "NF_ACCEPT",
+    "NF_DROP", "NFT_GOTO", "SET_CONSTANT", "SET_MAP", "TRANSPORT_HEADER", "TYPE_BITS",
+    "TYPE_ICMPV6_TYPE", "TYPE_IFINDEX", "TYPE_IFNAME", "TYPE_IP6ADDR", "TYPE_IPADDR",
+    "Bitwise", "Blocked", "Cmp", "Counter", "DeleteTable", "Dup", "Element", "Elements",
+    "FirewallSettings", "Lookup", "Meta", "NewChain", "NewRule", "NewSet", "NewTable", "Payload",
+    "PlanState", "Verdict", "Vmac", "changes", "elementKey", "setFor", "teardown",
+    "vmacElements", "wantedElements",
 ]
 
-# nf_tables protocol families (NFPROTO_*), hooks and verdicts
-IPV4 = 2
-IPV6 = 10
-HOOK_INPUT = 1
-HOOK_OUTPUT = 3
-NF_DROP = 0
-NF_ACCEPT = 1
-NFT_GOTO = -4
-# payload bases, meta keys
-NETWORK_HEADER = 1
-TRANSPORT_HEADER = 2
-META_IIF = 4
-META_OIF = 5
-META_IIFNAME = 6
-META_OIFNAME = 7
-META_L4PROTO = 16
-META_OIFKIND = 27
-# nft's data types (its datatype.h), as keepalived encodes set keys
-TYPE_IPADDR = 7
-TYPE_IP6ADDR = 8
-TYPE_IFINDEX = 20
-TYPE_ICMPV6_TYPE = 29
-TYPE_IFNAME = 41
-_TYPE_BITS = 6
-IFNAMSIZ = 16
 ND_ROUTER_SOLICIT = 133
 ND_NEIGHBOR_SOLICIT = 135
 ND_NEIGHBOR_ADVERT = 136
@@ -86,9 +109,6 @@ MLD2_LISTENER_REPORT = 143
 IPPROTO_IGMP = 2
 #: C{meta oifkind} compares the kind's name padded to 16 bytes
 MACVLAN_KIND = b"macvlan".ljust(16, b"\0")
-# set flags
-SET_CONSTANT = 0x2
-SET_MAP = 0x8
 
 VIPS = "vips"
 LINK_LOCAL = "vips_link_local"
@@ -149,139 +169,6 @@ class Vmac:
     families: frozenset[int]
 
 
-# -- expressions (keepalived's, one for one) ---------------------------------
-
-@dataclass(frozen=True)
-class Payload:
-    base: int
-    offset: int
-    length: int
-    dreg: int = 1
-
-
-@dataclass(frozen=True)
-class Meta:
-    key: int
-    dreg: int = 2
-
-
-@dataclass(frozen=True)
-class Cmp:
-    data: bytes
-    sreg: int = 1
-
-
-@dataclass(frozen=True)
-class Bitwise:
-    mask: bytes
-    xor: bytes
-    sreg: int = 1
-    dreg: int = 1
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """
-    C{@SET} (a set), or with C{dreg} a map lookup into that register;
-    C{setId} as keepalived gives it for its VMAC rules.
-    """
-
-    set: str
-    sreg: int = 1
-    dreg: int | None = None
-    setId: int = 0
-
-
-@dataclass(frozen=True)
-class Dup:
-    """
-    C{dup to <address register> device <interface register>}.
-    """
-
-    addressReg: int
-    deviceReg: int
-
-
-@dataclass(frozen=True)
-class Counter:
-    pass
-
-
-@dataclass(frozen=True)
-class Verdict:
-    code: int
-    chain: str | None = None
-
-
-# -- operations ----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class NewTable:
-    family: int
-
-
-@dataclass(frozen=True)
-class DeleteTable:
-    family: int
-
-
-@dataclass(frozen=True)
-class NewChain:
-    family: int
-    name: str
-    hook: int | None = None  # None: a regular chain (goto target)
-
-
-@dataclass(frozen=True)
-class NewSet:
-    """
-    A set, or a map when C{dataType} is given.
-    """
-
-    family: int
-    name: str
-    keyType: int
-    keyLength: int
-    constant: bool = False
-    dataType: int | None = None
-    dataLength: int = 0
-
-    @property
-    def bigEndian(self) -> bool:
-        """
-        keepalived's key byte order user data: big endian for address sets.
-        """
-        return self.keyType in (TYPE_IPADDR, TYPE_IP6ADDR)
-
-    @property
-    def flags(self) -> int:
-        return (SET_CONSTANT if self.constant else 0) | (0 if self.dataType is None else SET_MAP)
-
-
-@dataclass(frozen=True)
-class NewRule:
-    family: int
-    chain: str
-    expressions: tuple[object, ...]
-
-
-@dataclass(frozen=True)
-class Elements:
-    """
-    Add (C{add}) or delete set elements (keys encoded as the set wants them;
-    for a map, C{data} holds each key's value).
-    """
-
-    family: int
-    set: str
-    keys: tuple[bytes, ...]
-    add: bool = True
-    exclusive: bool = True
-    data: tuple[bytes, ...] = ()
-
-
-#: a set's element: its key, or C{(key, value)} in a map
-Element = bytes | tuple[bytes, bytes]
 
 
 @dataclass(frozen=True)
@@ -455,7 +342,7 @@ def _linkLocalSet(settings: FirewallSettings, setName: str) -> list[object]:
     byName = setName == LINK_LOCAL_NAME
     second, length = (TYPE_IFNAME, IFNAMSIZ) if byName else (TYPE_IFINDEX, 4)
     return [
-        NewSet(IPV6, setName, (TYPE_IP6ADDR << _TYPE_BITS) | second, 16 + length),
+        NewSet(IPV6, setName, (TYPE_IP6ADDR << TYPE_BITS) | second, 16 + length),
         _linkLocalRule(settings, "in_link_local", setName, source=False, byName=byName),
         _linkLocalRule(settings, "out_link_local", setName, source=True, byName=byName),
     ]
