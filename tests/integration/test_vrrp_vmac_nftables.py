@@ -28,6 +28,7 @@ import time
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab, requireCommand, waitUntil
+from tests.integration.nftrules import comparable
 from tests.integration.vrrpnode import KEEPALIVED, OURS, Node, waitFor
 
 
@@ -51,20 +52,10 @@ def config(*instances: str, globals_: str = "") -> str:
 
 def normalised(text: str) -> str:
     """
-    C{text} without counter values and rule handles, set elements sorted.
+    C{text} without counter values (nor what L{comparable} leaves out).
     """
     text = re.sub(r"counter packets \d+ bytes \d+", "counter", text)
-    text = re.sub(r"\[ counter pkts \d+ bytes \d+ \]", "[ counter ]", text)
-    lines: list[str] = []
-    elements: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("\telement"):
-            elements.append(line)
-            continue
-        lines += sorted(elements)
-        elements = []
-        lines.append(re.sub(r"^(ip6? keepalived [a-z_]+)( [0-9]+)+$", r"\1", line))
-    return "\n".join(lines + sorted(elements))
+    return comparable(re.sub(r"\[ counter pkts \d+ bytes \d+ \]", "[ counter ]", text))
 
 
 class _Rulesets:
