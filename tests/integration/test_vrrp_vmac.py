@@ -189,6 +189,10 @@ class VmacFailoverTests(_VmacLab, TestCase):
         n2.start(vmacConfig(n2.host, 100, family))
         self.waitVip(n1, vip, "vrrp.51")
         for node in (n1, n2):
+            # a slow start of the backup (a loaded machine) may come after
+            # the master's takeover
+            waitFor(lambda n=node: linkDetails(n.host, "vrrp.51") is not None, 20,
+                    f"{node.name}'s VMAC", self.nodes)
             link = linkDetails(node.host, "vrrp.51")
             self.assertIsNotNone(link, node)
             assert link is not None
