@@ -452,9 +452,10 @@ def changes(state: PlanState, settings: FirewallSettings,
     removes: list[Elements] = []
     for key in sorted(set(s.elements) | set(wanted)):
         have = s.elements.get(key, frozenset())
-        want = tuple(dict.fromkeys(wanted.get(key, ())))
+        ordered = dict.fromkeys(wanted.get(key, ()))
+        want = tuple(ordered)
         family, setName = key
-        gone = tuple(k for k in sorted(have) if k not in want)
+        gone = tuple(sorted(k for k in have if k not in ordered))
         new = tuple(k for k in want if k not in have)
         if gone:
             removes.append(_elements(family, setName, gone, add=False))
