@@ -3,7 +3,8 @@
 Health-checker framework core: per-checker state, scheduling, results.
 
 Two pure state machines decide what a check result means, following
-keepalived's checker epilogues (catalogue S{sect}5.2 and 5.7):
+keepalived's checker epilogues (C{tcp_epilog} in C{check_tcp.c}, C{epilog}
+in C{check_http.c}):
 
   - L{CheckerState} is the generic pattern (TCP_CHECK and the simple
     connect/answer checkers): C{retry} extra attempts spaced by
@@ -178,8 +179,8 @@ def _verdict(delay: float, retrying: bool) -> Verdict:
 @dataclass(frozen=True, slots=True)
 class CheckTiming:
     """
-    Scheduling parameters of one checker, after inheritance (catalogue
-    S{sect}5.1).
+    Scheduling parameters of one checker, after inheritance (see
+    C{docs/keepalived-compat.md}, "Checker parameters: inheritance and defaults").
 
     @ivar warmup: maximum random initial delay; L{None} means C{delayLoop}
         (keepalived's default), 0 disables it.
@@ -250,8 +251,8 @@ class CheckerState:
 
 class HttpCheckerState:
     """
-    HTTP_GET / SSL_GET per-checker state, pure (catalogue S{sect}5.7 and
-    keepalived's C{check_http.c} epilog).
+    HTTP_GET / SSL_GET per-checker state, pure (keepalived's C{check_http.c}
+    epilog).
 
     @ivar target: index of the URL to check next.
     @ivar failedUrl: index of the URL that put the checker down, or L{None}.

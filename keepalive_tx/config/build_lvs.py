@@ -2,7 +2,8 @@
 Turn a finished C{virtual_server} builder (a dict filled by
 L{keepalive_tx.config.schema_lvs}) into a frozen L{VirtualServer}: apply
 keepalived's defaults, resolve parameter inheritance VS → RS → checker
-(catalogue §5.1), fix up ports and families, drop duplicate or unusable
+(C{docs/keepalived-compat.md}, "Checker parameters: inheritance and
+defaults"), fix up ports and families, drop duplicate or unusable
 servers and checkers, with keepalived-like diagnostics.
 
 This runs once per real server and checker, so it is kept lean.

@@ -307,7 +307,7 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
             ctx.error(loc, f"{who} {message}")
         version = 3
     b["version"] = version
-    # Priority / state (§0 #15).
+    # Priority / state (a quirk of keepalived's code kept, see docs/keepalived-compat.md).
     state = b.get("state")
     if "priority" not in b:
         b["priority"] = 255 if state == M.MASTER else 100
@@ -345,12 +345,13 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
                     ctx.error(hmac["location"], f"{who} strict mode requires auth_hmac mode enforce - setting enforce")
                     hmac["mode"] = "enforce"
                 b["authHmac"] = M.make(M.AuthHmac, hmac)
-    # Strict mode (§4.12): keepalived's checks and messages.
+    # Strict mode (vrrp_strict): keepalived's checks and messages.
     if strict:
         state = applyStrict(ctx, b, who, loc, state=state, stateExplicit="state" in b,
                             stateLoc=stateLoc, priority=priority, version=version, family=family,
                             unicast=bool(peers))
-    # nopreempt / preempt_delay (§0 #14, §4.5, §4.6).
+    # nopreempt / preempt_delay (cleared with state MASTER, a quirk kept, see
+    # docs/keepalived-compat.md).
     if b.get("nopreempt"):
         nloc = b.get("nopreemptLocation", loc)
         if priority == 255:

@@ -2,7 +2,8 @@
 """
 Virtual addresses on interfaces: the L{IAddressManager} OS edge.
 
-MASTER adds its VIPs/eVIPs, BACKUP/FAULT/stop remove them (catalogue 4.3); at
+MASTER adds its VIPs/eVIPs, BACKUP/FAULT/stop remove them (as keepalived's
+C{vrrp_state_become_master} and C{vrrp_state_leave_master} do); at
 start the configured VIPs are removed if a crashed run (C{kill -9}) left them
 behind (L{IAddressManager.removeStale}), so two boxes never both hold them.
 

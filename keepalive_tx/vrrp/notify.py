@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_vrrp_notify -*-
 """
-VRRP notifications (catalogue S{sect}4.9, S{sect}4.10): notify scripts and
-notify FIFOs.
+VRRP notifications (keepalived's C{vrrp_notify.c}): notify scripts and notify
+FIFOs.
 
 For every state an instance (or sync group) enters, in keepalived's order:
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_vrrp_track -*-
 """
-VRRP tracking and priority arithmetic (catalogue S{sect}4.8), pure.
+VRRP tracking and priority arithmetic (keepalived's C{vrrp_track.c}), pure.
 
 No reactor, no I/O: this module turns what the trackers observed into what
 an instance's state machine needs -- a total (unclamped) priority for

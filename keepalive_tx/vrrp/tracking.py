@@ -3,7 +3,7 @@
 L{TrackingCoordinator}: connects the trackers of every VRRP instance
 (C{track_script}, C{track_file}, weighted C{track_interface},
 C{track_process}, C{track_bfd}, and those of its sync group) to the
-instance's state machine (catalogue S{sect}4.8).
+instance's state machine (keepalived's C{vrrp_track.c}).
 
 C{track_bfd} follows the up/down events of the process's BFD sessions (an
 object with C{isUp(name)}, C{subscribe(observer)} and

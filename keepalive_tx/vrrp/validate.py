@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.unit.test_vrrp_validate -*-
 """
-Receive validation of VRRP adverts, in keepalived's order (catalogue §4.2).
+Receive validation of VRRP adverts, in the order of keepalived's
+C{vrrp_check_packet}.
 
 L{checkAdvert} is pure: it takes the datagram a raw socket delivered (IPv4:
 the whole IP packet; IPv6: the VRRP message), the L{ReceivedMeta} the socket

@@ -1,5 +1,5 @@
 """
-Tests for L{keepalive_tx.check.base}: per-checker state (catalogue 5.2, 5.7)
+Tests for L{keepalive_tx.check.base}: per-checker state (keepalived's epilogues)
 and the scheduler on a fake clock.
 """
 

@@ -25,7 +25,8 @@ from keepalive_tx.net.announce import (
     unsolicitedNA,
 )
 
-# /work/shared/vectors/garp-ipv4.hex and una-ipv6.hex (keepalived 2.2.7, h2 taking over)
+# Frames keepalived 2.2.7 sent on the wire (h2, 02:00:c0:00:02:0c, taking over 192.0.2.100 and
+# 2001:db8::100)
 GARP_VECTOR = bytes.fromhex(
     "ffffffffffff0200c000020c080600010800060400010200c000020cc0000264ffffffffffffc0000264"
 )

@@ -1,6 +1,6 @@
 """
 Tests for L{keepalive_tx.vrrp.sync}: sync groups move their members together
-(catalogue §4.9). Clock-driven, no sockets.
+(keepalived's C{vrrp_sync.c}). Clock-driven, no sockets.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from tests.unit.vrrp_machine_fakes import RecordingEffects
 
 class SignTableTests(SynchronousTestCase):
     """
-    The weight sign table of catalogue 4.8.
+    How the sign of a tracker's weight acts (keepalived's C{vrrp_track.c}).
     """
 
     def test_table(self) -> None:

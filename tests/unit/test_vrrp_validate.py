@@ -137,7 +137,7 @@ class VectorAcceptanceTests(SynchronousTestCase):
 
 class OrderedCheckTests(SynchronousTestCase):
     """
-    Each check of catalogue §4.2, with its verdict and counter.
+    Each check of keepalived's C{vrrp_check_packet}, with its verdict and counter.
     """
 
     def assertResult(self, result, reason: Reason, counters: tuple[str, ...] = ()) -> None:
