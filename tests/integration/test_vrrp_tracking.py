@@ -23,8 +23,8 @@ from keepalive_tx.vrrp.instance import machineConfigFor
 from keepalive_tx.vrrp.machine import State, VRRPMachine
 from keepalive_tx.vrrp.notify import VrrpNotifier
 from keepalive_tx.vrrp.tracking import TrackingCoordinator
+from tests.fakes.vrrpmachine import RecordingEffects
 from tests.integration.vrrpnode import OURS, VIP4, VrrpLabMixin, waitFor, waitHolders
-from tests.unit.vrrp_machine_fakes import RecordingEffects
 
 
 @inlineCallbacks

@@ -25,7 +25,7 @@ from keepalive_tx.demo.scenario import Timeline
 from keepalive_tx.demo.smtpsink import SinkFactory, messageRecord
 from keepalive_tx.demo.status import formatTable, instanceState, parseIpvsadm, poolState
 from keepalive_tx.lvs.backend import DryRunBackend, MemoryIPVSBackend
-from tests.unit.test_status_snapshot import StatusFixture
+from tests.fakes.status import StatusFixture
 
 PING = """\
 PING 192.0.2.100 (192.0.2.100) 56(84) bytes of data.

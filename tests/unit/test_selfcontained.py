@@ -2,11 +2,13 @@
 The repository explains itself: its code, tests, benchmarks and documents
 cite keepalived by its own names (keywords, log lines, functions) or the
 project's C{docs/keepalived-compat.md}, never a document or a path that is
-not in the repository.
+not in the repository. And the tests share their fakes from one place,
+L{tests.fakes}, instead of copying them or importing one another.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +108,106 @@ class SelfContainedTests(SynchronousTestCase):
         """
         seen = {p.relative_to(ROOT).parts[0] for p in textFiles()}
         self.assertEqual(seen, set(TREES))
+
+
+#: a module of tests (trial collects them)
+_TEST_MODULE = re.compile(r"(^|\.)test_\w+$")
+
+
+def moduleName(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def pythonFiles(*trees: str) -> Iterator[Path]:
+    for tree in trees:
+        yield from sorted(p for p in (ROOT / tree).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def importedModules(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """
+    C{(line, module)} for every import in C{tree}, inside functions too;
+    C{from package import name} counts as importing C{package.name} as well.
+    """
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.lineno, node.module
+            for alias in node.names:
+                yield node.lineno, f"{node.module}.{alias.name}"
+
+
+def testImports(root: Path = ROOT, trees: tuple[str, ...] = ("tests", "bench", "docs")) -> list[str]:
+    """
+    C{file:line: module} for each import of a module of tests (other than
+    the importing module itself).
+    """
+    found = []
+    for path in (p for tree in trees for p in sorted((root / tree).rglob("*.py"))):
+        own = ".".join(path.relative_to(root).with_suffix("").parts)
+        for line, module in importedModules(ast.parse(path.read_text())):
+            if _TEST_MODULE.search(module) and module != own:
+                found.append(f"{path.relative_to(root)}:{line}: {module}")
+    return found
+
+
+def fakeClasses(root: Path = ROOT) -> dict[str, list[str]]:
+    """
+    Name -> C{file:line} of every class named C{Fake...} in the package and
+    the tests (not the test cases about them, C{Fake...Tests}).
+    """
+    found: dict[str, list[str]] = {}
+    for tree in ("keepalive_tx", "tests"):
+        for path in sorted((root / tree).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (isinstance(node, ast.ClassDef) and node.name.lstrip("_").startswith("Fake")
+                        and not node.name.endswith("Tests")):
+                    where = f"{path.relative_to(root)}:{node.lineno}"
+                    found.setdefault(node.name, []).append(where)
+    return found
+
+
+class SharedFakesTests(SynchronousTestCase):
+    def test_noImportsBetweenTestModules(self) -> None:
+        """
+        No module of the tests, benchmarks or documents imports a module of
+        tests: what several need lives in L{tests.fakes} (unit) or
+        C{tests/integration/support.py}.
+        """
+        found = testImports()
+        self.assertEqual(found, [], "move what is shared to tests/fakes/:\n" + "\n".join(found))
+
+    def test_fakesInOnePlace(self) -> None:
+        """
+        Every C{Fake...} class is defined once, in L{tests.fakes}; the
+        package ships none.
+        """
+        fakes = fakeClasses()
+        misplaced = [w for places in fakes.values() for w in places
+                     if not w.startswith("tests/fakes/")]
+        twice = {name: places for name, places in fakes.items() if len(places) > 1}
+        self.assertEqual((misplaced, twice), ([], {}))
+        self.assertIn("FakeVrrpPlatform", fakes)
+
+    def test_findsThem(self) -> None:
+        """
+        The scans see an import of a test module (also inside a function)
+        and a fake defined outside L{tests.fakes} or twice.
+        """
+        root = Path(self.mktemp())
+        (root / "tests" / "unit").mkdir(parents=True)
+        (root / "tests" / "fakes").mkdir()
+        (root / "keepalive_tx").mkdir()
+        (root / "tests" / "unit" / "test_a.py").write_text(
+            "from tests.unit import test_b\n"
+            "def f():\n    from tests.unit.test_c import x\n"
+            "from tests.fakes.vrrp import FakeVrrpPlatform\n"
+            "class FakeThing:\n    pass\n")
+        (root / "tests" / "fakes" / "net.py").write_text("class FakeThing:\n    pass\n")
+        self.assertEqual(testImports(root, ("tests",)), [
+            "tests/unit/test_a.py:1: tests.unit.test_b",
+            "tests/unit/test_a.py:3: tests.unit.test_c",
+        ])
+        self.assertEqual(fakeClasses(root), {"FakeThing": [
+            "tests/fakes/net.py:1", "tests/unit/test_a.py:5"]})

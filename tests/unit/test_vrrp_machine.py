@@ -19,7 +19,7 @@ from keepalive_tx.vrrp.timers import (
     skewTime,
     skewTimeMicros,
 )
-from tests.unit.vrrp_machine_fakes import FakeLAN, MachineTestMixin
+from tests.fakes.vrrpmachine import FakeLAN, MachineTestMixin
 
 HIGHER = IPv4Address("192.0.2.20")
 LOWER = IPv4Address("192.0.2.5")
