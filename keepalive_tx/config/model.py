@@ -209,7 +209,7 @@ class GarpSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class VrrpInstance:
+class VrrpInstanceConfig:
     name: str
     location: Location | None = field(default=None, compare=False)
     state: str = BACKUP
@@ -569,12 +569,12 @@ class Config:
     bfdInstances: tuple[BfdInstance, ...] = ()
     syncGroups: tuple[SyncGroup, ...] = ()
     garpGroups: tuple[GarpGroup, ...] = ()
-    vrrpInstances: tuple[VrrpInstance, ...] = ()
+    vrrpInstances: tuple[VrrpInstanceConfig, ...] = ()
     virtualServerGroups: tuple[Any, ...] = ()
     virtualServers: tuple[Any, ...] = ()
     ssl: Any = None
 
-    def vrrpInstance(self, name: str) -> VrrpInstance | None:
+    def vrrpInstance(self, name: str) -> VrrpInstanceConfig | None:
         for vi in self.vrrpInstances:
             if vi.name == name:
                 return vi

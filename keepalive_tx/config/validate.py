@@ -251,7 +251,7 @@ def _syncGroups(ctx: Context, builders: list[Builder], instances: list[Builder],
 
 
 def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights: dict,
-              group: Builder | None) -> M.VrrpInstance | None:
+              group: Builder | None) -> M.VrrpInstanceConfig | None:
     name, loc = b["name"], b["location"]
     who = f"({name})"
     if "virtualRouterId" not in b:
@@ -418,7 +418,7 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
     if "smtpAlert" not in b:
         b["smtpAlert"] = bool(g.smtpAlertVrrp if g.smtpAlertVrrp is not None else g.smtpAlert)
     vips = b["virtualIpaddresses"]
-    vi, problem = excessVipsToExcluded(M.make(M.VrrpInstance, b), MAX_ADVERT_ADDRESSES)
+    vi, problem = excessVipsToExcluded(M.make(M.VrrpInstanceConfig, b), MAX_ADVERT_ADDRESSES)
     if problem is not None:
         ctx.error(vips[MAX_ADVERT_ADDRESSES].location, problem)
     return vi
@@ -428,7 +428,7 @@ def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights:
 MAX_ADVERT_ADDRESSES = 255
 
 
-def excessVipsToExcluded(vi: M.VrrpInstance, limit: int) -> tuple[M.VrrpInstance, str | None]:
+def excessVipsToExcluded(vi: M.VrrpInstanceConfig, limit: int) -> tuple[M.VrrpInstanceConfig, str | None]:
     """
     keepalived puts at most C{limit} VIPs in an advert (255, the most its
     count byte can say, or fewer when the interface MTU leaves less room):
@@ -468,17 +468,17 @@ def _auth(ctx: Context, a: Builder, who: str, version: int, family: int, strict:
     return M.Authentication(authType=atype, password=password.ljust(8, b"\0"))
 
 
-def _peerSet(vi: M.VrrpInstance) -> frozenset:
+def _peerSet(vi: M.VrrpInstanceConfig) -> frozenset:
     return frozenset(p.address for p in vi.unicastPeers)
 
 
-def _checkVrids(ctx: Context, instances: list[M.VrrpInstance], g: M.GlobalDefs) -> None:
+def _checkVrids(ctx: Context, instances: list[M.VrrpInstanceConfig], g: M.GlobalDefs) -> None:
     """
     keepalived refuses two instances with the same VRID and family that
     would share adverts: multicast on the same interface and group, or
     unicast from the same source with a peer in common.
     """
-    seen: dict[tuple, list[M.VrrpInstance]] = {}
+    seen: dict[tuple, list[M.VrrpInstanceConfig]] = {}
     for vi in instances:
         unicast = vi.isUnicast
         group = None if unicast else (vi.mcastDstIp or (g.vrrpMcastGroup4 if vi.family == 4 else g.vrrpMcastGroup6))
@@ -501,7 +501,7 @@ def _checkVrids(ctx: Context, instances: list[M.VrrpInstance], g: M.GlobalDefs) 
         others.append(vi)
 
 
-def _checkUsage(ctx: Context, scripts: list[M.VrrpScript], instances: list[M.VrrpInstance], groups: list[M.SyncGroup]) -> None:
+def _checkUsage(ctx: Context, scripts: list[M.VrrpScript], instances: list[M.VrrpInstanceConfig], groups: list[M.SyncGroup]) -> None:
     used = set()
     for obj in (*instances, *groups):
         for t in obj.trackScripts:

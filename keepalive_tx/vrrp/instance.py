@@ -84,7 +84,7 @@ class IInstanceObserver(Interface):
 _AUTH_TYPES = {"PASS": AuthType.PASS, "AH": AuthType.AH}
 
 
-def machineConfigFor(config: model.VrrpInstance, ourAddress: IPAddress | None) -> MachineConfig:
+def machineConfigFor(config: model.VrrpInstanceConfig, ourAddress: IPAddress | None) -> MachineConfig:
     """
     The state machine's view of a configured instance.
     """
@@ -120,7 +120,7 @@ class VrrpInstance:
 
     def __init__(
         self,
-        config: model.VrrpInstance,
+        config: model.VrrpInstanceConfig,
         *,
         clock: IReactorTime,
         sender: Any,

@@ -196,7 +196,7 @@ class TrackingCoordinator(Service):
         apply its trackers' current state to its machine now. Call before
         the instance starts.
         """
-        config: model.VrrpInstance = instance.config
+        config: model.VrrpInstanceConfig = instance.config
         group = self._groupConfigs.get(config.syncGroup) if config.syncGroup else None
         entries = trackersFor(config, group, self._scriptConfigs, self._fileConfigs,
                               self._processConfigs, self._bfdConfigs)

@@ -253,7 +253,7 @@ class FakeTrackedInstance:
     machine.
     """
 
-    def __init__(self, config: model.VrrpInstance, clock: Clock) -> None:
+    def __init__(self, config: model.VrrpInstanceConfig, clock: Clock) -> None:
         self.config = config
         self.name = config.name
         self.effects = RecordingEffects(clock)
@@ -312,7 +312,7 @@ class FakeNotifyMachine:
 
 
 class FakeNotifyInstance:
-    def __init__(self, config: model.VrrpInstance, syncGroup=None) -> None:
+    def __init__(self, config: model.VrrpInstanceConfig, syncGroup=None) -> None:
         self.name = config.name
         self.config = config
         self.machine = FakeNotifyMachine(config.priority, syncGroup)

@@ -52,7 +52,7 @@ class Instance:
     A real machine with recorded effects, and the notifier as observer.
     """
 
-    def __init__(self, config: model.VrrpInstance, notifier: VrrpNotifier | None = None) -> None:
+    def __init__(self, config: model.VrrpInstanceConfig, notifier: VrrpNotifier | None = None) -> None:
         self.config = config
         self.name = config.name
         self.notifier = notifier
