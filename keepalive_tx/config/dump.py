@@ -17,7 +17,7 @@ from typing import Any
 _SKIP = {"location", "interfaceLocation", "explicit", "vrrpConfigured"}
 
 #: model class -> the name the dump prints for it
-_TITLES = {"VrrpInstanceConfig": "VrrpInstance"}
+_TITLES = {"VrrpInstanceConfig": "VrrpInstance", "SyncGroupConfig": "SyncGroup"}
 
 
 def dumpConfig(model: Any) -> str:

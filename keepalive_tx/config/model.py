@@ -284,7 +284,7 @@ class VrrpInstanceConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SyncGroup:
+class SyncGroupConfig:
     name: str
     location: Location | None = field(default=None, compare=False)
     members: tuple[str, ...] = ()
@@ -567,7 +567,7 @@ class Config:
     vrrpScripts: tuple[VrrpScript, ...] = ()
     trackProcesses: tuple[TrackProcess, ...] = ()
     bfdInstances: tuple[BfdInstance, ...] = ()
-    syncGroups: tuple[SyncGroup, ...] = ()
+    syncGroups: tuple[SyncGroupConfig, ...] = ()
     garpGroups: tuple[GarpGroup, ...] = ()
     vrrpInstances: tuple[VrrpInstanceConfig, ...] = ()
     virtualServerGroups: tuple[Any, ...] = ()

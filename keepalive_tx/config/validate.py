@@ -247,7 +247,7 @@ def _syncGroups(ctx: Context, builders: list[Builder], instances: list[Builder],
         b["members"] = members
         resolveTrackers(ctx, b, f"vrrp_sync_group {name}:", objects)
         groups.append(b)
-    return [M.make(M.SyncGroup, b) for b in groups], memberOf
+    return [M.make(M.SyncGroupConfig, b) for b in groups], memberOf
 
 
 def _instance(ctx: Context, b: Builder, g: M.GlobalDefs, objects: dict, weights: dict,
@@ -501,7 +501,7 @@ def _checkVrids(ctx: Context, instances: list[M.VrrpInstanceConfig], g: M.Global
         others.append(vi)
 
 
-def _checkUsage(ctx: Context, scripts: list[M.VrrpScript], instances: list[M.VrrpInstanceConfig], groups: list[M.SyncGroup]) -> None:
+def _checkUsage(ctx: Context, scripts: list[M.VrrpScript], instances: list[M.VrrpInstanceConfig], groups: list[M.SyncGroupConfig]) -> None:
     used = set()
     for obj in (*instances, *groups):
         for t in obj.trackScripts:

@@ -275,7 +275,7 @@ def _resolve(tracker: model.Tracker, weight: int, reverse: bool) -> tuple[int, b
 
 def trackersFor(
     instance: model.VrrpInstanceConfig,
-    group: model.SyncGroup | None,
+    group: model.SyncGroupConfig | None,
     scripts: Mapping[str, model.VrrpScript],
     files: Mapping[str, model.TrackFile],
     processes: Mapping[str, model.TrackProcess] | None = None,
@@ -298,7 +298,7 @@ def trackersFor(
         seen.add((kind, name))
         entries.append(TrackerEntry(kind, name, weight, reverse))
 
-    owners: Sequence[model.VrrpInstanceConfig | model.SyncGroup] = (
+    owners: Sequence[model.VrrpInstanceConfig | model.SyncGroupConfig] = (
         (instance,) if group is None else (instance, group))
     for owner in owners:
         for t in owner.trackScripts:
