@@ -17,7 +17,12 @@ from typing import Any
 _SKIP = {"location", "interfaceLocation", "explicit", "vrrpConfigured"}
 
 #: model class -> the name the dump prints for it
-_TITLES = {"VrrpInstanceConfig": "VrrpInstance", "SyncGroupConfig": "SyncGroup"}
+_TITLES = {
+    "VrrpInstanceConfig": "VrrpInstance",
+    "SyncGroupConfig": "SyncGroup",
+    "GarpGroupConfig": "GarpGroup",
+    "GarpSettingsConfig": "GarpSettings",
+}
 
 
 def dumpConfig(model: Any) -> str:

@@ -59,7 +59,7 @@ def buildConfig(root: Builder, diagnostics: Diagnostics) -> M.Config:
     _checkVrids(ctx, instances, g)
     _checkUsage(ctx, scripts, instances, groups)
     garpGroups = [
-        M.make(M.GarpGroup, b) for b in root.get("garpGroups") or []
+        M.make(M.GarpGroupConfig, b) for b in root.get("garpGroups") or []
     ]
     tgNames = {t.name for t in trackGroups}
     for item in (*root.get("staticIpaddresses", ()), *root.get("staticRoutes", ()), *root.get("staticRules", ())):
@@ -135,7 +135,7 @@ def _globalDefs(ctx: Context, b: Builder) -> M.GlobalDefs:
     return M.make(M.GlobalDefs, b, **extra)
 
 
-def _garp(b: Builder, base: M.GarpSettings | None) -> M.GarpSettings:
+def _garp(b: Builder, base: M.GarpSettingsConfig | None) -> M.GarpSettingsConfig:
     if base is None:
         d = dict(b)
         d.setdefault("lowerPrioDelay", float(d.get("masterDelay", 5)))
@@ -155,7 +155,7 @@ def _garp(b: Builder, base: M.GarpSettings | None) -> M.GarpSettings:
     for k in ("masterDelay", "lowerPrioDelay", "masterRefresh", "extraIf"):
         if k in d:
             d[k] = float(d[k])
-    return M.make(M.GarpSettings, d)
+    return M.make(M.GarpSettingsConfig, d)
 
 
 def _script(ctx: Context, b: Builder) -> M.VrrpScript | None:

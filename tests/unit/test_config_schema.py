@@ -508,3 +508,17 @@ class DumpTests(SynchronousTestCase):
         self.assertIn("virtualRouterId = 51", text)
         self.assertIn("password = ********", text)
         self.assertNotIn("secret", text)
+
+    def test_dumpBlockNames(self) -> None:
+        """
+        Model classes named C{...Config} to tell them from running objects
+        are dumped under their blocks' names, as before.
+        """
+        r = parse("vrrp_sync_group G {\n group {\n VI_1\n }\n}\n"
+                  "garp_group {\n garp_interval 1\n interface eth0\n}\n" + VI % "")
+        lines = dumpConfig(r.model).splitlines()
+        self.assertIn("    SyncGroup G", lines)
+        self.assertIn("    VrrpInstance VI_1", lines)
+        self.assertIn("    GarpGroup", lines)
+        self.assertIn("      garp = GarpSettings", lines)
+        self.assertEqual([line for line in lines[1:] if line.endswith("Config")], [])
