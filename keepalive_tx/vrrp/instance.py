@@ -48,7 +48,6 @@ from keepalive_tx.vrrp.validate import (
     RateLimitedLog,
     ReceiveCounters,
     ReceivePolicy,
-    UnicastPeer,
 )
 
 if TYPE_CHECKING:
@@ -221,8 +220,7 @@ class VrrpInstance:
             password=self.password,
             advertInterval=config.advertInt,
             vips=self.advertAddresses,
-            unicastPeers=tuple(
-                UnicastPeer(p.address, p.minTtl, p.maxTtl) for p in config.unicastPeers),
+            unicastPeers=config.unicastPeers,
             checkUnicastSource=config.checkUnicastSrc or checkUnicastSource,
             ownerIgnoreAdverts=config.ownerIgnoreAdverts,
             effectivePriority=config.priority,

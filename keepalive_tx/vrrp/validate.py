@@ -25,6 +25,7 @@ from typing import NoReturn
 
 from twisted.logger import Logger
 
+from keepalive_tx.config.model import UnicastPeer
 from keepalive_tx.vrrp.packet import (
     ADVERTISEMENT,
     AH_HEADER_LEN,
@@ -54,7 +55,6 @@ __all__ = [
     "Reason",
     "ReceiveCounters",
     "ReceivePolicy",
-    "UnicastPeer",
     "Verdict",
     "checkAdvert",
     "peekVrid",
@@ -152,17 +152,6 @@ class Reason(Enum):
 
 
 @dataclass(frozen=True)
-class UnicastPeer:
-    """
-    A C{unicast_peer} entry with its optional C{min_ttl}/C{max_ttl}.
-    """
-
-    address: IPAddress
-    minTtl: int = 0
-    maxTtl: int = 255
-
-
-@dataclass(frozen=True)
 class ReceivePolicy:
     """
     What one VRRP instance accepts.
@@ -173,7 +162,8 @@ class ReceivePolicy:
     @ivar password: C{auth_pass} (padded/truncated to 8 bytes internally).
     @ivar advertInterval: configured C{advert_int} in seconds.
     @ivar vips: our virtual addresses (the ones of our family, in order).
-    @ivar unicastPeers: non-empty means unicast mode.
+    @ivar unicastPeers: the C{unicast_peer} entries (with their C{min_ttl} and
+        C{max_ttl}); non-empty means unicast mode.
     @ivar checkUnicastSource: instance or global C{check_unicast_src}.
     @ivar ownerIgnoreAdverts: C{owner_ignore_adverts} (global).
     @ivar effectivePriority: our current effective priority.

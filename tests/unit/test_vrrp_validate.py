@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
+from keepalive_tx.config.model import UnicastPeer
 from keepalive_tx.vrrp.packet import (
     VRRP_MCAST_V4,
     VRRP_MCAST_V6,
@@ -34,7 +35,6 @@ from keepalive_tx.vrrp.validate import (
     Reason,
     ReceiveCounters,
     ReceivePolicy,
-    UnicastPeer,
     Verdict,
     checkAdvert,
     peekVrid,
@@ -195,7 +195,7 @@ class OrderedCheckTests(SynchronousTestCase):
         """
         policy = POLICIES["vrrpv2-pass"]
         self.assertResult(check(build(ttl=254), policy), Reason.TTL, ("ip_ttl_err",))
-        unicast = replace(policy, unicastPeers=(UnicastPeer(H1),))
+        unicast = replace(policy, unicastPeers=(UnicastPeer(address=H1),))
         result = check(build(ttl=64, destination=H2), unicast)
         self.assertResult(result, Reason.OK, ("advert_rcvd",))
         v6, _ = vector("vrrpv3-ipv6")
@@ -345,7 +345,7 @@ class OrderedCheckTests(SynchronousTestCase):
         < 1.3.6) is accepted with a note so the instance can switch.
         """
         packet = build(V3, destination=H2, checksumDestination=VRRP_MCAST_V4)
-        policy = replace(POLICIES["vrrpv3-ipv4"], unicastPeers=(UnicastPeer(H1),))
+        policy = replace(POLICIES["vrrpv3-ipv4"], unicastPeers=(UnicastPeer(address=H1),))
         result = check(packet, policy)
         self.assertResult(result, Reason.OK, ("advert_rcvd",))
         self.assertEqual(result.notes, (Reason.OLD_UNICAST_CHECKSUM,))
@@ -358,7 +358,7 @@ class OrderedCheckTests(SynchronousTestCase):
         counted as C{addr_list_err}.
         """
         packet, _ = vector("vrrpv2-pass")
-        unicast = replace(POLICIES["vrrpv2-pass"], unicastPeers=(UnicastPeer(H1),))
+        unicast = replace(POLICIES["vrrpv2-pass"], unicastPeers=(UnicastPeer(address=H1),))
         result = check(packet, unicast)
         self.assertResult(result, Reason.CAST_MISMATCH, ("addr_list_err",))
         self.assertEqual(result.detail, "Expected unicast packet but received multicast packet")
@@ -459,14 +459,14 @@ class OrderedCheckTests(SynchronousTestCase):
         being counted as received) and its TTL in the peer's range (DROP).
         """
         packet = build(destination=H2, ttl=64)
-        peers = (UnicastPeer(H2),)
+        peers = (UnicastPeer(address=H2),)
         policy = replace(POLICIES["vrrpv2-pass"], unicastPeers=peers, checkUnicastSource=True)
         result = check(packet, policy)
         self.assertResult(result, Reason.UNICAST_SOURCE, ("advert_rcvd",))
         self.assertEqual(result.detail, "unicast source address 192.0.2.11 not a unicast peer")
-        ranged = replace(policy, unicastPeers=(UnicastPeer(H1, minTtl=100, maxTtl=255),))
+        ranged = replace(policy, unicastPeers=(UnicastPeer(address=H1, minTtl=100, maxTtl=255),))
         self.assertResult(check(packet, ranged), Reason.PEER_TTL, ("advert_rcvd",))
-        ok = replace(policy, unicastPeers=(UnicastPeer(H1, minTtl=60, maxTtl=64),))
+        ok = replace(policy, unicastPeers=(UnicastPeer(address=H1, minTtl=60, maxTtl=64),))
         self.assertResult(check(packet, ok), Reason.OK, ("advert_rcvd",))
         unchecked = replace(policy, checkUnicastSource=False)
         self.assertResult(check(packet, unchecked), Reason.OK, ("advert_rcvd",))
@@ -583,8 +583,8 @@ class CountersAndLogTests(SynchronousTestCase):
 
 _SAMPLES = [bytes.fromhex(h) for _, _, h, _ in VECTORS]
 _FUZZ_POLICIES = list(POLICIES.values()) + [
-    replace(POLICIES["vrrpv2-pass"], unicastPeers=(UnicastPeer(H1),), checkUnicastSource=True),
-    replace(POLICIES["vrrpv3-ipv4"], unicastPeers=(UnicastPeer(H1),)),
+    replace(POLICIES["vrrpv2-pass"], unicastPeers=(UnicastPeer(address=H1),), checkUnicastSource=True),
+    replace(POLICIES["vrrpv3-ipv4"], unicastPeers=(UnicastPeer(address=H1),)),
     replace(POLICIES["vrrpv2-ah"], ahLastSequence=3),
 ]
 
