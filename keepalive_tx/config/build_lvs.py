@@ -21,7 +21,7 @@ from keepalive_tx.config.model_lvs import (
     DnsCheck,
     FileCheck,
     HttpCheck,
-    HttpUrl,
+    HttpUrlConfig,
     MiscCheck,
     PingCheck,
     RealServer,
@@ -473,9 +473,9 @@ def _appendConnecting(ctx: Any, checker: Any, out: list) -> None:
     out.append(checker)
 
 
-def _buildUrl(u: Builder, vhost: str | None) -> HttpUrl:
+def _buildUrl(u: Builder, vhost: str | None) -> HttpUrlConfig:
     codes = u.get("statusCodes")
-    return HttpUrl(
+    return HttpUrlConfig(
         path=u["path"],
         digest=u.get("digest"),
         statusCodes=tuple(r for group in codes for r in group) if codes else ((200, 299),),

@@ -22,6 +22,7 @@ _TITLES = {
     "SyncGroupConfig": "SyncGroup",
     "GarpGroupConfig": "GarpGroup",
     "GarpSettingsConfig": "GarpSettings",
+    "HttpUrlConfig": "HttpUrl",
 }
 
 

@@ -195,7 +195,7 @@ class PingCheck(ConnectingChecker):
 
 
 @dataclass(frozen=True, slots=True)
-class HttpUrl:
+class HttpUrlConfig:
     """
     One C{url {}} of an HTTP_GET/SSL_GET checker.
 
@@ -236,7 +236,7 @@ class HttpCheck(ConnectingChecker):
 
     kind: ClassVar[str] = "HTTP_GET"
     ssl: bool = False
-    urls: tuple[HttpUrl, ...] = ()
+    urls: tuple[HttpUrlConfig, ...] = ()
     virtualhost: str | None = None
     httpProtocol: str = "1.0"
     fastRecovery: bool = False

@@ -515,10 +515,13 @@ class DumpTests(SynchronousTestCase):
         are dumped under their blocks' names, as before.
         """
         r = parse("vrrp_sync_group G {\n group {\n VI_1\n }\n}\n"
-                  "garp_group {\n garp_interval 1\n interface eth0\n}\n" + VI % "")
+                  "garp_group {\n garp_interval 1\n interface eth0\n}\n" + VI % ""
+                  + "virtual_server 192.0.2.10 80 {\n protocol TCP\n real_server 192.0.2.11 80 {\n"
+                  "  HTTP_GET {\n   url {\n    path /\n   }\n  }\n }\n}\n")
         lines = dumpConfig(r.model).splitlines()
         self.assertIn("    SyncGroup G", lines)
         self.assertIn("    VrrpInstance VI_1", lines)
         self.assertIn("    GarpGroup", lines)
         self.assertIn("      garp = GarpSettings", lines)
+        self.assertTrue(any(line.strip() == "HttpUrl" for line in lines))
         self.assertEqual([line for line in lines[1:] if line.endswith("Config")], [])
