@@ -18,7 +18,7 @@ in C{check_http.c}):
     checked again from the first; the checker comes UP after a full
     successful pass.
 
-Both return a L{Verdict}: the delay before the next attempt and, when the
+Both return an L{AttemptVerdict}: the delay before the next attempt and, when the
 checker's state must be (re)asserted, a L{CheckerEvent}.  The first verdict of
 every checker always carries an event (C{first=True}), so the pool can apply
 keepalived's alpha / C{rs_init_notifies} rules; events with C{up == wasUp}
@@ -145,7 +145,7 @@ class CheckerEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class AttemptVerdict:
     """
     What to do after a check attempt.
 
@@ -159,18 +159,18 @@ class Verdict:
     retrying: bool = False
 
 
-_VERDICTS: dict[tuple[float, bool], Verdict] = {}
+_VERDICTS: dict[tuple[float, bool], AttemptVerdict] = {}
 
 
-def _verdict(delay: float, retrying: bool) -> Verdict:
+def _verdict(delay: float, retrying: bool) -> AttemptVerdict:
     """
-    The shared (immutable) eventless L{Verdict} C{(delay, retrying)}: the
+    The shared (immutable) eventless L{AttemptVerdict} C{(delay, retrying)}: the
     common case of every check cycle allocates nothing.
     """
     try:
         return _VERDICTS[delay, retrying]
     except KeyError:
-        v = Verdict(delay, None, retrying)
+        v = AttemptVerdict(delay, None, retrying)
         if len(_VERDICTS) < 1024:
             _VERDICTS[delay, retrying] = v
         return v
@@ -220,7 +220,7 @@ class CheckerState:
         self.hasRun = False
         self.retryIt = timing.retry if startup else 0
 
-    def record(self, ok: bool) -> Verdict:
+    def record(self, ok: bool) -> AttemptVerdict:
         """
         Account for one attempt's result.
         """
@@ -232,7 +232,7 @@ class CheckerState:
                 event = CheckerEvent(True, self.isUp, first)
                 self.isUp = True
                 self.hasRun = True
-                return Verdict(t.delayLoop, event)
+                return AttemptVerdict(t.delayLoop, event)
             return _verdict(t.delayLoop, False)
         if self.isUp or first:
             if self.retryIt >= t.retry:
@@ -241,7 +241,7 @@ class CheckerState:
                 self.isUp = False
                 self.retryIt = 0
                 self.hasRun = True
-                return Verdict(t.delayLoop, event)
+                return AttemptVerdict(t.delayLoop, event)
             self.retryIt += 1
             self.hasRun = True
             return _verdict(t.delayBeforeRetry, True)
@@ -274,7 +274,7 @@ class HttpCheckerState:
         self.target = 0
         self.failedUrl: int | None = None
 
-    def record(self, ok: bool) -> Verdict:
+    def record(self, ok: bool) -> AttemptVerdict:
         """
         Account for one attempt's result on URL L{target}.
         """
@@ -325,7 +325,7 @@ class HttpCheckerState:
             self.target = 0
         if event is None:
             return _verdict(delay, retrying)
-        return Verdict(delay, event, retrying)
+        return AttemptVerdict(delay, event, retrying)
 
 
 class Checker(Protocol):
@@ -354,7 +354,7 @@ class State(Protocol):
     hasRun: bool
     target: int
 
-    def record(self, ok: bool) -> Verdict: ...
+    def record(self, ok: bool) -> AttemptVerdict: ...
 
 
 #: up/down log lines per checker kind: (success, failed-after-retries,

@@ -46,7 +46,7 @@ __all__ = [
     "InstanceTracking",
     "ScriptHysteresis",
     "TrackerEntry",
-    "Verdict",
+    "TrackingVerdict",
     "binaryContribution",
     "fileContribution",
     "trackersFor",
@@ -200,7 +200,7 @@ class TrackerEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class TrackingVerdict:
     """
     An instance's tracking outcome.
 
@@ -247,7 +247,7 @@ class InstanceTracking:
     def observed(self, kind: str, name: str) -> bool | int | None:
         return self._observed.get((kind, name))
 
-    def verdict(self) -> Verdict:
+    def verdict(self) -> TrackingVerdict:
         total = self.base
         faults = set()
         pending = set()
@@ -258,7 +258,7 @@ class InstanceTracking:
                 faults.add(entry.flag)
             if c.pending:
                 pending.add(entry.flag)
-        return Verdict(total, frozenset(faults), frozenset(pending))
+        return TrackingVerdict(total, frozenset(faults), frozenset(pending))
 
 
 def _resolve(tracker: model.Tracker, weight: int, reverse: bool) -> tuple[int, bool]:

@@ -18,7 +18,7 @@ kernel's process events, see L{keepalive_tx.net.procevents}).
 It subscribes to the L{VrrpScriptService}, watches each used C{track_file}
 (inotify, through L{keepalive_tx.check.file.FileChecker}) and receives link
 events (C{linkChanged}); after every change it recomputes the instance's
-L{keepalive_tx.vrrp.track.Verdict} and calls
+L{keepalive_tx.vrrp.track.TrackingVerdict} and calls
 C{machine.setEffectivePriority(total)} and C{machine.setFault(flag, on)} for
 the flags that changed.
 
@@ -57,7 +57,7 @@ from keepalive_tx.vrrp.track import (
     PROCESS,
     SCRIPT,
     InstanceTracking,
-    Verdict,
+    TrackingVerdict,
     trackersFor,
 )
 
@@ -255,7 +255,7 @@ class TrackingCoordinator(Service):
             watcher.read()
         return watcher
 
-    def verdict(self, name: str) -> Verdict | None:
+    def verdict(self, name: str) -> TrackingVerdict | None:
         """
         The current verdict of an attached instance.
         """

@@ -51,11 +51,11 @@ from keepalive_tx.vrrp.packet import (
 __all__ = [
     "AdvertChecker",
     "CheckResult",
+    "PacketVerdict",
     "RateLimitedLog",
     "Reason",
     "ReceiveCounters",
     "ReceivePolicy",
-    "Verdict",
     "checkAdvert",
     "peekVrid",
 ]
@@ -67,7 +67,7 @@ IPAddress = IPv4Address | IPv6Address
 _MIN_ETHERNET_PAYLOAD = 46
 
 
-class Verdict(Enum):
+class PacketVerdict(Enum):
     """
     keepalived's C{VRRP_PACKET_OK}, C{VRRP_PACKET_KO} and C{VRRP_PACKET_DROP}.
     """
@@ -86,7 +86,7 @@ class Reason(Enum):
     keepalived-like log C{message} template.
     """
 
-    def __new__(cls, value: str, verdict: Verdict, counter: str | None, message: str):
+    def __new__(cls, value: str, verdict: PacketVerdict, counter: str | None, message: str):
         obj = object.__new__(cls)
         obj._value_ = value
         obj.verdict = verdict  # type: ignore[attr-defined]
@@ -94,60 +94,60 @@ class Reason(Enum):
         obj.message = message  # type: ignore[attr-defined]
         return obj
 
-    OK = ("ok", Verdict.OK, None, "")
+    OK = ("ok", PacketVerdict.OK, None, "")
     # Dispatcher-level drops (before the per-instance checks).
-    TRUNCATED = ("truncated", Verdict.DROP, None, "VRRP packet truncated ({length} bytes)")
-    TOO_SHORT = ("too_short", Verdict.DROP, None, "IPv{family} VRRP packet too short - {length} bytes")
-    NOT_VRRP = ("not_vrrp", Verdict.DROP, None, "not a VRRP packet (IP protocol {protocol})")
-    UNKNOWN_VRID = ("unknown_vrid", Verdict.DROP, None,
+    TRUNCATED = ("truncated", PacketVerdict.DROP, None, "VRRP packet truncated ({length} bytes)")
+    TOO_SHORT = ("too_short", PacketVerdict.DROP, None, "IPv{family} VRRP packet too short - {length} bytes")
+    NOT_VRRP = ("not_vrrp", PacketVerdict.DROP, None, "not a VRRP packet (IP protocol {protocol})")
+    UNKNOWN_VRID = ("unknown_vrid", PacketVerdict.DROP, None,
                     "Unknown VRID({vrid}) received on interface. ignoring...")
     # Per-instance checks, in keepalived's order.
-    AH_PRESENCE_MISMATCH = ("ah_presence_mismatch", Verdict.KO, "authtype_mismatch", "{detail}")
-    PACKET_LENGTH = ("packet_length", Verdict.KO, "packet_len_err",
+    AH_PRESENCE_MISMATCH = ("ah_presence_mismatch", PacketVerdict.KO, "authtype_mismatch", "{detail}")
+    PACKET_LENGTH = ("packet_length", PacketVerdict.KO, "packet_len_err",
                      "vrrp packet too {detail}, length {length} and expect {expected}")
-    TTL = ("ttl", Verdict.KO, "ip_ttl_err", "invalid TTL/HL. Received {ttl} and expect 255")
-    VERSION = ("version", Verdict.KO, "vers_err",
+    TTL = ("ttl", PacketVerdict.KO, "ip_ttl_err", "invalid TTL/HL. Received {ttl} and expect 255")
+    VERSION = ("version", PacketVerdict.KO, "vers_err",
                "wrong version. Received {received} and expect {expected}")
-    INVALID_AUTHTYPE = ("invalid_authtype", Verdict.KO, "invalid_authtype",
+    INVALID_AUTHTYPE = ("invalid_authtype", PacketVerdict.KO, "invalid_authtype",
                         "Invalid auth type: {received}")
-    AUTHTYPE_MISMATCH = ("authtype_mismatch", Verdict.KO, "authtype_mismatch",
+    AUTHTYPE_MISMATCH = ("authtype_mismatch", PacketVerdict.KO, "authtype_mismatch",
                          "received a {received} auth, expecting {expected}!")
-    PASSWORD = ("password", Verdict.KO, "auth_failure", "received an invalid passwd!")
-    AH_NOT_VRRP = ("ah_not_vrrp", Verdict.DROP, None,
+    PASSWORD = ("password", PacketVerdict.KO, "auth_failure", "received an invalid passwd!")
+    AH_NOT_VRRP = ("ah_not_vrrp", PacketVerdict.DROP, None,
                    "AH header for protocol {protocol}, ignoring")
-    AH_ICV = ("ah_icv", Verdict.KO, "auth_failure",
+    AH_ICV = ("ah_icv", PacketVerdict.KO, "auth_failure",
               "IPSEC-AH : invalid IPSEC HMAC-MD5 value. Due to fields mutation or bad password !")
-    AH_SPI = ("ah_spi", Verdict.KO, "auth_failure",
+    AH_SPI = ("ah_spi", PacketVerdict.KO, "auth_failure",
               "IPSEC AH : invalid IPSEC SPI value. {spi} and expect {source}")
-    AH_REPLAY = ("ah_replay", Verdict.KO, "auth_failure",
+    AH_REPLAY = ("ah_replay", PacketVerdict.KO, "auth_failure",
                  "IPSEC-AH : sequence number {sequence} already processed. Packet dropped. "
                  "Local({last})")
-    ADVERT_INTERVAL = ("advert_interval", Verdict.DROP, None,
+    ADVERT_INTERVAL = ("advert_interval", PacketVerdict.DROP, None,
                        "advertisement interval mismatch mine={mine} sec rcv'd={received} sec")
-    INVALID_TYPE = ("invalid_type", Verdict.KO, "invalid_type_rcvd",
+    INVALID_TYPE = ("invalid_type", PacketVerdict.KO, "invalid_type_rcvd",
                     "Invalid packet type. {received} and expect 1")
-    IP_TOTAL_LENGTH = ("ip_total_length", Verdict.KO, "packet_len_err",
+    IP_TOTAL_LENGTH = ("ip_total_length", PacketVerdict.KO, "packet_len_err",
                        "ip_tot_len mismatch against received length. {totalLength} and "
                        "received {length}")
-    CHECKSUM = ("checksum", Verdict.KO, "chk_err", "Invalid VRRPv{version} checksum")
-    CAST_MISMATCH = ("cast_mismatch", Verdict.KO, "addr_list_err",
+    CHECKSUM = ("checksum", PacketVerdict.KO, "chk_err", "Invalid VRRPv{version} checksum")
+    CAST_MISMATCH = ("cast_mismatch", PacketVerdict.KO, "addr_list_err",
                      "Expected {expected}icast packet but received {received}icast packet")
-    OWNER_IGNORES = ("owner_ignores", Verdict.DROP, None,
+    OWNER_IGNORES = ("owner_ignores", PacketVerdict.DROP, None,
                      "address owner ignoring advert (owner_ignore_adverts)")
-    UNICAST_SOURCE = ("unicast_source", Verdict.KO, None,
+    UNICAST_SOURCE = ("unicast_source", PacketVerdict.KO, None,
                       "unicast source address {source} not a unicast peer")
-    PEER_TTL = ("peer_ttl", Verdict.DROP, None, "TTL/HL {ttl} not in range {low} - {high}")
+    PEER_TTL = ("peer_ttl", PacketVerdict.DROP, None, "TTL/HL {ttl} not in range {low} - {high}")
     # The address list (keepalived 2.2.7 drops these; later versions accept them).
-    VIP_COUNT = ("vip_count", Verdict.KO, "addr_list_err",
+    VIP_COUNT = ("vip_count", PacketVerdict.KO, "addr_list_err",
                  "received an unexpected ip number count {received}, expected {expected}!")
-    VIP_MISSING = ("vip_missing", Verdict.KO, "addr_list_err",
+    VIP_MISSING = ("vip_missing", PacketVerdict.KO, "addr_list_err",
                    "ip address associated with VRID {vrid} not present in MASTER advert: "
                    "{address}")
     # Notes on accepted packets (counted, verdict stays OK).
-    V3_INTERVAL = ("v3_interval", Verdict.OK, None,
+    V3_INTERVAL = ("v3_interval", PacketVerdict.OK, None,
                    "advertisement interval changed: mine={mine} milli-sec, "
                    "rcved={received} milli-sec")
-    OLD_UNICAST_CHECKSUM = ("old_unicast_checksum", Verdict.OK, None,
+    OLD_UNICAST_CHECKSUM = ("old_unicast_checksum", PacketVerdict.OK, None,
                             "Setting unicast VRRPv3 checksum to old version")
 
 
@@ -235,7 +235,7 @@ class CheckResult:
     @ivar detail: keepalived-like log text for C{reason}.
     """
 
-    verdict: Verdict
+    verdict: PacketVerdict
     reason: Reason
     advert: VrrpAdvert | None = None
     source: IPAddress | None = None
@@ -248,7 +248,7 @@ class CheckResult:
 
     @property
     def accepted(self) -> bool:
-        return self.verdict is Verdict.OK
+        return self.verdict is PacketVerdict.OK
 
 
 def peekVrid(data: bytes, family: int) -> int | None:
@@ -295,7 +295,7 @@ class _Checker:
 
     def result(self, reason: Reason, **kw: object) -> CheckResult:
         counters = list(self.counters)
-        if reason.counter is not None and reason.verdict is not Verdict.OK:
+        if reason.counter is not None and reason.verdict is not PacketVerdict.OK:
             counters.append(reason.counter)
         try:
             detail = reason.message.format(**kw)

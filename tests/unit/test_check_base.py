@@ -10,6 +10,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.check.base import (
+    AttemptVerdict,
     CheckerEvent,
     CheckerScheduler,
     CheckerState,
@@ -17,7 +18,6 @@ from keepalive_tx.check.base import (
     CheckTiming,
     ConnectOptions,
     HttpCheckerState,
-    Verdict,
 )
 from tests.fakes.check import FakeChecker
 
@@ -477,8 +477,8 @@ class VerdictReuseTests(SynchronousTestCase):
         s = CheckerState(T)
         s.record(True)
         self.assertIs(s.record(True), s.record(True))
-        self.assertEqual(s.record(True), Verdict(10))
-        self.assertEqual(s.record(False), Verdict(3, None, retrying=True))
+        self.assertEqual(s.record(True), AttemptVerdict(10))
+        self.assertEqual(s.record(False), AttemptVerdict(3, None, retrying=True))
 
     def test_http(self) -> None:
         s = HttpCheckerState(CheckTiming(delayLoop=5, retry=1, delayBeforeRetry=2), urlCount=2)

@@ -31,11 +31,11 @@ from keepalive_tx.vrrp.packet import (
     encodeVrrp,
 )
 from keepalive_tx.vrrp.validate import (
+    PacketVerdict,
     RateLimitedLog,
     Reason,
     ReceiveCounters,
     ReceivePolicy,
-    Verdict,
     checkAdvert,
     peekVrid,
 )
@@ -107,7 +107,7 @@ class VectorAcceptanceTests(SynchronousTestCase):
                 result = check(packet, policy)
             else:
                 result = ipv6Check(packet, policy)
-            self.assertEqual(result.verdict, Verdict.OK, (name, index, result))
+            self.assertEqual(result.verdict, PacketVerdict.OK, (name, index, result))
             expected = ("advert_rcvd",) + (("pri_zero_rcvd",) if fields["priority"] == 0 else ())
             self.assertEqual(result.counters, expected, (name, index))
             self.assertEqual(result.ahSequence, fields.get("ahSeq"))
@@ -121,7 +121,7 @@ class VectorAcceptanceTests(SynchronousTestCase):
         """
         packet, _ = vector("vrrpv3-ipv4", 3)
         result = check(packet, POLICIES["vrrpv3-ipv4"])
-        self.assertEqual(result.verdict, Verdict.OK)
+        self.assertEqual(result.verdict, PacketVerdict.OK)
         self.assertEqual(result.notes, (Reason.V3_INTERVAL,))
         self.assertIn("rcved=100 milli-sec", result.noteDetails[0])
 
@@ -132,7 +132,7 @@ class VectorAcceptanceTests(SynchronousTestCase):
         packet, _ = vector("vrrpv2-pass")
         self.assertEqual(len(packet), 40)
         result = check(packet + b"\x00" * 6, POLICIES["vrrpv2-pass"])
-        self.assertEqual(result.verdict, Verdict.OK)
+        self.assertEqual(result.verdict, PacketVerdict.OK)
 
 
 class OrderedCheckTests(SynchronousTestCase):
@@ -556,7 +556,7 @@ class CountersAndLogTests(SynchronousTestCase):
             "addr_list_err",
         })
         for r in Reason:
-            if r.verdict is Verdict.DROP:
+            if r.verdict is PacketVerdict.DROP:
                 self.assertIsNone(r.counter, r)
 
     def test_rateLimitedLog(self) -> None:
@@ -625,7 +625,7 @@ class FuzzTests(SynchronousTestCase):
                 if (meta.family == 6) != (policy.family == 6):
                     continue
                 result = checkAdvert(data, meta, policy)
-                self.assertIn(result.verdict, (Verdict.OK, Verdict.KO, Verdict.DROP))
+                self.assertIn(result.verdict, (PacketVerdict.OK, PacketVerdict.KO, PacketVerdict.DROP))
             peekVrid(data, policy.family)
 
     @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
