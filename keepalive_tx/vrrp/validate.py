@@ -5,7 +5,7 @@ C{vrrp_check_packet}.
 
 L{checkAdvert} is pure: it takes the datagram a raw socket delivered (IPv4:
 the whole IP packet; IPv6: the VRRP message), the L{ReceivedMeta} the socket
-gave and the instance's L{ReceivePolicy}, and returns a L{CheckResult}:
+gave and the instance's L{ReceivePolicy}, and returns a L{PacketCheckResult}:
 OK, KO (an error, counted) or DROP (ignored), with a L{Reason} and the
 keepalived stats counters to bump.  It never raises on bad input.
 
@@ -50,7 +50,7 @@ from keepalive_tx.vrrp.packet import (
 
 __all__ = [
     "AdvertChecker",
-    "CheckResult",
+    "PacketCheckResult",
     "PacketVerdict",
     "RateLimitedLog",
     "Reason",
@@ -219,7 +219,7 @@ _POLICY_FIELDS = frozenset(ReceivePolicy.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class PacketCheckResult:
     """
     The verdict on one datagram.
 
@@ -273,7 +273,7 @@ def peekVrid(data: bytes, family: int) -> int | None:
 
 
 class _Rejected(Exception):
-    def __init__(self, result: CheckResult) -> None:
+    def __init__(self, result: PacketCheckResult) -> None:
         self.result = result
 
 
@@ -293,7 +293,7 @@ class _Checker:
         self.ttl: int | None = meta.ttl
         self.ahSequence: int | None = None
 
-    def result(self, reason: Reason, **kw: object) -> CheckResult:
+    def result(self, reason: Reason, **kw: object) -> PacketCheckResult:
         counters = list(self.counters)
         if reason.counter is not None and reason.verdict is not PacketVerdict.OK:
             counters.append(reason.counter)
@@ -301,7 +301,7 @@ class _Checker:
             detail = reason.message.format(**kw)
         except (KeyError, IndexError, ValueError):
             detail = reason.message
-        return CheckResult(
+        return PacketCheckResult(
             verdict=reason.verdict,
             reason=reason,
             advert=self.advert,
@@ -323,7 +323,7 @@ class _Checker:
         if reason.counter is not None:
             self.counters.append(reason.counter)
 
-    def run(self, data: bytes) -> CheckResult:
+    def run(self, data: bytes) -> PacketCheckResult:
         if self.meta.truncated:
             self.reject(Reason.TRUNCATED, length=len(data))
         if self.policy.family == 4:
@@ -332,7 +332,7 @@ class _Checker:
 
     # -- IPv4 ------------------------------------------------------------
 
-    def runIPv4(self, data: bytes) -> CheckResult:
+    def runIPv4(self, data: bytes) -> PacketCheckResult:
         policy = self.policy
         try:
             ip = IPv4Header.decode(data)
@@ -440,7 +440,7 @@ class _Checker:
 
     # -- IPv6 ------------------------------------------------------------
 
-    def runIPv6(self, data: bytes) -> CheckResult:
+    def runIPv6(self, data: bytes) -> PacketCheckResult:
         policy = self.policy
         if len(data) < VRRP_HEADER_LEN:
             self.reject(Reason.TOO_SHORT, family=6, length=len(data))
@@ -530,7 +530,7 @@ class _Checker:
                 received="mult" if isMulticast else "un",
             )
 
-    def finish(self, advert: VrrpAdvert) -> CheckResult:
+    def finish(self, advert: VrrpAdvert) -> PacketCheckResult:
         policy = self.policy
         # 12. owner ignores adverts
         if policy.ownerIgnoreAdverts and policy.effectivePriority == 255:
@@ -558,7 +558,7 @@ class _Checker:
         return self.result(Reason.OK)
 
 
-def checkAdvert(data: bytes, meta: ReceivedMeta, policy: ReceivePolicy) -> CheckResult:
+def checkAdvert(data: bytes, meta: ReceivedMeta, policy: ReceivePolicy) -> PacketCheckResult:
     """
     Run keepalived's receive checks on one datagram, in order.
 
@@ -568,7 +568,7 @@ def checkAdvert(data: bytes, meta: ReceivedMeta, policy: ReceivePolicy) -> Check
         C{destination} and C{ttl} = hop limit; IPv4 takes them from the
         header).
     @param policy: the receiving instance's L{ReceivePolicy}.
-    @return: a L{CheckResult}; never raises for bad packets.
+    @return: a L{PacketCheckResult}; never raises for bad packets.
     """
     checker = _Checker(policy, meta)
     try:
@@ -590,7 +590,7 @@ class AdvertChecker:
     IPv6 message does not change at all.  So when a datagram equals the
     previous one (outside those two fields), with equal L{ReceivedMeta} and
     the same L{ReceivePolicy} object (policies are immutable), the previous
-    L{CheckResult} (also immutable) is the answer.  AH packets are always
+    L{PacketCheckResult} (also immutable) is the answer.  AH packets are always
     checked in full: their sequence number and ICV change every time.
     """
 
@@ -600,9 +600,9 @@ class AdvertChecker:
         self._key: bytes | None = None
         self._meta: ReceivedMeta | None = None
         self._policy: ReceivePolicy | None = None
-        self._result: CheckResult | None = None
+        self._result: PacketCheckResult | None = None
 
-    def check(self, data: bytes, meta: ReceivedMeta, policy: ReceivePolicy) -> CheckResult:
+    def check(self, data: bytes, meta: ReceivedMeta, policy: ReceivePolicy) -> PacketCheckResult:
         """
         The same as C{checkAdvert(data, meta, policy)}.
         """
@@ -639,9 +639,9 @@ class ReceiveCounters:
     byReason: Counter = field(default_factory=Counter)
     stats: Counter = field(default_factory=Counter)
 
-    def record(self, result: CheckResult) -> None:
+    def record(self, result: PacketCheckResult) -> None:
         """
-        Account for one L{CheckResult}.
+        Account for one L{PacketCheckResult}.
         """
         self.byReason[result.reason] += 1
         for note in result.notes:
@@ -681,7 +681,7 @@ class RateLimitedLog:
         self._log.info("{prefix}{detail}", prefix=self._prefix, detail=detail, reason=reason.value)
         return True
 
-    def logResult(self, result: CheckResult) -> None:
+    def logResult(self, result: PacketCheckResult) -> None:
         """
         Log C{result}'s reason (unless OK) and its notes, each once.
         """
