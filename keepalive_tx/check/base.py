@@ -349,7 +349,12 @@ class Checker(Protocol):
         """
 
 
-class State(Protocol):
+class CheckerStateMachine(Protocol):
+    """
+    What L{CheckerScheduler} needs from a checker's state machine
+    (L{CheckerState}, L{HttpCheckerState}).
+    """
+
     isUp: bool
     hasRun: bool
     target: int
@@ -422,7 +427,7 @@ class CheckerScheduler:
     def __init__(
         self,
         checker: Checker,
-        state: State,
+        state: CheckerStateMachine,
         timing: CheckTiming,
         clock: IReactorTime,
         onEvent: Callable[[CheckerScheduler, CheckerEvent], object],
