@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from keepalive_tx.config import loadConfig
 from keepalive_tx.demo.cast import FAST, NORMAL, configText
 from keepalive_tx.demo.cli import missingRequirements
-from keepalive_tx.demo.probe import Gap, longestGap, parsePing
+from keepalive_tx.demo.probe import ReplyGap, longestGap, parsePing
 from keepalive_tx.demo.scenario import Timeline
 from keepalive_tx.demo.smtpsink import SinkFactory, messageRecord
 from keepalive_tx.demo.status import formatTable, instanceState, parseIpvsadm, poolState
@@ -110,7 +110,7 @@ class ProbeTests(SynchronousTestCase):
         self.assertIsNone(longestGap([], after=0.0))
         self.assertIsNone(longestGap(replies, after=99.0))
         self.assertIsNone(longestGap(replies, after=101.0))
-        self.assertIsInstance(longestGap(replies, after=100.025), Gap)
+        self.assertIsInstance(longestGap(replies, after=100.025), ReplyGap)
 
 
 IPVSADM = """\
