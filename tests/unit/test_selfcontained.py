@@ -211,3 +211,28 @@ class SharedFakesTests(SynchronousTestCase):
         ])
         self.assertEqual(fakeClasses(root), {"FakeThing": [
             "tests/fakes/net.py:1", "tests/unit/test_a.py:5"]})
+
+
+def publicClasses(root: Path = ROOT) -> dict[str, list[str]]:
+    """
+    Name -> C{module} of every public module-level class of the package.
+    """
+    found: dict[str, list[str]] = {}
+    for path in sorted((root / "keepalive_tx").rglob("*.py")):
+        module = ".".join(path.relative_to(root).with_suffix("").parts)
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                found.setdefault(node.name, []).append(module)
+    return found
+
+
+class PublicNamesTests(SynchronousTestCase):
+    def test_oneNameOneClass(self) -> None:
+        """
+        No two public classes of the package share a name, so that a grep
+        for one finds one thing (a configuration is C{VrrpInstanceConfig},
+        the running instance C{VrrpInstance}).
+        """
+        twice = {name: modules for name, modules in publicClasses().items() if len(modules) > 1}
+        self.assertEqual(twice, {})
+        self.assertEqual(publicClasses()["VrrpInstance"], ["keepalive_tx.vrrp.instance"])
