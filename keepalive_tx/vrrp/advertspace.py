@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from keepalive_tx.config import model
 from keepalive_tx.config.errors import Diagnostics
-from keepalive_tx.config.validate import MAX_ADVERT_ADDRESSES, excessVipsToExcluded
+from keepalive_tx.config.validate_instance import MAX_ADVERT_ADDRESSES, excessVipsToExcluded
 
 __all__ = ["DEFAULT_MTU", "auditAdvertSpace", "fitAdvert", "interfaceMtu", "maxAdvertAddresses"]
 
