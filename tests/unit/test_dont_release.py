@@ -66,5 +66,5 @@ class OptionsTests(SynchronousTestCase):
             service = tap.makeService(options, reactor=MemoryReactorClock())
             self.assertEqual(service.vrrpService.releaseOnStop, release)
             self.assertEqual(service.lvsService.releaseOnStop, release)
-            self.assertEqual(service._buildVrrp(service.model).releaseOnStop, release)
-            self.assertEqual(service._buildLvs(service.model).releaseOnStop, release)
+            self.assertEqual(service.buildVrrp(service.model).releaseOnStop, release)
+            self.assertEqual(service.buildLvs(service.model).releaseOnStop, release)

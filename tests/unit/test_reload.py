@@ -186,6 +186,47 @@ class VrrpReloadTests(SynchronousTestCase):
         self.assertEqual(self.platform.table.installed(), set())
 
 
+class ReloadOrderTests(SynchronousTestCase):
+    """
+    Parts a reload brings keep the start and stop order of the parts built
+    at start: static addresses, BFD, VRRP, checkers.
+    """
+
+    def test_addedPartsTakeTheirPlace(self) -> None:
+        from tests.fakes.net import FakeStaticPlatform
+
+        clock = Clock()
+        service = KeepalivedService(modelFor(VI_1), clock, vrrpPlatform=FakePersistentVrrpPlatform(),
+                                    staticPlatform=FakeStaticPlatform(), ipvs=False)
+        service.privilegedStartService()
+        service.startService()
+        static = "static_ipaddress {\n 198.51.100.5/24 dev eth1\n}\n"
+        bfd = "bfd_instance b1 {\n neighbor_ip 192.0.2.12\n}\n"
+        checkers = ("virtual_server 192.0.2.100 80 {\n protocol TCP\n"
+                    " real_server 192.0.2.11 80 {\n  TCP_CHECK {\n  }\n }\n}\n")
+        self.successResultOf(service.applyConfig(modelFor(VI_1, extra=checkers)))
+        self.successResultOf(service.applyConfig(modelFor(VI_1, extra=static + bfd + checkers)))
+        parts = [service.staticService, service.bfdService, service.vrrpService,
+                 service.lvsService]
+        self.assertNotIn(None, parts)
+        self.assertEqual(service.children(), parts)
+        stopped: list[object] = []
+
+        def recordStop(part):
+            stop = part.stopService
+
+            def stopService():
+                stopped.append(part)
+                return stop()
+
+            part.stopService = stopService
+
+        for part in parts:
+            recordStop(part)
+        service.stopService()
+        self.assertEqual(stopped, parts[::-1])
+
+
 class Result:
     def __init__(self, model, severity: Severity | None = None) -> None:
         self.model = model
