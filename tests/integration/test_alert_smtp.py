@@ -301,7 +301,9 @@ class IndependentRetryTests(RelayTestsMixin, TestCase):
         yield self.waitFor(lambda: portOpen(port), "the relay")
         mailer.send("[lb1] Realserver [192.0.2.11]:tcp:80 of virtual server"
                     " [203.0.113.10]:tcp:80 - DOWN", "=> TCP CHECK failed on service <=")
-        yield self.waitFor(lambda: len(self.messages()) == 2, "both alerts", timeout=30)
+        # the relay files a mail before our side has read its reply: wait for both
+        yield self.waitFor(lambda: len(self.messages()) == 2 and mailer.sent == 2, "both alerts",
+                           timeout=30)
         self.assertLess(reactor.seconds() - start, 14, "the UP alert's backoff held them back")
         self.assertEqual(sorted(m["Subject"].rsplit(" - ", 1)[1] for m in self.messages()),
                          ["DOWN", "UP"])

@@ -34,13 +34,14 @@ global_defs {{
     smtp_server {relay} {RELAY_PORT}
     smtp_connect_timeout 3
     smtp_alert
+    vrrp_version 3
 }}
 vrrp_instance VI_1 {{
     state BACKUP
     interface eth0
     virtual_router_id 51
     priority {priority}
-    advert_int 1
+    advert_int 0.5
     virtual_ipaddress {{
         {VIP}/24 dev eth0
     }}

@@ -164,6 +164,7 @@ class DontReleaseTests(VrrpLabMixin, TestCase):
         for flags, kept in (((), False), (("-V",), True)):
             node.start(configText(V2_PASS, node.host, 150),
                        argv=lambda conf, pid, flags=flags: [*twistdArgv(conf, pid), *flags])
+            node.waitStarted()  # the daemon's own start may take seconds on a loaded machine
             self.waitHolders(V2_PASS.vip, [node.host.index])
             node.stop()
             self.assertEqual(node.host.hasAddress(V2_PASS.vip), kept, node.logTail())

@@ -20,10 +20,10 @@ import signal
 import sys
 import time
 from collections import Counter
-from functools import cache
 
 from twisted.trial.unittest import TestCase
 
+from tests.integration.shared import sharedFixture
 from tests.integration.uml import requireUML, runInGuest
 
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,8 +32,7 @@ SERVICE = "TCP 203.0.113.10:80 rr"
 FOREIGN = "TCP 198.51.100.200:443 rr"
 
 
-@cache
-def guestReport() -> dict:
+def _runGuest() -> dict:
     started = time.monotonic()
     result = runInGuest(
         [sys.executable, "-m", "tests.integration.uml_guest_daemon"],
@@ -49,6 +48,10 @@ def guestReport() -> dict:
         raise AssertionError(f"guest output is not JSON: {e}\n{result.stdout}\n{result.stderr}") from e
     report["hostSeconds"] = round(time.monotonic() - started, 2)
     return report
+
+
+#: the guest's report: one guest boot per test run, shared by trial's workers
+guestReport = sharedFixture("uml-daemon", _runGuest, requires=lambda: requireUML("ipvsadm"))
 
 
 def main() -> None:

@@ -10,17 +10,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from functools import cache
 
 from twisted.trial.unittest import TestCase
 
+from tests.integration.shared import sharedFixture
 from tests.integration.uml import requireUML, runInGuest
 
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@cache
-def guestReport() -> dict:
+def _runGuest() -> dict:
     result = runInGuest(
         [sys.executable, "-m", "tests.integration.uml_guest_ipvs"], timeout=90, cwd=_CHECKOUT
     )
@@ -31,6 +30,10 @@ def guestReport() -> dict:
     except ValueError as e:
         raise AssertionError(f"guest output is not JSON: {e}\n{result.stdout}\n{result.stderr}") from e
     return report
+
+
+#: the guest's report: one guest boot per test run, shared by trial's workers
+guestReport = sharedFixture("uml-ipvs", _runGuest, requires=lambda: requireUML("ipvsadm"))
 
 
 class IPVSInGuestTests(TestCase):

@@ -17,12 +17,13 @@ import os
 import signal
 import subprocess
 import sys
-from functools import cache
+from functools import partial
 
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab
 from tests.integration.netns import waitUntil as waitFor
+from tests.integration.shared import sharedFixture
 from tests.integration.support import requireAiosmtpd
 from tests.integration.uml import requireUML, runInGuest
 from tests.integration.vrrpnode import ourTwistd
@@ -152,19 +153,30 @@ class CheckerMailTests(TestCase):
         self.assertEqual(mail["X-Mailer"], "Keepalived")
 
 
-@cache
-def startReport() -> dict:
-    """
-    L{tests.integration.uml_guest_startmail}'s report (one guest boot).
-    """
-    result = runInGuest([sys.executable, "-m", "tests.integration.uml_guest_startmail"],
-                        timeout=240, cwd=_CHECKOUT)
+def _runStartGuest(variant: str) -> dict:
+    result = runInGuest([sys.executable, "-m", "tests.integration.uml_guest_startmail", variant],
+                        timeout=150, cwd=_CHECKOUT)
     if result.returncode != 0:
         raise AssertionError(f"guest failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     try:
         return json.loads(result.stdout)
     except ValueError as e:
         raise AssertionError(f"guest output is not JSON: {e}\n{result.stdout}\n{result.stderr}") from e
+
+
+def _requirements() -> None:
+    requireUML("keepalived", "ipvsadm")
+    requireAiosmtpd()
+
+
+#: L{tests.integration.uml_guest_startmail}'s report for each variant: one
+#: guest boot per variant and test run, shared by trial's workers (the
+#: variants are independent: three guests can boot side by side)
+startReports = {
+    variant: sharedFixture(f"uml-startmail-{variant}", partial(_runStartGuest, variant),
+                           requires=_requirements)
+    for variant in ("default", "rs_init_notifies", "alpha")
+}
 
 
 class StartMailsBesideKeepalivedTests(TestCase):
@@ -183,11 +195,10 @@ class StartMailsBesideKeepalivedTests(TestCase):
     timeout = 300
 
     def setUp(self) -> None:
-        requireUML("keepalived", "ipvsadm")
-        requireAiosmtpd()
+        _requirements()
 
     def compare(self, variant: str) -> dict:
-        report = startReport()
+        report = startReports[variant]()
         theirs, ours = report[variant]["keepalived"], report[variant]["ours"]
         self.assertEqual(ours, theirs, report["log"][-8000:])
         return theirs

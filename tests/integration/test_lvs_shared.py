@@ -19,8 +19,9 @@ import sys
 
 from twisted.trial.unittest import TestCase
 
-from tests.integration.netns import makeLab, requireCommand
+from tests.integration.netns import makeLab
 from tests.integration.netns import waitUntil as waitFor
+from tests.integration.vrrpnode import ourTwistd
 
 SHARED_PORT = 8081
 SEPARATE_PORT = 8082
@@ -54,7 +55,7 @@ while True:
 def config(rs: str, port: int, share: bool) -> str:
     vs = "\n".join(f"""\
 virtual_server 203.0.113.10 {vport} {{
-    delay_loop 1
+    delay_loop 0.5
     lvs_sched rr
     lvs_method NAT
     protocol TCP
@@ -78,7 +79,8 @@ class SharedCheckTests(TestCase):
     timeout = 120
 
     def setUp(self) -> None:
-        self.twistd = requireCommand("twistd")
+        # this checkout's code, whichever copy of keepalive_tx is installed
+        self.twistd, self.env = ourTwistd()
         self.lab = makeLab(self, 3)
         self.dir = os.path.abspath(self.mktemp())
         os.makedirs(self.dir)
@@ -105,8 +107,9 @@ class SharedCheckTests(TestCase):
         with open(conf, "w") as f:
             f.write(config(self.server.ipv4, port, share))
         proc = host.spawn(
-            self.twistd, "-n", "--pidfile", os.path.join(self.dir, f"{name}.pid"), "keepalived",
+            *self.twistd, "-n", "--pidfile", os.path.join(self.dir, f"{name}.pid"), "keepalived",
             "-c", conf, "-C", stdout=self.logFile(f"{name}.log"), stderr=subprocess.STDOUT,
+            env=self.env,
             stdin=subprocess.DEVNULL)
         self.addCleanup(self.stop, proc)
         return proc

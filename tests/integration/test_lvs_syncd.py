@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from functools import cache
 
 from twisted.trial.unittest import TestCase
 
+from tests.integration.shared import sharedFixture
 from tests.integration.uml import requireUML, runInGuest
 
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@cache
-def guestReport() -> dict:
+def _runGuest() -> dict:
     result = runInGuest(
         [sys.executable, "-m", "tests.integration.uml_guest_syncd"],
         timeout=90,
@@ -32,6 +31,10 @@ def guestReport() -> dict:
         return json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError) as e:
         raise AssertionError(f"guest output is not JSON: {e}\n{result.stdout}\n{result.stderr}") from e
+
+
+#: the guest's report: one guest boot per test run, shared by trial's workers
+guestReport = sharedFixture("uml-syncd", _runGuest, requires=lambda: requireUML("ipvsadm"))
 
 
 class SyncDaemonInGuestTests(TestCase):

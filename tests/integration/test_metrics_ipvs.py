@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from functools import cache
 
 from twisted.trial.unittest import TestCase
 
+from tests.integration.shared import sharedFixture
 from tests.integration.uml import requireUML, runInGuest
 
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,8 +31,7 @@ RS = {name: {"vip": "203.0.113.10:80", "addr": f"192.0.2.{n}:80", "proto": "6"}
 FIELDS = ("conn", "in_packets", "out_packets", "in_bytes", "out_bytes")
 
 
-@cache
-def guestReport() -> dict:
+def _runGuest() -> dict:
     result = runInGuest([sys.executable, "-m", "tests.integration.uml_guest_metrics"],
                         timeout=120, cwd=_CHECKOUT, modules=("veth", "bridge"))
     if result.returncode != 0:
@@ -41,6 +40,10 @@ def guestReport() -> dict:
         return json.loads(result.stdout)
     except ValueError as e:
         raise AssertionError(f"guest output is not JSON: {e}\n{result.stdout}\n{result.stderr}") from e
+
+
+#: the guest's report: one guest boot per test run, shared by trial's workers
+guestReport = sharedFixture("uml-metrics", _runGuest, requires=lambda: requireUML("ipvsadm"))
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.net.static import NetlinkStaticPlatform, StaticService
 from tests.integration.netns import Host, makeLab
 from tests.integration.support import nsRouteSocket
-from tests.integration.vrrpnode import OURS, V2_PASS, VIP4, VrrpLabMixin, configText, waitFor
+from tests.integration.vrrpnode import OURS, V3_IPV4_FAST, VIP4, VrrpLabMixin, configText, waitFor
 
 ROUTES = [
     "203.0.113.0/24 via 192.0.2.1 dev eth0",
@@ -248,14 +248,15 @@ SROUTE = "198.51.100.128/25 via 192.0.2.1 dev eth0 proto keepalived"
 class VirtualRoutesFailoverTests(VrrpLabMixin, TestCase):
     """
     Two of our daemons, h1 (priority 150) and h2 (100), with one VIP, one
-    virtual route, one virtual rule and one static route each.
+    virtual route, one virtual rule and one static route each (VRRPv3,
+    half-second adverts).
     """
 
     timeout = 90
 
     def config(self, node, priority: int) -> str:
         peers = [h for h in self.lab.hosts if h is not node.host]
-        text = configText(V2_PASS, node.host, priority, peers=peers)
+        text = configText(V3_IPV4_FAST, node.host, priority, peers=peers)
         head, sep, tail = text.rpartition("}")
         return STATIC_ROUTE + head + VIRTUAL + sep + tail
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
+from tests.integration.shared import sharedFixture
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -34,46 +36,79 @@ def _venv(tmp: Path) -> Path:
     return py
 
 
+def _cleanEnvironment() -> dict[str, str]:
+    """
+    Our environment without C{PYTHONPATH} (trial's C{-j} workers have the
+    checkout on it, and so would every process they start).
+    """
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def _pristineCopy(prefix: str) -> tuple[Path, Path]:
+    """
+    A temporary directory (removed when this process exits) holding C{src},
+    a copy of the checkout without caches and build products.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    import atexit
+    atexit.register(shutil.rmtree, tmp, True)
+    src = tmp / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", "_trial_temp*", "*.egg-info", "build", "dist", "__pycache__", ".hypothesis"))
+    for cache in src.rglob("dropin.cache"):
+        cache.unlink()
+    return tmp, src
+
+
+def _install() -> dict[str, str]:
+    tmp, src = _pristineCopy("ktx-pkg-")
+    py = _venv(tmp)
+    env = dict(_cleanEnvironment(), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "-q",
+         "--no-build-isolation", "--no-deps", "--root-user-action=ignore", str(src)],
+        check=True, capture_output=True, env=env, cwd=tmp,
+    )
+    purelib = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    return {"tmp": str(tmp), "py": str(py), "purelib": purelib}
+
+
+def _build() -> dict[str, str]:
+    tmp, src = _pristineCopy("ktx-dist-")
+    env = dict(_cleanEnvironment(), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp / "wheel"), str(src)],
+        check=True, capture_output=True, env=env, cwd=tmp)
+    subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp / "sdist")],
+                   check=True, capture_output=True, cwd=src, env=_cleanEnvironment())
+    return {"wheel": str(next((tmp / "wheel").glob("keepalive_tx-*.whl"))),
+            "sdist": str(next((tmp / "sdist").glob("keepalive_tx-*.tar.gz")))}
+
+
+#: C{pip install .} of a pristine copy into a clean virtual environment, and
+#: the sdist and wheel built from one: once per test run, shared by trial's
+#: workers
+installed = sharedFixture("packaging-venv", _install)
+built = sharedFixture("packaging-dist", _build)
+
+
 class InstalledPluginTests(TestCase):
     """
     C{pip install .} into a clean environment.
     """
 
-    _installed: dict[str, Path] = {}
-
     def setUp(self) -> None:
-        if not self._installed:
-            self._install(self._installed)
+        venv = installed()
         self.tmp, self.py, self.purelib = (
-            self._installed["tmp"], self._installed["py"], self._installed["purelib"])
-
-    @staticmethod
-    def _install(cls: dict) -> None:
-        cls["tmp"] = tmp = Path(tempfile.mkdtemp(prefix="ktx-pkg-"))
-        import atexit
-        atexit.register(shutil.rmtree, tmp, True)
-        src = tmp / "src"
-        # build from a pristine copy of the tracked files plus the working tree
-        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-            ".git", "_trial_temp*", "*.egg-info", "build", "dist", "__pycache__", ".hypothesis"))
-        for cache in src.rglob("dropin.cache"):
-            cache.unlink()
-        cls["py"] = py = _venv(tmp)
-        env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
-        subprocess.run(
-            [sys.executable, "-m", "pip", "--python", str(py), "install", "-q",
-             "--no-build-isolation", "--no-deps", "--root-user-action=ignore", str(src)],
-            check=True, capture_output=True, env=env, cwd=tmp,
-        )
-        purelib = subprocess.run(
-            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()
-        cls["purelib"] = Path(purelib)
+            Path(venv["tmp"]), Path(venv["py"]), Path(venv["purelib"]))
 
     def _python(self, *code: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(self.py), *code], capture_output=True, text=True,
-                              cwd=self.tmp, timeout=120)
+                              cwd=self.tmp, env=_cleanEnvironment(), timeout=120)
 
     def test_pluginFileInstalled(self) -> None:
         """
@@ -146,26 +181,8 @@ class DistributionFilesTests(TestCase):
     The sdist and the wheel carry the GPL-2.0 text and the package metadata.
     """
 
-    _built: dict[str, Path] = {}
-
     def setUp(self) -> None:
-        if not self._built:
-            tmp = Path(tempfile.mkdtemp(prefix="ktx-dist-"))
-            import atexit
-            atexit.register(shutil.rmtree, tmp, True)
-            src = tmp / "src"
-            shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-                ".git", "_trial_temp*", "*.egg-info", "build", "dist", "__pycache__",
-                ".hypothesis"))
-            env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
-            subprocess.run(
-                [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                 "-w", str(tmp / "wheel"), str(src)],
-                check=True, capture_output=True, env=env, cwd=tmp)
-            subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp / "sdist")],
-                           check=True, capture_output=True, cwd=src)
-            self._built["wheel"] = next((tmp / "wheel").glob("keepalive_tx-*.whl"))
-            self._built["sdist"] = next((tmp / "sdist").glob("keepalive_tx-*.tar.gz"))
+        self._built = {k: Path(v) for k, v in built().items()}
 
     def test_wheelLicenseAndMetadata(self) -> None:
         """

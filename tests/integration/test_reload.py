@@ -1,6 +1,8 @@
 """
 SIGHUP reload of our daemon (h1, MASTER at priority 150) beside Debian
-keepalived 2.2.7 (h2, priority 100), in lab namespaces.
+keepalived 2.2.7 (h2, priority 100), in lab namespaces, VRRPv3 with half-second
+adverts (a reload that stalled the daemon for a Master_Down_Interval, 1.8 s,
+would let keepalived take over).
 
 Hitless means the VIP is never deleted from h1 during the reload: an
 C{ip monitor address} in h1's namespace records every address event while
@@ -20,6 +22,7 @@ from tests.integration.vrrpnode import (
     KEEPALIVED,
     OURS,
     V2_PASS,
+    V3_IPV4_FAST,
     VIP4,
     VrrpLabMixin,
     assertHoldersStay,
@@ -36,9 +39,10 @@ class ReloadTests(VrrpLabMixin, TestCase):
 
     def setUp(self) -> None:
         self.h1, self.h2 = self.makeNodes([OURS, KEEPALIVED])
-        self.h1.start(configText(V2_PASS, self.h1.host, 150))
-        self.startNode(self.h2, V2_PASS, 100)
+        self.h1.start(configText(V3_IPV4_FAST, self.h1.host, 150))
+        self.startNode(self.h2, V3_IPV4_FAST, 100)
         self.waitHolders(VIP4, [1], timeout=20)
+        self.h2.waitStarted()
 
     def monitor(self) -> subprocess.Popen:
         proc = self.h1.host.spawn("ip", "monitor", "address", stdout=subprocess.PIPE,
@@ -52,16 +56,22 @@ class ReloadTests(VrrpLabMixin, TestCase):
         out, _ = proc.communicate(timeout=5)
         return out
 
-    def reload(self, text: str | None) -> None:
+    def reload(self, text: str | None) -> float:
+        """
+        Write C{text} as h1's configuration (C{None}: delete it), send
+        SIGHUP and wait until h1 logs the reload; return when the signal
+        was sent.
+        """
         if text is None:
             os.unlink(self.h1.confPath)
         else:
             with open(self.h1.confPath, "w") as f:
                 f.write(text)
         before = self.h1.logText().count("Reloading configuration")
-        self.h1.sendSignal(signal.SIGHUP)
+        sent = self.h1.sendSignal(signal.SIGHUP)
         waitFor(lambda: self.h1.logText().count("Reloading configuration") > before, 5,
                 "the reload", self.nodes)
+        return sent
 
     def test_hitlessChange(self) -> None:
         """
@@ -73,7 +83,7 @@ class ReloadTests(VrrpLabMixin, TestCase):
         peerLog = len(self.h2.logText())
         # the extra address is excluded from adverts: keepalived drops adverts
         # whose address list differs from its own
-        text = configText(V2_PASS, self.h1.host, 160).replace(
+        text = configText(V3_IPV4_FAST, self.h1.host, 160).replace(
             "    virtual_ipaddress {",
             f"    virtual_ipaddress_excluded {{\n        {EXTRA}/24 dev eth0\n    }}\n"
             "    virtual_ipaddress {")
@@ -104,13 +114,14 @@ class ReloadTests(VrrpLabMixin, TestCase):
         at once.
         """
         watch = self.monitor()
-        self.reload(configText(V2_PASS, self.h1.host, 150))
+        self.reload(configText(V3_IPV4_FAST, self.h1.host, 150))
         waitFor(lambda: "Reloaded: configuration unchanged" in self.h1.logText(), 5,
                 "the reload", self.nodes)
         assertHoldersStay(self.nodes, VIP4, [1], 1)
         self.assertNotIn("Deleted", self.events(watch))
-        self.reload("global_defs {\n    router_id h1\n}\n")
-        self.waitHolders(VIP4, [2], timeout=3)
+        sent = self.reload("global_defs {\n    router_id h1\n}\n")
+        # sooner than keepalived could notice h1's silence
+        self.waitHolders(VIP4, [2], timeout=V3_IPV4_FAST.priorityZeroBudget(100) - (time.monotonic() - sent))
         self.assertTrue(self.h1.running)
 
 

@@ -30,7 +30,9 @@ from tests.integration.netns import makeLab, requireCommand
 from tests.integration.netns import waitUntil as waitFor
 from tests.integration.vrrpnode import _TWISTD, ROOT
 
-SCRIPT = "#!/bin/sh\nid -u > \"$1\"\nexit 0\n"
+# Markers are written whole (renamed into place): a test that sees one
+# never reads it half-written.
+SCRIPT = "#!/bin/sh\nid -u > \"$1.$$\" && mv -f \"$1.$$\" \"$1\"\nexit 0\n"
 
 
 class ScriptSecurityDaemonTests(TestCase):
@@ -170,7 +172,8 @@ virtual_server 203.0.113.10 80 {{
             f.write(f"#!/bin/sh\nsleep 1\ntouch {up}\n")
         check = self.script("check", 0o755)
         with open(check, "w") as f:
-            f.write(f"#!/bin/sh\nif [ -e {up} ]; then echo ok; else echo early; fi > \"$1\"\n")
+            f.write(f"#!/bin/sh\nif [ -e {up} ]; then echo ok; else echo early; fi > \"$1.$$\"\n"
+                    'mv -f "$1.$$" "$1"\n')
         shutdown = self.script("shutdown", 0o755)
         with open(shutdown, "w") as f:
             f.write(f"#!/bin/sh\ntouch {down}\n")

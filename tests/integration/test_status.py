@@ -24,7 +24,7 @@ from twisted.web.client import Agent, readBody
 
 from keepalive_tx.status.web import StatusService
 from tests.integration.support import URL_CLIENT
-from tests.integration.vrrpnode import _TWISTD, ROOT, waitFor
+from tests.integration.vrrpnode import ROOT, checkoutEnv, ourTwistd, waitFor
 
 SNAPSHOT = {
     "router_id": "lb1",
@@ -135,13 +135,12 @@ class DaemonStatusTests(TestCase):
         with open(conf, "w") as f:
             f.write(CONFIG)
         self.logPath = os.path.join(self.directory, "daemon.log")
-        env = dict(os.environ, TMPDIR=self.tmp, PYTHONPATH=os.pathsep.join(
-            p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+        twistd, _ = ourTwistd()
         with open(self.logPath, "w") as log:
             self.process = self.host.spawn(
-                sys.executable, "-c", _TWISTD, "-n", "--pidfile",
-                os.path.join(self.directory, "twistd.pid"), "keepalived", "-c", conf,
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                *twistd, "-n", "--pidfile", os.path.join(self.directory, "twistd.pid"),
+                "keepalived", "-c", conf, cwd=ROOT, env=checkoutEnv({"TMPDIR": self.tmp}),
+                stdout=log, stderr=subprocess.STDOUT)
 
     def log(self) -> str:
         with open(self.logPath, errors="replace") as f:

@@ -86,6 +86,7 @@ class WrongAddressListTests(TestCase):
         tooMany = craft(forger, flavour, [vip, other], count=40)
         self.addCleanup(lambda: tooMany.poll() is None and tooMany.kill())
         node.start(configText(flavour, h1, 100))
+        node.waitStarted()  # the daemon's own start may take seconds on a loaded machine
         waitFor(lambda: holders([h1], vip) == [1], flavour.masterDown(100) + 4,
                 f"{vip} on h1 despite the forged adverts", [node])
         # MASTER direction: the same adverts do not make it yield ...

@@ -44,6 +44,7 @@ class DeletedVipTests(VrrpLabMixin, TestCase):
         self.h1.start(static + self.config(self.h1, 150))
         self.h2.start(self.config(self.h2, 100))
         self.waitHolders(VIP4, [1], timeout=20)
+        self.h2.waitStarted()
         self.waitHolders(UNTRACKED, [1])
         self.h1.host.run("ip", "addr", "del", f"{VIP4}/24", "dev", "eth0")
         waitFor(lambda: "Netlink reflector reports IP 192.0.2.100 removed from eth0"
@@ -68,6 +69,7 @@ class DeletedVipTests(VrrpLabMixin, TestCase):
         self.h1.start(static + self.config(self.h1, 150))
         self.h2.start(self.config(self.h2, 100))
         self.waitHolders(VIP4, [1], timeout=20)
+        self.h2.waitStarted()
         self.assertIn(STATIC, self.h1.host.addresses())
         self.h1.host.run("ip", "addr", "del", f"{STATIC}/24", "dev", "eth0")
         waitFor(lambda: STATIC in self.h1.host.addresses(), 5,
@@ -97,6 +99,7 @@ class DeletedVipTests(VrrpLabMixin, TestCase):
                                                         route + "    virtual_ipaddress {"))
         self.h2.start(self.config(self.h2, 100))
         self.waitHolders(VIP4, [1], timeout=20)
+        self.h2.waitStarted()
 
         def routed() -> bool:
             out = self.h1.host.run("ip", "route", "show", "203.0.113.0/24").stdout

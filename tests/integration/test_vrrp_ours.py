@@ -3,8 +3,10 @@ Our daemon (C{twistd keepalived}) against itself in lab namespaces: election,
 failover on SIGKILL / SIGTERM / link loss, preemption, nopreempt, split
 brain, stale VIPs after a crash, IPv6 (VRRPv3).
 
-Every test uses advert_int 1 and priorities 150 > 100 (> 50), so the
-Master_Down_Interval is 3.41 s (h1), 3.61 s (h2), 3.80 s (h3).
+Every test uses VRRPv3 with advert_int 0.5 (none of these properties depends
+on the protocol version; VRRPv2 runs against keepalived in
+L{tests.integration.test_vrrp_keepalived}) and priorities 150 > 100 (> 50),
+so the Master_Down_Interval is 1.71 s (h1), 1.80 s (h2), 1.90 s (h3).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from twisted.trial.unittest import TestCase
 
 from tests.integration.vrrpnode import (
     OURS,
-    V2_PASS,
-    V3_IPV6,
+    V3_IPV4_FAST,
+    V3_IPV6_FAST,
     VIP4,
     VIP6,
     VrrpLabMixin,
@@ -29,7 +31,7 @@ from tests.integration.vrrpnode import (
 
 class OursTwoNodesTests(VrrpLabMixin, TestCase):
     """
-    h1 (priority 150) and h2 (priority 100), VRRPv2 with PASS authentication.
+    h1 (priority 150) and h2 (priority 100).
     """
 
     timeout = 90
@@ -37,17 +39,19 @@ class OursTwoNodesTests(VrrpLabMixin, TestCase):
     def setUp(self) -> None:
         self.h1, self.h2 = self.makeNodes([OURS, OURS])
 
-    def startBoth(self, flavour=V2_PASS) -> None:
+    def startBoth(self, flavour=V3_IPV4_FAST) -> None:
         self.startNode(self.h1, flavour, 150)
         self.startNode(self.h2, flavour, 100)
         self.waitHolders(flavour.vip, [1], timeout=20)
+        # h1 may be elected before h2 has even started (loaded machine)
+        self.h2.waitStarted()
 
     def test_sigtermPriorityZeroAndPreemptBack(self) -> None:
         """
         The highest priority wins the election.  SIGTERM makes the master
         send priority 0 and remove its VIP before it exits, so the backup
         takes over after its Skew_Time (well before its Master_Down_Interval,
-        3.61 s, could run out); the restarted h1 preempts back and h2
+        1.80 s, could run out); the restarted h1 preempts back and h2
         releases.
         """
         self.startBoth()
@@ -55,11 +59,11 @@ class OursTwoNodesTests(VrrpLabMixin, TestCase):
         self.h1.wait()
         self.assertNotIn(VIP4, self.h1.host.addresses())
         # Without the priority-0 advert h2 could not take over sooner than
-        # 3.61 s after h1's last advert, i.e. 2.61 s after the signal.
-        budget = V2_PASS.masterDown(100) - 1.1
+        # 1.80 s after h1's last advert, i.e. 1.30 s after the signal.
+        budget = V3_IPV4_FAST.priorityZeroBudget(100)
         self.waitHolders(VIP4, [2], timeout=budget - (time.monotonic() - sent))
         self.assertIn("Entering MASTER STATE", self.h2.logText())
-        self.startNode(self.h1, V2_PASS, 150)
+        self.startNode(self.h1, V3_IPV4_FAST, 150)
         self.waitHolders(VIP4, [1])
         self.assertIn("received lower priority (100) advert", self.h1.logSinceStart())
         self.assertEqual(receiveErrors(self.h1) + receiveErrors(self.h2), [])
@@ -74,10 +78,10 @@ class OursTwoNodesTests(VrrpLabMixin, TestCase):
         self.startBoth()
         self.h1.kill()
         self.waitHolders(VIP4, [1, 2])
-        self.startNode(self.h1, V2_PASS, 150, nopreempt=True)
+        self.startNode(self.h1, V3_IPV4_FAST, 150, nopreempt=True)
         self.waitHolders(VIP4, [2])
         self.h1.waitStarted()
-        assertHoldersStay(self.nodes, VIP4, [2], V2_PASS.masterDown(150) + 1.5)
+        assertHoldersStay(self.nodes, VIP4, [2], V3_IPV4_FAST.masterDown(150) + 1.5)
         self.assertIn("removed stale VIP 192.0.2.100/24", self.h1.logSinceStart())
 
     def test_linkDownAndUp(self) -> None:
@@ -110,10 +114,10 @@ class OursTwoNodesTests(VrrpLabMixin, TestCase):
         VRRPv3 over IPv6: election, takeover after SIGKILL, and the
         restarted master removes its stale VIP and preempts back.
         """
-        self.startBoth(V3_IPV6)
+        self.startBoth(V3_IPV6_FAST)
         self.h1.kill()
         self.waitHolders(VIP6, [1, 2])
-        self.startNode(self.h1, V3_IPV6, 150)
+        self.startNode(self.h1, V3_IPV6_FAST, 150)
         self.waitHolders(VIP6, [1])
 
 
@@ -131,8 +135,10 @@ class OursThreeNodesTests(VrrpLabMixin, TestCase):
         """
         nodes = self.makeNodes([OURS, OURS, OURS])
         for node, priority in zip(nodes, (150, 100, 50), strict=True):
-            self.startNode(node, V2_PASS, priority)
+            self.startNode(node, V3_IPV4_FAST, priority)
         self.waitHolders(VIP4, [1], timeout=20)
+        for node in nodes[1:]:
+            node.waitStarted()
         nodes[0].stop()
         self.waitHolders(VIP4, [2])
         nodes[1].kill()

@@ -28,7 +28,7 @@ from keepalive_tx.config import parseText
 from keepalive_tx.net.procevents import ProcessWatcher
 from keepalive_tx.vrrp.processes import ProcessTracker
 from tests.integration.netns import requireLab
-from tests.integration.vrrpnode import OURS, V2_PASS, VIP4, VrrpLabMixin, configText
+from tests.integration.vrrpnode import OURS, V3_IPV4_FAST, VIP4, VrrpLabMixin, configText
 
 
 def uniqueProgram(testcase: TestCase) -> str:
@@ -92,11 +92,11 @@ class TrackProcessDaemonTests(VrrpLabMixin, TestCase):
         track = (f"vrrp_track_process app {{\n    process {name}\n    weight -100\n}}\n")
         proc = subprocess.Popen([program, "120"])
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
-        text = configText(V2_PASS, self.h1.host, 150)
+        text = configText(V3_IPV4_FAST, self.h1.host, 150)
         text = text.replace("    virtual_ipaddress {",
                             "    track_process {\n        app\n    }\n    virtual_ipaddress {")
         self.h1.start(track + text)
-        self.startNode(self.h2, V2_PASS, 100)
+        self.startNode(self.h2, V3_IPV4_FAST, 100)
         self.waitHolders(VIP4, [1], timeout=20)
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -274,9 +274,9 @@ def _hookLanded() -> bool:
 
 class TrackingLabTests(VrrpLabMixin, TestCase):
     """
-    Our daemon in two lab hosts: a failing weight -60 C{vrrp_script} hands
-    the VIP to the backup, a notify_master script writes a file and the FIFO
-    receives the transitions.
+    Our daemon in two lab hosts (VRRPv3, half-second adverts): a failing
+    weight -60 C{vrrp_script} hands the VIP to the backup, a notify_master
+    script writes a file and the FIFO receives the transitions.
     """
 
     timeout = 90
@@ -294,7 +294,8 @@ vrrp_instance VI_1 {{
     interface eth0
     virtual_router_id 51
     priority {priority}
-    advert_int 1
+    version 3
+    advert_int 0.5
 {instanceExtra}
     virtual_ipaddress {{
         192.0.2.100/24 dev eth0

@@ -208,7 +208,8 @@ def waitFor(predicate, what: str, timeout: float = 15.0) -> float:
             return round(time.monotonic() - start, 2)
         if time.monotonic() - start > timeout:
             raise RuntimeError(f"timed out waiting for {what}: {lines}")
-        time.sleep(0.1)
+        # every ipvsadm costs ~50 ms of CPU here (process creation under UML)
+        time.sleep(0.25)
 
 
 def has(address: str, weight: int | None = None):
