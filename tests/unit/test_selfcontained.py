@@ -40,9 +40,11 @@ _SECTION_OWNER = re.compile(r"RFC\s*\d+|issue\s+\d+", re.IGNORECASE)
 
 def textFiles() -> Iterator[Path]:
     """
-    The text files of L{TREES}, skipping test data (keepalived's own
-    sample files and the corpus are quoted, not written here) and caches.
+    The README and the text files of L{TREES}, skipping test data
+    (keepalived's own sample files and the corpus are quoted, not written
+    here) and caches.
     """
+    yield ROOT / "README.md"
     for tree in TREES:
         for path in sorted((ROOT / tree).rglob("*")):
             parts = path.relative_to(ROOT).parts
@@ -107,7 +109,7 @@ class SelfContainedTests(SynchronousTestCase):
         documents.
         """
         seen = {p.relative_to(ROOT).parts[0] for p in textFiles()}
-        self.assertEqual(seen, set(TREES))
+        self.assertEqual(seen, {*TREES, "README.md"})
 
 
 #: a module of tests (trial collects them)
