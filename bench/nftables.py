@@ -96,7 +96,7 @@ def oursVmacs(reps: int) -> dict[str, list[float]]:
 
     settings = P.FirewallSettings()
     channel = NetfilterChannel(settings.table, settings.priority)
-    first = P.Vmac(7, 2, frozenset({P.IPV4, P.IPV6}))
+    first = P.VmacRules(7, 2, frozenset({P.IPV4, P.IPV6}))
     results: dict[str, list[float]] = {"first VMAC: both tables set up": []}
     for _ in range(max(10, reps // 10)):
         t0 = time.perf_counter()
@@ -108,7 +108,7 @@ def oursVmacs(reps: int) -> dict[str, list[float]]:
     channel.apply(ops)
     for label, families in (("one more IPv4 VMAC", {P.IPV4}),
                             ("one more VMAC, IPv4 + IPv6", {P.IPV4, P.IPV6})):
-        other = P.Vmac(8, 2, frozenset(families))
+        other = P.VmacRules(8, 2, frozenset(families))
         samples = results[label] = []
         for i in range(reps):
             t0 = time.perf_counter()

@@ -121,7 +121,7 @@ class Firewall(Service):
         self._ifindex = ifindex
         self.state = P.PlanState()
         self._owners: dict[Hashable, tuple[P.Blocked, ...]] = {}
-        self._vmacs: dict[Hashable, tuple[P.Vmac, ...]] = {}
+        self._vmacs: dict[Hashable, tuple[P.VmacRules, ...]] = {}
         self._opened = False
         self._stale = False
 
@@ -198,7 +198,7 @@ class Firewall(Service):
             return
         self._sync()
 
-    def setVmacs(self, owner: Hashable, vmacs: Iterable[P.Vmac]) -> None:
+    def setVmacs(self, owner: Hashable, vmacs: Iterable[P.VmacRules]) -> None:
         """
         Make C{owner} (a VRRP service) declare exactly C{vmacs}: their
         IGMP/MLD reports leave from their parents while any owner declares

@@ -98,7 +98,7 @@ __all__ = [
     "TYPE_ICMPV6_TYPE", "TYPE_IFINDEX", "TYPE_IFNAME", "TYPE_IP6ADDR", "TYPE_IPADDR",
     "Bitwise", "Blocked", "Cmp", "Counter", "DeleteTable", "Dup", "Element", "Elements",
     "FirewallSettings", "Lookup", "Meta", "NewChain", "NewRule", "NewSet", "NewTable", "Payload",
-    "PlanState", "Verdict", "Vmac", "changes", "elementKey", "setFor", "teardown",
+    "PlanState", "Verdict", "VmacRules", "changes", "elementKey", "setFor", "teardown",
     "vmacElements", "wantedElements",
 ]
 
@@ -156,7 +156,7 @@ class Blocked:
 
 
 @dataclass(frozen=True)
-class Vmac:
+class VmacRules:
     """
     A VMAC (macvlan) whose IGMP/MLD reports go out of its parent instead.
 
@@ -225,7 +225,7 @@ def _ifindex(index: int) -> bytes:
     return struct.pack("=I", index)
 
 
-def vmacElements(vmacs: Iterable[Vmac]) -> dict[tuple[int, str], tuple[Element, ...]]:
+def vmacElements(vmacs: Iterable[VmacRules]) -> dict[tuple[int, str], tuple[Element, ...]]:
     """
     The C{vmac_map} / C{vmac_set} contents for C{vmacs}: each VMAC's index
     (host order) mapped to its parent's in the map of every family it is
@@ -241,7 +241,7 @@ def vmacElements(vmacs: Iterable[Vmac]) -> dict[tuple[int, str], tuple[Element, 
     return {k: tuple(v) for k, v in wanted.items()}
 
 
-def wantedElements(blocked: Iterable[Blocked], vmacs: Iterable[Vmac] = ()
+def wantedElements(blocked: Iterable[Blocked], vmacs: Iterable[VmacRules] = ()
                    ) -> dict[tuple[int, str], tuple[Element, ...]]:
     """
     The set contents that block every address of C{blocked} (and move the

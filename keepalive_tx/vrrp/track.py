@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_vrrp_track -*-
 """
-VRRP tracking and priority arithmetic (catalogue S{sect}4.8), pure.
+VRRP tracking and priority arithmetic (keepalived's C{vrrp_track.c}), pure.
 
 No reactor, no I/O: this module turns what the trackers observed into what
 an instance's state machine needs -- a total (unclamped) priority for
@@ -46,7 +46,7 @@ __all__ = [
     "InstanceTracking",
     "ScriptHysteresis",
     "TrackerEntry",
-    "Verdict",
+    "TrackingVerdict",
     "binaryContribution",
     "fileContribution",
     "trackersFor",
@@ -200,7 +200,7 @@ class TrackerEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class TrackingVerdict:
     """
     An instance's tracking outcome.
 
@@ -247,7 +247,7 @@ class InstanceTracking:
     def observed(self, kind: str, name: str) -> bool | int | None:
         return self._observed.get((kind, name))
 
-    def verdict(self) -> Verdict:
+    def verdict(self) -> TrackingVerdict:
         total = self.base
         faults = set()
         pending = set()
@@ -258,7 +258,7 @@ class InstanceTracking:
                 faults.add(entry.flag)
             if c.pending:
                 pending.add(entry.flag)
-        return Verdict(total, frozenset(faults), frozenset(pending))
+        return TrackingVerdict(total, frozenset(faults), frozenset(pending))
 
 
 def _resolve(tracker: model.Tracker, weight: int, reverse: bool) -> tuple[int, bool]:
@@ -274,8 +274,8 @@ def _resolve(tracker: model.Tracker, weight: int, reverse: bool) -> tuple[int, b
 
 
 def trackersFor(
-    instance: model.VrrpInstance,
-    group: model.SyncGroup | None,
+    instance: model.VrrpInstanceConfig,
+    group: model.SyncGroupConfig | None,
     scripts: Mapping[str, model.VrrpScript],
     files: Mapping[str, model.TrackFile],
     processes: Mapping[str, model.TrackProcess] | None = None,
@@ -298,7 +298,7 @@ def trackersFor(
         seen.add((kind, name))
         entries.append(TrackerEntry(kind, name, weight, reverse))
 
-    owners: Sequence[model.VrrpInstance | model.SyncGroup] = (
+    owners: Sequence[model.VrrpInstanceConfig | model.SyncGroupConfig] = (
         (instance,) if group is None else (instance, group))
     for owner in owners:
         for t in owner.trackScripts:

@@ -81,7 +81,7 @@ class ServiceVmacs:
         self._open = False
         self.firewall = firewall
         #: what the firewall is told: the macvlans there are, by name
-        self._declared: dict[str, nftplan.Vmac] = {}
+        self._declared: dict[str, nftplan.VmacRules] = {}
         self._reportFamilies: dict[str, frozenset[int]] = {}
 
     @classmethod
@@ -189,7 +189,7 @@ class ServiceVmacs:
             if self._declared.pop(name, None) is None:
                 return
         else:
-            self._declared[name] = nftplan.Vmac(index, baseIndex, self._reportFamilies[name])
+            self._declared[name] = nftplan.VmacRules(index, baseIndex, self._reportFamilies[name])
         self.firewall.setVmacs(self.owner, self._declared.values())
 
     def macAddress(self, ifname: str) -> bytes | None:

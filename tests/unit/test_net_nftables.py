@@ -219,7 +219,7 @@ class EncodingTests(SynchronousTestCase):
         with counters, and their removal.
         """
         settings = P.FirewallSettings(table="kt", priority=-7, counters=True)
-        vmacs = [P.Vmac(7, 2, frozenset({P.IPV4, P.IPV6})), P.Vmac(9, 3, frozenset({P.IPV6}))]
+        vmacs = [P.VmacRules(7, 2, frozenset({P.IPV4, P.IPV6})), P.VmacRules(9, 3, frozenset({P.IPV6}))]
         blocked = [P.Blocked(ip_address("192.0.2.1"))]
         ops, state = P.changes(P.PlanState(), settings, P.wantedElements(blocked))
         more, state = P.changes(state, settings, P.wantedElements(blocked, vmacs))
@@ -286,7 +286,7 @@ class KeepalivedBatchTests(SynchronousTestCase):
             self.scenarios = {s["name"]: s for s in json.load(f)["scenarios"]}
 
     def check(self, name: str, settings: P.FirewallSettings,
-              steps: list[tuple[list[P.Vmac], list[P.Blocked]]]) -> None:
+              steps: list[tuple[list[P.VmacRules], list[P.Blocked]]]) -> None:
         captured = [bytes.fromhex(b) for b in self.scenarios[name]["batches"]]
         self.assertEqual(len(captured), len(steps) + 1)
         state = P.PlanState()
@@ -304,7 +304,7 @@ class KeepalivedBatchTests(SynchronousTestCase):
         An IPv4 instance's VMAC (index 8), an IPv6 instance's (9), both on
         eth0 (3): created, then deleted at stop, then the tables.
         """
-        v4, v6 = (P.Vmac(8, 3, frozenset({P.IPV4})), P.Vmac(9, 3, frozenset({P.IPV6})))
+        v4, v6 = (P.VmacRules(8, 3, frozenset({P.IPV4})), P.VmacRules(9, 3, frozenset({P.IPV6})))
         self.check("vmac-ipv4-ipv6", P.FirewallSettings(),
                    [([v4], []), ([v4, v6], []), ([v6], []), ([], [])])
 
@@ -314,7 +314,7 @@ class KeepalivedBatchTests(SynchronousTestCase):
         IPv6 eVIP: its VMAC (10) in both tables, then as MASTER its VIP and
         eVIP blocked, unblocked and the VMAC deleted at stop.
         """
-        vmacs = [P.Vmac(10, 3, frozenset({P.IPV4, P.IPV6}))]
+        vmacs = [P.VmacRules(10, 3, frozenset({P.IPV4, P.IPV6}))]
         blocked = [P.Blocked(ip_address("192.0.2.100")), P.Blocked(ip_address("2001:db8::100"))]
         self.check("vmac-other-family-strict-counters", P.FirewallSettings(counters=True),
                    [(vmacs, []), (vmacs, blocked), (vmacs, []), ([], [])])

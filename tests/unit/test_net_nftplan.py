@@ -142,8 +142,8 @@ class PlanTests(SynchronousTestCase):
         self.assertEqual([op.add for op in ops], [False, True])
 
 
-def vmac(index: int, *families: int, base: int = 2) -> P.Vmac:
-    return P.Vmac(index, base, frozenset(families))
+def vmac(index: int, *families: int, base: int = 2) -> P.VmacRules:
+    return P.VmacRules(index, base, frozenset(families))
 
 
 def vmacPlan(state: P.PlanState, vmacs, *items: P.Blocked,
