@@ -359,13 +359,16 @@ class FakeVmacLinks:
     Records what L{keepalive_tx.vrrp.vmacs.ServiceVmacs} asks for.
     """
 
-    def __init__(self, registry, owner, interfaces: set[str], log: list, created: dict) -> None:
+    def __init__(self, registry, owner, interfaces: set[str], log: list, created: dict,
+                 indexes: dict | None = None) -> None:
         self.registry = registry if registry is not None else FakeVmacRegistry()
         self.owner = owner
         self.interfaces = interfaces
         self.log = log
         self.fail: set[str] = set()
         self.created = created
+        #: interface indexes (eth0 is 2): a VMAC created again gets a new one
+        self.indexes = indexes if indexes is not None else {}
 
     def ifindex(self, name: str) -> int | None:
         return 1 if name in self.interfaces else None
@@ -378,12 +381,16 @@ class FakeVmacLinks:
         self.log.append(("cleanStale", sorted(keep)))
         return []
 
-    def ensure(self, spec: VmacSpec) -> bool:
+    def ensure(self, spec: VmacSpec, ready=None) -> bool:
         self.log.append(("ensure", spec.name))
         if spec.name in self.fail:
             return False
+        if spec.name not in self.interfaces or spec.name not in self.indexes:
+            self.indexes[spec.name] = max(self.indexes.values(), default=19) + 1
         self.interfaces.add(spec.name)
         self.created[spec.name] = spec
+        if ready is not None:
+            ready(self.indexes[spec.name], 2)
         return True
 
     def present(self, name: str) -> bool:
@@ -392,6 +399,23 @@ class FakeVmacLinks:
     def release(self) -> list[str]:
         self.log.append(("release", self.owner))
         return []
+
+
+class FakeVmacFirewall:
+    """
+    What the VMACs declare to the process's firewall
+    (L{keepalive_tx.net.firewall.Firewall.setVmacs}), in the platform's log.
+    """
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def handle(self, owner: object) -> None:
+        return None
+
+    def setVmacs(self, owner: object, vmacs) -> None:
+        self.log.append(("firewall", owner, sorted(
+            (v.ifindex, v.baseIndex, tuple(sorted(v.families))) for v in vmacs)))
 
 
 class FakeVmacVrrpPort(FakeVrrpPort):
@@ -421,9 +445,11 @@ class FakeVmacVrrpPlatform(FakeVrrpPlatform):
         self.interfaces = self.links  # eth0, eth1 and the VMACs made
         self.made: list[FakeVmacLinks] = []
         self.created: dict[str, VmacSpec] = {}
+        self.indexes: dict[str, int] = {}
 
     def vmacLinks(self, registry, owner, groups=None):
-        links = FakeVmacLinks(registry, owner, self.interfaces, self.log, self.created)
+        links = FakeVmacLinks(registry, owner, self.interfaces, self.log, self.created,
+                              self.indexes)
         self.made.append(links)
         return links
 

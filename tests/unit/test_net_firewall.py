@@ -110,6 +110,35 @@ class FirewallTests(SynchronousTestCase):
         self.assertEqual(last[-1], P.Elements(P.IPV4, "vips", (packed("192.0.2.1"), packed("192.0.2.2"))))
         self.assertEqual(self.channel.tables, {P.IPV4})
 
+    def test_vmacsUnionAndHandover(self) -> None:
+        """
+        VMACs declared by a VRRP service: set up in one transaction; a
+        reload's successor declaring the same ones and its predecessor
+        letting go changes nothing in the kernel; a VMAC created again
+        swaps its element; VIPs blocked later reuse the table; stop
+        deletes it.
+        """
+        self.make()
+        first = P.VmacRules(7, 2, frozenset({P.IPV4}))
+        self.firewall.setVmacs("old", [first])
+        [batch] = self.channel.batches
+        self.assertEqual([type(op).__name__ for op in batch],
+                         ["NewTable", "NewChain", "NewSet", "NewRule", "Elements"])
+        self.firewall.setVmacs("new", [first])
+        self.firewall.setVmacs("old", ())
+        self.firewall.setVmacs("old", ())
+        self.assertEqual(len(self.channel.batches), 1)
+        self.firewall.setVmacs("new", [P.VmacRules(9, 2, frozenset({P.IPV4}))])
+        self.assertEqual([(op.add, op.keys) for op in self.channel.batches[-1]],
+                         [(False, (struct.pack("=I", 7),)), (True, (struct.pack("=I", 9),))])
+        self.firewall.handle("vi").block(v4("192.0.2.1"))
+        self.assertNotIn(P.NewTable(P.IPV4), self.channel.batches[-1])
+        self.assertEqual(self.channel.elements(), [("+", packed("192.0.2.1"))])
+        self.firewall.stopService()
+        self.assertEqual(self.channel.batches[-1], [P.DeleteTable(P.IPV4)])
+        self.firewall.setVmacs("new", ())
+        self.assertEqual(self.channel.batches[-1], [P.DeleteTable(P.IPV4)])
+
     def test_stopDeletesTables(self) -> None:
         self.make()
         self.firewall.handle("vi").block(v4("192.0.2.1"))
@@ -129,15 +158,19 @@ class SettingsTests(SynchronousTestCase):
 
     def test_needed(self) -> None:
         """
-        No firewall without strict mode, no_accept or nftables; strict mode
-        defaults to table keepalived (keepalived's notice); the keywords set
-        the rest.
+        No firewall without strict mode, no_accept, use_vmac or nftables;
+        those default to table keepalived (keepalived's notice), an ipvlan
+        needs none; the keywords set the rest.
         """
         self.assertEqual(firewallSettingsFor(self.model("")), (None, False))
         self.assertEqual(firewallSettingsFor(self.model(" vrrp_strict")),
                          (P.FirewallSettings(), True))
         self.assertEqual(firewallSettingsFor(self.model("", " no_accept")),
                          (P.FirewallSettings(), True))
+        self.assertEqual(firewallSettingsFor(self.model("", " use_vmac")),
+                         (P.FirewallSettings(), True))
+        self.assertEqual(firewallSettingsFor(self.model("", " use_ipvlan 192.0.2.5/24")),
+                         (None, False))
         settings, defaulted = firewallSettingsFor(self.model(
             " nftables kt\n nftables_priority 5\n nftables_counters\n nftables_ifindex"))
         self.assertEqual(settings, P.FirewallSettings("kt", 5, True, True))

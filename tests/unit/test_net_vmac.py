@@ -285,6 +285,26 @@ class VmacLinksTests(SynchronousTestCase):
         self.assertEqual((str(vip.address), vip.ifname, vip.nodad, vip.preferredLifetime),
                          ("fe80::c0ff:fe00:20b/64", "vrrp6.51", True, 0))
 
+    def test_readyBeforeUp(self) -> None:
+        """
+        C{ready} gets the new interface's index and its parent's while it is
+        still down and has no address (keepalived sets its firewall rules
+        there); a VMAC taken over as it is (reload) reports its index too.
+        """
+        seen = []
+
+        def ready(index: int, baseIndex: int) -> None:
+            link = self.channel.links["vrrp6.51"]
+            seen.append((index, baseIndex, link["flags"] & 1, len(self.addresses.addresses)))
+
+        self.assertTrue(self.links.ensure(SPEC6, ready=ready))
+        index = self.channel.links["vrrp6.51"]["index"]
+        self.assertEqual(seen, [(index, 2, 0, 0)])
+        self.assertEqual(self.channel.links["vrrp6.51"]["flags"] & 1, 1)
+        successor = VmacLinks(self.channel, self.addresses, self.registry, "successor", pid=1234)
+        self.assertTrue(successor.ensure(SPEC6, ready=lambda i, b: seen.append((i, b))))
+        self.assertEqual(seen[1:], [(index, 2)])
+
     def test_reuseUpdateReplace(self) -> None:
         """
         An existing VMAC of the name: right one used as is; wrong MAC

@@ -12,11 +12,13 @@ from ipaddress import IPv6Address
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from keepalive_tx.net import nftplan
 from keepalive_tx.net.vmac import vmacMac
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.service import VrrpService
 from tests.fakes.vrrp import (
     MAC,
+    FakeVmacFirewall,
     FakeVmacVrrpPlatform,
     FakeVrrpPlatform,
     instanceText,
@@ -24,14 +26,18 @@ from tests.fakes.vrrp import (
 )
 
 V4 = instanceText("VI_1", 51, "192.0.2.100/24", extra=" use_vmac")
+V6 = instanceText("VI_6", 52, "2001:db8::100/64", extra=" use_vmac\n native_ipv6")
+IP4, IP6 = nftplan.IPV4, nftplan.IPV6
 
 
 class ServiceVmacTests(SynchronousTestCase):
-    def build(self, *texts: str, platform=None, extra: str = "", previous=None) -> VrrpService:
+    def build(self, *texts: str, platform=None, extra: str = "", previous=None,
+              firewall: bool = False) -> VrrpService:
         self.clock = Clock()
         self.platform = platform if platform is not None else FakeVmacVrrpPlatform()
         self.service = VrrpService(modelFor(*texts, extra=extra), self.clock, platform=self.platform,
-                                   previous=previous)
+                                   previous=previous,
+                                   firewall=FakeVmacFirewall(self.platform.log) if firewall else None)
         self.service.privilegedStartService()
         return self.service
 
@@ -201,3 +207,94 @@ class ServiceVmacTests(SynchronousTestCase):
         self.assertEqual(old._successorAddresses(modelFor(V4).vrrpInstances[0]),
                          {("vrrp.51", new.instances["VI_1"].vips[0].ip)})
         self.assertEqual(MAC[:1], b"\x02")
+
+
+class VmacFirewallTests(ServiceVmacTests):
+    """
+    Each macvlan is declared to the firewall when it exists, before it is
+    up (L{FakeVmacLinks.ensure} calls C{ready} where the real one does),
+    with keepalived's families; undeclared when it goes.
+    """
+
+    def declared(self) -> list:
+        return [entry[2] for entry in self.platform.log if entry[0] == "firewall"]
+
+    def test_familiesAsKeepalived(self) -> None:
+        """
+        An IPv4 instance's VMAC in the ip table, an IPv6 one's in ip6, one
+        with eVIPs of the other family in both; use_vmac_addr VMACs (for a
+        VIP on eth1, for the eVIP of the other family) in their addresses'
+        family; an ipvlan (the parent's MAC) nowhere.
+        """
+        other = ("vrrp_instance VI_2 {\n state BACKUP\n interface eth0\n virtual_router_id 53\n"
+                 " priority 100\n use_vmac\n use_vmac_addr\n virtual_ipaddress {\n 192.0.2.53/24\n"
+                 " 198.51.100.1/24 dev eth1\n }\n virtual_ipaddress_excluded {\n"
+                 " 2001:db8::53/64\n }\n}\n")
+        ipvlan = instanceText("VI_3", 54, "192.0.2.54/24", extra=" use_ipvlan 192.0.2.50/24")
+        service = self.build(V4, V6, other, ipvlan, firewall=True)
+        index = self.platform.indexes
+        self.assertEqual(self.platform.log[1:3], [
+            ("ensure", "vrrp.51"), ("firewall", service, [(index["vrrp.51"], 2, (IP4,))])])
+        links = service.vmacs.links
+        extra = {(s.base, s.family): s.name for s in links["VI_2"].extra}
+        self.assertEqual(sorted(extra), [("eth0", 6), ("eth1", 4)])
+        self.assertEqual(self.declared()[-1], sorted([
+            (index["vrrp.51"], 2, (IP4,)), (index["vrrp.52"], 2, (IP6,)),
+            (index["vrrp.53"], 2, (IP4, IP6)), (index[extra["eth1", 4]], 2, (IP4,)),
+            (index[extra["eth0", 6]], 2, (IP6,))]))
+        self.assertIn(links["VI_3"].vmac.name, index)  # created, not declared
+
+    def test_disableLocalIgmp(self) -> None:
+        """
+        With C{disable_local_igmp} keepalived adds no rules for an IPv4
+        instance's VMAC (the reports are not sent at all); IPv6 ones still.
+        """
+        service = self.build(V4, V6, extra="global_defs {\n disable_local_igmp\n}\n", firewall=True)
+        self.assertEqual(self.declared(), [[(self.platform.indexes["vrrp.52"], 2, (IP6,))]])
+        self.assertEqual(service.vmacRegistry.sysctls.igmp, [service])
+
+    def test_noFirewall(self) -> None:
+        self.build(V4)
+        self.assertEqual(self.declared(), [])
+
+    def test_recreatedAndReleased(self) -> None:
+        """
+        A VMAC deleted behind our back is undeclared, then declared with its
+        new index before its port is reopened; at stop it is undeclared
+        after the links are released.
+        """
+        service = self.build(V4, firewall=True)
+        service.startService()
+        first = self.platform.indexes["vrrp.51"]
+        self.platform.log.clear()
+        self.platform.interfaces.discard("vrrp.51")
+        service.linkChanged("vrrp.51", first, False)
+        self.clock.advance(0)
+        second = self.platform.indexes["vrrp.51"]
+        self.assertNotEqual(first, second)
+        self.assertEqual(self.platform.log, [
+            ("firewall", service, []), ("ensure", "vrrp.51"),
+            ("firewall", service, [(second, 2, (IP4,))])])
+        self.assertEqual(self.platform.ports[0].reopened, 1)
+        self.platform.log.clear()
+        service.stopService()
+        self.assertEqual([entry[:2] for entry in self.platform.log[:2]],
+                         [("release", service), ("firewall", service)])
+        self.assertEqual(self.platform.log[1][2], [])
+
+    def test_reloadDeclaresBeforeRelease(self) -> None:
+        """
+        A reload's successor declares the VMAC it takes over (same index)
+        before its predecessor lets go of it.
+        """
+        old = self.build(V4, firewall=True)
+        old.startService()
+        index = self.platform.indexes["vrrp.51"]
+        new = VrrpService(modelFor(V4), self.clock, platform=self.platform, previous=old,
+                          firewall=old.firewall)
+        new.privilegedStartService()
+        old.stopService()
+        firewall = [entry for entry in self.platform.log if entry[0] == "firewall"]
+        self.assertEqual(firewall, [("firewall", old, [(index, 2, (IP4,))]),
+                                    ("firewall", new, [(index, 2, (IP4,))]),
+                                    ("firewall", old, [])])
