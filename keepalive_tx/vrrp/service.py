@@ -183,6 +183,10 @@ class VrrpService(Service):
         self.vmacRegistry: Any = getattr(previous, "vmacRegistry", None)
         self.vmacs: ServiceVmacs | None = None
         self.successor: Any = None
+        #: the scripts of the service replaced at a reload, whose states the
+        #: new scripts take over when this service is opened
+        self._previousScripts: Any = getattr(getattr(previous, "tracking", None), "scripts",
+                                             None)
         if previous is not None:
             previous.successor = self
 
@@ -216,8 +220,10 @@ class VrrpService(Service):
         self.notifier = VrrpNotifier.fromConfig(self.reactor, self.config)
         self.notifier.open()
         self.observers.insert(0, self.notifier)
+        previousScripts, self._previousScripts = self._previousScripts, None
         self.tracking = TrackingCoordinator.fromConfig(
-            self.reactor, self.config, linkState=self.platform.linkUp, bfd=self.bfd)
+            self.reactor, self.config, linkState=self.platform.linkUp, bfd=self.bfd,
+            previousScripts=previousScripts)
         g = self.config.globalDefs
         self._pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
                                     garpInterval=g.vrrpGarpInterval or 0.0,
