@@ -230,6 +230,9 @@ class VrrpInstance:
         )
         self.machine = VRRPMachine(machineConfigFor(config, sourceAddress), self, clock)
         self._resuming = False
+        #: C{(ifname, ip)} of the VIPs/eVIPs a resumed MASTER's predecessor
+        #: left in place for it (L{None}: not known, all count as added)
+        self.heldAddresses: set[tuple[str, IPAddress]] | None = None
         self._skipCheckAdvAddr = bool(config.skipCheckAdvAddr)
         self.firewall = firewall
         #: keepalived's no_accept: drop traffic to our addresses while MASTER
@@ -297,6 +300,19 @@ class VrrpInstance:
     @property
     def vrid(self) -> int:
         return self._policy.vrid
+
+    def addressesHeld(self) -> set[tuple[str, IPAddress]]:
+        """
+        C{(ifname, ip)} of the VIPs/eVIPs this instance has in place now: all
+        of them as MASTER, those its predecessor left as a MASTER resumed by
+        a reload that has not taken over yet, none otherwise.
+        """
+        placed = {(v.ifname, v.ip) for v in self.vips + self.evips}
+        if self.machine.state == State.MASTER:
+            return placed
+        if self._resuming:
+            return placed if self.heldAddresses is None else placed & self.heldAddresses
+        return set()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -451,6 +467,9 @@ class VrrpInstance:
         return packets
 
     def becomeMaster(self) -> None:
+        if self._resuming:
+            self._resumeMaster()
+            return
         self.stats["become_master"] += 1
         self._setFirewall(True)
         self._logVips("setting")
@@ -459,6 +478,25 @@ class VrrpInstance:
         self._setRoutes(True)
         if self.announcer is not None:
             self.announcer.becameMaster()
+
+    def _resumeMaster(self) -> None:
+        """
+        MASTER again after a reload (keepalived 2.2.7's rule): only the
+        addresses the predecessor did not leave in place are added; the
+        GARP/NA burst goes out only if some were, once (see
+        L{Announcer.resumedMaster}); virtual routes and rules are set again.
+        """
+        self._setFirewall(True)
+        held = self.heldAddresses
+        added = [vip for vip in self.vips + self.evips
+                 if held is None or (vip.ifname, vip.ip) not in held]
+        if added:
+            self._logVips("setting")
+        for vip in added:
+            self.addresses.add(vip)
+        self._setRoutes(True)
+        if self.announcer is not None:
+            self.announcer.resumedMaster(bool(added))
 
     def releaseMaster(self) -> None:
         self.stats["release_master"] += 1

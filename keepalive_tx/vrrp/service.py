@@ -462,6 +462,10 @@ class VrrpService(Service):
             keep = self._successorAddresses(successor)
             if instance.holdsMaster:
                 resumed.add(successor.name)
+                built = self.successor.instances.get(successor.name) if self.successor else None
+                if built is not None:
+                    # what stays in place for it: it adds (and announces) only the rest
+                    built.heldAddresses = instance.addressesHeld() & keep
             self.log.info("({name}) handed over to {successor} (reload)", name=instance.name,
                           successor=successor.name)
             instance.detach(keep)
