@@ -161,9 +161,10 @@ def formatVip(address: Any, defaultIf: str | None, isSet: bool = False) -> str:
     parts.append(f"scope {address.scope or 'global'}")
     if getattr(address, "label", None):
         parts.append(f"label {address.label}")
-    for flag in ("home", "nodad", "noprefixroute", "mngtmpaddr", "autojoin"):
+    for flag, word in (("home", "home"), ("dad", "-nodad"), ("mngtmpaddr", "mngtmpaddr"),
+                       ("noprefixroute", "noprefixroute"), ("autojoin", "autojoin")):
         if getattr(address, flag, False):
-            parts.append(flag)
+            parts.append(word)
     if iface.version == 6:
         lft = getattr(address, "preferredLft", None)
         parts.append(f"preferred_lft {'forever' if lft in (None, 'forever') else lft}")
