@@ -135,7 +135,7 @@ class Reason(Enum):
                      "address owner ignoring advert (owner_ignore_adverts)")
     UNICAST_SOURCE = ("unicast_source", Verdict.KO, None,
                       "unicast source address {source} not a unicast peer")
-    PEER_TTL = ("peer_ttl", Verdict.DROP, None, "TTL/HL {ttl} not in range {low} - {high}")
+    PEER_TTL = ("peer_ttl", Verdict.KO, "ip_ttl_err", "TTL/HL {ttl} not in range {low} - {high}")
     # The address list (keepalived 2.2.7 drops these; later versions accept them).
     VIP_COUNT = ("vip_count", Verdict.KO, "addr_list_err",
                  "received an unexpected ip number count {received}, expected {expected}!")
