@@ -356,6 +356,9 @@ class VRRPMachine:
         # discard: each at most once per advert interval.
         self._answeredAt: float | None = None
         self._lowerSeenAt: float | None = None
+        # The equal-priority advert "with our IP address" warning: once per
+        # MASTER term (a host sending them would otherwise fill the log).
+        self._sameAddressWarned = False
         self._discardLoggedAt: float | None = None
         self._busy = False
         self._pending: deque[tuple[Callable[..., None], tuple[Any, ...], dict[str, Any]]] = deque()
@@ -690,6 +693,7 @@ class VRRPMachine:
         self._preemptTime = None
         self._rogueSince = None
         self._answeredAt = self._lowerSeenAt = None
+        self._sameAddressWarned = False
         self._arm(self.config.advertIntervalMicros / TIMER_HZ)
         self.resumedAtReload = resumed
         if not resumed:
@@ -713,11 +717,13 @@ class VRRPMachine:
             self._sendAdvert(eff)
         if priority == eff:
             if cmp == 0:
-                self._log.warn(
-                    "({name}) WARNING - equal priority advert received from remote host "
-                    "with our IP address.",
-                    name=self.name,
-                )
+                if not self._sameAddressWarned:
+                    self._sameAddressWarned = True
+                    self._log.warn(
+                        "({name}) WARNING - equal priority advert received from remote host "
+                        "with our IP address.",
+                        name=self.name,
+                    )
             elif eff == PRIORITY_OWNER:
                 self._ownerConflict(source, cmp, interval)
                 eff = self.effectivePriority

@@ -311,6 +311,27 @@ class MasterTests(MachineTestMixin):
             "(VI_1) WARNING - equal priority advert received from remote host with our IP address."
         )
 
+    def test_equalPriorityFromOurAddressWarnsOnce(self) -> None:
+        """
+        The warning is logged once per MASTER term: a host sending such
+        adverts cannot fill the log; after the next entry into MASTER it is
+        logged again.
+        """
+        line = ("(VI_1) WARNING - equal priority advert received from remote host with our"
+                " IP address.")
+        machine, effects = self.becomeMaster()
+        for _ in range(100):
+            machine.advertReceived(100, machine.config.ourAddress)
+            self.clock.advance(0.5)
+        self.assertLogged(line)
+        machine.advertReceived(200, PEER)
+        self.assertEqual(machine.state, State.BACKUP)
+        self.advanceTo(self.clock.seconds() + 4)
+        self.assertEqual(machine.state, State.MASTER)
+        machine.advertReceived(100, machine.config.ourAddress)
+        machine.advertReceived(100, machine.config.ourAddress)
+        self.assertLogged(line, 2)
+
     def test_lowerPriorityAnsweredAtOnce(self) -> None:
         """
         A lower-priority advert: stay MASTER, send an advert immediately.
