@@ -301,6 +301,15 @@ class VrrpInstance:
     def vrid(self) -> int:
         return self._policy.vrid
 
+    @property
+    def vmacName(self) -> str | None:
+        """
+        The name of the instance's own VMAC/ipvlan interface as it is in
+        use (not necessarily the configured one: keepalived's rules may
+        have chosen another), or L{None}.
+        """
+        return next(iter(self.vmacInterfaces), None)
+
     def addressesHeld(self) -> set[tuple[str, IPAddress]]:
         """
         C{(ifname, ip)} of the VIPs/eVIPs this instance has in place now: all
