@@ -37,6 +37,7 @@ from twisted.logger import Logger
 
 from keepalive_tx.status.snapshot import (
     TransitionLog,
+    allInstances,
     clearVrrpStats,
     formatVip,
     instanceStats,
@@ -429,7 +430,8 @@ def _instanceLines(instance: Any, transitions: TransitionLog | None) -> list[str
         out.append(f"   Last transition reason = {last.reason}")
     out.append(f"   Master down timer = {int(round(m.masterDownInterval() * 1_000_000))} usecs")
     out += _interfaceLines(instance)
-    out.append(f"   Using src_ip = {instance.sourceAddress}")
+    source = instance.sourceAddress
+    out.append(f"   Using src_ip = {'(none)' if source is None else source}")
     if instance.peers:
         out.append("   Unicast Peers :")
         out += [f"     {p}" for p in instance.peers]
@@ -513,7 +515,7 @@ def formatVrrpData(model: Any, vrrpService: Any, transitions: TransitionLog | No
     """
     out = _globalLines(model, routerId)
     out.append("------< VRRP Topology >------")
-    for instance in vrrpService.instances.values():
+    for instance in allInstances(vrrpService):
         out += _instanceLines(instance, transitions)
     if vrrpService.syncGroups:
         out.append("------< VRRP Sync groups >------")
@@ -675,7 +677,7 @@ class StateDumper:
                           pid=self.pid)
         else:
             self.log.info("Printing VRRP stats for process({pid}) on signal", pid=self.pid)
-        instances = list(vrrp.instances.values())
+        instances = allInstances(vrrp)
         path = os.path.join(tmpDir(self.environ), STATS_FILE)
         written = self._write(path, formatStats(instances), "VRRP stats")
         if clear:
@@ -693,7 +695,7 @@ class StateDumper:
             return None
         self.log.info("Printing VRRP as json for process({pid}) on signal", pid=self.pid)
         version = getattr(self.root.model.globalDefs, "jsonVersion", 1)
-        text = formatJson(vrrp.instances.values(), getattr(self.root, "transitions", None),
+        text = formatJson(allInstances(vrrp), getattr(self.root, "transitions", None),
                           version)
         return self._write(os.path.join(tmpDir(self.environ), JSON_FILE), text, "VRRP json")
 

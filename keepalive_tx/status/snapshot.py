@@ -30,6 +30,7 @@ __all__ = [
     "STATS_KEYS",
     "Transition",
     "TransitionLog",
+    "allInstances",
     "buildSnapshot",
     "clearVrrpStats",
     "formatVip",
@@ -271,7 +272,7 @@ def instanceSnapshot(instance: Any, transition: Transition | None = None,
         "family": instance.family,
         "interface": config.interface,
         "vmac_interface": getattr(instance, "vmacName", None),
-        "source_address": str(instance.sourceAddress),
+        "source_address": _address(instance.sourceAddress),
         "unicast_peers": [str(p) for p in getattr(instance, "peers", ())],
         "base_priority": config.priority,
         "effective_priority": machine.effectivePriority,
@@ -308,13 +309,23 @@ def syncGroupSnapshot(group: Any) -> dict[str, Any]:
     }
 
 
+def allInstances(vrrpService: Any) -> list[Any]:
+    """
+    Every instance of a L{keepalive_tx.vrrp.service.VrrpService}, those
+    waiting for their interface (in FAULT) included, in configuration order.
+    """
+    every = getattr(vrrpService, "allInstances", None)
+    return list(every()) if every is not None else list(vrrpService.instances.values())
+
+
 def vrrpSnapshot(vrrpService: Any, transitions: TransitionLog | None = None) -> dict[str, Any]:
     """
     Every instance (configuration order) and sync group of a
     L{keepalive_tx.vrrp.service.VrrpService}.
     """
     instances = []
-    for name, instance in vrrpService.instances.items():
+    for instance in allInstances(vrrpService):
+        name = instance.name
         last = transitions.lastFor(name) if transitions is not None else None
         count = transitions.counts[name] if transitions is not None else None
         instances.append(instanceSnapshot(instance, last, count))
