@@ -57,8 +57,6 @@ CONSUMED_IN_CONFIG: dict[str, str] = {
     "jsonVersion": "the JSON dump's layout (status/dumps.py)",
     # what the keyword asks for is what always happens here
     "accept": "no firewall rules: VIPs always accept traffic (accept's meaning)",
-    "setSupplementaryGroups": "scripts run as another user always get that user's "
-                              "supplementary groups (Twisted's spawnProcess calls initgroups)",
     # builder keys made into model objects (config/validate.py, build_lvs.py)
     "authenticationBuilder": "the instance's Authentication",
     "hosts": "SMTP_CHECK's host blocks: checkers of their own (config/build_lvs.py)",
