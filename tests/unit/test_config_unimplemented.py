@@ -36,6 +36,8 @@ CONSUMED_IN_CONFIG: dict[str, str] = {
     "vrrpHigherPrioSendAdvert": "each instance's higher_prio_send_advert",
     "vrrpOwnerIgnoreAdverts": "each instance's owner_ignore_adverts",
     "vrrpMinGarp": "the global GARP defaults",
+    "lvsSyncDaemonInterface": "global_defs' lvs_sync_daemon, for its instance, when none is "
+                              "set (config/validate.py)",
     "vrrpNotifyPriorityChanges": "each instance's notify_priority_changes",
     "vrrpSkipCheckAdvAddr": "each instance's skip_check_adv_addr",
     "vrrpStrict": "strict mode's rules, applied to each instance (config/validate_strict.py)",
