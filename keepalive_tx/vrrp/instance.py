@@ -56,7 +56,25 @@ if TYPE_CHECKING:
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-__all__ = ["IAdvertSender", "IInstanceObserver", "VrrpInstance", "machineConfigFor"]
+__all__ = ["IAdvertSender", "IInstanceObserver", "VrrpInstance", "machineConfigFor",
+           "tellObservers"]
+
+
+def tellObservers(instance: Any, method: str, *args: Any) -> None:
+    """
+    Call C{observer.method(instance, *args)} on each of C{instance.observers}
+    that has C{method}; a failing observer is logged, the others are still
+    told.
+    """
+    for observer in list(instance.observers):
+        f = getattr(observer, method, None)
+        if f is None:
+            continue
+        try:
+            f(instance, *args)
+        except Exception:
+            instance.log.failure("({name}) observer {observer!r} failed", name=instance.name,
+                                 observer=observer)
 
 
 class IAdvertSender(Interface):
@@ -576,12 +594,7 @@ class VrrpInstance:
         else:
             self._giveUpResumed()
         self._rateLog.reset()
-        for observer in list(self.observers):
-            try:
-                observer.instanceStateChanged(self, old, new, reason)
-            except Exception:
-                self.log.failure("({name}) observer {observer!r} failed", name=self.name,
-                                 observer=observer)
+        tellObservers(self, "instanceStateChanged", old, new, reason)
 
     def lowerPriorityAdvertSeen(self, priority: int, source: IPAddress) -> None:
         if self.announcer is not None:
@@ -592,15 +605,7 @@ class VrrpInstance:
         self._tellObservers("instancePriorityChanged", old, new)
 
     def _tellObservers(self, method: str, *args: Any) -> None:
-        for observer in list(self.observers):
-            f = getattr(observer, method, None)
-            if f is None:
-                continue
-            try:
-                f(self, *args)
-            except Exception:
-                self.log.failure("({name}) observer {observer!r} failed", name=self.name,
-                                 observer=observer)
+        tellObservers(self, method, *args)
 
     # -- link events ---------------------------------------------------------
 

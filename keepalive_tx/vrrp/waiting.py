@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from keepalive_tx.config import model
-from keepalive_tx.vrrp.instance import machineConfigFor
+from keepalive_tx.vrrp.instance import machineConfigFor, tellObservers
 from keepalive_tx.vrrp.machine import IMachineEffects, State, VRRPMachine
 from keepalive_tx.vrrp.packet import VRRP_MCAST_V4, VRRP_MCAST_V6
 from keepalive_tx.vrrp.validate import ReceiveCounters
@@ -108,9 +108,4 @@ class WaitingInstance:
         pass
 
     def stateChanged(self, old: State, new: State, reason: str) -> None:
-        for observer in list(self.observers):
-            try:
-                observer.instanceStateChanged(self, old, new, reason)
-            except Exception:
-                self.log.failure("({name}) observer {observer!r} failed", name=self.name,
-                                 observer=observer)
+        tellObservers(self, "instanceStateChanged", old, new, reason)

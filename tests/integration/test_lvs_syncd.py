@@ -18,10 +18,10 @@ from tests.integration.uml import requireUML, runInGuest
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _runGuest() -> dict:
+def _runGuest(module: str = "tests.integration.uml_guest_syncd", timeout: float = 90) -> dict:
     result = runInGuest(
-        [sys.executable, "-m", "tests.integration.uml_guest_syncd"],
-        timeout=90,
+        [sys.executable, "-m", module],
+        timeout=timeout,
         cwd=_CHECKOUT,
         modules=("veth",),
     )
@@ -96,18 +96,7 @@ class SyncDaemonInGuestTests(TestCase):
 
 
 def _runInstanceGuest() -> dict:
-    result = runInGuest(
-        [sys.executable, "-m", "tests.integration.uml_guest_syncd_instance"],
-        timeout=180,
-        cwd=_CHECKOUT,
-        modules=("veth",),
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"guest failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    try:
-        return json.loads(result.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError) as e:
-        raise AssertionError(f"guest output is not JSON: {e}\n{result.stdout}\n{result.stderr}") from e
+    return _runGuest("tests.integration.uml_guest_syncd_instance", timeout=180)
 
 
 #: keepalived 2.2.7 and ours with lvs_sync_daemon_interface, in one guest boot
