@@ -1,5 +1,7 @@
 """
-Pure parsing of address, route and rule lines (catalogue §2.2).
+Pure parsing of address, route and rule lines (C{virtual_ipaddress},
+C{static_routes}, C{static_rules} ...; keepalived's C{parse_ipaddress},
+C{alloc_route}, C{alloc_rule}).
 
 Each parser takes the line's tokens and returns C{(value or None, messages)}:
 C{None} means the item is dropped; messages are keepalived-style problem

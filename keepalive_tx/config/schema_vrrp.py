@@ -1,5 +1,7 @@
 """
-Keyword tables for the VRRP side (catalogue §2.0, §2.2-§2.9, §2.14) and the
+Keyword tables for the VRRP side (keepalived's C{init_vrrp_keywords}: static
+addresses and routes, C{vrrp_script}, C{vrrp_track_process}, C{track_file},
+C{vrrp_sync_group}, C{garp_group}, C{vrrp_instance}, C{bfd_instance}) and the
 top-level table.
 """
 

@@ -1,11 +1,12 @@
 # -*- test-case-name: tests.unit.test_net_announce -*-
 """
 Gratuitous ARP and unsolicited Neighbour Advertisements, as keepalived sends
-them when it takes over addresses (catalogue 4.7).
+them when it takes over addresses (keepalived's C{vrrp_arp.c} and
+C{vrrp_ndisc.c}).
 
   - L{gratuitousArp} / L{unsolicitedNA}: pure frame builders, byte-identical
-    to the frames keepalived 2.2.7 sent in /work/shared/vectors
-    (C{garp-ipv4}, C{una-ipv6}).
+    to the frames keepalived 2.2.7 sent when taking over a VIP (captured
+    on the wire; C{GARP_VECTOR} and C{UNA_VECTOR} in the tests).
   - L{PacketSender}: writes whole Ethernet frames to an C{AF_PACKET} socket
     (non-blocking; opened by an injectable system layer).
   - L{AnnouncePacer}: C{garp_interval}/C{gna_interval} spacing per interface

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_scripts_runner -*-
 """
-Run configured scripts the way keepalived does (catalogue S{sect}4.10, 2.3,
-5.8), without ever blocking the reactor.
+Run configured scripts the way keepalived does (notify scripts, C{vrrp_script},
+MISC_CHECK: keepalived's C{notify.c}), without ever blocking the reactor.
 
   - The command is executed directly (argv, no shell) once
     L{keepalive_tx.scripts.scriptfile.inspectScript} has found its file as

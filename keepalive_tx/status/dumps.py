@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_status_dumps -*-
 """
-keepalived's signal dumps (catalogue §3.2, §3.3):
+keepalived's signal dumps:
 
   - C{SIGUSR1} (DATA): C{keepalived.data} (VRRP) and
     C{keepalived_check.data} (checkers), indented C{Key = value} text,
@@ -14,7 +14,8 @@ Paths: C{$TMPDIR} if it is an absolute directory, else C{/tmp};
 C{state_dump_file} (a directory when it ends with C{/}) moves the data
 dumps; with C{data_use_instance} their names get C{.NETNS_INSTANCE} (or
 C{.INSTANCE}, C{.NETNS}) before the extension.  The stats and JSON files
-always go to the temporary directory (§0 #1).  Every file is written to a
+always go to the temporary directory (as keepalived's C{open_dump_file}
+does).  Every file is written to a
 temporary name in the same directory and renamed, mode 0600.
 
 The formatting functions are pure; L{StateDumper} writes (small files,

@@ -48,7 +48,6 @@ from keepalive_tx.vrrp.validate import (
     RateLimitedLog,
     ReceiveCounters,
     ReceivePolicy,
-    UnicastPeer,
 )
 
 if TYPE_CHECKING:
@@ -102,7 +101,7 @@ class IInstanceObserver(Interface):
 _AUTH_TYPES = {"PASS": AuthType.PASS, "AH": AuthType.AH}
 
 
-def machineConfigFor(config: model.VrrpInstance, ourAddress: IPAddress | None) -> MachineConfig:
+def machineConfigFor(config: model.VrrpInstanceConfig, ourAddress: IPAddress | None) -> MachineConfig:
     """
     The state machine's view of a configured instance.
     """
@@ -138,7 +137,7 @@ class VrrpInstance:
 
     def __init__(
         self,
-        config: model.VrrpInstance,
+        config: model.VrrpInstanceConfig,
         *,
         clock: IReactorTime,
         sender: Any,
@@ -239,8 +238,7 @@ class VrrpInstance:
             password=self.password,
             advertInterval=config.advertInt,
             vips=self.advertAddresses,
-            unicastPeers=tuple(
-                UnicastPeer(p.address, p.minTtl, p.maxTtl) for p in config.unicastPeers),
+            unicastPeers=config.unicastPeers,
             checkUnicastSource=config.checkUnicastSrc or checkUnicastSource,
             ownerIgnoreAdverts=config.ownerIgnoreAdverts,
             effectivePriority=config.priority,

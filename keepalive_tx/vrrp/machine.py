@@ -9,7 +9,7 @@ machine wants done in the world goes through an L{IMachineEffects} provider
 
 Inputs are L{VRRPMachine.start}, L{VRRPMachine.stop},
 L{VRRPMachine.advertReceived} (an advert that already passed the receive
-checks of catalogue §4.2), L{VRRPMachine.setFault} and
+checks of keepalived's C{vrrp_check_packet}), L{VRRPMachine.setFault} and
 L{VRRPMachine.setEffectivePriority}; sync groups (L{keepalive_tx.vrrp.sync})
 drive members through the C{_sync*} hooks.
 
@@ -22,8 +22,8 @@ input would have to be pre-classified outside the machine into a dozen
 synthetic inputs, and a sync group has to read and force the state of sibling
 machines, which automat deliberately hides. The transition rules below
 follow keepalived's C{vrrp_state_backup}/C{vrrp_state_master_rx}/
-C{vrrp_state_leave_master} one to one, which is easier to audit against the
-catalogue as straight code. The table, for orientation::
+C{vrrp_state_leave_master} one to one, which is easier to audit against
+keepalived as straight code. The table, for orientation::
 
     INIT   --start, no fault------------------------> BACKUP (init)
     INIT   --start, owner wanting MASTER------------> BACKUP, timer 0 -> MASTER

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_vrrp_notify -*-
 """
-VRRP notifications (catalogue S{sect}4.9, S{sect}4.10): notify scripts and
-notify FIFOs.
+VRRP notifications (keepalived's C{vrrp_notify.c}): notify scripts and notify
+FIFOs.
 
 For every state an instance (or sync group) enters, in keepalived's order:
 
@@ -240,13 +240,13 @@ class VrrpNotifier:
 
     # -- sync groups -----------------------------------------------------------
 
-    def groupEffects(self, group: model.SyncGroup) -> GroupNotifier:
+    def groupEffects(self, group: model.SyncGroupConfig) -> GroupNotifier:
         """
         The L{ISyncGroupEffects} running C{group}'s notifies.
         """
         return GroupNotifier(self, group)
 
-    def groupStateChanged(self, group: model.SyncGroup, old: State, new: State) -> None:
+    def groupStateChanged(self, group: model.SyncGroupConfig, old: State, new: State) -> None:
         word = STATE_WORDS.get(new)
         if word is None:
             return
@@ -307,7 +307,7 @@ class GroupNotifier:
     The notify side of one sync group.
     """
 
-    def __init__(self, notifier: VrrpNotifier, group: model.SyncGroup) -> None:
+    def __init__(self, notifier: VrrpNotifier, group: model.SyncGroupConfig) -> None:
         self.notifier = notifier
         self.group = group
 

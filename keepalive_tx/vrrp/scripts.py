@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_vrrp_scripts -*-
 """
-C{vrrp_script}s at run time (catalogue S{sect}2.3, S{sect}4.8).
+C{vrrp_script}s at run time (keepalived's C{vrrp_track.c}).
 
 L{VrrpScriptService} runs every I{used} C{vrrp_script} every C{interval}
 seconds (the first run when the service starts) through a

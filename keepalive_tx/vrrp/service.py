@@ -66,7 +66,7 @@ __all__ = ["IVrrpPlatform", "LinuxPlatform", "VridDemux", "VrrpService"]
 #: the fault flag that holds a sync group member while another waits
 WAITING_MEMBER = "sync group member waiting for its interface"
 
-def instanceKey(config: model.VrrpInstance) -> tuple[Any, ...]:
+def instanceKey(config: model.VrrpInstanceConfig) -> tuple[Any, ...]:
     """
     What identifies an instance across a reload (keepalived: VRID, family,
     configured interface, unicast source or multicast group).
@@ -126,7 +126,7 @@ class _Sender:
         return self.port.send(packet, destination)
 
 
-def garpSettingsFor(config: model.VrrpInstance) -> GarpSettings:
+def garpSettingsFor(config: model.VrrpInstanceConfig) -> GarpSettings:
     g = config.garp
     return GarpSettings(
         masterDelay=g.masterDelay, masterRepeat=g.masterRepeat, masterRefresh=g.masterRefresh,
@@ -173,7 +173,7 @@ class VrrpService(Service):
         self.platform = platform if platform is not None else LinuxPlatform(reactor)
         self.instances: dict[str, VrrpInstance] = {}
         self.syncGroups: dict[str, SyncGroup] = {}
-        self.waiting: dict[str, model.VrrpInstance] = {}
+        self.waiting: dict[str, model.VrrpInstanceConfig] = {}
         self.placeholders: dict[str, WaitingInstance] = {}
         self._pacer: AnnouncePacer | None = None
         self.observers: list[Any] = []
@@ -263,7 +263,7 @@ class VrrpService(Service):
         self._holdGroups()
         self.platform.watchLinks(self)
 
-    def _setUp(self, config: model.VrrpInstance,
+    def _setUp(self, config: model.VrrpInstanceConfig,
                failures: list[tuple[str, str]] | None = None) -> VrrpInstance | None:
         """
         Build C{config}'s instance and attach its trackers; C{None} when it
@@ -282,7 +282,7 @@ class VrrpService(Service):
             self.tracking.attach(instance)
         return instance
 
-    def _placeholder(self, config: model.VrrpInstance) -> None:
+    def _placeholder(self, config: model.VrrpInstanceConfig) -> None:
         """
         Stand for C{config}, which waits for its interface, in FAULT.
         """
@@ -357,7 +357,7 @@ class VrrpService(Service):
         if base is not None:
             self._startWaiting(base)
 
-    def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer) -> VrrpInstance | None:
+    def _build(self, config: model.VrrpInstanceConfig, pacer: AnnouncePacer) -> VrrpInstance | None:
         config = self._fitAdvert(config)
         family = config.family
         links = self.vmacs.links.get(config.name) if self.vmacs is not None else None
@@ -420,7 +420,7 @@ class VrrpService(Service):
             instance.machine.setFault("configuration", True)
         return instance
 
-    def _announcer(self, config: model.VrrpInstance, pacer: AnnouncePacer,
+    def _announcer(self, config: model.VrrpInstanceConfig, pacer: AnnouncePacer,
                    vipIfs: list[str | None] | None, advertIf: str | None) -> Announcer | None:
         """
         The GARP/NA schedule: one frame per VIP/eVIP, from the interface it
@@ -454,7 +454,7 @@ class VrrpService(Service):
             announcer.setExtra(config.garp.extraIf, extra.values())
         return announcer
 
-    def _fitAdvert(self, config: model.VrrpInstance) -> model.VrrpInstance:
+    def _fitAdvert(self, config: model.VrrpInstanceConfig) -> model.VrrpInstanceConfig:
         """
         C{config} with the VIPs that do not fit in one advert on its
         interface moved to its excluded VIPs (keepalived's rule, logged
@@ -515,7 +515,7 @@ class VrrpService(Service):
             instance.detach(keep)
         return resumed
 
-    def _successorAddresses(self, successor: model.VrrpInstance) -> set[tuple[str, IPAddress]]:
+    def _successorAddresses(self, successor: model.VrrpInstanceConfig) -> set[tuple[str, IPAddress]]:
         """
         C{(ifname, ip)} of the VIPs/eVIPs of C{successor}: as its service
         placed them (on its VMACs) when it exists, else as configured.

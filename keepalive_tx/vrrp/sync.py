@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.unit.test_vrrp_sync -*-
 """
-VRRP sync groups (C{vrrp_sync_group}, catalogue §4.9), pure like the machine.
+VRRP sync groups (C{vrrp_sync_group}, keepalived's C{vrrp_sync.c}), pure like
+the machine.
 
 Members move together:
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_vrrp_track -*-
 """
-VRRP tracking and priority arithmetic (catalogue S{sect}4.8), pure.
+VRRP tracking and priority arithmetic (keepalived's C{vrrp_track.c}), pure.
 
 No reactor, no I/O: this module turns what the trackers observed into what
 an instance's state machine needs -- a total (unclamped) priority for
@@ -46,7 +46,7 @@ __all__ = [
     "InstanceTracking",
     "ScriptHysteresis",
     "TrackerEntry",
-    "Verdict",
+    "TrackingVerdict",
     "binaryContribution",
     "fileContribution",
     "trackersFor",
@@ -224,7 +224,7 @@ class TrackerEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class TrackingVerdict:
     """
     An instance's tracking outcome.
 
@@ -280,7 +280,7 @@ class InstanceTracking:
     def observed(self, kind: str, name: str) -> bool | int | None:
         return self._observed.get((kind, name))
 
-    def verdict(self) -> Verdict:
+    def verdict(self) -> TrackingVerdict:
         total = self.base
         faults = set()
         pending = set()
@@ -291,7 +291,7 @@ class InstanceTracking:
                 faults.add(entry.flag)
             if c.pending and (entry.kind, entry.name) not in self._noWait:
                 pending.add(entry.flag)
-        return Verdict(total, frozenset(faults), frozenset(pending))
+        return TrackingVerdict(total, frozenset(faults), frozenset(pending))
 
 
 def _resolve(tracker: model.Tracker, weight: int, reverse: bool) -> tuple[int, bool]:
@@ -307,8 +307,8 @@ def _resolve(tracker: model.Tracker, weight: int, reverse: bool) -> tuple[int, b
 
 
 def trackersFor(
-    instance: model.VrrpInstance,
-    group: model.SyncGroup | None,
+    instance: model.VrrpInstanceConfig,
+    group: model.SyncGroupConfig | None,
     scripts: Mapping[str, model.VrrpScript],
     files: Mapping[str, model.TrackFile],
     processes: Mapping[str, model.TrackProcess] | None = None,
@@ -331,7 +331,7 @@ def trackersFor(
         seen.add((kind, name))
         entries.append(TrackerEntry(kind, name, weight, reverse))
 
-    owners: Sequence[model.VrrpInstance | model.SyncGroup] = (
+    owners: Sequence[model.VrrpInstanceConfig | model.SyncGroupConfig] = (
         (instance,) if group is None else (instance, group))
     for owner in owners:
         for t in owner.trackScripts:

@@ -47,7 +47,7 @@ class WaitingInstance:
 
     log = Logger()
 
-    def __init__(self, config: model.VrrpInstance, clock: Any, waitingFor: str) -> None:
+    def __init__(self, config: model.VrrpInstanceConfig, clock: Any, waitingFor: str) -> None:
         self.config = config
         self.name = config.name
         self.family = config.family

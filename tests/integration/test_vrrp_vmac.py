@@ -24,7 +24,6 @@ namespaces, the same keepalived.conf text on both sides.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -35,6 +34,7 @@ import time
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import Host, makeLab, requireCommand
+from tests.integration.support import linkDetails, vipInterface
 from tests.integration.vrrpnode import KEEPALIVED, OURS, Node, report, waitFor
 
 VIP4, VIP6 = "192.0.2.100", "2001:db8::100"
@@ -50,33 +50,6 @@ def vmacConfig(host: Host, priority: int, family: int = 4, *, extra: str = "",
             f"    virtual_router_id {vrid}\n    priority {priority}\n    advert_int 1\n"
             f"    use_vmac\n{'    native_ipv6' + chr(10) if family == 6 else ''}{extra}"
             f"    virtual_ipaddress {{\n        {vip}\n    }}\n}}\n")
-
-
-def addressLines(host: Host) -> list[tuple[str, str]]:
-    """
-    C{(ifname, address)} of every address in C{host}'s namespace.
-    """
-    out = host.run("ip", "-o", "addr", "show").stdout
-    result = []
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) > 3:
-            result.append((parts[1], parts[3].split("/")[0]))
-    return result
-
-
-def vipInterface(host: Host, vip: str) -> str | None:
-    for ifname, address in addressLines(host):
-        if address == vip:
-            return ifname
-    return None
-
-
-def linkDetails(host: Host, name: str) -> dict | None:
-    out = host.run("ip", "-d", "-j", "link", "show", "dev", name, check=False)
-    if out.returncode != 0:
-        return None
-    return json.loads(out.stdout)[0]
 
 
 def sysctl(host: Host, path: str) -> str:
@@ -288,7 +261,7 @@ class VmacSysctlTests(_VmacLab, TestCase):
 
 
 def captureFrames(ns: str, ifname: str, seconds: float) -> list[bytes]:
-    from tests.integration.test_net_addresses import nsSocket
+    from tests.integration.support import nsSocket
 
     sock = nsSocket(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     try:

@@ -25,7 +25,7 @@ import tempfile
 import time
 
 from tests.integration.netns import Host, Lab
-from tests.integration.test_vrrp_vmac import addressLines, linkDetails, vipInterface
+from tests.integration.support import addressLines, linkDetails, vipInterface
 from tests.integration.vrrpnode import Node
 
 

@@ -82,7 +82,7 @@ class Flavour:
 
     def skew(self, priority: int) -> float:
         """
-        Skew_Time for C{priority} (catalogue 4.4).
+        Skew_Time for C{priority}, as keepalived computes it.
         """
         if self.version == 2:
             return (256 - priority) / 256

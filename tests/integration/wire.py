@@ -53,7 +53,7 @@ class FrameRecorder:
     """
 
     def __init__(self, ns: str, ifname: str = "br0") -> None:
-        from tests.integration.test_net_addresses import nsSocket
+        from tests.integration.support import nsSocket
 
         self.frames: list[tuple[float, bytes]] = []
         self._sock = nsSocket(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))

@@ -25,60 +25,9 @@ from keepalive_tx.lvs.syncd import (
     daemonAttrs,
     daemonFromMessage,
     daemonMessage,
-    daemonmsg,
 )
 from keepalive_tx.vrrp.machine import State
-
-
-def reparse(msg: daemonmsg) -> daemonmsg:
-    msg["header"]["type"] = 42
-    msg.encode()
-    parsed = daemonmsg(bytes(msg.data))
-    parsed.decode()
-    return parsed
-
-
-class FakeChannel:
-    """
-    A L{GenlChannel} stand-in: records (command, daemon attributes) of each
-    request after a real encode/decode, answers dumps from C{daemons} and
-    raises the scripted errors.
-
-    @ivar errors: C{{(cmd, state): errno}} to fail with.
-    """
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[int, dict]] = []
-        self.errors: dict[tuple[int, int | None], int] = {}
-        self.daemons: list[DaemonSpec] = []
-        self.opened = 0
-        self.closed = 0
-        self.openError: IPVSError | None = None
-
-    def open(self) -> None:
-        if self.openError is not None:
-            raise self.openError
-        self.opened += 1
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def request(self, msg, *, dump: bool = False):
-        parsed = reparse(msg)
-        daemon = parsed.get_attr("IPVS_CMD_ATTR_DAEMON")
-        attrs = dict(daemon["attrs"]) if daemon is not None else {}
-        cmd = parsed["cmd"]
-        self.requests.append((cmd, attrs))
-        code = self.errors.get((cmd, attrs.get("IPVS_DAEMON_ATTR_STATE")))
-        if code is not None:
-            raise IPVSError(code)
-        if dump:
-            return [reparse(daemonMessage(genl.IPVS_CMD_NEW_DAEMON, daemonAttrs(d))) for d in self.daemons]
-        return []
-
-    def commands(self) -> list[tuple[str, int]]:
-        names = {genl.IPVS_CMD_NEW_DAEMON: "new", genl.IPVS_CMD_DEL_DAEMON: "del"}
-        return [(names[c], a["IPVS_DAEMON_ATTR_STATE"]) for c, a in self.requests]
+from tests.fakes.lvs import FakeSyncdChannel, reparse
 
 
 class Instance:
@@ -141,7 +90,7 @@ class SyncDaemonsTests(SynchronousTestCase):
         """
         start/stop/running send NEW/DEL/GET with the right attributes.
         """
-        channel = FakeChannel()
+        channel = FakeSyncdChannel()
         channel.daemons = [DaemonSpec(BACKUP, "eth0", 3)]
         d = SyncDaemons(channel)
         d.start(DaemonSpec(MASTER, "eth0", 3, ttl=4))
@@ -167,7 +116,7 @@ class SyncDaemonsTests(SynchronousTestCase):
 
 class ControllerTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.channel = FakeChannel()
+        self.channel = FakeSyncdChannel()
         self.channel.errors = {
             (genl.IPVS_CMD_DEL_DAEMON, MASTER): errno.ESRCH,
             (genl.IPVS_CMD_DEL_DAEMON, BACKUP): errno.ESRCH,

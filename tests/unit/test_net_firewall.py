@@ -18,45 +18,8 @@ from keepalive_tx.net import nftplan as P
 from keepalive_tx.net.firewall import Firewall, firewallSettingsFor
 from keepalive_tx.net.netlink import NetlinkError
 from keepalive_tx.net.nftables import NetfilterChannel, encodeBatch
-
-
-class FakeChannel:
-    """
-    Records every transaction; C{tables} is what "exists"; C{fail} makes
-    the next C{apply} fail with that errno.
-    """
-
-    def __init__(self, tables=()) -> None:
-        self.tables = set(tables)
-        self.batches: list[list[object]] = []
-        self.fail: int | None = None
-        self.closed = 0
-
-    def tableExists(self, family: int) -> bool:
-        return family in self.tables
-
-    def apply(self, ops) -> None:
-        if not ops:
-            return
-        if self.fail is not None:
-            code, self.fail = self.fail, None
-            raise NetlinkError(code)
-        self.batches.append(list(ops))
-        for op in ops:
-            if isinstance(op, P.NewTable):
-                self.tables.add(op.family)
-            elif isinstance(op, P.DeleteTable):
-                self.tables.discard(op.family)
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def elements(self) -> list[tuple[str, bytes]]:
-        """
-        The element changes of all transactions, in order.
-        """
-        return [("+" if op.add else "-", key) for ops in self.batches for op in ops
-                if isinstance(op, P.Elements) and op.set == "vips" for key in op.keys]
+from tests.fakes.netlink import FakeNftChannel
+from tests.fakes.sockets import FakeSocket
 
 
 def ifindex(name: str) -> int:
@@ -75,7 +38,7 @@ def packed(address: str) -> bytes:
 
 class FirewallTests(SynchronousTestCase):
     def make(self, tables=()) -> Firewall:
-        self.channel = FakeChannel(tables)
+        self.channel = FakeNftChannel(tables)
         self.firewall = Firewall(P.FirewallSettings(), channel=self.channel, ifindex=ifindex)
         self.firewall.startService()
         return self.firewall
@@ -201,32 +164,13 @@ class EncodingTests(SynchronousTestCase):
         self.assertIn(b"\1\2\3\4", data)
 
 
-class FakeSocket:
-    def __init__(self, replies) -> None:
-        self.replies = list(replies)
-        self.sent: list[bytes] = []
-        self.closed = False
-
-    def send(self, data: bytes) -> int:
-        self.sent.append(data)
-        return len(data)
-
-    def recv(self, size: int) -> bytes:
-        if not self.replies:
-            raise BlockingIOError(errno.EAGAIN, "nothing")
-        return self.replies.pop(0)
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def ack(sequence: int, code: int = 0) -> bytes:
     return struct.pack("=IHHII", 36, 2, 0, sequence, 0) + struct.pack("=i", -code) + bytes(16)
 
 
 class ChannelTests(SynchronousTestCase):
     def test_acks(self) -> None:
-        sock = FakeSocket([ack(2) + ack(3)])
+        sock = FakeSocket(incoming=[ack(2) + ack(3)])
         channel = NetfilterChannel("keepalived", -1, socketFactory=lambda: sock)
         channel.apply([P.NewTable(P.IPV4), P.NewTable(P.IPV6)])
         self.assertEqual(len(sock.sent), 1)
@@ -236,7 +180,7 @@ class ChannelTests(SynchronousTestCase):
         """
         An error answer raises its errno and the socket is reopened next time.
         """
-        sockets = [FakeSocket([ack(2, errno.EEXIST)]), FakeSocket([])]
+        sockets = [FakeSocket(incoming=[ack(2, errno.EEXIST)]), FakeSocket(incoming=[])]
         channel = NetfilterChannel("keepalived", -1, socketFactory=lambda: sockets.pop(0))
         error = self.assertRaises(NetlinkError, channel.apply, [P.NewTable(P.IPV4)])
         self.assertEqual(error.code, errno.EEXIST)
@@ -246,10 +190,10 @@ class ChannelTests(SynchronousTestCase):
 
     def test_tableExists(self) -> None:
         table = struct.pack("=IHHII", 20, (10 << 8), 0, 1, 0) + bytes(4)
-        channel = NetfilterChannel("keepalived", -1, socketFactory=lambda: FakeSocket([table + ack(1)]))
+        channel = NetfilterChannel("keepalived", -1, socketFactory=lambda: FakeSocket(incoming=[table + ack(1)]))
         self.assertTrue(channel.tableExists(P.IPV4))
         channel = NetfilterChannel("keepalived", -1,
-                                   socketFactory=lambda: FakeSocket([ack(1, errno.ENOENT)]))
+                                   socketFactory=lambda: FakeSocket(incoming=[ack(1, errno.ENOENT)]))
         self.assertFalse(channel.tableExists(P.IPV6))
 
 
@@ -265,15 +209,14 @@ class ServiceFirewallTests(SynchronousTestCase):
         from twisted.internet.task import Clock
 
         from keepalive_tx.service import KeepalivedService
-        from tests.unit.test_reload import SharedPlatform
-        from tests.unit.test_vrrp_service import instanceText, modelFor
+        from tests.fakes.vrrp import FakePersistentVrrpPlatform, instanceText, modelFor
 
         clock = Clock()
-        channel = FakeChannel(tables={P.IPV4})  # left by a crashed run
+        channel = FakeNftChannel(tables={P.IPV4})  # left by a crashed run
         noAccept = " no_accept"
         model = modelFor(instanceText("VI_1", 1, "192.0.2.101/24", extra=noAccept),
                          instanceText("VI_2", 2, "192.0.2.102/24"))
-        service = KeepalivedService(model, clock, vrrpPlatform=SharedPlatform(),
+        service = KeepalivedService(model, clock, vrrpPlatform=FakePersistentVrrpPlatform(),
                                     firewallChannel=channel)
         self.assertLess(service.services.index(service.firewall),
                         service.services.index(service.vrrpService))

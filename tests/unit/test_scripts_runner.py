@@ -8,9 +8,6 @@ from __future__ import annotations
 import os
 import signal
 
-from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.testing import MemoryReactorClock
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.config.model import Script
@@ -24,49 +21,12 @@ from keepalive_tx.scripts.runner import (
     shellCommand,
     supplementaryGroups,
 )
-
-
-class FakeProcessTransport:
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-
-
-class ProcessReactor(MemoryReactorClock):
-    """
-    A memory reactor with a recording C{spawnProcess}.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.spawned: list[dict] = []
-        self.nextPid = 1000
-        self.fail: Exception | None = None
-
-    def spawnProcess(self, proto, executable, args=(), env=None, path=None, uid=None,
-                     gid=None, usePTY=False, childFDs=None):
-        if self.fail is not None:
-            raise self.fail
-        self.nextPid += 1
-        transport = FakeProcessTransport(self.nextPid)
-        self.spawned.append(dict(proto=proto, executable=executable, args=list(args), env=env,
-                                 uid=uid, gid=gid, childFDs=childFDs, pid=self.nextPid))
-        proto.makeConnection(transport)
-        return transport
-
-
-def exited(code: int) -> Failure:
-    if code == 0:
-        return Failure(ProcessDone(0))
-    return Failure(ProcessTerminated(exitCode=code))
-
-
-def killed(sig: int) -> Failure:
-    return Failure(ProcessTerminated(signal=sig))
+from tests.fakes.scripts import FakeProcessReactor, exited, killed
 
 
 class ScriptRunnerTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.reactor = ProcessReactor()
+        self.reactor = FakeProcessReactor()
         self.signals: list[tuple[int, int]] = []
         self.dir = os.path.abspath(self.mktemp())
         os.mkdir(self.dir)

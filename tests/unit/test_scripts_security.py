@@ -29,8 +29,8 @@ from keepalive_tx.scripts.security import (
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.scripts import VrrpScriptService
 from keepalive_tx.vrrp.tracking import TrackingCoordinator
-from tests.unit.test_scripts_runner import ProcessReactor
-from tests.unit.test_vrrp_track import FakeInstance
+from tests.fakes.scripts import FakeProcessReactor
+from tests.fakes.vrrp import FakeTrackedInstance
 
 
 def resolver(users: dict[str, tuple[int, int]]):
@@ -114,7 +114,7 @@ def disabling() -> ScriptPolicy:
 
 class RunnerTests(SynchronousTestCase):
     def test_disabledScriptNeverStarts(self) -> None:
-        reactor = ProcessReactor()
+        reactor = FakeProcessReactor()
         runner = ScriptRunner(reactor, ["/bin/true"], policy=disabling())
         results: list = []
         runner.run().addCallback(results.append)
@@ -127,14 +127,14 @@ class RunnerTests(SynchronousTestCase):
         """
         A script without its own C{user} runs as the policy's default user.
         """
-        reactor = ProcessReactor()
+        reactor = FakeProcessReactor()
         policy = fixed(uid=4242, gid=4343)
         ScriptRunner(reactor, ["/bin/true"], policy=policy, groupWrapper=[]).run()
         self.assertEqual(reactor.spawned[0]["args"],
                          [*identityWrapper(4242, 4343, (4343,)), "/bin/x"])
 
     def test_insecureButAllowedRuns(self) -> None:
-        reactor = ProcessReactor()
+        reactor = FakeProcessReactor()
         runner = ScriptRunner(reactor, ["/bin/true"], policy=fixed({"/bin/true": UNSAFE},
                                                                     uid=0, gid=0))
         runner.run()
@@ -177,7 +177,7 @@ class DisabledScriptTests(SynchronousTestCase):
         """
         coordinator = TrackingCoordinator(clock, config, scripts=scripts,
                                           linkState=lambda n: True)
-        (vi,) = [FakeInstance(c, clock) for c in config.vrrpInstances]
+        (vi,) = [FakeTrackedInstance(c, clock) for c in config.vrrpInstances]
         coordinator.attach(vi)
         coordinator.startService()
         coordinator.startInstance(vi)
@@ -193,7 +193,7 @@ class DisabledScriptTests(SynchronousTestCase):
         config = parseText(TRACKED).model
         assert config is not None
         clock = Clock()
-        reactor = ProcessReactor()
+        reactor = FakeProcessReactor()
 
         def runner(vs):
             policy = disabling() if vs.name == "chk_bad" else fixed()
@@ -219,7 +219,7 @@ class DisabledScriptTests(SynchronousTestCase):
                            .replace("enable_script_security", "router_id lb1")).model
         assert config is not None
         clock = Clock()
-        reactor = ProcessReactor()
+        reactor = FakeProcessReactor()
         scripts = VrrpScriptService(
             reactor, config.vrrpScripts,
             runnerFactory=lambda vs: ScriptRunner(reactor, vs.script.argv, shellTests=True))

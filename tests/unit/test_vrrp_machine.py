@@ -19,7 +19,7 @@ from keepalive_tx.vrrp.timers import (
     skewTime,
     skewTimeMicros,
 )
-from tests.unit.vrrp_machine_fakes import FakeLAN, MachineTestMixin
+from tests.fakes.vrrpmachine import FakeLAN, MachineTestMixin
 
 HIGHER = IPv4Address("192.0.2.20")
 LOWER = IPv4Address("192.0.2.5")
@@ -30,7 +30,7 @@ V2_DOWN_100 = 3 + 156 / 256  # advert_int 1, priority 100: 3.609375 s
 
 class TimerArithmeticTests(SynchronousTestCase):
     """
-    Skew_Time and Master_Down_Interval as keepalived computes them (§4.4).
+    Skew_Time and Master_Down_Interval as keepalived computes them.
     """
 
     def test_v2Skew(self) -> None:
@@ -44,7 +44,7 @@ class TimerArithmeticTests(SynchronousTestCase):
     def test_v2MasterDown(self) -> None:
         """
         v2 master-down is 3 x interval + skew (advert_int 1, priority 100:
-        3 + 156/256 s; the catalogue's priority 128 example gives 3.5 s).
+        3 + 156/256 s; priority 128 gives 3.5 s).
         """
         self.assertEqual(masterDownInterval(2, 100, 1), V2_DOWN_100)
         self.assertEqual(masterDownInterval(2, 128, 1), 3.5)
@@ -100,7 +100,7 @@ class ConfigTests(SynchronousTestCase):
 
 class StartupTests(MachineTestMixin):
     """
-    INIT -> BACKUP (init) -> MASTER after the master-down interval (§4.3).
+    INIT -> BACKUP (init) -> MASTER after the master-down interval.
     """
 
     def test_v2StartupBackupThenMaster(self) -> None:
@@ -221,7 +221,7 @@ class StartupTests(MachineTestMixin):
 
 class MasterTests(MachineTestMixin):
     """
-    MASTER behaviour (§4.3 "MASTER on advert").
+    MASTER behaviour on an advert (keepalived's C{vrrp_state_master_rx}).
     """
 
     def becomeMaster(self, **overrides: object):
@@ -528,7 +528,7 @@ class FloodTests(MachineTestMixin):
 
 class OwnerConflictTests(MachineTestMixin):
     """
-    Two address owners on one VRID (§4.5).
+    Two address owners on one VRID.
     """
 
     def startOwner(self):
@@ -580,7 +580,7 @@ class OwnerConflictTests(MachineTestMixin):
 
 class BackupTests(MachineTestMixin):
     """
-    BACKUP behaviour (§4.3 "BACKUP", §4.6 preemption).
+    BACKUP behaviour (keepalived's C{vrrp_state_backup}) and preemption.
     """
 
     def test_advertsKeepResettingTheTimer(self) -> None:
@@ -739,7 +739,7 @@ class BackupTests(MachineTestMixin):
 
 class PriorityTests(MachineTestMixin):
     """
-    Effective priority (§4.8).
+    Effective priority (tracking).
     """
 
     def test_clampAndLog(self) -> None:
@@ -807,7 +807,7 @@ class PriorityTests(MachineTestMixin):
 
 class FaultTests(MachineTestMixin):
     """
-    FAULT (§4.3, §4.8 weight-0 trackers).
+    FAULT (and weight-0 trackers).
     """
 
     def test_faultFromMaster(self) -> None:
@@ -909,7 +909,7 @@ class FaultTests(MachineTestMixin):
 
 class StopTests(MachineTestMixin):
     """
-    Shutdown (§4.3 "STOP").
+    Shutdown (STOP).
     """
 
     def test_stopFromMaster(self) -> None:

@@ -1,6 +1,6 @@
 """
 Tests for L{keepalive_tx.vrrp.sync}: sync groups move their members together
-(catalogue §4.9). Clock-driven, no sockets.
+(keepalived's C{vrrp_sync.c}). Clock-driven, no sockets.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from zope.interface import implementer
 
 from keepalive_tx.vrrp.machine import RESUMED_AT_RELOAD, State
 from keepalive_tx.vrrp.sync import ISyncGroupEffects, SyncGroup
-from tests.unit.vrrp_machine_fakes import MachineTestMixin
+from tests.fakes.vrrpmachine import MachineTestMixin
 
 PEER = IPv4Address("192.0.2.1")
 

@@ -12,111 +12,16 @@ from ipaddress import IPv6Address
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.net.vmac import ExistingLink, VmacSpec, vmacMac
+from keepalive_tx.net.vmac import vmacMac
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.service import VrrpService
-from tests.unit.test_vrrp_service import MAC, FakePlatform, FakePort, instanceText, modelFor
-
-
-class FakeSysctls:
-    def __init__(self) -> None:
-        self.igmp: list[object] = []
-        self.released: list[object] = []
-
-    def disableLocalIgmp(self, owner: object) -> bool:
-        self.igmp.append(owner)
-        return True
-
-
-class FakeRegistry:
-    def __init__(self) -> None:
-        self.sysctls = FakeSysctls()
-
-
-class FakeVmacLinks:
-    """
-    Records what L{keepalive_tx.vrrp.vmacs.ServiceVmacs} asks for.
-    """
-
-    def __init__(self, registry, owner, interfaces: set[str], log: list, created: dict) -> None:
-        self.registry = registry if registry is not None else FakeRegistry()
-        self.owner = owner
-        self.interfaces = interfaces
-        self.log = log
-        self.fail: set[str] = set()
-        self.created = created
-
-    def ifindex(self, name: str) -> int | None:
-        return 1 if name in self.interfaces else None
-
-    def existing(self) -> list:
-        return [ExistingLink(2, spec.name, spec.kind, spec.mac, "private", 1)
-                for spec in self.created.values() if spec.name in self.interfaces]
-
-    def cleanStale(self, keep, existing=None) -> list[str]:
-        self.log.append(("cleanStale", sorted(keep)))
-        return []
-
-    def ensure(self, spec: VmacSpec) -> bool:
-        self.log.append(("ensure", spec.name))
-        if spec.name in self.fail:
-            return False
-        self.interfaces.add(spec.name)
-        self.created[spec.name] = spec
-        return True
-
-    def present(self, name: str) -> bool:
-        return name in self.interfaces
-
-    def release(self) -> list[str]:
-        self.log.append(("release", self.owner))
-        return []
-
-
-class VmacPort(FakePort):
-    def __init__(self, *args, log: list) -> None:
-        super().__init__(*args)
-        self.log = log
-        self.reopened = 0
-
-    def reopen(self) -> bool:
-        self.reopened += 1
-        return True
-
-    def stopListening(self) -> None:
-        self.log.append(("stopListening", self.args[0]))
-        super().stopListening()
-
-
-class VmacPlatform(FakePlatform):
-    """
-    L{FakePlatform} that can make VMACs (eth0/eth1 plus whatever was
-    created), up unless down.
-    """
-
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.log: list = []
-        self.interfaces = self.links  # eth0, eth1 and the VMACs made
-        self.made: list[FakeVmacLinks] = []
-        self.created: dict[str, VmacSpec] = {}
-
-    def vmacLinks(self, registry, owner, groups=None):
-        links = FakeVmacLinks(registry, owner, self.interfaces, self.log, self.created)
-        self.made.append(links)
-        return links
-
-    def openPort(self, receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress):
-        port = VmacPort(receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress,
-                        log=self.log)
-        self.ports.append(port)
-        return port
-
-    def linkUp(self, interface):
-        if interface not in self.interfaces:
-            return None
-        return interface not in self.down
-
+from tests.fakes.vrrp import (
+    MAC,
+    FakeVmacVrrpPlatform,
+    FakeVrrpPlatform,
+    instanceText,
+    modelFor,
+)
 
 V4 = instanceText("VI_1", 51, "192.0.2.100/24", extra=" use_vmac")
 
@@ -124,7 +29,7 @@ V4 = instanceText("VI_1", 51, "192.0.2.100/24", extra=" use_vmac")
 class ServiceVmacTests(SynchronousTestCase):
     def build(self, *texts: str, platform=None, extra: str = "", previous=None) -> VrrpService:
         self.clock = Clock()
-        self.platform = platform if platform is not None else VmacPlatform()
+        self.platform = platform if platform is not None else FakeVmacVrrpPlatform()
         self.service = VrrpService(modelFor(*texts, extra=extra), self.clock, platform=self.platform,
                                    previous=previous)
         self.service.privilegedStartService()
@@ -213,7 +118,7 @@ class ServiceVmacTests(SynchronousTestCase):
         service.startService()
         self.clock.advance(5)
         self.assertEqual(service.instances["VI_1"].state, State.FAULT)
-        platform = VmacPlatform()
+        platform = FakeVmacVrrpPlatform()
         original = platform.vmacLinks
 
         def failing(registry, owner, groups=None):
@@ -228,7 +133,7 @@ class ServiceVmacTests(SynchronousTestCase):
         self.assertEqual(service.instances["VI_1"].state, State.FAULT)
 
     def test_platformWithoutVmacs(self) -> None:
-        service = self.build(V4, platform=FakePlatform())
+        service = self.build(V4, platform=FakeVrrpPlatform())
         service.startService()
         self.clock.advance(5)
         self.assertEqual(service.instances["VI_1"].state, State.FAULT)
