@@ -138,7 +138,7 @@ def parseAddress(
         if word == "home":
             kw["home"] = True
         elif word == "-nodad":
-            kw["nodad"] = True
+            kw["dad"] = True
         elif word == "mngtmpaddr":
             kw["mngtmpaddr"] = True
         elif word == "noprefixroute":

@@ -45,6 +45,8 @@ class VirtualAddress:
     @ivar address: address with prefix (default /32 or /128).
     @ivar broadcast: C{None}, an address, C{"-"} (clear host bits) or C{"+"} (set).
     @ivar preferredLft: seconds, C{"forever"}, or C{None} (kernel/keepalived default).
+    @ivar dad: C{-nodad} was given: the kernel runs Duplicate Address
+        Detection on this IPv6 address (keepalived's default is C{nodad}).
     """
 
     address: IPInterface
@@ -54,7 +56,7 @@ class VirtualAddress:
     label: str | None = None
     peer: IPInterface | None = None
     home: bool = False
-    nodad: bool = False
+    dad: bool = False
     mngtmpaddr: bool = False
     noprefixroute: bool = False
     autojoin: bool = False

@@ -371,13 +371,13 @@ def _oldUnicastChecksum(ctx: Context, line: LogicalLine, b: Builder) -> None:
 
 
 def _lvsSyncIf(ctx: Context, line: LogicalLine, b: Builder) -> None:
-    ctx.error(
-        line,
-        "lvs_sync_daemon_interface is deprecated - please use global_defs lvs_sync_daemon "
-        "IF INSTANCE instead",
-    )
+    # keepalived 2.2.7's two lines; the setting still acts (config/validate.py)
+    name = b.get("name", "")
+    ctx.error(line, f"({name}) Specifying lvs_sync_daemon_interface against a vrrp is deprecated.")
+    ctx.error(line, f"      {'':{max(0, len(name) - 2)}}Please use global lvs_sync_daemon")
     if len(line.tokens) > 1:
         b["lvsSyncDaemonInterface"] = line.tokens[1]
+        ctx.root.setdefault("lvsSyncInterfaces", []).append((name, line.tokens[1], line.location))
 
 
 def _authType(ctx: Context, line: LogicalLine, b: Builder) -> None:

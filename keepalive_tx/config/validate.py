@@ -9,6 +9,7 @@ scripts, sync groups) is checked here.  Pure: no interface lookups.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from keepalive_tx.config import model as M
@@ -29,6 +30,7 @@ def buildConfig(root: Builder, diagnostics: Diagnostics) -> M.Config:
     if finish is not None:
         finish(ctx, root)
     g = _globalDefs(ctx, root.get("globalDefs") or {})
+    g = _lvsSyncFromInstances(ctx, g, root.get("lvsSyncInterfaces") or ())
     scripts = _named(ctx, root, "vrrpScripts", "vrrp_script", _script)
     processes = _named(ctx, root, "trackProcesses", "vrrp_track_process", _process)
     files = _named(ctx, root, "trackFiles", "track_file", _trackFile)
@@ -105,6 +107,27 @@ def _dedupe(ctx: Context, builders: list[Builder], what: str) -> list[Builder]:
         seen[name] = b
         out.append(b)
     return out
+
+
+def _lvsSyncFromInstances(ctx: Context, g: M.GlobalDefs,
+                          given: list[tuple[str, str, Any]]) -> M.GlobalDefs:
+    """
+    The deprecated C{lvs_sync_daemon_interface IF} of a C{vrrp_instance}
+    still runs IPVS's sync daemon on C{IF} for that instance (keepalived
+    2.2.7), unless C{global_defs lvs_sync_daemon} set one (wherever it is
+    in the file: keepalived reads C{global_defs} first) or an earlier
+    instance did.  Its sync id is 0: keepalived defaults it to the VRID
+    only when C{global_defs} names the instance.
+    """
+    chosen = g.lvsSyncDaemon
+    for name, interface, location in given:
+        if chosen is not None:
+            ctx.error(location, f"({name}) lvs_sync_daemon_interface has already been specified "
+                                f"as {chosen.interface} - ignoring")
+            continue
+        chosen = M.LvsSyncDaemon(interface=interface, instance=name, syncId=0)
+        g = replace(g, lvsSyncDaemon=chosen)
+    return g
 
 
 def _globalDefs(ctx: Context, b: Builder) -> M.GlobalDefs:

@@ -477,6 +477,25 @@ class Announcer:
         if self._extraInterval > 0 and self._extraFrames:
             self._extra = self.clock.callLater(self._extraInterval, self._extraRound)
 
+    def resumedMaster(self, added: bool) -> None:
+        """
+        A MASTER resumed by a reload (keepalived 2.2.7's rule): no burst,
+        unless addresses were added, then one burst of C{masterRepeat}
+        rounds (all the addresses) and no second one; the refresh schedule
+        starts over -- from now when nothing was added (keepalived's refresh
+        timer is not carried: its refresh burst goes with the first advert
+        after the reload), else C{masterRefresh} after the burst.
+        """
+        self.stop()
+        s = self.settings
+        if added:
+            self.announce(s.masterRepeat)
+        if s.masterRefresh > 0:
+            self._refresh = self.clock.callLater(s.masterRefresh if added else 0,
+                                                 self._refreshed)
+        if self._extraInterval > 0 and self._extraFrames:
+            self._extra = self.clock.callLater(self._extraInterval, self._extraRound)
+
     def lowerPriorityAdvert(self) -> None:
         """
         MASTER saw a lower-priority advert: C{garp_lower_prio_repeat} rounds

@@ -137,6 +137,7 @@ class TrackingCoordinator(Service):
         processTracker: Any = None,
         processWatcherFactory: Callable[[Any], Any] | None = None,
         bfd: Any = None,
+        previousScripts: VrrpScriptService | None = None,
     ) -> None:
         """
         @param scripts: the script service (default: built from C{config}).
@@ -153,11 +154,18 @@ class TrackingCoordinator(Service):
             L{keepalive_tx.net.procevents.ProcessWatcher}).
         @param bfd: the BFD sessions (C{isUp}, C{subscribe}, C{unsubscribe});
             L{None}: no BFD runs, every C{track_bfd} stays down.
+        @param previousScripts: at a reload, the script service of the
+            configuration replaced: its scripts' states are carried over
+            (L{VrrpScriptService.carryFrom}).  Track files and tracked
+            processes need nothing carried: a file is read and the
+            processes are counted when an instance is attached.
         """
         self.reactor = reactor
         self.config = config
         self.scripts = scripts if scripts is not None else VrrpScriptService.fromConfig(
             reactor, config)
+        if previousScripts is not None:
+            self.scripts.carryFrom(previousScripts)
         self.linkState = linkState or (lambda ifname: True)
         self.fileWatcherFactory = fileWatcherFactory or self._defaultWatcher
         disabled = getattr(self.scripts, "disabled", {})
@@ -208,7 +216,9 @@ class TrackingCoordinator(Service):
         tracking = InstanceTracking(config.priority, entries)
         for entry in entries:
             if entry.kind == SCRIPT:
-                tracking.observe(SCRIPT, entry.name, self.scripts.state(entry.name))
+                waited = getattr(self.scripts, "waited", None)
+                tracking.observe(SCRIPT, entry.name, self.scripts.state(entry.name),
+                                 wait=waited is None or waited(entry.name))
             elif entry.kind == FILE:
                 tracking.observe(FILE, entry.name, self._watcher(entry.name).value)
             elif entry.kind == INTERFACE:

@@ -136,7 +136,8 @@ class Reason(Enum):
                      "address owner ignoring advert (owner_ignore_adverts)")
     UNICAST_SOURCE = ("unicast_source", PacketVerdict.KO, None,
                       "unicast source address {source} not a unicast peer")
-    PEER_TTL = ("peer_ttl", PacketVerdict.DROP, None, "TTL/HL {ttl} not in range {low} - {high}")
+    PEER_TTL = ("peer_ttl", PacketVerdict.KO, "ip_ttl_err",
+                "TTL/HL {ttl} not in range {low} - {high}")
     # The address list (keepalived 2.2.7 drops these; later versions accept them).
     VIP_COUNT = ("vip_count", PacketVerdict.KO, "addr_list_err",
                  "received an unexpected ip number count {received}, expected {expected}!")

@@ -206,12 +206,17 @@ class FakeVrrpScripts:
         self.states = dict(states or {})
         self.observers: list = []
         self.running = False
+        #: scripts new at a reload: their weight-0 trackers do not wait
+        self.unwaited: set[str] = set()
 
     def subscribe(self, observer) -> None:
         self.observers.append(observer)
 
     def state(self, name: str) -> bool | None:
         return self.states.get(name)
+
+    def waited(self, name: str) -> bool:
+        return name not in self.unwaited
 
     def report(self, name: str, ok: bool) -> None:
         self.states[name] = ok

@@ -30,7 +30,8 @@ EXPECTED = {
         (4, "Unknown keyword 'VI_2'"),  # legacy sync group
         (5, "Unknown keyword 'VI_3'"),
         (3, "Sync group VG1 has no virtual router(s)"),
-        (11, "lvs_sync_daemon_interface is deprecated"),
+        (11, "(VI_1) Specifying lvs_sync_daemon_interface against a vrrp is deprecated."),
+        (11, "Please use global lvs_sync_daemon"),
     ],
     "keepalived.conf.vrrp.rules": [
         (11, "Invalid 'to' prefix '192.168.100./24'"),

@@ -352,7 +352,7 @@ class VrrpInstanceTests(SynchronousTestCase):
                              "192.0.2.9/24 brd 192.0.2.255 dev eth1 scope link label eth1:1 home -nodad no_track\n"
                              "        192.0.2.10 peer 192.0.2.11/32\n        192.0.2.12 bogus") % "")
         a, b, c = r.model.vrrpInstances[0].virtualIpaddresses
-        self.assertEqual((a.dev, a.scope, a.label, a.home, a.nodad, a.noTrack),
+        self.assertEqual((a.dev, a.scope, a.label, a.home, a.dad, a.noTrack),
                          ("eth1", "link", "eth1:1", True, True, True))
         self.assertEqual(str(a.broadcast), "192.0.2.255")
         self.assertEqual(str(b.peer), "192.0.2.11/32")

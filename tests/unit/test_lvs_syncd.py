@@ -314,3 +314,57 @@ class FromConfigTests(SynchronousTestCase):
         c = SyncDaemonController.fromConfig(parseText(text).model)
         self.assertEqual(c.spec(BACKUP), DaemonSpec(BACKUP, "eth1", 4, port=9000))
         self.assertEqual(c.vrid, 77)
+
+
+class InstanceKeywordTests(SynchronousTestCase):
+    """
+    The deprecated C{lvs_sync_daemon_interface} of a C{vrrp_instance}
+    (keepalived 2.2.7 still acts on it).
+    """
+
+    def parse(self, text: str):
+        from keepalive_tx.config import parseText
+
+        return parseText(text)
+
+    def instance(self, name: str, vrid: int, syncIf: str | None) -> str:
+        line = f"  lvs_sync_daemon_interface {syncIf}\n" if syncIf else ""
+        return (f"vrrp_instance {name} {{\n  interface eth0\n  virtual_router_id {vrid}\n"
+                f"  priority 100\n{line}  virtual_ipaddress {{\n    192.0.2.{vrid}\n  }}\n}}\n")
+
+    def messages(self, result) -> list[tuple[int, str]]:
+        return [(d.location.line, d.message) for d in result.diagnostics
+                if "lvs_sync" in d.message or "Please use" in d.message]
+
+    def test_firstInstanceRunsTheDaemon(self) -> None:
+        """
+        Without C{global_defs lvs_sync_daemon}, the first instance giving
+        one runs it (sync id 0: keepalived uses the VRID only for an
+        instance named in global_defs); keepalived's deprecation lines for
+        each use, and "already specified" for the later ones.
+        """
+        result = self.parse(self.instance("VI_1", 51, None) + self.instance("VI_2", 52, "eth1")
+                            + self.instance("VI_3", 53, "eth2"))
+        c = SyncDaemonController.fromConfig(result.model)
+        self.assertEqual((c.instanceName, c.spec(MASTER)), ("VI_2", DaemonSpec(MASTER, "eth1", 0,
+                                                                              port=8848)))
+        self.assertEqual(self.messages(result), [
+            (13, "(VI_2) Specifying lvs_sync_daemon_interface against a vrrp is deprecated."),
+            (13, "        Please use global lvs_sync_daemon"),
+            (22, "(VI_3) Specifying lvs_sync_daemon_interface against a vrrp is deprecated."),
+            (22, "        Please use global lvs_sync_daemon"),
+            (22, "(VI_3) lvs_sync_daemon_interface has already been specified as eth1 - ignoring"),
+        ])
+
+    def test_globalWinsWherever(self) -> None:
+        """
+        C{global_defs lvs_sync_daemon} wins even when it comes after the
+        instance (keepalived reads global_defs first).
+        """
+        result = self.parse(self.instance("VI_1", 51, "eth1")
+                            + "global_defs {\n  lvs_sync_daemon eth3 VI_1 id 9\n}\n")
+        c = SyncDaemonController.fromConfig(result.model)
+        self.assertEqual(c.spec(BACKUP), DaemonSpec(BACKUP, "eth3", 9, port=8848))
+        self.assertIn(
+            (5, "(VI_1) lvs_sync_daemon_interface has already been specified as eth3 - ignoring"),
+            self.messages(result))

@@ -22,6 +22,7 @@ from keepalive_tx.net.addresses import (
     parseScope,
     preferredLifetimeFor,
     resolveBroadcast,
+    vipsFor,
 )
 from keepalive_tx.net.netlink import (
     RTM_DELADDR,
@@ -65,6 +66,24 @@ class HelperTests(SynchronousTestCase):
         self.assertEqual(preferredLifetimeFor(V6_128, 30), 30)
         self.assertIsNone(preferredLifetimeFor(ipaddress.ip_interface("2001:db8::1/64"), None))
         self.assertIsNone(preferredLifetimeFor(ipaddress.ip_interface("192.0.2.1/32"), None))
+
+    def test_nodadByDefault(self) -> None:
+        """
+        keepalived's rule: an IPv6 VIP gets C{IFA_F_NODAD} unless
+        C{-nodad} is configured (which asks for Duplicate Address
+        Detection); IPv4 never has it.
+        """
+        from keepalive_tx.config import parseText
+
+        model = parseText(
+            "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n native_ipv6\n"
+            " virtual_ipaddress {\n 2001:db8::1/64\n 2001:db8::2/64 -nodad\n }\n"
+            " virtual_ipaddress_excluded {\n 192.0.2.1/24\n 192.0.2.2/24 -nodad\n }\n}\n").model
+        c = model.vrrpInstances[0]
+        vips = vipsFor(c.virtualIpaddresses + c.virtualIpaddressesExcluded, "eth0")
+        self.assertEqual([(str(v.ip), v.flags & IFA_F_NODAD) for v in vips],
+                         [("2001:db8::1", IFA_F_NODAD), ("2001:db8::2", 0), ("192.0.2.1", 0),
+                          ("192.0.2.2", 0)])
 
     def test_vipDescription(self) -> None:
         """

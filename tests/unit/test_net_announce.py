@@ -259,6 +259,30 @@ class AnnouncerTests(SynchronousTestCase):
         announcer.stop()
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_resumedMaster(self) -> None:
+        """
+        A MASTER resumed by a reload: nothing unless addresses were added,
+        then one burst and no second one; the refresh starts over (at once
+        when nothing was added, as keepalived's uncarried refresh timer
+        does).
+        """
+        settings = GarpSettings(masterDelay=5, masterRepeat=2, masterRefresh=10,
+                                masterRefreshRepeat=1)
+        Announcer(self.clock, self.pacer, GarpSettings(), [V4]).resumedMaster(False)
+        self.clock.pump([1] * 20)
+        self.assertEqual(self.counts(), {})
+        announcer = Announcer(self.clock, self.pacer, settings, [V4, V6])
+        announcer.resumedMaster(True)
+        self.clock.pump([1] * 21)
+        self.assertEqual(self.counts(), {20: 4, 30: 2, 40: 2})
+        announcer.stop()
+        del self.sender.frames[:]
+        announcer.resumedMaster(False)
+        self.clock.pump([0] + [1] * 10)
+        self.assertEqual(self.counts(), {41: 2, 51: 2})
+        announcer.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_noDelayMinGarp(self) -> None:
         """
         C{vrrp_min_garp}: one GARP, no second burst.

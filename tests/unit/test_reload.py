@@ -16,7 +16,7 @@ from keepalive_tx.config.errors import Diagnostics, Severity
 from keepalive_tx.errors import ReloadError
 from keepalive_tx.reload import IReloadListener, ReloadSignal
 from keepalive_tx.service import KeepalivedService
-from keepalive_tx.vrrp.machine import State
+from keepalive_tx.vrrp.machine import RESUMED_AT_RELOAD, State
 from keepalive_tx.vrrp.packet import decodeIPv4Packet
 from tests.fakes.service import FakeReloadableService
 from tests.fakes.vrrp import FakePersistentVrrpPlatform, instanceText, modelFor
@@ -142,6 +142,43 @@ class VrrpReloadTests(SynchronousTestCase):
         self.assertEqual(sorted(self.adverts(newPort)), [(1, 160), (2, 150)])
         self.assertIn("192.0.2.111/24", self.platform.table.installed())
         self.assertNotIn(("remove", "192.0.2.101/24"), self.platform.table.log)
+
+    def test_resumedMasterQuiet(self) -> None:
+        """
+        A MASTER resumed by a reload (keepalived 2.2.7's rule) adds only the
+        addresses its predecessor did not leave in place and sends its
+        GARPs only when it added some -- one burst for all its addresses,
+        no second one; it reports MASTER with L{RESUMED_AT_RELOAD} (so no
+        notify script and no mail) and does not count as becoming MASTER.
+        """
+        self.clock.advance(10)  # the start's second GARP burst is over
+        del self.platform.table.log[:]
+        self.service.applyConfig(modelFor(VI_1.replace("priority 150", "priority 160"), VI_2))
+        seen: list = []
+        observer = type("O", (), {
+            "instanceStateChanged": lambda _, i, a, b, why: seen.append((i.name, b, why))})()
+        for instance in self.service.vrrpService.instances.values():
+            instance.observers.append(observer)
+        frames = self.platform.frameSender.frames
+        self.clock.advance(0)
+        self.clock.advance(10)
+        self.assertEqual(sorted(seen), [("VI_1", State.MASTER, RESUMED_AT_RELOAD),
+                                        ("VI_2", State.MASTER, RESUMED_AT_RELOAD)])
+        self.assertEqual(self.platform.table.log, [])
+        self.assertEqual(frames, [])
+        stats = self.service.vrrpService.instances["VI_1"].stats
+        self.assertEqual(stats["become_master"], 0)
+        # an address added: one burst for both of VI_1's addresses
+        extra = VI_1.replace(" virtual_ipaddress {",
+                             " virtual_ipaddress_excluded {\n 192.0.2.111/24\n }\n"
+                             " virtual_ipaddress {")
+        self.service.applyConfig(modelFor(extra, VI_2))
+        frames = self.platform.frameSender.frames
+        self.clock.advance(0)
+        self.clock.advance(10)
+        self.assertEqual(self.platform.table.log, [("add", "192.0.2.111/24")])
+        targets = sorted(frame[28:32] for _, frame in frames)
+        self.assertEqual(targets, sorted([bytes([192, 0, 2, 101]), bytes([192, 0, 2, 111])] * 5))
 
     def test_stopBeforeResumedMasterTakesOver(self) -> None:
         """

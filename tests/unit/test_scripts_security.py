@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.check.factory import UnsupportedChecker, buildChecker
 from keepalive_tx.config import parseText
+from keepalive_tx.scripts.procgroup import identityWrapper
 from keepalive_tx.scripts.runner import ScriptRunner
 from keepalive_tx.scripts.scriptfile import Inspection
 from keepalive_tx.scripts.security import (
@@ -128,9 +129,9 @@ class RunnerTests(SynchronousTestCase):
         """
         reactor = FakeProcessReactor()
         policy = fixed(uid=4242, gid=4343)
-        ScriptRunner(reactor, ["/bin/true"], policy=policy).run()
-        self.assertEqual((reactor.spawned[0]["uid"], reactor.spawned[0]["gid"]), (4242, 4343))
-        self.assertEqual(reactor.spawned[0]["args"][-1], "/bin/x")
+        ScriptRunner(reactor, ["/bin/true"], policy=policy, groupWrapper=[]).run()
+        self.assertEqual(reactor.spawned[0]["args"],
+                         [*identityWrapper(4242, 4343, (4343,)), "/bin/x"])
 
     def test_insecureButAllowedRuns(self) -> None:
         reactor = FakeProcessReactor()

@@ -235,14 +235,17 @@ class HelperTests(SynchronousTestCase):
             "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n"
             " virtual_ipaddress {\n 192.0.2.1/24 dev eth1 label eth1:1\n 192.0.2.2\n }\n}\n"
             "vrrp_instance W {\n interface eth0\n virtual_router_id 2\n native_ipv6\n"
-            " virtual_ipaddress {\n 2001:db8::1/64\n }\n}\n").model
+            " virtual_ipaddress {\n 2001:db8::1/64\n 2001:db8::2/64 home -nodad noprefixroute\n"
+            " }\n}\n").model
         a, b = model.vrrpInstances[0].virtualIpaddresses
-        [c] = model.vrrpInstances[1].virtualIpaddresses
+        c, d = model.vrrpInstances[1].virtualIpaddresses
         self.assertEqual(formatVip(a, "eth0", True),
                          "192.0.2.1/24 dev eth1 scope global label eth1:1 set")
         self.assertEqual(formatVip(b, "eth0"), "192.0.2.2 dev eth0 scope global")
         self.assertEqual(formatVip(c, "eth0", True),
                          "2001:db8::1/64 dev eth0 scope global preferred_lft forever set")
+        self.assertEqual(formatVip(d, "eth0"), "2001:db8::2/64 dev eth0 scope global home -nodad"
+                                               " noprefixroute preferred_lft forever")
 
 
 class TrackersSnapshotTests(SynchronousTestCase):

@@ -11,7 +11,7 @@ from ipaddress import IPv4Address
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.vrrp.machine import MachineConfig, State
+from keepalive_tx.vrrp.machine import RESUMED_AT_RELOAD, MachineConfig, State
 from keepalive_tx.vrrp.timers import (
     intervalToMicros,
     masterDownInterval,
@@ -179,6 +179,35 @@ class StartupTests(MachineTestMixin):
         self.clock.advance(0)
         self.assertEqual(machine.state, State.MASTER)
 
+    def test_resumeMasterQuiet(self) -> None:
+        """
+        An instance continuing a MASTER of the configuration before a reload
+        (C{resumeMaster}) is MASTER at once, advertising, but keepalived
+        keeps such an instance MASTER without a transition: the state change
+        carries L{RESUMED_AT_RELOAD}, "Entering MASTER STATE" is not logged
+        and it is not counted as becoming MASTER.  Its next entry into
+        MASTER is an ordinary one.
+        """
+        machine, effects = self.makeMachine(priority=150)
+        machine.start(resumeMaster=True)
+        self.clock.advance(0)
+        self.assertEqual(machine.state, State.MASTER)
+        self.assertTrue(machine.resumedAtReload)
+        self.assertEqual([e[2:] for e in effects.events if e[1] == "stateChanged"],
+                         [(State.INIT, State.MASTER, RESUMED_AT_RELOAD)])
+        self.assertEqual(effects.adverts(), [(0, 150)])
+        self.assertIn("becomeMaster", effects.names())
+        self.assertLogged("(VI_1) Entering MASTER STATE", 0)
+        self.assertLogged("(VI_1) still MASTER after the reload")
+        self.assertEqual(machine.stats.becomeMaster, 0)
+        machine.advertReceived(200, IPv4Address("192.0.2.20"))
+        self.assertEqual(machine.state, State.BACKUP)
+        self.advanceTo(10)
+        self.assertEqual(machine.state, State.MASTER)
+        self.assertFalse(machine.resumedAtReload)
+        self.assertEqual(effects.events[-1][2:], (State.BACKUP, State.MASTER,
+                                                  "master down timer expired"))
+
     def test_startTwiceIsHarmless(self) -> None:
         """
         A second start() while running changes nothing.
@@ -281,6 +310,27 @@ class MasterTests(MachineTestMixin):
         self.assertLogged(
             "(VI_1) WARNING - equal priority advert received from remote host with our IP address."
         )
+
+    def test_equalPriorityFromOurAddressWarnsOnce(self) -> None:
+        """
+        The warning is logged once per MASTER term: a host sending such
+        adverts cannot fill the log; after the next entry into MASTER it is
+        logged again.
+        """
+        line = ("(VI_1) WARNING - equal priority advert received from remote host with our"
+                " IP address.")
+        machine, effects = self.becomeMaster()
+        for _ in range(100):
+            machine.advertReceived(100, machine.config.ourAddress)
+            self.clock.advance(0.5)
+        self.assertLogged(line)
+        machine.advertReceived(200, PEER)
+        self.assertEqual(machine.state, State.BACKUP)
+        self.advanceTo(self.clock.seconds() + 4)
+        self.assertEqual(machine.state, State.MASTER)
+        machine.advertReceived(100, machine.config.ourAddress)
+        machine.advertReceived(100, machine.config.ourAddress)
+        self.assertLogged(line, 2)
 
     def test_lowerPriorityAnsweredAtOnce(self) -> None:
         """

@@ -161,6 +161,18 @@ class VrrpNotifierTests(SynchronousTestCase):
         self.assertEqual(readFifo(self.reader),
                          b'INSTANCE "VI_1" FAULT 100\nINSTANCE "VI_1" DELETED 100\n')
 
+    def test_resumedAtReloadNotNotified(self) -> None:
+        """
+        A MASTER resumed by a reload runs no script and writes no FIFO line
+        (keepalived keeps it MASTER without a transition).
+        """
+        from keepalive_tx.vrrp.machine import RESUMED_AT_RELOAD
+
+        self.notifier.instanceStateChanged(self.vi1, State.INIT, State.MASTER, RESUMED_AT_RELOAD)
+        self.assertEqual(self.runs.runs, [])
+        self.notifier.instanceStateChanged(self.vi1, State.MASTER, State.BACKUP, "higher priority")
+        self.assertEqual(readFifo(self.reader), b'INSTANCE "VI_1" BACKUP 100\n')
+
     def test_stopScriptsHaveOneSecondAndDrain(self) -> None:
         self.notifier.instanceStateChanged(self.vi1, State.BACKUP, State.STOP, "stop")
         self.assertEqual([t for _, t in self.runs.runs], [1.0, 1.0])

@@ -64,6 +64,67 @@ class VrrpScriptServiceTests(SynchronousTestCase):
     def lines(self) -> list[str]:
         return [formatEvent(e) for e in self.events]
 
+    def successor(self, text: str = TEXT) -> tuple[VrrpScriptService, dict[str, FakeScriptRunner]]:
+        result = parseText(text)
+        assert result.model is not None
+        runners: dict[str, FakeScriptRunner] = {}
+
+        def factory(config: model.VrrpScript) -> FakeScriptRunner:
+            runner = runners[config.name] = FakeScriptRunner(config)
+            return runner
+
+        return VrrpScriptService.fromConfig(self.clock, result.model, runnerFactory=factory), runners
+
+    def test_carryFromPrevious(self) -> None:
+        """
+        At a reload the new service takes over the state, counters and last
+        exit status of the old one's scripts (by name), logging keepalived's
+        line; it does not wait for a run to know them.
+        """
+        self.service.startService()
+        self.runners["chk"].finish(OK)
+        self.clock.advance(2)
+        self.runners["chk"].finish(ScriptResult(exitCode=3))  # 1 of 2 failures
+        self.assertTrue(self.service.state("chk"))
+        new, runners = self.successor()
+        new.carryFrom(self.service)
+        self.assertIs(new.state("chk"), True)
+        self.assertTrue(new.waited("chk"))
+        self.assertEqual(new.scripts["chk"].lastStatus, 3)
+        self.assertIn("VRRP_Script(chk) considered successful on reload", self.lines())
+        changes: list = []
+        new.subscribe(lambda name, ok: changes.append((name, ok)))
+        new.startService()
+        runners["chk"].finish(ScriptResult(exitCode=3))  # the second failure
+        self.assertEqual(changes, [("chk", False)])
+
+    def test_carryKoUnknownAndNew(self) -> None:
+        """
+        A KO script stays KO (keepalived's "considered unsuccessful"); one
+        without a result yet stays unknown, still awaited; one that did not
+        exist before starts unknown and is not awaited.
+        """
+        self.service.startService()
+        self.runners["chk"].finish(ScriptResult(exitCode=1))
+        new, _ = self.successor()
+        new.carryFrom(self.service)
+        self.assertIs(new.state("chk"), False)
+        self.assertIn("VRRP_Script(chk) considered unsuccessful on reload", self.lines())
+        fresh, _ = self.successor()
+        before = len(self.lines())
+        unknown, _ = self.successor()
+        unknown.carryFrom(fresh)
+        self.assertIsNone(unknown.state("chk"))
+        self.assertTrue(unknown.waited("chk"))
+        self.assertEqual(len(self.lines()), before)
+        renamed, _ = self.successor(TEXT.replace("chk", "chk2"))
+        renamed.carryFrom(self.service)
+        self.assertIsNone(renamed.state("chk2"))
+        self.assertFalse(renamed.waited("chk2"))
+        again, _ = self.successor(TEXT.replace("chk", "chk2"))
+        again.carryFrom(renamed)
+        self.assertFalse(again.waited("chk2"))
+
     def test_onlyUsedScriptsRun(self) -> None:
         self.assertEqual(usedScripts(self.config), {"chk"})
         self.assertEqual(list(self.service.scripts), ["chk"])

@@ -191,6 +191,52 @@ class VrrpServiceTests(SynchronousTestCase):
         self.assertEqual({first.state, late.state}, {State.MASTER})
         self.assertEqual([p.args[0] for p in self.platform.ports], ["eth0", "eth9"])
 
+    def test_waitingInstanceInFault(self) -> None:
+        """
+        An instance waiting for its interface is FAULT meanwhile, as
+        keepalived's: FAULT is notified at start, it is listed (in
+        configuration order) for the status API and dumps, and once its
+        interface is ready the real instance takes its place and notifies
+        BACKUP; one still waiting at stop notifies STOP.
+        """
+        from keepalive_tx.status.snapshot import vrrpSnapshot
+
+        model = modelFor(instanceText("VI_X", 9, "192.0.2.109/24", interface="eth9"),
+                         TWO_ON_ETH0[0], instanceText("VI_Y", 8, "192.0.2.108/24",
+                                                      interface="eth8"),
+                         extra="global_defs {\n dynamic_interfaces\n}\n")
+        self.build(model)
+        seen: list = []
+        self.service.observers.append(type("O", (), {
+            "instanceStateChanged": lambda _, i, a, b, why: seen.append((i.name, b))})())
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.assertEqual(sorted(seen), [("VI_1", State.BACKUP), ("VI_X", State.FAULT),
+                                        ("VI_Y", State.FAULT)])
+        snapshot = vrrpSnapshot(self.service)
+        self.assertEqual([(i["name"], i["state"], i["faults"], i["source_address"])
+                          for i in snapshot["instances"]],
+                         [("VI_X", "FAULT", ["interface eth9"], None),
+                          ("VI_1", "BACKUP", [], "192.0.2.11"),
+                          ("VI_Y", "FAULT", ["interface eth8"], None)])
+        from keepalive_tx.status.dumps import formatJson, formatStats, formatVrrpData
+
+        data = formatVrrpData(self.service.config, self.service)
+        block = data.split(" VRRP Instance = VI_Y\n", 1)[1]
+        self.assertIn("   State = FAULT\n", block)
+        self.assertIn("   Using src_ip = (none)\n", block)
+        self.assertIn("VRRP Instance: VI_Y", formatStats(self.service.allInstances()))
+        self.assertIn('"iname":"VI_Y"', formatJson(self.service.allInstances()))
+        del seen[:]
+        self.platform.links.add("eth9")
+        self.platform.primary[("eth9", 4)] = IPv4Address("198.51.100.10")
+        self.service.linkChanged("eth9", 9, True)
+        self.assertEqual(seen, [("VI_X", State.BACKUP)])
+        self.assertIs(self.service.allInstances()[0], self.service.instances["VI_X"])
+        del seen[:]
+        self.successResultOf(self.service.stopService())
+        self.assertIn(("VI_Y", State.STOP), seen)
+
     def test_interfaceDownAtStartIsFault(self) -> None:
         """
         An instance whose interface is down starts in FAULT and recovers

@@ -120,6 +120,61 @@ class HysteresisTests(SynchronousTestCase):
         self.assertFalse(h.record(False))
         self.assertEqual([h.record(True) for _ in range(3)], [False, False, True])
 
+    def carried(self, old: ScriptHysteresis, rise: int, fall: int,
+                initFail: bool = False) -> ScriptHysteresis:
+        new = ScriptHysteresis(rise, fall, initFail)
+        new.carry(old)
+        return new
+
+    def test_carryUnknown(self) -> None:
+        """
+        A script without a result yet stays unknown across a reload; the
+        new definition's C{init_fail} is dropped too (keepalived).
+        """
+        new = self.carried(ScriptHysteresis(2, 2), 3, 1, initFail=True)
+        self.assertIsNone(new.state)
+        self.assertEqual([new.record(False)], [True])
+
+    def test_carryOk(self) -> None:
+        """
+        An OK script stays OK, as many failures away from KO as it was
+        (at most the new C{fall}).
+        """
+        old = ScriptHysteresis(rise=2, fall=3)
+        old.record(True)
+        old.record(False)  # one of the three failures seen
+        self.assertTrue(old.state)
+        same = self.carried(old, 2, 3)
+        self.assertTrue(same.state)
+        self.assertEqual([same.record(False) for _ in range(2)], [False, True])
+        # fall lowered to 1: one failure takes it down
+        self.assertEqual([self.carried(old, 2, 1).record(False)], [True])
+        # untouched OK: the new configuration's full fall count
+        fresh = ScriptHysteresis(rise=1, fall=1)
+        fresh.record(True)
+        more = self.carried(fresh, 1, 4)
+        self.assertEqual([more.record(False) for _ in range(4)], [False, False, False, True])
+
+    def test_carryKo(self) -> None:
+        """
+        A KO script stays KO, as many successes away from OK as it was
+        (never fewer than none left: the counter floors at 0).
+        """
+        old = ScriptHysteresis(rise=3, fall=1)
+        old.record(False)
+        old.record(True)  # one of the three successes seen
+        self.assertIs(old.state, False)
+        new = self.carried(old, 3, 1)
+        self.assertIs(new.state, False)
+        self.assertEqual([new.record(True) for _ in range(2)], [False, True])
+        # rise lowered to 1: already enough successes
+        self.assertEqual([self.carried(old, 1, 1).record(True)], [True])
+        # a plain failure (counter 0) stays at 0 whatever the new rise
+        failed = ScriptHysteresis(rise=1, fall=1)
+        failed.record(False)
+        slow = self.carried(failed, 2, 1)
+        self.assertEqual([slow.record(True) for _ in range(2)], [False, True])
+
 
 SCRIPTS = """
 vrrp_script chk_w {
@@ -205,6 +260,26 @@ class CoordinatorTests(CoordinatorHarness, SynchronousTestCase):
         self.assertEqual(vi.machine.faults, {"script chk_0"})
         self.scripts.report("chk_0", True)
         self.assertEqual(vi.machine.state, State.BACKUP)
+
+    def test_scriptNewAtReloadHoldsNothing(self) -> None:
+        """
+        A weight-0 script that first appears at a reload neither holds its
+        instance in INIT nor faults it while unknown; its first failure
+        faults it (keepalived's "init after reload" state).
+        """
+        self.scripts = FakeVrrpScripts()
+        self.scripts.unwaited.add("chk_0")
+        config = modelFor(SCRIPTS + trackingInstanceText(body=" track_script {\n chk_0\n }\n"))
+        coordinator = TrackingCoordinator(self.clock, config, scripts=self.scripts,  # type: ignore[arg-type]
+                                          linkState=lambda n: True)
+        [vi] = [FakeTrackedInstance(c, self.clock) for c in config.vrrpInstances]
+        coordinator.attach(vi)
+        coordinator.startService()
+        coordinator.startInstance(vi)
+        self.assertEqual((vi.starts, vi.machine.state), (1, State.BACKUP))
+        self.assertEqual(coordinator.verdict("VI_1").pending, frozenset())
+        self.scripts.report("chk_0", False)
+        self.assertEqual(vi.machine.state, State.FAULT)
 
     def test_weightZeroUnknownHoldsStart(self) -> None:
         """

@@ -456,7 +456,8 @@ class OrderedCheckTests(SynchronousTestCase):
     def test_15_unicastSource(self) -> None:
         """
         With C{check_unicast_src}, the sender must be a peer (KO, after
-        being counted as received) and its TTL in the peer's range (DROP).
+        being counted as received) and its TTL in the peer's range (KO,
+        counted as a TTL error, as keepalived 2.2.7 counts it).
         """
         packet = build(destination=H2, ttl=64)
         peers = (UnicastPeer(address=H2),)
@@ -465,7 +466,8 @@ class OrderedCheckTests(SynchronousTestCase):
         self.assertResult(result, Reason.UNICAST_SOURCE, ("advert_rcvd",))
         self.assertEqual(result.detail, "unicast source address 192.0.2.11 not a unicast peer")
         ranged = replace(policy, unicastPeers=(UnicastPeer(address=H1, minTtl=100, maxTtl=255),))
-        self.assertResult(check(packet, ranged), Reason.PEER_TTL, ("advert_rcvd",))
+        self.assertResult(check(packet, ranged), Reason.PEER_TTL, ("advert_rcvd", "ip_ttl_err"))
+        self.assertEqual(check(packet, ranged).detail, "TTL/HL 64 not in range 100 - 255")
         ok = replace(policy, unicastPeers=(UnicastPeer(address=H1, minTtl=60, maxTtl=64),))
         self.assertResult(check(packet, ok), Reason.OK, ("advert_rcvd",))
         unchecked = replace(policy, checkUnicastSource=False)

@@ -61,6 +61,33 @@ class ServiceVmacTests(SynchronousTestCase):
         frame = self.platform.frameSender.frames[0][1]
         self.assertEqual((frame[6:12], frame[22:28]), (vmacMac(51, 4), vmacMac(51, 4)))
 
+    def test_dumpsShowTheNameInUse(self) -> None:
+        """
+        keepalived.json's C{vmac_ifname}, keepalived.data's VMAC and
+        interface lines, the VIPs' devices and the status snapshot give
+        the VMAC's name as in use (here a generated one: the configured
+        C{eth1} is taken by a real interface), as keepalived 2.2.7 does.
+        """
+        from keepalive_tx.status.dumps import formatVrrpData, jsonData
+        from keepalive_tx.status.snapshot import instanceSnapshot
+
+        service = self.build(instanceText("VI_1", 51, "192.0.2.100/24", extra=" use_vmac eth1"))
+        instance = service.instances["VI_1"]
+        self.assertEqual(instance.vmacName, "vrrp.51")
+        data = jsonData(instance)
+        self.assertEqual(data["vmac_ifname"], "vrrp.51")
+        self.assertEqual(data["vips"], ["192.0.2.100/24 dev vrrp.51@eth0 scope global"])
+        lines = formatVrrpData(service.config, service).splitlines()
+        self.assertIn("   Use VMAC, i/f name vrrp.51, is_up = true, xmit_base = false", lines)
+        self.assertIn("   Interface = vrrp.51, vmac on eth0", lines)
+        self.assertIn("     192.0.2.100/24 dev vrrp.51@eth0 scope global", lines)
+        self.assertEqual(instanceSnapshot(instance)["vmac_interface"], "vrrp.51")
+        plain = self.build(instanceText("VI_2", 52, "192.0.2.102/24")).instances["VI_2"]
+        self.assertEqual((jsonData(plain)["vmac_ifname"], instanceSnapshot(plain)["vmac_interface"]),
+                         ("", None))
+        self.assertIn("   Interface = eth0", formatVrrpData(self.service.config,
+                                                           self.service).splitlines())
+
     def test_xmitBase(self) -> None:
         service = self.build(instanceText("VI_1", 51, "192.0.2.100/24",
                                           extra=" use_vmac\n vmac_xmit_base"))
