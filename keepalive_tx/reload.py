@@ -27,6 +27,11 @@ A hundred SIGHUPs in a row thus cost a few reloads, each complete before
 the next begins, and the last file written is the one in force.  The
 source a reload applied is the one later requests read again.
 
+The file is read (and parsed, and checked) in a thread of the reactor's
+pool when the reactor has one, so that timers and packets -- BFD at tens
+of milliseconds, VRRPv3 centisecond adverts -- keep their pace while it is
+read; applying the new configuration runs on the reactor thread.
+
 Listeners (L{IReloadListener}, e.g. the systemd notifier) hear when a
 reload starts and when it ends: applied (the replaced parts have stopped)
 or refused.
@@ -39,8 +44,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import Interface
 
 __all__ = ["IReloadListener", "ReloadSignal", "Reloader"]
@@ -78,6 +86,9 @@ class Reloader(Service):
     @ivar applyTimeout: after this many seconds of waiting for the
         replaced parts to stop, a reload counts as applied anyway (logged),
         so that a stop that never ends cannot block reloads for good.
+    @ivar readInThread: read the configuration in a thread of the
+        reactor's pool when the reactor has one (else on the reactor
+        thread, as with a L{twisted.internet.task.Clock}).
     @ivar lastRefusal: why the last reload was refused (a
         L{keepalive_tx.config.errors.ConfigError} with the diagnostics, a
         L{keepalive_tx.errors.ReloadError} ...), L{None} when it was applied.
@@ -86,6 +97,7 @@ class Reloader(Service):
     log = Logger()
     name = "reload"
     applyTimeout = 60.0
+    readInThread = True
 
     def __init__(self, service: Any, loader: Callable[[], Any],
                  install: Callable[[int, Any], Any] | None = None,
@@ -253,36 +265,57 @@ class Reloader(Service):
         Read the configuration and apply it.
 
         @return: a Deferred firing with C{True} once it is applied, or with
-            C{False} (at once) when it was refused.
+            C{False} when it was refused.
+        """
+        from keepalive_tx.errors import ReloadError
+
+        self.log.info("Reloading configuration")
+
+        def unreadable(failure: Failure) -> bool:
+            self.log.failure("Reload refused: cannot read the configuration", failure)
+            return self._refuse("cannot read the configuration", ReloadError(
+                f"cannot read the configuration: {failure.value}"))
+
+        return self._read(loader).addCallbacks(self._applyResult, unreadable)
+
+    def _read(self, loader: Callable[[], Any]) -> Deferred[Any]:
+        """
+        Run C{loader} off the reactor thread when the reactor has threads
+        (see L{readInThread}).
+        """
+        reactor = self.reactor
+        if self.readInThread and IReactorThreads.providedBy(reactor):
+            return deferToThreadPool(reactor, reactor.getThreadPool(), loader)
+        return maybeDeferred(loader)
+
+    def _applyResult(self, result: Any) -> Deferred[bool] | bool:
+        """
+        Apply a configuration read by L{_read}, unless it cannot be used or
+        this service stopped meanwhile.
         """
         from keepalive_tx.config.errors import ConfigError
         from keepalive_tx.errors import ReloadError
 
-        self.log.info("Reloading configuration")
-        try:
-            result = loader()
-        except Exception as e:
-            self.log.failure("Reload refused: cannot read the configuration")
-            return succeed(self._refuse("cannot read the configuration", ReloadError(
-                f"cannot read the configuration: {e}")))
+        if not self.running:
+            return self._refuse("the service stopped")
         for diagnostic in result.diagnostics:
             self.log.warn("{diagnostic}", diagnostic=str(diagnostic))
         if result.model is None or self.refuses(result.diagnostics):
             self.log.error("Reload refused: the new configuration cannot be used; still running"
                            " the previous one")
-            return succeed(self._refuse("the new configuration cannot be used",
-                                        ConfigError(result.diagnostics)))
+            return self._refuse("the new configuration cannot be used",
+                                ConfigError(result.diagnostics))
         try:
             stopped = self.service.applyConfig(result.model)
         except ReloadError as e:
             self.log.error("Reload refused: {why}; still running the previous configuration",
                            why=str(e))
-            return succeed(self._refuse(str(e), e))
+            return self._refuse(str(e), e)
         except Exception as e:
             self.log.failure("Reload failed")
-            return succeed(self._refuse("reload failed", ReloadError(f"reload failed: {e}")))
+            return self._refuse("reload failed", ReloadError(f"reload failed: {e}"))
         if not isinstance(stopped, Deferred):
-            return succeed(True)
+            return True
         return self._whenStopped(stopped)
 
     def _whenStopped(self, stopped: Deferred[Any]) -> Deferred[bool]:

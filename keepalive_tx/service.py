@@ -521,8 +521,8 @@ class KeepalivedService(MultiService):
 
     def reloadStarting(self) -> None:
         """
-        A reload is about to hold the reactor up (reading the file,
-        rebuilding services, the heap refreeze): every BFD session sends one
+        A reload is about to hold the reactor up (rebuilding services, the
+        heap refreeze; the file is read in a thread): every BFD session sends one
         packet now, so its peer has a whole detection time to hear from us
         again.  (A L{keepalive_tx.reload.Reloader} listener.)
         """

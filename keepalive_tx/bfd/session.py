@@ -46,6 +46,9 @@ start a Poll sequence.  A Poll from the remote is answered at once with
 Final.  When a reload changes our intervals in the Up state, a Poll
 sequence announces them; a larger TX interval and a smaller RX interval
 only take effect once the remote's Final arrives (RFC 5880 S{sect}6.8.3).
+A change while a Poll sequence is in progress waits for it (RFC 5880
+S{sect}6.5: one sequence at a time): that Final confirms only the values
+it answered, and a new sequence then announces the rest.
 
 Client events follow keepalived: C{up} when the session enters Up,
 C{down} when it leaves Up, except when the remote signalled AdminDown (RFC
@@ -134,6 +137,8 @@ class BfdSession:
         # intervals in force while a Poll sequence announces new ones
         self._txInForce = config.minTx
         self._rxInForce = config.minRx
+        # the (min TX, min RX) the Poll sequence in progress announced
+        self._polled = (config.minTx, config.minRx)
         self._txCall: Any = None
         #: clock time the pending periodic transmission is due
         self._txDue = 0.0
@@ -345,15 +350,30 @@ class BfdSession:
     # -- Poll / Final --------------------------------------------------------
 
     def _startPoll(self) -> None:
+        if self.poll:
+            # one sequence at a time: _endPoll starts the next one
+            return
         self._detail("({name}) Starting poll sequence", name=self.name)
         self.stats.polls += 1
+        self._polled = (self.config.minTx, self.config.minRx)
         # RFC 5880 S{sect}6.8.3: the new values may ride on a Final we owe
-        if not self.final:
+        if self.final:
+            self._txInForce, self._rxInForce = self._polled
+        else:
             self.poll = True
 
     def _endPoll(self) -> None:
+        """
+        The remote's Final confirms the values our Poll announced; values a
+        reload set meanwhile get a sequence of their own (a faster TX and a
+        slower RX are already in force).
+        """
         self.poll = False
-        self._txInForce, self._rxInForce = self.config.minTx, self.config.minRx
+        tx, rx = self._polled
+        self._txInForce = min(tx, self.config.minTx)
+        self._rxInForce = max(rx, self.config.minRx)
+        if (tx, rx) != (self.config.minTx, self.config.minRx) and self.state == SessionState.UP:
+            self._startPoll()
 
     # -- timers ----------------------------------------------------------------
 

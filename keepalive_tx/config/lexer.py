@@ -25,6 +25,7 @@ L{keepalive_tx.config.preprocess}).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import ply.lex as lex
@@ -201,18 +202,26 @@ class _Rules:
 
 
 _LEXER: lex.Lexer | None = None
+_BUILDING = threading.Lock()
+_PER_THREAD = threading.local()
 
 
 def _lexer() -> lex.Lexer:
     """
-    The process-wide PLY lexer (built on first use, never written to disk).
+    This thread's PLY lexer: a clone of the process-wide one (built on first
+    use, never written to disk), since a reload reads its file in a thread
+    while the reactor thread may read text of its own.
     """
     global _LEXER
-    if _LEXER is None:
-        _LEXER = lex.lex(
-            module=_Rules(), optimize=False, errorlog=lex.NullLogger(), debug=False
-        )
-    return _LEXER
+    lexer: lex.Lexer | None = getattr(_PER_THREAD, "lexer", None)
+    if lexer is None:
+        with _BUILDING:
+            if _LEXER is None:
+                _LEXER = lex.lex(
+                    module=_Rules(), optimize=False, errorlog=lex.NullLogger(), debug=False
+                )
+        lexer = _PER_THREAD.lexer = _LEXER.clone()
+    return lexer
 
 
 def lexLine(text: str, state: str = "INITIAL") -> list[Token]:

@@ -5,9 +5,15 @@ configurations to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from keepalive_tx import tap
 
@@ -18,8 +24,8 @@ class FakeReloadableService:
     C{stopping[-1]} (when C{slowStop} is set).
     """
 
-    def __init__(self, slowStop: bool = False) -> None:
-        self.reactor = Clock()
+    def __init__(self, slowStop: bool = False, reactor: Clock | None = None) -> None:
+        self.reactor = reactor if reactor is not None else Clock()
         self.models: list = []
         self.slowStop = slowStop
         self.stopping: list[Deferred] = []
@@ -33,6 +39,41 @@ class FakeReloadableService:
         d: Deferred = Deferred()
         self.stopping.append(d)
         return d
+
+
+@implementer(IReactorThreads)
+class ThreadedClock(Clock):
+    """
+    A L{Clock} with a thread pool whose work runs only when the test says
+    (L{runPool}), results coming back through C{callFromThread} at once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool: list[tuple[Callable[..., Any], Callable[..., Any]]] = []
+
+    def getThreadPool(self) -> ThreadedClock:
+        return self
+
+    def callInThreadWithCallback(self, onResult: Callable[..., Any], f: Callable[..., Any],
+                                 *args: Any, **kw: Any) -> None:
+        self.pool.append((onResult, lambda: f(*args, **kw)))
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        f(*args, **kw)
+
+    def runPool(self) -> None:
+        """
+        Run the queued work, as the pool's threads would.
+        """
+        work, self.pool = self.pool, []
+        for onResult, call in work:
+            try:
+                result = call()
+            except BaseException:
+                onResult(False, Failure())
+            else:
+                onResult(True, result)
 
 
 def hostInterfaces(testcase: SynchronousTestCase, *names: str) -> None:

@@ -544,6 +544,25 @@ class PollTests(SessionTestMixin, SynchronousTestCase):
         s.packetReceived(remote(UP, final=True, rx=10 * MS))
         self.assertEqual(s.txInterval, 200 * MS)
 
+    def test_reconfigureDuringPollWaitsForItsOwnFinal(self) -> None:
+        """
+        A reload raising min_tx while the Poll of going Up is still pending:
+        the Final answering that Poll does not confirm the new interval; a
+        second Poll announces it and only its Final applies it (RFC 5880
+        S{sect}6.5, one Poll sequence at a time).
+        """
+        s = self.up()
+        self.assertTrue(s.poll)
+        s.reconfigure(SessionConfig("b1", minTx=200 * MS, minRx=50 * MS, idleTx=1000 * MS,
+                                    detectMult=3))
+        s.packetReceived(remote(UP, final=True, rx=10 * MS))
+        self.assertEqual((s.txInterval, s.poll), (50 * MS, True))
+        self.clock.advance(0.05)
+        self.assertEqual((self.effects.last.poll, self.effects.last.desiredMinTx),
+                         (True, 200 * MS))
+        s.packetReceived(remote(UP, final=True, rx=10 * MS))
+        self.assertEqual((s.txInterval, s.poll), (200 * MS, False))
+
     def test_reconfigureRxDecreaseWaitsForFinal(self) -> None:
         """
         A reload lowering min_rx: the detection time keeps the old value

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ipaddress import ip_address
 
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from keepalive_tx.config.errors import Diagnostics, Severity
@@ -18,7 +18,7 @@ from keepalive_tx.reload import IReloadListener, ReloadSignal
 from keepalive_tx.service import KeepalivedService
 from keepalive_tx.vrrp.machine import RESUMED_AT_RELOAD, State
 from keepalive_tx.vrrp.packet import decodeIPv4Packet
-from tests.fakes.service import FakeReloadableService
+from tests.fakes.service import FakeReloadableService, ThreadedClock
 from tests.fakes.vrrp import FakePersistentVrrpPlatform, instanceText, modelFor
 
 VI_1 = instanceText("VI_1", 1, "192.0.2.101/24")
@@ -502,3 +502,103 @@ class ReloadSignalTests(SynchronousTestCase):
         self.assertTrue(self.successResultOf(d))
         self.assertEqual(recorder.seen, ["started", "load", "applied"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+
+
+class ThreadedReadTests(SynchronousTestCase):
+    """
+    With a reactor that has threads, the file is read in its pool while the
+    reactor goes on; the result is applied on the reactor thread.
+    """
+
+    def makeReloader(self, loader, reactor: ThreadedClock | None = None):
+        self.reactor = reactor or ThreadedClock()
+        self.service = FakeReloadableService(reactor=self.reactor)
+        self.recorder = Recorder()
+        reloader = ReloadSignal(self.service, loader, install=None, listeners=[self.recorder])
+        reloader.startService()
+        self.addCleanup(reloader.stopService)
+        return reloader
+
+    def test_readInThePool(self) -> None:
+        read: list[int] = []
+        ticks: list[float] = []
+        reloader = self.makeReloader(lambda: read.append(1) or Result("model-1"))
+        d = reloader.reload()
+        self.reactor.advance(0)
+        self.assertEqual((read, len(self.reactor.pool)), ([], 1))
+        # the reactor keeps its timers while the file is read
+        self.reactor.callLater(0.05, lambda: ticks.append(self.reactor.seconds()))
+        self.reactor.advance(0.05)
+        self.assertEqual((ticks, self.service.models), ([0.05], []))
+        self.reactor.runPool()
+        self.assertEqual((read, self.service.models), ([1], ["model-1"]))
+        self.assertTrue(self.successResultOf(d))
+
+    def test_readFails(self) -> None:
+        def boom():
+            raise OSError("gone")
+
+        reloader = self.makeReloader(boom)
+        d = reloader.reload()
+        self.reactor.advance(0)
+        self.reactor.runPool()
+        self.assertFalse(self.successResultOf(d))
+        self.assertIn("cannot read the configuration: gone", str(reloader.lastRefusal))
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+    def test_stoppedWhileReading(self) -> None:
+        """
+        A service stopped while its file was being read applies nothing.
+        """
+        reloader = self.makeReloader(lambda: Result("model-1"))
+        d = reloader.reload()
+        self.reactor.advance(0)
+        reloader.stopService()
+        self.reactor.runPool()
+        self.assertFalse(self.successResultOf(d))
+        self.assertEqual(self.service.models, [])
+        self.assertEqual(self.recorder.seen, ["started", ("refused", "the service stopped")])
+
+    def test_readOnTheReactorThreadWithoutThreads(self) -> None:
+        """
+        A reactor without threads (a L{Clock}) reads on its own thread.
+        """
+        import threading
+
+        seen: list[threading.Thread] = []
+        service = FakeReloadableService()
+        reloader = ReloadSignal(service, lambda: seen.append(threading.current_thread())
+                                or Result("m"), install=None)
+        reloader.startService()
+        self.addCleanup(reloader.stopService)
+        d = reloader.reload()
+        service.reactor.advance(0)
+        self.assertTrue(self.successResultOf(d))
+        self.assertEqual(seen, [threading.current_thread()])
+
+
+class RealThreadTests(TestCase):
+    def test_realReactorReadsInAThread(self) -> None:
+        """
+        On the real reactor the loader runs in a pool thread, not the
+        reactor's.
+        """
+        import threading
+
+        from twisted.internet import reactor
+
+        seen: list[threading.Thread] = []
+        service = FakeReloadableService()
+        service.reactor = reactor
+        reloader = ReloadSignal(service, lambda: seen.append(threading.current_thread())
+                                or Result("m"), install=None)
+        reloader.startService()
+        self.addCleanup(reloader.stopService)
+
+        def check(applied: bool) -> None:
+            self.assertTrue(applied)
+            self.assertEqual(len(seen), 1)
+            self.assertIsNot(seen[0], threading.current_thread())
+            self.assertEqual(service.models, ["m"])
+
+        return reloader.reload().addCallback(check)
