@@ -16,9 +16,34 @@ from zope.interface import Interface
 if TYPE_CHECKING:
     from keepalive_tx.bfd.packet import ControlPacket, SessionState
 
-__all__ = ["MICROS", "ISessionEffects", "SessionConfig", "SessionStats", "timerTable"]
+__all__ = ["MICROS", "ISessionEffects", "SessionConfig", "SessionStats", "jittered",
+           "nextTransmission", "timerTable"]
 
 MICROS = 1_000_000
+#: the shortest transmission interval, as a share of the interval in force
+#: (RFC 5880 S{sect}6.8.7: reduced by at most 25 %)
+JITTER_FLOOR = 0.75
+
+
+def jittered(interval: int, detectMult: int, r: float) -> float:
+    """
+    A transmission delay in seconds: 75-100 % of C{interval} (us), 75-90 %
+    with a detect multiplier of 1 (RFC 5880 S{sect}6.8.7); C{r} in [0, 1).
+    """
+    top = 0.15 if detectMult == 1 else 0.25
+    return interval * (JITTER_FLOOR + top * r) / MICROS
+
+
+def nextTransmission(due: float, now: float, interval: int, detectMult: int,
+                     r: float) -> float:
+    """
+    When the periodic packet after one that was C{due} and went out C{now}
+    is due: a jittered interval after the previous one was B{due}, so that
+    a packet the reactor served late does not push back the ones after it;
+    but never sooner than 75 % of the interval after the previous one went
+    out (RFC 5880 S{sect}6.8.7: no shorter interval).
+    """
+    return max(due + jittered(interval, detectMult, r), now + interval * JITTER_FLOOR / MICROS)
 
 
 @dataclass(frozen=True, slots=True)

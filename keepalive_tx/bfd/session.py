@@ -28,7 +28,10 @@ Timers:
 
   - transmission: every max(our desired min TX, the remote's required min
     RX), reduced by a random 0-25 % per packet (10-25 % when our detect
-    multiplier is 1; RFC 5880 S{sect}6.8.7); nothing periodic while the
+    multiplier is 1; RFC 5880 S{sect}6.8.7), each packet due that long
+    after the previous one was due (a packet the reactor served late does
+    not delay the next one), but never sooner than 75 % of the interval
+    after the previous one went out; nothing periodic while the
     remote requires 0, while the remote is in demand mode with both sides
     Up, or (C{passive}) while Down;
   - detection (Init and Up only): the remote's detect multiplier times
@@ -66,6 +69,8 @@ from keepalive_tx.bfd.parameters import (
     ISessionEffects,
     SessionConfig,
     SessionStats,
+    jittered,
+    nextTransmission,
     timerTable,
 )
 
@@ -135,6 +140,8 @@ class BfdSession:
         # the (min TX, min RX) the Poll sequence in progress announced
         self._polled = (config.minTx, config.minRx)
         self._txCall: Any = None
+        #: clock time the pending periodic transmission is due
+        self._txDue = 0.0
         self._detectCall: Any = None
         self._resetCall: Any = None
         self._running = False
@@ -411,18 +418,31 @@ class BfdSession:
         The next transmission delay in seconds: 75-100 % of the interval
         (75-90 % with a detect multiplier of 1).
         """
-        top = 0.15 if self.config.detectMult == 1 else 0.25
-        return self.txInterval * (0.75 + top * self.random()) / MICROS
+        return jittered(self.txInterval, self.config.detectMult, self.random())
 
     def _scheduleTx(self) -> None:
+        """
+        Start the periodic schedule: the next packet a jittered interval
+        from now.
+        """
         if self._txCall is not None or not self._mayTransmit():
             return
-        self._txCall = self.clock.callLater(self.jitteredInterval(), self._periodic)
+        delay = self.jitteredInterval()
+        self._txDue = self.clock.seconds() + delay
+        self._txCall = self.clock.callLater(delay, self._periodic)
 
     def _periodic(self) -> None:
+        """
+        One periodic packet, and the next one (L{nextTransmission}).
+        """
         self._txCall = None
         self._transmit()
-        self._scheduleTx()
+        if self._txCall is not None or not self._mayTransmit():
+            return
+        now = self.clock.seconds()
+        self._txDue = nextTransmission(self._txDue, now, self.txInterval,
+                                       self.config.detectMult, self.random())
+        self._txCall = self.clock.callLater(self._txDue - now, self._periodic)
 
     def _armDetect(self) -> None:
         delay = self.detectTime / MICROS

@@ -21,6 +21,12 @@ protocol (the checkers' attempt objects):
     C{connectionLost} is called exactly once after C{makeConnection}, also
     when the peer itself closes or aborts the connection.
 
+The connection lets go of the peer once it has reported the end
+(C{connectionLost} or C{clientConnectionFailed}): the peer usually holds
+the connection too (as its transport), and that cycle would otherwise make
+every check garbage for the cyclic collector, whose collections then run
+about 15 times a second at 5,000 checks/s (each a pause of the reactor).
+
 The OS layer (C{socket.socket}) is injectable for tests.
 """
 
@@ -208,7 +214,9 @@ class LeanConnection:
 
     def _failConnect(self, exc: Exception) -> None:
         self._close()
-        self.peer.clientConnectionFailed(self, Failure(exc))
+        peer, self.peer = self.peer, None
+        if peer is not None:
+            peer.clientConnectionFailed(self, Failure(exc))
 
     def _connected(self) -> None:
         self.connected = True
@@ -343,7 +351,9 @@ class LeanConnection:
 
     def _lost(self, reason: Failure) -> None:
         self._close()
-        self.peer.connectionLost(reason)
+        peer, self.peer = self.peer, None
+        if peer is not None:
+            peer.connectionLost(reason)
 
     def _close(self) -> None:
         if self.disconnected:

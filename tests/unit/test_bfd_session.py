@@ -142,6 +142,48 @@ class StartTests(SessionTestMixin, SynchronousTestCase):
             self.rand = r
             self.assertAlmostEqual(one.jitteredInterval(), expected, places=5)
 
+    def sentAfter(self, start: float) -> list[float]:
+        """
+        When packets went out after C{start}, in ms from C{start}.
+        """
+        return [round((t - start) * 1000, 3) for t, _ in self.effects.sent if t > start]
+
+    def test_lateTransmissionKeepsThePhase(self) -> None:
+        """
+        Each packet is due a jittered interval after the previous one was
+        due: one the reactor served 5 ms late does not push back the next.
+        """
+        s = self.up()
+        self.rand = 0.5  # 87.5 % of 50 ms: 43.75 ms
+        due = s.pendingTimers()["transmit"]
+        self.clock.advance(due - self.clock.seconds() + 0.005)  # served 5 ms late
+        self.clock.advance(0.0385)
+        self.assertEqual(self.sentAfter(due), [5.0])
+        self.clock.advance(0.00025)
+        self.assertEqual(self.sentAfter(due), [5.0, 43.75])
+        self.clock.advance(0.04375)
+        self.assertEqual(self.sentAfter(due), [5.0, 43.75, 87.5])
+
+    def test_lateTransmissionGapFloor(self) -> None:
+        """
+        After a packet served later than the jitter allows for, the next
+        one waits 75 % of the interval (RFC 5880 S{sect}6.8.7: no shorter
+        interval), and the schedule goes on from there.
+        """
+        s = self.up()
+        self.rand = 0.5
+        due = s.pendingTimers()["transmit"]
+        self.clock.advance(due - self.clock.seconds() + 0.020)  # 20 ms late
+        self.assertEqual(self.sentAfter(due), [20.0])
+        self.assertAlmostEqual(s.pendingTimers()["transmit"] - due, 0.020 + 0.0375)
+        self.clock.advance(0.0375)
+        self.clock.advance(0.04375)
+        self.assertEqual(self.sentAfter(due), [20.0, 57.5, 101.25])
+        # a reactor held up for several intervals: one packet, then 75 %
+        self.clock.advance(0.5)
+        self.assertEqual(self.sentAfter(due)[-1], 601.25)
+        self.assertAlmostEqual(s.pendingTimers()["transmit"] - self.clock.seconds(), 0.0375)
+
     def test_passiveWaits(self) -> None:
         """
         A passive session sends nothing before the remote speaks; then it

@@ -6,8 +6,10 @@ HTTP checkers, with a fake socket and a memory reactor (no sockets).
 from __future__ import annotations
 
 import errno
+import gc
 import hashlib
 import socket
+import weakref
 
 from twisted.internet import error
 from twisted.internet.testing import MemoryReactorClock
@@ -126,6 +128,27 @@ class LeanConnectionTests(SynchronousTestCase):
         conn = self.connect()
         self.assertEqual(self.peer.events, [("made",)])
         self.assertIn(conn, self.reactor.getReaders())
+
+    def test_peerReleasedAtTheEnd(self) -> None:
+        """
+        Once a connection has reported its end (lost, or failed to
+        connect), it holds no reference to its peer, which usually holds it
+        as its transport: no reference cycle per connection.
+        """
+        conn = self.connect()
+        conn.doWrite()
+        self.assertIs(conn.peer, self.peer)
+        conn.loseConnection()
+        self.assertEqual(self.peer.events, [("made",), ("lost", error.ConnectionDone)])
+        self.assertIsNone(conn.peer)
+        conn.connectionLost(Failure(error.ConnectionLost()))  # late reactor callback
+        failed = self.connect()
+        self.sockets[-1].soError = errno.ECONNREFUSED
+        failed.doWrite()
+        self.assertEqual(self.peer.events[-1], ("failed", error.ConnectionRefusedError))
+        self.assertIsNone(failed.peer)
+        failed.disconnect()
+        self.assertEqual(len(self.peer.events), 3)
 
     def test_bindError(self) -> None:
         """
@@ -334,6 +357,55 @@ class LeanCheckerTests(SynchronousTestCase):
         self.assertTrue(self.sockets[0].closed)
         self.assertEqual(self.reactor.getDelayedCalls(), [])
         self.assertEqual((self.reactor.getReaders(), self.reactor.getWriters()), ([], []))
+
+    def assertFreedWithoutCollector(self, check) -> None:
+        """
+        Everything C{check()} made is freed by reference counting once the
+        check is over: nothing waits for the cyclic garbage collector.
+        """
+        gc.collect()
+        enabled = gc.isenabled()
+        gc.disable()
+        self.addCleanup(lambda: gc.enable() if enabled else None)
+        refs = check()
+        self.assertTrue(refs)
+        self.assertEqual([r for r in refs if r() is not None], [])
+
+    def test_tcpNoReferenceCycle(self) -> None:
+        """
+        A finished TCP_CHECK attempt and its connection are freed without
+        the cyclic collector (at thousands of checks a second its
+        collections would otherwise pause the reactor many times a second).
+        """
+        c = self.tcp()
+
+        def check():
+            c.check().addCallback(self.results.append)
+            conn = self.writer()
+            refs = [weakref.ref(conn.peer)]  # the peer holds the connection
+            conn.doWrite()
+            return refs
+
+        self.assertFreedWithoutCollector(check)
+        self.assertEqual(self.results, [CheckResult(True)])
+
+    def test_httpNoReferenceCycle(self) -> None:
+        """
+        The same for an HTTP_GET attempt, its parser and its connection.
+        """
+        c = self.http([HttpUrl("/")])
+
+        def check():
+            c.check(0).addCallback(self.results.append)
+            conn = self.writer()
+            refs = [weakref.ref(conn.peer)]  # the peer holds the connection
+            conn.doWrite()
+            self.sockets[-1].incoming = [b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"]
+            conn.doRead()
+            return refs
+
+        self.assertFreedWithoutCollector(check)
+        self.assertTrue(self.results[0].ok)
 
     def test_tcpRefusedTimeoutCancel(self) -> None:
         """

@@ -142,6 +142,21 @@ class TimerQueueTests(SynchronousTestCase):
         self.clock.advance(1)
         self.assertEqual(self.fired, [0, 1, "advert", 2, 3])
 
+    def test_defaultBatchIsSmall(self) -> None:
+        """
+        By default a wake-up starts at most 8 callbacks before another timer
+        due at the same instant (a BFD transmission every 10 ms) runs: the
+        checks a wake-up starts complete together in the next reactor
+        iteration, so the batch sets how long an iteration is.
+        """
+        q = TimerQueue(self.clock)
+        for i in range(20):
+            q.callLater(1, self.note(i))
+        self.clock.callLater(1, self.note("bfd"))
+        self.clock.advance(1)
+        self.assertEqual(self.fired.index("bfd"), 8)
+        self.assertEqual(len(self.fired), 21)
+
     def test_defaults(self) -> None:
         """
         The default batch is L{BATCH}; a batch below 1 is refused.

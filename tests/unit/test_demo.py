@@ -14,6 +14,7 @@ import json
 import os
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -286,6 +287,7 @@ class SinkTests(SynchronousTestCase):
         """
         out = io.StringIO()
         protocol = SinkFactory(out).buildProtocol(IPv4Address("TCP", "192.0.2.2", 40000))
+        protocol.callLater = Clock().callLater  # its idle timeout: not the global reactor
         transport = StringTransport()
         protocol.makeConnection(transport)
         for line in (b"EHLO lb1", b"MAIL FROM:<lb1@example.org>", b"RCPT TO:<admin@example.org>",
