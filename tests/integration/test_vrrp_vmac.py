@@ -54,15 +54,10 @@ def vmacConfig(host: Host, priority: int, family: int = 4, *, extra: str = "",
 
 def addressLines(host: Host) -> list[tuple[str, str]]:
     """
-    C{(ifname, address)} of every address in C{host}'s namespace.
+    C{(ifname, address)} of every address in C{host}'s namespace (as C{ip
+    -o addr show} lists them; read over netlink: tests poll it).
     """
-    out = host.run("ip", "-o", "addr", "show").stdout
-    result = []
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) > 3:
-            result.append((parts[1], parts[3].split("/")[0]))
-    return result
+    return host.allAddresses()
 
 
 def vipInterface(host: Host, vip: str) -> str | None:
