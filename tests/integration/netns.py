@@ -321,9 +321,16 @@ class Lab:
         """
         self._created.extend(names)
         _batch(None, [f"netns add {name}" for name in names])
-        for name in names:
+        for name in names if settings else ():
             # -e: a key the kernel lacks (e.g. br_netfilter's) is no error
             _run("ip", "netns", "exec", name, "sysctl", "-q", "-e", "-w", *settings, check=False)
+
+    def addNamespace(self, name: str) -> None:
+        """
+        Make a bare namespace C{name} (C{lo} up) that L{destroy} deletes.
+        """
+        self._addNamespaces([name], ())
+        _batch(name, ["link set lo up"])
 
     @staticmethod
     def sweepStale() -> None:

@@ -175,6 +175,10 @@ class VmacFailoverTests(_VmacLab, TestCase):
         vip, vmac = (VIP4, VMAC4) if family == 4 else (VIP6, VMAC6)
         n1.start(vmacConfig(n1.host, 150, family))
         n2.start(vmacConfig(n2.host, 100, family))
+        # keepalived can be MASTER before a loaded machine has started ours
+        # (which makes its VMAC before it logs its first state)
+        for node in (n1, n2):
+            node.waitStarted()
         self.waitVip(n1, vip, "vrrp.51")
         for node in (n1, n2):
             link = linkDetails(node.host, "vrrp.51")
@@ -336,6 +340,7 @@ class VmacXmitBaseTests(_VmacLab, TestCase):
             ours.stop()
         # the GARPs of a takeover leave from the VMAC either way
         ours.start(vmacConfig(host, 150, extra="    vmac_xmit_base\n"))
+        ours.waitStarted()  # then MASTER after Master_Down_Interval (3.4 s): within the capture
         frames = captureFrames(self.labObj.brns, f"vh{host.index}", 6)
         self.assertIn(("arp", VMAC4), summarise(frames))
         self.assertNotIn(("arp", host.mac), summarise(frames))
