@@ -20,6 +20,12 @@ Side by side, per change (median, p99, in microseconds):
 Each is measured on an otherwise empty ruleset and beside a large one
 (another table with 5,000 rules and a 20,000-element set), where
 libnftables' cache shows.
+
+Then what a VMAC costs (keepalived's IGMP/MLD rules, ours end to end: the
+plan, the encoding and the exchange, as L{keepalive_tx.net.firewall} does
+them): setting up both tables for the first VMAC, and each further VMAC
+declared or let go (its elements in C{vmac_map}, and C{vmac_set} for
+IPv6).
 """
 
 from __future__ import annotations
@@ -82,6 +88,37 @@ def ours(reps: int) -> tuple[list[float], list[float], list[float]]:
     channel.apply([P.DeleteTable(P.IPV4)])
     channel.close()
     return total, encode, exchange
+
+
+def oursVmacs(reps: int) -> dict[str, list[float]]:
+    from keepalive_tx.net import nftplan as P
+    from keepalive_tx.net.nftables import NetfilterChannel
+
+    settings = P.FirewallSettings()
+    channel = NetfilterChannel(settings.table, settings.priority)
+    first = P.VmacRules(7, 2, frozenset({P.IPV4, P.IPV6}))
+    results: dict[str, list[float]] = {"first VMAC: both tables set up": []}
+    for _ in range(max(10, reps // 10)):
+        t0 = time.perf_counter()
+        ops, state = P.changes(P.PlanState(), settings, P.wantedElements((), [first]))
+        channel.apply(ops)
+        results["first VMAC: both tables set up"].append(time.perf_counter() - t0)
+        channel.apply(P.teardown(state))
+    ops, state = P.changes(P.PlanState(), settings, P.wantedElements((), [first]))
+    channel.apply(ops)
+    for label, families in (("one more IPv4 VMAC", {P.IPV4}),
+                            ("one more VMAC, IPv4 + IPv6", {P.IPV4, P.IPV6})):
+        other = P.VmacRules(8, 2, frozenset(families))
+        samples = results[label] = []
+        for i in range(reps):
+            t0 = time.perf_counter()
+            ops, state = P.changes(state, settings,
+                                   P.wantedElements((), [first, other] if i % 2 == 0 else [first]))
+            channel.apply(ops)
+            samples.append(time.perf_counter() - t0)
+    channel.apply(P.teardown(state))
+    channel.close()
+    return results
 
 
 def loadBinding():
@@ -152,6 +189,9 @@ def inner(reps: int) -> None:
         cli = nftCommand(max(20, reps // 10))
         print(f"nft command (subprocess)  {summary(cli)}   "
               f"x{statistics.median(cli) / statistics.median(total):.0f} ours")
+        print(f"-- VMACs (IGMP/MLD rules), {label}, ours: plan + encoding + exchange")
+        for what, samples in oursVmacs(reps).items():
+            print(f"{what:32}{summary(samples)}")
     subprocess.run(["nft", "flush", "ruleset"], check=True)
 
 

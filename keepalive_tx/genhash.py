@@ -78,7 +78,7 @@ class UsageError(Exception):
     """
 
 
-class Options:
+class GenhashOptions:
     """
     Parsed genhash options.
     """
@@ -95,7 +95,7 @@ class Options:
     help = False
 
 
-def parseArgs(argv: list[str]) -> Options:
+def parseArgs(argv: list[str]) -> GenhashOptions:
     """
     @param argv: the arguments, without the program name.
     @raise UsageError: on any error, or for C{-h}.
@@ -104,7 +104,7 @@ def parseArgs(argv: list[str]) -> Options:
         opts, rest = getopt.gnu_getopt(argv, _SHORT, _LONG)
     except getopt.GetoptError as e:
         raise UsageError(str(e)) from None
-    o = Options()
+    o = GenhashOptions()
     server = port = url = None
     for name, value in opts:
         if name in ("-h", "--help"):
@@ -161,7 +161,7 @@ def dumpBuffer(data: bytes, out: TextIO) -> None:
         out.write(f"{off:04d}  {' '.join(hexes[:8])} - {' '.join(hexes[8:])}   {text}\n")
 
 
-def genhash(reactor, o: Options, stdout: TextIO, stderr: TextIO):
+def genhash(reactor, o: GenhashOptions, stdout: TextIO, stderr: TextIO):
     """
     Fetch the page and print the result.
 

@@ -5,7 +5,8 @@ L{KeepalivedService}: the embeddable root service (see C{docs/embedding.md}).
 It is a plain L{IService}: it installs no signal handlers, starts no global
 logging and daemonizes nothing; L{keepalive_tx.tap.makeService} does those.
 Subsystems (VRRP instances, checkers, alerts) are children added from the
-configuration model.
+configuration model; they start in a fixed order (L{KeepalivedService.children})
+and a reload replaces the changed ones in place (L{keepalive_tx.rebuild}).
 
 Hosts that call C{privilegedStartService} (twistd, before it sheds
 privileges) get the sockets opened there; hosts that only call
@@ -28,13 +29,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, TypedDict, cast
 
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from keepalive_tx.errors import ReloadError, StartError
 from keepalive_tx.observers import ObserverHub, RealServerStatus
+from keepalive_tx.rebuild import PART_ORDER, applyChanges
 from keepalive_tx.reload import Reloader
 from keepalive_tx.source import TEXT_NAME, ConfigSource
 
@@ -217,19 +219,19 @@ class KeepalivedService(MultiService):
         self.staticPlatform = staticPlatform
         # static_ipaddress/routes/rules: before VRRP, so they exist when the
         # instances start (and stay until the instances have stopped).
-        self.staticService = self._buildStatic(model)
+        self.staticService = self.buildStatic(model)
         if self.staticService is not None:
             self.staticService.setServiceParent(self)
         # The no_accept firewall: before VRRP (stale tables deleted before
         # the instances start; its tables deleted after they have stopped).
-        self.firewall = self._buildFirewall(model)
+        self.firewall = self.buildFirewall(model)
         if self.firewall is not None:
             self.firewall.setServiceParent(self)
         # BFD before its clients (VRRP tracking, BFD_CHECK): it stops last
-        self.bfdService = self._buildBfd(model)
+        self.bfdService = self.buildBfd(model)
         if self.bfdService is not None:
             self.bfdService.setServiceParent(self)
-        self.vrrpService = self._buildVrrp(model)
+        self.vrrpService = self.buildVrrp(model)
         if self.vrrpService is not None:
             self.vrrpService.setServiceParent(self)
         # The IPVS connection-sync daemon follows its VRRP instance (keepalived
@@ -241,7 +243,7 @@ class KeepalivedService(MultiService):
             self.syncd = SyncDaemonController.fromConfig(model)
             if self.syncd is not None:
                 self.vrrpService.observers.append(self.syncd)
-        self.lvsService = self._buildLvs(model)
+        self.lvsService = self.buildLvs(model)
         if self.lvsService is not None:
             self.lvsService.setServiceParent(self)
         statusListen = statusListen or getattr(model.globalDefs, "statusListen", None)
@@ -256,7 +258,7 @@ class KeepalivedService(MultiService):
 
     # -- children ------------------------------------------------------------
 
-    def _buildStatic(self, model: Config) -> StaticService | None:
+    def buildStatic(self, model: Config) -> StaticService | None:
         if not self.runVrrp or not any(getattr(model, name, ()) for name in
                                        ("staticIpaddresses", "staticRoutes", "staticRules")):
             return None
@@ -264,14 +266,14 @@ class KeepalivedService(MultiService):
 
         return StaticService(model, platform=self.staticPlatform, reactor=self.reactor)
 
-    def _buildBfd(self, model: Config) -> BfdService | None:
+    def buildBfd(self, model: Config) -> BfdService | None:
         if not self.runBfd or not getattr(model, "bfdInstances", ()):
             return None
         from keepalive_tx.bfd.service import BfdService
 
         return BfdService(model, self.reactor, logDetail=self.logDetail)
 
-    def _buildVrrp(self, model: Config,
+    def buildVrrp(self, model: Config,
                    resume: frozenset[str] = frozenset()) -> VrrpService | None:
         if not self.runVrrp or not getattr(model, "vrrpInstances", ()):
             return None
@@ -288,7 +290,7 @@ class KeepalivedService(MultiService):
         service.observers.append(self._observers)
         return service
 
-    def _buildFirewall(self, model: Config) -> Firewall | None:
+    def buildFirewall(self, model: Config) -> Firewall | None:
         if not self.runVrrp or not getattr(model, "vrrpInstances", ()):
             return None
         from keepalive_tx.net.firewall import Firewall, firewallSettingsFor
@@ -301,28 +303,7 @@ class KeepalivedService(MultiService):
             return None  # a platform of the host's own, without nftables
         return Firewall(settings, defaulted=defaulted, channel=channel)
 
-    def _reloadFirewall(self, model: Config) -> None:
-        """
-        The firewall outlives reloads (its table name cannot change, as in
-        keepalived); one is started when a reload first needs it.
-        """
-        if self.firewall is not None:
-            from keepalive_tx.net.firewall import firewallSettingsFor
-
-            settings, _ = firewallSettingsFor(model)
-            if settings is not None and settings.table != self.firewall.settings.table:
-                self.log.info("Cannot change nftables table name at a reload - please restart"
-                              " keepalived")
-            return
-        self.firewall = self._buildFirewall(model)
-        if self.firewall is not None:
-            self.firewall.setServiceParent(self)
-            self.services.remove(self.firewall)
-            where = (self.services.index(self.vrrpService) if self.vrrpService in self.services
-                     else self._insertionPoint("vrrpService"))
-            self.services.insert(where, self.firewall)
-
-    def _buildLvs(self, model: Config, previous: LvsService | None = None) -> LvsService | None:
+    def buildLvs(self, model: Config, previous: LvsService | None = None) -> LvsService | None:
         if not self.runCheckers or not getattr(model, "virtualServers", ()):
             return None
         from keepalive_tx.lvs.service import LvsService
@@ -528,64 +509,15 @@ class KeepalivedService(MultiService):
         from keepalive_tx.scripts.security import forgetUsers
 
         forgetUsers()
-        old = self.model
-        bfdChanged = getattr(old, "bfdInstances", ()) != getattr(model, "bfdInstances", ())
-        # a BFD service appearing now must exist before the VRRP and checker
-        # services that follow it are built (it starts only if all can)
-        newBfd = self._buildBfd(model) if self.bfdService is None else None
-        if newBfd is not None:
-            self.bfdService = newBfd
-        vrrpChanged = _vrrpPart(old) != _vrrpPart(model)
-        lvsChanged = _lvsPart(old) != _lvsPart(model)
-        staticChanged = _staticPart(old) != _staticPart(model)
-        # First build and prepare the successors (sockets, netlink, IPVS
-        # handle): if one cannot start, nothing has been touched yet.
-        vrrp = lvs = None
-        resume: frozenset[str] = frozenset()
-        if vrrpChanged:
-            self._reloadFirewall(model)
-            if self.vrrpService is not None:
-                resume = frozenset(self.vrrpService.successorsResuming(model))
-            vrrp = self._buildVrrp(model, resume)
-            if vrrp is not None and self.syncd is not None:
-                vrrp.observers.append(self.syncd)
-        if lvsChanged:
-            lvs = self._buildLvs(model, self.lvsService)
-        prepared: list[IService] = []
-        for successor, what in ((vrrp, "VRRP"), (lvs, "checkers")):
-            if not self._prepare(successor, what):
-                for done in prepared:
-                    done.stopService()
-                if newBfd is not None:
-                    self.bfdService = None
-                raise ReloadError(f"the new {what} configuration cannot start")
-            if successor is not None:
-                prepared.append(successor)
-        self._reloadBfd(model, newBfd)
-        changed = ["bfd"] if bfdChanged else []
-        stopping = []
-        if staticChanged:
-            changed.append("static")
-            stopping.append(self._replace(self.staticService, self._buildStatic(model),
-                                          "staticService"))
-        if vrrpChanged:
-            changed.append("vrrp")
-            if self.vrrpService is not None:
-                self.vrrpService.handover(model)
-            stopping.append(self._replace(self.vrrpService, vrrp, "vrrpService", prepared=True))
-        if lvsChanged:
-            changed.append("checkers")
-            if self.lvsService is not None:
-                self.lvsService.handover()
-            stopping.append(self._replace(self.lvsService, lvs, "lvsService", prepared=True))
-        self.model = model
+        changes, stopped = applyChanges(self, model)
         self.reloads += 1
+        changed = changes.names()
         if not changed:
             self.log.info("Reloaded: configuration unchanged")
         else:
             self.log.info("Reloaded: {parts} changed", parts=", ".join(changed))
-        self._observers.reloadApplied(tuple(changed))
-        return DeferredList(stopping, consumeErrors=True).addCallback(lambda _: None)
+        self._observers.reloadApplied(changed)
+        return stopped
 
     def reloadStarting(self) -> None:
         """
@@ -601,86 +533,17 @@ class KeepalivedService(MultiService):
         if self.bfdService is not None:
             self.bfdService.transmitNow()
 
-    def _reloadBfd(self, model: Config, service: BfdService | None) -> None:
+    def children(self) -> list[IService]:
         """
-        Reconfigure the BFD sessions in place, or start C{service}, the BFD
-        service the new configuration brings.
+        The children in the order they start (and the reverse of the order
+        they stop), whatever the order they joined in: the mailer (its STOP
+        mails still get out), the parts (L{keepalive_tx.rebuild.PART_ORDER}:
+        static addresses, firewall, BFD, VRRP, checkers), then the others
+        as added (status, the entry point's).
         """
-        if service is None:
-            if self.bfdService is not None:
-                self.bfdService.reconfigure(model)
-            return
-        # before VRRP and the checkers, so that it stops after them
-        index = self._insertionPoint("bfdService")
-        service.setServiceParent(self)
-        self.services.remove(service)
-        self.services.insert(min(index, len(self.services)), service)
-
-    def _prepare(self, successor: IService | None, what: str) -> bool:
-        """
-        Run the successor's C{privilegedStartService}; a failure leaves the
-        running service as it is.
-        """
-        if successor is None or not self.running:
-            return True
-        try:
-            successor.privilegedStartService()
-        except Exception:
-            self.log.failure("Reload: the new {what} configuration cannot start", what=what)
-            try:
-                successor.stopService()
-            except Exception:
-                self.log.failure("Reload: cleaning up the new {what} failed", what=what)
-            return False
-        return True
-
-    def _replace(self, old: IService | None, new: IService | None, attribute: str,
-                 prepared: bool = False) -> Deferred[None]:
-        """
-        Swap a child, keeping its place among the children (the stop order
-        depends on it).
-
-        @param prepared: C{new} has had its C{privilegedStartService}
-            already (only C{startService} is left).
-        @return: a Deferred firing when C{old} has stopped.
-        """
-        index = self.services.index(old) if old is not None else None
-        stopped: Deferred[None] = succeed(None)
-        if old is not None:
-            d = old.disownServiceParent()
-            if isinstance(d, Deferred):
-                stopped = d.addErrback(lambda f: self.log.failure(
-                    "Stopping the old {what} failed", f, what=attribute))
-        setattr(self, attribute, new)
-        if new is None:
-            return stopped
-        if index is None:
-            index = self._insertionPoint(attribute)
-        index = min(index, len(self.services))
-        if prepared and self.running:
-            # what addService does, minus a second privilegedStartService
-            new.parent = self
-            if new.name is not None:
-                self.namedServices[new.name] = new
-            self.services.insert(index, new)
-            new.startService()
-            return stopped
-        new.setServiceParent(self)
-        self.services.remove(new)
-        self.services.insert(index, new)
-        return stopped
-
-    def _insertionPoint(self, attribute: str) -> int:
-        """
-        Where a child that did not exist before goes: static before VRRP
-        before checkers, all after the mailer.
-        """
-        order = ["staticService", "bfdService", "vrrpService", "lvsService"]
-        later = [getattr(self, a) for a in order[order.index(attribute) + 1:]]
-        for i, child in enumerate(self.services):
-            if child in later and child is not None:
-                return i
-        return len(self.services)
+        parts: list[object] = [self.mailer, *(getattr(self, name, None) for name in PART_ORDER)]
+        rank = {id(part): i for i, part in enumerate(parts) if part is not None}
+        return sorted(self, key=lambda child: rank.get(id(child), len(parts)))
 
     def snapshot(self) -> dict[str, object]:
         """
@@ -694,7 +557,7 @@ class KeepalivedService(MultiService):
     def privilegedStartService(self) -> None:
         self._privileged = True
         Service.privilegedStartService(self)
-        for child in self:
+        for child in self.children():
             self._startPart(child, child.privilegedStartService)
         if self.syncd is not None:
             self.syncd.start()
@@ -753,7 +616,7 @@ class KeepalivedService(MultiService):
         self._startup = None
         if not self.running:
             return
-        for service in self:
+        for service in self.children():
             self._startPart(service, service.startService)
         self._allStarted()
 
@@ -819,7 +682,9 @@ class KeepalivedService(MultiService):
         self._privileged = self.started = False
         self._startError = None
         startup, self._startup = self._startup, None
-        d: Deferred[object] = super().stopService()
+        Service.stopService(self)
+        d = cast("Deferred[object]", DeferredList(
+            [maybeDeferred(child.stopService) for child in reversed(self.children())]))
         if startup is not None:
             # Stopped while startup_script runs: kill it; the children (never
             # started) have just released what they opened.
@@ -842,37 +707,3 @@ class KeepalivedService(MultiService):
 
             d.addBoth(stopSyncd)
         return d
-
-
-_STATIC_FIELDS = ("staticIpaddresses", "staticRoutes", "staticRules")
-_VRRP_FIELDS = ("vrrpInstances", "syncGroups", "vrrpScripts", "trackFiles", "trackProcesses",
-                "garpGroups")
-_LVS_FIELDS = ("virtualServers", "virtualServerGroups")
-
-
-def _part(model: Config, fields: tuple[str, ...]) -> tuple[object, ...]:
-    return tuple(getattr(model, name, ()) for name in fields)
-
-
-def _staticPart(model: Config) -> tuple[object, ...]:
-    return (*_part(model, _STATIC_FIELDS), getattr(model.globalDefs, "defaultInterface", None))
-
-
-def _bfdTracking(model: Config, side: str) -> tuple[object, ...]:
-    """
-    What VRRP tracking (C{side} "forVrrp") or the checkers ("forChecker")
-    take from the C{bfd_instance}s: their names and default weights, not
-    their timers (those the BFD service changes in place).
-    """
-    return tuple((b.name, b.weight, b.weightReverse) for b in
-                 getattr(model, "bfdInstances", ()) if getattr(b, side))
-
-
-def _vrrpPart(model: Config) -> tuple[object, ...]:
-    # global_defs carries VRRP settings (GARP timers, multicast groups,
-    # script security ...): any change there restarts VRRP (hitless anyway)
-    return (*_part(model, _VRRP_FIELDS), model.globalDefs, _bfdTracking(model, "forVrrp"))
-
-
-def _lvsPart(model: Config) -> tuple[object, ...]:
-    return (*_part(model, _LVS_FIELDS), model.globalDefs, _bfdTracking(model, "forChecker"))

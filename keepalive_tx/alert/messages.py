@@ -3,7 +3,7 @@
 Wording, headers and policy of keepalived's SMTP alerts (pure: no reactor, no I/O).
 
 Everything here reproduces what keepalived 2.x puts in its alert mails
-(catalogue sections 4.10, 5.5 and 5.6):
+(keepalived's C{smtp.c} and the alerts its VRRP and checker processes send):
 
   - subjects such as C{[lb1] VRRP Instance VI_1 - Entering MASTER state},
   - one-line bodies such as C{=> VRRP Instance is now owning VRRP VIPs <=},
@@ -240,7 +240,8 @@ def virtualServerQuorumAlert(
 def defaultFromAddress(userName: str, hostName: str) -> str:
     """
     keepalived's default C{notification_email_from}: C{<user>@<host>}
-    (catalogue section 0 #4; the user is the one running the daemon).
+    (the user is the one running the daemon; see C{docs/keepalived-compat.md},
+"Quirks of keepalived's code kept on purpose").
     """
     return f"{userName}@{hostName}"
 
@@ -363,7 +364,8 @@ def realServerSmtpAlert(
     """
     Effective C{smtp_alert} of a C{real_server}: its own keyword, else
     C{smtp_alert_checker}, else C{smtp_alert}, else B{on} (keepalived keeps
-    this inconsistent default for backwards compatibility, catalogue 2.12).
+    this inconsistent default for backwards compatibility; see
+C{docs/keepalived-compat.md}, "Quirks of keepalived's code kept on purpose").
     """
     return resolveSmtpAlert(own, globalChecker, globalAll, default=True)
 

@@ -3,7 +3,8 @@
 Health-checker framework core: per-checker state, scheduling, results.
 
 Two pure state machines decide what a check result means, following
-keepalived's checker epilogues (catalogue S{sect}5.2 and 5.7):
+keepalived's checker epilogues (C{tcp_epilog} in C{check_tcp.c}, C{epilog}
+in C{check_http.c}):
 
   - L{CheckerState} is the generic pattern (TCP_CHECK and the simple
     connect/answer checkers): C{retry} extra attempts spaced by
@@ -17,7 +18,7 @@ keepalived's checker epilogues (catalogue S{sect}5.2 and 5.7):
     checked again from the first; the checker comes UP after a full
     successful pass.
 
-Both return a L{Verdict}: the delay before the next attempt and, when the
+Both return an L{AttemptVerdict}: the delay before the next attempt and, when the
 checker's state must be (re)asserted, a L{CheckerEvent}.  The first verdict of
 every checker always carries an event (C{first=True}), so the pool can apply
 keepalived's alpha / C{rs_init_notifies} rules; events with C{up == wasUp}
@@ -144,7 +145,7 @@ class CheckerEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class AttemptVerdict:
     """
     What to do after a check attempt.
 
@@ -158,18 +159,18 @@ class Verdict:
     retrying: bool = False
 
 
-_VERDICTS: dict[tuple[float, bool], Verdict] = {}
+_VERDICTS: dict[tuple[float, bool], AttemptVerdict] = {}
 
 
-def _verdict(delay: float, retrying: bool) -> Verdict:
+def _verdict(delay: float, retrying: bool) -> AttemptVerdict:
     """
-    The shared (immutable) eventless L{Verdict} C{(delay, retrying)}: the
+    The shared (immutable) eventless L{AttemptVerdict} C{(delay, retrying)}: the
     common case of every check cycle allocates nothing.
     """
     try:
         return _VERDICTS[delay, retrying]
     except KeyError:
-        v = Verdict(delay, None, retrying)
+        v = AttemptVerdict(delay, None, retrying)
         if len(_VERDICTS) < 1024:
             _VERDICTS[delay, retrying] = v
         return v
@@ -178,8 +179,8 @@ def _verdict(delay: float, retrying: bool) -> Verdict:
 @dataclass(frozen=True, slots=True)
 class CheckTiming:
     """
-    Scheduling parameters of one checker, after inheritance (catalogue
-    S{sect}5.1).
+    Scheduling parameters of one checker, after inheritance (see
+    C{docs/keepalived-compat.md}, "Checker parameters: inheritance and defaults").
 
     @ivar warmup: maximum random initial delay; L{None} means C{delayLoop}
         (keepalived's default), 0 disables it.
@@ -219,7 +220,7 @@ class CheckerState:
         self.hasRun = False
         self.retryIt = timing.retry if startup else 0
 
-    def record(self, ok: bool) -> Verdict:
+    def record(self, ok: bool) -> AttemptVerdict:
         """
         Account for one attempt's result.
         """
@@ -231,7 +232,7 @@ class CheckerState:
                 event = CheckerEvent(True, self.isUp, first)
                 self.isUp = True
                 self.hasRun = True
-                return Verdict(t.delayLoop, event)
+                return AttemptVerdict(t.delayLoop, event)
             return _verdict(t.delayLoop, False)
         if self.isUp or first:
             if self.retryIt >= t.retry:
@@ -240,7 +241,7 @@ class CheckerState:
                 self.isUp = False
                 self.retryIt = 0
                 self.hasRun = True
-                return Verdict(t.delayLoop, event)
+                return AttemptVerdict(t.delayLoop, event)
             self.retryIt += 1
             self.hasRun = True
             return _verdict(t.delayBeforeRetry, True)
@@ -250,8 +251,8 @@ class CheckerState:
 
 class HttpCheckerState:
     """
-    HTTP_GET / SSL_GET per-checker state, pure (catalogue S{sect}5.7 and
-    keepalived's C{check_http.c} epilog).
+    HTTP_GET / SSL_GET per-checker state, pure (keepalived's C{check_http.c}
+    epilog).
 
     @ivar target: index of the URL to check next.
     @ivar failedUrl: index of the URL that put the checker down, or L{None}.
@@ -273,7 +274,7 @@ class HttpCheckerState:
         self.target = 0
         self.failedUrl: int | None = None
 
-    def record(self, ok: bool) -> Verdict:
+    def record(self, ok: bool) -> AttemptVerdict:
         """
         Account for one attempt's result on URL L{target}.
         """
@@ -324,7 +325,7 @@ class HttpCheckerState:
             self.target = 0
         if event is None:
             return _verdict(delay, retrying)
-        return Verdict(delay, event, retrying)
+        return AttemptVerdict(delay, event, retrying)
 
 
 class Checker(Protocol):
@@ -348,12 +349,17 @@ class Checker(Protocol):
         """
 
 
-class State(Protocol):
+class CheckerStateMachine(Protocol):
+    """
+    What L{CheckerScheduler} needs from a checker's state machine
+    (L{CheckerState}, L{HttpCheckerState}).
+    """
+
     isUp: bool
     hasRun: bool
     target: int
 
-    def record(self, ok: bool) -> Verdict: ...
+    def record(self, ok: bool) -> AttemptVerdict: ...
 
 
 #: up/down log lines per checker kind: (success, failed-after-retries,
@@ -421,7 +427,7 @@ class CheckerScheduler:
     def __init__(
         self,
         checker: Checker,
-        state: State,
+        state: CheckerStateMachine,
         timing: CheckTiming,
         clock: IReactorTime,
         onEvent: Callable[[CheckerScheduler, CheckerEvent], object],

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_check_dns -*-
 """
-DNS_CHECK (catalogue S{sect}5.8): one UDP query per attempt.
+DNS_CHECK (keepalived's C{check_dns.c}): one UDP query per attempt.
 
 The query is built like keepalived's C{dns_make_query}: a random 16-bit ID,
 RD set, one question C{name}/C{type}/IN, nothing else.  Replies are read from

@@ -6,8 +6,8 @@ A registry maps each checker keyword of the model (C{TCP_CHECK},
 C{HTTP_GET}, ...) to a factory function.  A factory returns a
 L{BuiltChecker}: the checker object (what
 L{keepalive_tx.check.base.CheckerScheduler} runs), its pure state machine
-and its timing, all with the model's effective values (catalogue
-S{sect}5.1).
+and its timing, all with the model's effective values (see
+C{docs/keepalived-compat.md}, "Checker parameters: inheritance and defaults").
 
 Checker modules written separately register here by adding one entry to
 L{_LAZY}: the module is imported the first time a configuration uses that
@@ -246,7 +246,7 @@ _misc.className = "MiscChecker"  # type: ignore[attr-defined]
 def _file(reactor: Any, config: Any, rs: Any, vs: Any, model: Any) -> BuiltChecker:
     """
     FILE_CHECK: follows the top-level C{track_file} named by the checker
-    (catalogue S{sect}2.13); its value decides up/down and, with a non-zero
+    (keepalived's C{check_file.c}); its value decides up/down and, with a non-zero
     weight, the checker's contribution to the real server's weight.
     """
     from keepalive_tx.check.file import FileChecker

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_check_file -*-
 """
-FILE_CHECK (catalogue S{sect}2.5, 2.13, 5.8): the real server follows the
-integer in a C{track_file}.
+FILE_CHECK (keepalived's C{check_file.c}): the real server follows the integer
+in a C{track_file}.
 
 Reading, like keepalived's C{process_track_file}: the first 127 bytes are
 parsed with C{strtol(buf, NULL, 0)} (leading blanks, sign, C{0x} hex, C{0}

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_check_misc -*-
 """
-MISC_CHECK: run C{misc_path}; its exit status is the verdict (catalogue
-S{sect}5.8).
+MISC_CHECK: run C{misc_path}; its exit status is the verdict (keepalived's
+C{check_misc.c}).
 
   - exit 0: up; with C{misc_dynamic} the weight contribution is reset to 0;
   - with C{misc_dynamic}, exit 2..255: up, and the real server's weight

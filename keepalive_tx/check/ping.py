@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_check_ping -*-
 """
-PING_CHECK (catalogue S{sect}5.8): one ICMP / ICMPv6 echo request per
+PING_CHECK (keepalived's C{check_ping.c}): one ICMP / ICMPv6 echo request per
 attempt; success when the matching echo reply arrives within
 C{connect_timeout}.
 

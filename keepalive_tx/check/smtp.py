@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_check_smtp -*-
 """
-SMTP_CHECK (catalogue S{sect}2.13, 5.8): connect, expect a C{220} banner,
+SMTP_CHECK (keepalived's C{check_smtp.c}): connect, expect a C{220} banner,
 send C{HELO <helo_name>}, expect C{250}, send C{QUIT}, expect C{221}.
 
 One C{connectTCP} to an IP literal per attempt (no resolver).

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_check_udp -*-
 """
-UDP_CHECK (catalogue S{sect}5.8), and the connected-datagram-socket plumbing
+UDP_CHECK (keepalived's C{check_udp.c}), and the connected-datagram-socket plumbing
 shared with DNS_CHECK and PING_CHECK.
 
 A connected UDP socket sends the payload (16 random bytes when none is

@@ -1,5 +1,7 @@
 """
-Pure parsing of address, route and rule lines (catalogue §2.2).
+Pure parsing of address, route and rule lines (C{virtual_ipaddress},
+C{static_routes}, C{static_rules} ...; keepalived's C{parse_ipaddress},
+C{alloc_route}, C{alloc_rule}).
 
 Each parser takes the line's tokens and returns C{(value or None, messages)}:
 C{None} means the item is dropped; messages are keepalived-style problem
@@ -136,7 +138,7 @@ def parseAddress(
         if word == "home":
             kw["home"] = True
         elif word == "-nodad":
-            kw["nodad"] = True
+            kw["dad"] = True
         elif word == "mngtmpaddr":
             kw["mngtmpaddr"] = True
         elif word == "noprefixroute":

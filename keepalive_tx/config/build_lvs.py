@@ -2,7 +2,8 @@
 Turn a finished C{virtual_server} builder (a dict filled by
 L{keepalive_tx.config.schema_lvs}) into a frozen L{VirtualServer}: apply
 keepalived's defaults, resolve parameter inheritance VS → RS → checker
-(catalogue §5.1), fix up ports and families, drop duplicate or unusable
+(C{docs/keepalived-compat.md}, "Checker parameters: inheritance and
+defaults"), fix up ports and families, drop duplicate or unusable
 servers and checkers, with keepalived-like diagnostics.
 
 This runs once per real server and checker, so it is kept lean.
@@ -20,7 +21,7 @@ from keepalive_tx.config.model_lvs import (
     DnsCheck,
     FileCheck,
     HttpCheck,
-    HttpUrl,
+    HttpUrlConfig,
     MiscCheck,
     PingCheck,
     RealServer,
@@ -472,9 +473,9 @@ def _appendConnecting(ctx: Any, checker: Any, out: list) -> None:
     out.append(checker)
 
 
-def _buildUrl(u: Builder, vhost: str | None) -> HttpUrl:
+def _buildUrl(u: Builder, vhost: str | None) -> HttpUrlConfig:
     codes = u.get("statusCodes")
-    return HttpUrl(
+    return HttpUrlConfig(
         path=u["path"],
         digest=u.get("digest"),
         statusCodes=tuple(r for group in codes for r in group) if codes else ((200, 299),),

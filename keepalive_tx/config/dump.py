@@ -3,7 +3,9 @@ A normalised, stable text dump of the configuration model (for C{--dump-conf}).
 
 Every dataclass is printed as C{Name} followed by its fields, one per line,
 indented; defaults are included so the dump shows the effective settings.
-Locations are omitted.
+Locations are omitted. A model class whose name has C{Config} added (to
+tell it from the running object of the same name: C{VrrpInstanceConfig},
+C{VrrpInstance}) is printed under its block's name, as before (L{_TITLES}).
 """
 
 from __future__ import annotations
@@ -13,6 +15,15 @@ import enum
 from typing import Any
 
 _SKIP = {"location", "interfaceLocation", "explicit", "vrrpConfigured"}
+
+#: model class -> the name the dump prints for it
+_TITLES = {
+    "VrrpInstanceConfig": "VrrpInstance",
+    "SyncGroupConfig": "SyncGroup",
+    "GarpGroupConfig": "GarpGroup",
+    "GarpSettingsConfig": "GarpSettings",
+    "HttpUrlConfig": "HttpUrl",
+}
 
 
 def dumpConfig(model: Any) -> str:
@@ -42,7 +53,7 @@ def _scalar(value: Any) -> str:
 
 
 def _title(obj: Any) -> str:
-    name = type(obj).__name__
+    name = _TITLES.get(type(obj).__name__, type(obj).__name__)
     ident = getattr(obj, "name", None)
     return f"{name} {ident}" if isinstance(ident, str) else name
 

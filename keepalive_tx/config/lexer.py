@@ -1,15 +1,17 @@
 """
-The PLY lexer for keepalived's configuration language (catalogue §1.2).
+The PLY lexer for keepalived's configuration language (the steps of
+keepalived's C{read_line()}, numbered in C{docs/keepalived-compat.md},
+"Reading a configuration line").
 
 keepalived is line oriented, so this lexer works on one line at a time. One
 PLY lexer object, built once per process with C{optimize=False} (nothing is
 ever written to disk), has four states, one per way keepalived looks at a
 line:
 
-  - C{INITIAL} (the I{raw} scan, §1.2 step 2): C{"..."} strings, C{\\#} and
+  - C{INITIAL} (the I{raw} scan, step 2): C{"..."} strings, C{\\#} and
     C{\\!} escapes, C{#}/C{!} comments, braces, blanks and words. Used for
     comment stripping and brace splitting.
-  - C{words} (general tokenising, §1.2 step 11): blanks, C{"..."} strings and
+  - C{words} (general tokenising, step 11): blanks, C{"..."} strings and
     words; C{#}, C{!} and braces are ordinary characters by then.
   - C{escape}, C{escdq}, C{escsq} (script-style tokenising, both passes):
     outside quotes, inside C{"..."} and inside C{'...'}. Quotes may start or
@@ -237,7 +239,7 @@ def lexLine(text: str, state: str = "INITIAL") -> list[Token]:
 
 def rawTokens(text: str) -> list[Token]:
     """
-    The raw scan of a physical line (§1.2 step 2): strings, escapes,
+    The raw scan of a physical line (step 2): strings, escapes,
     comments, braces, blanks and words.
     """
     return lexLine(text, "INITIAL")
@@ -245,7 +247,7 @@ def rawTokens(text: str) -> list[Token]:
 
 def tokenizeChecked(text: str) -> tuple[tuple[str, ...], bool]:
     """
-    General tokenising (§1.2 step 11), also reporting an unmatched quote.
+    General tokenising (step 11), also reporting an unmatched quote.
 
     @return: the tokens and whether an unmatched C{"} was found (the tokens
         before it are kept, as keepalived does).
@@ -264,7 +266,7 @@ def tokenizeChecked(text: str) -> tuple[tuple[str, ...], bool]:
 
 def tokenize(text: str) -> tuple[str, ...]:
     """
-    General tokenising (§1.2 step 11): split on whitespace; a token
+    General tokenising (step 11): split on whitespace; a token
     beginning with C{"} extends to the next C{"} and the quotes are dropped
     (no escapes, no single quotes). An unmatched C{"} ends the line.
     """

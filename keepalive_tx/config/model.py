@@ -45,6 +45,8 @@ class VirtualAddress:
     @ivar address: address with prefix (default /32 or /128).
     @ivar broadcast: C{None}, an address, C{"-"} (clear host bits) or C{"+"} (set).
     @ivar preferredLft: seconds, C{"forever"}, or C{None} (kernel/keepalived default).
+    @ivar dad: C{-nodad} was given: the kernel runs Duplicate Address
+        Detection on this IPv6 address (keepalived's default is C{nodad}).
     """
 
     address: IPInterface
@@ -54,7 +56,7 @@ class VirtualAddress:
     label: str | None = None
     peer: IPInterface | None = None
     home: bool = False
-    nodad: bool = False
+    dad: bool = False
     mngtmpaddr: bool = False
     noprefixroute: bool = False
     autojoin: bool = False
@@ -197,7 +199,7 @@ class Vmac:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GarpSettings:
+class GarpSettingsConfig:
     masterDelay: float = 5.0
     masterRepeat: int = 5
     lowerPrioDelay: float = 5.0
@@ -209,7 +211,7 @@ class GarpSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class VrrpInstance:
+class VrrpInstanceConfig:
     name: str
     location: Location | None = field(default=None, compare=False)
     state: str = BACKUP
@@ -254,7 +256,7 @@ class VrrpInstance:
     ownerIgnoreAdverts: bool = False
     skipCheckAdvAddr: bool = False
     strictMode: bool = False
-    garp: GarpSettings = field(default_factory=GarpSettings)
+    garp: GarpSettingsConfig = field(default_factory=GarpSettingsConfig)
     trackInterfaces: tuple[Tracker, ...] = ()
     trackScripts: tuple[Tracker, ...] = ()
     trackFiles: tuple[Tracker, ...] = ()
@@ -284,7 +286,7 @@ class VrrpInstance:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SyncGroup:
+class SyncGroupConfig:
     name: str
     location: Location | None = field(default=None, compare=False)
     members: tuple[str, ...] = ()
@@ -346,7 +348,7 @@ class TrackFile:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GarpGroup:
+class GarpGroupConfig:
     location: Location | None = field(default=None, compare=False)
     garpInterval: float = 0.0
     gnaInterval: float = 0.0
@@ -503,7 +505,7 @@ class GlobalDefs:
     vrrpMcastGroup6: ipaddress.IPv6Address = ipaddress.IPv6Address("ff02::12")
     defaultInterface: str = "eth0"
     vrrpVersion: int = 2
-    garp: GarpSettings = field(default_factory=GarpSettings)
+    garp: GarpSettingsConfig = field(default_factory=GarpSettingsConfig)
     vrrpGarpInterval: float = 0.0
     vrrpGnaInterval: float = 0.0
     vrrpMinGarp: bool = False
@@ -567,14 +569,14 @@ class Config:
     vrrpScripts: tuple[VrrpScript, ...] = ()
     trackProcesses: tuple[TrackProcess, ...] = ()
     bfdInstances: tuple[BfdInstance, ...] = ()
-    syncGroups: tuple[SyncGroup, ...] = ()
-    garpGroups: tuple[GarpGroup, ...] = ()
-    vrrpInstances: tuple[VrrpInstance, ...] = ()
+    syncGroups: tuple[SyncGroupConfig, ...] = ()
+    garpGroups: tuple[GarpGroupConfig, ...] = ()
+    vrrpInstances: tuple[VrrpInstanceConfig, ...] = ()
     virtualServerGroups: tuple[Any, ...] = ()
     virtualServers: tuple[Any, ...] = ()
     ssl: Any = None
 
-    def vrrpInstance(self, name: str) -> VrrpInstance | None:
+    def vrrpInstance(self, name: str) -> VrrpInstanceConfig | None:
         for vi in self.vrrpInstances:
             if vi.name == name:
                 return vi

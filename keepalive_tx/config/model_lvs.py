@@ -4,7 +4,8 @@ C{virtual_server_group}, C{virtual_server} (with real servers, sorry server
 and checkers) and the global C{SSL} block.
 
 Every value here is already I{effective}: parameter inheritance (checker ←
-real server ← virtual server ← built-in default, catalogue §5.1) has been
+real server ← virtual server ← built-in default, see C{docs/keepalived-compat.md},
+"Checker parameters: inheritance and defaults") has been
 resolved by the schema, so consumers never re-implement it. Each object also
 carries C{explicit}, the set of keywords written at that level, for code that
 needs to know whether a value was chosen by the operator (reload diffs,
@@ -194,7 +195,7 @@ class PingCheck(ConnectingChecker):
 
 
 @dataclass(frozen=True, slots=True)
-class HttpUrl:
+class HttpUrlConfig:
     """
     One C{url {}} of an HTTP_GET/SSL_GET checker.
 
@@ -235,7 +236,7 @@ class HttpCheck(ConnectingChecker):
 
     kind: ClassVar[str] = "HTTP_GET"
     ssl: bool = False
-    urls: tuple[HttpUrl, ...] = ()
+    urls: tuple[HttpUrlConfig, ...] = ()
     virtualhost: str | None = None
     httpProtocol: str = "1.0"
     fastRecovery: bool = False

@@ -1,7 +1,9 @@
 """
-keepalived configuration text up to logical lines (catalogue §1.1-§1.6).
+keepalived configuration text up to logical lines.
 
-Physical lines go through keepalived's C{read_line()} steps in order:
+Physical lines go through keepalived's C{read_line()} steps in order (the
+step numbers below are those of C{docs/keepalived-compat.md}, "Reading a
+configuration line"):
 embedded NUL / length checks, CR/LF stripping, comments (C{#}, C{!} outside
 C{"..."}; C{\\#} C{\\!} literal), multi-line C{$NAME=} collection, C{@ID} /
 C{@^ID} conditionals, C{$NAME=VALUE} definitions, C{~SEQ}/C{~SEQx}/C{~LST}
@@ -309,7 +311,7 @@ class _Preprocessor:
 
     def _physical(self, raw: str, loc: Location) -> None:
         """
-        §1.2 steps 1-4 for one physical line (newline already removed).
+        Steps 1-4 for one physical line (newline already removed).
         """
         if "\x00" in raw:
             self.error("configuration appears to have embedded NULs - ignoring line", loc)
@@ -332,7 +334,7 @@ class _Preprocessor:
 
     def _decomment(self, line: str, loc: Location) -> str:
         """
-        §1.2 step 2: strip leading/trailing blanks and comments, make C{\\#}
+        Step 2: strip leading/trailing blanks and comments, make C{\\#}
         and C{\\!} literal, report an unterminated quote. A backslash ending
         the line is kept (it continues a multi-line definition).
         """
@@ -392,7 +394,7 @@ class _Preprocessor:
             definition.lines = [""]
             definition.multiline = False
 
-    # ---- logical processing (§1.2 steps 5-10) ---------------------------
+    # ---- logical processing (steps 5-10) --------------------------------
 
     def _logical(self, text: str, loc: Location, depth: int) -> None:
         """
@@ -422,7 +424,7 @@ class _Preprocessor:
         self, text: str, loc: Location, depth: int, replays: list[list[str]]
     ) -> str | None:
         """
-        §1.2 steps 5-8. Returns the text to emit, or C{None} when the line
+        Steps 5-8. Returns the text to emit, or C{None} when the line
         was consumed (dropped conditional, definition, sequence).
         """
         for _ in range(64):
@@ -451,7 +453,7 @@ class _Preprocessor:
 
     def _conditional(self, text: str) -> str | None:
         """
-        §1.4: C{@ID rest} / C{@^ID rest}.
+        Step 5: C{@ID rest} / C{@^ID rest}.
         """
         reverse = text.startswith("@^")
         start = 2 if reverse else 1
@@ -465,7 +467,7 @@ class _Preprocessor:
 
     def _definition(self, text: str, loc: Location) -> bool:
         """
-        §1.5: C{$NAME=VALUE}; a value ending in C{\\} starts a multi-line
+        Step 6: C{$NAME=VALUE}; a value ending in C{\\} starts a multi-line
         definition.
         """
         m = _DEFINITION.match(text)
@@ -489,7 +491,7 @@ class _Preprocessor:
         replays: list[list[str]] | None,
     ) -> tuple[str, bool]:
         """
-        §1.5: replace C{$NAME} and C{${NAME [PARAMS]}} (recursively: the
+        Step 8: replace C{$NAME} and C{${NAME [PARAMS]}} (recursively: the
         replacement is scanned again). A multi-line definition used at the end
         of the line contributes its first line here and queues the others in
         C{replays}; with C{replays=None} it is an error.
@@ -558,7 +560,7 @@ class _Preprocessor:
             pos = i
         return text, changed
 
-    # ---- sequences (§1.6) -----------------------------------------------
+    # ---- sequences (step 7) ---------------------------------------------
 
     def _sequence(self, text: str, loc: Location, depth: int) -> None:
         if text.startswith("~SEQ"):
@@ -720,7 +722,7 @@ class _Preprocessor:
             p = skip(p + 1)
         return names, valueSets, text[p + 1 :].lstrip(_BLANKS)
 
-    # ---- include (§1.3) -------------------------------------------------
+    # ---- include (step 9) -----------------------------------------------
 
     def _include(self, text: str, loc: Location) -> None:
         variant = text[7] if text[7] not in _SPACES else ""
@@ -853,7 +855,7 @@ class _Preprocessor:
             level = level & ~bit if sign == "-" else level | bit
         self.includeCheck = level
 
-    # ---- brace splitting and tokenising (§1.2 steps 10-11) --------------
+    # ---- brace splitting and tokenising (steps 10-11) -------------------
 
     def _split(self, text: str, loc: Location) -> str | None:
         """
@@ -1099,7 +1101,7 @@ def preprocessText(
     directory: str | None = None,
 ) -> list[LogicalLine]:
     """
-    Turn configuration text into logical lines (catalogue §1.2).
+    Turn configuration text into logical lines.
 
     @param text: the file's text (see the module docstring for decoding).
     @param filename: the name used in locations; relative includes and

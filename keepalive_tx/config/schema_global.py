@@ -1,5 +1,6 @@
 """
-Keyword tables: C{global_defs} (catalogue §2.1) and the top-level one-liners (§2.0).
+Keyword tables: C{global_defs} (keepalived's C{init_global_keywords}) and the
+top-level one-liners.
 """
 
 from __future__ import annotations
@@ -320,7 +321,8 @@ def _lvsTimeouts(ctx: Context, line: LogicalLine, b: Builder) -> None:
 
 
 def _vrrpGarpInterval(field: str):
-    # §0 #6: an explicit 0 is rejected (range starts at 1 µs), default stays 0.
+    # keepalived refuses an explicit 0 (its range starts at 1 µs) and the default 0
+    # stays (docs/keepalived-compat.md, "Quirks of keepalived's code kept on purpose").
     return S.setTimer(field, 0.000001, 4294.967295)
 
 
@@ -459,7 +461,7 @@ GLOBAL_KEYWORDS: dict[str, S.Keyword] = {
     "vrrp_higher_prio_send_advert": _s(_b("vrrpHigherPrioSendAdvert")),
     "vrrp_owner_ignore_adverts": _s(_b("vrrpOwnerIgnoreAdverts")),
     "vrrp_check_unicast_src": _s(_f("vrrpCheckUnicastSrc")),
-    # §0 #7: any valid BOOL (even false) sets the flag.
+    # In keepalived any valid boolean, even false, sets the flag (a quirk kept).
     "vrrp_skip_check_adv_addr": _s(lambda ctx, line, b: S.parseBool(ctx, line) is not None and b.__setitem__("vrrpSkipCheckAdvAddr", True)),
     "vrrp_strict": _s(_f("vrrpStrict")),
     "v3_checksum_as_v2": _s(_b("v3ChecksumAsV2")),

@@ -1,5 +1,7 @@
 """
-Keyword tables for the VRRP side (catalogue §2.0, §2.2-§2.9, §2.14) and the
+Keyword tables for the VRRP side (keepalived's C{init_vrrp_keywords}: static
+addresses and routes, C{vrrp_script}, C{vrrp_track_process}, C{track_file},
+C{vrrp_sync_group}, C{garp_group}, C{vrrp_instance}, C{bfd_instance}) and the
 top-level table.
 """
 
@@ -369,13 +371,13 @@ def _oldUnicastChecksum(ctx: Context, line: LogicalLine, b: Builder) -> None:
 
 
 def _lvsSyncIf(ctx: Context, line: LogicalLine, b: Builder) -> None:
-    ctx.error(
-        line,
-        "lvs_sync_daemon_interface is deprecated - please use global_defs lvs_sync_daemon "
-        "IF INSTANCE instead",
-    )
+    # keepalived 2.2.7's two lines; the setting still acts (config/validate.py)
+    name = b.get("name", "")
+    ctx.error(line, f"({name}) Specifying lvs_sync_daemon_interface against a vrrp is deprecated.")
+    ctx.error(line, f"      {'':{max(0, len(name) - 2)}}Please use global lvs_sync_daemon")
     if len(line.tokens) > 1:
         b["lvsSyncDaemonInterface"] = line.tokens[1]
+        ctx.root.setdefault("lvsSyncInterfaces", []).append((name, line.tokens[1], line.location))
 
 
 def _authType(ctx: Context, line: LogicalLine, b: Builder) -> None:

@@ -233,9 +233,6 @@ NOT_IMPLEMENTED: dict[str, dict[str, Gap]] = {
             "adverts go through the instance's interface"),
         "linkbeat_use_polling": _LINKBEAT,
         "kernel_rx_buf_size": _RX_BUFS,
-        "lvs_sync_daemon_interface": Gap(
-            "old way to run IPVS's sync daemon on this interface, bound to this instance",
-            "use global_defs lvs_sync_daemon IF INSTANCE"),
         "promote_secondaries": Gap(
             "sets net.ipv4.conf.IF.promote_secondaries on the interface, so that removing a VIP "
             "does not remove the addresses of its subnet",

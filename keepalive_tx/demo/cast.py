@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from keepalive_tx.demo.network import Machine, Network
-from keepalive_tx.demo.probe import Gap, longestGap, parsePing
+from keepalive_tx.demo.probe import ReplyGap, longestGap, parsePing
 from keepalive_tx.demo.status import fetchStatus, parseIpvsadm
 
 __all__ = ["CLEAN_EXIT", "DIRECTORS", "FAST", "MACHINES", "NORMAL", "TEMPLATE", "VIP", "Cast",
@@ -275,7 +275,7 @@ class Cast:
             time.sleep(0.02)
 
     def stopPinger(self, process: subprocess.Popen, after: float,
-                   timeout: float = 5.0) -> Gap | None:
+                   timeout: float = 5.0) -> ReplyGap | None:
         """
         Wait for a reply from now on (up to C{timeout} seconds), stop the
         pinger and return the client's longest gap ending after C{after}

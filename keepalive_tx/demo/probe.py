@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Gap", "longestGap", "parsePing"]
+__all__ = ["ReplyGap", "longestGap", "parsePing"]
 
 _REPLY = re.compile(r"^\[(\d+(?:\.\d+)?)\] \d+ bytes from [^:]+: icmp_seq=(\d+)")
 
@@ -31,7 +31,7 @@ def parsePing(lines: Iterable[str]) -> list[tuple[float, int]]:
 
 
 @dataclass(frozen=True)
-class Gap:
+class ReplyGap:
     """
     The longest time without replies.
 
@@ -48,7 +48,7 @@ class Gap:
     interval: float = 0.0
 
 
-def longestGap(replies: list[tuple[float, int]], after: float = 0.0) -> Gap | None:
+def longestGap(replies: list[tuple[float, int]], after: float = 0.0) -> ReplyGap | None:
     """
     The longest gap between consecutive replies that ends after C{after};
     C{None} without at least one reply on each side of C{after}.
@@ -59,10 +59,10 @@ def longestGap(replies: list[tuple[float, int]], after: float = 0.0) -> Gap | No
     pairs = list(zip(ordered, ordered[1:], strict=False))
     spacing = sorted(t2 - t1 for (t1, _), (t2, _) in pairs)
     interval = spacing[len(spacing) // 2] if spacing else 0.0
-    best: Gap | None = None
+    best: ReplyGap | None = None
     for (t1, s1), (t2, s2) in pairs:
         if t2 < after:
             continue
         if best is None or t2 - t1 > best.seconds:
-            best = Gap(t2 - t1, max(0, s2 - s1 - 1), len(ordered), interval)
+            best = ReplyGap(t2 - t1, max(0, s2 - s1 - 1), len(ordered), interval)
     return best

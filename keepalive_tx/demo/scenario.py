@@ -35,7 +35,7 @@ from keepalive_tx.demo.cast import (
     sweepStaleDirectories,
 )
 from keepalive_tx.demo.network import Network, sweepStale
-from keepalive_tx.demo.probe import Gap
+from keepalive_tx.demo.probe import ReplyGap
 from keepalive_tx.demo.status import formatTable, instanceState, poolState
 
 __all__ = ["Demo", "Timeline"]
@@ -253,7 +253,7 @@ class Demo:
         return self.waitUntil(both, what, timeout, period=0.05)
 
     def failover(self, act: Callable[[], object], master: str, backup: str,
-                 timeout: float = 15.0) -> tuple[Gap | None, float]:
+                 timeout: float = 15.0) -> tuple[ReplyGap | None, float]:
         """
         Do C{act} while the client pings the VIP; wait until C{master}
         holds the VIP; return the client's longest gap and how long the
@@ -337,7 +337,7 @@ class Demo:
         self.say(f"the client's requests to http://{VIP}/, balanced by {director}'s IPVS, "
                  f"were answered by: {' '.join(self.cast.requests())}")
 
-    def sayGap(self, what: str, gap: Gap | None) -> None:
+    def sayGap(self, what: str, gap: ReplyGap | None) -> None:
         assert self.cast is not None
         if gap is None:
             raise DemoFailed(f"the client's pings of {VIP} were not answered around the {what}")

@@ -1,7 +1,6 @@
 # -*- test-case-name: tests.unit.test_lvs_fifo -*-
 """
-The LVS lines of keepalived's notify FIFOs (catalogue S{sect}4.10,
-S{sect}0 #9).
+The LVS lines of keepalived's notify FIFOs (keepalived's C{notify.c}).
 
 Every real server alive/dead notification writes C{RS <rs> <vs> UP|DOWN}
 and every quorum notification C{VS <vs> UP|DOWN} to C{notify_fifo} and

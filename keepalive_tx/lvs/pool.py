@@ -2,7 +2,8 @@
 """
 Pure pool decisions: which IPVS services and destinations a virtual server
 wants, given its configuration and the alive/weight state of its real
-servers (catalogue §5.3-5.5, §5.9).
+servers (C{alpha}/C{omega}, C{inhibit_on_failure}, the sorry server, C{quorum}
+and C{hysteresis}: keepalived's C{ipwrapper.c}).
 
 Nothing here does I/O or imports the reactor.  A L{Pool} is fed inputs
 (L{Pool.setAlive}, L{Pool.setWeight}, L{Pool.setVipPresent}) and returns a

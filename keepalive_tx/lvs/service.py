@@ -9,8 +9,8 @@ It wires the pieces together:
     L{keepalive_tx.check.factory}) reports checker results and events; with
     the C{checker_share_identical} extension (off by default), identical
     checks of several real servers run once and drive all of them;
-  - a real server is alive when I{all} its checkers are up (catalogue
-    S{sect}5.2); every checker event updates the pool, whose decision is
+  - a real server is alive when I{all} its checkers are up (keepalived's
+    C{ipwrapper.c}); every checker event updates the pool, whose decision is
     carried out by an L{IPVSTable} and whose events become keepalived's log
     lines, C{notify_up}/C{notify_down}/C{quorum_up}/C{quorum_down} scripts,
     notify FIFO lines (L{LvsFifos}) and mails (through the

@@ -2,7 +2,7 @@
 """
 The IPVS connection-synchronisation daemon (global_defs C{lvs_sync_daemon
 IF INSTANCE [id N] [maxlen N] [port N] [ttl N] [group IP]}), following one
-VRRP instance like keepalived does (catalogue S{sect}2.1):
+VRRP instance like keepalived does (C{ipvs_syncd_master}, C{ipvs_syncd_backup}):
 
   - at start, any sync daemon left running (e.g. by a crashed run) is
     stopped, master and backup;

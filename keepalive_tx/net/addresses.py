@@ -2,7 +2,8 @@
 """
 Virtual addresses on interfaces: the L{IAddressManager} OS edge.
 
-MASTER adds its VIPs/eVIPs, BACKUP/FAULT/stop remove them (catalogue 4.3); at
+MASTER adds its VIPs/eVIPs, BACKUP/FAULT/stop remove them (as keepalived's
+C{vrrp_state_become_master} and C{vrrp_state_leave_master} do); at
 start the configured VIPs are removed if a crashed run (C{kill -9}) left them
 behind (L{IAddressManager.removeStale}), so two boxes never both hold them.
 
@@ -18,7 +19,7 @@ import errno
 import ipaddress
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyroute2.netlink.rtnl.ifaddrmsg import (
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from keepalive_tx.config.model import VirtualAddress
 
 __all__ = [
-    "FakeAddressManager",
     "IAddressManager",
     "NetlinkAddressManager",
     "SCOPES",
@@ -214,7 +214,8 @@ def vipsFor(addresses: tuple[VirtualAddress, ...], defaultIf: str | None,
                 broadcast=resolveBroadcast(a.address, a.broadcast),
                 label=a.label,
                 peer=a.peer,
-                nodad=a.nodad,
+                # keepalived: IPv6 addresses skip DAD unless "-nodad" is given
+                nodad=a.address.version == 6 and not a.dad,
                 noprefixroute=a.noprefixroute,
                 home=a.home,
                 mngtmpaddr=a.mngtmpaddr,
@@ -375,46 +376,4 @@ class NetlinkAddressManager:
                 self.log.warn("Removing VIP {vip} left behind by a previous run", vip=str(vip))
                 if self.remove(vip):
                     removed.append(vip)
-        return removed
-
-
-@implementer(IAddressManager)
-@dataclass
-class FakeAddressManager:
-    """
-    In-memory L{IAddressManager} for unit tests.
-
-    @ivar interfaces: known interface names; others make C{add} fail.
-    @ivar addresses: what is "on" each interface, by C{(ifname, ip)}.
-    @ivar calls: C{(method, vip)} for every call, in order.
-    @ivar failing: interface names on which every change fails.
-    """
-
-    interfaces: set[str] = field(default_factory=lambda: {"eth0"})
-    addresses: dict[tuple[str, object], Vip] = field(default_factory=dict)
-    calls: list[tuple[str, Vip]] = field(default_factory=list)
-    failing: set[str] = field(default_factory=set)
-
-    def add(self, vip: Vip) -> bool:
-        self.calls.append(("add", vip))
-        if vip.ifname not in self.interfaces or vip.ifname in self.failing:
-            return False
-        self.addresses[(vip.ifname, vip.ip)] = vip
-        return True
-
-    def remove(self, vip: Vip) -> bool:
-        self.calls.append(("remove", vip))
-        if vip.ifname in self.failing:
-            return False
-        self.addresses.pop((vip.ifname, vip.ip), None)
-        return True
-
-    def present(self, vip: Vip) -> bool:
-        return (vip.ifname, vip.ip) in self.addresses
-
-    def removeStale(self, vips: list[Vip]) -> list[Vip]:
-        removed = []
-        for vip in vips:
-            if self.present(vip) and self.remove(vip):
-                removed.append(vip)
         return removed

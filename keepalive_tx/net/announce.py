@@ -1,11 +1,12 @@
 # -*- test-case-name: tests.unit.test_net_announce -*-
 """
 Gratuitous ARP and unsolicited Neighbour Advertisements, as keepalived sends
-them when it takes over addresses (catalogue 4.7).
+them when it takes over addresses (keepalived's C{vrrp_arp.c} and
+C{vrrp_ndisc.c}).
 
   - L{gratuitousArp} / L{unsolicitedNA}: pure frame builders, byte-identical
-    to the frames keepalived 2.2.7 sent in /work/shared/vectors
-    (C{garp-ipv4}, C{una-ipv6}).
+    to the frames keepalived 2.2.7 sent when taking over a VIP (captured
+    on the wire; C{GARP_VECTOR} and C{UNA_VECTOR} in the tests).
   - L{PacketSender}: writes whole Ethernet frames to an C{AF_PACKET} socket
     (non-blocking; opened by an injectable system layer).
   - L{AnnouncePacer}: C{garp_interval}/C{gna_interval} spacing per interface
@@ -473,6 +474,25 @@ class Announcer:
         if s.masterRefresh > 0:
             self._refresh = self.clock.callLater(
                 max(0.0, s.masterDelay) + s.masterRefresh, self._refreshed)
+        if self._extraInterval > 0 and self._extraFrames:
+            self._extra = self.clock.callLater(self._extraInterval, self._extraRound)
+
+    def resumedMaster(self, added: bool) -> None:
+        """
+        A MASTER resumed by a reload (keepalived 2.2.7's rule): no burst,
+        unless addresses were added, then one burst of C{masterRepeat}
+        rounds (all the addresses) and no second one; the refresh schedule
+        starts over -- from now when nothing was added (keepalived's refresh
+        timer is not carried: its refresh burst goes with the first advert
+        after the reload), else C{masterRefresh} after the burst.
+        """
+        self.stop()
+        s = self.settings
+        if added:
+            self.announce(s.masterRepeat)
+        if s.masterRefresh > 0:
+            self._refresh = self.clock.callLater(s.masterRefresh if added else 0,
+                                                 self._refreshed)
         if self._extraInterval > 0 and self._extraFrames:
             self._extra = self.clock.callLater(self._extraInterval, self._extraRound)
 

@@ -1,10 +1,12 @@
 # -*- test-case-name: tests.unit.test_net_firewall -*-
 """
-The firewall of no_accept masters: while a VRRP instance that is not the
-address owner (priority 255) and runs without C{accept} (the default in
-strict mode) is MASTER, traffic to and from its VIPs and eVIPs is dropped
-by nftables rules in keepalived's table (C{ip keepalived} / C{ip6
-keepalived}, see L{keepalive_tx.net.nftplan}).
+The firewall of no_accept masters and VMACs: while a VRRP instance that is
+not the address owner (priority 255) and runs without C{accept} (the
+default in strict mode) is MASTER, traffic to and from its VIPs and eVIPs
+is dropped by nftables rules in keepalived's table (C{ip keepalived} /
+C{ip6 keepalived}, see L{keepalive_tx.net.nftplan}); while a VMAC
+(macvlan) exists, its IGMP/MLD reports leave from its parent and its
+router solicitations are dropped, by rules in the same table.
 
 L{Firewall} is a service of the whole process (it outlives the VRRP
 service across reloads): at start it deletes the table a crashed run left
@@ -12,13 +14,12 @@ behind, at stop it deletes its tables, as keepalived does.  Each instance
 gets a L{FirewallHandle} (keyed like instances are matched across a
 reload) through which it blocks its addresses when it becomes MASTER and
 unblocks them when it leaves; the kernel's sets hold the union of what
-every handle blocks.  Each change is one nf_tables transaction sent
+every handle blocks.  The VMACs of a VRRP service are declared the same
+way (L{Firewall.setVmacs}, keyed by the service: a reload's successor
+declares them before its predecessor lets go).  Each change is one nf_tables transaction sent
 synchronously (~0.1 ms, see L{keepalive_tx.net.nftables}); a failure is
 logged and never reaches the instance (it keeps its VIPs), and the next
 change rebuilds the tables from scratch.
-
-A future VMAC layer adds its rules here too (keepalived keeps its IGMP/MLD
-rules for VMAC interfaces in the same table).
 """
 
 from __future__ import annotations
@@ -43,14 +44,15 @@ def firewallSettingsFor(config: Any) -> tuple[P.FirewallSettings | None, bool]:
     """
     The firewall a configuration needs, and whether it was chosen by
     default: keepalived uses nftables (table C{keepalived}) when an instance
-    runs without accept mode and nothing was configured, or when
-    C{nftables} (or C{vrrp_iptables}) is in C{global_defs}.
+    runs without accept mode or has C{use_vmac} and nothing was configured,
+    or when C{nftables} (or C{vrrp_iptables}) is in C{global_defs}.
 
     @return: C{(settings, defaulted)}; settings C{None}: no firewall.
     """
     g = config.globalDefs
     table = getattr(g, "nftables", None)
-    needed = any(not vi.accept for vi in config.vrrpInstances)
+    needed = any(not vi.accept or (vi.vmac is not None and not vi.vmac.ipvlan)
+                 for vi in config.vrrpInstances)
     if table is None and not needed:
         return None, False
     priority = getattr(g, "nftablesPriority", None)
@@ -119,6 +121,7 @@ class Firewall(Service):
         self._ifindex = ifindex
         self.state = P.PlanState()
         self._owners: dict[Hashable, tuple[P.Blocked, ...]] = {}
+        self._vmacs: dict[Hashable, tuple[P.VmacRules, ...]] = {}
         self._opened = False
         self._stale = False
 
@@ -144,6 +147,7 @@ class Firewall(Service):
     def stopService(self) -> None:
         Service.stopService(self)
         self._owners.clear()
+        self._vmacs.clear()
         try:
             self.channel.apply(P.teardown(self.state))
         except NetlinkError as e:
@@ -194,6 +198,19 @@ class Firewall(Service):
             return
         self._sync()
 
+    def setVmacs(self, owner: Hashable, vmacs: Iterable[P.VmacRules]) -> None:
+        """
+        Make C{owner} (a VRRP service) declare exactly C{vmacs}: their
+        IGMP/MLD reports leave from their parents while any owner declares
+        them (one transaction when the union changes).
+        """
+        vmacs = tuple(vmacs)
+        if vmacs:
+            self._vmacs[owner] = vmacs
+        elif self._vmacs.pop(owner, None) is None:
+            return
+        self._sync()
+
     def _resolve(self, blocked: P.Blocked) -> P.Blocked | None:
         """
         Fill in the interface index of a link-local IPv6 address (or the
@@ -214,7 +231,8 @@ class Firewall(Service):
         return P.Blocked(address, ifindex=index, ifname=blocked.ifname, byName=byName)
 
     def _sync(self) -> None:
-        wanted = P.wantedElements(b for bs in self._owners.values() for b in bs)
+        wanted = P.wantedElements((b for bs in self._owners.values() for b in bs),
+                                  (v for vs in self._vmacs.values() for v in vs))
         ops, state = P.changes(self.state, self.settings, wanted)
         if not ops:
             return

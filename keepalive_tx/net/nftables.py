@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_net_nftables -*-
 """
-nf_tables over netlink: the operations of L{keepalive_tx.net.nftplan}
+nf_tables over netlink: the operations of L{keepalive_tx.net.nftops}
 encoded as nf_tables netlink messages and sent as one batch (one
 transaction) on our own non-blocking C{NETLINK_NETFILTER} socket.
 
@@ -55,7 +55,7 @@ from pyroute2.netlink.nfnetlink.nftsocket import (
     NFT_MSG_NEWTABLE,
 )
 
-from keepalive_tx.net import nftplan as P
+from keepalive_tx.net import nftops as P
 from keepalive_tx.net.netlink import NetlinkError
 
 __all__ = ["NetfilterChannel", "encodeBatch", "openNetfilterSocket"]
@@ -67,9 +67,9 @@ _NLMSG_ERROR = 2
 _NLMSG_DONE = 3
 _HEADER = struct.Struct("=IHHII")
 _RECV_SIZE = 1 << 16
-# nftnl's set user data: key byte order (1 host, 2 big endian)
+# nftnl's set user data: key and map value byte order (1 host, 2 big endian)
 _UDATA_KEYBYTEORDER = 0
-_NFT_SET_CONSTANT = 0x2
+_UDATA_DATABYTEORDER = 1
 
 
 def openNetfilterSocket() -> socket.socket:
@@ -137,7 +137,11 @@ def _expression(e: object) -> bytes:
         return _expr("bitwise", _u32(1, e.sreg), _u32(2, e.dreg), _u32(3, len(e.mask)),
                      _value(4, e.mask), _value(5, e.xor))
     if isinstance(e, P.Lookup):
-        return _expr("lookup", _u32(2, e.sreg), _str(1, e.set))
+        return _expr("lookup", _u32(2, e.sreg),
+                     b"" if e.dreg is None else _u32(3, e.dreg), _str(1, e.set),
+                     _u32(4, e.setId) if e.setId else b"")
+    if isinstance(e, P.Dup):
+        return _expr("dup", _u32(1, e.addressReg), _u32(2, e.deviceReg))
     if isinstance(e, P.Counter):
         return _expr("counter")
     if isinstance(e, P.Verdict):
@@ -192,17 +196,22 @@ class _Encoder:
         elif isinstance(op, P.NewSet):
             self.setId += 1
             attrs = [table, _str(2, op.name)]
-            if op.constant:
-                attrs.append(_u32(3, _NFT_SET_CONSTANT))
-            order = 2 if op.bigEndian else 1
-            attrs += [_u32(4, op.keyType), _u32(5, op.keyLength), _u32(10, self.setId),
-                      _attr(13, struct.pack("=BBI", _UDATA_KEYBYTEORDER, 4, order))]
+            if op.flags:
+                attrs.append(_u32(3, op.flags))
+            attrs += [_u32(4, op.keyType), _u32(5, op.keyLength)]
+            userData = struct.pack("=BBI", _UDATA_KEYBYTEORDER, 4, 2 if op.bigEndian else 1)
+            if op.dataType is not None:
+                attrs += [_u32(6, op.dataType), _u32(7, op.dataLength)]
+                userData += struct.pack("=BBI", _UDATA_DATABYTEORDER, 4, 1)
+            attrs += [_u32(10, self.setId), _attr(13, userData)]
             self.message(NFT_MSG_NEWSET, op.family, NLM_F_CREATE, *attrs)
         elif isinstance(op, P.NewRule):
             self.message(NFT_MSG_NEWRULE, op.family, NLM_F_APPEND | NLM_F_CREATE, table,
                          _str(2, op.chain), _nest(4, *(_expression(e) for e in op.expressions)))
         elif isinstance(op, P.Elements):
-            elements = _nest(3, *(_nest(1, _value(1, key)) for key in op.keys))
+            data = op.data or (None,) * len(op.keys)
+            elements = _nest(3, *(_nest(1, _value(1, key), b"" if value is None else _value(2, value))
+                                  for key, value in zip(op.keys, data, strict=True)))
             attrs = (table, _str(2, op.set), elements)
             if op.add:
                 flags = NLM_F_CREATE | (NLM_F_EXCL if op.exclusive else 0)

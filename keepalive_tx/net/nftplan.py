@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.unit.test_net_nftplan -*-
 """
-The nftables rules keepalived installs for its no_accept masters, as a pure
-plan: which tables, chains, sets and rules exist, and which set elements a
-change adds or deletes.  No I/O: L{keepalive_tx.net.nftables} encodes the
+The nftables rules keepalived installs for its no_accept masters and its
+VMAC interfaces, as a pure plan: which tables, chains, sets and rules exist,
+and which set elements a change adds or deletes.  No I/O: L{keepalive_tx.net.nftables} encodes the
 operations as nf_tables netlink messages and sends them.
 
 The layout is keepalived's (so that C{nft list ruleset} reads the same on a
@@ -20,10 +20,21 @@ no_accept"):
     interface index) or, for C{dont_track_primary} instances,
     C{vips_link_local_name} (address . interface name) -- each created on
     first use.
+  - VMACs (macvlans, see docs/keepalived-compat.md, "VMAC and ipvlan"):
+    the map C{vmac_map} (VMAC index -> parent index) in each family's
+    table and the rule C{ip protocol igmp meta oifkind "macvlan" dup to ip
+    daddr device oif map @vmac_map drop} in C{out} (IPv6: the same for
+    C{icmpv6 type mld2-listener-report}, and C{icmpv6 type
+    nd-router-solicit meta oifkind "macvlan" oif @vmac_set drop} with the
+    set C{vmac_set} of VMAC indexes): a join report leaves from the parent
+    with the parent's MAC instead of the virtual MAC, and a VMAC sends no
+    router solicitation, so that no switch learns the virtual MAC on a
+    backup's port.
   - C{nftables_counters} adds a counter before every verdict.
 
 Everything is created lazily, in keepalived's order, the first time an
-address of that family has to be blocked, and stays until L{teardown}.
+address of that family has to be blocked (or a VMAC of that family
+exists), and stays until L{teardown}.
 """
 
 from __future__ import annotations
@@ -34,44 +45,78 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from keepalive_tx.net.nftops import (
+    HOOK_INPUT,
+    HOOK_OUTPUT,
+    IFNAMSIZ,
+    IPV4,
+    IPV6,
+    META_IIF,
+    META_IIFNAME,
+    META_L4PROTO,
+    META_OIF,
+    META_OIFKIND,
+    META_OIFNAME,
+    NETWORK_HEADER,
+    NF_ACCEPT,
+    NF_DROP,
+    NFT_GOTO,
+    SET_CONSTANT,
+    SET_MAP,
+    TRANSPORT_HEADER,
+    TYPE_BITS,
+    TYPE_ICMPV6_TYPE,
+    TYPE_IFINDEX,
+    TYPE_IFNAME,
+    TYPE_IP6ADDR,
+    TYPE_IPADDR,
+    Bitwise,
+    Cmp,
+    Counter,
+    DeleteTable,
+    Dup,
+    Element,
+    Elements,
+    Lookup,
+    Meta,
+    NewChain,
+    NewRule,
+    NewSet,
+    NewTable,
+    Payload,
+    Verdict,
+)
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# the vocabulary is used (and re-exported) from here: plan and operations
+# read together in the firewall and the tests
 __all__ = [
-    "Bitwise", "Blocked", "Cmp", "Counter", "DeleteTable", "Elements", "FirewallSettings",
-    "Lookup", "Meta", "NewChain", "NewRule", "NewSet", "NewTable", "Payload", "PlanState",
-    "Verdict", "changes", "elementKey", "setFor", "teardown",
+    "HOOK_INPUT", "HOOK_OUTPUT", "IFNAMSIZ", "IPV4", "IPV6", "META_IIF", "META_IIFNAME",
+    "META_L4PROTO", "META_OIF", "META_OIFKIND", "META_OIFNAME", "NETWORK_HEADER", "NF_ACCEPT",
+    "NF_DROP", "NFT_GOTO", "SET_CONSTANT", "SET_MAP", "TRANSPORT_HEADER", "TYPE_BITS",
+    "TYPE_ICMPV6_TYPE", "TYPE_IFINDEX", "TYPE_IFNAME", "TYPE_IP6ADDR", "TYPE_IPADDR",
+    "Bitwise", "Blocked", "Cmp", "Counter", "DeleteTable", "Dup", "Element", "Elements",
+    "FirewallSettings", "Lookup", "Meta", "NewChain", "NewRule", "NewSet", "NewTable", "Payload",
+    "PlanState", "Verdict", "VmacRules", "changes", "elementKey", "setFor", "teardown",
+    "vmacElements", "wantedElements",
 ]
 
-# nf_tables protocol families (NFPROTO_*), hooks and verdicts
-IPV4 = 2
-IPV6 = 10
-HOOK_INPUT = 1
-HOOK_OUTPUT = 3
-NF_DROP = 0
-NF_ACCEPT = 1
-NFT_GOTO = -4
-# payload bases, meta keys
-NETWORK_HEADER = 1
-TRANSPORT_HEADER = 2
-META_IIF = 4
-META_OIF = 5
-META_IIFNAME = 6
-META_OIFNAME = 7
-# nft's data types (its datatype.h), as keepalived encodes set keys
-TYPE_IPADDR = 7
-TYPE_IP6ADDR = 8
-TYPE_IFINDEX = 20
-TYPE_ICMPV6_TYPE = 29
-TYPE_IFNAME = 41
-_TYPE_BITS = 6
-IFNAMSIZ = 16
+ND_ROUTER_SOLICIT = 133
 ND_NEIGHBOR_SOLICIT = 135
 ND_NEIGHBOR_ADVERT = 136
+MLD2_LISTENER_REPORT = 143
+IPPROTO_IGMP = 2
+#: C{meta oifkind} compares the kind's name padded to 16 bytes
+MACVLAN_KIND = b"macvlan".ljust(16, b"\0")
 
 VIPS = "vips"
 LINK_LOCAL = "vips_link_local"
 LINK_LOCAL_NAME = "vips_link_local_name"
 ND_SET = "neighbor-discovery"
+VMAC_MAP = "vmac_map"
+VMAC_SET = "vmac_set"
+_VMAC_SETS = (VMAC_MAP, VMAC_SET)
 
 
 @dataclass(frozen=True)
@@ -110,113 +155,28 @@ class Blocked:
     byName: bool = False
 
 
-# -- expressions (keepalived's, one for one) ---------------------------------
-
 @dataclass(frozen=True)
-class Payload:
-    base: int
-    offset: int
-    length: int
-    dreg: int = 1
-
-
-@dataclass(frozen=True)
-class Meta:
-    key: int
-    dreg: int = 2
-
-
-@dataclass(frozen=True)
-class Cmp:
-    data: bytes
-    sreg: int = 1
-
-
-@dataclass(frozen=True)
-class Bitwise:
-    mask: bytes
-    xor: bytes
-    sreg: int = 1
-    dreg: int = 1
-
-
-@dataclass(frozen=True)
-class Lookup:
-    set: str
-    sreg: int = 1
-
-
-@dataclass(frozen=True)
-class Counter:
-    pass
-
-
-@dataclass(frozen=True)
-class Verdict:
-    code: int
-    chain: str | None = None
-
-
-# -- operations ----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class NewTable:
-    family: int
-
-
-@dataclass(frozen=True)
-class DeleteTable:
-    family: int
-
-
-@dataclass(frozen=True)
-class NewChain:
-    family: int
-    name: str
-    hook: int | None = None  # None: a regular chain (goto target)
-
-
-@dataclass(frozen=True)
-class NewSet:
-    family: int
-    name: str
-    keyType: int
-    keyLength: int
-    constant: bool = False
-
-    @property
-    def bigEndian(self) -> bool:
-        """
-        keepalived's key byte order user data: big endian for address sets.
-        """
-        return self.keyType in (TYPE_IPADDR, TYPE_IP6ADDR)
-
-
-@dataclass(frozen=True)
-class NewRule:
-    family: int
-    chain: str
-    expressions: tuple[object, ...]
-
-
-@dataclass(frozen=True)
-class Elements:
+class VmacRules:
     """
-    Add (C{add}) or delete set elements (keys encoded as the set wants them).
+    A VMAC (macvlan) whose IGMP/MLD reports go out of its parent instead.
+
+    @ivar families: the tables it is in (C{IPV4}, C{IPV6}): its instance's
+        family, and the other one too when the instance has eVIPs of it.
     """
 
-    family: int
-    set: str
-    keys: tuple[bytes, ...]
-    add: bool = True
-    exclusive: bool = True
+    ifindex: int
+    baseIndex: int
+    families: frozenset[int]
+
+
 
 
 @dataclass(frozen=True)
 class PlanState:
     """
     What exists in the kernel: which parts have been set up, and the
-    elements of each set (C{(family, set)} -> keys).
+    elements of each set (C{(family, set)} -> keys, or C{(key, value)}
+    pairs for a map).
     """
 
     ipv4Table: bool = False
@@ -224,7 +184,9 @@ class PlanState:
     ipv6Table: bool = False
     ipv6Vips: bool = False
     linkLocalSets: frozenset[str] = frozenset()
-    elements: Mapping[tuple[int, str], frozenset[bytes]] = field(default_factory=dict)
+    elements: Mapping[tuple[int, str], frozenset[Element]] = field(default_factory=dict)
+    ipv4Vmacs: bool = False
+    ipv6Vmacs: bool = False
 
     @property
     def hasTables(self) -> bool:
@@ -259,16 +221,39 @@ def elementKey(blocked: Blocked) -> bytes:
     return packed
 
 
-def wantedElements(blocked: Iterable[Blocked]) -> dict[tuple[int, str], tuple[bytes, ...]]:
+def _ifindex(index: int) -> bytes:
+    return struct.pack("=I", index)
+
+
+def vmacElements(vmacs: Iterable[VmacRules]) -> dict[tuple[int, str], tuple[Element, ...]]:
     """
-    The set contents that block every address of C{blocked}, each set's
-    keys in the order of C{blocked} (keepalived adds them in configuration
-    order).
+    The C{vmac_map} / C{vmac_set} contents for C{vmacs}: each VMAC's index
+    (host order) mapped to its parent's in the map of every family it is
+    in, and in the IPv6 set.
     """
-    wanted: dict[tuple[int, str], dict[bytes, None]] = {}
+    wanted: dict[tuple[int, str], dict[Element, None]] = {}
+    for v in vmacs:
+        for family in sorted(v.families):
+            wanted.setdefault((family, VMAC_MAP), {})[(_ifindex(v.ifindex),
+                                                       _ifindex(v.baseIndex))] = None
+            if family == IPV6:
+                wanted.setdefault((family, VMAC_SET), {})[_ifindex(v.ifindex)] = None
+    return {k: tuple(v) for k, v in wanted.items()}
+
+
+def wantedElements(blocked: Iterable[Blocked], vmacs: Iterable[VmacRules] = ()
+                   ) -> dict[tuple[int, str], tuple[Element, ...]]:
+    """
+    The set contents that block every address of C{blocked} (and move the
+    reports of C{vmacs}), each set's keys in the order given (keepalived
+    adds them in configuration order).
+    """
+    wanted: dict[tuple[int, str], dict[Element, None]] = {}
     for b in blocked:
         wanted.setdefault(setFor(b), {})[elementKey(b)] = None
-    return {k: tuple(v) for k, v in wanted.items()}
+    result: dict[tuple[int, str], tuple[Element, ...]] = {k: tuple(v) for k, v in wanted.items()}
+    result.update(vmacElements(vmacs))
+    return result
 
 
 # -- the plan ---------------------------------------------------------------------
@@ -357,21 +342,109 @@ def _linkLocalSet(settings: FirewallSettings, setName: str) -> list[object]:
     byName = setName == LINK_LOCAL_NAME
     second, length = (TYPE_IFNAME, IFNAMSIZ) if byName else (TYPE_IFINDEX, 4)
     return [
-        NewSet(IPV6, setName, (TYPE_IP6ADDR << _TYPE_BITS) | second, 16 + length),
+        NewSet(IPV6, setName, (TYPE_IP6ADDR << TYPE_BITS) | second, 16 + length),
         _linkLocalRule(settings, "in_link_local", setName, source=False, byName=byName),
         _linkLocalRule(settings, "out_link_local", setName, source=True, byName=byName),
     ]
 
 
+def _icmpv6Type(kind: int) -> tuple[object, ...]:
+    """
+    C{icmpv6 type KIND} (as keepalived writes it: C{meta l4proto}).
+    """
+    return (Meta(META_L4PROTO, dreg=1), Cmp(bytes([socket.IPPROTO_ICMPV6])),
+            Payload(TRANSPORT_HEADER, 0, 1), Cmp(bytes([kind])))
+
+
+def _toMacvlan() -> tuple[object, ...]:
+    """
+    C{meta oifkind "macvlan"}, then the output interface into register 2.
+    """
+    return (Meta(META_OIFKIND), Cmp(MACVLAN_KIND, sreg=2), Meta(META_OIF))
+
+
+def _moveReportsRule(settings: FirewallSettings, family: int) -> NewRule:
+    """
+    C{ip protocol igmp meta oifkind "macvlan" dup to ip daddr device oif map
+    @vmac_map drop} (IPv6: C{icmpv6 type mld2-listener-report ... ip6
+    daddr ...}): the report leaves from the parent, never from the VMAC.
+    """
+    if family == IPV4:
+        match = (Payload(NETWORK_HEADER, 9, 1), Cmp(bytes([IPPROTO_IGMP])),
+                 Payload(NETWORK_HEADER, 16, 4))
+    else:
+        match = _icmpv6Type(MLD2_LISTENER_REPORT) + (Payload(NETWORK_HEADER, 24, 16),)
+    return NewRule(family, "out", match + _toMacvlan() + (
+        Lookup(VMAC_MAP, sreg=2, dreg=2, setId=1), Dup(1, 2)) + _verdict(settings, NF_DROP))
+
+
+def _dropRouterSolicitRule(settings: FirewallSettings) -> NewRule:
+    """
+    C{icmpv6 type nd-router-solicit meta oifkind "macvlan" oif @vmac_set drop}.
+    """
+    return NewRule(IPV6, "out", _icmpv6Type(ND_ROUTER_SOLICIT) + _toMacvlan() + (
+        Lookup(VMAC_SET, sreg=2, setId=1),) + _verdict(settings, NF_DROP))
+
+
+def _vmacRules(settings: FirewallSettings, family: int) -> list[object]:
+    ops: list[object] = [NewSet(family, VMAC_MAP, TYPE_IFINDEX, 4, dataType=TYPE_IFINDEX,
+                                dataLength=4)]
+    if family == IPV6:
+        ops.append(NewSet(IPV6, VMAC_SET, TYPE_IFINDEX, 4))
+    ops.append(_moveReportsRule(settings, family))
+    if family == IPV6:
+        ops.append(_dropRouterSolicitRule(settings))
+    return ops
+
+
+def _setUp(s: PlanState, settings: FirewallSettings, e: Elements) -> tuple[list[object], PlanState]:
+    """
+    What adding C{e} needs set up first, and the state after it.
+    """
+    ops: list[object] = []
+    v4 = e.family == IPV4
+    if not (s.ipv4Table if v4 else s.ipv6Table):
+        ops += _baseChains(e.family)
+        s = replace(s, ipv4Table=True) if v4 else replace(s, ipv6Table=True)
+    if e.set in _VMAC_SETS:
+        if not (s.ipv4Vmacs if v4 else s.ipv6Vmacs):
+            ops += _vmacRules(settings, e.family)
+            s = replace(s, ipv4Vmacs=True) if v4 else replace(s, ipv6Vmacs=True)
+        return ops, s
+    if v4 and not s.ipv4Vips:
+        ops += _ipv4Vips(settings)
+        s = replace(s, ipv4Vips=True)
+    elif not v4:
+        if not s.ipv6Vips:
+            ops += _ipv6Vips(settings)
+            s = replace(s, ipv6Vips=True)
+        if e.set != VIPS and e.set not in s.linkLocalSets:
+            ops += _linkLocalSet(settings, e.set)
+            s = replace(s, linkLocalSets=s.linkLocalSets | {e.set})
+    return ops, s
+
+
+def _elements(family: int, setName: str, items: tuple[Element, ...], add: bool) -> Elements:
+    if items and isinstance(items[0], tuple):
+        pairs = [item for item in items if isinstance(item, tuple)]
+        return Elements(family, setName, tuple(k for k, _ in pairs), add=add, exclusive=False,
+                        data=tuple(d for _, d in pairs))
+    keys = tuple(item for item in items if isinstance(item, bytes))
+    return Elements(family, setName, keys, add=add, exclusive=setName not in _VMAC_SETS)
+
+
 def changes(state: PlanState, settings: FirewallSettings,
-            wanted: Mapping[tuple[int, str], Iterable[bytes]]) -> tuple[list[object], PlanState]:
+            wanted: Mapping[tuple[int, str], Iterable[Element]]) -> tuple[list[object], PlanState]:
     """
     The operations that bring the kernel from C{state} to set contents
     C{wanted} (C{(family, set)} -> keys, see L{wantedElements}), and the
     state after them.
 
     Parts are set up the first time an element needs them (keepalived's
-    order); element deletions come before additions.
+    order; VMAC rules before drop rules, as at keepalived's start, where
+    VMACs exist before any master); element deletions come before
+    additions.  VMAC elements are added as keepalived adds them, without
+    C{NLM_F_EXCL}.
     """
     ops: list[object] = []
     s = state
@@ -379,29 +452,19 @@ def changes(state: PlanState, settings: FirewallSettings,
     removes: list[Elements] = []
     for key in sorted(set(s.elements) | set(wanted)):
         have = s.elements.get(key, frozenset())
-        want = tuple(dict.fromkeys(wanted.get(key, ())))
+        ordered = dict.fromkeys(wanted.get(key, ()))
+        want = tuple(ordered)
         family, setName = key
-        gone = tuple(k for k in sorted(have) if k not in want)
+        gone = tuple(sorted(k for k in have if k not in ordered))
         new = tuple(k for k in want if k not in have)
         if gone:
-            removes.append(Elements(family, setName, gone, add=False))
+            removes.append(_elements(family, setName, gone, add=False))
         if new:
-            adds.append(Elements(family, setName, new))
+            adds.append(_elements(family, setName, new, add=True))
+    adds.sort(key=lambda e: e.set not in _VMAC_SETS)
     for e in adds:
-        if e.family == IPV4 and not s.ipv4Vips:
-            if not s.ipv4Table:
-                ops += _baseChains(IPV4)
-            ops += _ipv4Vips(settings)
-            s = replace(s, ipv4Table=True, ipv4Vips=True)
-        elif e.family == IPV6:
-            if not s.ipv6Vips:
-                if not s.ipv6Table:
-                    ops += _baseChains(IPV6)
-                ops += _ipv6Vips(settings)
-                s = replace(s, ipv6Table=True, ipv6Vips=True)
-            if e.set != VIPS and e.set not in s.linkLocalSets:
-                ops += _linkLocalSet(settings, e.set)
-                s = replace(s, linkLocalSets=s.linkLocalSets | {e.set})
+        more, s = _setUp(s, settings, e)
+        ops += more
     ops += removes + adds
     elements = {k: frozenset(v) for k, v in wanted.items() if v}
     return ops, replace(s, elements=elements)

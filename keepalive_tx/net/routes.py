@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import socket
-from dataclasses import dataclass, field
 
 from pyroute2.netlink.rtnl import (
     RTM_DELROUTE,
@@ -43,8 +42,6 @@ from keepalive_tx.net.netlink import NetlinkError, RouteChannel
 from keepalive_tx.net.routespec import RTAX_NUMBERS, RouteSpec, RuleSpec
 
 __all__ = [
-    "FakeRouteManager",
-    "FakeRuleManager",
     "IRouteManager",
     "IRuleManager",
     "NetlinkRouteManager",
@@ -409,61 +406,3 @@ class NetlinkRuleManager:
         except Exception:
             self.log.failure("Cannot list rules")
             return False
-
-
-@dataclass
-class _FakeManager:
-    interfaces: set[str] | None = None
-    installed: list = field(default_factory=list)
-    calls: list[tuple[str, object]] = field(default_factory=list)
-    failing: bool = False
-
-    def _devices(self, item: object) -> list[str]:
-        return []
-
-    def add(self, item) -> bool:
-        self.calls.append(("add", item))
-        if self.failing:
-            return False
-        if self.interfaces is not None and any(d not in self.interfaces for d in self._devices(item)):
-            return False
-        if item not in self.installed:
-            self.installed.append(item)
-        return True
-
-    def remove(self, item) -> bool:
-        self.calls.append(("remove", item))
-        if self.failing:
-            return False
-        if item in self.installed:
-            self.installed.remove(item)
-        return True
-
-    def present(self, item) -> bool:
-        return item in self.installed
-
-
-@implementer(IRouteManager)
-@dataclass
-class FakeRouteManager(_FakeManager):
-    """
-    In-memory L{IRouteManager} for unit tests.
-
-    @ivar interfaces: known interface names (C{None}: any); a route naming
-        another one cannot be added.
-    @ivar installed: what is "in the kernel", in order of addition.
-    @ivar calls: C{(method, route)} for every add/remove, in order.
-    @ivar failing: every change fails.
-    """
-
-    def _devices(self, item: RouteSpec) -> list[str]:
-        return [d for d in (item.dev, *(nh.dev for nh in item.nexthops)) if d]
-
-
-@implementer(IRuleManager)
-@dataclass
-class FakeRuleManager(_FakeManager):
-    """
-    In-memory L{IRuleManager} for unit tests (attributes as
-    L{FakeRouteManager}).
-    """

@@ -173,7 +173,7 @@ class InstanceLinks:
     def specs(self) -> list[VmacSpec]:
         return ([self.vmac] if self.vmac is not None else []) + self.extra
 
-    def interfacesOf(self, config: model.VrrpInstance) -> list[str | None]:
+    def interfacesOf(self, config: model.VrrpInstanceConfig) -> list[str | None]:
         """
         The interface of each VIP then eVIP of C{config} (which may have
         moved VIPs to its eVIPs since the plan was made).
@@ -211,7 +211,7 @@ class _Planner:
                 return link.name
         return None
 
-    def own(self, c: model.VrrpInstance, links: InstanceLinks) -> VmacSpec | None:
+    def own(self, c: model.VrrpInstanceConfig, links: InstanceLinks) -> VmacSpec | None:
         vmac = c.vmac
         assert vmac is not None and c.interface is not None
         kind = "ipvlan" if vmac.ipvlan else "macvlan"
@@ -254,7 +254,7 @@ class _Planner:
             self.byMac[key] = spec
         return spec
 
-    def extra(self, c: model.VrrpInstance, base: str, family: int) -> VmacSpec:
+    def extra(self, c: model.VrrpInstanceConfig, base: str, family: int) -> VmacSpec:
         vrid = c.virtualRouterId or 0
         configured = c.vmac.mac if c.vmac is not None and not c.vmac.ipvlan else None
         mac = vmacMac(vrid, family, configured)
@@ -271,7 +271,7 @@ class _Planner:
         self.byMac[key] = spec
         return spec
 
-    def instance(self, c: model.VrrpInstance) -> InstanceLinks:
+    def instance(self, c: model.VrrpInstanceConfig) -> InstanceLinks:
         links = InstanceLinks(vmac=None, advertInterface=c.interface)
         if c.vmac is not None and c.interface is not None:
             links.vmac = self.own(c, links)

@@ -356,9 +356,14 @@ class VmacLinks:
 
     # -- creating ------------------------------------------------------------------
 
-    def ensure(self, spec: VmacSpec) -> bool:
+    def ensure(self, spec: VmacSpec, ready: Callable[[int, int], None] | None = None) -> bool:
         """
         Have C{spec}'s interface, configured and up, and claim it.
+
+        @param ready: called with the interface's index and its parent's
+            once it exists, before it is brought up (keepalived sets its
+            firewall rules for a VMAC there), or when it is taken over as it
+            is.
         """
         who, what = f"({spec.owner})", "ipvlan" if spec.kind == "ipvlan" else "VMAC"
         baseIndex, baseMac, baseGroup = self._baseInfo(spec.base)
@@ -373,6 +378,8 @@ class VmacLinks:
             if spec.kind == "macvlan" and spec.family == 4:
                 self.registry.sysctls.vmacCreated(self.owner, spec.name, spec.base, configure=False)
             self.registry.claim(spec, self.owner)
+            if ready is not None:
+                ready(link.index, baseIndex)
             return True
         if link is None and self.ifindex(spec.name) is not None:
             self.log.error("{what} {name} conflicts with existing interface", what=what,
@@ -407,6 +414,8 @@ class VmacLinks:
             return False
         self._request(attrMessage(index, "IFLA_IFALIAS", f"{ALIAS}{self.pid}"), RTM_NEWLINK,
                       what=f"{who} Cannot mark {spec.name}")
+        if ready is not None:
+            ready(index, baseIndex)
         self._configure(spec, index, baseMac)
         self.registry.claim(spec, self.owner)
         if spec.netlinkNotify:

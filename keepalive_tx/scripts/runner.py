@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_scripts_runner -*-
 """
-Run configured scripts the way keepalived does (catalogue S{sect}4.10, 2.3,
-5.8), without ever blocking the reactor.
+Run configured scripts the way keepalived does (notify scripts, C{vrrp_script},
+MISC_CHECK: keepalived's C{notify.c}), without ever blocking the reactor.
 
   - The command is executed directly (argv, no shell) once
     L{keepalive_tx.scripts.scriptfile.inspectScript} has found its file as
@@ -27,7 +27,12 @@ Run configured scripts the way keepalived does (catalogue S{sect}4.10, 2.3,
   - The environment is ours minus C{IFS}, C{LD_PRELOAD} and
     C{LD_LIBRARY_PATH}; stdin, stdout and stderr are C{/dev/null}.
   - An optional C{user[:group]} runs the child under that identity (the
-    group defaults to the user's primary group).
+    group defaults to the user's primary group), with no supplementary
+    group but that group, as keepalived 2.2.7 runs it (C{setgroups} with
+    the one group); with C{set_supplementary_groups} (keepalived after
+    2.2.7) with every group of the user.  The switch is made by the exec
+    chain (L{keepalive_tx.scripts.procgroup.identityWrapper}), not by
+    Twisted, whose switch would give the user's groups in any case.
   - A timeout sends C{SIGTERM} to the process group, then C{SIGKILL}
     C{killDelay} (2 s) later; a script that exited on our C{SIGTERM} gets
     its group C{SIGKILL}ed too, so nothing it started survives.
@@ -54,6 +59,7 @@ from twisted.python.failure import Failure
 
 from keepalive_tx.scripts.procgroup import (
     defaultGroupWrapper,
+    identityWrapper,
     killGroupFor,
     signalGroup,
 )
@@ -148,6 +154,24 @@ def resolveUser(spec: str | None) -> tuple[int | None, int | None]:
                 raise ValueError(f"unknown group '{group}'") from None
             gid = int(group)
     return uid, gid
+
+
+def supplementaryGroups(uid: int, gid: int, ofUser: bool) -> tuple[int, ...]:
+    """
+    The supplementary groups of a script run as C{uid}/C{gid}: only C{gid}
+    (keepalived 2.2.7), or with C{ofUser} (C{set_supplementary_groups})
+    every group of the user, as the system's group database lists them
+    (only C{gid} for a uid without a user).  Reads the user database: call
+    it at configuration time.
+    """
+    if ofUser:
+        try:
+            pw = pwd.getpwuid(uid)
+        except KeyError:
+            return (gid,)
+        listed = os.getgrouplist(pw.pw_name, pw.pw_gid)
+        return tuple(dict.fromkeys(listed))
+    return (gid,)
 
 
 def shellCommand(argv: Sequence[str]) -> str:
@@ -261,6 +285,8 @@ class ScriptRunner:
     @ivar error: why the script cannot run (unknown user, disabled by
         script security), or L{None}.
     @ivar running: the number of runs in progress.
+    @ivar groups: the supplementary groups of a script run as another
+        identity (L{None}: no identity change).
     """
 
     def __init__(
@@ -321,6 +347,7 @@ class ScriptRunner:
         self.inspection: Inspection | None = None
         self.uid: int | None = None
         self.gid: int | None = None
+        self.groups: tuple[int, ...] | None = None
         self.execArgv: tuple[str, ...] | None = None
         self.shell = False
         #: some component of the script's path is writable by non-root
@@ -354,8 +381,12 @@ class ScriptRunner:
             assert found.path is not None
             self.execArgv = (found.path, *self.argv[1:])
         if self.uid == os.geteuid() and self.gid == os.getegid():
-            # no identity change: keep Twisted's fast posix_spawn path
+            # no identity change: nothing to switch
             self.uid = self.gid = None
+        elif self.uid is not None or self.gid is not None:
+            self.uid, self.gid = uid, gid
+            self.groups = supplementaryGroups(
+                uid, gid, bool(getattr(policy, "supplementaryGroups", False)))
 
     @classmethod
     def fromScript(cls, reactor: Any, script: Script, **kw: Any) -> ScriptRunner:
@@ -386,6 +417,9 @@ class ScriptRunner:
         else:
             argv = [*self.execArgv, *extraArgs]
         wrapper = self.groupWrapper if self.groupWrapper is not None else defaultGroupWrapper()
+        if self.groups is not None:
+            assert self.uid is not None and self.gid is not None
+            wrapper = [*wrapper, *identityWrapper(self.uid, self.gid, self.groups)]
         full = [*wrapper, *argv]
         env = cleanEnvironment(os.environ if self.environ is None else self.environ)
         proto = _ScriptProcess(self, timeout)  # type: ignore[arg-type]
@@ -398,9 +432,9 @@ class ScriptRunner:
         self._processes.add(proto)
         self.running += 1
         try:
+            # no uid/gid here: the wrapper switches (Twisted would initgroups)
             self.reactor.spawnProcess(
-                proto, full[0], full, env=env, uid=self.uid, gid=self.gid,
-                childFDs={0: null, 1: null, 2: null},
+                proto, full[0], full, env=env, childFDs={0: null, 1: null, 2: null},
             )
         except Exception as e:
             proto.ended = True

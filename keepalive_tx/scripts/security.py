@@ -29,6 +29,7 @@ daemon is being built, never from a reactor callback.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterator
@@ -68,6 +69,9 @@ class ScriptPolicy:
         L{None}.
     @ivar defaultMissing: no C{script_user} was configured and the
         C{keepalived_script} user does not exist.
+    @ivar supplementaryGroups: C{set_supplementary_groups} (keepalived
+        after 2.2.7): a script run as another user gets that user's groups,
+        not only its own group.
     """
 
     enabled: bool = False
@@ -75,6 +79,7 @@ class ScriptPolicy:
     gid: int | None = None
     error: str | None = None
     defaultMissing: bool = False
+    supplementaryGroups: bool = False
 
     @classmethod
     def fromGlobals(
@@ -91,9 +96,11 @@ class ScriptPolicy:
         """
         user = getattr(globalDefs, "scriptUser", None) or None
         enabled = bool(getattr(globalDefs, "enableScriptSecurity", False))
-        if resolve is None:
-            return _cachedPolicy(user, enabled)
-        return _policy(user, enabled, resolve)
+        policy = _cachedPolicy(user, enabled) if resolve is None else _policy(user, enabled,
+                                                                              resolve)
+        if getattr(globalDefs, "setSupplementaryGroups", False):
+            policy = dataclasses.replace(policy, supplementaryGroups=True)
+        return policy
 
     def identity(self, user: str | None) -> tuple[int | None, int | None]:
         """

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_status_dumps -*-
 """
-keepalived's signal dumps (catalogue §3.2, §3.3):
+keepalived's signal dumps:
 
   - C{SIGUSR1} (DATA): C{keepalived.data} (VRRP) and
     C{keepalived_check.data} (checkers), indented C{Key = value} text,
@@ -14,7 +14,8 @@ Paths: C{$TMPDIR} if it is an absolute directory, else C{/tmp};
 C{state_dump_file} (a directory when it ends with C{/}) moves the data
 dumps; with C{data_use_instance} their names get C{.NETNS_INSTANCE} (or
 C{.INSTANCE}, C{.NETNS}) before the extension.  The stats and JSON files
-always go to the temporary directory (§0 #1).  Every file is written to a
+always go to the temporary directory (as keepalived's C{open_dump_file}
+does).  Every file is written to a
 temporary name in the same directory and renamed, mode 0600.
 
 The formatting functions are pure; L{StateDumper} writes (small files,
@@ -37,10 +38,12 @@ from twisted.logger import Logger
 
 from keepalive_tx.status.snapshot import (
     TransitionLog,
+    allInstances,
     clearVrrpStats,
     formatVip,
     instanceStats,
     stateName,
+    vipDevices,
 )
 
 __all__ = [
@@ -252,14 +255,14 @@ def jsonData(instance: Any, transitions: TransitionLog | None = None) -> dict[st
     m = instance.machine
     state = int(m.state)
     last = transitions.lastFor(instance.name) if transitions is not None else None
-    vmac = getattr(c, "vmac", None)
     masterPriority = m.masterPriority if state == 1 and m.masterPriority is not None else 0
     data: dict[str, Any] = {
         "iname": instance.name,
         "dont_track_primary": int(bool(c.dontTrackPrimary)),
         "skip_check_adv_addr": int(bool(c.skipCheckAdvAddr)),
         "strict_mode": int(bool(c.strictMode)),
-        "vmac_ifname": (vmac.name or "") if vmac is not None else "",
+        # the interface in use, which keepalived may have named otherwise
+        "vmac_ifname": getattr(instance, "vmacName", None) or "",
         "ifp_ifname": c.interface or "",
         "master_priority": masterPriority,
         "last_transition": round(last.time, 6) if last is not None else 0,
@@ -292,9 +295,12 @@ def jsonData(instance: Any, transitions: TransitionLog | None = None) -> dict[st
         if script is not None:
             data[key] = scriptText(script)
     isSet = state == 2
+    devices = vipDevices(instance)
     lists = (
-        ("vips", [formatVip(a, c.interface, isSet) for a in c.virtualIpaddresses]),
-        ("evips", [formatVip(a, c.interface, isSet) for a in c.virtualIpaddressesExcluded]),
+        ("vips", [formatVip(a, c.interface, isSet, devices.get(str(a.address)))
+                  for a in c.virtualIpaddresses]),
+        ("evips", [formatVip(a, c.interface, isSet, devices.get(str(a.address)))
+                   for a in c.virtualIpaddressesExcluded]),
         ("vroutes", [_routeText(r) for r in c.virtualRoutes]),
         ("vrules", [_ruleText(r) for r in c.virtualRules]),
         ("track_ifp", [t.name for t in c.trackInterfaces]),
@@ -378,6 +384,30 @@ def _unset(value: bool | None) -> str:
     return "unset" if value is None else _bool(value)
 
 
+def _interfaceLines(instance: Any) -> list[str]:
+    """
+    keepalived's lines about the instance's VMAC/ipvlan (the name in use)
+    and its interface.
+    """
+    c = instance.config
+    name = getattr(instance, "vmacName", None)
+    vmac = getattr(c, "vmac", None)
+    if name is None or vmac is None:
+        return [f"   Interface = {c.interface}"] if c.interface else []
+    up = _bool(f"interface {name}" not in instance.machine.faults)
+    if vmac.ipvlan:
+        address = (f", i/f address = {vmac.ipvlanAddress}" if vmac.ipvlanAddress is not None
+                   else "")
+        first = (f"   Use IPVLAN, i/f {name}, is_up = {up}{address}, type "
+                 f"{vmac.ipvlanMode or 'bridge'}")
+    else:
+        first = (f"   Use VMAC, i/f name {name}, is_up = {up}, xmit_base = "
+                 f"{_bool(c.vmacXmitBase)}")
+    kind = "ipvlan" if vmac.ipvlan else "vmac"
+    xmit = ", xmit base i/f" if c.vmacXmitBase else ""
+    return [first, f"   Interface = {name}, {kind} on {c.interface}{xmit}"]
+
+
 def _instanceLines(instance: Any, transitions: TransitionLog | None) -> list[str]:
     c = instance.config
     m = instance.machine
@@ -400,9 +430,9 @@ def _instanceLines(instance: Any, transitions: TransitionLog | None) -> list[str
         out.append(f"   Last transition = {_stamp(last.time)}")
         out.append(f"   Last transition reason = {last.reason}")
     out.append(f"   Master down timer = {int(round(m.masterDownInterval() * 1_000_000))} usecs")
-    if c.interface:
-        out.append(f"   Interface = {c.interface}")
-    out.append(f"   Using src_ip = {instance.sourceAddress}")
+    out += _interfaceLines(instance)
+    source = instance.sourceAddress
+    out.append(f"   Using src_ip = {'(none)' if source is None else source}")
     if instance.peers:
         out.append("   Unicast Peers :")
         out += [f"     {p}" for p in instance.peers]
@@ -440,12 +470,15 @@ def _instanceLines(instance: Any, transitions: TransitionLog | None) -> list[str
         kind = "SIMPLE_PASSWORD" if auth.authType == "PASS" else "IPSEC_AH"
         out += [f"   Authentication type = {kind}", f"   Password = {MASKED}"]
     isSet = state == 2
+    devices = vipDevices(instance)
     if c.virtualIpaddresses:
         out.append(f"   Virtual IP ({len(c.virtualIpaddresses)}):")
-        out += [f"     {formatVip(a, c.interface, isSet)}" for a in c.virtualIpaddresses]
+        out += [f"     {formatVip(a, c.interface, isSet, devices.get(str(a.address)))}"
+                for a in c.virtualIpaddresses]
     if c.virtualIpaddressesExcluded:
         out.append("   Virtual IP Excluded :")
-        out += [f"     {formatVip(a, c.interface, isSet)}" for a in c.virtualIpaddressesExcluded]
+        out += [f"     {formatVip(a, c.interface, isSet, devices.get(str(a.address)))}"
+                for a in c.virtualIpaddressesExcluded]
     if c.virtualRoutes:
         out.append(f"   Virtual Routes ({len(c.virtualRoutes)}):")
         out += [f"     {_routeText(r)}" for r in c.virtualRoutes]
@@ -483,7 +516,7 @@ def formatVrrpData(model: Any, vrrpService: Any, transitions: TransitionLog | No
     """
     out = _globalLines(model, routerId)
     out.append("------< VRRP Topology >------")
-    for instance in vrrpService.instances.values():
+    for instance in allInstances(vrrpService):
         out += _instanceLines(instance, transitions)
     if vrrpService.syncGroups:
         out.append("------< VRRP Sync groups >------")
@@ -645,7 +678,7 @@ class StateDumper:
                           pid=self.pid)
         else:
             self.log.info("Printing VRRP stats for process({pid}) on signal", pid=self.pid)
-        instances = list(vrrp.instances.values())
+        instances = allInstances(vrrp)
         path = os.path.join(tmpDir(self.environ), STATS_FILE)
         written = self._write(path, formatStats(instances), "VRRP stats")
         if clear:
@@ -663,7 +696,7 @@ class StateDumper:
             return None
         self.log.info("Printing VRRP as json for process({pid}) on signal", pid=self.pid)
         version = getattr(self.root.model.globalDefs, "jsonVersion", 1)
-        text = formatJson(vrrp.instances.values(), getattr(self.root, "transitions", None),
+        text = formatJson(allInstances(vrrp), getattr(self.root, "transitions", None),
                           version)
         return self._write(os.path.join(tmpDir(self.environ), JSON_FILE), text, "VRRP json")
 

@@ -30,6 +30,7 @@ __all__ = [
     "STATS_KEYS",
     "Transition",
     "TransitionLog",
+    "allInstances",
     "buildSnapshot",
     "clearVrrpStats",
     "formatVip",
@@ -39,6 +40,7 @@ __all__ = [
     "mailerSnapshot",
     "stateName",
     "syncGroupSnapshot",
+    "vipDevices",
     "virtualServerSnapshot",
     "vrrpSnapshot",
 ]
@@ -136,7 +138,8 @@ def _number(value: float) -> int | float:
     return round(float(value), 6)
 
 
-def formatVip(address: Any, defaultIf: str | None, isSet: bool = False) -> str:
+def formatVip(address: Any, defaultIf: str | None, isSet: bool = False,
+              device: str | None = None) -> str:
     """
     A configured virtual address in keepalived's dump wording, e.g.
     C{192.0.2.100/24 dev eth0 scope global set} (the prefix is left out
@@ -145,6 +148,8 @@ def formatVip(address: Any, defaultIf: str | None, isSet: bool = False) -> str:
     @param address: a L{keepalive_tx.config.model.VirtualAddress}.
     @param defaultIf: the instance's interface (used without C{dev}).
     @param isSet: whether the address is installed now.
+    @param device: the interface it is on, as keepalived prints it
+        (L{vipDevices}; default: its C{dev}, else C{defaultIf}).
     """
     iface = address.address
     full = 32 if iface.version == 4 else 128
@@ -155,21 +160,41 @@ def formatVip(address: Any, defaultIf: str | None, isSet: bool = False) -> str:
     broadcast = getattr(address, "broadcast", None)
     if broadcast is not None:
         parts.append(f"brd {broadcast}")
-    dev = address.dev or defaultIf
+    dev = device or address.dev or defaultIf
     if dev:
         parts.append(f"dev {dev}")
     parts.append(f"scope {address.scope or 'global'}")
     if getattr(address, "label", None):
         parts.append(f"label {address.label}")
-    for flag in ("home", "nodad", "noprefixroute", "mngtmpaddr", "autojoin"):
+    for flag, word in (("home", "home"), ("dad", "-nodad"), ("mngtmpaddr", "mngtmpaddr"),
+                       ("noprefixroute", "noprefixroute"), ("autojoin", "autojoin")):
         if getattr(address, flag, False):
-            parts.append(flag)
+            parts.append(word)
     if iface.version == 6:
         lft = getattr(address, "preferredLft", None)
         parts.append(f"preferred_lft {'forever' if lft in (None, 'forever') else lft}")
     if isSet:
         parts.append("set")
     return " ".join(parts)
+
+
+def vipDevices(instance: Any) -> dict[str, str]:
+    """
+    Where each configured VIP/eVIP of C{instance} really is, by address
+    text, as keepalived prints it: C{vrrp.51@eth0} for one on a VMAC (the
+    VMAC's name as in use, then the interface it was configured on),
+    else the interface.
+    """
+    config = instance.config
+    out: dict[str, str] = {}
+    placed = {str(v.address): v.ifname for v in
+              (*getattr(instance, "vips", ()), *getattr(instance, "evips", ()))}
+    for a in (*config.virtualIpaddresses, *config.virtualIpaddressesExcluded):
+        base = a.dev or config.interface
+        real = placed.get(str(a.address), base)
+        if real is not None:
+            out[str(a.address)] = real if real == base or base is None else f"{real}@{base}"
+    return out
 
 
 def instanceStats(instance: Any, extra: bool = False) -> dict[str, int]:
@@ -246,7 +271,8 @@ def instanceSnapshot(instance: Any, transition: Transition | None = None,
         "version": config.version,
         "family": instance.family,
         "interface": config.interface,
-        "source_address": str(instance.sourceAddress),
+        "vmac_interface": getattr(instance, "vmacName", None),
+        "source_address": _address(instance.sourceAddress),
         "unicast_peers": [str(p) for p in getattr(instance, "peers", ())],
         "base_priority": config.priority,
         "effective_priority": machine.effectivePriority,
@@ -283,13 +309,23 @@ def syncGroupSnapshot(group: Any) -> dict[str, Any]:
     }
 
 
+def allInstances(vrrpService: Any) -> list[Any]:
+    """
+    Every instance of a L{keepalive_tx.vrrp.service.VrrpService}, those
+    waiting for their interface (in FAULT) included, in configuration order.
+    """
+    every = getattr(vrrpService, "allInstances", None)
+    return list(every()) if every is not None else list(vrrpService.instances.values())
+
+
 def vrrpSnapshot(vrrpService: Any, transitions: TransitionLog | None = None) -> dict[str, Any]:
     """
     Every instance (configuration order) and sync group of a
     L{keepalive_tx.vrrp.service.VrrpService}.
     """
     instances = []
-    for name, instance in vrrpService.instances.items():
+    for instance in allInstances(vrrpService):
+        name = instance.name
         last = transitions.lastFor(name) if transitions is not None else None
         count = transitions.counts[name] if transitions is not None else None
         instances.append(instanceSnapshot(instance, last, count))

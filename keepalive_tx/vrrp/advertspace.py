@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from keepalive_tx.config import model
 from keepalive_tx.config.errors import Diagnostics
-from keepalive_tx.config.validate import MAX_ADVERT_ADDRESSES, excessVipsToExcluded
+from keepalive_tx.config.validate_instance import MAX_ADVERT_ADDRESSES, excessVipsToExcluded
 
 __all__ = ["DEFAULT_MTU", "auditAdvertSpace", "fitAdvert", "interfaceMtu", "maxAdvertAddresses"]
 
@@ -59,8 +59,8 @@ def maxAdvertAddresses(family: int, version: int, mtu: int | None = None,
     return max(0, min(MAX_ADVERT_ADDRESSES, room // size))
 
 
-def fitAdvert(config: model.VrrpInstance,
-              mtu: int | None) -> tuple[model.VrrpInstance, str | None]:
+def fitAdvert(config: model.VrrpInstanceConfig,
+              mtu: int | None) -> tuple[model.VrrpInstanceConfig, str | None]:
     """
     C{config} with the VIPs that do not fit in one advert on an interface
     with this C{mtu} moved to its excluded VIPs.

@@ -11,7 +11,7 @@ from zope.interface import implementer
 
 from keepalive_tx.alert.messages import AlertDispatcher
 from keepalive_tx.vrrp.instance import IInstanceObserver
-from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD, State
+from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD, RESUMED_AT_RELOAD, State
 from keepalive_tx.vrrp.sync import ISyncGroupEffects
 
 _MAILED = {State.MASTER: "MASTER", State.BACKUP: "BACKUP", State.FAULT: "FAULT",
@@ -28,7 +28,7 @@ class InstanceAlerts:
         self.dispatcher = dispatcher
 
     def instanceStateChanged(self, instance: Any, old: State, new: State, reason: str) -> None:
-        word = _MAILED.get(new)
+        word = None if reason == RESUMED_AT_RELOAD else _MAILED.get(new)
         if new == State.STOP and reason == DELETED_AT_RELOAD:
             word = "DELETED" if instance.config.notifyDeletedEnabled else "FAULT"
         if word is not None:

@@ -48,7 +48,6 @@ from keepalive_tx.vrrp.validate import (
     RateLimitedLog,
     ReceiveCounters,
     ReceivePolicy,
-    UnicastPeer,
 )
 
 if TYPE_CHECKING:
@@ -56,7 +55,25 @@ if TYPE_CHECKING:
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-__all__ = ["IAdvertSender", "IInstanceObserver", "VrrpInstance", "machineConfigFor"]
+__all__ = ["IAdvertSender", "IInstanceObserver", "VrrpInstance", "machineConfigFor",
+           "tellObservers"]
+
+
+def tellObservers(instance: Any, method: str, *args: Any) -> None:
+    """
+    Call C{observer.method(instance, *args)} on each of C{instance.observers}
+    that has C{method}; a failing observer is logged, the others are still
+    told.
+    """
+    for observer in list(instance.observers):
+        f = getattr(observer, method, None)
+        if f is None:
+            continue
+        try:
+            f(instance, *args)
+        except Exception:
+            instance.log.failure("({name}) observer {observer!r} failed", name=instance.name,
+                                 observer=observer)
 
 
 class IAdvertSender(Interface):
@@ -84,7 +101,7 @@ class IInstanceObserver(Interface):
 _AUTH_TYPES = {"PASS": AuthType.PASS, "AH": AuthType.AH}
 
 
-def machineConfigFor(config: model.VrrpInstance, ourAddress: IPAddress | None) -> MachineConfig:
+def machineConfigFor(config: model.VrrpInstanceConfig, ourAddress: IPAddress | None) -> MachineConfig:
     """
     The state machine's view of a configured instance.
     """
@@ -120,7 +137,7 @@ class VrrpInstance:
 
     def __init__(
         self,
-        config: model.VrrpInstance,
+        config: model.VrrpInstanceConfig,
         *,
         clock: IReactorTime,
         sender: Any,
@@ -221,8 +238,7 @@ class VrrpInstance:
             password=self.password,
             advertInterval=config.advertInt,
             vips=self.advertAddresses,
-            unicastPeers=tuple(
-                UnicastPeer(p.address, p.minTtl, p.maxTtl) for p in config.unicastPeers),
+            unicastPeers=config.unicastPeers,
             checkUnicastSource=config.checkUnicastSrc or checkUnicastSource,
             ownerIgnoreAdverts=config.ownerIgnoreAdverts,
             effectivePriority=config.priority,
@@ -230,6 +246,9 @@ class VrrpInstance:
         )
         self.machine = VRRPMachine(machineConfigFor(config, sourceAddress), self, clock)
         self._resuming = False
+        #: C{(ifname, ip)} of the VIPs/eVIPs a resumed MASTER's predecessor
+        #: left in place for it (L{None}: not known, all count as added)
+        self.heldAddresses: set[tuple[str, IPAddress]] | None = None
         self._skipCheckAdvAddr = bool(config.skipCheckAdvAddr)
         self.firewall = firewall
         #: keepalived's no_accept: drop traffic to our addresses while MASTER
@@ -297,6 +316,28 @@ class VrrpInstance:
     @property
     def vrid(self) -> int:
         return self._policy.vrid
+
+    @property
+    def vmacName(self) -> str | None:
+        """
+        The name of the instance's own VMAC/ipvlan interface as it is in
+        use (not necessarily the configured one: keepalived's rules may
+        have chosen another), or L{None}.
+        """
+        return next(iter(self.vmacInterfaces), None)
+
+    def addressesHeld(self) -> set[tuple[str, IPAddress]]:
+        """
+        C{(ifname, ip)} of the VIPs/eVIPs this instance has in place now: all
+        of them as MASTER, those its predecessor left as a MASTER resumed by
+        a reload that has not taken over yet, none otherwise.
+        """
+        placed = {(v.ifname, v.ip) for v in self.vips + self.evips}
+        if self.machine.state == State.MASTER:
+            return placed
+        if self._resuming:
+            return placed if self.heldAddresses is None else placed & self.heldAddresses
+        return set()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -451,6 +492,9 @@ class VrrpInstance:
         return packets
 
     def becomeMaster(self) -> None:
+        if self._resuming:
+            self._resumeMaster()
+            return
         self.stats["become_master"] += 1
         self._setFirewall(True)
         self._logVips("setting")
@@ -459,6 +503,25 @@ class VrrpInstance:
         self._setRoutes(True)
         if self.announcer is not None:
             self.announcer.becameMaster()
+
+    def _resumeMaster(self) -> None:
+        """
+        MASTER again after a reload (keepalived 2.2.7's rule): only the
+        addresses the predecessor did not leave in place are added; the
+        GARP/NA burst goes out only if some were, once (see
+        L{Announcer.resumedMaster}); virtual routes and rules are set again.
+        """
+        self._setFirewall(True)
+        held = self.heldAddresses
+        added = [vip for vip in self.vips + self.evips
+                 if held is None or (vip.ifname, vip.ip) not in held]
+        if added:
+            self._logVips("setting")
+        for vip in added:
+            self.addresses.add(vip)
+        self._setRoutes(True)
+        if self.announcer is not None:
+            self.announcer.resumedMaster(bool(added))
 
     def releaseMaster(self) -> None:
         self.stats["release_master"] += 1
@@ -529,12 +592,7 @@ class VrrpInstance:
         else:
             self._giveUpResumed()
         self._rateLog.reset()
-        for observer in list(self.observers):
-            try:
-                observer.instanceStateChanged(self, old, new, reason)
-            except Exception:
-                self.log.failure("({name}) observer {observer!r} failed", name=self.name,
-                                 observer=observer)
+        tellObservers(self, "instanceStateChanged", old, new, reason)
 
     def lowerPriorityAdvertSeen(self, priority: int, source: IPAddress) -> None:
         if self.announcer is not None:
@@ -545,15 +603,7 @@ class VrrpInstance:
         self._tellObservers("instancePriorityChanged", old, new)
 
     def _tellObservers(self, method: str, *args: Any) -> None:
-        for observer in list(self.observers):
-            f = getattr(observer, method, None)
-            if f is None:
-                continue
-            try:
-                f(self, *args)
-            except Exception:
-                self.log.failure("({name}) observer {observer!r} failed", name=self.name,
-                                 observer=observer)
+        tellObservers(self, method, *args)
 
     # -- link events ---------------------------------------------------------
 

@@ -9,7 +9,7 @@ machine wants done in the world goes through an L{IMachineEffects} provider
 
 Inputs are L{VRRPMachine.start}, L{VRRPMachine.stop},
 L{VRRPMachine.advertReceived} (an advert that already passed the receive
-checks of catalogue §4.2), L{VRRPMachine.setFault} and
+checks of keepalived's C{vrrp_check_packet}), L{VRRPMachine.setFault} and
 L{VRRPMachine.setEffectivePriority}; sync groups (L{keepalive_tx.vrrp.sync})
 drive members through the C{_sync*} hooks.
 
@@ -22,8 +22,8 @@ input would have to be pre-classified outside the machine into a dozen
 synthetic inputs, and a sync group has to read and force the state of sibling
 machines, which automat deliberately hides. The transition rules below
 follow keepalived's C{vrrp_state_backup}/C{vrrp_state_master_rx}/
-C{vrrp_state_leave_master} one to one, which is easier to audit against the
-catalogue as straight code. The table, for orientation::
+C{vrrp_state_leave_master} one to one, which is easier to audit against
+keepalived as straight code. The table, for orientation::
 
     INIT   --start, no fault------------------------> BACKUP (init)
     INIT   --start, owner wanting MASTER------------> BACKUP, timer 0 -> MASTER
@@ -261,6 +261,10 @@ class MachineStats:
 
 #: the STOP reason of an instance a reload removed (notified as DELETED or FAULT)
 DELETED_AT_RELOAD = "deleted at reload"
+#: the MASTER reason of an instance continuing a MASTER of the configuration
+#: before a reload: keepalived keeps such an instance MASTER without a
+#: transition, so nothing is notified, logged as a state change or mailed
+RESUMED_AT_RELOAD = "resumed at reload"
 
 _F = TypeVar("_F", bound=Callable[..., None])
 
@@ -313,6 +317,8 @@ class VRRPMachine:
     @ivar masterPriority: priority of the current master.
     @ivar syncGroup: the L{ISyncCoordinator} we belong to, or C{None}.
     @ivar stats: L{MachineStats}.
+    @ivar resumedAtReload: the last entry into MASTER continued a MASTER of
+        the configuration before a reload (reason L{RESUMED_AT_RELOAD}).
     """
 
     _log = Logger()
@@ -334,6 +340,9 @@ class VRRPMachine:
         self.masterPriority: int | None = None
         self.syncGroup: ISyncCoordinator | None = None
         self.stats = MachineStats()
+        self.resumedAtReload = False
+        #: started by L{start} with C{resumeMaster}, MASTER not entered yet
+        self._resuming = False
         self._faults: set[str] = set()
         self._timer: IDelayedCall | None = None
         self._quietTimeout = False
@@ -347,6 +356,9 @@ class VRRPMachine:
         # discard: each at most once per advert interval.
         self._answeredAt: float | None = None
         self._lowerSeenAt: float | None = None
+        # The equal-priority advert "with our IP address" warning: once per
+        # MASTER term (a host sending them would otherwise fill the log).
+        self._sameAddressWarned = False
         self._discardLoggedAt: float | None = None
         self._busy = False
         self._pending: deque[tuple[Callable[..., None], tuple[Any, ...], dict[str, Any]]] = deque()
@@ -429,6 +441,7 @@ class VRRPMachine:
             # from the backup state very quickly".
             self.wantState = State.MASTER
             self._quietTimeout = True
+            self._resuming = resumeMaster
             self._arm(0)
             return
         self.wantState = State.BACKUP
@@ -447,6 +460,7 @@ class VRRPMachine:
             reload removed the instance).
         """
         self._cancelTimer()
+        self._resuming = False
         old = self.state
         if old == State.STOP:
             return
@@ -469,6 +483,7 @@ class VRRPMachine:
         -- so that the successor can carry on as MASTER without a gap.
         """
         self._cancelTimer()
+        self._resuming = False
         self._preemptTime = None
         self._rogueSince = None
         self.state = State.STOP
@@ -637,6 +652,7 @@ class VRRPMachine:
             if fastStart:
                 # The immediate takeover was refused: announce the BACKUP
                 # state that start() kept quiet about.
+                self._resuming = False
                 self._log.info("({name}) Entering BACKUP STATE (init)", name=self.name)
                 self._effect("stateChanged", State.INIT, State.BACKUP, "init")
                 self._syncTransitioned(State.INIT, State.BACKUP)
@@ -655,13 +671,21 @@ class VRRPMachine:
         @param old: the state to report as left (default: the current one).
         """
         old = self.state if old is None else old
+        resumed, self._resuming = self._resuming, False
+        if resumed:
+            # keepalived keeps it MASTER across the reload: no state change
+            # to log or notify
+            reason = RESUMED_AT_RELOAD
         if self._ownerReduced:
             # The other address owner has gone away: we are 255 again.
             self._ownerReduced = False
             self._changePriority(PRIORITY_OWNER)
         self.wantState = State.MASTER
         self._sendAdvert(self.effectivePriority)
-        self._log.info("({name}) Entering MASTER STATE", name=self.name)
+        if resumed:
+            self._log.info("({name}) still MASTER after the reload", name=self.name)
+        else:
+            self._log.info("({name}) Entering MASTER STATE", name=self.name)
         self.state = State.MASTER
         self.masterAdverIntervalUs = self.config.advertIntervalMicros
         self.masterAddress = self.config.ourAddress
@@ -669,8 +693,11 @@ class VRRPMachine:
         self._preemptTime = None
         self._rogueSince = None
         self._answeredAt = self._lowerSeenAt = None
+        self._sameAddressWarned = False
         self._arm(self.config.advertIntervalMicros / TIMER_HZ)
-        self.stats.becomeMaster += 1
+        self.resumedAtReload = resumed
+        if not resumed:
+            self.stats.becomeMaster += 1
         self._effect("becomeMaster")
         self._effect("stateChanged", old, State.MASTER, reason)
         self._syncTransitioned(old, State.MASTER)
@@ -690,11 +717,13 @@ class VRRPMachine:
             self._sendAdvert(eff)
         if priority == eff:
             if cmp == 0:
-                self._log.warn(
-                    "({name}) WARNING - equal priority advert received from remote host "
-                    "with our IP address.",
-                    name=self.name,
-                )
+                if not self._sameAddressWarned:
+                    self._sameAddressWarned = True
+                    self._log.warn(
+                        "({name}) WARNING - equal priority advert received from remote host "
+                        "with our IP address.",
+                        name=self.name,
+                    )
             elif eff == PRIORITY_OWNER:
                 self._ownerConflict(source, cmp, interval)
                 eff = self.effectivePriority
@@ -835,6 +864,7 @@ class VRRPMachine:
         old = self.state
         self._log.info("({name}) Entering FAULT STATE", name=self.name)
         self._cancelTimer()
+        self._resuming = False
         self.state = self.wantState = State.FAULT
         self._preemptTime = None
         self._rogueSince = None

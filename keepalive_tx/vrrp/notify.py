@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_vrrp_notify -*-
 """
-VRRP notifications (catalogue S{sect}4.9, S{sect}4.10): notify scripts and
-notify FIFOs.
+VRRP notifications (keepalived's C{vrrp_notify.c}): notify scripts and notify
+FIFOs.
 
 For every state an instance (or sync group) enters, in keepalived's order:
 
@@ -15,7 +15,9 @@ For every state an instance (or sync group) enters, in keepalived's order:
 Scripts are fire-and-forget (no ordering between them; the FIFO exists for
 ordered delivery); STOP scripts get a 1 s allowance (L{VrrpNotifier.drain}).
 A sync-group member already in its group's state that has notified before
-does not notify again (keepalived's C{notifies_sent} rule).
+does not notify again (keepalived's C{notifies_sent} rule); a MASTER resumed
+by a reload does not notify at all (keepalived keeps it MASTER without a
+transition).
 
 The FIFOs are L{keepalive_tx.scripts.fifo.NotifyFifo}s: created when absent,
 opened so that nothing ever blocks, a line that does not fit is lost.
@@ -33,7 +35,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from keepalive_tx.scripts.fifo import NotifyFifo
-from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD, State
+from keepalive_tx.vrrp.machine import DELETED_AT_RELOAD, RESUMED_AT_RELOAD, State
 from keepalive_tx.vrrp.sync import ISyncGroupEffects
 
 if TYPE_CHECKING:
@@ -182,7 +184,7 @@ class VrrpNotifier:
 
     def instanceStateChanged(self, instance: Any, old: State, new: State, reason: str) -> None:
         word = STATE_WORDS.get(new)
-        if word is None:
+        if word is None or reason == RESUMED_AT_RELOAD:
             return
         name, config, priority, group = _instanceOf(instance)
         if new == State.STOP and reason == DELETED_AT_RELOAD:
@@ -238,13 +240,13 @@ class VrrpNotifier:
 
     # -- sync groups -----------------------------------------------------------
 
-    def groupEffects(self, group: model.SyncGroup) -> GroupNotifier:
+    def groupEffects(self, group: model.SyncGroupConfig) -> GroupNotifier:
         """
         The L{ISyncGroupEffects} running C{group}'s notifies.
         """
         return GroupNotifier(self, group)
 
-    def groupStateChanged(self, group: model.SyncGroup, old: State, new: State) -> None:
+    def groupStateChanged(self, group: model.SyncGroupConfig, old: State, new: State) -> None:
         word = STATE_WORDS.get(new)
         if word is None:
             return
@@ -305,7 +307,7 @@ class GroupNotifier:
     The notify side of one sync group.
     """
 
-    def __init__(self, notifier: VrrpNotifier, group: model.SyncGroup) -> None:
+    def __init__(self, notifier: VrrpNotifier, group: model.SyncGroupConfig) -> None:
         self.notifier = notifier
         self.group = group
 

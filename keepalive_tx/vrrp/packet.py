@@ -3,7 +3,8 @@
 VRRP on the wire: a pure codec for VRRPv2/VRRPv3 adverts over IPv4 and IPv6.
 
 Nothing here does I/O.  The encoder reproduces what keepalived 2.2.7 puts on
-the wire byte for byte (see C{/work/shared/vectors/README.md}):
+the wire byte for byte (the frames captured from it are the golden vectors
+of C{tests/unit/vrrp_vectors.py}):
 
   - VRRPv2 checksum: RFC 1071 sum over the VRRP message only;
   - VRRPv3 checksum: over an IPv4 or IPv6 pseudo-header plus the message

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_vrrp_processes -*-
 """
-C{vrrp_track_process} (catalogue S{sect}2.4), the pure part: which running
+C{vrrp_track_process} (keepalived's C{track_process.c}), the pure part: which running
 processes match, how many there are, and whether that makes the tracked
 process "up".
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_vrrp_scripts -*-
 """
-C{vrrp_script}s at run time (catalogue S{sect}2.3, S{sect}4.8).
+C{vrrp_script}s at run time (keepalived's C{vrrp_track.c}).
 
 L{VrrpScriptService} runs every I{used} C{vrrp_script} every C{interval}
 seconds (the first run when the service starts) through a
@@ -15,6 +15,15 @@ C{VRRP_Script(chk) succeeded}, C{VRRP_Script(chk) failed (exited with status
 N)} or C{VRRP_Script(chk) timed_out} is logged and the subscribers
 (L{VrrpScriptService.subscribe}) are told C{(name, ok)}. A changed exit
 status is logged as C{Script `chk` now returning N}.
+
+At a reload, the scripts of the new configuration take over the state of
+the old scripts of the same name (L{VrrpScriptService.carryFrom}, keepalived's
+rule, whatever else changed in their definition): a resumed MASTER knows at
+once whether and at which priority it may stay MASTER, instead of waiting
+for the first run of each script (a weight-0 one held it silent, a weighted
+one advertised its base priority meanwhile).  A script new at the reload
+starts unknown, but an instance tracking it with weight 0 does not wait for
+it (keepalived's "init after reload" state).
 """
 
 from __future__ import annotations
@@ -55,6 +64,8 @@ class TrackedScript:
     @ivar hysteresis: the L{ScriptHysteresis}.
     @ivar lastStatus: the last exit status (C{None} before the first exit).
     @ivar runs: runs started; @ivar skipped: runs skipped (still running).
+    @ivar waited: whether a weight-0 tracker waits for the first result
+        while the state is unknown (C{False}: new at a reload).
     """
 
     log = Logger()
@@ -66,6 +77,7 @@ class TrackedScript:
         self.runner = runner
         self.hysteresis = ScriptHysteresis(config.rise, config.fall, config.initFail)
         self.lastStatus: int | None = None
+        self.waited = True
         self.runs = 0
         self.skipped = 0
         self._loop: LoopingCall | None = None
@@ -230,6 +242,36 @@ class VrrpScriptService(Service):
         """
         script = self.scripts.get(name)
         return None if script is None else script.state
+
+    def waited(self, name: str) -> bool:
+        """
+        Whether the instances tracking C{name} with weight 0 wait for its
+        first result while its state is unknown.
+        """
+        script = self.scripts.get(name)
+        return script is None or script.waited
+
+    def carryFrom(self, previous: VrrpScriptService) -> None:
+        """
+        A reload: take over the state of C{previous}'s scripts (call before
+        the instances are attached and before L{startService}).  A script
+        is matched by name; one that was still unknown stays unknown, one
+        that is new (or was disabled) starts unknown without holding its
+        weight-0 instances back; the others keep their result, counters
+        and last exit status (logged as keepalived logs it).
+        """
+        for name, script in self.scripts.items():
+            old = previous.scripts.get(name)
+            if old is None:
+                script.waited = False
+                continue
+            script.hysteresis.carry(old.hysteresis)
+            script.waited = old.waited
+            if old.state is None:
+                continue
+            script.lastStatus = old.lastStatus
+            self.log.info("VRRP_Script({name}) considered {how} on reload", name=name,
+                          how="successful" if old.state else "unsuccessful")
 
     def startService(self) -> None:
         Service.startService(self)

@@ -17,8 +17,11 @@ The OS edges are injected through an L{IVrrpPlatform}
 An instance whose interface does not exist yet (C{dynamic_interfaces}) or
 has no address of the instance's family waits, as keepalived's waits in
 FAULT: it is built and started when link or address events show its
-interface ready (L{VrrpService.waiting}). Meanwhile the other members of
-its sync group are held in FAULT.
+interface ready (L{VrrpService.waiting}). Meanwhile a
+L{keepalive_tx.vrrp.waiting.WaitingInstance} stands for it in FAULT (notified
+as keepalived notifies it, listed by L{VrrpService.allInstances} for the
+status API and dumps), and the other members of its sync group are held in
+FAULT.
 
 VMAC/ipvlan interfaces (C{use_vmac}, C{use_ipvlan}) are created before the
 instances are built and decide where their adverts and addresses go
@@ -54,6 +57,7 @@ from keepalive_tx.vrrp.platform import IVrrpPlatform, LinuxPlatform
 from keepalive_tx.vrrp.sync import SyncGroup
 from keepalive_tx.vrrp.validate import peekVrid
 from keepalive_tx.vrrp.vmacs import ServiceVmacs
+from keepalive_tx.vrrp.waiting import WaitingInstance
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -62,7 +66,7 @@ __all__ = ["IVrrpPlatform", "LinuxPlatform", "VridDemux", "VrrpService"]
 #: the fault flag that holds a sync group member while another waits
 WAITING_MEMBER = "sync group member waiting for its interface"
 
-def instanceKey(config: model.VrrpInstance) -> tuple[Any, ...]:
+def instanceKey(config: model.VrrpInstanceConfig) -> tuple[Any, ...]:
     """
     What identifies an instance across a reload (keepalived: VRID, family,
     configured interface, unicast source or multicast group).
@@ -122,7 +126,7 @@ class _Sender:
         return self.port.send(packet, destination)
 
 
-def garpSettingsFor(config: model.VrrpInstance) -> GarpSettings:
+def garpSettingsFor(config: model.VrrpInstanceConfig) -> GarpSettings:
     g = config.garp
     return GarpSettings(
         masterDelay=g.masterDelay, masterRepeat=g.masterRepeat, masterRefresh=g.masterRefresh,
@@ -138,6 +142,7 @@ class VrrpService(Service):
     @ivar syncGroups: L{SyncGroup}s by name.
     @ivar waiting: configured instances waiting for their interface (or its
         first address), by name.
+    @ivar placeholders: the L{WaitingInstance} of each of them.
     @ivar releaseOnStop: C{False} (keepalived's C{-V}): on stop, instances
         are abandoned (L{VrrpInstance.abandon}) rather than stopped.
     """
@@ -168,7 +173,8 @@ class VrrpService(Service):
         self.platform = platform if platform is not None else LinuxPlatform(reactor)
         self.instances: dict[str, VrrpInstance] = {}
         self.syncGroups: dict[str, SyncGroup] = {}
-        self.waiting: dict[str, model.VrrpInstance] = {}
+        self.waiting: dict[str, model.VrrpInstanceConfig] = {}
+        self.placeholders: dict[str, WaitingInstance] = {}
         self._pacer: AnnouncePacer | None = None
         self.observers: list[Any] = []
         #: (part, why) of the instances that could not be set up
@@ -183,6 +189,10 @@ class VrrpService(Service):
         self.vmacRegistry: Any = getattr(previous, "vmacRegistry", None)
         self.vmacs: ServiceVmacs | None = None
         self.successor: Any = None
+        #: the scripts of the service replaced at a reload, whose states the
+        #: new scripts take over when this service is opened
+        self._previousScripts: Any = getattr(getattr(previous, "tracking", None), "scripts",
+                                             None)
         if previous is not None:
             previous.successor = self
 
@@ -203,6 +213,7 @@ class VrrpService(Service):
         self.syncGroups.clear()
         self.startFailures.clear()
         self.waiting.clear()
+        self.placeholders.clear()
         if self.notifier is not None and self.notifier in self.observers:
             self.observers.remove(self.notifier)
         if any(c.virtualRoutes or c.virtualRules for c in self.config.vrrpInstances):
@@ -216,8 +227,10 @@ class VrrpService(Service):
         self.notifier = VrrpNotifier.fromConfig(self.reactor, self.config)
         self.notifier.open()
         self.observers.insert(0, self.notifier)
+        previousScripts, self._previousScripts = self._previousScripts, None
         self.tracking = TrackingCoordinator.fromConfig(
-            self.reactor, self.config, linkState=self.platform.linkUp, bfd=self.bfd)
+            self.reactor, self.config, linkState=self.platform.linkUp, bfd=self.bfd,
+            previousScripts=previousScripts)
         g = self.config.globalDefs
         self._pacer = AnnouncePacer(self.reactor, self.platform.frameSender,
                                     garpInterval=g.vrrpGarpInterval or 0.0,
@@ -228,8 +241,11 @@ class VrrpService(Service):
             self.vmacRegistry = self.vmacs.registry
             self.vmacs.open()
         for config in self.config.vrrpInstances:
+            failed = len(self.startFailures)
             if self._setUp(config, self.startFailures) is None:
                 self.waiting[config.name] = config
+                if len(self.startFailures) == failed:
+                    self._placeholder(config)
         for group in self.config.syncGroups:
             members = [self.instances[m].machine for m in group.members if m in self.instances]
             if members or any(m in self.waiting for m in group.members):
@@ -247,7 +263,7 @@ class VrrpService(Service):
         self._holdGroups()
         self.platform.watchLinks(self)
 
-    def _setUp(self, config: model.VrrpInstance,
+    def _setUp(self, config: model.VrrpInstanceConfig,
                failures: list[tuple[str, str]] | None = None) -> VrrpInstance | None:
         """
         Build C{config}'s instance and attach its trackers; C{None} when it
@@ -265,6 +281,32 @@ class VrrpService(Service):
             self.instances[config.name] = instance
             self.tracking.attach(instance)
         return instance
+
+    def _placeholder(self, config: model.VrrpInstanceConfig) -> None:
+        """
+        Stand for C{config}, which waits for its interface, in FAULT.
+        """
+        ifname = config.interface
+        if ifname is not None and self.platform.linkUp(ifname) is None:
+            why = f"interface {ifname}"
+        else:
+            why = f"no IPv{config.family} address on {ifname}"
+        placeholder = WaitingInstance(config, self.reactor, why)
+        placeholder.observers.extend(self.observers)
+        self.placeholders[config.name] = placeholder
+
+    def allInstances(self) -> list[Any]:
+        """
+        Every configured instance in configuration order: the running
+        L{VrrpInstance}, or the L{WaitingInstance} of one waiting for its
+        interface.
+        """
+        out = []
+        for config in self.config.vrrpInstances:
+            instance = self.instances.get(config.name) or self.placeholders.get(config.name)
+            if instance is not None:
+                out.append(instance)
+        return out
 
     def _holdGroups(self) -> None:
         """
@@ -292,6 +334,9 @@ class VrrpService(Service):
             if instance is None:
                 continue
             del self.waiting[name]
+            placeholder = self.placeholders.pop(name, None)
+            if placeholder is not None:
+                placeholder.detach()
             self.log.info("({name}) interface {ifname} is ready: starting", name=name, ifname=ifname)
             sync = self.syncGroups.get(config.syncGroup) if config.syncGroup else None
             if sync is not None:
@@ -312,7 +357,7 @@ class VrrpService(Service):
         if base is not None:
             self._startWaiting(base)
 
-    def _build(self, config: model.VrrpInstance, pacer: AnnouncePacer) -> VrrpInstance | None:
+    def _build(self, config: model.VrrpInstanceConfig, pacer: AnnouncePacer) -> VrrpInstance | None:
         config = self._fitAdvert(config)
         family = config.family
         links = self.vmacs.links.get(config.name) if self.vmacs is not None else None
@@ -375,7 +420,7 @@ class VrrpService(Service):
             instance.machine.setFault("configuration", True)
         return instance
 
-    def _announcer(self, config: model.VrrpInstance, pacer: AnnouncePacer,
+    def _announcer(self, config: model.VrrpInstanceConfig, pacer: AnnouncePacer,
                    vipIfs: list[str | None] | None, advertIf: str | None) -> Announcer | None:
         """
         The GARP/NA schedule: one frame per VIP/eVIP, from the interface it
@@ -409,7 +454,7 @@ class VrrpService(Service):
             announcer.setExtra(config.garp.extraIf, extra.values())
         return announcer
 
-    def _fitAdvert(self, config: model.VrrpInstance) -> model.VrrpInstance:
+    def _fitAdvert(self, config: model.VrrpInstanceConfig) -> model.VrrpInstanceConfig:
         """
         C{config} with the VIPs that do not fit in one advert on its
         interface moved to its excluded VIPs (keepalived's rule, logged
@@ -446,6 +491,11 @@ class VrrpService(Service):
         """
         successors = {instanceKey(c): c for c in config.vrrpInstances}
         resumed: set[str] = set()
+        for placeholder in self.placeholders.values():
+            if instanceKey(placeholder.config) in successors:
+                placeholder.detach()
+            else:
+                placeholder.stop(DELETED_AT_RELOAD)
         for instance in self.instances.values():
             successor = successors.get(instanceKey(instance.config))
             if successor is None:
@@ -456,12 +506,16 @@ class VrrpService(Service):
             keep = self._successorAddresses(successor)
             if instance.holdsMaster:
                 resumed.add(successor.name)
+                built = self.successor.instances.get(successor.name) if self.successor else None
+                if built is not None:
+                    # what stays in place for it: it adds (and announces) only the rest
+                    built.heldAddresses = instance.addressesHeld() & keep
             self.log.info("({name}) handed over to {successor} (reload)", name=instance.name,
                           successor=successor.name)
             instance.detach(keep)
         return resumed
 
-    def _successorAddresses(self, successor: model.VrrpInstance) -> set[tuple[str, IPAddress]]:
+    def _successorAddresses(self, successor: model.VrrpInstanceConfig) -> set[tuple[str, IPAddress]]:
         """
         C{(ifname, ip)} of the VIPs/eVIPs of C{successor}: as its service
         placed them (on its VMACs) when it exists, else as configured.
@@ -506,6 +560,8 @@ class VrrpService(Service):
         Service.startService(self)
         self._open()
         self.tracking.startService()
+        for placeholder in self.placeholders.values():
+            placeholder.start()
         for instance in self.instances.values():
             self.tracking.startInstance(instance)
 
@@ -513,6 +569,11 @@ class VrrpService(Service):
         Service.stopService(self)
         if self.tracking is not None:
             self.tracking.stopService()
+        for placeholder in self.placeholders.values():
+            if self.releaseOnStop:
+                placeholder.stop()
+            else:
+                placeholder.detach()
         for instance in self.instances.values():
             try:
                 if self.releaseOnStop:

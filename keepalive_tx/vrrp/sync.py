@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.unit.test_vrrp_sync -*-
 """
-VRRP sync groups (C{vrrp_sync_group}, catalogue §4.9), pure like the machine.
+VRRP sync groups (C{vrrp_sync_group}, keepalived's C{vrrp_sync.c}), pure like
+the machine.
 
 Members move together:
 
@@ -27,7 +28,7 @@ from collections.abc import Iterable
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-from keepalive_tx.vrrp.machine import ISyncCoordinator, State, VRRPMachine
+from keepalive_tx.vrrp.machine import RESUMED_AT_RELOAD, ISyncCoordinator, State, VRRPMachine
 
 __all__ = ["ISyncGroupEffects", "SyncGroup"]
 
@@ -131,8 +132,14 @@ class SyncGroup:
         if new == State.MASTER:
             if self.state == State.MASTER:
                 return
-            self._log.info("VRRP_Group({group}) Syncing instances to MASTER state", group=self.name)
-            self._setState(State.MASTER, f"{member.name} entered MASTER")
+            if getattr(member, "resumedAtReload", False):
+                # a group MASTER before the reload: keepalived keeps its
+                # state and notifies nothing
+                self._setState(State.MASTER, RESUMED_AT_RELOAD, quiet=True)
+            else:
+                self._log.info("VRRP_Group({group}) Syncing instances to MASTER state",
+                               group=self.name)
+                self._setState(State.MASTER, f"{member.name} entered MASTER")
             for other in others:
                 other._syncGotoMaster()
         elif new == State.BACKUP:
@@ -161,12 +168,16 @@ class SyncGroup:
 
     # -- helpers -------------------------------------------------------------------
 
-    def _setState(self, new: State, reason: str) -> None:
+    def _setState(self, new: State, reason: str, quiet: bool = False) -> None:
+        """
+        @param quiet: tell the observers only, not the effects (notify
+            scripts, FIFO, mail).
+        """
         old = self.state
         if old == new:
             return
         self.state = new
-        if self._effects is not None:
+        if self._effects is not None and not quiet:
             try:
                 self._effects.groupStateChanged(old, new)
             except Exception:

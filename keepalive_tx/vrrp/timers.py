@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.unit.test_vrrp_machine -*-
 """
-VRRP timer arithmetic, exactly as keepalived computes it (catalogue §4.4).
+VRRP timer arithmetic, exactly as keepalived computes it (C{vrrp.h},
+C{vrrp_scheduler.c}).
 
 keepalived keeps every VRRP timer in integer microseconds (C{TIMER_HZ}), so
 this module does too and only converts to float seconds at the edge (the
@@ -120,6 +121,6 @@ def masterDownInterval(
 def clampPriority(total: int) -> int:
     """
     Clamp a tracked total priority into the range trackers may give a
-    non-owner (catalogue §4.8): 1..254.
+    non-owner (keepalived's C{vrrp_set_effective_priority}): 1..254.
     """
     return min(max(total, 1), PRIORITY_OWNER - 1)

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.unit.test_vrrp_track -*-
 """
-VRRP tracking and priority arithmetic (catalogue S{sect}4.8), pure.
+VRRP tracking and priority arithmetic (keepalived's C{vrrp_track.c}), pure.
 
 No reactor, no I/O: this module turns what the trackers observed into what
 an instance's state machine needs -- a total (unclamped) priority for
@@ -46,7 +46,7 @@ __all__ = [
     "InstanceTracking",
     "ScriptHysteresis",
     "TrackerEntry",
-    "Verdict",
+    "TrackingVerdict",
     "binaryContribution",
     "fileContribution",
     "trackersFor",
@@ -167,6 +167,30 @@ class ScriptHysteresis:
             return True
         return False
 
+    def carry(self, previous: ScriptHysteresis) -> None:
+        """
+        Take over the state of the same script before a reload (keepalived's
+        rule; C{previous} may have other C{rise}/C{fall}): unknown stays
+        unknown (the new start-up assumption, C{init_fail} included, is
+        dropped); a KO script stays KO, as far from becoming OK as it was
+        (in successes still needed, at least 0), and an OK one stays OK, as
+        far from failing as it was (in failures already seen), within the
+        new counter's range.
+        """
+        top = self.rise + self.fall - 1
+        if previous.state is None:
+            self.state, self.counter = None, self.rise - 1
+        elif previous.state is False:
+            self.state = False
+            self.counter = 0 if previous.counter == 0 else max(
+                0, self.rise - (previous.rise - previous.counter))
+        else:
+            self.state = True
+            if previous.counter == previous.rise + previous.fall - 1:
+                self.counter = top
+            else:
+                self.counter = min(top, self.rise + (previous.counter - previous.rise))
+
 
 @dataclass(frozen=True, slots=True)
 class TrackerEntry:
@@ -200,7 +224,7 @@ class TrackerEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class TrackingVerdict:
     """
     An instance's tracking outcome.
 
@@ -226,6 +250,8 @@ class InstanceTracking:
         self.base = base
         self.entries: tuple[TrackerEntry, ...] = tuple(entries)
         self._observed: dict[tuple[str, str], bool | int | None] = {}
+        #: trackers whose unknown state does not hold the instance back
+        self._noWait: set[tuple[str, str]] = set()
 
     def tracks(self, kind: str, name: str) -> bool:
         return any(e.kind == kind and e.name == name for e in self.entries)
@@ -233,21 +259,28 @@ class InstanceTracking:
     def names(self, kind: str) -> set[str]:
         return {e.name for e in self.entries if e.kind == kind}
 
-    def observe(self, kind: str, name: str, value: bool | int | None) -> bool:
+    def observe(self, kind: str, name: str, value: bool | int | None, wait: bool = True) -> bool:
         """
         Record the state of a tracked object.
 
+        @param wait: whether an unknown state (C{None}) of a weight-0
+            tracker holds the instance back (keepalived: not for a script
+            that first appears at a reload).
         @return: whether this instance tracks it.
         """
         if not self.tracks(kind, name):
             return False
         self._observed[(kind, name)] = value
+        if wait:
+            self._noWait.discard((kind, name))
+        else:
+            self._noWait.add((kind, name))
         return True
 
     def observed(self, kind: str, name: str) -> bool | int | None:
         return self._observed.get((kind, name))
 
-    def verdict(self) -> Verdict:
+    def verdict(self) -> TrackingVerdict:
         total = self.base
         faults = set()
         pending = set()
@@ -256,9 +289,9 @@ class InstanceTracking:
             total += c.delta
             if c.fault:
                 faults.add(entry.flag)
-            if c.pending:
+            if c.pending and (entry.kind, entry.name) not in self._noWait:
                 pending.add(entry.flag)
-        return Verdict(total, frozenset(faults), frozenset(pending))
+        return TrackingVerdict(total, frozenset(faults), frozenset(pending))
 
 
 def _resolve(tracker: model.Tracker, weight: int, reverse: bool) -> tuple[int, bool]:
@@ -274,8 +307,8 @@ def _resolve(tracker: model.Tracker, weight: int, reverse: bool) -> tuple[int, b
 
 
 def trackersFor(
-    instance: model.VrrpInstance,
-    group: model.SyncGroup | None,
+    instance: model.VrrpInstanceConfig,
+    group: model.SyncGroupConfig | None,
     scripts: Mapping[str, model.VrrpScript],
     files: Mapping[str, model.TrackFile],
     processes: Mapping[str, model.TrackProcess] | None = None,
@@ -298,7 +331,7 @@ def trackersFor(
         seen.add((kind, name))
         entries.append(TrackerEntry(kind, name, weight, reverse))
 
-    owners: Sequence[model.VrrpInstance | model.SyncGroup] = (
+    owners: Sequence[model.VrrpInstanceConfig | model.SyncGroupConfig] = (
         (instance,) if group is None else (instance, group))
     for owner in owners:
         for t in owner.trackScripts:

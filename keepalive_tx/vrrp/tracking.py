@@ -3,7 +3,7 @@
 L{TrackingCoordinator}: connects the trackers of every VRRP instance
 (C{track_script}, C{track_file}, weighted C{track_interface},
 C{track_process}, C{track_bfd}, and those of its sync group) to the
-instance's state machine (catalogue S{sect}4.8).
+instance's state machine (keepalived's C{vrrp_track.c}).
 
 C{track_bfd} follows the up/down events of the process's BFD sessions (an
 object with C{isUp(name)}, C{subscribe(observer)} and
@@ -18,7 +18,7 @@ kernel's process events, see L{keepalive_tx.net.procevents}).
 It subscribes to the L{VrrpScriptService}, watches each used C{track_file}
 (inotify, through L{keepalive_tx.check.file.FileChecker}) and receives link
 events (C{linkChanged}); after every change it recomputes the instance's
-L{keepalive_tx.vrrp.track.Verdict} and calls
+L{keepalive_tx.vrrp.track.TrackingVerdict} and calls
 C{machine.setEffectivePriority(total)} and C{machine.setFault(flag, on)} for
 the flags that changed.
 
@@ -57,7 +57,7 @@ from keepalive_tx.vrrp.track import (
     PROCESS,
     SCRIPT,
     InstanceTracking,
-    Verdict,
+    TrackingVerdict,
     trackersFor,
 )
 
@@ -137,6 +137,7 @@ class TrackingCoordinator(Service):
         processTracker: Any = None,
         processWatcherFactory: Callable[[Any], Any] | None = None,
         bfd: Any = None,
+        previousScripts: VrrpScriptService | None = None,
     ) -> None:
         """
         @param scripts: the script service (default: built from C{config}).
@@ -153,11 +154,18 @@ class TrackingCoordinator(Service):
             L{keepalive_tx.net.procevents.ProcessWatcher}).
         @param bfd: the BFD sessions (C{isUp}, C{subscribe}, C{unsubscribe});
             L{None}: no BFD runs, every C{track_bfd} stays down.
+        @param previousScripts: at a reload, the script service of the
+            configuration replaced: its scripts' states are carried over
+            (L{VrrpScriptService.carryFrom}).  Track files and tracked
+            processes need nothing carried: a file is read and the
+            processes are counted when an instance is attached.
         """
         self.reactor = reactor
         self.config = config
         self.scripts = scripts if scripts is not None else VrrpScriptService.fromConfig(
             reactor, config)
+        if previousScripts is not None:
+            self.scripts.carryFrom(previousScripts)
         self.linkState = linkState or (lambda ifname: True)
         self.fileWatcherFactory = fileWatcherFactory or self._defaultWatcher
         disabled = getattr(self.scripts, "disabled", {})
@@ -196,7 +204,7 @@ class TrackingCoordinator(Service):
         apply its trackers' current state to its machine now. Call before
         the instance starts.
         """
-        config: model.VrrpInstance = instance.config
+        config: model.VrrpInstanceConfig = instance.config
         group = self._groupConfigs.get(config.syncGroup) if config.syncGroup else None
         entries = trackersFor(config, group, self._scriptConfigs, self._fileConfigs,
                               self._processConfigs, self._bfdConfigs)
@@ -208,7 +216,9 @@ class TrackingCoordinator(Service):
         tracking = InstanceTracking(config.priority, entries)
         for entry in entries:
             if entry.kind == SCRIPT:
-                tracking.observe(SCRIPT, entry.name, self.scripts.state(entry.name))
+                waited = getattr(self.scripts, "waited", None)
+                tracking.observe(SCRIPT, entry.name, self.scripts.state(entry.name),
+                                 wait=waited is None or waited(entry.name))
             elif entry.kind == FILE:
                 tracking.observe(FILE, entry.name, self._watcher(entry.name).value)
             elif entry.kind == INTERFACE:
@@ -255,7 +265,7 @@ class TrackingCoordinator(Service):
             watcher.read()
         return watcher
 
-    def verdict(self, name: str) -> Verdict | None:
+    def verdict(self, name: str) -> TrackingVerdict | None:
         """
         The current verdict of an attached instance.
         """

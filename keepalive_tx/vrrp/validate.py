@@ -1,10 +1,11 @@
 # -*- test-case-name: tests.unit.test_vrrp_validate -*-
 """
-Receive validation of VRRP adverts, in keepalived's order (catalogue §4.2).
+Receive validation of VRRP adverts, in the order of keepalived's
+C{vrrp_check_packet}.
 
 L{checkAdvert} is pure: it takes the datagram a raw socket delivered (IPv4:
 the whole IP packet; IPv6: the VRRP message), the L{ReceivedMeta} the socket
-gave and the instance's L{ReceivePolicy}, and returns a L{CheckResult}:
+gave and the instance's L{ReceivePolicy}, and returns a L{PacketCheckResult}:
 OK, KO (an error, counted) or DROP (ignored), with a L{Reason} and the
 keepalived stats counters to bump.  It never raises on bad input.
 
@@ -24,6 +25,7 @@ from typing import NoReturn
 
 from twisted.logger import Logger
 
+from keepalive_tx.config.model import UnicastPeer
 from keepalive_tx.vrrp.packet import (
     ADVERTISEMENT,
     AH_HEADER_LEN,
@@ -48,13 +50,12 @@ from keepalive_tx.vrrp.packet import (
 
 __all__ = [
     "AdvertChecker",
-    "CheckResult",
+    "PacketCheckResult",
+    "PacketVerdict",
     "RateLimitedLog",
     "Reason",
     "ReceiveCounters",
     "ReceivePolicy",
-    "UnicastPeer",
-    "Verdict",
     "checkAdvert",
     "peekVrid",
 ]
@@ -66,7 +67,7 @@ IPAddress = IPv4Address | IPv6Address
 _MIN_ETHERNET_PAYLOAD = 46
 
 
-class Verdict(Enum):
+class PacketVerdict(Enum):
     """
     keepalived's C{VRRP_PACKET_OK}, C{VRRP_PACKET_KO} and C{VRRP_PACKET_DROP}.
     """
@@ -85,7 +86,7 @@ class Reason(Enum):
     keepalived-like log C{message} template.
     """
 
-    def __new__(cls, value: str, verdict: Verdict, counter: str | None, message: str):
+    def __new__(cls, value: str, verdict: PacketVerdict, counter: str | None, message: str):
         obj = object.__new__(cls)
         obj._value_ = value
         obj.verdict = verdict  # type: ignore[attr-defined]
@@ -93,72 +94,62 @@ class Reason(Enum):
         obj.message = message  # type: ignore[attr-defined]
         return obj
 
-    OK = ("ok", Verdict.OK, None, "")
+    OK = ("ok", PacketVerdict.OK, None, "")
     # Dispatcher-level drops (before the per-instance checks).
-    TRUNCATED = ("truncated", Verdict.DROP, None, "VRRP packet truncated ({length} bytes)")
-    TOO_SHORT = ("too_short", Verdict.DROP, None, "IPv{family} VRRP packet too short - {length} bytes")
-    NOT_VRRP = ("not_vrrp", Verdict.DROP, None, "not a VRRP packet (IP protocol {protocol})")
-    UNKNOWN_VRID = ("unknown_vrid", Verdict.DROP, None,
+    TRUNCATED = ("truncated", PacketVerdict.DROP, None, "VRRP packet truncated ({length} bytes)")
+    TOO_SHORT = ("too_short", PacketVerdict.DROP, None, "IPv{family} VRRP packet too short - {length} bytes")
+    NOT_VRRP = ("not_vrrp", PacketVerdict.DROP, None, "not a VRRP packet (IP protocol {protocol})")
+    UNKNOWN_VRID = ("unknown_vrid", PacketVerdict.DROP, None,
                     "Unknown VRID({vrid}) received on interface. ignoring...")
     # Per-instance checks, in keepalived's order.
-    AH_PRESENCE_MISMATCH = ("ah_presence_mismatch", Verdict.KO, "authtype_mismatch", "{detail}")
-    PACKET_LENGTH = ("packet_length", Verdict.KO, "packet_len_err",
+    AH_PRESENCE_MISMATCH = ("ah_presence_mismatch", PacketVerdict.KO, "authtype_mismatch", "{detail}")
+    PACKET_LENGTH = ("packet_length", PacketVerdict.KO, "packet_len_err",
                      "vrrp packet too {detail}, length {length} and expect {expected}")
-    TTL = ("ttl", Verdict.KO, "ip_ttl_err", "invalid TTL/HL. Received {ttl} and expect 255")
-    VERSION = ("version", Verdict.KO, "vers_err",
+    TTL = ("ttl", PacketVerdict.KO, "ip_ttl_err", "invalid TTL/HL. Received {ttl} and expect 255")
+    VERSION = ("version", PacketVerdict.KO, "vers_err",
                "wrong version. Received {received} and expect {expected}")
-    INVALID_AUTHTYPE = ("invalid_authtype", Verdict.KO, "invalid_authtype",
+    INVALID_AUTHTYPE = ("invalid_authtype", PacketVerdict.KO, "invalid_authtype",
                         "Invalid auth type: {received}")
-    AUTHTYPE_MISMATCH = ("authtype_mismatch", Verdict.KO, "authtype_mismatch",
+    AUTHTYPE_MISMATCH = ("authtype_mismatch", PacketVerdict.KO, "authtype_mismatch",
                          "received a {received} auth, expecting {expected}!")
-    PASSWORD = ("password", Verdict.KO, "auth_failure", "received an invalid passwd!")
-    AH_NOT_VRRP = ("ah_not_vrrp", Verdict.DROP, None,
+    PASSWORD = ("password", PacketVerdict.KO, "auth_failure", "received an invalid passwd!")
+    AH_NOT_VRRP = ("ah_not_vrrp", PacketVerdict.DROP, None,
                    "AH header for protocol {protocol}, ignoring")
-    AH_ICV = ("ah_icv", Verdict.KO, "auth_failure",
+    AH_ICV = ("ah_icv", PacketVerdict.KO, "auth_failure",
               "IPSEC-AH : invalid IPSEC HMAC-MD5 value. Due to fields mutation or bad password !")
-    AH_SPI = ("ah_spi", Verdict.KO, "auth_failure",
+    AH_SPI = ("ah_spi", PacketVerdict.KO, "auth_failure",
               "IPSEC AH : invalid IPSEC SPI value. {spi} and expect {source}")
-    AH_REPLAY = ("ah_replay", Verdict.KO, "auth_failure",
+    AH_REPLAY = ("ah_replay", PacketVerdict.KO, "auth_failure",
                  "IPSEC-AH : sequence number {sequence} already processed. Packet dropped. "
                  "Local({last})")
-    ADVERT_INTERVAL = ("advert_interval", Verdict.DROP, None,
+    ADVERT_INTERVAL = ("advert_interval", PacketVerdict.DROP, None,
                        "advertisement interval mismatch mine={mine} sec rcv'd={received} sec")
-    INVALID_TYPE = ("invalid_type", Verdict.KO, "invalid_type_rcvd",
+    INVALID_TYPE = ("invalid_type", PacketVerdict.KO, "invalid_type_rcvd",
                     "Invalid packet type. {received} and expect 1")
-    IP_TOTAL_LENGTH = ("ip_total_length", Verdict.KO, "packet_len_err",
+    IP_TOTAL_LENGTH = ("ip_total_length", PacketVerdict.KO, "packet_len_err",
                        "ip_tot_len mismatch against received length. {totalLength} and "
                        "received {length}")
-    CHECKSUM = ("checksum", Verdict.KO, "chk_err", "Invalid VRRPv{version} checksum")
-    CAST_MISMATCH = ("cast_mismatch", Verdict.KO, "addr_list_err",
+    CHECKSUM = ("checksum", PacketVerdict.KO, "chk_err", "Invalid VRRPv{version} checksum")
+    CAST_MISMATCH = ("cast_mismatch", PacketVerdict.KO, "addr_list_err",
                      "Expected {expected}icast packet but received {received}icast packet")
-    OWNER_IGNORES = ("owner_ignores", Verdict.DROP, None,
+    OWNER_IGNORES = ("owner_ignores", PacketVerdict.DROP, None,
                      "address owner ignoring advert (owner_ignore_adverts)")
-    UNICAST_SOURCE = ("unicast_source", Verdict.KO, None,
+    UNICAST_SOURCE = ("unicast_source", PacketVerdict.KO, None,
                       "unicast source address {source} not a unicast peer")
-    PEER_TTL = ("peer_ttl", Verdict.DROP, None, "TTL/HL {ttl} not in range {low} - {high}")
+    PEER_TTL = ("peer_ttl", PacketVerdict.KO, "ip_ttl_err",
+                "TTL/HL {ttl} not in range {low} - {high}")
     # The address list (keepalived 2.2.7 drops these; later versions accept them).
-    VIP_COUNT = ("vip_count", Verdict.KO, "addr_list_err",
+    VIP_COUNT = ("vip_count", PacketVerdict.KO, "addr_list_err",
                  "received an unexpected ip number count {received}, expected {expected}!")
-    VIP_MISSING = ("vip_missing", Verdict.KO, "addr_list_err",
+    VIP_MISSING = ("vip_missing", PacketVerdict.KO, "addr_list_err",
                    "ip address associated with VRID {vrid} not present in MASTER advert: "
                    "{address}")
     # Notes on accepted packets (counted, verdict stays OK).
-    V3_INTERVAL = ("v3_interval", Verdict.OK, None,
+    V3_INTERVAL = ("v3_interval", PacketVerdict.OK, None,
                    "advertisement interval changed: mine={mine} milli-sec, "
                    "rcved={received} milli-sec")
-    OLD_UNICAST_CHECKSUM = ("old_unicast_checksum", Verdict.OK, None,
+    OLD_UNICAST_CHECKSUM = ("old_unicast_checksum", PacketVerdict.OK, None,
                             "Setting unicast VRRPv3 checksum to old version")
-
-
-@dataclass(frozen=True)
-class UnicastPeer:
-    """
-    A C{unicast_peer} entry with its optional C{min_ttl}/C{max_ttl}.
-    """
-
-    address: IPAddress
-    minTtl: int = 0
-    maxTtl: int = 255
 
 
 @dataclass(frozen=True)
@@ -172,7 +163,8 @@ class ReceivePolicy:
     @ivar password: C{auth_pass} (padded/truncated to 8 bytes internally).
     @ivar advertInterval: configured C{advert_int} in seconds.
     @ivar vips: our virtual addresses (the ones of our family, in order).
-    @ivar unicastPeers: non-empty means unicast mode.
+    @ivar unicastPeers: the C{unicast_peer} entries (with their C{min_ttl} and
+        C{max_ttl}); non-empty means unicast mode.
     @ivar checkUnicastSource: instance or global C{check_unicast_src}.
     @ivar ownerIgnoreAdverts: C{owner_ignore_adverts} (global).
     @ivar effectivePriority: our current effective priority.
@@ -228,7 +220,7 @@ _POLICY_FIELDS = frozenset(ReceivePolicy.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class PacketCheckResult:
     """
     The verdict on one datagram.
 
@@ -244,7 +236,7 @@ class CheckResult:
     @ivar detail: keepalived-like log text for C{reason}.
     """
 
-    verdict: Verdict
+    verdict: PacketVerdict
     reason: Reason
     advert: VrrpAdvert | None = None
     source: IPAddress | None = None
@@ -257,7 +249,7 @@ class CheckResult:
 
     @property
     def accepted(self) -> bool:
-        return self.verdict is Verdict.OK
+        return self.verdict is PacketVerdict.OK
 
 
 def peekVrid(data: bytes, family: int) -> int | None:
@@ -282,7 +274,7 @@ def peekVrid(data: bytes, family: int) -> int | None:
 
 
 class _Rejected(Exception):
-    def __init__(self, result: CheckResult) -> None:
+    def __init__(self, result: PacketCheckResult) -> None:
         self.result = result
 
 
@@ -302,15 +294,15 @@ class _Checker:
         self.ttl: int | None = meta.ttl
         self.ahSequence: int | None = None
 
-    def result(self, reason: Reason, **kw: object) -> CheckResult:
+    def result(self, reason: Reason, **kw: object) -> PacketCheckResult:
         counters = list(self.counters)
-        if reason.counter is not None and reason.verdict is not Verdict.OK:
+        if reason.counter is not None and reason.verdict is not PacketVerdict.OK:
             counters.append(reason.counter)
         try:
             detail = reason.message.format(**kw)
         except (KeyError, IndexError, ValueError):
             detail = reason.message
-        return CheckResult(
+        return PacketCheckResult(
             verdict=reason.verdict,
             reason=reason,
             advert=self.advert,
@@ -332,7 +324,7 @@ class _Checker:
         if reason.counter is not None:
             self.counters.append(reason.counter)
 
-    def run(self, data: bytes) -> CheckResult:
+    def run(self, data: bytes) -> PacketCheckResult:
         if self.meta.truncated:
             self.reject(Reason.TRUNCATED, length=len(data))
         if self.policy.family == 4:
@@ -341,7 +333,7 @@ class _Checker:
 
     # -- IPv4 ------------------------------------------------------------
 
-    def runIPv4(self, data: bytes) -> CheckResult:
+    def runIPv4(self, data: bytes) -> PacketCheckResult:
         policy = self.policy
         try:
             ip = IPv4Header.decode(data)
@@ -449,7 +441,7 @@ class _Checker:
 
     # -- IPv6 ------------------------------------------------------------
 
-    def runIPv6(self, data: bytes) -> CheckResult:
+    def runIPv6(self, data: bytes) -> PacketCheckResult:
         policy = self.policy
         if len(data) < VRRP_HEADER_LEN:
             self.reject(Reason.TOO_SHORT, family=6, length=len(data))
@@ -539,7 +531,7 @@ class _Checker:
                 received="mult" if isMulticast else "un",
             )
 
-    def finish(self, advert: VrrpAdvert) -> CheckResult:
+    def finish(self, advert: VrrpAdvert) -> PacketCheckResult:
         policy = self.policy
         # 12. owner ignores adverts
         if policy.ownerIgnoreAdverts and policy.effectivePriority == 255:
@@ -567,7 +559,7 @@ class _Checker:
         return self.result(Reason.OK)
 
 
-def checkAdvert(data: bytes, meta: ReceivedMeta, policy: ReceivePolicy) -> CheckResult:
+def checkAdvert(data: bytes, meta: ReceivedMeta, policy: ReceivePolicy) -> PacketCheckResult:
     """
     Run keepalived's receive checks on one datagram, in order.
 
@@ -577,7 +569,7 @@ def checkAdvert(data: bytes, meta: ReceivedMeta, policy: ReceivePolicy) -> Check
         C{destination} and C{ttl} = hop limit; IPv4 takes them from the
         header).
     @param policy: the receiving instance's L{ReceivePolicy}.
-    @return: a L{CheckResult}; never raises for bad packets.
+    @return: a L{PacketCheckResult}; never raises for bad packets.
     """
     checker = _Checker(policy, meta)
     try:
@@ -599,7 +591,7 @@ class AdvertChecker:
     IPv6 message does not change at all.  So when a datagram equals the
     previous one (outside those two fields), with equal L{ReceivedMeta} and
     the same L{ReceivePolicy} object (policies are immutable), the previous
-    L{CheckResult} (also immutable) is the answer.  AH packets are always
+    L{PacketCheckResult} (also immutable) is the answer.  AH packets are always
     checked in full: their sequence number and ICV change every time.
     """
 
@@ -609,9 +601,9 @@ class AdvertChecker:
         self._key: bytes | None = None
         self._meta: ReceivedMeta | None = None
         self._policy: ReceivePolicy | None = None
-        self._result: CheckResult | None = None
+        self._result: PacketCheckResult | None = None
 
-    def check(self, data: bytes, meta: ReceivedMeta, policy: ReceivePolicy) -> CheckResult:
+    def check(self, data: bytes, meta: ReceivedMeta, policy: ReceivePolicy) -> PacketCheckResult:
         """
         The same as C{checkAdvert(data, meta, policy)}.
         """
@@ -648,9 +640,9 @@ class ReceiveCounters:
     byReason: Counter = field(default_factory=Counter)
     stats: Counter = field(default_factory=Counter)
 
-    def record(self, result: CheckResult) -> None:
+    def record(self, result: PacketCheckResult) -> None:
         """
-        Account for one L{CheckResult}.
+        Account for one L{PacketCheckResult}.
         """
         self.byReason[result.reason] += 1
         for note in result.notes:
@@ -690,7 +682,7 @@ class RateLimitedLog:
         self._log.info("{prefix}{detail}", prefix=self._prefix, detail=detail, reason=reason.value)
         return True
 
-    def logResult(self, result: CheckResult) -> None:
+    def logResult(self, result: PacketCheckResult) -> None:
         """
         Log C{result}'s reason (unless OK) and its notes, each once.
         """

@@ -13,16 +13,24 @@ back (or with its parent) and creates it again on the next reactor turn, as
 keepalived does, then tells the service (C{recreated(name)}) so that the
 sockets bound to it are opened again; L{ServiceVmacs.release} deletes what
 no successor (reload) took over and puts the sysctls back.
+
+Each macvlan is declared to the process's firewall
+(L{keepalive_tx.net.firewall.Firewall.setVmacs}) once it exists and before
+it is up, as keepalived adds its nftables rules for it then: its IGMP/MLD
+reports leave from the parent, never with the virtual MAC (IPv4 ones not at
+all with C{disable_local_igmp}, where keepalived adds no IPv4 rules).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from twisted.logger import Logger
 
 from keepalive_tx.config import model
+from keepalive_tx.net import nftplan
 from keepalive_tx.net.vmac import InstanceLinks, VmacSpec, planLinks
 
 __all__ = ["ServiceVmacs", "needsVmacs"]
@@ -50,13 +58,15 @@ class ServiceVmacs:
 
     def __init__(self, reactor: Any, config: model.Config, links: Any, owner: object,
                  recreated: Callable[[str], None] = lambda name: None,
-                 settle: Callable[[], None] | None = None) -> None:
+                 settle: Callable[[], None] | None = None, firewall: Any = None) -> None:
         """
         @param links: a L{keepalive_tx.net.vmaclinks.VmacLinks} (or fake),
             C{None} when the platform has none.
         @param recreated: called with a VMAC's name once it exists again.
         @param settle: takes in the link events of our own creations before
             the instances watch links.
+        @param firewall: the process's L{keepalive_tx.net.firewall.Firewall}
+            (or C{None}: no firewall, no rules for the VMACs).
         """
         self.settle = settle
         self.reactor = reactor
@@ -69,6 +79,10 @@ class ServiceVmacs:
         self._specs: dict[str, VmacSpec] = {}
         self._pending: set[str] = set()
         self._open = False
+        self.firewall = firewall
+        #: what the firewall is told: the macvlans there are, by name
+        self._declared: dict[str, nftplan.VmacRules] = {}
+        self._reportFamilies: dict[str, frozenset[int]] = {}
 
     @classmethod
     def fromPlatform(cls, reactor: Any, config: model.Config, platform: Any, owner: Any,
@@ -82,8 +96,9 @@ class ServiceVmacs:
         if factory is None and not needsVmacs(config):
             return None
         links = None if factory is None else factory(owner.vmacRegistry, owner, groups=groups)
-        return cls(reactor, config, links, owner, recreated, settle=getattr(platform, "settleLinks",
-                                                                            None))
+        return cls(reactor, config, links, owner, recreated,
+                   settle=getattr(platform, "settleLinks", None),
+                   firewall=getattr(owner, "firewall", None))
 
     @property
     def canCreate(self) -> bool:
@@ -126,31 +141,56 @@ class ServiceVmacs:
         for links in self.links.values():
             for message in links.messages:
                 self.log.info("{message}", message=message)
-        reload = bool(getattr(self.vmacLinks.registry, "users", None))
+        self._reportFamilies = self._firewallFamilies()
         for spec in specs.values():
-            if not self.vmacLinks.ensure(spec):
+            if not self._ensure(spec):
                 self.failed.add(spec.name)
         self._specs = specs
-        if not reload:
-            self._warnReports(specs.values())
         if self.settle is not None:
             self.settle()
         return self.links
 
-    def _warnReports(self, specs: Iterable[VmacSpec]) -> None:
+    def _firewallFamilies(self) -> dict[str, frozenset[int]]:
         """
-        keepalived moves the IGMP/MLD reports of VMACs to their parent with
-        nftables; until we do, say what it means.
+        The tables (C{nftplan.IPV4} / C{IPV6}) each macvlan goes in, as
+        keepalived declares them: an instance's own VMAC in its family's
+        (and the other family's too when it has eVIPs of it), a
+        C{use_vmac_addr} VMAC in its addresses'; nothing for an IPv4
+        instance's with C{disable_local_igmp}.  ipvlans have their parent's
+        MAC: none.
         """
-        igmpOff = self.config.globalDefs.disableLocalIgmp
-        leaking = sorted(s.name for s in specs if s.kind == "macvlan"
-                         and (s.family == 6 or s.ipv6 or not igmpOff))
-        if leaking:
-            self.log.warn(
-                "VMAC {names}: IGMP/MLD reports are sent from the virtual MAC (not moved to the "
-                "parent interface yet): a switch may learn the virtual MAC on a backup's port "
-                "until the master's next advert (for IPv4, disable_local_igmp avoids it)",
-                names=", ".join(leaking))
+        igmpOff = bool(self.config.globalDefs.disableLocalIgmp)
+        nf = {4: nftplan.IPV4, 6: nftplan.IPV6}
+        found: dict[str, set[int]] = {}
+        for c in self.config.vrrpInstances:
+            links = self.links.get(c.name)
+            if links is None:
+                continue
+            own = links.vmac
+            if own is not None and own.kind == "macvlan" and (c.family == 6 or not igmpOff):
+                found.setdefault(own.name, set()).update(
+                    nf[f] for f in {c.family, *(a.family for a in c.virtualIpaddressesExcluded)})
+            for spec in links.extra:
+                if spec.kind == "macvlan" and (spec.family == 6 or not igmpOff):
+                    found.setdefault(spec.name, set()).add(nf[spec.family])
+        return {name: frozenset(families) for name, families in found.items()}
+
+    def _ensure(self, spec: VmacSpec) -> bool:
+        if self.firewall is None or spec.name not in self._reportFamilies:
+            return self.vmacLinks.ensure(spec)
+        return self.vmacLinks.ensure(spec, ready=partial(self._declare, spec.name))
+
+    def _declare(self, name: str, index: int | None = None, baseIndex: int | None = None) -> None:
+        """
+        Tell the firewall that VMAC C{name} now has C{index} (C{None}: it is
+        gone).
+        """
+        if index is None or baseIndex is None:
+            if self._declared.pop(name, None) is None:
+                return
+        else:
+            self._declared[name] = nftplan.VmacRules(index, baseIndex, self._reportFamilies[name])
+        self.firewall.setVmacs(self.owner, self._declared.values())
 
     def macAddress(self, ifname: str) -> bytes | None:
         """
@@ -195,11 +235,13 @@ class ServiceVmacs:
         spec = self._specs.get(name)
         if not self._open or spec is None or self.vmacLinks.present(name):
             return
+        if name in self._declared:
+            self._declare(name)  # its index is gone
         if self.vmacLinks.ifindex(spec.base) is None:
             return  # created again when the parent comes back
         self.log.info("({owner}) VMAC interface {name} was deleted - creating it again",
                       owner=spec.owner, name=name)
-        if self.vmacLinks.ensure(spec):
+        if self._ensure(spec):
             self.failed.discard(name)
             self.recreated(name)
 
@@ -220,3 +262,8 @@ class ServiceVmacs:
                 self.vmacLinks.release()
             except Exception:
                 self.log.failure("Cannot remove the VMAC interfaces")
+        if self._declared:
+            # after the links, as keepalived: a successor (reload) has
+            # declared the VMACs it keeps
+            self._declared.clear()
+            self.firewall.setVmacs(self.owner, ())

@@ -9,7 +9,6 @@ aiosmtpd these tests skip, or fail when C{CI} is set.
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import ipaddress
 import mailbox
 import os
@@ -23,20 +22,10 @@ from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall, deferLater
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import TestCase
 
 from keepalive_tx.alert.mail import Mailer
-
-
-def requireAiosmtpd() -> None:
-    """
-    Skip (or, when C{CI} is set, fail) unless aiosmtpd can be run.
-    """
-    if importlib.util.find_spec("aiosmtpd") is None:
-        reason = "aiosmtpd is not installed (pip install aiosmtpd)"
-        if os.environ.get("CI"):
-            raise AssertionError(reason + " (CI is set: .ci/setup must install it)")
-        raise SkipTest(reason)
+from tests.integration.support import requireAiosmtpd
 
 
 def freePort() -> int:

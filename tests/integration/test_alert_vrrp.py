@@ -16,7 +16,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab
 from tests.integration.netns import waitUntil as waitFor
-from tests.integration.test_alert_smtp import requireAiosmtpd
+from tests.integration.support import requireAiosmtpd
 from tests.integration.vrrpnode import ROOT, ourTwistd
 
 VIP = "192.0.2.100"

@@ -6,16 +6,11 @@ keepalived's C{/usr/bin/genhash}.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import os
 import socket
 import sys
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 from twisted.internet import reactor, utils
 from twisted.internet.defer import inlineCallbacks
@@ -31,6 +26,7 @@ from keepalive_tx.check.base import ConnectOptions
 from keepalive_tx.check.http import HttpChecker, HttpUrl
 from keepalive_tx.check.tcp import TcpChecker
 from keepalive_tx.check.tls import TlsClientOptions
+from tests.integration.support import selfSigned
 
 DEBIAN_GENHASH = "/usr/bin/genhash"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -70,31 +66,6 @@ class Garbage(Protocol):
     def connectionMade(self) -> None:
         self.transport.write(b"\x00\x01 this is not HTTP\r\n\r\nxyz")
         self.transport.loseConnection()
-
-
-def selfSigned(name: str) -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return (
-        cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
 
 
 @implementer(IOpenSSLContextFactory)

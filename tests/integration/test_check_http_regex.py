@@ -19,7 +19,7 @@ from keepalive_tx.check.base import ConnectOptions
 from keepalive_tx.check.http import HttpChecker, HttpUrl
 from keepalive_tx.check.httpregex import RegexSpec
 from keepalive_tx.check.tls import TlsClientOptions
-from tests.integration.test_check_http import selfSigned
+from tests.integration.support import selfSigned
 
 MARKER_AT = 200_840  # the marker crosses the write at 49 x 4099 = 200851
 BODY = (b"x" * MARKER_AT) + b"<status>healthy</status>" + (b"y" * 100_000)

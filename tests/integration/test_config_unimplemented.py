@@ -18,7 +18,7 @@ from pathlib import Path
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab, waitUntil
-from tests.integration.test_logs_keepalived import Syslog
+from tests.integration.support import Syslog
 from tests.integration.vrrpnode import _TWISTD, ROOT, V2_PASS, checkoutEnv, configText, holders
 
 VIP = "192.0.2.100"

@@ -16,73 +16,21 @@ start and stop lines must be there under C{Keepalived}.
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import Host, makeLab, requireCommand, waitUntil
+from tests.integration.support import Line, Syslog
 from tests.integration.vrrpnode import _TWISTD, ROOT, V2_PASS, configText, holders
 
 VIP = "192.0.2.100"
 EVIP = "2001:db8::100"
-# the lines keepalived writes for a VRRP instance's transitions with -D
-TRANSITION = re.compile(
-    r"^\(VI_\d+\) (Entering |setting |removing |sent 0 priority|Backup received priority 0"
-    r"|Master received priority 0|Receive advertisement timeout|Sending/queueing )"
-    r"|^Sending (gratuitous ARP|unsolicited Neighbour Advert) on ")
-LINE = re.compile(r"^<(\d+)>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ([^\[ ]+)\[(\d+)\]: (.*)$", re.S)
 LOCAL3_INFO = 19 * 8 + 6
-
-
-@dataclass(frozen=True)
-class Line:
-    priority: int
-    ident: str
-    pid: int
-    text: str
-
-
-class Syslog:
-    """
-    A syslog daemon's datagram socket, bound by the test.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.socket.bind(self.path)
-        self.socket.setblocking(False)
-        self.lines: list[Line] = []
-        self.raw: list[bytes] = []
-
-    def drain(self) -> list[Line]:
-        while True:
-            try:
-                datagram = self.socket.recv(65536)
-            except BlockingIOError:
-                return self.lines
-            self.raw.append(datagram)
-            match = LINE.match(datagram.decode("utf-8", "replace"))
-            if match is None:
-                raise AssertionError(f"not an RFC 3164 line from syslog(): {datagram!r}")
-            self.lines.append(Line(int(match[1]), match[2], int(match[3]), match[4]))
-
-    def transitions(self) -> list[tuple[int, str, str]]:
-        return [(line.priority, line.ident, line.text) for line in self.drain()
-                if line.ident == "Keepalived_vrrp" and TRANSITION.match(line.text)]
-
-    def has(self, text: str) -> bool:
-        return any(line.text == text for line in self.drain())
-
-    def close(self) -> None:
-        self.socket.close()
 
 
 class Daemon:

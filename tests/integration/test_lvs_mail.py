@@ -24,7 +24,7 @@ from twisted.trial.unittest import TestCase
 from tests.integration.netns import makeLab
 from tests.integration.netns import waitUntil as waitFor
 from tests.integration.shared import sharedFixture
-from tests.integration.test_alert_smtp import requireAiosmtpd
+from tests.integration.support import requireAiosmtpd
 from tests.integration.uml import requireUML, runInGuest
 from tests.integration.vrrpnode import ourTwistd
 

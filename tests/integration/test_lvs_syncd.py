@@ -18,10 +18,10 @@ from tests.integration.uml import requireUML, runInGuest
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _runGuest() -> dict:
+def _runGuest(module: str = "tests.integration.uml_guest_syncd", timeout: float = 90) -> dict:
     result = runInGuest(
-        [sys.executable, "-m", "tests.integration.uml_guest_syncd"],
-        timeout=90,
+        [sys.executable, "-m", module],
+        timeout=timeout,
         cwd=_CHECKOUT,
         modules=("veth",),
     )
@@ -93,3 +93,38 @@ class SyncDaemonInGuestTests(TestCase):
         self.assertIsNone(self.report["badRunning"])
         self.assertEqual(self.report["bad"], [])
         self.assertIn("lvs_sync_daemon", " ".join(self.report["log"]))
+
+
+def _runInstanceGuest() -> dict:
+    return _runGuest("tests.integration.uml_guest_syncd_instance", timeout=180)
+
+
+#: keepalived 2.2.7 and ours with lvs_sync_daemon_interface, in one guest boot
+instanceReport = sharedFixture("uml-syncd-instance", _runInstanceGuest,
+                               requires=lambda: requireUML("ipvsadm"))
+
+
+class InstanceKeywordInGuestTests(TestCase):
+    """
+    The deprecated C{lvs_sync_daemon_interface} of a C{vrrp_instance}:
+    keepalived 2.2.7 still runs IPVS's sync daemon on that interface for
+    that instance (backup while BACKUP, master while MASTER, none after
+    stop); so must ours (before: reported as not implemented, no daemon).
+    """
+
+    def test_sameDaemonsAsKeepalived(self) -> None:
+        requireUML("ipvsadm")
+        report = instanceReport()
+        self.assertEqual(report["errors"], [])
+        theirs, ours = report["keepalived"], report["ours"]
+        for key in ("backup", "master", "stopped"):
+            self.assertEqual(ours[key], theirs[key], f"{key}: {report}")
+        # keepalived's sync id is 0 here (the VRID only when global_defs names it)
+        self.assertTrue(ours["backup"] and ours["backup"][0].startswith(
+            "backup sync daemon (mcast=sy1, syncid=0,"), report)
+        self.assertTrue(ours["master"] and ours["master"][0].startswith(
+            "master sync daemon (mcast=sy1, syncid=0,"), report)
+        self.assertEqual(ours["stopped"], [])
+        deprecated = "(VI_1) Specifying lvs_sync_daemon_interface against a vrrp is deprecated."
+        self.assertTrue(any(deprecated in line for line in theirs["log"]), report)
+        self.assertTrue(any(deprecated in line for line in ours["log"]), report)

@@ -22,7 +22,7 @@ import sys
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab, requireCommand
-from tests.integration.test_status import CLIENT
+from tests.integration.support import URL_CLIENT
 from tests.integration.vrrpnode import OURS, Node, twistdArgv, waitFor
 
 STATUS = "tcp:8123:interface=127.0.0.1"
@@ -201,7 +201,7 @@ class ExporterSideBySideTests(TestCase):
         latest: list = [None]
 
         def scrape() -> bool:
-            out = self.host.run(sys.executable, "-c", CLIENT, "http://127.0.0.1:8123/metrics",
+            out = self.host.run(sys.executable, "-c", URL_CLIENT, "http://127.0.0.1:8123/metrics",
                                 check=False)
             if out.returncode != 0:
                 return False

@@ -12,7 +12,6 @@ daemon, which is started inside its namespace with C{ip netns exec}.
 from __future__ import annotations
 
 import ipaddress
-import socket
 
 from twisted.trial.unittest import TestCase
 
@@ -25,26 +24,7 @@ from keepalive_tx.net.addresses import (
 )
 from keepalive_tx.net.netlink import RouteChannel
 from tests.integration.netns import Host, makeLab
-
-
-def nsSocket(ns: str, family: int, kind: int, proto: int) -> socket.socket:
-    """
-    A socket living in namespace C{ns} (never creates the namespace).
-    """
-    from pyroute2 import netns
-
-    return netns.create_socket(ns, family, kind, proto, flags=0)
-
-
-def nsRouteSocket(ns: str, groups: int) -> socket.socket:
-    """
-    What L{keepalive_tx.net.netlink.openRouteSocket} does, in namespace C{ns}.
-    """
-    sock = nsSocket(ns, socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-    sock.setblocking(False)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    sock.bind((0, groups))
-    return sock
+from tests.integration.support import nsRouteSocket
 
 
 def ipAddrLines(host: Host) -> list[str]:

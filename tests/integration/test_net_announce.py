@@ -25,7 +25,7 @@ from keepalive_tx.net.announce import (
 )
 from keepalive_tx.net.netlink import RouteChannel
 from tests.integration.netns import makeLab
-from tests.integration.test_net_addresses import nsRouteSocket, nsSocket
+from tests.integration.support import nsRouteSocket, nsSocket
 
 ETH_P_ALL = 0x0003
 

@@ -12,7 +12,7 @@ from twisted.trial.unittest import TestCase
 from keepalive_tx.net.links import LinkMonitor
 from keepalive_tx.net.netlink import IFF_RUNNING, IFF_UP, AddressInfo, RouteChannel
 from tests.integration.netns import makeLab
-from tests.integration.test_net_addresses import nsRouteSocket
+from tests.integration.support import nsRouteSocket
 
 
 class Waiter:

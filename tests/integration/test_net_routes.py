@@ -26,7 +26,7 @@ from keepalive_tx.net.routespec import routeSpecFor, ruleSpecFor
 from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.net.static import NetlinkStaticPlatform, StaticService
 from tests.integration.netns import Host, makeLab
-from tests.integration.test_net_addresses import nsRouteSocket
+from tests.integration.support import nsRouteSocket
 from tests.integration.vrrpnode import OURS, V3_IPV4_FAST, VIP4, VrrpLabMixin, configText, waitFor
 
 ROUTES = [

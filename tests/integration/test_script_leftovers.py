@@ -18,7 +18,7 @@ import time
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import waitUntil
-from tests.integration.test_script_parity import config
+from tests.integration.support import scriptConfig
 from tests.integration.vrrpnode import OURS, VrrpLabMixin
 
 SCRIPT = """\
@@ -94,7 +94,7 @@ class LeftoverProcessTests(VrrpLabMixin, TestCase):
         misc, miscRuns = self.script("misc")
         notify, notifyRuns = self.script("notify")
         misc = "        MISC_CHECK {\n            misc_path " + misc + "\n        }\n"
-        node.start(config("    enable_script_security\n    script_user root\n", vscript=track,
+        node.start(scriptConfig("    enable_script_security\n    script_user root\n", vscript=track,
                           instance=f'    notify_master "{notify}"\n', vs="", rs=misc)
                    .replace("delay_loop 5", "delay_loop 1"))
         waitUntil(lambda: runs(trackRuns) >= 5 and runs(miscRuns) >= 5 and runs(notifyRuns) >= 1,

@@ -30,6 +30,7 @@ import time
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab, requireCommand, waitUntil
+from tests.integration.support import PARITY_INSTANCE, scriptConfig
 from tests.integration.vrrpnode import (
     KEEPALIVED,
     OURS,
@@ -37,30 +38,6 @@ from tests.integration.vrrpnode import (
     VrrpLabMixin,
     configTestsMany,
 )
-
-INSTANCE = """\
-vrrp_instance VI_1 {{
-    state BACKUP
-    interface eth0
-    virtual_router_id 51
-    priority 100
-    advert_int 1
-    virtual_ipaddress {{
-        192.0.2.100/24 dev eth0
-    }}
-{body}}}
-"""
-
-SERVER = """\
-virtual_server 192.0.2.50 80 {{
-    delay_loop 5
-    lvs_sched rr
-    lvs_method NAT
-    protocol TCP
-{vs}    real_server 192.0.2.60 80 {{
-{rs}    }}
-}}
-"""
 
 
 class ScriptTree:
@@ -92,25 +69,6 @@ class ScriptTree:
         return path
 
 
-def config(globalDefs: str = "", vscript: str | None = None, instance: str | None = "",
-           vs: str | None = None, rs: str = "") -> str:
-    """
-    A configuration: C{global_defs} lines, an optional tracked weight-0
-    C{vrrp_script chk} running C{vscript}, an instance with extra C{instance}
-    lines (L{None}: no instance), an optional virtual server with extra
-    C{vs} lines and real-server lines C{rs}.
-    """
-    text = f"global_defs {{\n    router_id t\n{globalDefs}}}\n"
-    if vscript is not None:
-        text += f'vrrp_script chk {{\n    script "{vscript}"\n    interval 1\n}}\n'
-        instance = (instance or "") + "    track_script {\n        chk\n    }\n"
-    if instance is not None:
-        text += INSTANCE.format(body=instance)
-    if vs is not None:
-        text += SERVER.format(vs=vs, rs=rs)
-    return text
-
-
 def corpus(t: ScriptTree) -> dict[str, tuple[str, int]]:
     """
     C{name -> (configuration, keepalived 2.2.7's -t exit code)}.
@@ -119,46 +77,46 @@ def corpus(t: ScriptTree) -> dict[str, tuple[str, int]]:
     misc = "        MISC_CHECK {{\n            misc_path {}\n        }}\n".format
     tcp = "        TCP_CHECK {\n        }\n"
     return {
-        "track missing": (config(vscript=t.missing), 5),
-        "track missing, script security": (config(secure, vscript=t.missing), 5),
-        "track missing, bare name": (config(vscript="no-such-command-ktx"), 5),
-        "track found by path search": (config(vscript="true"), 6),
-        "track not executable": (config(vscript=t.noexec), 6),
-        "track not executable, script security": (config(secure, vscript=t.noexec), 0),
-        "track directory": (config(vscript=t.adir), 6),
-        "track unsafe": (config(vscript=t.unsafe), 6),
-        "track unsafe, script security": (config(secure, vscript=t.unsafe), 5),
-        "track redirection test": (config(vscript="</dev/tcp/127.0.0.1/80"), 0),
-        "track quoted prefix joins": (config(secure, vscript=f'\\"{t.ok[:-3]}\\".sh'), 0),
-        "track quoted prefix, missing": (config(secure, vscript=f'\\"{t.ok}\\"zz'), 5),
+        "track missing": (scriptConfig(vscript=t.missing), 5),
+        "track missing, script security": (scriptConfig(secure, vscript=t.missing), 5),
+        "track missing, bare name": (scriptConfig(vscript="no-such-command-ktx"), 5),
+        "track found by path search": (scriptConfig(vscript="true"), 6),
+        "track not executable": (scriptConfig(vscript=t.noexec), 6),
+        "track not executable, script security": (scriptConfig(secure, vscript=t.noexec), 0),
+        "track directory": (scriptConfig(vscript=t.adir), 6),
+        "track unsafe": (scriptConfig(vscript=t.unsafe), 6),
+        "track unsafe, script security": (scriptConfig(secure, vscript=t.unsafe), 5),
+        "track redirection test": (scriptConfig(vscript="</dev/tcp/127.0.0.1/80"), 0),
+        "track quoted prefix joins": (scriptConfig(secure, vscript=f'\\"{t.ok[:-3]}\\".sh'), 0),
+        "track quoted prefix, missing": (scriptConfig(secure, vscript=f'\\"{t.ok}\\"zz'), 5),
         "track, no default user under security": (
-            config("    enable_script_security\n", vscript=t.ok), 5),
+            scriptConfig("    enable_script_security\n", vscript=t.ok), 5),
         "track unknown user": (
-            config(vscript=t.ok).replace("    interval 1\n", "    interval 1\n"
+            scriptConfig(vscript=t.ok).replace("    interval 1\n", "    interval 1\n"
                                          "    user no-such-user-ktx\n"), 5),
-        "misc unknown user": (config(instance=None, vs="", rs=misc(t.ok).replace(
+        "misc unknown user": (scriptConfig(instance=None, vs="", rs=misc(t.ok).replace(
             "        }\n", "            user no-such-user-ktx\n        }\n")), 5),
-        "notify missing": (config(instance=f"    notify_master {t.missing}\n"), 0),
-        "notify not executable": (config(instance=f"    notify_master {t.noexec}\n"), 6),
+        "notify missing": (scriptConfig(instance=f"    notify_master {t.missing}\n"), 0),
+        "notify not executable": (scriptConfig(instance=f"    notify_master {t.noexec}\n"), 6),
         "notify unknown user": (
-            config(instance=f"    notify_master {t.ok} no-such-user-ktx\n"), 0),
-        "notify lone backslash": (config(instance=f'    notify_master "{t.ok}\\\\"\n'), 0),
+            scriptConfig(instance=f"    notify_master {t.ok} no-such-user-ktx\n"), 0),
+        "notify lone backslash": (scriptConfig(instance=f'    notify_master "{t.ok}\\\\"\n'), 0),
         "notify missing, no default user under security": (
-            config("    enable_script_security\n", instance=f"    notify_master {t.missing}\n"),
+            scriptConfig("    enable_script_security\n", instance=f"    notify_master {t.missing}\n"),
             5),
-        "misc missing": (config(instance=None, vs="", rs=misc(t.missing)), 0),
-        "misc existing": (config(instance=None, vs="", rs=misc(t.ok)), 6),
-        "misc not executable": (config(instance=None, vs="", rs=misc(t.noexec)), 6),
-        "quorum missing": (config(instance=None, vs=f"    quorum_up {t.missing}\n", rs=tcp), 0),
-        "quorum existing": (config(instance=None, vs=f"    quorum_up {t.ok}\n", rs=tcp), 6),
+        "misc missing": (scriptConfig(instance=None, vs="", rs=misc(t.missing)), 0),
+        "misc existing": (scriptConfig(instance=None, vs="", rs=misc(t.ok)), 6),
+        "misc not executable": (scriptConfig(instance=None, vs="", rs=misc(t.noexec)), 6),
+        "quorum missing": (scriptConfig(instance=None, vs=f"    quorum_up {t.missing}\n", rs=tcp), 0),
+        "quorum existing": (scriptConfig(instance=None, vs=f"    quorum_up {t.ok}\n", rs=tcp), 6),
         "real server notify missing": (
-            config(instance=None, vs="", rs=f"        notify_up {t.missing}\n" + tcp), 0),
-        "startup missing": (config(f"    startup_script {t.missing}\n"), 0),
-        "startup existing": (config(f"    startup_script {t.ok}\n"), 6),
+            scriptConfig(instance=None, vs="", rs=f"        notify_up {t.missing}\n" + tcp), 0),
+        "startup missing": (scriptConfig(f"    startup_script {t.missing}\n"), 0),
+        "startup existing": (scriptConfig(f"    startup_script {t.ok}\n"), 6),
         "fifo script missing": (
-            config(f"    notify_fifo {t.root}/fifo\n    notify_fifo_script {t.missing}\n"), 0),
+            scriptConfig(f"    notify_fifo {t.root}/fifo\n    notify_fifo_script {t.missing}\n"), 0),
         "misc missing, track existing": (
-            config(vscript=t.ok, vs="", rs=misc(t.missing)), 6),
+            scriptConfig(vscript=t.ok, vs="", rs=misc(t.missing)), 6),
     }
 
 
@@ -218,7 +176,7 @@ class MissingTrackScriptTests(VrrpLabMixin, TestCase):
                 "    track_script {\n        chk\n        chk_noexec\n    }\n")
         text = (f'vrrp_script chk {{\n    script "{tree.missing}"\n    interval 1\n}}\n'
                 f'vrrp_script chk_noexec {{\n    script "{tree.noexec}"\n    interval 1\n}}\n'
-                + INSTANCE.format(body=body))
+                + PARITY_INSTANCE.format(body=body))
         for node in (ours, theirs):
             node.start(text)
             self.waitHolders("192.0.2.100", [1], timeout=20)
@@ -302,7 +260,7 @@ class SplitParityTests(VrrpLabMixin, TestCase):
         for n, case in enumerate(SPLIT_CASES):
             vrid = 10 + n
             blocks.append(
-                INSTANCE.format(body=f"    notify_master {case.format(s=script)}\n")
+                PARITY_INSTANCE.format(body=f"    notify_master {case.format(s=script)}\n")
                 .replace("VI_1", f"VI_{vrid}").replace("virtual_router_id 51",
                                                        f"virtual_router_id {vrid}")
                 .replace("192.0.2.100/24", f"198.51.100.{vrid}/32"))

@@ -23,6 +23,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, readBody
 
 from keepalive_tx.status.web import StatusService
+from tests.integration.support import URL_CLIENT
 from tests.integration.vrrpnode import ROOT, checkoutEnv, ourTwistd, waitFor
 
 SNAPSHOT = {
@@ -98,16 +99,6 @@ class StatusSiteTests(TestCase):
         self.assertEqual(response.code, 405)
 
 
-#: Runs inside the namespace: GET a URL, print the body; exit 1 on failure.
-CLIENT = """\
-import sys, urllib.request
-try:
-    with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
-        sys.stdout.write(r.read().decode())
-except Exception as e:
-    sys.stderr.write(repr(e)); sys.exit(1)
-"""
-
 CONFIG = """\
 global_defs {
     router_id h1
@@ -162,7 +153,7 @@ class DaemonStatusTests(TestCase):
             raise AssertionError(f"timed out waiting for {what}\n{self.log()[-3000:]}") from None
 
     def get(self, path: str) -> str | None:
-        result = self.host.run(sys.executable, "-c", CLIENT, f"http://127.0.0.1:8123{path}",
+        result = self.host.run(sys.executable, "-c", URL_CLIENT, f"http://127.0.0.1:8123{path}",
                                check=False)
         return result.stdout if result.returncode == 0 else None
 

@@ -13,12 +13,12 @@ IPv6 instances, each with its own VIPs) and a client (h3) pings the VIPs.
 from __future__ import annotations
 
 import os
-import re
 import signal
 
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import makeLab, requireCommand, waitUntil
+from tests.integration.nftrules import comparable
 from tests.integration.vrrpnode import KEEPALIVED, OURS, Node, waitFor
 
 #: per node: IPv4 VIP, IPv4 eVIP, IPv6 global VIP, IPv6 link-local VIP
@@ -70,16 +70,7 @@ def normalised(text: str, index: int) -> str:
         text = text.replace(mine, ours)
     for mine, ours in zip(ADDRESSES[index], ADDRESSES[1], strict=True):  # netlink dumps
         text = text.replace(_hexWords(mine), _hexWords(ours))
-    lines: list[str] = []
-    elements: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("\telement"):
-            elements.append(line)
-            continue
-        lines += sorted(elements)
-        elements = []
-        lines.append(re.sub(r"^(ip6? keepalived [a-z_]+)( [0-9]+)+$", r"\1", line))
-    return "\n".join(lines + sorted(elements))
+    return comparable(text)
 
 
 def _hexWords(address: str) -> str:

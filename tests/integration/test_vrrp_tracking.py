@@ -23,8 +23,8 @@ from keepalive_tx.vrrp.instance import machineConfigFor
 from keepalive_tx.vrrp.machine import State, VRRPMachine
 from keepalive_tx.vrrp.notify import VrrpNotifier
 from keepalive_tx.vrrp.tracking import TrackingCoordinator
+from tests.fakes.vrrpmachine import RecordingEffects
 from tests.integration.vrrpnode import OURS, VIP4, VrrpLabMixin, waitFor, waitHolders
-from tests.unit.vrrp_machine_fakes import RecordingEffects
 
 
 @inlineCallbacks
@@ -52,7 +52,7 @@ class Instance:
     A real machine with recorded effects, and the notifier as observer.
     """
 
-    def __init__(self, config: model.VrrpInstance, notifier: VrrpNotifier | None = None) -> None:
+    def __init__(self, config: model.VrrpInstanceConfig, notifier: VrrpNotifier | None = None) -> None:
         self.config = config
         self.name = config.name
         self.notifier = notifier

@@ -20,21 +20,28 @@ namespaces, the same keepalived.conf text on both sides.
     VIP removed) or, no longer configured, deleted at start; SIGHUP keeps
     the VMAC (same index) and the VIP; a VMAC deleted behind our back comes
     back.
+  - L{VmacRestartTests}: a BACKUP restarts while keepalived is MASTER and a
+    client pings the VIP five times a second: no frame leaves the backup
+    with the virtual MAC (its IGMP/MLD join reports leave with eth0's MAC,
+    keepalived's nftables rules), so the bridge never learns the virtual
+    MAC on the backup's port; no more pings are lost than when keepalived
+    is the one restarting, and the client keeps the virtual MAC.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 from twisted.trial.unittest import TestCase
 
 from tests.integration.netns import Host, makeLab, requireCommand
+from tests.integration.support import linkDetails, vipInterface
 from tests.integration.vrrpnode import KEEPALIVED, OURS, Node, report, waitFor
 
 VIP4, VIP6 = "192.0.2.100", "2001:db8::100"
@@ -50,28 +57,6 @@ def vmacConfig(host: Host, priority: int, family: int = 4, *, extra: str = "",
             f"    virtual_router_id {vrid}\n    priority {priority}\n    advert_int 1\n"
             f"    use_vmac\n{'    native_ipv6' + chr(10) if family == 6 else ''}{extra}"
             f"    virtual_ipaddress {{\n        {vip}\n    }}\n}}\n")
-
-
-def addressLines(host: Host) -> list[tuple[str, str]]:
-    """
-    C{(ifname, address)} of every address in C{host}'s namespace (as C{ip
-    -o addr show} lists them; read over netlink: tests poll it).
-    """
-    return host.allAddresses()
-
-
-def vipInterface(host: Host, vip: str) -> str | None:
-    for ifname, address in addressLines(host):
-        if address == vip:
-            return ifname
-    return None
-
-
-def linkDetails(host: Host, name: str) -> dict | None:
-    out = host.run("ip", "-d", "-j", "link", "show", "dev", name, check=False)
-    if out.returncode != 0:
-        return None
-    return json.loads(out.stdout)[0]
 
 
 def sysctl(host: Host, path: str) -> str:
@@ -93,13 +78,13 @@ class Pinger:
     C{ping} once a second from the client, and C{ip monitor neigh} beside it.
     """
 
-    def __init__(self, client: Host, vip: str, directory: str) -> None:
+    def __init__(self, client: Host, vip: str, directory: str, interval: str = "1") -> None:
         self.pingPath = os.path.join(directory, "ping.txt")
         self.neighPath = os.path.join(directory, "neigh.txt")
         self.vip = vip
         self.monitor = client.spawn("ip", "-ts", "monitor", "neigh",
                                     stdout=open(self.neighPath, "w"), stderr=subprocess.STDOUT)
-        self.ping = client.spawn("ping", "-n", "-i", "1", vip, stdout=open(self.pingPath, "w"),
+        self.ping = client.spawn("ping", "-n", "-i", interval, vip, stdout=open(self.pingPath, "w"),
                                  stderr=subprocess.STDOUT)
         self.client = client
 
@@ -181,6 +166,10 @@ class VmacFailoverTests(_VmacLab, TestCase):
             node.waitStarted()
         self.waitVip(n1, vip, "vrrp.51")
         for node in (n1, n2):
+            # a slow start of the backup (a loaded machine) may come after
+            # the master's takeover
+            waitFor(lambda n=node: linkDetails(n.host, "vrrp.51") is not None, 20,
+                    f"{node.name}'s VMAC", self.nodes)
             link = linkDetails(node.host, "vrrp.51")
             self.assertIsNotNone(link, node)
             assert link is not None
@@ -286,8 +275,14 @@ class VmacSysctlTests(_VmacLab, TestCase):
                           after[KEEPALIVED]["eth0.rp_filter"]), ("2", "0", "0"))
 
 
-def captureFrames(ns: str, ifname: str, seconds: float) -> list[bytes]:
-    from tests.integration.test_net_addresses import nsSocket
+def captureFrames(ns: str, ifname: str, seconds: float, *, inbound: bool = False,
+                  until: threading.Event | None = None) -> list[bytes]:
+    """
+    The frames seen on C{ifname} in namespace C{ns} for C{seconds} (or
+    until C{until} is set); with C{inbound}, only those arriving on it (on
+    a bridge port: those its host sent).
+    """
+    from tests.integration.support import nsSocket
 
     sock = nsSocket(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     try:
@@ -295,11 +290,13 @@ def captureFrames(ns: str, ifname: str, seconds: float) -> list[bytes]:
         sock.settimeout(0.2)
         frames = []
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (until is not None and until.is_set()):
             try:
-                frames.append(sock.recv(2048))
+                frame, address = sock.recvfrom(2048)
             except TimeoutError:
                 continue
+            if not (inbound and address[2] == socket.PACKET_OUTGOING):
+                frames.append(frame)
         return frames
     finally:
         sock.close()
@@ -419,3 +416,84 @@ class VmacLifecycleTests(_VmacLab, TestCase):
                 10, "the VMAC to come back", self.nodes)
         self.waitVip(ours, VIP4, "vrrp.51", timeout=15)
         ours.stop()
+
+
+def macOf(frame: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in frame[6:12])
+
+
+def isReport(frame: bytes) -> bool:
+    """
+    An IGMP report (v1, v2, v3) or an MLDv1/MLDv2 report (after the
+    hop-by-hop header MLD packets carry).
+    """
+    ethertype = struct.unpack_from("!H", frame, 12)[0]
+    if ethertype == 0x0800:
+        offset = 14 + (frame[14] & 0x0F) * 4
+        return frame[14 + 9] == 2 and frame[offset] in (0x12, 0x16, 0x22)
+    if ethertype == 0x86DD and frame[14 + 6] == 0:  # hop-by-hop options
+        offset = 14 + 40 + (frame[14 + 40 + 1] + 1) * 8
+        return frame[14 + 40] == 58 and frame[offset] in (131, 143)
+    return False
+
+
+class VmacRestartTests(_VmacLab, TestCase):
+    def restartBackup(self, kind: str, family: int) -> tuple[list[int], list[bytes], Pinger, Host]:
+        """
+        keepalived MASTER, C{kind} BACKUP; the backup restarts (SIGTERM,
+        start, BACKUP again, two more adverts) while the client pings.
+
+        @return: the pings lost, the frames the backup sent during the
+            restart, the pinger (stopped) and the backup's host.
+        """
+        (master, backup), client = self.lab([KEEPALIVED, kind])
+        routerSetup(master.host, backup.host)
+        vip = VIP4 if family == 4 else VIP6
+        master.start(vmacConfig(master.host, 150, family))
+        backup.start(vmacConfig(backup.host, 100, family))
+        self.waitVip(master, vip, "vrrp.51")
+        waitFor(lambda: "Entering BACKUP STATE" in backup.logSinceStart(), 20,
+                "the backup to start", self.nodes)
+        pinger = Pinger(client, vip, self.directory, interval="0.2")
+        self.addCleanup(pinger.stop)
+        before = pinger.waitReplies(5, self.nodes)
+        done = threading.Event()
+        frames: list[bytes] = []
+        capture = threading.Thread(target=lambda: frames.extend(captureFrames(
+            self.labObj.brns, f"vh{backup.host.index}", 60, inbound=True, until=done)))
+        capture.start()
+        try:
+            time.sleep(0.3)
+            backup.stop()
+            backup.start(vmacConfig(backup.host, 100, family))
+            waitFor(lambda: "Entering BACKUP STATE" in backup.logSinceStart(), 20,
+                    "the backup to start again", self.nodes)
+            time.sleep(2.5)
+        finally:
+            done.set()
+            capture.join()
+        after = pinger.waitReplies(5, self.nodes)
+        pinger.stop()
+        self.assertEqual(vipInterface(master.host, vip), "vrrp.51")
+        master.stop()
+        backup.stop()
+        return pinger.lostBetween(before, after), frames, pinger, backup.host
+
+    def check(self, family: int) -> None:
+        vmac = VMAC4 if family == 4 else VMAC6
+        results = {kind: self.restartBackup(kind, family) for kind in (KEEPALIVED, OURS)}
+        for kind, (_lost, frames, pinger, host) in results.items():
+            self.assertEqual([f for f in frames if macOf(f) == vmac], [],
+                             f"{kind}: frames from the backup's port with the virtual MAC")
+            self.assertIn(host.mac, {macOf(f) for f in frames if isReport(f)},
+                          f"{kind}: no join report from eth0")
+            self.assertEqual(pinger.neighbourMacs(), {vmac}, kind)
+        theirs, ours = results[KEEPALIVED][0], results[OURS][0]
+        self.assertLessEqual(len(ours), len(theirs),
+                             f"pings lost while the backup restarts: ours {ours}, keepalived {theirs}")
+
+    def test_ipv4(self) -> None:
+        self.check(4)
+
+    def test_ipv6(self) -> None:
+        self.check(6)

@@ -18,9 +18,9 @@ import re
 
 from twisted.trial.unittest import TestCase
 
+from tests.fakes.vrrp import VI_TEMPLATE
 from tests.integration.netns import makeLab, requireCommand
 from tests.integration.vrrpnode import configTestsMany
-from tests.unit.test_config_vmac import VI
 
 V4 = "        192.0.2.100/24\n"
 V6 = "        2001:db8::100/64\n"
@@ -30,7 +30,7 @@ PEER = "    unicast_peer {\n        192.0.2.12\n    }\n"
 
 
 def case(body: str, vips: str = V4, g: str = "", extra: str = "") -> str:
-    return VI.format(body=body, vips=vips, g="    router_id t\n" + g, extra=extra)
+    return VI_TEMPLATE.format(body=body, vips=vips, g="    router_id t\n" + g, extra=extra)
 
 
 #: name -> (configuration, keepalived 2.2.7's exit code)

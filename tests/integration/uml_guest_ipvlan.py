@@ -26,7 +26,7 @@ import tempfile
 import time
 
 from tests.integration.netns import Host, Lab
-from tests.integration.test_vrrp_vmac import addressLines, linkDetails, vipInterface
+from tests.integration.support import addressLines, linkDetails, vipInterface
 from tests.integration.vrrpnode import Node
 
 #: Master_Down_Interval of h2 (priority 100) is 3 * 0.5 + 0.3 s

@@ -83,7 +83,7 @@ class Flavour:
 
     def skew(self, priority: int) -> float:
         """
-        Skew_Time for C{priority} (catalogue 4.4).
+        Skew_Time for C{priority}, as keepalived computes it.
         """
         if self.version == 2:
             return (256 - priority) / 256
@@ -264,7 +264,7 @@ class Node:
 
         @param argv: ours only: C{(confPath, pidPath) -> argv} instead of
             C{twistd -n --pidfile PID keepalived -D -c CONF} (e.g. L{twistArgv}).
-        @param env: ours only: variables added to the environment.
+        @param env: variables added to the environment.
         """
         if self.running:
             raise AssertionError(f"{self.name} is already running")
@@ -285,7 +285,8 @@ class Node:
             else:
                 argv = [self.keepalived, "-n", "-l", "-D", "-P", "-f", confPath,
                         "-p", self.pidPath, "-r", self.vrrpPidPath, "-b", base + "-bfd.pid"]
-                self.process = self.host.spawn(*argv, stdout=log, stderr=subprocess.STDOUT)
+                self.process = self.host.spawn(*argv, stdout=log, stderr=subprocess.STDOUT,
+                                               env=dict(os.environ, **(env or {})))
         return self
 
     @property

@@ -18,6 +18,7 @@ from keepalive_tx.alert.messages import (
     formatDate,
     formatMessage,
 )
+from tests.fakes.alert import FakeMailer
 
 CEST = timezone(timedelta(hours=2))
 
@@ -273,14 +274,6 @@ class PrecedenceTests(SynchronousTestCase):
         self.assertFalse(messages.realServerSmtpAlert(None, None, False))
         self.assertFalse(messages.realServerSmtpAlert(None, False, True))
         self.assertTrue(messages.realServerSmtpAlert(True, False, False))
-
-
-class FakeMailer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    def send(self, subject: str, body: str) -> None:
-        self.sent.append((subject, body))
 
 
 class DispatcherTests(SynchronousTestCase):

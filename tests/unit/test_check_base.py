@@ -1,5 +1,5 @@
 """
-Tests for L{keepalive_tx.check.base}: per-checker state (catalogue 5.2, 5.7)
+Tests for L{keepalive_tx.check.base}: per-checker state (keepalived's epilogues)
 and the scheduler on a fake clock.
 """
 
@@ -10,6 +10,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.check.base import (
+    AttemptVerdict,
     CheckerEvent,
     CheckerScheduler,
     CheckerState,
@@ -17,8 +18,8 @@ from keepalive_tx.check.base import (
     CheckTiming,
     ConnectOptions,
     HttpCheckerState,
-    Verdict,
 )
+from tests.fakes.check import FakeChecker
 
 T = CheckTiming(delayLoop=10, retry=2, delayBeforeRetry=3)
 
@@ -249,32 +250,6 @@ class HttpCheckerStateTests(SynchronousTestCase):
         self.assertEqual(s.record(True).event, CheckerEvent(True, True, True))
 
 
-class FakeChecker:
-    kind = "TCP_CHECK"
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-        self.pending: list[Deferred[CheckResult]] = []
-        self.cancelled = 0
-
-    def describe(self) -> str:
-        return "[192.0.2.1]:tcp:80"
-
-    def check(self, target: int = 0) -> Deferred[CheckResult]:
-        self.calls.append(target)
-
-        def cancel(d: Deferred[CheckResult]) -> None:
-            self.cancelled += 1
-            d.callback(CheckResult(False, "cancelled"))
-
-        d: Deferred[CheckResult] = Deferred(cancel)
-        self.pending.append(d)
-        return d
-
-    def answer(self, ok: bool) -> None:
-        self.pending.pop(0).callback(CheckResult(ok, "x"))
-
-
 class SchedulerTests(SynchronousTestCase):
     """
     L{CheckerScheduler} on L{Clock}.
@@ -282,7 +257,7 @@ class SchedulerTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.checker = FakeChecker()
+        self.checker = FakeChecker(hold=True)
         self.events: list[CheckerEvent] = []
 
     def make(self, timing: CheckTiming, state=None, rnd: float = 0.5) -> CheckerScheduler:
@@ -502,8 +477,8 @@ class VerdictReuseTests(SynchronousTestCase):
         s = CheckerState(T)
         s.record(True)
         self.assertIs(s.record(True), s.record(True))
-        self.assertEqual(s.record(True), Verdict(10))
-        self.assertEqual(s.record(False), Verdict(3, None, retrying=True))
+        self.assertEqual(s.record(True), AttemptVerdict(10))
+        self.assertEqual(s.record(False), AttemptVerdict(3, None, retrying=True))
 
     def test_http(self) -> None:
         s = HttpCheckerState(CheckTiming(delayLoop=5, retry=1, delayBeforeRetry=2), urlCount=2)

@@ -18,8 +18,9 @@ from keepalive_tx.check.factory import UnsupportedChecker, buildChecker, shareKe
 from keepalive_tx.lvs.backend import MemoryIPVSBackend
 from keepalive_tx.lvs.pool import DestKey, ServiceKey
 from keepalive_tx.lvs.service import LvsService
-from tests.unit.test_lvs_service import FakeMailer, parse
-from tests.unit.test_vrrp_track_bfd import FakeBfd
+from tests.fakes.alert import FakeMailer
+from tests.fakes.bfd import FakeBfdSessions
+from tests.fakes.lvs import parse
 
 VS = ServiceKey(4, "TCP", ip_address("192.0.2.100"), 80)
 RS5 = DestKey(ip_address("192.0.2.5"), 80)
@@ -57,7 +58,7 @@ virtual_server 192.0.2.100 80 {
 
 class BfdCheckerTests(SynchronousTestCase):
     def test_followsSessions(self) -> None:
-        bfd = FakeBfd({"b1": True})
+        bfd = FakeBfdSessions({"b1": True})
         checker = BfdChecker("b1")
         checker.bind(bfd, "[192.0.2.5]:tcp:80")
         results = []
@@ -105,7 +106,7 @@ class LvsBfdTests(SynchronousTestCase):
         self.backend = MemoryIPVSBackend()
         self.mailer = FakeMailer()
 
-    def start(self, bfd: FakeBfd, alpha: str = "") -> tuple[LvsService, list[str]]:
+    def start(self, bfd: FakeBfdSessions, alpha: str = "") -> tuple[LvsService, list[str]]:
         model = parse(CONFIG % {"alpha": alpha})
         svc = LvsService(model, self.clock, alerts=AlertDispatcher(self.mailer, "lb1"),
                          backendFactory=lambda: self.backend, recordDir=None, bfd=bfd,
@@ -125,7 +126,7 @@ class LvsBfdTests(SynchronousTestCase):
         session comes Up, out again when it goes down, with keepalived's log
         line and mail body.
         """
-        bfd = FakeBfd()
+        bfd = FakeBfdSessions()
         svc, lines = self.start(bfd)
         self.assertEqual(self.dests(), set())
         self.assertIn("BFD check of [b5] RS([192.0.2.5]:tcp:80) is DOWN", lines)
@@ -141,12 +142,12 @@ class LvsBfdTests(SynchronousTestCase):
         self.assertIn("=> BFD CHECK b5 failed on service <=", bodies)
 
     def test_upAtStart(self) -> None:
-        bfd = FakeBfd({"b5": True, "b6": True})
+        bfd = FakeBfdSessions({"b5": True, "b6": True})
         self.start(bfd)
         self.assertEqual(self.dests(), {RS5, RS6})
 
     def test_unsubscribedOnStop(self) -> None:
-        bfd = FakeBfd()
+        bfd = FakeBfdSessions()
         svc, _ = self.start(bfd)
         self.assertEqual(len(bfd.observers), 2)
         svc.stopService()

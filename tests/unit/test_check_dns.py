@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from keepalive_tx.check.base import CheckResult, ConnectOptions
 from keepalive_tx.check.dns import DnsChecker, buildQuery, encodeName, judgeReply
 from keepalive_tx.config.model_lvs import DnsCheck
-from tests.unit.test_check_udp import SocketFactory, deliver
+from tests.fakes.sockets import FakeSocketFactory, deliver
 
 
 def reply(queryId: int, rcode: int = 0, qr: bool = True) -> bytes:
@@ -58,7 +58,7 @@ class WireTests(SynchronousTestCase):
 class DnsCheckerTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = MemoryReactorClock()
-        self.factory = SocketFactory()
+        self.factory = FakeSocketFactory()
         self.results: list[CheckResult] = []
         self.ids = iter([0x1111, 0x2222])
 
@@ -80,10 +80,10 @@ class DnsCheckerTests(SynchronousTestCase):
         self.start(qtype="A", name="www.example.com")
         self.assertEqual(self.sock.connected, ("192.0.2.53", 53))
         self.assertEqual(self.sock.sent, [buildQuery(0x1111, "www.example.com", 1)])
-        self.sock.inbound += [(reply(0x9999), None), (reply(0x1111, qr=False), None), (b"x", None)]
+        self.sock.incoming += [(reply(0x9999), None), (reply(0x1111, qr=False), None), (b"x", None)]
         deliver(self.reactor)
         self.assertEqual(self.results, [])
-        self.sock.inbound.append((reply(0x1111), None))
+        self.sock.incoming.append((reply(0x1111), None))
         deliver(self.reactor)
         self.assertEqual(self.results, [CheckResult(True)])
         self.assertTrue(self.sock.closed)
@@ -91,7 +91,7 @@ class DnsCheckerTests(SynchronousTestCase):
 
     def test_rcodeFails(self) -> None:
         self.start()
-        self.sock.inbound.append((reply(0x1111, dns.EREFUSED), None))
+        self.sock.incoming.append((reply(0x1111, dns.EREFUSED), None))
         deliver(self.reactor)
         self.assertEqual(self.results[0].reason, "read error occurred. (rcode = 5)")
         self.assertEqual(self.results[0].logLine("[192.0.2.53]:udp:53"),
@@ -105,7 +105,7 @@ class DnsCheckerTests(SynchronousTestCase):
 
     def test_refused(self) -> None:
         self.start()
-        self.sock.inbound.append(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+        self.sock.incoming.append(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
         deliver(self.reactor)
         self.assertEqual(self.results[0].reason,
                          "failed to read socket; errno 111 (Connection refused)")

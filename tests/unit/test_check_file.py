@@ -9,34 +9,13 @@ import os
 
 from twisted.internet import inotify
 from twisted.internet.task import Clock
-from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.check.file import INT32_MAX, FileChecker, evaluate, parseValue, strtol
 from keepalive_tx.check.misc import DynamicResult
 from keepalive_tx.config.model import TrackFile
 from keepalive_tx.config.model_lvs import FileCheck
-
-
-class FakeNotifier:
-    def __init__(self, reactor) -> None:
-        self.watches: list = []
-        self.reading = False
-        self.closed = False
-
-    def startReading(self) -> None:
-        self.reading = True
-
-    def watch(self, path, mask, callbacks) -> None:
-        self.watches.append((path, mask, callbacks))
-
-    def loseConnection(self) -> None:
-        self.closed = True
-
-    def fire(self, path: str, mask: int) -> None:
-        for _, _, callbacks in self.watches:
-            for cb in callbacks:
-                cb(None, FilePath(path), mask)
+from tests.fakes.check import FakeInotify
 
 
 class ParseTests(SynchronousTestCase):
@@ -79,14 +58,14 @@ class FileCheckerTests(SynchronousTestCase):
         os.mkdir(self.dir)
         self.path = os.path.join(self.dir, "weight")
         self.results: list[DynamicResult] = []
-        self.notifiers: list[FakeNotifier] = []
+        self.notifiers: list[FakeInotify] = []
 
     def write(self, text: str, path: str | None = None) -> None:
         with open(path or self.path, "w") as f:
             f.write(text)
 
-    def notifier(self, reactor) -> FakeNotifier:
-        n = FakeNotifier(reactor)
+    def notifier(self, reactor) -> FakeInotify:
+        n = FakeInotify(reactor)
         self.notifiers.append(n)
         return n
 

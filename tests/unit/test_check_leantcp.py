@@ -19,60 +19,7 @@ from keepalive_tx.check.http import HttpChecker, HttpUrl
 from keepalive_tx.check.leantcp import LeanConnection, leanReactor, sockaddrFor
 from keepalive_tx.check.tcp import TcpChecker
 from keepalive_tx.check.timers import timerQueue
-
-
-class FakeSocket:
-    """
-    The socket calls L{LeanConnection} makes, scripted.
-
-    @ivar connectResults: what successive C{connect_ex} calls return.
-    @ivar soError: what C{getsockopt(SO_ERROR)} returns.
-    @ivar sendLimit: at most this many bytes accepted per C{send}.
-    @ivar incoming: what successive C{recv} calls return (or raise).
-    """
-
-    def __init__(self, family: int, type: int) -> None:
-        self.family = family
-        self.type = type
-        self.connectResults = [errno.EINPROGRESS, errno.EISCONN]
-        self.soError = 0
-        self.sendLimit = 1 << 20
-        self.sent = b""
-        self.incoming: list[bytes | OSError] = []
-        self.bound: tuple | None = None
-        self.bindError: OSError | None = None
-        self.connectedTo: tuple | None = None
-        self.closed = False
-
-    def fileno(self) -> int:
-        return -1 if self.closed else 42
-
-    def bind(self, addr: tuple) -> None:
-        if self.bindError is not None:
-            raise self.bindError
-        self.bound = addr
-
-    def connect_ex(self, addr: tuple) -> int:
-        self.connectedTo = addr
-        return self.connectResults.pop(0)
-
-    def getsockopt(self, level: int, option: int) -> int:
-        assert (level, option) == (socket.SOL_SOCKET, socket.SO_ERROR)
-        return self.soError
-
-    def send(self, data: bytes) -> int:
-        n = min(len(data), self.sendLimit)
-        self.sent += data[:n]
-        return n
-
-    def recv(self, size: int) -> bytes:
-        item = self.incoming.pop(0)
-        if isinstance(item, OSError):
-            raise item
-        return item
-
-    def close(self) -> None:
-        self.closed = True
+from tests.fakes.sockets import FakeSocket
 
 
 class Peer:
@@ -140,7 +87,7 @@ class LeanConnectionTests(SynchronousTestCase):
         self.assertTrue(s.type & socket.SOCK_STREAM)
         self.assertTrue(s.type & socket.SOCK_NONBLOCK)
         self.assertEqual(s.bound, ("192.0.2.1", 4000))
-        self.assertEqual(s.connectedTo, ("192.0.2.5", 80))
+        self.assertEqual(s.connected, ("192.0.2.5", 80))
         self.assertEqual(self.peer.events, [])
         self.assertIn(conn, self.reactor.getWriters())
         self.assertEqual(conn.fileno(), 42)
@@ -184,7 +131,7 @@ class LeanConnectionTests(SynchronousTestCase):
         """
         A failing bind is a ConnectBindError, and the socket is closed.
         """
-        self.script = lambda s: setattr(s, "bindError", OSError(errno.EADDRNOTAVAIL, "nope"))
+        self.script = lambda s: s.failOn.update(bind=OSError(errno.EADDRNOTAVAIL, "nope"))
         conn = self.connect(bind=("192.0.2.99", 0))
         self.assertEqual(self.peer.events, [("failed", error.ConnectBindError)])
         self.assertUnregistered(conn)
@@ -238,7 +185,7 @@ class LeanConnectionTests(SynchronousTestCase):
         s = self.sockets[0]
         s.incoming = [b"HTTP/1.0 200 OK\r\n", b"", b"never read"]
         conn.doWrite()
-        self.assertEqual(s.sent, b"GET / HTTP/1.0\r\n\r\n")
+        self.assertEqual(b"".join(s.sent), b"GET / HTTP/1.0\r\n\r\n")
         self.assertNotIn(conn, self.reactor.getWriters())
         conn.doRead()
         conn.doRead()
@@ -259,13 +206,13 @@ class LeanConnectionTests(SynchronousTestCase):
         self.script = lambda s: setattr(s, "sendLimit", 4)
         conn = self.connect()
         conn.doWrite()
-        self.assertEqual(self.sockets[0].sent, b"0123")
+        self.assertEqual(b"".join(self.sockets[0].sent), b"0123")
         self.assertIn(conn, self.reactor.getWriters())
         self.assertIn(conn, self.reactor.getReaders())
         conn.write(b"ab")
         conn.doWrite()
         conn.doWrite()
-        self.assertEqual(self.sockets[0].sent, b"0123456789ab")
+        self.assertEqual(b"".join(self.sockets[0].sent), b"0123456789ab")
         self.assertNotIn(conn, self.reactor.getWriters())
 
     def test_loseConnectionFlushesFirst(self) -> None:
@@ -280,7 +227,7 @@ class LeanConnectionTests(SynchronousTestCase):
         self.assertFalse(self.sockets[0].closed)
         conn.write(b"ignored")
         conn.doWrite()
-        self.assertEqual(self.sockets[0].sent, b"012345")
+        self.assertEqual(b"".join(self.sockets[0].sent), b"012345")
         self.assertEqual(self.peer.events[-1], ("lost", error.ConnectionDone))
         self.assertUnregistered(conn)
 
@@ -430,7 +377,7 @@ class LeanCheckerTests(SynchronousTestCase):
         (timer,) = self.reactor.getDelayedCalls()
         self.assertAlmostEqual(timer.getTime(), 5, places=3)
         self.assertEqual(
-            self.sockets[0].sent,
+            b"".join(self.sockets[0].sent),
             b"GET /h HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: www\r\n\r\n",
         )
         self.sockets[0].incoming = [b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello"]

@@ -15,12 +15,12 @@ from keepalive_tx.check.misc import DynamicResult, MiscChecker
 from keepalive_tx.config.model import Script
 from keepalive_tx.config.model_lvs import MiscCheck, RealServer
 from keepalive_tx.scripts.runner import ScriptRunner
-from tests.unit.test_scripts_runner import ProcessReactor, exited, killed
+from tests.fakes.scripts import FakeProcessReactor, exited, killed
 
 
 class MiscCheckerTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.reactor = ProcessReactor()
+        self.reactor = FakeProcessReactor()
         self.signals: list[tuple[int, int]] = []
         path = os.path.abspath(self.mktemp())
         with open(path, "w") as f:

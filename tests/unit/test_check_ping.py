@@ -21,7 +21,7 @@ from keepalive_tx.check.ping import (
     parseEchoReply,
 )
 from keepalive_tx.config.model_lvs import PingCheck
-from tests.unit.test_check_udp import SocketFactory, deliver
+from tests.fakes.sockets import FakeSocketFactory, deliver
 
 PAYLOAD = bytes(range(PAYLOAD_SIZE))
 
@@ -64,9 +64,9 @@ class PingCheckerTests(SynchronousTestCase):
         self.reactor = MemoryReactorClock()
         self.results: list[CheckResult] = []
 
-    def start(self, target: str = "192.0.2.9", factory: SocketFactory | None = None,
+    def start(self, target: str = "192.0.2.9", factory: FakeSocketFactory | None = None,
               **kw) -> PingChecker:
-        self.factory = factory or SocketFactory()
+        self.factory = factory or FakeSocketFactory()
         c = PingChecker(self.reactor, ConnectOptions(target, 80, connectTimeout=2),
                         socketFactory=self.factory, randomBytes=lambda n: PAYLOAD[:n],
                         randomId=lambda: 0x4242, **kw)
@@ -88,15 +88,15 @@ class PingCheckerTests(SynchronousTestCase):
         """
         c = self.start()
         s = self.sock
-        self.assertEqual((s.family, s.kind, s.proto),
+        self.assertEqual((s.family, s.type, s.proto),
                          (socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP))
         self.assertEqual(s.connected, ("192.0.2.9", 0))
         seq = self.sentSeq()
-        s.inbound.append((echoReply(0x9999, (seq + 1) & 0xFFFF), ("192.0.2.9", 0)))
-        s.inbound.append((echoReply(0x9999, seq, b"other"), ("192.0.2.9", 0)))
+        s.incoming.append((echoReply(0x9999, (seq + 1) & 0xFFFF), ("192.0.2.9", 0)))
+        s.incoming.append((echoReply(0x9999, seq, b"other"), ("192.0.2.9", 0)))
         deliver(self.reactor)
         self.assertEqual(self.results, [])
-        s.inbound.append((echoReply(0x9999, seq), ("192.0.2.9", 0)))
+        s.incoming.append((echoReply(0x9999, seq), ("192.0.2.9", 0)))
         deliver(self.reactor)
         self.assertEqual(self.results, [CheckResult(True)])
         self.assertTrue(s.closed)
@@ -109,33 +109,33 @@ class PingCheckerTests(SynchronousTestCase):
         (and remembered); IPv4 replies come with their IP header, and our own
         request, other identifiers and other sources are ignored.
         """
-        factory = SocketFactory(refuse={(socket.SOCK_DGRAM, socket.IPPROTO_ICMP)})
+        factory = FakeSocketFactory(refuse={(socket.SOCK_DGRAM, socket.IPPROTO_ICMP)})
         c = self.start(factory=factory)
         s = self.sock
-        self.assertEqual(s.kind, socket.SOCK_RAW)
+        self.assertEqual(s.type, socket.SOCK_RAW)
         self.assertTrue(c.useRaw)
         seq = self.sentSeq()
         request = s.sent[-1]
-        s.inbound += [
+        s.incoming += [
             (ipv4Header("192.0.2.1", len(request)) + request, ("192.0.2.1", 0)),
             (ipv4Header("192.0.2.9", 64) + echoReply(0x1111, seq), ("192.0.2.9", 0)),
             (ipv4Header("192.0.2.8", 64) + echoReply(0x4242, seq), ("192.0.2.8", 0)),
         ]
         deliver(self.reactor)
         self.assertEqual(self.results, [])
-        s.inbound.append((ipv4Header("192.0.2.9", 64) + echoReply(0x4242, seq), ("192.0.2.9", 0)))
+        s.incoming.append((ipv4Header("192.0.2.9", 64) + echoReply(0x4242, seq), ("192.0.2.9", 0)))
         deliver(self.reactor)
         self.assertEqual(self.results, [CheckResult(True)])
         c.check().addCallback(self.results.append)
         self.assertEqual(len(factory.sockets), 2)
-        self.assertEqual(self.sock.kind, socket.SOCK_RAW)
+        self.assertEqual(self.sock.type, socket.SOCK_RAW)
 
     def test_ipv6(self) -> None:
         self.start("2001:db8::9")
         s = self.sock
         self.assertEqual((s.family, s.proto), (socket.AF_INET6, socket.IPPROTO_ICMPV6))
         self.assertEqual(s.sent[-1][0], 128)
-        s.inbound.append((echoReply(1, self.sentSeq(), ipv6=True), ("2001:db8::9", 0, 0, 0)))
+        s.incoming.append((echoReply(1, self.sentSeq(), ipv6=True), ("2001:db8::9", 0, 0, 0)))
         deliver(self.reactor)
         self.assertEqual(self.results, [CheckResult(True)])
 
@@ -148,7 +148,7 @@ class PingCheckerTests(SynchronousTestCase):
 
     def test_socketError(self) -> None:
         self.start()
-        self.sock.inbound.append(OSError(errno.EHOSTUNREACH, "No route to host"))
+        self.sock.incoming.append(OSError(errno.EHOSTUNREACH, "No route to host"))
         deliver(self.reactor)
         self.assertEqual(self.results[0].reason, "ICMP connection failed (No route to host)")
 
@@ -156,7 +156,7 @@ class PingCheckerTests(SynchronousTestCase):
         """
         Neither socket kind available: a failure result.
         """
-        factory = SocketFactory(refuse={(socket.SOCK_DGRAM, socket.IPPROTO_ICMP),
+        factory = FakeSocketFactory(refuse={(socket.SOCK_DGRAM, socket.IPPROTO_ICMP),
                                         (socket.SOCK_RAW, socket.IPPROTO_ICMP)})
         self.start(factory=factory)
         self.assertIn("ICMP socket error", self.results[0].reason)
@@ -168,7 +168,7 @@ class PingCheckerTests(SynchronousTestCase):
         self.assertEqual(self.sentSeq(), (first + 1) & 0xFFFF)
 
     def test_cancel(self) -> None:
-        c = PingChecker(self.reactor, ConnectOptions("192.0.2.9", 0), socketFactory=SocketFactory())
+        c = PingChecker(self.reactor, ConnectOptions("192.0.2.9", 0), socketFactory=FakeSocketFactory())
         d = c.check()
         d.addCallback(self.results.append)
         d.cancel()

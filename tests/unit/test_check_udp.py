@@ -14,107 +14,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from keepalive_tx.check.base import CheckResult, ConnectOptions
 from keepalive_tx.check.udp import SO_BINDTODEVICE, SO_MARK, UdpChecker, replyMatches
 from keepalive_tx.config.model_lvs import HexPattern, UdpCheck
-
-
-class FakeSocket:
-    """
-    A datagram socket: records what is done to it; C{inbound} holds
-    C{(data, address)} tuples or L{OSError}s for C{recvfrom}.
-    """
-
-    def __init__(self, family: int, kind: int, proto: int, failOn: str | None = None) -> None:
-        self.family, self.kind, self.proto = family, kind, proto
-        self.options: list[tuple] = []
-        self.bound = self.connected = None
-        self.sent: list[bytes] = []
-        self.sentTo: list[tuple[bytes, object]] = []
-        self.inbound: list = []
-        self.closed = False
-        self.blocking = True
-        self.failOn = failOn
-        self.sendError: OSError | None = None
-        self.name = ("0.0.0.0", 4242)
-
-    def _maybeFail(self, what: str) -> None:
-        if self.failOn == what:
-            raise OSError(errno.EACCES, "Permission denied")
-
-    def setblocking(self, flag: bool) -> None:
-        self.blocking = flag
-
-    def setsockopt(self, *args) -> None:
-        self._maybeFail("setsockopt")
-        self.options.append(args)
-
-    def bind(self, address) -> None:
-        self._maybeFail("bind")
-        self.bound = address
-
-    def connect(self, address) -> None:
-        self._maybeFail("connect")
-        self.connected = address
-
-    def getsockname(self):
-        return self.name
-
-    def getsockopt(self, level, option):
-        return self.pendingError
-
-    pendingError = 0
-
-    def send(self, data: bytes) -> int:
-        if self.sendError is not None:
-            raise self.sendError
-        self.sent.append(data)
-        return len(data)
-
-    def sendto(self, data: bytes, address) -> int:
-        if self.sendError is not None:
-            raise self.sendError
-        self.sentTo.append((data, address))
-        return len(data)
-
-    def recvfrom(self, size: int):
-        if not self.inbound:
-            raise BlockingIOError(errno.EAGAIN, "again")
-        item = self.inbound.pop(0)
-        if isinstance(item, OSError):
-            raise item
-        return item
-
-    def fileno(self) -> int:
-        return -1 if self.closed else 77
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class SocketFactory:
-    def __init__(self, failOn: str | None = None, refuse: set | None = None) -> None:
-        self.sockets: list[FakeSocket] = []
-        self.failOn = failOn
-        self.refuse = refuse or set()
-
-    def __call__(self, family, kind, proto=0):
-        if (kind, proto) in self.refuse:
-            raise PermissionError(errno.EACCES, "Permission denied")
-        s = FakeSocket(family, kind, proto, self.failOn)
-        self.sockets.append(s)
-        return s
-
-
-def deliver(reactor: MemoryReactorClock) -> None:
-    """
-    Let every registered reader read.
-    """
-    for reader in list(reactor.readers):
-        reader.doRead()
+from tests.fakes.sockets import FakeSocket, FakeSocketFactory, deliver
 
 
 class UdpCheckerTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = MemoryReactorClock()
-        self.factory = SocketFactory()
+        self.factory = FakeSocketFactory()
         self.results: list[CheckResult] = []
 
     def start(self, options: ConnectOptions | None = None, **kw) -> UdpChecker:
@@ -151,7 +57,7 @@ class UdpCheckerTests(SynchronousTestCase):
         """
         self.start(payload=b"\x01\x02")
         self.assertEqual(self.sock.sent, [b"\x01\x02"])
-        self.sock.inbound.append(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+        self.sock.incoming.append(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
         deliver(self.reactor)
         self.assertFalse(self.results[0].ok)
         self.assertEqual(self.results[0].logLine("[x]:udp:1"), "UDP connection to [x]:udp:1 failed.")
@@ -163,17 +69,17 @@ class UdpCheckerTests(SynchronousTestCase):
         as connectionLost: the error is read and is a failure result.
         """
         self.start()
-        self.sock.inbound.append(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+        self.sock.incoming.append(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
         reader = next(iter(self.reactor.readers))
         reader.connectionLost(None)
         self.assertIn("Connection refused", self.results[0].reason)
         self.start()
-        self.sock.pendingError = errno.EHOSTUNREACH
+        self.sock.soError = errno.EHOSTUNREACH
         next(iter(self.reactor.readers)).connectionLost(None)
         self.assertIn("No route to host", self.results[1].reason)
 
     def test_hostUnreachableOnSend(self) -> None:
-        self.factory = SocketFactory()
+        self.factory = FakeSocketFactory()
         original = self.factory.__call__
 
         def failing(family, kind, proto=0):
@@ -189,7 +95,7 @@ class UdpCheckerTests(SynchronousTestCase):
 
     def test_anyReplyWithoutRequireReply(self) -> None:
         self.start()
-        self.sock.inbound.append((b"x", ("192.0.2.7", 53)))
+        self.sock.incoming.append((b"x", ("192.0.2.7", 53)))
         deliver(self.reactor)
         self.assertEqual(self.results, [CheckResult(True)])
 
@@ -205,11 +111,11 @@ class UdpCheckerTests(SynchronousTestCase):
         """
         pattern = HexPattern(bytes([0xAB, 0x00]), bytes([0x00, 0xF0]))
         self.start(requireReply=pattern, minReplyLength=2, maxReplyLength=4)
-        self.sock.inbound.append((b"\xab\x30", None))
+        self.sock.incoming.append((b"\xab\x30", None))
         deliver(self.reactor)
         self.assertTrue(self.results[0].ok)
         self.start(requireReply=pattern, minReplyLength=2, maxReplyLength=4)
-        self.sock.inbound.append((b"\xab\x31", None))
+        self.sock.incoming.append((b"\xab\x31", None))
         deliver(self.reactor)
         self.assertEqual(self.results[1].reason, "UDP check reply data mismatch")
 
@@ -233,7 +139,7 @@ class UdpCheckerTests(SynchronousTestCase):
         self.assertIn((socket.SOL_SOCKET, SO_BINDTODEVICE, b"eth1"), s.options)
 
     def test_socketErrorIsResult(self) -> None:
-        self.factory = SocketFactory(failOn="bind")
+        self.factory = FakeSocketFactory(failOn="bind")
         self.start(ConnectOptions("192.0.2.7", 53, bindTo="192.0.2.99"))
         self.assertIn("UDP socket error", self.results[0].reason)
         self.assertTrue(self.factory.sockets[0].closed)

@@ -1,6 +1,6 @@
 """
 Tests for the state-change log lines of L{CheckerScheduler} per checker
-kind (keepalived's wording, catalogue S{sect}5.2 and S{sect}5.8).
+kind (keepalived's wording).
 """
 
 from __future__ import annotations

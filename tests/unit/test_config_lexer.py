@@ -1,6 +1,7 @@
 """
 Tests for L{keepalive_tx.config.lexer}: the PLY lexer states, general and
-script-style tokenising (catalogue §1.2 steps 2, 11, 12).
+script-style tokenising (steps 2, 11 and 12 of docs/keepalived-compat.md,
+"Reading a configuration line").
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class RawScanTests(SynchronousTestCase):
 
 class TokenizeTests(SynchronousTestCase):
     """
-    General tokenising (§1.2 step 11).
+    General tokenising (step 11).
     """
 
     def test_whitespace(self) -> None:
@@ -113,10 +114,10 @@ class TokenizeTests(SynchronousTestCase):
 
 class ScriptWordsTests(SynchronousTestCase):
     """
-    Script-style tokenising (§1.2 step 12).
+    Script-style tokenising (step 12).
     """
 
-    def test_catalogueExample(self) -> None:
+    def test_notifyExample(self) -> None:
         self.assertEqual(
             scriptWords("\"/bin/x.sh a 'b c'\" nobody"), (["/bin/x.sh", "a", "b c"], "nobody")
         )

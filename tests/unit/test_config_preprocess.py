@@ -1,6 +1,7 @@
 """
 Tests for L{keepalive_tx.config.preprocess}: keepalived's configuration
-language up to logical lines (catalogue §1.2-§1.6, §3.1 C{-i}/C{-e}).
+language up to logical lines (docs/keepalived-compat.md, "Reading a
+configuration line"; C{-i}/C{-e}).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ class BasicTests(SynchronousTestCase):
 
 class ConditionalTests(SynchronousTestCase):
     """
-    C{@ID} / C{@^ID} lines (§1.4) and C{-i}.
+    C{@ID} / C{@^ID} lines (step 5) and C{-i}.
     """
 
     def test_match(self) -> None:
@@ -214,7 +215,7 @@ class ConditionalTests(SynchronousTestCase):
 
 class DefinitionTests(SynchronousTestCase):
     """
-    C{$NAME=VALUE} and substitution (§1.5).
+    C{$NAME=VALUE} and substitution (steps 6 and 8).
     """
 
     def test_simple(self) -> None:
@@ -320,7 +321,7 @@ class DefinitionTests(SynchronousTestCase):
 
     def test_backslashElsewhereIsLiteral(self) -> None:
         """
-        §0 #13: no general line continuation.
+        No general line continuation.
         """
         self.assertEqual([ln.tokens for ln in run("a b\\\nc\n")[0]], [("a", "b\\"), ("c",)])
 
@@ -382,7 +383,7 @@ def _seeded(seed: int, low: int, high: int) -> int:
 
 class SequenceTests(SynchronousTestCase):
     """
-    C{~SEQ}, C{~SEQx}, C{~LST} (§1.6).
+    C{~SEQ}, C{~SEQx}, C{~LST} (step 7).
     """
 
     def test_seqForms(self) -> None:
@@ -488,7 +489,7 @@ class SequenceTests(SynchronousTestCase):
 
 class IncludeTests(SynchronousTestCase):
     """
-    C{include} and its variants (§1.3) and C{-e}.
+    C{include} and its variants (step 9) and C{-e}.
     """
 
     def setUp(self) -> None:

@@ -16,20 +16,22 @@ from keepalive_tx.config.errors import Severity
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "keepalived-samples")
 
-# File -> the ERROR-or-worse diagnostics keepalived also produces (catalogue
-# §0/§6), as (line, message fragment).
+# File -> the ERROR-or-worse diagnostics keepalived also produces (see
+# docs/keepalived-compat.md, "Quirks of keepalived's code kept on purpose"),
+# as (line, message fragment).
 _ETC_ERRORS = [
-    (15, "vrrp_garp_interval: number '0' outside range"),  # §0 #6
+    (15, "vrrp_garp_interval: number '0' outside range"),  # explicit 0 refused
     (16, "vrrp_gna_interval: number '0' outside range"),
     (20, "(VI_1) State MASTER must match being address owner"),
     (25, "(VI_1) Strict mode does not support authentication. Ignoring."),
 ]
 EXPECTED = {
     "keepalived.conf.vrrp.lvs_syncd": [
-        (4, "Unknown keyword 'VI_2'"),  # §0 #11 legacy sync group
+        (4, "Unknown keyword 'VI_2'"),  # legacy sync group
         (5, "Unknown keyword 'VI_3'"),
         (3, "Sync group VG1 has no virtual router(s)"),
-        (11, "lvs_sync_daemon_interface is deprecated"),
+        (11, "(VI_1) Specifying lvs_sync_daemon_interface against a vrrp is deprecated."),
+        (11, "Please use global lvs_sync_daemon"),
     ],
     "keepalived.conf.vrrp.rules": [
         (11, "Invalid 'to' prefix '192.168.100./24'"),

@@ -80,7 +80,7 @@ class FrameworkTests(SynchronousTestCase):
 
     def test_unknownKeywordBlockNotSkipped(self) -> None:
         """
-        §0 #12: the contents of an unknown keyword's block are parsed at the
+        The contents of an unknown keyword's block are parsed at the
         current level and its '}' closes the enclosing block early.
         """
         root, d = self.run_("blk", "{", "foo", "{", "x 3", "}", "x 4", "}", "a z")
@@ -223,7 +223,7 @@ class GlobalDefsTests(SynchronousTestCase):
 
     def test_garpIntervalZero(self) -> None:
         """
-        §0 #6: vrrp_garp_interval 0 is rejected and the default 0 kept.
+        vrrp_garp_interval 0 is rejected and the default 0 kept.
         """
         r = parse("global_defs {\n vrrp_garp_interval 0\n vrrp_gna_interval 0.5\n}\n")
         self.assertEqual(msgs(r.diagnostics, Severity.ERROR),
@@ -233,7 +233,7 @@ class GlobalDefsTests(SynchronousTestCase):
 
     def test_fileLocationUnknown(self) -> None:
         """
-        §0 #1 and #10: *_file_location and lvs_id are unknown keywords.
+        *_file_location and lvs_id are unknown keywords.
         """
         r = parse("global_defs {\n state_file_location /x\n lvs_id LVS1\n state_dump_file /tmp/d\n}\n")
         self.assertEqual(msgs(r.diagnostics), [
@@ -242,7 +242,7 @@ class GlobalDefsTests(SynchronousTestCase):
 
     def test_skipCheckAdvAddrFalse(self) -> None:
         """
-        §0 #7: vrrp_skip_check_adv_addr false still sets the flag.
+        vrrp_skip_check_adv_addr false still sets the flag.
         """
         r = parse("global_defs {\n vrrp_skip_check_adv_addr false\n}\n")
         self.assertTrue(r.model.globalDefs.vrrpSkipCheckAdvAddr)
@@ -289,7 +289,7 @@ class VrrpInstanceTests(SynchronousTestCase):
 
     def test_defaults(self) -> None:
         """
-        §0 #15: priority 100 and state BACKUP by default; typed fields.
+        Priority 100 and state BACKUP by default; typed fields.
         """
         r = parse(VI % "advert_int 2")
         self.assertEqual(msgs(r.diagnostics), [])
@@ -301,7 +301,7 @@ class VrrpInstanceTests(SynchronousTestCase):
 
     def test_masterDefaultsOwner(self) -> None:
         """
-        §0 #15: state MASTER without priority means 255; priority 255 means MASTER.
+        State MASTER without priority means 255; priority 255 means MASTER.
         """
         r = parse(VI % "state MASTER")
         self.assertEqual(r.model.vrrpInstances[0].priority, 255)
@@ -310,7 +310,7 @@ class VrrpInstanceTests(SynchronousTestCase):
 
     def test_nopreemptMaster(self) -> None:
         """
-        §0 #14: nopreempt with state MASTER is cleared with an error.
+        nopreempt with state MASTER is cleared with an error.
         """
         r = parse(VI % "state MASTER\n priority 100\n nopreempt")
         vi = r.model.vrrpInstances[0]
@@ -352,7 +352,7 @@ class VrrpInstanceTests(SynchronousTestCase):
                              "192.0.2.9/24 brd 192.0.2.255 dev eth1 scope link label eth1:1 home -nodad no_track\n"
                              "        192.0.2.10 peer 192.0.2.11/32\n        192.0.2.12 bogus") % "")
         a, b, c = r.model.vrrpInstances[0].virtualIpaddresses
-        self.assertEqual((a.dev, a.scope, a.label, a.home, a.nodad, a.noTrack),
+        self.assertEqual((a.dev, a.scope, a.label, a.home, a.dad, a.noTrack),
                          ("eth1", "link", "eth1:1", True, True, True))
         self.assertEqual(str(a.broadcast), "192.0.2.255")
         self.assertEqual(str(b.peer), "192.0.2.11/32")
@@ -454,7 +454,7 @@ class VrrpInstanceTests(SynchronousTestCase):
 
     def test_strict(self) -> None:
         """
-        Strict mode rules (§4.12); unicast peers are kept, as keepalived
+        Strict mode rules (vrrp_strict); unicast peers are kept, as keepalived
         2.2.7 keeps them (the whole list: tests.unit.test_config_strict).
         """
         r = parse("global_defs {\n vrrp_strict\n}\n" + VI % "state MASTER\n priority 100\n unicast_peer {\n 192.0.2.7\n }")
@@ -472,7 +472,7 @@ class SyncGroupTests(SynchronousTestCase):
 
     def test_bareNames(self) -> None:
         """
-        §0 #11: bare names are unknown keywords and the empty group is removed.
+        Legacy sync groups: bare names are unknown keywords and the empty group is removed.
         """
         r = parse("vrrp_sync_group G {\n VI_1\n}\n" + VI % "")
         self.assertEqual(msgs(r.diagnostics), [
@@ -508,3 +508,20 @@ class DumpTests(SynchronousTestCase):
         self.assertIn("virtualRouterId = 51", text)
         self.assertIn("password = ********", text)
         self.assertNotIn("secret", text)
+
+    def test_dumpBlockNames(self) -> None:
+        """
+        Model classes named C{...Config} to tell them from running objects
+        are dumped under their blocks' names, as before.
+        """
+        r = parse("vrrp_sync_group G {\n group {\n VI_1\n }\n}\n"
+                  "garp_group {\n garp_interval 1\n interface eth0\n}\n" + VI % ""
+                  + "virtual_server 192.0.2.10 80 {\n protocol TCP\n real_server 192.0.2.11 80 {\n"
+                  "  HTTP_GET {\n   url {\n    path /\n   }\n  }\n }\n}\n")
+        lines = dumpConfig(r.model).splitlines()
+        self.assertIn("    SyncGroup G", lines)
+        self.assertIn("    VrrpInstance VI_1", lines)
+        self.assertIn("    GarpGroup", lines)
+        self.assertIn("      garp = GarpSettings", lines)
+        self.assertTrue(any(line.strip() == "HttpUrl" for line in lines))
+        self.assertEqual([line for line in lines[1:] if line.endswith("Config")], [])

@@ -36,6 +36,8 @@ CONSUMED_IN_CONFIG: dict[str, str] = {
     "vrrpHigherPrioSendAdvert": "each instance's higher_prio_send_advert",
     "vrrpOwnerIgnoreAdverts": "each instance's owner_ignore_adverts",
     "vrrpMinGarp": "the global GARP defaults",
+    "lvsSyncDaemonInterface": "global_defs' lvs_sync_daemon, for its instance, when none is "
+                              "set (config/validate.py)",
     "vrrpNotifyPriorityChanges": "each instance's notify_priority_changes",
     "vrrpSkipCheckAdvAddr": "each instance's skip_check_adv_addr",
     "vrrpStrict": "strict mode's rules, applied to each instance (config/validate_strict.py)",
@@ -57,8 +59,6 @@ CONSUMED_IN_CONFIG: dict[str, str] = {
     "jsonVersion": "the JSON dump's layout (status/dumps.py)",
     # what the keyword asks for is what always happens here
     "accept": "no firewall rules: VIPs always accept traffic (accept's meaning)",
-    "setSupplementaryGroups": "scripts run as another user always get that user's "
-                              "supplementary groups (Twisted's spawnProcess calls initgroups)",
     # builder keys made into model objects (config/validate.py, build_lvs.py)
     "authenticationBuilder": "the instance's Authentication",
     "hosts": "SMTP_CHECK's host blocks: checkers of their own (config/build_lvs.py)",

@@ -13,20 +13,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from keepalive_tx.config import parseText
 from keepalive_tx.config.model import VirtualAddress
 from keepalive_tx.config.schema_vmac import parseVmacMac, validIfname, vipText
-
-VI = """global_defs {{
-{g}}}
-vrrp_instance VI_1 {{
-    interface eth0
-    virtual_router_id 51
-{body}    virtual_ipaddress {{
-{vips}    }}
-}}
-{extra}"""
+from tests.fakes.vrrp import VI_TEMPLATE
 
 
 def parse(body: str = "", vips: str = "        192.0.2.100/24\n", g: str = "", extra: str = ""):
-    result = parseText(VI.format(body=body, vips=vips, g=g, extra=extra), "t.conf", "host")
+    result = parseText(VI_TEMPLATE.format(body=body, vips=vips, g=g, extra=extra), "t.conf", "host")
     return result.model, [(d.location.line if d.location else None, d.message)
                           for d in result.diagnostics]
 
@@ -207,7 +198,7 @@ class UseIpvlanTests(SynchronousTestCase):
         self.assertEqual(instance(model).virtualIpaddresses, ())
         model, problems = parse("    use_ipvlan 2001:db8::50/64\n", vips="        2001:db8::100/64\n")
         self.assertEqual((instance(model).family, problems), (6, []))
-        text = VI.format(g="", body="", extra="", vips="        192.0.2.100/24\n").replace(
+        text = VI_TEMPLATE.format(g="", body="", extra="", vips="        192.0.2.100/24\n").replace(
             "    }\n}", "    }\n    use_ipvlan 2001:db8::50/64\n}")
         result = parseText(text, "t.conf", "host")
         self.assertEqual(instance(result.model).family, 4)

@@ -20,12 +20,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from keepalive_tx.config import loadConfig
 from keepalive_tx.demo.cast import FAST, NORMAL, configText
 from keepalive_tx.demo.cli import missingRequirements
-from keepalive_tx.demo.probe import Gap, longestGap, parsePing
+from keepalive_tx.demo.probe import ReplyGap, longestGap, parsePing
 from keepalive_tx.demo.scenario import Timeline
 from keepalive_tx.demo.smtpsink import SinkFactory, messageRecord
 from keepalive_tx.demo.status import formatTable, instanceState, parseIpvsadm, poolState
 from keepalive_tx.lvs.backend import DryRunBackend, MemoryIPVSBackend
-from tests.unit.test_status_snapshot import StatusFixture
+from tests.fakes.status import StatusFixture
 
 PING = """\
 PING 192.0.2.100 (192.0.2.100) 56(84) bytes of data.
@@ -110,7 +110,7 @@ class ProbeTests(SynchronousTestCase):
         self.assertIsNone(longestGap([], after=0.0))
         self.assertIsNone(longestGap(replies, after=99.0))
         self.assertIsNone(longestGap(replies, after=101.0))
-        self.assertIsInstance(longestGap(replies, after=100.025), Gap)
+        self.assertIsInstance(longestGap(replies, after=100.025), ReplyGap)
 
 
 IPVSADM = """\

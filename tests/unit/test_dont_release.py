@@ -11,8 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx import tap
 from keepalive_tx.vrrp.machine import State
-from tests.unit.test_lvs_service import LvsServiceHarness
-from tests.unit.test_vrrp_instance import InstanceTestsMixin
+from tests.fakes.lvs import LvsServiceHarness
+from tests.fakes.vrrp import InstanceTestsMixin
 
 
 class VrrpTests(InstanceTestsMixin, SynchronousTestCase):
@@ -53,11 +53,11 @@ class OptionsTests(SynchronousTestCase):
         C{-V} and C{-I} reach the VRRP and LVS services, also those a
         reload builds.
         """
-        from tests.unit.test_lvs_service import CONFIG
+        from tests.fakes.lvs import LVS_CONFIG
 
         path = self.mktemp()
         with open(path, "w") as f:
-            f.write(CONFIG % {"vsExtra": "", "rs11Extra": ""} + (
+            f.write(LVS_CONFIG % {"vsExtra": "", "rs11Extra": ""} + (
                 "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n"
                 " virtual_ipaddress {\n  192.0.2.200/24\n }\n}\n"))
         for argv, release in (([], True), (["-V", "-I"], False)):
@@ -66,5 +66,5 @@ class OptionsTests(SynchronousTestCase):
             service = tap.makeService(options, reactor=MemoryReactorClock())
             self.assertEqual(service.vrrpService.releaseOnStop, release)
             self.assertEqual(service.lvsService.releaseOnStop, release)
-            self.assertEqual(service._buildVrrp(service.model).releaseOnStop, release)
-            self.assertEqual(service._buildLvs(service.model).releaseOnStop, release)
+            self.assertEqual(service.buildVrrp(service.model).releaseOnStop, release)
+            self.assertEqual(service.buildLvs(service.model).releaseOnStop, release)

@@ -26,28 +26,13 @@ from keepalive_tx import (
 )
 from keepalive_tx.observers import ObserverHub
 from keepalive_tx.scripts.runner import ScriptResult
-from tests.unit.test_service import FakeScriptRunner
-from tests.unit.test_vrrp_service import FakePlatform, instanceText
+from tests.fakes.scripts import FakeScriptRunner
+from tests.fakes.vrrp import VI_ETH1, FakeVrrpPlatform, brokenOnEth1, instanceText
 
 VI_1 = instanceText("VI_1", 1, "192.0.2.101/24")
 VI_2 = instanceText("VI_2", 2, "192.0.2.102/24", priority=100)
-#: on eth1, where L{brokenOnEth1} cannot open a VRRP socket
-VI_ETH1 = instanceText("VI_9", 9, "192.0.2.109/24", interface="eth1", extra=" mcast_src_ip 192.0.2.11")
 
 
-def brokenOnEth1(platform: FakePlatform) -> FakePlatform:
-    """
-    C{platform}, failing to open a VRRP socket on eth1.
-    """
-    openPort = platform.openPort
-
-    def refuse(receiver, interface, *args):  # type: ignore[no-untyped-def]
-        if interface == "eth1":
-            raise OSError(19, "No such device")
-        return openPort(receiver, interface, *args)
-
-    platform.openPort = refuse  # type: ignore[method-assign]
-    return platform
 GROUP = "vrrp_sync_group G {\n group {\n VI_1\n VI_2\n }\n}\n"
 
 CHECKED = """
@@ -125,7 +110,7 @@ class ExportsTests(SynchronousTestCase):
 
 class BuildTests(SynchronousTestCase):
     def build(self, text: str, **kw: object) -> KeepalivedService:
-        return KeepalivedService.fromText(text, reactor=Clock(), vrrpPlatform=FakePlatform(),
+        return KeepalivedService.fromText(text, reactor=Clock(), vrrpPlatform=FakeVrrpPlatform(),
                                           **kw)  # type: ignore[arg-type]
 
     def test_fromText(self) -> None:
@@ -194,7 +179,7 @@ class BuildTests(SynchronousTestCase):
         (base / "vi2.conf").write_text(VI_2)
         (base / "keepalived.conf").write_text(VI_1 + "include vi2.conf\n")
         service = KeepalivedService.fromFile(base / "keepalived.conf", reactor=Clock(),
-                                             vrrpPlatform=FakePlatform())
+                                             vrrpPlatform=FakeVrrpPlatform())
         self.assertEqual([i.name for i in service.model.vrrpInstances], ["VI_1", "VI_2"])
         assert service.source is not None
         self.assertEqual(service.source.path, str(base / "keepalived.conf"))
@@ -204,7 +189,7 @@ class VrrpObserverTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.service = KeepalivedService.fromText(VI_1 + VI_2 + GROUP, reactor=self.clock,
-                                                  vrrpPlatform=FakePlatform())
+                                                  vrrpPlatform=FakeVrrpPlatform())
         self.recorder = Recorder()
         self.service.addObserver(self.recorder)
 
@@ -366,10 +351,10 @@ STARTUP = 'global_defs {\n startup_script "/bin/true"\n}\n'
 
 
 class WhenRunningTests(SynchronousTestCase):
-    def build(self, text: str, platform: FakePlatform | None = None) -> KeepalivedService:
+    def build(self, text: str, platform: FakeVrrpPlatform | None = None) -> KeepalivedService:
         self.clock = Clock()
         service = KeepalivedService.fromText(text, reactor=self.clock,
-                                             vrrpPlatform=platform or FakePlatform())
+                                             vrrpPlatform=platform or FakeVrrpPlatform())
         self.runners = withFakeScripts(service)
         return service
 
@@ -405,7 +390,7 @@ class WhenRunningTests(SynchronousTestCase):
         An instance that cannot be set up (its VRRP socket cannot be
         opened) fails C{whenRunning}, naming it and why; the others run.
         """
-        service = self.build(VI_1 + VI_ETH1, brokenOnEth1(FakePlatform()))
+        service = self.build(VI_1 + VI_ETH1, brokenOnEth1(FakeVrrpPlatform()))
         d = service.whenRunning()
         service.startService()
         self.flushLoggedErrors(OSError)
@@ -438,7 +423,7 @@ class WhenRunningTests(SynchronousTestCase):
         Twisted server that cannot listen does), C{whenRunning} fails
         naming the part.
         """
-        platform = FakePlatform()
+        platform = FakeVrrpPlatform()
 
         def refuse() -> None:
             raise PermissionError(1, "Operation not permitted")
@@ -469,7 +454,7 @@ class ReloadTests(SynchronousTestCase):
         self.file = self.dir / "keepalived.conf"
         self.file.write_text(VI_1)
         self.service = KeepalivedService.fromFile(self.file, reactor=self.clock,
-                                                  vrrpPlatform=FakePlatform())
+                                                  vrrpPlatform=FakeVrrpPlatform())
 
     def names(self) -> list[str]:
         return [i.name for i in self.service.model.vrrpInstances]
@@ -527,7 +512,7 @@ class ReloadTests(SynchronousTestCase):
         configuration and source stay.
         """
         self.service = KeepalivedService.fromFile(self.file, reactor=self.clock, allConfig=True,
-                                                  vrrpPlatform=FakePlatform())
+                                                  vrrpPlatform=FakeVrrpPlatform())
         self.service.startService()
         self.addCleanup(self.service.stopService)
         self.file.write_text(VI_2 + "include missing.conf\n")
@@ -558,9 +543,9 @@ class ReloadTests(SynchronousTestCase):
         self.assertEqual(self.service.model.vrrpInstances[0].priority, 150)
 
     def test_noSource(self) -> None:
-        from tests.unit.test_vrrp_service import modelFor
+        from tests.fakes.vrrp import modelFor
 
-        service = KeepalivedService(modelFor(VI_1), self.clock, vrrpPlatform=FakePlatform())
+        service = KeepalivedService(modelFor(VI_1), self.clock, vrrpPlatform=FakeVrrpPlatform())
         service.startService()
         self.addCleanup(service.stopService)
         self.failureResultOf(service.reload(), ReloadError)
@@ -573,7 +558,7 @@ class ReloadTests(SynchronousTestCase):
         parts to start.
         """
         service = KeepalivedService.fromText(VI_1 + STARTUP, reactor=self.clock,
-                                             vrrpPlatform=FakePlatform())
+                                             vrrpPlatform=FakeVrrpPlatform())
         runners = withFakeScripts(service)
         service.startService()
         self.addCleanup(service.stopService)

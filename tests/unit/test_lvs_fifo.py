@@ -17,7 +17,9 @@ from keepalive_tx.check.factory import BuiltChecker, checkTiming
 from keepalive_tx.lvs.backend import MemoryIPVSBackend
 from keepalive_tx.lvs.fifo import LvsFifos, rsLine, vsLine
 from keepalive_tx.lvs.service import LvsService
-from tests.unit.test_lvs_service import FakeChecker, FakeRunner, parse
+from tests.fakes.check import FakeChecker
+from tests.fakes.lvs import parse
+from tests.fakes.scripts import FakeScriptRunner
 
 CONFIG = """\
 global_defs {
@@ -103,7 +105,7 @@ class FifoServiceTests(SynchronousTestCase):
                                 "globalExtra": globalExtra})
         svc = LvsService(model, self.clock, backendFactory=MemoryIPVSBackend, recordDir=None,
                          checkerBuilder=self.builder, random=lambda: 0.0,
-                         scriptRunner=lambda s: FakeRunner(self.scripts, s, False), **kw)
+                         scriptRunner=lambda s: FakeScriptRunner(s, log=self.scripts, immediate=True), **kw)
         svc.privilegedStartService()
         svc.startService()
         self.addCleanup(svc.stopService)

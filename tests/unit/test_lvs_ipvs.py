@@ -19,19 +19,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from keepalive_tx.lvs import ipvs
 from keepalive_tx.lvs.backend import DryRunBackend, IPVSError
 from keepalive_tx.lvs.pool import DestKey, DestSpec, ServiceKey, ServiceSpec
+from tests.fakes.lvs import reparse
+from tests.fakes.sockets import FakeSocket
 
 A = ip_address
-
-
-def reparse(msg: genl.ipvsmsg) -> genl.ipvsmsg:
-    """
-    Encode C{msg} and decode the bytes again, as a kernel reply would be.
-    """
-    msg["header"]["type"] = 42
-    msg.encode()
-    parsed = genl.ipvsmsg(bytes(msg.data))
-    parsed.decode()
-    return parsed
 
 
 def attrBytes(msg: genl.ipvsmsg, nested: str, name: str) -> bytes:
@@ -139,25 +130,6 @@ class CodecTests(SynchronousTestCase):
         self.assertIsNone(ipvs.destFromMessage(empty))
 
 
-class _Socket:
-    def __init__(self, replies: list[bytes] | None = None) -> None:
-        self.sent: list[bytes] = []
-        self.replies = replies or []
-        self.closed = False
-
-    def send(self, data: bytes) -> int:
-        self.sent.append(data)
-        return len(data)
-
-    def recv(self, size: int) -> bytes:
-        if not self.replies:
-            raise BlockingIOError(errno.EAGAIN, "empty")
-        return self.replies.pop(0)
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def _error(sequence: int, code: int) -> bytes:
     # nlmsghdr(len, NLMSG_ERROR, flags, seq, pid) + error + the echoed
     # request (its nlmsghdr and genlmsghdr)
@@ -170,7 +142,7 @@ class ChannelTests(SynchronousTestCase):
         """
         A kernel without the IPVS family answers ENOENT to the lookup.
         """
-        sock = _Socket([_error(1, errno.ENOENT)])
+        sock = FakeSocket(incoming=[_error(1, errno.ENOENT)])
         channel = ipvs.GenlChannel(socketFactory=lambda: sock)
         self.assertEqual(self.assertRaises(IPVSError, channel.open).code, errno.ENOENT)
         self.assertEqual(struct.unpack_from("H", sock.sent[0], 4)[0], 16)  # GENL_ID_CTRL
@@ -180,7 +152,7 @@ class ChannelTests(SynchronousTestCase):
         No queued reply is EAGAIN and the socket is closed (reopened next
         time), never a wait.
         """
-        sock = _Socket()
+        sock = FakeSocket()
         channel = ipvs.GenlChannel(socketFactory=lambda: sock)
         self.assertEqual(self.assertRaises(IPVSError, channel.open).code, errno.EAGAIN)
         self.assertTrue(sock.closed)
@@ -206,7 +178,7 @@ class OpenBackendTests(SynchronousTestCase):
         self.patch(ipvs, "_warnedMissing", False)
 
         def factory() -> ipvs.GenlChannel:
-            return ipvs.GenlChannel(socketFactory=lambda: _Socket([_error(1, errno.ENOENT)]))
+            return ipvs.GenlChannel(socketFactory=lambda: FakeSocket(incoming=[_error(1, errno.ENOENT)]))
 
         with capturedLogs() as events:
             first = ipvs.openBackend(factory)

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-from ipaddress import ip_address
 
 from twisted.internet import task
-from twisted.internet.defer import Deferred, succeed
-from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.alert.messages import AlertDispatcher
@@ -26,201 +23,21 @@ from keepalive_tx.check.base import CheckerState, CheckResult, ConnectOptions, H
 from keepalive_tx.check.factory import BuiltChecker, UnsupportedChecker, buildChecker, checkTiming
 from keepalive_tx.check.http import HttpChecker
 from keepalive_tx.check.tcp import TcpChecker
-from keepalive_tx.config import parseText
-from keepalive_tx.lvs.backend import MemoryIPVSBackend
-from keepalive_tx.lvs.pool import DestKey, ServiceKey
 from keepalive_tx.lvs.service import LvsService, recordFileName
 from keepalive_tx.service import KeepalivedService
-
-A = ip_address
-VS = ServiceKey(4, "TCP", A("192.0.2.100"), 80)
-RS11 = DestKey(A("192.0.2.11"), 80)
-RS12 = DestKey(A("192.0.2.12"), 80)
-SORRY = DestKey(A("192.0.2.99"), 80)
-
-CONFIG = """\
-global_defs {
-    router_id lb1
-}
-virtual_server 192.0.2.100 80 {
-    delay_loop 1
-    lvs_sched wrr
-    lvs_method NAT
-    protocol TCP
-    quorum 2
-    smtp_alert
-    sorry_server 192.0.2.99 80
-    quorum_up "/bin/quorum up"
-    quorum_down "/bin/quorum down"
-    %(vsExtra)s
-    real_server 192.0.2.11 80 {
-        weight 1
-        notify_up "/bin/notify up11"
-        notify_down "/bin/notify down11"
-        %(rs11Extra)s
-        TCP_CHECK { connect_timeout 1 }
-    }
-    real_server 192.0.2.12 80 {
-        weight 2
-        inhibit_on_failure
-        HTTP_GET { url { path /health } connect_timeout 1 }
-        TCP_CHECK { connect_port 81 }
-    }
-}
-"""
-
-
-def parse(text: str):
-    result = parseText(text)
-    assert not list(result.diagnostics), [str(d) for d in result.diagnostics]
-    return result.model
-
-
-class FakeChecker:
-    """
-    A checker whose next result the test sets (C{ok}, C{result}), or
-    holds (C{hold}: attempts stay pending until released).
-    """
-
-    def __init__(self, kind: str, description: str) -> None:
-        self.kind = kind
-        self.description = description
-        self.ok = True
-        self.result: CheckResult | None = None
-        self.attempts = 0
-        self.hold = False
-        self.pending: list[Deferred] = []
-
-    def describe(self) -> str:
-        return self.description
-
-    def check(self, target: int = 0) -> Deferred[CheckResult]:
-        self.attempts += 1
-        result = self.result or CheckResult(self.ok, "" if self.ok else "TCP connection failed")
-        if self.hold:
-            d: Deferred[CheckResult] = Deferred(lambda d: d.callback(CheckResult(False, "cancelled")))
-            self.pending.append(d)
-            return d
-        return succeed(result)
-
-
-class FakeMailer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    def send(self, subject: str, body: str) -> None:
-        self.sent.append((subject, body))
-
-
-class FakeRunner:
-    def __init__(self, log: list, script, pending: bool) -> None:
-        self.log = log
-        self.script = script
-        self.pending = pending
-
-    def run(self):
-        self.log.append(self.script.command)
-        if self.pending:
-            return Deferred()
-        return succeed(None)
-
-
-class FakeMonitor:
-    """
-    The address-monitor edge for ha_suspend.
-    """
-
-    def __init__(self, addresses: set) -> None:
-        self.present = addresses
-        self.observers: list = []
-        self.started = False
-        self.channel = self
-
-    def addresses(self):
-        return [type("Addr", (), {"address": a})() for a in self.present]
-
-    def startMonitoring(self) -> None:
-        self.started = True
-
-    def stopMonitoring(self) -> None:
-        self.started = False
-
-    def addObserver(self, o) -> None:
-        self.observers.append(o)
-
-    def removeObserver(self, o) -> None:
-        self.observers.remove(o)
-
-    def set(self, address, present: bool) -> None:
-        info = type("Addr", (), {"address": address})()
-        if present:
-            self.present.add(address)
-            for o in self.observers:
-                o.addressAdded("eth0", 2, info)
-        else:
-            self.present.discard(address)
-            for o in self.observers:
-                o.addressRemoved("eth0", 2, info)
-
-
-class LvsServiceHarness(SynchronousTestCase):
-    """
-    An L{LvsService} on a memory IPVS backend, fake checkers and a clock.
-    """
-
-    def setUp(self) -> None:
-        self.clock = task.Clock()
-        self.backend = MemoryIPVSBackend()
-        self.mailer = FakeMailer()
-        self.scripts: list[str] = []
-        self.pendingScripts = False
-        self.checkers: dict[tuple, FakeChecker] = {}
-        self.recordDir = self.mktemp()
-
-    def builder(self, reactor, config, rs, vs, model) -> BuiltChecker:
-        if config.kind == "MISC_CHECK":
-            raise UnsupportedChecker("MISC_CHECK is not supported yet")
-        port = getattr(config, "connectPort", 0)
-        fake = FakeChecker(config.kind, f"[{config.connectIp}]:tcp:{port}")
-        self.checkers[(str(rs.address), config.kind)] = fake
-        timing = checkTiming(config, model)
-        if config.kind == "HTTP_GET":
-            state = HttpCheckerState(timing, len(config.urls))
-        else:
-            state = CheckerState(timing)
-        return BuiltChecker(fake, state, timing)
-
-    def service(self, vsExtra: str = "", rs11Extra: str = "", text: str | None = None, **kw) -> LvsService:
-        model = parse(text or CONFIG % {"vsExtra": vsExtra, "rs11Extra": rs11Extra})
-        self.model = model
-        alerts = AlertDispatcher(self.mailer, "lb1")
-        kw.setdefault("backendFactory", lambda: self.backend)
-        svc = LvsService(
-            model,
-            self.clock,
-            alerts=alerts,
-            recordDir=self.recordDir,
-            checkerBuilder=self.builder,
-            scriptRunner=lambda s: FakeRunner(self.scripts, s, self.pendingScripts),
-            random=lambda: 0.0,
-            **kw,
-        )
-        self.svc = svc
-        return svc
-
-    def start(self, svc: LvsService) -> list[str]:
-        with capturedLogs() as events:
-            svc.privilegedStartService()
-            svc.startService()
-        return [formatEvent(e) for e in events]
-
-    def advance(self, seconds: float) -> list[str]:
-        with capturedLogs() as events:
-            self.clock.pump([0.5] * round(seconds * 2))
-        return [formatEvent(e) for e in events]
-
-    def dests(self, key: ServiceKey = VS) -> dict[DestKey, int]:
-        return {k: d.weight for k, d in self.backend.table[key].destinations.items()}
+from tests.fakes.check import FakeChecker
+from tests.fakes.lvs import (
+    LVS_CONFIG,
+    RS11,
+    RS12,
+    SORRY,
+    VS,
+    A,
+    FakeMonitor,
+    LvsServiceHarness,
+    parse,
+)
+from tests.fakes.scripts import FakeScriptRunner
 
 
 class LvsServiceTests(LvsServiceHarness):
@@ -433,7 +250,7 @@ class LvsServiceTests(LvsServiceHarness):
         A checker kind without a factory is reported and ignored: the real
         server is judged by its other checkers.
         """
-        text = CONFIG.replace("TCP_CHECK { connect_timeout 1 }", 'MISC_CHECK { misc_path "/bin/true" }')
+        text = LVS_CONFIG.replace("TCP_CHECK { connect_timeout 1 }", 'MISC_CHECK { misc_path "/bin/true" }')
         svc = self.service(text=text % {"vsExtra": "", "rs11Extra": ""})
         lines = self.start(svc)
         self.assertIn(
@@ -599,7 +416,7 @@ class StartNotificationTests(LvsServiceHarness):
         model = parse(START_CONFIG % {"globalExtra": "    rs_init_notifies", "vsExtra": ""})
         new = LvsService(model, self.clock, alerts=AlertDispatcher(self.mailer, "lb1"),
                          recordDir=self.recordDir, checkerBuilder=self.builder,
-                         scriptRunner=lambda s: FakeRunner(self.scripts, s, False),
+                         scriptRunner=lambda s: FakeScriptRunner(s, log=self.scripts, immediate=True),
                          random=lambda: 0.0, backendFactory=lambda: self.backend,
                          previous=old)
         self.successResultOf(old.stopService())
@@ -716,7 +533,7 @@ class KeepalivedServiceTests(SynchronousTestCase):
         A configuration with virtual servers gets an L{LvsService} child
         named C{checkers}, unless only VRRP is run.
         """
-        model = parse(CONFIG % {"vsExtra": "", "rs11Extra": ""})
+        model = parse(LVS_CONFIG % {"vsExtra": "", "rs11Extra": ""})
         root = KeepalivedService(model, task.Clock())
         self.assertIsInstance(root.getServiceNamed("checkers"), LvsService)
         self.assertIs(root.lvsService.alerts, root.alerts)
@@ -737,13 +554,13 @@ class ReloadHandoverTests(LvsServiceHarness):
         self.checkers[("192.0.2.11", "TCP_CHECK")].ok = False
         self.advance(1.05)
         self.assertEqual(self.dests(), {RS12: 2})
-        changed = (CONFIG % {"vsExtra": "", "rs11Extra": ""}).replace(
+        changed = (LVS_CONFIG % {"vsExtra": "", "rs11Extra": ""}).replace(
             "        weight 2\n", "        weight 3\n")
         model = parse(changed)
         old.handover()
         new = LvsService(model, self.clock, alerts=AlertDispatcher(self.mailer, "lb1"),
                          recordDir=self.recordDir, checkerBuilder=self.builder,
-                         scriptRunner=lambda s: FakeRunner(self.scripts, s, False),
+                         scriptRunner=lambda s: FakeScriptRunner(s, log=self.scripts, immediate=True),
                          random=lambda: 0.0, backendFactory=lambda: self.backend,
                          previous=old)
         del self.backend.calls[:]

@@ -26,7 +26,9 @@ from keepalive_tx.check.misc import DynamicResult
 from keepalive_tx.lvs.backend import MemoryIPVSBackend
 from keepalive_tx.lvs.pool import DestKey, ServiceKey
 from keepalive_tx.lvs.service import LvsService
-from tests.unit.test_lvs_service import FakeChecker, FakeRunner, parse
+from tests.fakes.check import FakeChecker
+from tests.fakes.lvs import parse
+from tests.fakes.scripts import FakeScriptRunner
 
 A = ip_address
 VS80 = ServiceKey(4, "TCP", A("192.0.2.100"), 80)
@@ -102,7 +104,7 @@ class ServiceHarness:
             backendFactory=lambda: self.backend,
             recordDir=None,
             checkerBuilder=self.builder,
-            scriptRunner=lambda s: FakeRunner(self.scripts, s, False),
+            scriptRunner=lambda s: FakeScriptRunner(s, log=self.scripts, immediate=True),
             random=lambda: 0.0,
             fifoFactory=None,
         )

@@ -25,60 +25,9 @@ from keepalive_tx.lvs.syncd import (
     daemonAttrs,
     daemonFromMessage,
     daemonMessage,
-    daemonmsg,
 )
 from keepalive_tx.vrrp.machine import State
-
-
-def reparse(msg: daemonmsg) -> daemonmsg:
-    msg["header"]["type"] = 42
-    msg.encode()
-    parsed = daemonmsg(bytes(msg.data))
-    parsed.decode()
-    return parsed
-
-
-class FakeChannel:
-    """
-    A L{GenlChannel} stand-in: records (command, daemon attributes) of each
-    request after a real encode/decode, answers dumps from C{daemons} and
-    raises the scripted errors.
-
-    @ivar errors: C{{(cmd, state): errno}} to fail with.
-    """
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[int, dict]] = []
-        self.errors: dict[tuple[int, int | None], int] = {}
-        self.daemons: list[DaemonSpec] = []
-        self.opened = 0
-        self.closed = 0
-        self.openError: IPVSError | None = None
-
-    def open(self) -> None:
-        if self.openError is not None:
-            raise self.openError
-        self.opened += 1
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def request(self, msg, *, dump: bool = False):
-        parsed = reparse(msg)
-        daemon = parsed.get_attr("IPVS_CMD_ATTR_DAEMON")
-        attrs = dict(daemon["attrs"]) if daemon is not None else {}
-        cmd = parsed["cmd"]
-        self.requests.append((cmd, attrs))
-        code = self.errors.get((cmd, attrs.get("IPVS_DAEMON_ATTR_STATE")))
-        if code is not None:
-            raise IPVSError(code)
-        if dump:
-            return [reparse(daemonMessage(genl.IPVS_CMD_NEW_DAEMON, daemonAttrs(d))) for d in self.daemons]
-        return []
-
-    def commands(self) -> list[tuple[str, int]]:
-        names = {genl.IPVS_CMD_NEW_DAEMON: "new", genl.IPVS_CMD_DEL_DAEMON: "del"}
-        return [(names[c], a["IPVS_DAEMON_ATTR_STATE"]) for c, a in self.requests]
+from tests.fakes.lvs import FakeSyncdChannel, reparse
 
 
 class Instance:
@@ -141,7 +90,7 @@ class SyncDaemonsTests(SynchronousTestCase):
         """
         start/stop/running send NEW/DEL/GET with the right attributes.
         """
-        channel = FakeChannel()
+        channel = FakeSyncdChannel()
         channel.daemons = [DaemonSpec(BACKUP, "eth0", 3)]
         d = SyncDaemons(channel)
         d.start(DaemonSpec(MASTER, "eth0", 3, ttl=4))
@@ -167,7 +116,7 @@ class SyncDaemonsTests(SynchronousTestCase):
 
 class ControllerTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.channel = FakeChannel()
+        self.channel = FakeSyncdChannel()
         self.channel.errors = {
             (genl.IPVS_CMD_DEL_DAEMON, MASTER): errno.ESRCH,
             (genl.IPVS_CMD_DEL_DAEMON, BACKUP): errno.ESRCH,
@@ -365,3 +314,57 @@ class FromConfigTests(SynchronousTestCase):
         c = SyncDaemonController.fromConfig(parseText(text).model)
         self.assertEqual(c.spec(BACKUP), DaemonSpec(BACKUP, "eth1", 4, port=9000))
         self.assertEqual(c.vrid, 77)
+
+
+class InstanceKeywordTests(SynchronousTestCase):
+    """
+    The deprecated C{lvs_sync_daemon_interface} of a C{vrrp_instance}
+    (keepalived 2.2.7 still acts on it).
+    """
+
+    def parse(self, text: str):
+        from keepalive_tx.config import parseText
+
+        return parseText(text)
+
+    def instance(self, name: str, vrid: int, syncIf: str | None) -> str:
+        line = f"  lvs_sync_daemon_interface {syncIf}\n" if syncIf else ""
+        return (f"vrrp_instance {name} {{\n  interface eth0\n  virtual_router_id {vrid}\n"
+                f"  priority 100\n{line}  virtual_ipaddress {{\n    192.0.2.{vrid}\n  }}\n}}\n")
+
+    def messages(self, result) -> list[tuple[int, str]]:
+        return [(d.location.line, d.message) for d in result.diagnostics
+                if "lvs_sync" in d.message or "Please use" in d.message]
+
+    def test_firstInstanceRunsTheDaemon(self) -> None:
+        """
+        Without C{global_defs lvs_sync_daemon}, the first instance giving
+        one runs it (sync id 0: keepalived uses the VRID only for an
+        instance named in global_defs); keepalived's deprecation lines for
+        each use, and "already specified" for the later ones.
+        """
+        result = self.parse(self.instance("VI_1", 51, None) + self.instance("VI_2", 52, "eth1")
+                            + self.instance("VI_3", 53, "eth2"))
+        c = SyncDaemonController.fromConfig(result.model)
+        self.assertEqual((c.instanceName, c.spec(MASTER)), ("VI_2", DaemonSpec(MASTER, "eth1", 0,
+                                                                              port=8848)))
+        self.assertEqual(self.messages(result), [
+            (13, "(VI_2) Specifying lvs_sync_daemon_interface against a vrrp is deprecated."),
+            (13, "        Please use global lvs_sync_daemon"),
+            (22, "(VI_3) Specifying lvs_sync_daemon_interface against a vrrp is deprecated."),
+            (22, "        Please use global lvs_sync_daemon"),
+            (22, "(VI_3) lvs_sync_daemon_interface has already been specified as eth1 - ignoring"),
+        ])
+
+    def test_globalWinsWherever(self) -> None:
+        """
+        C{global_defs lvs_sync_daemon} wins even when it comes after the
+        instance (keepalived reads global_defs first).
+        """
+        result = self.parse(self.instance("VI_1", 51, "eth1")
+                            + "global_defs {\n  lvs_sync_daemon eth3 VI_1 id 9\n}\n")
+        c = SyncDaemonController.fromConfig(result.model)
+        self.assertEqual(c.spec(BACKUP), DaemonSpec(BACKUP, "eth3", 9, port=8848))
+        self.assertIn(
+            (5, "(VI_1) lvs_sync_daemon_interface has already been specified as eth3 - ignoring"),
+            self.messages(result))

@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.lvs import ipvs
 from keepalive_tx.lvs.backend import DryRunBackend, IPVSError, IPVSTable
-from keepalive_tx.lvs.table import DestKey, DestSpec, ServiceKey, ServiceSpec
+from keepalive_tx.lvs.table import DestKey, ServiceKey, ServiceSpec
 from keepalive_tx.lvs.traffic import (
     ServiceTraffic,
     Traffic,
@@ -25,32 +25,13 @@ from keepalive_tx.lvs.traffic import (
     destTraffic,
     serviceTraffic,
 )
-from tests.unit.test_lvs_ipvs import reparse
+from tests.fakes.lvs import FakeIpvsStatsChannel, destReply, reparse, serviceReply
 
 A = ip_address
 WEB = ServiceKey(4, "TCP", A("203.0.113.10"), 80)
 DNS = ServiceKey(6, "UDP", A("2001:db8::10"), 53)
 MARK = ServiceKey(4, fwmark=7)
 FOREIGN = ServiceKey(4, "TCP", A("198.51.100.200"), 443)
-
-
-def stats(traffic: Traffic) -> dict:
-    return {"attrs": [("IPVS_STATS_ATTR_CONNS", traffic.connections),
-                      ("IPVS_STATS_ATTR_INPKTS", traffic.inPackets),
-                      ("IPVS_STATS_ATTR_OUTPKTS", traffic.outPackets),
-                      ("IPVS_STATS_ATTR_INBYTES", traffic.inBytes),
-                      ("IPVS_STATS_ATTR_OUTBYTES", traffic.outBytes),
-                      ("IPVS_STATS_ATTR_CPS", 99)]}
-
-
-def serviceReply(key: ServiceKey, traffic: Traffic, attr: str = "STATS64") -> genl.ipvsmsg:
-    attrs = ipvs.serviceAttrs(ServiceSpec(key, "rr")) + [(f"IPVS_SVC_ATTR_{attr}", stats(traffic))]
-    return reparse(ipvs.message(genl.IPVS_CMD_NEW_SERVICE, ("IPVS_CMD_ATTR_SERVICE", attrs)))
-
-
-def destReply(key: DestKey, traffic: Traffic, attr: str = "STATS64") -> genl.ipvsmsg:
-    attrs = ipvs.destAttrs(DestSpec(key, 1, "NAT")) + [(f"IPVS_DEST_ATTR_{attr}", stats(traffic))]
-    return reparse(ipvs.message(genl.IPVS_CMD_NEW_DEST, ("IPVS_CMD_ATTR_DEST", attrs)))
 
 
 class CodecTests(SynchronousTestCase):
@@ -87,36 +68,8 @@ class CodecTests(SynchronousTestCase):
         self.assertIsNone(destTraffic(genl.ipvsmsg()))
 
 
-class FakeChannel:
-    """
-    Answers IPVS dumps from C{services} (key -> (traffic, {dest: traffic})).
-    """
-
-    def __init__(self, services: dict) -> None:
-        self.services = services
-        self.requests: list[tuple[str, ServiceKey | None]] = []
-        self.fail: dict[ServiceKey | None, IPVSError] = {}
-        self.closed = False
-
-    def request(self, msg, *, dump=False):
-        assert dump and not self.closed
-        if msg["cmd"] == genl.IPVS_CMD_GET_SERVICE:
-            self.requests.append(("services", None))
-            if None in self.fail:
-                raise self.fail[None]
-            return [serviceReply(k, t) for k, (t, _) in self.services.items()]
-        key = ipvs.serviceFromMessage(reparse(msg)).key
-        self.requests.append(("dests", key))
-        if key in self.fail:
-            raise self.fail[key]
-        return [destReply(d, t) for d, t in self.services[key][1].items()]
-
-    def close(self) -> None:
-        self.closed = True
-
-
-def table(services: dict, owned=(WEB, DNS, MARK)) -> tuple[IPVSTable, FakeChannel]:
-    channel = FakeChannel(services)
+def table(services: dict, owned=(WEB, DNS, MARK)) -> tuple[IPVSTable, FakeIpvsStatsChannel]:
+    channel = FakeIpvsStatsChannel(services)
     t = IPVSTable(ipvs.NetlinkIPVSBackend(channel))  # type: ignore[arg-type]
     t.owned = set(owned)
     return t, channel

@@ -9,144 +9,29 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
-import struct
 from types import SimpleNamespace
 
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD, IFA_F_NOPREFIXROUTE, ifaddrmsg
-from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from keepalive_tx.net.addresses import (
-    FakeAddressManager,
     IAddressManager,
     NetlinkAddressManager,
     Vip,
     parseScope,
     preferredLifetimeFor,
     resolveBroadcast,
+    vipsFor,
 )
 from keepalive_tx.net.netlink import (
     RTM_DELADDR,
-    RTM_GETADDR,
-    RTM_GETLINK,
     RTM_NEWADDR,
-    RTM_NEWLINK,
     NetlinkError,
     RouteChannel,
 )
-
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-
-
-def encode(msg, msgType: int, seq: int, flags: int = 0) -> bytes:
-    msg["header"]["type"] = msgType
-    msg["header"]["flags"] = flags
-    msg["header"]["sequence_number"] = seq
-    msg["header"]["pid"] = 0
-    msg.encode()
-    return bytes(msg.data)
-
-
-def ack(request: bytes, code: int = 0) -> bytes:
-    """
-    Linux's NLMSG_ERROR: an ACK echoes the request header (NLM_F_CAPPED),
-    an error echoes the whole request.
-    """
-    length, _, _, seq, pid = struct.unpack_from("=IHHII", request)
-    echo = request if code else request[:16]
-    flags = 0 if code else 0x100
-    return struct.pack("=IHHIIi", 20 + len(echo), NLMSG_ERROR, flags, seq, pid, -code) + echo
-
-
-def done(seq: int) -> bytes:
-    return struct.pack("=IHHIIi", 20, NLMSG_DONE, 2, seq, 0, 0)
-
-
-class FakeKernel:
-    """
-    A NETLINK_ROUTE socket with a tiny kernel behind it: links by name,
-    addresses keyed by (index, address), answers queued at send().
-
-    @ivar requests: every decoded request.
-    @ivar mute: if set, requests get no answer at all (recv: EAGAIN).
-    @ivar failWith: errno answered to every RTM_NEWADDR.
-    """
-
-    def __init__(self, links: dict[str, int] | None = None) -> None:
-        self.links = {"eth0": 2} if links is None else links
-        self.addresses: dict[tuple[int, str], object] = {}
-        self.requests: list = []
-        self.replies: list[bytes] = []
-        self.mute = False
-        self.failWith: int | None = None
-        self.closed = False
-        self.marshal = MarshalRtnl()
-
-    # socket API
-    def send(self, data: bytes) -> int:
-        (msg,) = list(self.marshal.parse(data))
-        self.requests.append(msg)
-        if not self.mute:
-            self.replies.extend(self.answer(msg, data))
-        return len(data)
-
-    def recv(self, size: int) -> bytes:
-        if not self.replies:
-            raise BlockingIOError(errno.EAGAIN, "empty")
-        return self.replies.pop(0)
-
-    def fileno(self) -> int:
-        return -1  # no ioctls: RouteChannel.ifindex falls back to RTM_GETLINK
-
-    def close(self) -> None:
-        self.closed = True
-
-    def answer(self, msg, data: bytes) -> list[bytes]:
-        kind = msg["header"]["type"]
-        seq = msg["header"]["sequence_number"]
-        if kind == RTM_GETLINK:
-            name = msg.get_attr("IFLA_IFNAME")
-            if name not in self.links:
-                return [ack(data, errno.ENODEV)]
-            reply = ifinfmsg()
-            reply["index"] = self.links[name]
-            reply["flags"] = 0x10043
-            reply["attrs"] = [("IFLA_IFNAME", name), ("IFLA_ADDRESS", "02:00:c0:00:02:0b")]
-            return [encode(reply, RTM_NEWLINK, seq), ack(data)]
-        if kind == RTM_NEWADDR:
-            if self.failWith:
-                return [ack(data, self.failWith)]
-            key = (msg["index"], msg.get_attr("IFA_LOCAL"))
-            if key in self.addresses and not msg["header"]["flags"] & 0x100:
-                return [ack(data, errno.EEXIST)]
-            self.addresses[key] = msg
-            return [ack(data)]
-        if kind == RTM_DELADDR:
-            key = (msg["index"], msg.get_attr("IFA_LOCAL"))
-            if self.addresses.pop(key, None) is None:
-                return [ack(data, errno.EADDRNOTAVAIL)]
-            return [ack(data)]
-        if kind == RTM_GETADDR:
-            out = []
-            for (index, local), stored in self.addresses.items():
-                if msg["family"] not in (0, stored["family"]):
-                    continue
-                reply = ifaddrmsg()
-                reply["family"] = stored["family"]
-                reply["prefixlen"] = stored["prefixlen"]
-                reply["index"] = index
-                reply["attrs"] = [("IFA_ADDRESS", local), ("IFA_LOCAL", local)]
-                out.append(encode(reply, RTM_NEWADDR, seq, 2))
-            return out + [done(seq)]
-        return [ack(data, errno.EOPNOTSUPP)]
-
-
-def v4(**kw) -> Vip:
-    return Vip(address=ipaddress.ip_interface(kw.pop("address", "192.0.2.100/24")),
-               ifname=kw.pop("ifname", "eth0"), **kw)
-
+from tests.fakes.net import FakeAddressManager, v4
+from tests.fakes.netlink import FakeRtnetlinkKernel, ack, encode
 
 V6_128 = ipaddress.ip_interface("2001:db8::100/128")
 
@@ -182,6 +67,24 @@ class HelperTests(SynchronousTestCase):
         self.assertIsNone(preferredLifetimeFor(ipaddress.ip_interface("2001:db8::1/64"), None))
         self.assertIsNone(preferredLifetimeFor(ipaddress.ip_interface("192.0.2.1/32"), None))
 
+    def test_nodadByDefault(self) -> None:
+        """
+        keepalived's rule: an IPv6 VIP gets C{IFA_F_NODAD} unless
+        C{-nodad} is configured (which asks for Duplicate Address
+        Detection); IPv4 never has it.
+        """
+        from keepalive_tx.config import parseText
+
+        model = parseText(
+            "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n native_ipv6\n"
+            " virtual_ipaddress {\n 2001:db8::1/64\n 2001:db8::2/64 -nodad\n }\n"
+            " virtual_ipaddress_excluded {\n 192.0.2.1/24\n 192.0.2.2/24 -nodad\n }\n}\n").model
+        c = model.vrrpInstances[0]
+        vips = vipsFor(c.virtualIpaddresses + c.virtualIpaddressesExcluded, "eth0")
+        self.assertEqual([(str(v.ip), v.flags & IFA_F_NODAD) for v in vips],
+                         [("2001:db8::1", IFA_F_NODAD), ("2001:db8::2", 0), ("192.0.2.1", 0),
+                          ("192.0.2.2", 0)])
+
     def test_vipDescription(self) -> None:
         """
         A VIP prints like an C{ip addr} line and knows its flags.
@@ -195,21 +98,21 @@ class HelperTests(SynchronousTestCase):
 
 class NetlinkAddressManagerTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.kernels: list[FakeKernel] = []
+        self.kernels: list[FakeRtnetlinkKernel] = []
         self.manager = NetlinkAddressManager(RouteChannel(self.openKernel))
 
-    def openKernel(self, groups: int) -> FakeKernel:
+    def openKernel(self, groups: int) -> FakeRtnetlinkKernel:
         self.assertEqual(groups, 0)
         if self.kernels and not self.kernels[-1].closed:
             raise AssertionError("second socket while the first is open")
-        kernel = FakeKernel()
+        kernel = FakeRtnetlinkKernel()
         if self.kernels:  # a reopened socket sees the same "kernel" state
             kernel.addresses = self.kernels[-1].addresses
         self.kernels.append(kernel)
         return kernel
 
     @property
-    def kernel(self) -> FakeKernel:
+    def kernel(self) -> FakeRtnetlinkKernel:
         return self.kernels[-1]
 
     def lastAdd(self):
@@ -335,7 +238,7 @@ class NetlinkAddressManagerTests(SynchronousTestCase):
         """
         L{RouteChannel.request} raises L{NetlinkError} with the kernel's errno.
         """
-        channel = RouteChannel(lambda groups: FakeKernel())
+        channel = RouteChannel(lambda groups: FakeRtnetlinkKernel())
         msg = ifaddrmsg()
         msg["family"] = socket.AF_INET
         msg["index"] = 7
@@ -350,23 +253,9 @@ class NetlinkAddressManagerTests(SynchronousTestCase):
         self.assertEqual(channel.link("eth0").mac, bytes.fromhex("0200c000020b"))
 
 
-class FakeAddressManagerTests(SynchronousTestCase):
-    def test_fake(self) -> None:
-        """
-        The fake records calls, is idempotent and fails on unknown interfaces.
-        """
-        fake = FakeAddressManager()
-        vip = v4()
-        self.assertTrue(fake.add(vip))
-        self.assertTrue(fake.add(vip))
-        self.assertTrue(fake.present(vip))
-        self.assertFalse(fake.add(v4(ifname="eth9")))
-        self.assertEqual(fake.removeStale([vip, v4(address="192.0.2.9/24")]), [vip])
-        self.assertFalse(fake.present(vip))
-        fake.failing.add("eth0")
-        self.assertFalse(fake.add(vip))
-        self.assertEqual([c[0] for c in fake.calls], ["add", "add", "add", "remove", "add"])
 
+
+class VipTests(SynchronousTestCase):
     def test_noNamespaceObject(self) -> None:
         """
         Sanity: a L{Vip} is hashable and comparable (used as dict keys).

@@ -24,8 +24,10 @@ from keepalive_tx.net.announce import (
     macFromString,
     unsolicitedNA,
 )
+from tests.fakes.sockets import FakeSocket
 
-# /work/shared/vectors/garp-ipv4.hex and una-ipv6.hex (keepalived 2.2.7, h2 taking over)
+# Frames keepalived 2.2.7 sent on the wire (h2, 02:00:c0:00:02:0c, taking over 192.0.2.100 and
+# 2001:db8::100)
 GARP_VECTOR = bytes.fromhex(
     "ffffffffffff0200c000020c080600010800060400010200c000020cc0000264ffffffffffffc0000264"
 )
@@ -109,22 +111,6 @@ class FrameTests(SynchronousTestCase):
         self.assertFalse(ipv6Forwarding("eth1", root))
 
 
-class FakeSocket:
-    def __init__(self, error: int | None = None) -> None:
-        self.sent: list[tuple[bytes, object]] = []
-        self.error = error
-        self.closed = False
-
-    def sendto(self, data: bytes, address: object) -> int:
-        if self.error is not None:
-            raise OSError(self.error, "fake")
-        self.sent.append((data, address))
-        return len(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-
 class PacketSenderTests(SynchronousTestCase):
     def test_sendsWithEthertype(self) -> None:
         """
@@ -135,7 +121,7 @@ class PacketSenderTests(SynchronousTestCase):
         self.assertEqual(sockets, [])
         self.assertTrue(sender.sendFrame("eth0", GARP_VECTOR))
         self.assertTrue(sender.sendFrame("eth1", UNA_VECTOR))
-        self.assertEqual(sockets[0].sent, [(GARP_VECTOR, ("eth0", 0x0806)),
+        self.assertEqual(sockets[0].sentTo, [(GARP_VECTOR, ("eth0", 0x0806)),
                                            (UNA_VECTOR, ("eth1", 0x86DD))])
         self.assertEqual(sender.sent, 2)
         sender.close()
@@ -145,7 +131,7 @@ class PacketSenderTests(SynchronousTestCase):
         """
         A send error (interface down, queue full) is logged and counted, not raised.
         """
-        sender = PacketSender(lambda: FakeSocket(errno.ENETDOWN))
+        sender = PacketSender(lambda: FakeSocket(sendError=OSError(errno.ENETDOWN, "Network is down")))
         self.assertFalse(sender.sendFrame("eth0", GARP_VECTOR))
         self.assertEqual((sender.sent, sender.errors), (0, 1))
 
@@ -270,6 +256,30 @@ class AnnouncerTests(SynchronousTestCase):
         announcer.becameMaster()
         self.clock.pump([1] * 36)
         self.assertEqual(self.counts(), {0: 1, 5: 1, 15: 2, 25: 2, 35: 2})
+        announcer.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_resumedMaster(self) -> None:
+        """
+        A MASTER resumed by a reload: nothing unless addresses were added,
+        then one burst and no second one; the refresh starts over (at once
+        when nothing was added, as keepalived's uncarried refresh timer
+        does).
+        """
+        settings = GarpSettings(masterDelay=5, masterRepeat=2, masterRefresh=10,
+                                masterRefreshRepeat=1)
+        Announcer(self.clock, self.pacer, GarpSettings(), [V4]).resumedMaster(False)
+        self.clock.pump([1] * 20)
+        self.assertEqual(self.counts(), {})
+        announcer = Announcer(self.clock, self.pacer, settings, [V4, V6])
+        announcer.resumedMaster(True)
+        self.clock.pump([1] * 21)
+        self.assertEqual(self.counts(), {20: 4, 30: 2, 40: 2})
+        announcer.stop()
+        del self.sender.frames[:]
+        announcer.resumedMaster(False)
+        self.clock.pump([0] + [1] * 10)
+        self.assertEqual(self.counts(), {41: 2, 51: 2})
         announcer.stop()
         self.assertEqual(self.clock.getDelayedCalls(), [])
 

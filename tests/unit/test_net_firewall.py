@@ -18,45 +18,8 @@ from keepalive_tx.net import nftplan as P
 from keepalive_tx.net.firewall import Firewall, firewallSettingsFor
 from keepalive_tx.net.netlink import NetlinkError
 from keepalive_tx.net.nftables import NetfilterChannel, encodeBatch
-
-
-class FakeChannel:
-    """
-    Records every transaction; C{tables} is what "exists"; C{fail} makes
-    the next C{apply} fail with that errno.
-    """
-
-    def __init__(self, tables=()) -> None:
-        self.tables = set(tables)
-        self.batches: list[list[object]] = []
-        self.fail: int | None = None
-        self.closed = 0
-
-    def tableExists(self, family: int) -> bool:
-        return family in self.tables
-
-    def apply(self, ops) -> None:
-        if not ops:
-            return
-        if self.fail is not None:
-            code, self.fail = self.fail, None
-            raise NetlinkError(code)
-        self.batches.append(list(ops))
-        for op in ops:
-            if isinstance(op, P.NewTable):
-                self.tables.add(op.family)
-            elif isinstance(op, P.DeleteTable):
-                self.tables.discard(op.family)
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def elements(self) -> list[tuple[str, bytes]]:
-        """
-        The element changes of all transactions, in order.
-        """
-        return [("+" if op.add else "-", key) for ops in self.batches for op in ops
-                if isinstance(op, P.Elements) and op.set == "vips" for key in op.keys]
+from tests.fakes.netlink import FakeNftChannel
+from tests.fakes.sockets import FakeSocket
 
 
 def ifindex(name: str) -> int:
@@ -75,7 +38,7 @@ def packed(address: str) -> bytes:
 
 class FirewallTests(SynchronousTestCase):
     def make(self, tables=()) -> Firewall:
-        self.channel = FakeChannel(tables)
+        self.channel = FakeNftChannel(tables)
         self.firewall = Firewall(P.FirewallSettings(), channel=self.channel, ifindex=ifindex)
         self.firewall.startService()
         return self.firewall
@@ -147,6 +110,35 @@ class FirewallTests(SynchronousTestCase):
         self.assertEqual(last[-1], P.Elements(P.IPV4, "vips", (packed("192.0.2.1"), packed("192.0.2.2"))))
         self.assertEqual(self.channel.tables, {P.IPV4})
 
+    def test_vmacsUnionAndHandover(self) -> None:
+        """
+        VMACs declared by a VRRP service: set up in one transaction; a
+        reload's successor declaring the same ones and its predecessor
+        letting go changes nothing in the kernel; a VMAC created again
+        swaps its element; VIPs blocked later reuse the table; stop
+        deletes it.
+        """
+        self.make()
+        first = P.VmacRules(7, 2, frozenset({P.IPV4}))
+        self.firewall.setVmacs("old", [first])
+        [batch] = self.channel.batches
+        self.assertEqual([type(op).__name__ for op in batch],
+                         ["NewTable", "NewChain", "NewSet", "NewRule", "Elements"])
+        self.firewall.setVmacs("new", [first])
+        self.firewall.setVmacs("old", ())
+        self.firewall.setVmacs("old", ())
+        self.assertEqual(len(self.channel.batches), 1)
+        self.firewall.setVmacs("new", [P.VmacRules(9, 2, frozenset({P.IPV4}))])
+        self.assertEqual([(op.add, op.keys) for op in self.channel.batches[-1]],
+                         [(False, (struct.pack("=I", 7),)), (True, (struct.pack("=I", 9),))])
+        self.firewall.handle("vi").block(v4("192.0.2.1"))
+        self.assertNotIn(P.NewTable(P.IPV4), self.channel.batches[-1])
+        self.assertEqual(self.channel.elements(), [("+", packed("192.0.2.1"))])
+        self.firewall.stopService()
+        self.assertEqual(self.channel.batches[-1], [P.DeleteTable(P.IPV4)])
+        self.firewall.setVmacs("new", ())
+        self.assertEqual(self.channel.batches[-1], [P.DeleteTable(P.IPV4)])
+
     def test_stopDeletesTables(self) -> None:
         self.make()
         self.firewall.handle("vi").block(v4("192.0.2.1"))
@@ -166,15 +158,19 @@ class SettingsTests(SynchronousTestCase):
 
     def test_needed(self) -> None:
         """
-        No firewall without strict mode, no_accept or nftables; strict mode
-        defaults to table keepalived (keepalived's notice); the keywords set
-        the rest.
+        No firewall without strict mode, no_accept, use_vmac or nftables;
+        those default to table keepalived (keepalived's notice), an ipvlan
+        needs none; the keywords set the rest.
         """
         self.assertEqual(firewallSettingsFor(self.model("")), (None, False))
         self.assertEqual(firewallSettingsFor(self.model(" vrrp_strict")),
                          (P.FirewallSettings(), True))
         self.assertEqual(firewallSettingsFor(self.model("", " no_accept")),
                          (P.FirewallSettings(), True))
+        self.assertEqual(firewallSettingsFor(self.model("", " use_vmac")),
+                         (P.FirewallSettings(), True))
+        self.assertEqual(firewallSettingsFor(self.model("", " use_ipvlan 192.0.2.5/24")),
+                         (None, False))
         settings, defaulted = firewallSettingsFor(self.model(
             " nftables kt\n nftables_priority 5\n nftables_counters\n nftables_ifindex"))
         self.assertEqual(settings, P.FirewallSettings("kt", 5, True, True))
@@ -201,32 +197,13 @@ class EncodingTests(SynchronousTestCase):
         self.assertIn(b"\1\2\3\4", data)
 
 
-class FakeSocket:
-    def __init__(self, replies) -> None:
-        self.replies = list(replies)
-        self.sent: list[bytes] = []
-        self.closed = False
-
-    def send(self, data: bytes) -> int:
-        self.sent.append(data)
-        return len(data)
-
-    def recv(self, size: int) -> bytes:
-        if not self.replies:
-            raise BlockingIOError(errno.EAGAIN, "nothing")
-        return self.replies.pop(0)
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def ack(sequence: int, code: int = 0) -> bytes:
     return struct.pack("=IHHII", 36, 2, 0, sequence, 0) + struct.pack("=i", -code) + bytes(16)
 
 
 class ChannelTests(SynchronousTestCase):
     def test_acks(self) -> None:
-        sock = FakeSocket([ack(2) + ack(3)])
+        sock = FakeSocket(incoming=[ack(2) + ack(3)])
         channel = NetfilterChannel("keepalived", -1, socketFactory=lambda: sock)
         channel.apply([P.NewTable(P.IPV4), P.NewTable(P.IPV6)])
         self.assertEqual(len(sock.sent), 1)
@@ -236,7 +213,7 @@ class ChannelTests(SynchronousTestCase):
         """
         An error answer raises its errno and the socket is reopened next time.
         """
-        sockets = [FakeSocket([ack(2, errno.EEXIST)]), FakeSocket([])]
+        sockets = [FakeSocket(incoming=[ack(2, errno.EEXIST)]), FakeSocket(incoming=[])]
         channel = NetfilterChannel("keepalived", -1, socketFactory=lambda: sockets.pop(0))
         error = self.assertRaises(NetlinkError, channel.apply, [P.NewTable(P.IPV4)])
         self.assertEqual(error.code, errno.EEXIST)
@@ -246,10 +223,10 @@ class ChannelTests(SynchronousTestCase):
 
     def test_tableExists(self) -> None:
         table = struct.pack("=IHHII", 20, (10 << 8), 0, 1, 0) + bytes(4)
-        channel = NetfilterChannel("keepalived", -1, socketFactory=lambda: FakeSocket([table + ack(1)]))
+        channel = NetfilterChannel("keepalived", -1, socketFactory=lambda: FakeSocket(incoming=[table + ack(1)]))
         self.assertTrue(channel.tableExists(P.IPV4))
         channel = NetfilterChannel("keepalived", -1,
-                                   socketFactory=lambda: FakeSocket([ack(1, errno.ENOENT)]))
+                                   socketFactory=lambda: FakeSocket(incoming=[ack(1, errno.ENOENT)]))
         self.assertFalse(channel.tableExists(P.IPV6))
 
 
@@ -265,15 +242,14 @@ class ServiceFirewallTests(SynchronousTestCase):
         from twisted.internet.task import Clock
 
         from keepalive_tx.service import KeepalivedService
-        from tests.unit.test_reload import SharedPlatform
-        from tests.unit.test_vrrp_service import instanceText, modelFor
+        from tests.fakes.vrrp import FakePersistentVrrpPlatform, instanceText, modelFor
 
         clock = Clock()
-        channel = FakeChannel(tables={P.IPV4})  # left by a crashed run
+        channel = FakeNftChannel(tables={P.IPV4})  # left by a crashed run
         noAccept = " no_accept"
         model = modelFor(instanceText("VI_1", 1, "192.0.2.101/24", extra=noAccept),
                          instanceText("VI_2", 2, "192.0.2.102/24"))
-        service = KeepalivedService(model, clock, vrrpPlatform=SharedPlatform(),
+        service = KeepalivedService(model, clock, vrrpPlatform=FakePersistentVrrpPlatform(),
                                     firewallChannel=channel)
         self.assertLess(service.services.index(service.firewall),
                         service.services.index(service.vrrpService))

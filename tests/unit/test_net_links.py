@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import socket
 
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
@@ -17,7 +18,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from keepalive_tx.net.links import LinkMonitor
 from keepalive_tx.net.netlink import (
     IFF_LOWER_UP,
-    IFF_RUNNING,
     IFF_UP,
     MONITOR_GROUPS,
     RTM_DELADDR,
@@ -28,8 +28,9 @@ from keepalive_tx.net.netlink import (
     LinkInfo,
     NetlinkError,
 )
+from tests.fakes.netlink import UP, FakeLinkSnapshots
+from tests.fakes.sockets import FakeSocket
 
-UP = IFF_UP | IFF_RUNNING | IFF_LOWER_UP
 NO_CARRIER = IFF_UP  # admin up, carrier lost: RUNNING and LOWER_UP cleared
 
 
@@ -58,61 +59,6 @@ def addressMessage(kind: int, index: int, address: str) -> bytes:
     return bytes(msg.data)
 
 
-class FakeSource:
-    """
-    The monitor's socket: datagrams (or errnos to raise) queued by the test.
-    """
-
-    def __init__(self) -> None:
-        self.queue: list[bytes | int] = []
-        self.closed = False
-
-    def recv(self, size: int) -> bytes:
-        if not self.queue:
-            raise BlockingIOError(errno.EAGAIN, "empty")
-        item = self.queue.pop(0)
-        if isinstance(item, int):
-            raise OSError(item, "fake")
-        return item
-
-    def send(self, data: bytes) -> int:
-        raise AssertionError("the monitor socket only reads")
-
-    def fileno(self) -> int:
-        return 42
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class FakeChannel:
-    """
-    Snapshot queries, answered from lists the test edits.
-    """
-
-    def __init__(self) -> None:
-        self.linkList = [LinkInfo(1, "lo", UP), LinkInfo(2, "eth0", UP)]
-        self.addressList = [AddressInfo(2, ipaddress.ip_interface("192.0.2.11/24"))]
-        self.closed = False
-        self.error: NetlinkError | None = None
-
-    def links(self) -> list[LinkInfo]:
-        if self.error:
-            raise self.error
-        return list(self.linkList)
-
-    def addresses(self) -> list[AddressInfo]:
-        return list(self.addressList)
-
-    def link(self, ifname: str) -> LinkInfo | None:
-        if self.error:
-            raise self.error
-        return next((i for i in self.linkList if i.name == ifname), None)
-
-    def close(self) -> None:
-        self.closed = True
-
-
 class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple] = []
@@ -130,11 +76,11 @@ class Recorder:
 class LinkMonitorTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = MemoryReactor()
-        self.source = FakeSource()
-        self.channel = FakeChannel()
+        self.source = FakeSocket(socket.AF_NETLINK, socket.SOCK_RAW)
+        self.channel = FakeLinkSnapshots()
         self.groups: list[int] = []
 
-        def factory(groups: int) -> FakeSource:
+        def factory(groups: int) -> FakeSocket:
             self.groups.append(groups)
             return self.source
 
@@ -144,7 +90,8 @@ class LinkMonitorTests(SynchronousTestCase):
         self.monitor.startMonitoring()
 
     def feed(self, *datagrams: bytes | int) -> list[tuple]:
-        self.source.queue.extend(datagrams)
+        self.source.incoming.extend(d if isinstance(d, bytes) else OSError(d, "fake")
+                                    for d in datagrams)
         self.monitor.doRead()
         events, self.recorder.events = self.recorder.events, []
         return events
@@ -301,7 +248,7 @@ class LinkMonitorTests(SynchronousTestCase):
         Any other socket error propagates to the reactor (which then calls
         connectionLost, stopping the monitor).
         """
-        self.source.queue.append(errno.EBADF)
+        self.source.incoming.append(OSError(errno.EBADF, "fake"))
         self.assertRaises(OSError, self.monitor.doRead)
         from twisted.python.failure import Failure
 

@@ -11,31 +11,21 @@ import errno
 import ipaddress
 import os
 import socket
-import struct
 
 from pyroute2.netlink.rtnl import (
     RTM_DELROUTE,
     RTM_DELRULE,
-    RTM_GETLINK,
-    RTM_GETROUTE,
-    RTM_GETRULE,
-    RTM_NEWLINK,
     RTM_NEWROUTE,
     RTM_NEWRULE,
 )
-from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from keepalive_tx.config import parseText
 from keepalive_tx.config.addresses import parseRoute, parseRule
-from keepalive_tx.net.addresses import FakeAddressManager
 from keepalive_tx.net.netlink import RouteChannel
 from keepalive_tx.net.routes import (
-    FakeRouteManager,
-    FakeRuleManager,
     IRouteManager,
     IRuleManager,
     NetlinkRouteManager,
@@ -43,7 +33,6 @@ from keepalive_tx.net.routes import (
 )
 from keepalive_tx.net.routespec import (
     DEFAULT_RULE_PRIORITY,
-    RouteSpec,
     RuleSpec,
     routeSpecFor,
     ruleSpecFor,
@@ -51,113 +40,10 @@ from keepalive_tx.net.routespec import (
 from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.vrrp.instance import VrrpInstance
 from keepalive_tx.vrrp.machine import State
+from tests.fakes.net import NAMES, FakeAddressManager, FakeRouteManager, FakeRuleManager, route
+from tests.fakes.netlink import FakeRtnetlinkKernel
 
-NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x1, 0x4, 0x200, 0x400, 0x800
-
-
-def ack(request: bytes, code: int = 0) -> bytes:
-    _, _, _, seq, pid = struct.unpack_from("=IHHII", request)
-    echo = request if code else request[:16]
-    return struct.pack("=IHHIIi", 20 + len(echo), NLMSG_ERROR, 0 if code else 0x100, seq, pid,
-                       -code) + echo
-
-
-def asDumpReply(stored: bytes, msgType: int, seq: int) -> bytes:
-    """
-    A stored request re-sent as one message of a dump (type, NLM_F_MULTI, seq).
-    """
-    length = struct.unpack_from("=I", stored)[0]
-    return struct.pack("=IHHII", length, msgType, 2, seq, 0) + stored[16:]
-
-
-class FakeKernel:
-    """
-    A NETLINK_ROUTE socket in front of a tiny kernel that keeps routes and
-    rules as the raw requests that created them.
-
-    @ivar failWith: errno answered to every add.
-    """
-
-    def __init__(self, links: dict[str, int] | None = None) -> None:
-        self.links = {"eth0": 2, "eth1": 3} if links is None else links
-        self.routes: dict[tuple, bytes] = {}
-        self.rules: dict[tuple, bytes] = {}
-        self.requests: list = []
-        self.replies: list[bytes] = []
-        self.failWith: int | None = None
-        self.marshal = MarshalRtnl()
-
-    def send(self, data: bytes) -> int:
-        (msg,) = list(self.marshal.parse(data))
-        self.requests.append(msg)
-        self.replies.extend(self.answer(msg, data))
-        return len(data)
-
-    def recv(self, size: int) -> bytes:
-        if not self.replies:
-            raise BlockingIOError(errno.EAGAIN, "empty")
-        return self.replies.pop(0)
-
-    def fileno(self) -> int:
-        return -1
-
-    def close(self) -> None:
-        pass
-
-    @staticmethod
-    def routeKey(msg) -> tuple:
-        return (msg["family"], msg.get_attr("RTA_TABLE"), msg.get_attr("RTA_DST"), msg["dst_len"],
-                msg["tos"], msg.get_attr("RTA_PRIORITY") or 0)
-
-    @staticmethod
-    def ruleKey(msg) -> tuple:
-        return (msg["family"], msg.get_attr("FRA_PRIORITY"), msg.get_attr("FRA_SRC"),
-                msg.get_attr("FRA_TABLE"))
-
-    def answer(self, msg, data: bytes) -> list[bytes]:
-        kind = msg["header"]["type"]
-        seq = msg["header"]["sequence_number"]
-        if kind == RTM_GETLINK:
-            name = msg.get_attr("IFLA_IFNAME")
-            if name not in self.links:
-                return [ack(data, errno.ENODEV)]
-            reply = ifinfmsg()
-            reply["index"] = self.links[name]
-            reply["attrs"] = [("IFLA_IFNAME", name)]
-            reply["header"].update(type=RTM_NEWLINK, sequence_number=seq, flags=0, pid=0)
-            reply.encode()
-            return [bytes(reply.data), ack(data)]
-        for new, delete, get, table, keyOf in (
-            (RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE, self.routes, self.routeKey),
-            (RTM_NEWRULE, RTM_DELRULE, RTM_GETRULE, self.rules, self.ruleKey),
-        ):
-            if kind == new:
-                if self.failWith:
-                    return [ack(data, self.failWith)]
-                if keyOf(msg) in table:
-                    return [ack(data, errno.EEXIST)]
-                table[keyOf(msg)] = data
-                return [ack(data)]
-            if kind == delete:
-                if table.pop(keyOf(msg), None) is None:
-                    return [ack(data, errno.ESRCH if new == RTM_NEWROUTE else errno.ENOENT)]
-                return [ack(data)]
-            if kind == get:
-                out = [asDumpReply(raw, new, seq) for raw in table.values()]
-                return out + [struct.pack("=IHHIIi", 20, NLMSG_DONE, 2, seq, 0, 0)]
-        return [ack(data, errno.EOPNOTSUPP)]
-
-
-NAMES = IprouteNames(())
-
-
-def route(line: str, names: IprouteNames = NAMES) -> RouteSpec:
-    parsed, msgs = parseRoute(line.split())
-    assert parsed is not None, msgs
-    spec, msgs = routeSpecFor(parsed, names)
-    assert spec is not None, msgs
-    return spec
 
 
 def rule(line: str, names: IprouteNames = NAMES) -> RuleSpec:
@@ -383,7 +269,7 @@ class RuleSpecTests(SynchronousTestCase):
 
 class ManagerTestsMixin:
     def setUp(self) -> None:
-        self.kernel = FakeKernel()
+        self.kernel = FakeRtnetlinkKernel()
         self.channel = RouteChannel(lambda groups: self.kernel)
         self.routes = NetlinkRouteManager(self.channel)
         self.rules = NetlinkRuleManager(self.channel)
@@ -547,25 +433,6 @@ class NetlinkRuleManagerTests(ManagerTestsMixin, SynchronousTestCase):
     def test_refused(self) -> None:
         self.kernel.failWith = errno.EINVAL
         self.assertFalse(self.rules.add(rule("from 198.51.100.0/24 table 100 priority 500")))
-
-
-class FakeManagerTests(SynchronousTestCase):
-    def test_fakeRoutes(self) -> None:
-        """
-        The fake keeps what was added, refuses unknown interfaces and can be
-        made to fail.
-        """
-        fake = FakeRouteManager(interfaces={"eth0"})
-        good, bad = route("203.0.113.0/24 dev eth0"), route("203.0.113.0/24 dev eth1")
-        self.assertTrue(fake.add(good))
-        self.assertTrue(fake.add(good))
-        self.assertFalse(fake.add(bad))
-        self.assertEqual(fake.installed, [good])
-        self.assertTrue(fake.remove(good))
-        self.assertFalse(fake.present(good))
-        fake.failing = True
-        self.assertFalse(fake.add(good))
-        self.assertEqual([c[0] for c in fake.calls], ["add", "add", "add", "remove", "add"])
 
 
 VIRTUAL = """

@@ -10,11 +10,12 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.config import parseText
-from keepalive_tx.net.addresses import FakeAddressManager
-from keepalive_tx.net.routes import FakeRouteManager, FakeRuleManager
 from keepalive_tx.net.rtnames import IprouteNames
 from keepalive_tx.net.static import StaticService, hasStaticEntries
 from keepalive_tx.service import KeepalivedService
+from tests.fakes.net import (
+    FakeStaticPlatform,
+)
 
 CONFIG = """
 global_defs {
@@ -37,46 +38,6 @@ static_rules {
 """
 
 
-class FakePlatform:
-    """
-    L{StaticService}'s OS edges in memory; C{journal} records every change
-    across the three managers, in order.
-    """
-
-    def __init__(self, interfaces=("eth0", "eth1")) -> None:
-        self.interfaces = set(interfaces)
-        self.journal: list[tuple[str, str, str]] = []
-        self.opened = self.closed = 0
-        self.addresses = self._journaled(FakeAddressManager(interfaces=self.interfaces), "address")
-        self.routes = self._journaled(FakeRouteManager(interfaces=self.interfaces), "route")
-        self.rules = self._journaled(FakeRuleManager(), "rule")
-
-    def _journaled(self, manager, kind):
-        journal = self.journal
-        add, remove = manager.add, manager.remove
-
-        def journaledAdd(item):
-            ok = add(item)
-            journal.append(("add" if ok else "add-failed", kind, str(item)))
-            return ok
-
-        def journaledRemove(item):
-            journal.append(("remove", kind, str(item)))
-            return remove(item)
-
-        manager.add, manager.remove = journaledAdd, journaledRemove
-        return manager
-
-    def open(self) -> None:
-        self.opened += 1
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def interfaceExists(self, ifname: str) -> bool:
-        return ifname in self.interfaces
-
-
 def model(extra: str = ""):
     result = parseText(CONFIG % extra)
     assert result.model is not None, [str(d) for d in result.diagnostics]
@@ -95,7 +56,7 @@ class StaticServiceTests(SynchronousTestCase):
         return [formatEvent(e) for e in self.logged if e.get("log_level").name == level]
 
     def build(self, extra: str = "", **kw) -> StaticService:
-        self.platform = FakePlatform(**kw)
+        self.platform = FakeStaticPlatform(**kw)
         return StaticService(model(extra), platform=self.platform, names=IprouteNames(()))
 
     def test_startAndStop(self) -> None:
@@ -208,7 +169,7 @@ class RootServiceTests(SynchronousTestCase):
         Static entries get a StaticService before the VRRP service (it
         starts first and stops last), using the injected platform.
         """
-        platform = FakePlatform()
+        platform = FakeStaticPlatform()
         service = self.build("static_routes {\n 203.0.113.0/24 via 192.0.2.1\n}\n",
                              staticPlatform=platform)
         self.assertEqual([child.name for child in service], ["static", "vrrp"])
@@ -232,7 +193,7 @@ class DeletedStaticAddressTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.platform = FakePlatform()
+        self.platform = FakeStaticPlatform()
         self.watchers: list = []
         self.platform.watchAddresses = (  # type: ignore[attr-defined]
             lambda observer, routes=False: self.watchers.append(observer))

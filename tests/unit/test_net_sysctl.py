@@ -8,7 +8,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.net.sysctl import IGMP_REPORTS, ProcSys, VmacSysctls
-from tests.unit.test_net_vmac import confTree, procTree
+from tests.fakes.net import confTree, procTree
 
 
 class ProcSysTests(SynchronousTestCase):

@@ -6,19 +6,15 @@ request with pyroute2 and keeps a small table of links.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
-import os
 import struct
-from typing import Any
 
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.config import parseText
-from keepalive_tx.net.addresses import FakeAddressManager
-from keepalive_tx.net.netlink import RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, NetlinkError
-from keepalive_tx.net.sysctl import ProcSys, VmacSysctls
+from keepalive_tx.net.netlink import RTM_GETLINK, RTM_NEWLINK
+from keepalive_tx.net.sysctl import VmacSysctls
 from keepalive_tx.net.vmac import (
     ExistingLink,
     VmacSpec,
@@ -36,6 +32,8 @@ from keepalive_tx.net.vmaclinks import (
     existingFromMessage,
     ipvlanLinkInfo,
 )
+from tests.fakes.net import FakeAddressManager, confTree, procTree
+from tests.fakes.netlink import FakeRouteChannel
 
 
 def model(text: str):
@@ -190,111 +188,6 @@ class PlanTests(SynchronousTestCase):
         self.assertEqual((links.advertInterface, links.vips), ("vrrp.51", ["eth0"]))
 
 
-class FakeChannel:
-    """
-    Just enough of L{keepalive_tx.net.netlink.RouteChannel}: requests are
-    encoded, decoded again with pyroute2 (so what is checked is what the
-    kernel would read) and applied to a table of links.
-    """
-
-    def __init__(self) -> None:
-        self.links: dict[str, dict[str, Any]] = {
-            "eth0": {"index": 2, "kind": None, "mac": "02:00:c0:00:02:0b", "group": 3, "flags": 1},
-            "eth1": {"index": 3, "kind": None, "mac": "02:00:c0:00:02:0c", "group": 0, "flags": 1},
-        }
-        self.requests: list[tuple[int, Any]] = []
-        self.linkLocals = {2: "fe80::c0ff:fe00:20b"}
-        self.nextIndex = 20
-
-    def _decode(self, msg: Any) -> Any:
-        msg.encode()
-        decoded = ifinfmsg(bytes(msg.data))
-        decoded.decode()
-        return decoded
-
-    def ifindex(self, name: str) -> int | None:
-        link = self.links.get(name)
-        return link["index"] if link else None
-
-    def byIndex(self, index: int) -> str:
-        return next(n for n, link in self.links.items() if link["index"] == index)
-
-    def addresses(self, family: int, index: int | None = None) -> list:
-        from keepalive_tx.net.netlink import AddressInfo
-
-        if index in self.linkLocals:
-            return [AddressInfo(index, ipaddress.ip_interface(self.linkLocals[index] + "/64"))]
-        return []
-
-    def request(self, msg: Any, kind: int, flags: int = 0, *, dump: bool = False) -> list:
-        m = self._decode(msg)
-        self.requests.append((kind, m))
-        if kind == RTM_GETLINK:
-            return self._get(m, dump)
-        if kind == RTM_DELLINK:
-            del self.links[self.byIndex(m["index"])]
-            return []
-        if kind == RTM_NEWLINK:
-            return self._new(m, flags)
-        raise NetlinkError(errno.EOPNOTSUPP)
-
-    def _get(self, m: Any, dump: bool) -> list:
-        out = []
-        wanted = m.get_attr("IFLA_IFNAME")
-        kindFilter = m.get_attr("IFLA_LINKINFO")
-        kindFilter = kindFilter.get_attr("IFLA_INFO_KIND") if kindFilter is not None else None
-        for name, link in self.links.items():
-            if (wanted and name != wanted) or (kindFilter and link["kind"] != kindFilter):
-                continue
-            out.append(self._reply(name, link))
-        if wanted and not out:
-            raise NetlinkError(errno.ENODEV)
-        return out
-
-    def _reply(self, name: str, link: dict[str, Any]) -> Any:
-        r = ifinfmsg()
-        r["index"], r["flags"] = link["index"], link["flags"]
-        attrs: list = [("IFLA_IFNAME", name), ("IFLA_ADDRESS", link["mac"]),
-                       ("IFLA_GROUP", link["group"])]
-        if link.get("alias"):
-            attrs.append(("IFLA_IFALIAS", link["alias"]))
-        if link.get("base"):
-            attrs.append(("IFLA_LINK", link["base"]))
-        if link["kind"]:
-            key = "IFLA_MACVLAN_MODE" if link["kind"] == "macvlan" else "IFLA_IPVLAN_MODE"
-            attrs.append(("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", link["kind"]), (
-                "IFLA_INFO_DATA", {"attrs": [(key, link["mode"])]})]}))
-        r["attrs"] = attrs
-        return self._decode(r)
-
-    def _new(self, m: Any, flags: int) -> list:
-        info = m.get_attr("IFLA_LINKINFO")
-        if m["index"] == 0:
-            name = m.get_attr("IFLA_IFNAME")
-            if name in self.links:
-                raise NetlinkError(errno.EEXIST)
-            kind = info.get_attr("IFLA_INFO_KIND")
-            data = info.get_attr("IFLA_INFO_DATA")
-            mode = data.get_attr("IFLA_MACVLAN_MODE" if kind == "macvlan" else "IFLA_IPVLAN_MODE")
-            base = self.links[self.byIndex(m.get_attr("IFLA_LINK"))]
-            self.links[name] = {"index": self.nextIndex, "kind": kind, "mode": mode,
-                                "mac": m.get_attr("IFLA_ADDRESS") or base["mac"],
-                                "base": base["index"], "group": m.get_attr("IFLA_GROUP") or 0,
-                                "flags": m["flags"]}
-            self.nextIndex += 1
-            return []
-        link = self.links[self.byIndex(m["index"])]
-        if m["change"]:
-            link["flags"] = (link["flags"] & ~m["change"]) | m["flags"]
-        if m.get_attr("IFLA_ADDRESS"):
-            link["mac"] = m.get_attr("IFLA_ADDRESS")
-        if info is not None:
-            link["mode"] = info.get_attr("IFLA_INFO_DATA").get_attr("IFLA_MACVLAN_MODE")
-        if m.get_attr("IFLA_IFALIAS") is not None:
-            link["alias"] = m.get_attr("IFLA_IFALIAS")
-        return []
-
-
 def rtattrs(data: bytes) -> list[tuple[int, bytes]]:
     """
     The (type, payload) of the netlink attributes in C{data}.
@@ -307,24 +200,6 @@ def rtattrs(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-def procTree(testcase: SynchronousTestCase, values: dict[str, int]) -> ProcSys:
-    root = testcase.mktemp()
-    for path, value in values.items():
-        os.makedirs(os.path.join(root, os.path.dirname(path)), exist_ok=True)
-        with open(os.path.join(root, path), "w") as f:
-            f.write(f"{value}\n")
-    return ProcSys(root)
-
-
-def confTree(*interfaces: str, allRp: int = 0) -> dict[str, int]:
-    values = {"net/ipv4/conf/all/rp_filter": allRp, "net/ipv4/conf/default/rp_filter": 0}
-    for name in interfaces:
-        for key in ("arp_ignore", "arp_filter", "rp_filter", "accept_local", "promote_secondaries"):
-            values[f"net/ipv4/conf/{name}/{key}"] = 0
-        values[f"net/ipv6/conf/{name}/disable_ipv6"] = 0
-    return values
-
-
 SPEC4 = VmacSpec(name="vrrp.51", base="eth0", owner="VI_1", mac=vmacMac(51, 4))
 SPEC6 = VmacSpec(name="vrrp6.51", base="eth0", owner="VI_6", mac=vmacMac(51, 6), family=6, ipv6=True,
                  linkLocal=True)
@@ -332,7 +207,7 @@ SPEC6 = VmacSpec(name="vrrp6.51", base="eth0", owner="VI_6", mac=vmacMac(51, 6),
 
 class VmacLinksTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.channel = FakeChannel()
+        self.channel = FakeRouteChannel()
         self.addresses = FakeAddressManager(interfaces={"eth0", "vrrp.51", "vrrp6.51", "ipv.5"})
         self.proc = procTree(self, confTree("eth0", "vrrp.51", "vrrp6.51", "ipv.5", allRp=1))
         self.registry = VmacRegistry(VmacSysctls(self.proc))
@@ -409,6 +284,26 @@ class VmacLinksTests(SynchronousTestCase):
         (vip,) = self.addresses.addresses.values()
         self.assertEqual((str(vip.address), vip.ifname, vip.nodad, vip.preferredLifetime),
                          ("fe80::c0ff:fe00:20b/64", "vrrp6.51", True, 0))
+
+    def test_readyBeforeUp(self) -> None:
+        """
+        C{ready} gets the new interface's index and its parent's while it is
+        still down and has no address (keepalived sets its firewall rules
+        there); a VMAC taken over as it is (reload) reports its index too.
+        """
+        seen = []
+
+        def ready(index: int, baseIndex: int) -> None:
+            link = self.channel.links["vrrp6.51"]
+            seen.append((index, baseIndex, link["flags"] & 1, len(self.addresses.addresses)))
+
+        self.assertTrue(self.links.ensure(SPEC6, ready=ready))
+        index = self.channel.links["vrrp6.51"]["index"]
+        self.assertEqual(seen, [(index, 2, 0, 0)])
+        self.assertEqual(self.channel.links["vrrp6.51"]["flags"] & 1, 1)
+        successor = VmacLinks(self.channel, self.addresses, self.registry, "successor", pid=1234)
+        self.assertTrue(successor.ensure(SPEC6, ready=lambda i, b: seen.append((i, b))))
+        self.assertEqual(seen[1:], [(index, 2)])
 
     def test_reuseUpdateReplace(self) -> None:
         """

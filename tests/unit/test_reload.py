@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ipaddress import ip_address
 
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -17,26 +16,10 @@ from keepalive_tx.config.errors import Diagnostics, Severity
 from keepalive_tx.errors import ReloadError
 from keepalive_tx.reload import IReloadListener, ReloadSignal
 from keepalive_tx.service import KeepalivedService
-from keepalive_tx.vrrp.machine import State
+from keepalive_tx.vrrp.machine import RESUMED_AT_RELOAD, State
 from keepalive_tx.vrrp.packet import decodeIPv4Packet
-from tests.unit.test_vrrp_instance import FakeAddresses
-from tests.unit.test_vrrp_service import FakePlatform, instanceText, modelFor
-
-
-class SharedPlatform(FakePlatform):
-    """
-    A fake platform whose address table survives being closed and opened
-    again (as the kernel's does across a reload).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.table = FakeAddresses()
-
-    def open(self) -> None:
-        super().open()
-        self.addresses = self.table
-
+from tests.fakes.service import FakeReloadableService
+from tests.fakes.vrrp import FakePersistentVrrpPlatform, instanceText, modelFor
 
 VI_1 = instanceText("VI_1", 1, "192.0.2.101/24")
 VI_2 = instanceText("VI_2", 2, "192.0.2.102/24")
@@ -45,7 +28,7 @@ VI_2 = instanceText("VI_2", 2, "192.0.2.102/24")
 class VrrpReloadTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
-        self.platform = SharedPlatform()
+        self.platform = FakePersistentVrrpPlatform()
         self.service = KeepalivedService(modelFor(VI_1, VI_2), self.clock,
                                          vrrpPlatform=self.platform)
         self.service.privilegedStartService()
@@ -86,11 +69,11 @@ class VrrpReloadTests(SynchronousTestCase):
         newPort = self.platform.ports[-1]
         self.assertEqual(self.adverts(newPort), [(1, 160)])
         self.assertNotIn(("remove", "192.0.2.101/24"), self.platform.table.log)
-        self.assertIn("192.0.2.101/24", self.platform.table.present_)
+        self.assertIn("192.0.2.101/24", self.platform.table.installed())
         # the children keep their order: VRRP still stops before the rest
         self.assertEqual([c.name for c in self.service], ["vrrp"])
         self.successResultOf(self.service.stopService())
-        self.assertEqual(self.platform.table.present_, set())
+        self.assertEqual(self.platform.table.installed(), set())
 
     def test_successorCannotStart(self) -> None:
         """
@@ -110,7 +93,7 @@ class VrrpReloadTests(SynchronousTestCase):
         self.flushLoggedErrors(OSError)
         self.assertIs(self.service.vrrpService, old)
         self.assertEqual({i.state for i in old.instances.values()}, {State.MASTER})
-        self.assertEqual(self.platform.table.present_, {"192.0.2.101/24", "192.0.2.102/24"})
+        self.assertEqual(self.platform.table.installed(), {"192.0.2.101/24", "192.0.2.102/24"})
         self.clock.advance(1)
         self.assertEqual({i.state for i in old.instances.values()}, {State.MASTER})
         self.assertIs(self.service.model, oldModel)
@@ -148,8 +131,8 @@ class VrrpReloadTests(SynchronousTestCase):
         files = [modelFor(extra, VI_2), modelFor(VI_1, VI_2), modelFor(extra, VI_2)]
         for model in files:
             self.service.applyConfig(model)
-            self.assertIn("192.0.2.101/24", self.platform.table.present_)
-            self.assertIn("192.0.2.102/24", self.platform.table.present_)
+            self.assertIn("192.0.2.101/24", self.platform.table.installed())
+            self.assertIn("192.0.2.102/24", self.platform.table.installed())
             self.assertNotIn(("remove", "192.0.2.101/24"), self.platform.table.log)
         newPort = self.platform.ports[-1]
         newPort.sent.clear()
@@ -157,8 +140,45 @@ class VrrpReloadTests(SynchronousTestCase):
         instances = self.service.vrrpService.instances
         self.assertEqual({i.state for i in instances.values()}, {State.MASTER})
         self.assertEqual(sorted(self.adverts(newPort)), [(1, 160), (2, 150)])
-        self.assertIn("192.0.2.111/24", self.platform.table.present_)
+        self.assertIn("192.0.2.111/24", self.platform.table.installed())
         self.assertNotIn(("remove", "192.0.2.101/24"), self.platform.table.log)
+
+    def test_resumedMasterQuiet(self) -> None:
+        """
+        A MASTER resumed by a reload (keepalived 2.2.7's rule) adds only the
+        addresses its predecessor did not leave in place and sends its
+        GARPs only when it added some -- one burst for all its addresses,
+        no second one; it reports MASTER with L{RESUMED_AT_RELOAD} (so no
+        notify script and no mail) and does not count as becoming MASTER.
+        """
+        self.clock.advance(10)  # the start's second GARP burst is over
+        del self.platform.table.log[:]
+        self.service.applyConfig(modelFor(VI_1.replace("priority 150", "priority 160"), VI_2))
+        seen: list = []
+        observer = type("O", (), {
+            "instanceStateChanged": lambda _, i, a, b, why: seen.append((i.name, b, why))})()
+        for instance in self.service.vrrpService.instances.values():
+            instance.observers.append(observer)
+        frames = self.platform.frameSender.frames
+        self.clock.advance(0)
+        self.clock.advance(10)
+        self.assertEqual(sorted(seen), [("VI_1", State.MASTER, RESUMED_AT_RELOAD),
+                                        ("VI_2", State.MASTER, RESUMED_AT_RELOAD)])
+        self.assertEqual(self.platform.table.log, [])
+        self.assertEqual(frames, [])
+        stats = self.service.vrrpService.instances["VI_1"].stats
+        self.assertEqual(stats["become_master"], 0)
+        # an address added: one burst for both of VI_1's addresses
+        extra = VI_1.replace(" virtual_ipaddress {",
+                             " virtual_ipaddress_excluded {\n 192.0.2.111/24\n }\n"
+                             " virtual_ipaddress {")
+        self.service.applyConfig(modelFor(extra, VI_2))
+        frames = self.platform.frameSender.frames
+        self.clock.advance(0)
+        self.clock.advance(10)
+        self.assertEqual(self.platform.table.log, [("add", "192.0.2.111/24")])
+        targets = sorted(frame[28:32] for _, frame in frames)
+        self.assertEqual(targets, sorted([bytes([192, 0, 2, 101]), bytes([192, 0, 2, 111])] * 5))
 
     def test_stopBeforeResumedMasterTakesOver(self) -> None:
         """
@@ -170,7 +190,7 @@ class VrrpReloadTests(SynchronousTestCase):
         newPort = self.platform.ports[-1]
         self.successResultOf(self.service.stopService())
         self.assertEqual(sorted(self.adverts(newPort)), [(1, 0), (2, 0)])
-        self.assertEqual(self.platform.table.present_, set())
+        self.assertEqual(self.platform.table.installed(), set())
 
     def test_removedBeforeResumedMasterTakesOver(self) -> None:
         """
@@ -181,8 +201,8 @@ class VrrpReloadTests(SynchronousTestCase):
         newPort = self.platform.ports[-1]
         self.service.applyConfig(modelFor(VI_1))
         self.assertEqual(self.adverts(newPort), [(2, 0)])
-        self.assertNotIn("192.0.2.102/24", self.platform.table.present_)
-        self.assertIn("192.0.2.101/24", self.platform.table.present_)
+        self.assertNotIn("192.0.2.102/24", self.platform.table.installed())
+        self.assertIn("192.0.2.101/24", self.platform.table.installed())
         self.clock.advance(0)
         self.assertEqual(self.service.vrrpService.instances["VI_1"].state, State.MASTER)
 
@@ -200,30 +220,48 @@ class VrrpReloadTests(SynchronousTestCase):
         self.assertEqual({i.state for i in instances.values()}, {State.FAULT})
         self.assertEqual(self.adverts(newPort), [])
         self.assertEqual(sorted(self.adverts(self.platform.ports[-1])), [(1, 0), (2, 0)])
-        self.assertEqual(self.platform.table.present_, set())
+        self.assertEqual(self.platform.table.installed(), set())
 
 
-class FakeService:
+class ReloadOrderTests(SynchronousTestCase):
     """
-    Applies a model at once; the parts it replaces stop when the test fires
-    C{stopping[-1]} (when C{slowStop} is set).
+    Parts a reload brings keep the start and stop order of the parts built
+    at start: static addresses, BFD, VRRP, checkers.
     """
 
-    def __init__(self, slowStop: bool = False) -> None:
-        self.reactor = Clock()
-        self.models: list = []
-        self.slowStop = slowStop
-        self.stopping: list[Deferred] = []
+    def test_addedPartsTakeTheirPlace(self) -> None:
+        from tests.fakes.net import FakeStaticPlatform
 
-    def applyConfig(self, model):
-        if isinstance(model, Exception):
-            raise model
-        self.models.append(model)
-        if not self.slowStop:
-            return succeed(None)
-        d: Deferred = Deferred()
-        self.stopping.append(d)
-        return d
+        clock = Clock()
+        service = KeepalivedService(modelFor(VI_1), clock, vrrpPlatform=FakePersistentVrrpPlatform(),
+                                    staticPlatform=FakeStaticPlatform(), ipvs=False)
+        service.privilegedStartService()
+        service.startService()
+        static = "static_ipaddress {\n 198.51.100.5/24 dev eth1\n}\n"
+        bfd = "bfd_instance b1 {\n neighbor_ip 192.0.2.12\n}\n"
+        checkers = ("virtual_server 192.0.2.100 80 {\n protocol TCP\n"
+                    " real_server 192.0.2.11 80 {\n  TCP_CHECK {\n  }\n }\n}\n")
+        self.successResultOf(service.applyConfig(modelFor(VI_1, extra=checkers)))
+        self.successResultOf(service.applyConfig(modelFor(VI_1, extra=static + bfd + checkers)))
+        parts = [service.staticService, service.bfdService, service.vrrpService,
+                 service.lvsService]
+        self.assertNotIn(None, parts)
+        self.assertEqual(service.children(), parts)
+        stopped: list[object] = []
+
+        def recordStop(part):
+            stop = part.stopService
+
+            def stopService():
+                stopped.append(part)
+                return stop()
+
+            part.stopService = stopService
+
+        for part in parts:
+            recordStop(part)
+        service.stopService()
+        self.assertEqual(stopped, parts[::-1])
 
 
 class Result:
@@ -264,7 +302,7 @@ class ReloadSignalTests(SynchronousTestCase):
             installed.append((signum, handler))
             return "previous"
 
-        service = FakeService()
+        service = FakeReloadableService()
         reloader = ReloadSignal(service, lambda: None, install=install)
         reloader.startService()
         reloader.stopService()
@@ -286,7 +324,7 @@ class ReloadSignalTests(SynchronousTestCase):
             raise AssertionError("installed a signal handler")
 
         self.patch(signal, "signal", refuse)
-        service = FakeService()
+        service = FakeReloadableService()
         reloader = Reloader(service, lambda: Result("M"))
         reloader.startService()
         d = reloader.reload()
@@ -297,7 +335,7 @@ class ReloadSignalTests(SynchronousTestCase):
         self.assertIs(signal.getsignal(signal.SIGHUP), before)
 
     def test_appliesOrRefuses(self) -> None:
-        service = FakeService()
+        service = FakeReloadableService()
         results = [Result("model-1"), Result(None, Severity.FATAL), Result("model-3", Severity.ERROR),
                    Result(ReloadError("the new VRRP configuration cannot start"))]
         hooks: list[int] = []
@@ -342,7 +380,7 @@ class ReloadSignalTests(SynchronousTestCase):
                " virtual_ipaddress {\n  192.0.2.100\n }\n}\n"
         noVrid = "vrrp_instance VI_1 {\n interface eth0\n virtual_ipaddress {\n  192.0.2.100\n }\n}\n"
         self.assertTrue(load(noVrid).diagnostics.refusesStart)
-        service = FakeService()
+        service = FakeReloadableService()
         results = [load(good), load(noVrid)]
         reloader = self.makeReloader(service, lambda: results.pop(0))
         outcomes = []
@@ -357,7 +395,7 @@ class ReloadSignalTests(SynchronousTestCase):
         def boom():
             raise OSError("disk on fire")
 
-        service = FakeService()
+        service = FakeReloadableService()
         reloader = self.makeReloader(service, boom)
         d = reloader.reload()
         service.reactor.advance(0)
@@ -373,7 +411,7 @@ class ReloadSignalTests(SynchronousTestCase):
         the replaced parts have stopped -- are served by one more reload,
         run afterwards with the file as it is then.
         """
-        service = FakeService(slowStop=True)
+        service = FakeReloadableService(slowStop=True)
         files = iter(["A", "B", "C", "D"])
         current = ["A"]
 
@@ -412,7 +450,7 @@ class ReloadSignalTests(SynchronousTestCase):
         Replaced parts that never finish stopping hold further reloads back
         for L{ReloadSignal.applyTimeout} at most.
         """
-        service = FakeService(slowStop=True)
+        service = FakeReloadableService(slowStop=True)
         reloader = self.makeReloader(service, lambda: Result("M"))
         reloader.request()
         service.reactor.advance(0)
@@ -426,7 +464,7 @@ class ReloadSignalTests(SynchronousTestCase):
         self.assertEqual(reloader.reloads, 1)
 
     def test_stopCancelsPending(self) -> None:
-        service = FakeService()
+        service = FakeReloadableService()
         reloader = self.makeReloader(service, lambda: Result("M"))
         d = reloader.reload()
         reloader.stopService()
@@ -448,7 +486,7 @@ class ReloadSignalTests(SynchronousTestCase):
 
             reloadEnded = reloadStarting
 
-        service = FakeService()
+        service = FakeReloadableService()
         recorder = Recorder()
 
         def load() -> Result:

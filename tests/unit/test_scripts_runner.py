@@ -8,12 +8,10 @@ from __future__ import annotations
 import os
 import signal
 
-from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.testing import MemoryReactorClock
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.config.model import Script
+from keepalive_tx.scripts.procgroup import identityWrapper
 from keepalive_tx.scripts.runner import (
     SHELL,
     ScriptResult,
@@ -21,50 +19,14 @@ from keepalive_tx.scripts.runner import (
     cleanEnvironment,
     resolveUser,
     shellCommand,
+    supplementaryGroups,
 )
-
-
-class FakeProcessTransport:
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-
-
-class ProcessReactor(MemoryReactorClock):
-    """
-    A memory reactor with a recording C{spawnProcess}.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.spawned: list[dict] = []
-        self.nextPid = 1000
-        self.fail: Exception | None = None
-
-    def spawnProcess(self, proto, executable, args=(), env=None, path=None, uid=None,
-                     gid=None, usePTY=False, childFDs=None):
-        if self.fail is not None:
-            raise self.fail
-        self.nextPid += 1
-        transport = FakeProcessTransport(self.nextPid)
-        self.spawned.append(dict(proto=proto, executable=executable, args=list(args), env=env,
-                                 uid=uid, gid=gid, childFDs=childFDs, pid=self.nextPid))
-        proto.makeConnection(transport)
-        return transport
-
-
-def exited(code: int) -> Failure:
-    if code == 0:
-        return Failure(ProcessDone(0))
-    return Failure(ProcessTerminated(exitCode=code))
-
-
-def killed(sig: int) -> Failure:
-    return Failure(ProcessTerminated(signal=sig))
+from tests.fakes.scripts import FakeProcessReactor, exited, killed
 
 
 class ScriptRunnerTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.reactor = ProcessReactor()
+        self.reactor = FakeProcessReactor()
         self.signals: list[tuple[int, int]] = []
         self.dir = os.path.abspath(self.mktemp())
         os.mkdir(self.dir)
@@ -341,14 +303,57 @@ class ScriptRunnerTests(SynchronousTestCase):
 
     def test_userAndGroup(self) -> None:
         """
-        Another identity is passed to spawnProcess as uid/gid.
+        Another identity is switched to by the exec chain, after the group
+        wrapper, with only its group as supplementary group (keepalived
+        2.2.7), not by spawnProcess (whose switch calls initgroups).
         """
         nobody = resolveUser("nobody")
         if os.geteuid() == nobody[0]:
             raise self.skipTest("running as nobody")
-        self.start(self.runner([self.script], user="nobody"))
+        r = self.runner([self.script], user="nobody")
+        self.assertEqual(r.groups, (nobody[1],))
+        self.start(r)
         spawned = self.reactor.spawned[0]
-        self.assertEqual((spawned["uid"], spawned["gid"]), nobody)
+        self.assertEqual((spawned["uid"], spawned["gid"]), (None, None))
+        self.assertEqual(spawned["args"], ["/usr/bin/setsid",
+                                           *identityWrapper(*nobody, (nobody[1],)), self.script])
+
+    def test_supplementaryGroups(self) -> None:
+        """
+        keepalived 2.2.7 keeps only the script's group; with
+        C{set_supplementary_groups} the user's groups as the group database
+        lists them (duplicates dropped); a uid without a user keeps only
+        its group.
+        """
+        from types import SimpleNamespace
+
+        from keepalive_tx.scripts import runner
+
+        def getpwuid(uid: int) -> SimpleNamespace:
+            if uid != 70:
+                raise KeyError(uid)
+            return SimpleNamespace(pw_name="svc", pw_gid=7)
+
+        self.patch(runner.pwd, "getpwuid", getpwuid)
+        self.patch(runner.os, "getgrouplist", lambda name, gid: [gid, 105, 7, 3])
+        self.assertEqual(supplementaryGroups(70, 9, False), (9,))
+        self.assertEqual(supplementaryGroups(70, 9, True), (7, 105, 3))
+        self.assertEqual(supplementaryGroups(71, 9, True), (9,))
+
+    def test_identityWrapper(self) -> None:
+        """
+        C{setpriv} with the ids and the group list, or the Python shim
+        with the same switch when it is not installed.
+        """
+        from keepalive_tx.scripts import procgroup
+
+        self.patch(procgroup, "_setpriv", lambda: "/usr/bin/setpriv")
+        self.assertEqual(identityWrapper(70, 9, (9, 105)),
+                         ["/usr/bin/setpriv", "--reuid=70", "--regid=9", "--groups=9,105", "--"])
+        self.patch(procgroup, "_setpriv", lambda: None)
+        shim = identityWrapper(70, 9, (9, 105))
+        self.assertEqual(shim[-3:], ["70", "9", "9,105"])
+        self.assertIn("os.setgroups", shim[3])
 
     def test_fromScript(self) -> None:
         r = ScriptRunner.fromScript(self.reactor, Script(command=self.script, argv=(self.script, "1")),

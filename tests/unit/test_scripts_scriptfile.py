@@ -12,29 +12,11 @@ from types import SimpleNamespace
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.scripts.scriptfile import Inspection, inspectScript, isExecutable, unsafeComponent
+from tests.fakes.scripts import FakeFS, st
 
 DIR = stat.S_IFDIR
 REG = stat.S_IFREG
 LNK = stat.S_IFLNK
-
-
-def st(mode: int, uid: int = 0, gid: int = 0, ino: int = 1) -> os.stat_result:
-    return os.stat_result((mode, ino, 1, 1, uid, gid, 0, 0, 0, 0))
-
-
-class FakeFS:
-    """
-    C{lstat}/C{stat} over a dict of paths; no symlinks are followed.
-    """
-
-    def __init__(self, entries: dict[str, os.stat_result]) -> None:
-        self.entries = {"/": st(DIR | 0o755), **entries}
-
-    def __call__(self, path: str) -> os.stat_result:
-        try:
-            return self.entries[path]
-        except KeyError:
-            raise FileNotFoundError(2, "No such file or directory", path) from None
 
 
 SAFE = {
@@ -62,7 +44,6 @@ def check(fs: FakeFS, path: str = "/etc/keepalived/chk.sh", uid: int = 0, gid: i
           enabled: bool = True, search: str | None = None) -> Inspection:
     return inspectScript(path, uid, gid, enabled, path=search, stat_=fs, lstat=fs,
                          realpath=realpathIn(fs))
-
 
 
 class UnsafeComponentTests(SynchronousTestCase):

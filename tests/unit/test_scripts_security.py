@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.check.factory import UnsupportedChecker, buildChecker
 from keepalive_tx.config import parseText
+from keepalive_tx.scripts.procgroup import identityWrapper
 from keepalive_tx.scripts.runner import ScriptRunner
 from keepalive_tx.scripts.scriptfile import Inspection
 from keepalive_tx.scripts.security import (
@@ -28,8 +29,8 @@ from keepalive_tx.scripts.security import (
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.scripts import VrrpScriptService
 from keepalive_tx.vrrp.tracking import TrackingCoordinator
-from tests.unit.test_scripts_runner import ProcessReactor
-from tests.unit.test_vrrp_track import FakeInstance
+from tests.fakes.scripts import FakeProcessReactor
+from tests.fakes.vrrp import FakeTrackedInstance
 
 
 def resolver(users: dict[str, tuple[int, int]]):
@@ -113,7 +114,7 @@ def disabling() -> ScriptPolicy:
 
 class RunnerTests(SynchronousTestCase):
     def test_disabledScriptNeverStarts(self) -> None:
-        reactor = ProcessReactor()
+        reactor = FakeProcessReactor()
         runner = ScriptRunner(reactor, ["/bin/true"], policy=disabling())
         results: list = []
         runner.run().addCallback(results.append)
@@ -126,14 +127,14 @@ class RunnerTests(SynchronousTestCase):
         """
         A script without its own C{user} runs as the policy's default user.
         """
-        reactor = ProcessReactor()
+        reactor = FakeProcessReactor()
         policy = fixed(uid=4242, gid=4343)
-        ScriptRunner(reactor, ["/bin/true"], policy=policy).run()
-        self.assertEqual((reactor.spawned[0]["uid"], reactor.spawned[0]["gid"]), (4242, 4343))
-        self.assertEqual(reactor.spawned[0]["args"][-1], "/bin/x")
+        ScriptRunner(reactor, ["/bin/true"], policy=policy, groupWrapper=[]).run()
+        self.assertEqual(reactor.spawned[0]["args"],
+                         [*identityWrapper(4242, 4343, (4343,)), "/bin/x"])
 
     def test_insecureButAllowedRuns(self) -> None:
-        reactor = ProcessReactor()
+        reactor = FakeProcessReactor()
         runner = ScriptRunner(reactor, ["/bin/true"], policy=fixed({"/bin/true": UNSAFE},
                                                                     uid=0, gid=0))
         runner.run()
@@ -176,7 +177,7 @@ class DisabledScriptTests(SynchronousTestCase):
         """
         coordinator = TrackingCoordinator(clock, config, scripts=scripts,
                                           linkState=lambda n: True)
-        (vi,) = [FakeInstance(c, clock) for c in config.vrrpInstances]
+        (vi,) = [FakeTrackedInstance(c, clock) for c in config.vrrpInstances]
         coordinator.attach(vi)
         coordinator.startService()
         coordinator.startInstance(vi)
@@ -192,7 +193,7 @@ class DisabledScriptTests(SynchronousTestCase):
         config = parseText(TRACKED).model
         assert config is not None
         clock = Clock()
-        reactor = ProcessReactor()
+        reactor = FakeProcessReactor()
 
         def runner(vs):
             policy = disabling() if vs.name == "chk_bad" else fixed()
@@ -218,7 +219,7 @@ class DisabledScriptTests(SynchronousTestCase):
                            .replace("enable_script_security", "router_id lb1")).model
         assert config is not None
         clock = Clock()
-        reactor = ProcessReactor()
+        reactor = FakeProcessReactor()
         scripts = VrrpScriptService(
             reactor, config.vrrpScripts,
             runnerFactory=lambda vs: ScriptRunner(reactor, vs.script.argv, shellTests=True))

@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from keepalive_tx.config import parseText
 from keepalive_tx.scripts.runner import ScriptResult
 from keepalive_tx.service import KeepalivedService
+from tests.fakes.scripts import FakeScriptRunner
 
 VRRP = """
 global_defs {
@@ -71,29 +72,6 @@ class ChildrenTests(SynchronousTestCase):
 
     def test_noSyncDaemon(self) -> None:
         self.assertIsNone(self.build().syncd)
-
-
-class FakeScriptRunner:
-    """
-    Stands in for a L{ScriptRunner}: each run is a Deferred the test fires.
-    """
-
-    def __init__(self, script, timeout: float) -> None:
-        self.script = script
-        self.timeout = timeout
-        self.runs: list = []
-        self.cancelled = 0
-
-    def run(self):
-        from twisted.internet.defer import Deferred
-
-        def cancel(d) -> None:
-            self.cancelled += 1
-            d.callback(ScriptResult(error="cancelled"))
-
-        d = Deferred(cancel)
-        self.runs.append(d)
-        return d
 
 
 class RecordingChild:

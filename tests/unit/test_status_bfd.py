@@ -19,7 +19,7 @@ from keepalive_tx.status.bfd import bfdSnapshot, formatBfdData
 from keepalive_tx.status.dumps import StateDumper
 from keepalive_tx.status.snapshot import buildSnapshot
 from keepalive_tx.status.web import metricsText, statusRoot
-from tests.unit.test_bfd_service import NBR, SRC, ServiceTestMixin, instance, peer
+from tests.fakes.bfd import NBR, SRC, BfdServiceTestMixin, bfdInstance, peerPacket
 
 
 class _Root:
@@ -34,12 +34,12 @@ class _Root:
         self.vrrpService = self.lvsService = None
 
 
-class BfdStatusTests(ServiceTestMixin, SynchronousTestCase):
+class BfdStatusTests(BfdServiceTestMixin, SynchronousTestCase):
     def setUp(self) -> None:
-        s = self.started(instance(sourceIp=SRC),
-                         instance("b2", "192.0.2.13"))
-        self.deliver(peer(SessionState.DOWN))
-        self.deliver(peer(SessionState.UP, self.ours()))
+        s = self.started(bfdInstance(sourceIp=SRC),
+                         bfdInstance("b2", "192.0.2.13"))
+        self.deliver(peerPacket(SessionState.DOWN))
+        self.deliver(peerPacket(SessionState.UP, self.ours()))
         self.service.bfdReceived(b"\x20", self._info())
         self.clock.advance(0.15)  # b1 expires
         self.root = _Root(s, self.clock)

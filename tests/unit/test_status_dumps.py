@@ -32,7 +32,7 @@ from keepalive_tx.status.dumps import (
     writeAtomically,
 )
 from keepalive_tx.status.web import StatusService
-from tests.unit.test_status_snapshot import CONFIG, EPOCH, StatusFixture
+from tests.fakes.status import EPOCH, STATUS_CONFIG, FakeSignalReactor, StatusFixture
 
 #: The "data" keys of keepalived 2.2.7's keepalived.json for an instance
 #: with a notify_master script, VIPs, eVIPs and PASS authentication, in its
@@ -123,7 +123,7 @@ class WriteTests(SynchronousTestCase):
 
 
 class FormatTests(StatusFixture, SynchronousTestCase):
-    def running(self, text: str = CONFIG):
+    def running(self, text: str = STATUS_CONFIG):
         self.buildRoot(text.replace("VI_2\n", ""))
         self.start()
         self.clock.advance(3)
@@ -335,19 +335,6 @@ class DumperTests(StatusFixture, SynchronousTestCase):
                          [os.path.join(self.directory, "keepalived_check.data")])
 
 
-class FakeReactor:
-    def __init__(self) -> None:
-        self.calls: list = []
-
-    def callFromThread(self, f, *a) -> None:
-        self.calls.append((f, a))
-
-    def run(self) -> None:
-        calls, self.calls = self.calls, []
-        for f, a in calls:
-            f(*a)
-
-
 class SignalTests(SynchronousTestCase):
     def test_signalNumbers(self) -> None:
         """
@@ -384,7 +371,7 @@ class SignalTests(SynchronousTestCase):
             installed[signum] = handler
             return old
 
-        reactor = FakeReactor()
+        reactor = FakeSignalReactor()
         dumper, done = self.dumps()
         service = DumpSignals(reactor, dumper, install=install)
         service.startService()
@@ -402,7 +389,7 @@ class SignalTests(SynchronousTestCase):
         """
         A real SIGUSR1 to this process reaches the dump through the reactor.
         """
-        reactor = FakeReactor()
+        reactor = FakeSignalReactor()
         dumper, done = self.dumps()
         service = DumpSignals(reactor, dumper)
         previous = signal.getsignal(signal.SIGUSR1)
@@ -420,7 +407,7 @@ class SignalTests(SynchronousTestCase):
                 return {n: (lambda: 1 / 0) for n in ("DATA", "STATS", "STATS_CLEAR", "JSON")}
 
         installed: dict = {}
-        reactor = FakeReactor()
+        reactor = FakeSignalReactor()
         service = DumpSignals(reactor, Dumper(), install=lambda s, h: installed.setdefault(s, h))
         service.startService()
         installed[signal.SIGUSR1](signal.SIGUSR1, None)
@@ -441,7 +428,7 @@ vrrp_instance VI_1 {
 
 class TapTests(SynchronousTestCase):
     def setUp(self) -> None:
-        from tests.unit.test_tap import hostInterfaces
+        from tests.fakes.service import hostInterfaces
 
         hostInterfaces(self)
 

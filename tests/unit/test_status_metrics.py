@@ -17,9 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import keepalive_tx
 import twisted
-from keepalive_tx.lvs.table import DestKey, ServiceKey
-from keepalive_tx.lvs.traffic import ServiceTraffic, Traffic
 from keepalive_tx.status.metrics import SECTIONS, SnapshotCollector, metricsText, vipLabel
+from tests.fakes.status import TRAFFIC
 
 _VRRP = ["iname", "intf", "vrid"]
 _VIP = _VRRP + ["ip_address"]
@@ -97,15 +96,6 @@ FULL = snapshot(
      {"name": "chk_off", "state": "disabled", "reason": "insecure"}])
 
 A = ip_address
-TRAFFIC = [
-    ServiceTraffic(ServiceKey(4, "TCP", A("203.0.113.10"), 80), Traffic(3, 30, 20, 3000, 2**40),
-                   ((DestKey(A("192.0.2.11"), 8080), Traffic(2, 20, 13, 2000, 6000)),
-                    (DestKey(A("192.0.2.12"), 8080), Traffic(1, 10, 7, 1000, 3000)))),
-    ServiceTraffic(ServiceKey(6, "UDP", A("2001:db8::10"), 53), Traffic(1, 2, 3, 4, 5),
-                   ((DestKey(A("2001:db8::11"), 53), Traffic(1, 2, 3, 4, 5)),)),
-    ServiceTraffic(ServiceKey(4, fwmark=7), Traffic(9), ((DestKey(A("192.0.2.13"), 0), Traffic(9)),)),
-    ServiceTraffic(ServiceKey(6, fwmark=7), Traffic(8), ()),
-]
 
 
 class Exposition:

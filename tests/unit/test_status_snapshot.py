@@ -8,17 +8,11 @@ table with checkers whose results the test sets.
 from __future__ import annotations
 
 import json
-from ipaddress import IPv4Address
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.alert.messages import AlertDispatcher
-from keepalive_tx.check.base import CheckerState
-from keepalive_tx.check.factory import BuiltChecker, checkTiming
 from keepalive_tx.config import parseText
-from keepalive_tx.lvs.backend import MemoryIPVSBackend
-from keepalive_tx.lvs.service import LvsService
 from keepalive_tx.service import KeepalivedService
 from keepalive_tx.status.snapshot import (
     TransitionLog,
@@ -28,142 +22,7 @@ from keepalive_tx.status.snapshot import (
     stateName,
 )
 from keepalive_tx.vrrp.machine import State
-from keepalive_tx.vrrp.packet import (
-    VRRP_MCAST_V4,
-    AuthType,
-    ReceivedMeta,
-    VrrpAdvert,
-    buildIPv4Advert,
-)
-from tests.unit.test_lvs_service import FakeChecker, FakeMailer, FakeRunner
-from tests.unit.test_vrrp_service import FakePlatform
-
-#: Wall-clock start of every fixture (any fixed value works).
-EPOCH = 1_795_696_726.25
-
-CONFIG = """\
-global_defs {
-    router_id lb1
-}
-vrrp_sync_group G1 {
-    group {
-        VI_1
-        VI_2
-    }
-}
-vrrp_instance VI_1 {
-    state BACKUP
-    interface eth0
-    virtual_router_id 51
-    priority 150
-    advert_int 1
-    authentication {
-        auth_type PASS
-        auth_pass s3cr3t
-    }
-    notify_master "/bin/echo master"
-    virtual_ipaddress {
-        192.0.2.100/24 dev eth0
-        192.0.2.101
-    }
-    virtual_ipaddress_excluded {
-        198.51.100.5/24
-    }
-}
-vrrp_instance VI_2 {
-    state BACKUP
-    interface eth0
-    virtual_router_id 52
-    priority 100
-    advert_int 1
-    virtual_ipaddress {
-        192.0.2.102/24
-    }
-}
-vrrp_instance VI_3 {
-    state BACKUP
-    interface eth0
-    track_interface {
-        eth1
-    }
-    virtual_router_id 53
-    priority 100
-    virtual_ipaddress {
-        203.0.113.3/24
-    }
-}
-virtual_server 192.0.2.200 80 {
-    delay_loop 1
-    lvs_sched wrr
-    protocol TCP
-    quorum 2
-    sorry_server 192.0.2.99 80
-    real_server 192.0.2.11 80 {
-        weight 1
-        TCP_CHECK { connect_timeout 1 }
-    }
-    real_server 192.0.2.12 80 {
-        weight 2
-        inhibit_on_failure
-        TCP_CHECK { connect_timeout 1 }
-    }
-}
-"""
-
-
-class StatusFixture:
-    """
-    Builds the running components for a test (mixed into a
-    L{SynchronousTestCase}).
-    """
-
-    def buildRoot(self, text: str = CONFIG, down: tuple[str, ...] = ()) -> KeepalivedService:
-        result = parseText(text)
-        assert result.model is not None, [str(d) for d in result.diagnostics]
-        self.clock = Clock()
-        self.clock.advance(EPOCH)
-        self.platform = FakePlatform(down=down)
-        root = KeepalivedService(result.model, self.clock, vrrpPlatform=self.platform,
-                                 checkers=False)
-        self.checkers: dict[str, FakeChecker] = {}
-        if result.model.virtualServers:
-            root.lvsService = LvsService(
-                result.model, self.clock, alerts=AlertDispatcher(FakeMailer(), "lb1"),
-                backendFactory=MemoryIPVSBackend, recordDir=None,
-                checkerBuilder=self._builder, scriptRunner=lambda s: FakeRunner([], s, False),
-                random=lambda: 0.0, fifoFactory=None)
-        self.root = root
-        return root
-
-    def _builder(self, reactor, config, rs, vs, model) -> BuiltChecker:
-        fake = FakeChecker(config.kind, f"[{rs.address}]:tcp:{rs.port}")
-        self.checkers[str(rs.address)] = fake
-        timing = checkTiming(config, model)
-        return BuiltChecker(fake, CheckerState(timing), timing)
-
-    def start(self) -> None:
-        self.root.privilegedStartService()
-        self.root.startService()
-        if self.root.lvsService is not None:
-            self.root.lvsService.privilegedStartService()
-            self.root.lvsService.startService()
-
-    def advert(self, vrid: int, priority: int, source: str = "192.0.2.12", ttl: int = 255) -> None:
-        """
-        Deliver an advert through the instance's real port and receive checks.
-        """
-        advert = VrrpAdvert(version=2, vrid=vrid, priority=priority, authType=AuthType.NONE,
-                            advertIntSeconds=1, addresses=(IPv4Address("192.0.2.102"),))
-        if vrid == 51:
-            advert = VrrpAdvert(version=2, vrid=vrid, priority=priority, authType=AuthType.PASS,
-                                advertIntSeconds=1,
-                                addresses=(IPv4Address("192.0.2.100"), IPv4Address("192.0.2.101")))
-        port = self.platform.ports[0]
-        port.receiver.vrrpReceived(
-            buildIPv4Advert(advert, source, password=b"s3cr3t\0\0" if vrid == 51 else b"",
-                            ttl=ttl),
-            ReceivedMeta(family=4, source=IPv4Address(source), destination=VRRP_MCAST_V4,
-                         ttl=ttl))
+from tests.fakes.status import EPOCH, STATUS_CONFIG, StatusFixture
 
 
 class SnapshotTests(StatusFixture, SynchronousTestCase):
@@ -237,7 +96,7 @@ class SnapshotTests(StatusFixture, SynchronousTestCase):
         An instance entering MASTER records the time and reason, its VIPs
         are set and it is its own master.
         """
-        self.buildRoot(CONFIG.replace("VI_2\n", ""))
+        self.buildRoot(STATUS_CONFIG.replace("VI_2\n", ""))
         self.start()
         self.clock.advance(3)
         self.assertEqual(self.root.snapshot()["vrrp"]["instances"][0]["state"], "BACKUP")
@@ -283,7 +142,7 @@ class SnapshotTests(StatusFixture, SynchronousTestCase):
         L{clearVrrpStats} zeroes the receive counters, the send counters
         and the machine's counters.
         """
-        self.buildRoot(CONFIG.replace("VI_2\n", ""))
+        self.buildRoot(STATUS_CONFIG.replace("VI_2\n", ""))
         self.start()
         self.advert(52, 200, ttl=64)
         self.clock.advance(5)
@@ -376,14 +235,17 @@ class HelperTests(SynchronousTestCase):
             "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n"
             " virtual_ipaddress {\n 192.0.2.1/24 dev eth1 label eth1:1\n 192.0.2.2\n }\n}\n"
             "vrrp_instance W {\n interface eth0\n virtual_router_id 2\n native_ipv6\n"
-            " virtual_ipaddress {\n 2001:db8::1/64\n }\n}\n").model
+            " virtual_ipaddress {\n 2001:db8::1/64\n 2001:db8::2/64 home -nodad noprefixroute\n"
+            " }\n}\n").model
         a, b = model.vrrpInstances[0].virtualIpaddresses
-        [c] = model.vrrpInstances[1].virtualIpaddresses
+        c, d = model.vrrpInstances[1].virtualIpaddresses
         self.assertEqual(formatVip(a, "eth0", True),
                          "192.0.2.1/24 dev eth1 scope global label eth1:1 set")
         self.assertEqual(formatVip(b, "eth0"), "192.0.2.2 dev eth0 scope global")
         self.assertEqual(formatVip(c, "eth0", True),
                          "2001:db8::1/64 dev eth0 scope global preferred_lft forever set")
+        self.assertEqual(formatVip(d, "eth0"), "2001:db8::2/64 dev eth0 scope global home -nodad"
+                                               " noprefixroute preferred_lft forever")
 
 
 class TrackersSnapshotTests(SynchronousTestCase):

@@ -17,7 +17,7 @@ from twisted.web.server import UnsupportedMethod
 from twisted.web.test.requesthelper import DummyRequest
 
 from keepalive_tx.status.web import StatusService, metricsText, statusRoot
-from tests.unit.test_status_snapshot import StatusFixture
+from tests.fakes.status import StatusFixture
 
 
 def get(root, path: str, method: bytes = b"GET"):
@@ -43,9 +43,9 @@ class Scenario(StatusFixture):
     """
 
     def scenario(self) -> None:
-        from tests.unit.test_status_snapshot import CONFIG
+        from tests.fakes.status import STATUS_CONFIG
 
-        self.buildRoot(CONFIG.replace("VI_2\n", ""), down=("eth1",))
+        self.buildRoot(STATUS_CONFIG.replace("VI_2\n", ""), down=("eth1",))
         self.start()
         self.checkers["192.0.2.12"].ok = False
         self.clock.pump([0.5] * 6)
@@ -260,7 +260,7 @@ class MetricsTrafficTests(Scenario, SynchronousTestCase):
     def test_waitsForTraffic(self) -> None:
         from twisted.web.server import NOT_DONE_YET
 
-        from tests.unit.test_status_metrics import TRAFFIC
+        from tests.fakes.status import TRAFFIC
 
         request, body = get(self.resource, "/metrics")
         self.assertIs(body, NOT_DONE_YET)
@@ -312,24 +312,31 @@ class WiringTests(StatusFixture, SynchronousTestCase):
         checkers run at scrape time: none without them or in a dry run, the
         kernel table's otherwise.
         """
+        from ipaddress import ip_address
         from types import SimpleNamespace
 
         from keepalive_tx.lvs.backend import DryRunBackend, IPVSTable
         from keepalive_tx.lvs.ipvs import NetlinkIPVSBackend
-        from tests.unit.test_lvs_traffic import SERVICES, WEB, FakeChannel
+        from keepalive_tx.lvs.table import ServiceKey
+        from keepalive_tx.lvs.traffic import Traffic
+        from tests.fakes.lvs import FakeIpvsStatsChannel
+
+        web = ServiceKey(4, "TCP", ip_address("203.0.113.10"), 80)
+        foreign = ServiceKey(4, "TCP", ip_address("198.51.100.200"), 443)
+        services = {foreign: (Traffic(100), {}), web: (Traffic(3), {})}
 
         root = self.buildRoot("global_defs {\n status_listen tcp:0:interface=127.0.0.1\n}\n")
         [status] = [s for s in root if isinstance(s, StatusService)]
         self.assertIsNone(status.traffic())
         root.lvsService = SimpleNamespace(table=IPVSTable(DryRunBackend()))
         self.assertIsNone(status.traffic())
-        table = IPVSTable(NetlinkIPVSBackend(FakeChannel(dict(SERVICES))))
-        table.owned = {WEB}
+        table = IPVSTable(NetlinkIPVSBackend(FakeIpvsStatsChannel(services)))
+        table.owned = {web}
         root.lvsService = SimpleNamespace(table=table)
         results: list = []
         status.traffic().addCallback(results.append)
         self.clock.advance(0)
-        self.assertEqual([s.key for s in results[0]], [WEB])
+        self.assertEqual([s.key for s in results[0]], [web])
 
 
 class SlicedMetricsTests(Scenario, SynchronousTestCase):

@@ -29,31 +29,12 @@ from keepalive_tx.systemd import (
     statusLine,
     watchdogInterval,
 )
-from tests.unit.test_service import FakeScriptRunner
-from tests.unit.test_vrrp_service import FakePlatform, instanceText, modelFor
+from tests.fakes.scripts import FakeScriptRunner
+from tests.fakes.sockets import FakeSocket
+from tests.fakes.vrrp import FakeVrrpPlatform, instanceText, modelFor
 
 TWO = (instanceText("VI_1", 1, "192.0.2.101/24"),
        instanceText("VI_2", 2, "192.0.2.102/24", priority=100))
-
-
-class FakeSocket:
-    """
-    Records datagrams; raises the errors queued in C{errors} first.
-    """
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, str]] = []
-        self.errors: list[OSError] = []
-        self.closed = False
-
-    def sendto(self, data: bytes, address: str) -> int:
-        if self.errors:
-            raise self.errors.pop(0)
-        self.sent.append((data, address))
-        return len(data)
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def fields(datagram: bytes) -> dict[str, str]:
@@ -95,11 +76,11 @@ class NotifySocketTests(SynchronousTestCase):
         self.fake.errors = [BlockingIOError(errno.EAGAIN, "busy")] * 2
         self.sender.send("READY=1")
         self.sender.send("STATUS=x")
-        self.assertEqual(self.fake.sent, [])
+        self.assertEqual(self.fake.sentTo, [])
         self.clock.advance(NotifySocket.retryDelay)
-        self.assertEqual(self.fake.sent, [])
+        self.assertEqual(self.fake.sentTo, [])
         self.clock.advance(NotifySocket.retryDelay)
-        self.assertEqual([d for d, _ in self.fake.sent], [b"READY=1", b"STATUS=x"])
+        self.assertEqual([d for d, _ in self.fake.sentTo], [b"READY=1", b"STATUS=x"])
         self.assertEqual((self.sender.sent, self.sender.dropped), (2, 0))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -108,8 +89,8 @@ class NotifySocketTests(SynchronousTestCase):
         for n in range(NotifySocket.maxPending + 5):
             self.sender.send(f"STATUS={n}")
         self.clock.advance(NotifySocket.retryDelay)
-        self.assertEqual(len(self.fake.sent), NotifySocket.maxPending)
-        self.assertEqual(self.fake.sent[0][0], b"STATUS=5")
+        self.assertEqual(len(self.fake.sentTo), NotifySocket.maxPending)
+        self.assertEqual(self.fake.sentTo[0][0], b"STATUS=5")
         self.assertEqual(self.sender.dropped, 5)
 
     def test_noListenerDroppedAndLoggedOnce(self) -> None:
@@ -122,7 +103,7 @@ class NotifySocketTests(SynchronousTestCase):
         self.sender.send("WATCHDOG=1")
         self.sender.send("WATCHDOG=1")
         self.sender.send("READY=1")
-        self.assertEqual([d for d, _ in self.fake.sent], [b"READY=1"])
+        self.assertEqual([d for d, _ in self.fake.sentTo], [b"READY=1"])
         self.assertEqual(self.sender.dropped, 2)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -133,7 +114,7 @@ class NotifySocketTests(SynchronousTestCase):
         self.assertTrue(self.fake.closed)
         self.assertEqual((self.sender.dropped, self.clock.getDelayedCalls()), (1, []))
         self.sender.send("READY=1")
-        self.assertEqual(self.fake.sent, [])
+        self.assertEqual(self.fake.sentTo, [])
 
 
 class RealSocketTests(SynchronousTestCase):
@@ -168,7 +149,7 @@ class NotifierTests(SynchronousTestCase):
         if model is None:
             model = modelFor(*TWO)
         self.clock = Clock()
-        self.service = KeepalivedService(model, self.clock, vrrpPlatform=FakePlatform())
+        self.service = KeepalivedService(model, self.clock, vrrpPlatform=FakeVrrpPlatform())
         self.runners: list[FakeScriptRunner] = []
 
         def makeRunner(script, timeout):
@@ -185,8 +166,8 @@ class NotifierTests(SynchronousTestCase):
         return self.notifier
 
     def datagrams(self) -> list[dict[str, str]]:
-        sent = [fields(d) for d, _ in self.fake.sent]
-        del self.fake.sent[:]
+        sent = [fields(d) for d, _ in self.fake.sentTo]
+        del self.fake.sentTo[:]
         return sent
 
     def test_watchdogAtHalfTheTimeout(self) -> None:
@@ -196,7 +177,7 @@ class NotifierTests(SynchronousTestCase):
         """
         self.build(watchdog=watchdogInterval({"WATCHDOG_USEC": "4000000"}, os.getpid()))
         self.service.startService()
-        pings = lambda: [d for d, _ in self.fake.sent].count(b"WATCHDOG=1")  # noqa: E731
+        pings = lambda: [d for d, _ in self.fake.sentTo].count(b"WATCHDOG=1")  # noqa: E731
         self.assertEqual(pings(), 1)
         self.clock.advance(1.9)
         self.assertEqual(pings(), 1)
@@ -212,7 +193,7 @@ class NotifierTests(SynchronousTestCase):
         self.build()
         self.service.startService()
         self.clock.pump([1.0] * 30)
-        self.assertNotIn(b"WATCHDOG=1", [d for d, _ in self.fake.sent])
+        self.assertNotIn(b"WATCHDOG=1", [d for d, _ in self.fake.sentTo])
 
     def test_readyWithStatusThenChanges(self) -> None:
         """
@@ -247,7 +228,7 @@ class NotifierTests(SynchronousTestCase):
         C{READY=1} still goes out, with C{STATUS=} naming what failed until
         a reload is applied.
         """
-        from tests.unit.test_embedding import VI_ETH1, brokenOnEth1
+        from tests.fakes.vrrp import VI_ETH1, brokenOnEth1
 
         self.build(modelFor(TWO[0], VI_ETH1))
         brokenOnEth1(self.service.vrrpService.platform)
@@ -346,12 +327,12 @@ class NotifierTests(SynchronousTestCase):
         platform = self.service.vrrpService.platform
         seen: list = []
         self.fake.sendto = lambda data, address: seen.append(  # type: ignore[method-assign]
-            (data, set(platform.addresses.present_)))
+            (data, platform.addresses.installed()))
         self.successResultOf(self.service.stopService())
         [(data, present)] = seen
         self.assertEqual(fields(data), {"STOPPING": "1", "STATUS": "Stopping"})
         self.assertEqual(present, {"192.0.2.101/24", "192.0.2.102/24"})
-        self.assertEqual(platform.addresses.present_, set())
+        self.assertEqual(platform.addresses.installed(), set())
         self.clock.pump([2.0] * 5)
         self.assertEqual(seen[1:], [])
 
@@ -394,11 +375,11 @@ class EntryPointTests(SynchronousTestCase):
         last child and as a reload listener, and takes systemd's variables
         out of the environment the scripts inherit; without it, nothing.
         """
-        from tests.unit.test_tap import GOOD, hostInterfaces
+        from tests.fakes.service import hostInterfaces
 
         hostInterfaces(self)
         path = Path(self.mktemp())
-        path.write_text(GOOD)
+        path.write_text(instanceText("VI_1", 51, "192.0.2.100/24"))
         environ = {"NOTIFY_SOCKET": "@ktx-unit", "WATCHDOG_USEC": "6000000",
                    "WATCHDOG_PID": str(os.getpid())}
         self.patch(os, "environ", dict(os.environ, **environ))

@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from keepalive_tx import tap
 from keepalive_tx.logs import entry
 from keepalive_tx.service import KeepalivedService
+from tests.fakes.service import hostInterfaces
 
 GOOD = """\
 global_defs {
@@ -34,15 +35,6 @@ vrrp_instance VI_1 {
     }
 }
 """
-
-
-def hostInterfaces(testcase: SynchronousTestCase, *names: str) -> None:
-    """
-    Make L{tap.Options} see interfaces C{names} (default: C{lo} and
-    C{eth0}) whatever the test host has.
-    """
-    found = set(names or ("lo", "eth0"))
-    testcase.patch(tap.Options, "interfaceNames", lambda self: found)
 
 
 class OptionsTests(SynchronousTestCase):

@@ -27,7 +27,7 @@ from keepalive_tx.vrrp.advertspace import (
 )
 from keepalive_tx.vrrp.packet import decodeIPv4Packet, decodeVrrp, expectedVrrpLength
 from keepalive_tx.vrrp.service import VrrpService
-from tests.unit.test_vrrp_service import FakePlatform
+from tests.fakes.vrrp import FakeVrrpPlatform
 
 TOO_MANY = ("(VI_1) Number of VIPs ({n}) exceeds maximum/space available in packet "
             "(max {limit} addresses) - excess moved to eVIPs")
@@ -219,9 +219,9 @@ class ServiceTests(SynchronousTestCase):
     The running service sizes each instance's adverts for its interface.
     """
 
-    def master(self, text: str, mtus: dict[str, int]) -> tuple[VrrpService, FakePlatform]:
+    def master(self, text: str, mtus: dict[str, int]) -> tuple[VrrpService, FakeVrrpPlatform]:
         model, _ = parse(text)
-        platform = FakePlatform(mtus=mtus)
+        platform = FakeVrrpPlatform(mtus=mtus)
         clock = Clock()
         service = VrrpService(model, clock, platform=platform)
         service.privilegedStartService()
@@ -244,7 +244,7 @@ class ServiceTests(SynchronousTestCase):
         advert = decodeVrrp(port.sent[0][0], 6)
         self.assertEqual(advert.addresses, tuple(ip_address(a) for a in vips[:89]))
         self.assertEqual(instance.policy.vips, advert.addresses)
-        self.assertEqual(len(platform.addresses.present_), 100)
+        self.assertEqual(len(platform.addresses.installed()), 100)
         self.assertEqual([formatEvent(e) for e in logs if "Number of VIPs" in formatEvent(e)],
                          [TOO_MANY.format(n=100, limit=89)])
 
@@ -265,4 +265,4 @@ class ServiceTests(SynchronousTestCase):
                                         {"eth0": 1500})
         advert = decodeIPv4Packet(platform.ports[0].sent[0][0]).vrrp
         self.assertEqual((advert.naddr, len(advert.addresses)), (255, 255))
-        self.assertEqual(len(platform.addresses.present_), 300)
+        self.assertEqual(len(platform.addresses.installed()), 300)

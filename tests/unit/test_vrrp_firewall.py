@@ -13,21 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx.config import parseText
 from keepalive_tx.vrrp.machine import State
-from tests.unit.test_vrrp_instance import InstanceTestsMixin
-
-
-class FakeHandle:
-    def __init__(self, log: list) -> None:
-        self.log = log
-
-    def block(self, addresses) -> None:
-        self.log.append(("block", [(str(b.address), b.ifname, b.byName) for b in addresses]))
-
-    def unblock(self) -> None:
-        self.log.append(("unblock",))
-
-    def narrow(self, keep) -> None:
-        self.log.append(("narrow", sorted((i, str(a)) for i, a in keep)))
+from tests.fakes.net import FakeFirewallHandle
+from tests.fakes.vrrp import InstanceTestsMixin
 
 
 def config(body: str = "", globals_: str = "vrrp_strict"):
@@ -44,7 +31,7 @@ def config(body: str = "", globals_: str = "vrrp_strict"):
 class FirewallHookTests(InstanceTestsMixin, SynchronousTestCase):
     def buildWith(self, cfg):
         instance = self.build(cfg)
-        instance.firewall = FakeHandle(self.addresses.log)
+        instance.firewall = FakeFirewallHandle(self.addresses.log)
         instance.dropsTraffic = not cfg.accept and cfg.priority != 255
         return instance
 

@@ -11,12 +11,9 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from keepalive_tx.config import parseText
-from keepalive_tx.net.addresses import IAddressManager, Vip
-from keepalive_tx.net.announce import AnnouncePacer, Announcer, AnnounceTarget
+from keepalive_tx.net.addresses import IAddressManager
 from keepalive_tx.vrrp.instance import VrrpInstance
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.packet import (
@@ -30,91 +27,8 @@ from keepalive_tx.vrrp.packet import (
     decodeVrrp,
     encodeVrrp,
 )
-
-OURS = IPv4Address("192.0.2.11")
-PEER = IPv4Address("192.0.2.12")
-VIP = "192.0.2.100"
-
-
-def instanceConfig(body: str = "", *, family: int = 4, version: int = 2, auth: str | None = "PASS",
-                   priority: int = 150):
-    """
-    The model of one C{vrrp_instance VI_1} with C{body} lines added.
-    """
-    vip = "192.0.2.100/24" if family == 4 else "2001:db8::100/64"
-    authBlock = (f"authentication {{\n auth_type {auth}\n auth_pass s3cr3t\n}}\n"
-                 if auth else "")
-    text = (f"global_defs {{\n vrrp_version {version}\n}}\n"
-            f"vrrp_instance VI_1 {{\n state BACKUP\n interface eth0\n virtual_router_id 51\n"
-            f" priority {priority}\n advert_int 1\n{authBlock}{body}\n"
-            f" virtual_ipaddress {{\n {vip} dev eth0\n }}\n}}\n")
-    result = parseText(text)
-    assert result.model is not None, [str(d) for d in result.diagnostics]
-    return result.model.vrrpInstances[0]
-
-
-class FakeSender:
-    """
-    Records what the instance sends.
-    """
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, object]] = []
-        self.working = True
-
-    def send(self, packet: bytes, destination) -> bool:
-        self.sent.append((packet, destination))
-        return self.working
-
-    def adverts(self) -> list[VrrpAdvert]:
-        return [decodeIPv4Packet(p).vrrp for p, _ in self.sent]
-
-    def ahSequences(self) -> list[int]:
-        result = []
-        for packet, _ in self.sent:
-            ah = decodeIPv4Packet(packet).ah
-            assert ah is not None
-            result.append(ah.sequence)
-        return result
-
-
-@implementer(IAddressManager)
-class FakeAddresses:
-    """
-    An address table in memory.
-    """
-
-    def __init__(self, stale: tuple[str, ...] = ()) -> None:
-        self.present_: set[str] = set(stale)
-        self.log: list[tuple[str, str]] = []
-
-    def add(self, vip: Vip) -> bool:
-        self.log.append(("add", str(vip.address)))
-        self.present_.add(str(vip.address))
-        return True
-
-    def remove(self, vip: Vip) -> bool:
-        self.log.append(("remove", str(vip.address)))
-        self.present_.discard(str(vip.address))
-        return True
-
-    def present(self, vip: Vip) -> bool:
-        return str(vip.address) in self.present_
-
-    def removeStale(self, vips: list[Vip]) -> list[Vip]:
-        stale = [v for v in vips if self.present(v)]
-        for v in stale:
-            self.present_.discard(str(v.address))
-        return stale
-
-
-class FrameSender:
-    def __init__(self) -> None:
-        self.frames: list[tuple[str, bytes]] = []
-
-    def sendFrame(self, ifname: str, frame: bytes) -> bool:
-        self.frames.append((ifname, frame))
-        return True
+from tests.fakes.net import FakeAddressManager
+from tests.fakes.vrrp import OURS, PEER, VIP, FakeAdvertSender, InstanceTestsMixin, instanceConfig
 
 
 class Observer:
@@ -128,43 +42,12 @@ class Observer:
             raise RuntimeError("observer failed on purpose")
 
 
-class InstanceTestsMixin:
-    def build(self, config=None, source=OURS, stale=()) -> VrrpInstance:
-        self.clock = Clock()
-        self.sender = FakeSender()
-        self.addresses = FakeAddresses(stale)
-        self.frames = FrameSender()
-        config = config if config is not None else instanceConfig()
-        announcer = Announcer(self.clock, AnnouncePacer(self.clock, self.frames))
-        if source.version == 4:
-            announcer.setTargets([AnnounceTarget("eth0", b"\x02\x00\xc0\x00\x02\x0b",
-                                                 IPv4Address(VIP), False)])
-        self.instance = VrrpInstance(config, clock=self.clock, sender=self.sender,
-                                     addresses=self.addresses, announcer=announcer,
-                                     sourceAddress=source)
-        return self.instance
-
-    def receive(self, priority: int, *, source=PEER, password: str = "s3cr3t", ahSequence=1,
-                auth=AuthType.PASS, vips=(VIP,)) -> None:
-        advert = VrrpAdvert(version=2, vrid=51, priority=priority,
-                            addresses=tuple(ip_address(v) for v in vips),
-                            authType=auth, advertIntSeconds=1)
-        data = buildIPv4Advert(advert, source, password=password, ahSequence=ahSequence)
-        meta = ReceivedMeta(family=4, source=source, destination=VRRP_MCAST_V4, ttl=255)
-        self.instance.vrrpReceived(data, meta)
-
-    def becomeMaster(self) -> None:
-        self.instance.start()
-        self.clock.advance(self.instance.machine.masterDownInterval() + 0.01)
-        assert self.instance.state == State.MASTER
-
-
 class VrrpInstanceTests(InstanceTestsMixin, SynchronousTestCase):
     def test_interfaces(self) -> None:
         """
         The addresses fake provides L{IAddressManager}.
         """
-        self.assertTrue(verifyObject(IAddressManager, FakeAddresses()))
+        self.assertTrue(verifyObject(IAddressManager, FakeAddressManager()))
 
     def test_becomeMasterSendsAddsAnnounces(self) -> None:
         """
@@ -202,7 +85,7 @@ class VrrpInstanceTests(InstanceTestsMixin, SynchronousTestCase):
         self.assertEqual(self.sender.adverts()[-1].priority, 0)
         self.assertEqual(self.instance.stats["pri_zero_sent"], 1)
         self.assertEqual(self.addresses.log[-1], ("remove", "192.0.2.100/24"))
-        self.assertEqual(self.addresses.present_, set())
+        self.assertEqual(self.addresses.installed(), set())
         self.assertFalse(self.instance.announcer.active)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -231,7 +114,7 @@ class VrrpInstanceTests(InstanceTestsMixin, SynchronousTestCase):
         self.becomeMaster()
         self.receive(200)
         self.assertEqual(self.instance.state, State.BACKUP)
-        self.assertEqual(self.addresses.present_, set())
+        self.assertEqual(self.addresses.installed(), set())
         self.assertEqual(self.instance.stats["release_master"], 1)
 
     def test_priorityZeroTakeoverAfterSkew(self) -> None:
@@ -265,7 +148,7 @@ class VrrpInstanceTests(InstanceTestsMixin, SynchronousTestCase):
         """
         self.build(stale=("192.0.2.100/24",))
         self.instance.removeStale()
-        self.assertEqual(self.addresses.present_, set())
+        self.assertEqual(self.addresses.installed(), set())
 
     def test_observers(self) -> None:
         """
@@ -292,7 +175,7 @@ class VrrpInstanceTests(InstanceTestsMixin, SynchronousTestCase):
         self.assertEqual(self.instance.state, State.MASTER)
         self.instance.linkChanged("eth0", 2, False)
         self.assertEqual(self.instance.state, State.FAULT)
-        self.assertEqual(self.addresses.present_, set())
+        self.assertEqual(self.addresses.installed(), set())
         self.instance.linkChanged("eth0", 2, True)
         self.assertEqual(self.instance.state, State.BACKUP)
 
@@ -411,7 +294,7 @@ class DeletedVipTests(InstanceTestsMixin, SynchronousTestCase):
         from keepalive_tx.net.netlink import AddressInfo
 
         if gone:
-            self.addresses.present_.discard(address)
+            self.addresses.vanish(address)
         self.instance.addressRemoved(ifname, 2, AddressInfo(2, ip_interface(address)))
 
     def test_masterReAddsDeletedVip(self) -> None:
@@ -431,7 +314,7 @@ class DeletedVipTests(InstanceTestsMixin, SynchronousTestCase):
         self.clock.advance((256 - 150) / 256 + 0.001)
         self.assertEqual(self.instance.state, State.MASTER)
         self.assertEqual(self.addresses.log[-1], ("add", "192.0.2.100/24"))
-        self.assertIn("192.0.2.100/24", self.addresses.present_)
+        self.assertIn("192.0.2.100/24", self.addresses.installed())
 
     def test_higherPeerTakesOver(self) -> None:
         """
@@ -491,14 +374,14 @@ class DeletedRoutingTests(SynchronousTestCase):
     """
 
     def build(self, body: str) -> VrrpInstance:
-        from keepalive_tx.net.routes import FakeRouteManager, FakeRuleManager
         from keepalive_tx.net.rtnames import IprouteNames
+        from tests.fakes.net import FakeRouteManager, FakeRuleManager
 
         self.clock = Clock()
         self.routes, self.rules = FakeRouteManager(), FakeRuleManager()
         self.instance = VrrpInstance(
-            instanceConfig(body), clock=self.clock, sender=FakeSender(),
-            addresses=FakeAddresses(), announcer=None, sourceAddress=OURS,
+            instanceConfig(body), clock=self.clock, sender=FakeAdvertSender(),
+            addresses=FakeAddressManager(), announcer=None, sourceAddress=OURS,
             routes=self.routes, rules=self.rules, ipNames=IprouteNames(()))
         self.instance.start()
         self.clock.advance(self.instance.machine.masterDownInterval() + 0.01)

@@ -44,7 +44,8 @@ from keepalive_tx.vrrp.packet import (
 )
 from keepalive_tx.vrrp.service import LinuxPlatform
 from keepalive_tx.vrrp.validate import AdvertChecker, ReceivePolicy, checkAdvert, peekVrid
-from tests.unit.test_vrrp_instance import FakeAddresses, instanceConfig
+from tests.fakes.net import FakeAddressManager
+from tests.fakes.vrrp import instanceConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCE = IPv4Address("192.0.2.11")
@@ -121,7 +122,7 @@ class InstanceSendTests(SynchronousTestCase):
     def build(self, body: str = "", source=SOURCE, **kw) -> tuple[VrrpInstance, Recorder]:
         sender = Recorder()
         instance = VrrpInstance(instanceConfig(body, **kw), clock=Clock(), sender=sender,
-                                addresses=FakeAddresses(), announcer=None,
+                                addresses=FakeAddressManager(), announcer=None,
                                 sourceAddress=source)
         return instance, sender
 

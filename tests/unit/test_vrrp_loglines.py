@@ -19,36 +19,19 @@ from keepalive_tx.logs.events import IDENT_VRRP, LOG_INFO, recordsFor
 from keepalive_tx.net.announce import AnnouncePacer, Announcer, AnnounceTarget, PacketSender
 from keepalive_tx.vrrp.instance import VrrpInstance
 from keepalive_tx.vrrp.machine import State
-from tests.unit.test_vrrp_instance import (
-    OURS,
-    VIP,
-    FakeAddresses,
-    FakeSender,
-    InstanceTestsMixin,
-    instanceConfig,
-)
+from tests.fakes.net import FakeAddressManager
+from tests.fakes.sockets import FakeSocket
+from tests.fakes.vrrp import OURS, VIP, FakeAdvertSender, InstanceTestsMixin, instanceConfig
 
 GARP = "Sending gratuitous ARP on eth0 for 192.0.2.100"
-
-
-class FakeFrameSocket:
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-
-    def sendto(self, frame: bytes, address: object) -> int:
-        self.frames.append(frame)
-        return len(frame)
-
-    def close(self) -> None:
-        pass
 
 
 class FailoverLinesTests(InstanceTestsMixin, SynchronousTestCase):
     def build(self, config=None, source=OURS, stale=()) -> VrrpInstance:  # type: ignore[override]
         self.clock = Clock()
-        self.sender = FakeSender()
-        self.addresses = FakeAddresses(stale)
-        self.socket = FakeFrameSocket()
+        self.sender = FakeAdvertSender()
+        self.addresses = FakeAddressManager(stale=stale)
+        self.socket = FakeSocket()
         frames = PacketSender(socketFactory=lambda: self.socket)
         announcer = Announcer(self.clock, AnnouncePacer(self.clock, frames), name="VI_1")
         announcer.setTargets([AnnounceTarget("eth0", b"\x02\x00\xc0\x00\x02\x0b",
@@ -94,7 +77,7 @@ class FailoverLinesTests(InstanceTestsMixin, SynchronousTestCase):
             "(VI_1) removing VIPs.",
         ]
         self.assertEqual(self.failover(True), [(IDENT_VRRP, LOG_INFO, t) for t in expected])
-        self.assertEqual(len(self.socket.frames), 5)
+        self.assertEqual(len(self.socket.sentTo), 5)
 
     def test_withoutDetail(self) -> None:
         """
@@ -121,7 +104,7 @@ class FailoverLinesTests(InstanceTestsMixin, SynchronousTestCase):
 
         clock = Clock()
         with capturedLogs() as events:
-            announcer = Announcer(clock, AnnouncePacer(clock, PacketSender(FakeFrameSocket)),
+            announcer = Announcer(clock, AnnouncePacer(clock, PacketSender(FakeSocket)),
                                   name="VI_6")
             announcer.setTargets([AnnounceTarget("eth0", b"\x02\x00\xc0\x00\x02\x0b",
                                                  IPv6Address("2001:db8::100"), False)])

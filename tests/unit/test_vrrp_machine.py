@@ -11,7 +11,7 @@ from ipaddress import IPv4Address
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.vrrp.machine import MachineConfig, State
+from keepalive_tx.vrrp.machine import RESUMED_AT_RELOAD, MachineConfig, State
 from keepalive_tx.vrrp.timers import (
     intervalToMicros,
     masterDownInterval,
@@ -19,7 +19,7 @@ from keepalive_tx.vrrp.timers import (
     skewTime,
     skewTimeMicros,
 )
-from tests.unit.vrrp_machine_fakes import FakeLAN, MachineTestMixin
+from tests.fakes.vrrpmachine import FakeLAN, MachineTestMixin
 
 HIGHER = IPv4Address("192.0.2.20")
 LOWER = IPv4Address("192.0.2.5")
@@ -30,7 +30,7 @@ V2_DOWN_100 = 3 + 156 / 256  # advert_int 1, priority 100: 3.609375 s
 
 class TimerArithmeticTests(SynchronousTestCase):
     """
-    Skew_Time and Master_Down_Interval as keepalived computes them (§4.4).
+    Skew_Time and Master_Down_Interval as keepalived computes them.
     """
 
     def test_v2Skew(self) -> None:
@@ -44,7 +44,7 @@ class TimerArithmeticTests(SynchronousTestCase):
     def test_v2MasterDown(self) -> None:
         """
         v2 master-down is 3 x interval + skew (advert_int 1, priority 100:
-        3 + 156/256 s; the catalogue's priority 128 example gives 3.5 s).
+        3 + 156/256 s; priority 128 gives 3.5 s).
         """
         self.assertEqual(masterDownInterval(2, 100, 1), V2_DOWN_100)
         self.assertEqual(masterDownInterval(2, 128, 1), 3.5)
@@ -100,7 +100,7 @@ class ConfigTests(SynchronousTestCase):
 
 class StartupTests(MachineTestMixin):
     """
-    INIT -> BACKUP (init) -> MASTER after the master-down interval (§4.3).
+    INIT -> BACKUP (init) -> MASTER after the master-down interval.
     """
 
     def test_v2StartupBackupThenMaster(self) -> None:
@@ -179,6 +179,35 @@ class StartupTests(MachineTestMixin):
         self.clock.advance(0)
         self.assertEqual(machine.state, State.MASTER)
 
+    def test_resumeMasterQuiet(self) -> None:
+        """
+        An instance continuing a MASTER of the configuration before a reload
+        (C{resumeMaster}) is MASTER at once, advertising, but keepalived
+        keeps such an instance MASTER without a transition: the state change
+        carries L{RESUMED_AT_RELOAD}, "Entering MASTER STATE" is not logged
+        and it is not counted as becoming MASTER.  Its next entry into
+        MASTER is an ordinary one.
+        """
+        machine, effects = self.makeMachine(priority=150)
+        machine.start(resumeMaster=True)
+        self.clock.advance(0)
+        self.assertEqual(machine.state, State.MASTER)
+        self.assertTrue(machine.resumedAtReload)
+        self.assertEqual([e[2:] for e in effects.events if e[1] == "stateChanged"],
+                         [(State.INIT, State.MASTER, RESUMED_AT_RELOAD)])
+        self.assertEqual(effects.adverts(), [(0, 150)])
+        self.assertIn("becomeMaster", effects.names())
+        self.assertLogged("(VI_1) Entering MASTER STATE", 0)
+        self.assertLogged("(VI_1) still MASTER after the reload")
+        self.assertEqual(machine.stats.becomeMaster, 0)
+        machine.advertReceived(200, IPv4Address("192.0.2.20"))
+        self.assertEqual(machine.state, State.BACKUP)
+        self.advanceTo(10)
+        self.assertEqual(machine.state, State.MASTER)
+        self.assertFalse(machine.resumedAtReload)
+        self.assertEqual(effects.events[-1][2:], (State.BACKUP, State.MASTER,
+                                                  "master down timer expired"))
+
     def test_startTwiceIsHarmless(self) -> None:
         """
         A second start() while running changes nothing.
@@ -192,7 +221,7 @@ class StartupTests(MachineTestMixin):
 
 class MasterTests(MachineTestMixin):
     """
-    MASTER behaviour (§4.3 "MASTER on advert").
+    MASTER behaviour on an advert (keepalived's C{vrrp_state_master_rx}).
     """
 
     def becomeMaster(self, **overrides: object):
@@ -281,6 +310,27 @@ class MasterTests(MachineTestMixin):
         self.assertLogged(
             "(VI_1) WARNING - equal priority advert received from remote host with our IP address."
         )
+
+    def test_equalPriorityFromOurAddressWarnsOnce(self) -> None:
+        """
+        The warning is logged once per MASTER term: a host sending such
+        adverts cannot fill the log; after the next entry into MASTER it is
+        logged again.
+        """
+        line = ("(VI_1) WARNING - equal priority advert received from remote host with our"
+                " IP address.")
+        machine, effects = self.becomeMaster()
+        for _ in range(100):
+            machine.advertReceived(100, machine.config.ourAddress)
+            self.clock.advance(0.5)
+        self.assertLogged(line)
+        machine.advertReceived(200, PEER)
+        self.assertEqual(machine.state, State.BACKUP)
+        self.advanceTo(self.clock.seconds() + 4)
+        self.assertEqual(machine.state, State.MASTER)
+        machine.advertReceived(100, machine.config.ourAddress)
+        machine.advertReceived(100, machine.config.ourAddress)
+        self.assertLogged(line, 2)
 
     def test_lowerPriorityAnsweredAtOnce(self) -> None:
         """
@@ -478,7 +528,7 @@ class FloodTests(MachineTestMixin):
 
 class OwnerConflictTests(MachineTestMixin):
     """
-    Two address owners on one VRID (§4.5).
+    Two address owners on one VRID.
     """
 
     def startOwner(self):
@@ -530,7 +580,7 @@ class OwnerConflictTests(MachineTestMixin):
 
 class BackupTests(MachineTestMixin):
     """
-    BACKUP behaviour (§4.3 "BACKUP", §4.6 preemption).
+    BACKUP behaviour (keepalived's C{vrrp_state_backup}) and preemption.
     """
 
     def test_advertsKeepResettingTheTimer(self) -> None:
@@ -689,7 +739,7 @@ class BackupTests(MachineTestMixin):
 
 class PriorityTests(MachineTestMixin):
     """
-    Effective priority (§4.8).
+    Effective priority (tracking).
     """
 
     def test_clampAndLog(self) -> None:
@@ -757,7 +807,7 @@ class PriorityTests(MachineTestMixin):
 
 class FaultTests(MachineTestMixin):
     """
-    FAULT (§4.3, §4.8 weight-0 trackers).
+    FAULT (and weight-0 trackers).
     """
 
     def test_faultFromMaster(self) -> None:
@@ -859,7 +909,7 @@ class FaultTests(MachineTestMixin):
 
 class StopTests(MachineTestMixin):
     """
-    Shutdown (§4.3 "STOP").
+    Shutdown (STOP).
     """
 
     def test_stopFromMaster(self) -> None:

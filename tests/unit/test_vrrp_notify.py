@@ -23,7 +23,8 @@ from keepalive_tx.vrrp.notify import (
     VrrpNotifier,
     fifoLine,
 )
-from tests.unit.test_scripts_runner import ProcessReactor
+from tests.fakes.scripts import FakeProcessReactor
+from tests.fakes.vrrp import FakeNotifyGroup, FakeNotifyInstance
 
 TEXT = """
 global_defs {
@@ -91,25 +92,6 @@ class Runs:
             self.killed += 1
 
 
-class FakeMachine:
-    def __init__(self, priority: int, syncGroup=None) -> None:
-        self.effectivePriority = priority
-        self.syncGroup = syncGroup
-
-
-class FakeInstance:
-    def __init__(self, config: model.VrrpInstance, syncGroup=None) -> None:
-        self.name = config.name
-        self.config = config
-        self.machine = FakeMachine(config.priority, syncGroup)
-        self.state = State.BACKUP
-
-
-class FakeGroup:
-    def __init__(self) -> None:
-        self.state = State.INIT
-
-
 def readFifo(fd: int) -> bytes:
     try:
         return os.read(fd, 65536)
@@ -131,7 +113,7 @@ class VrrpNotifierTests(SynchronousTestCase):
         self.addCleanup(self.notifier.close)
         self.reader = os.open(self.fifoPath, os.O_RDONLY | os.O_NONBLOCK)
         self.addCleanup(os.close, self.reader)
-        self.vi1 = FakeInstance(self.config.vrrpInstances[0])
+        self.vi1 = FakeNotifyInstance(self.config.vrrpInstances[0])
 
     def test_orderAndArguments(self) -> None:
         """
@@ -170,7 +152,7 @@ class VrrpNotifierTests(SynchronousTestCase):
         self.assertEqual(self.runs.runs[0][0], ("/bin/nf",))
         self.assertEqual(self.runs.runs[1][0][-2], "FAULT")
         self.runs.runs.clear()
-        deleted = FakeInstance(replace(self.config.vrrpInstances[0], notifyDeletedEnabled=True,
+        deleted = FakeNotifyInstance(replace(self.config.vrrpInstances[0], notifyDeletedEnabled=True,
                                        notifyDeleted=model.Script(command="/bin/nd",
                                                                   argv=("/bin/nd",))))
         self.notifier.instanceStateChanged(deleted, State.MASTER, State.STOP, DELETED_AT_RELOAD)
@@ -178,6 +160,18 @@ class VrrpNotifierTests(SynchronousTestCase):
                          [("/bin/nd",), ("/bin/generic", "x", "INSTANCE", "VI_1", "DELETED", "100")])
         self.assertEqual(readFifo(self.reader),
                          b'INSTANCE "VI_1" FAULT 100\nINSTANCE "VI_1" DELETED 100\n')
+
+    def test_resumedAtReloadNotNotified(self) -> None:
+        """
+        A MASTER resumed by a reload runs no script and writes no FIFO line
+        (keepalived keeps it MASTER without a transition).
+        """
+        from keepalive_tx.vrrp.machine import RESUMED_AT_RELOAD
+
+        self.notifier.instanceStateChanged(self.vi1, State.INIT, State.MASTER, RESUMED_AT_RELOAD)
+        self.assertEqual(self.runs.runs, [])
+        self.notifier.instanceStateChanged(self.vi1, State.MASTER, State.BACKUP, "higher priority")
+        self.assertEqual(readFifo(self.reader), b'INSTANCE "VI_1" BACKUP 100\n')
 
     def test_stopScriptsHaveOneSecondAndDrain(self) -> None:
         self.notifier.instanceStateChanged(self.vi1, State.BACKUP, State.STOP, "stop")
@@ -193,8 +187,8 @@ class VrrpNotifierTests(SynchronousTestCase):
         """
         A member in its group's state that has notified before stays quiet.
         """
-        group = FakeGroup()
-        vi2 = FakeInstance(self.config.vrrpInstances[1], group)
+        group = FakeNotifyGroup()
+        vi2 = FakeNotifyInstance(self.config.vrrpInstances[1], group)
         group.state = State.MASTER
         self.notifier.instanceStateChanged(vi2, State.BACKUP, State.MASTER, "")
         self.assertEqual(len(self.runs.runs), 1)
@@ -224,7 +218,7 @@ class VrrpNotifierTests(SynchronousTestCase):
                          b'INSTANCE "VI_1" MASTER_RX_LOWER_PRI 80\n')
 
     def test_priorityChangesNeedTheOption(self) -> None:
-        vi2 = FakeInstance(self.config.vrrpInstances[1])
+        vi2 = FakeNotifyInstance(self.config.vrrpInstances[1])
         self.notifier.instancePriorityChanged(vi2, 100, 80)
         self.assertEqual(readFifo(self.reader), b"")
 
@@ -250,8 +244,8 @@ class VrrpNotifierTests(SynchronousTestCase):
         config = parseText(TEXT.replace("/bin/nm", missing) % dict(fifo=self.fifoPath)).model
         assert config is not None
         notifier = VrrpNotifier(Clock(), runnerFactory=lambda script: ScriptRunner(
-            ProcessReactor(), script.argv) if script.argv[0] == missing else self.runs(script))
-        vi1 = FakeInstance(config.vrrpInstances[0])
+            FakeProcessReactor(), script.argv) if script.argv[0] == missing else self.runs(script))
+        vi1 = FakeNotifyInstance(config.vrrpInstances[0])
         notifier.instanceStateChanged(vi1, State.BACKUP, State.MASTER, "timeout")
         self.assertEqual([argv[0] for argv, _ in self.runs.runs], ["/bin/generic"])
         self.assertEqual([formatEvent(e) for e in events if "nm.sh" in formatEvent(e)], [])

@@ -25,7 +25,7 @@ from keepalive_tx.net.procevents import (
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.processes import ProcessSpec, ProcessTracker
 from keepalive_tx.vrrp.tracking import TrackingCoordinator
-from tests.unit.test_vrrp_track import FakeInstance, FakeScripts
+from tests.fakes.vrrp import FakeTrackedInstance, FakeVrrpScripts
 
 
 def processes(body: str):
@@ -267,10 +267,10 @@ class CoordinatorTests(SynchronousTestCase):
             def stop(self) -> None:
                 started.remove(tracker)
 
-        coordinator = TrackingCoordinator(clock, config, scripts=FakeScripts(),  # type: ignore[arg-type]
+        coordinator = TrackingCoordinator(clock, config, scripts=FakeVrrpScripts(),  # type: ignore[arg-type]
                                           linkState=lambda n: True, processTracker=tracker,
                                           processWatcherFactory=Watcher)
-        (vi,) = [FakeInstance(c, clock) for c in config.vrrpInstances]
+        (vi,) = [FakeTrackedInstance(c, clock) for c in config.vrrpInstances]
         coordinator.attach(vi)
         coordinator.startService()
         coordinator.startInstance(vi)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 
-from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
@@ -16,34 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from keepalive_tx.config import model, parseText
 from keepalive_tx.scripts.runner import ScriptResult
 from keepalive_tx.vrrp.scripts import VrrpScriptService, usedScripts
-from tests.unit.test_scripts_runner import ProcessReactor
-
-
-class FakeRunner:
-    def __init__(self, config: model.VrrpScript) -> None:
-        self.config = config
-        self.calls: list[dict] = []
-        self.pending: list[Deferred] = []
-        self.killed = 0
-        self.error = None
-
-    @property
-    def running(self) -> int:
-        return len(self.pending)
-
-    def run(self, extraArgs=(), timeout=...) -> Deferred:
-        self.calls.append(dict(extraArgs=extraArgs, timeout=timeout))
-        d: Deferred = Deferred(lambda d: d.callback(ScriptResult(error="cancelled")))
-        self.pending.append(d)
-        d.addBoth(lambda r: (self.pending.remove(d), r)[1])
-        return d
-
-    def finish(self, result: ScriptResult) -> None:
-        self.pending[0].callback(result)
-
-    def killAll(self) -> None:
-        self.killed += 1
-
+from tests.fakes.scripts import FakeProcessReactor, FakeScriptRunner
 
 TEXT = """
 vrrp_script chk {
@@ -78,10 +50,10 @@ class VrrpScriptServiceTests(SynchronousTestCase):
         assert result.model is not None
         self.config = result.model
         self.clock = Clock()
-        self.runners: dict[str, FakeRunner] = {}
+        self.runners: dict[str, FakeScriptRunner] = {}
 
-        def factory(config: model.VrrpScript) -> FakeRunner:
-            runner = self.runners[config.name] = FakeRunner(config)
+        def factory(config: model.VrrpScript) -> FakeScriptRunner:
+            runner = self.runners[config.name] = FakeScriptRunner(config)
             return runner
 
         self.service = VrrpScriptService.fromConfig(self.clock, self.config, runnerFactory=factory)
@@ -91,6 +63,67 @@ class VrrpScriptServiceTests(SynchronousTestCase):
 
     def lines(self) -> list[str]:
         return [formatEvent(e) for e in self.events]
+
+    def successor(self, text: str = TEXT) -> tuple[VrrpScriptService, dict[str, FakeScriptRunner]]:
+        result = parseText(text)
+        assert result.model is not None
+        runners: dict[str, FakeScriptRunner] = {}
+
+        def factory(config: model.VrrpScript) -> FakeScriptRunner:
+            runner = runners[config.name] = FakeScriptRunner(config)
+            return runner
+
+        return VrrpScriptService.fromConfig(self.clock, result.model, runnerFactory=factory), runners
+
+    def test_carryFromPrevious(self) -> None:
+        """
+        At a reload the new service takes over the state, counters and last
+        exit status of the old one's scripts (by name), logging keepalived's
+        line; it does not wait for a run to know them.
+        """
+        self.service.startService()
+        self.runners["chk"].finish(OK)
+        self.clock.advance(2)
+        self.runners["chk"].finish(ScriptResult(exitCode=3))  # 1 of 2 failures
+        self.assertTrue(self.service.state("chk"))
+        new, runners = self.successor()
+        new.carryFrom(self.service)
+        self.assertIs(new.state("chk"), True)
+        self.assertTrue(new.waited("chk"))
+        self.assertEqual(new.scripts["chk"].lastStatus, 3)
+        self.assertIn("VRRP_Script(chk) considered successful on reload", self.lines())
+        changes: list = []
+        new.subscribe(lambda name, ok: changes.append((name, ok)))
+        new.startService()
+        runners["chk"].finish(ScriptResult(exitCode=3))  # the second failure
+        self.assertEqual(changes, [("chk", False)])
+
+    def test_carryKoUnknownAndNew(self) -> None:
+        """
+        A KO script stays KO (keepalived's "considered unsuccessful"); one
+        without a result yet stays unknown, still awaited; one that did not
+        exist before starts unknown and is not awaited.
+        """
+        self.service.startService()
+        self.runners["chk"].finish(ScriptResult(exitCode=1))
+        new, _ = self.successor()
+        new.carryFrom(self.service)
+        self.assertIs(new.state("chk"), False)
+        self.assertIn("VRRP_Script(chk) considered unsuccessful on reload", self.lines())
+        fresh, _ = self.successor()
+        before = len(self.lines())
+        unknown, _ = self.successor()
+        unknown.carryFrom(fresh)
+        self.assertIsNone(unknown.state("chk"))
+        self.assertTrue(unknown.waited("chk"))
+        self.assertEqual(len(self.lines()), before)
+        renamed, _ = self.successor(TEXT.replace("chk", "chk2"))
+        renamed.carryFrom(self.service)
+        self.assertIsNone(renamed.state("chk2"))
+        self.assertFalse(renamed.waited("chk2"))
+        again, _ = self.successor(TEXT.replace("chk", "chk2"))
+        again.carryFrom(renamed)
+        self.assertFalse(again.waited("chk2"))
 
     def test_onlyUsedScriptsRun(self) -> None:
         self.assertEqual(usedScripts(self.config), {"chk"})
@@ -176,7 +209,7 @@ class VrrpScriptServiceTests(SynchronousTestCase):
         line: it is never run and its state stays unknown (the instances
         tracking it ignore it).
         """
-        reactor = ProcessReactor()
+        reactor = FakeProcessReactor()
         service = VrrpScriptService.fromConfig(reactor, self.config)
         self.assertEqual(list(service.scripts), [])
         self.assertIn("chk", service.disabled)
@@ -202,6 +235,6 @@ class VrrpScriptServiceTests(SynchronousTestCase):
         for target, reason in cases:
             config = parseText(TEXT.replace("/usr/local/bin/chk", target)).model
             assert config is not None
-            service = VrrpScriptService.fromConfig(ProcessReactor(), config)
+            service = VrrpScriptService.fromConfig(FakeProcessReactor(), config)
             self.assertIn("chk", service.disabled, target)
             self.assertIn(f"Disabling track script chk {reason}", self.lines()[-1])

@@ -9,10 +9,8 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from keepalive_tx.config import parseText
 from keepalive_tx.service import KeepalivedService
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.packet import (
@@ -27,90 +25,7 @@ from keepalive_tx.vrrp.packet import (
     decodeIPv4Packet,
 )
 from keepalive_tx.vrrp.service import IVrrpPlatform, VridDemux, VrrpService
-from tests.unit.test_vrrp_instance import FakeAddresses, FrameSender
-
-MAC = b"\x02\x00\xc0\x00\x02\x0b"
-
-
-class FakePort:
-    def __init__(self, receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress):
-        self.receiver = receiver
-        self.args = (interface, family, ipProtocol, group, joinGroup, sourceAddress)
-        self.sent: list[tuple[bytes, object]] = []
-        self.listening = True
-
-    def send(self, packet: bytes, destination) -> bool:
-        assert self.listening
-        self.sent.append((packet, destination))
-        return True
-
-    def stopListening(self) -> None:
-        self.listening = False
-
-
-@implementer(IVrrpPlatform)
-class FakePlatform:
-    """
-    Interfaces eth0 (192.0.2.11, fe80::1) and eth1 (no address), all up
-    unless listed in C{down}.
-    """
-
-    def __init__(self, down: tuple[str, ...] = (), stale: tuple[str, ...] = (),
-                 mtus: dict[str, int] | None = None) -> None:
-        self.mtus = {"eth0": 1500, "eth1": 1500} if mtus is None else mtus
-        self.addresses = None
-        self.frameSender = None
-        self.opened = self.closed = 0
-        self.ports: list[FakePort] = []
-        self.observers: list = []
-        self.down = set(down)
-        self.stale = stale
-        self.links = {"eth0", "eth1"}
-        self.primary = {("eth0", 4): IPv4Address("192.0.2.11"), ("eth0", 6): IPv6Address("fe80::1")}
-
-    def open(self) -> None:
-        self.opened += 1
-        self.addresses = FakeAddresses(self.stale)
-        self.frameSender = FrameSender()
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def openPort(self, receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress):
-        port = FakePort(receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress)
-        self.ports.append(port)
-        return port
-
-    def primaryAddress(self, interface, family):
-        return self.primary.get((interface, family))
-
-    def macAddress(self, interface):
-        return MAC if interface in self.links else None
-
-    def watchLinks(self, observer) -> None:
-        self.observers.append(observer)
-
-    def linkUp(self, interface):
-        if interface not in self.links:
-            return None
-        return interface not in self.down
-
-    def mtu(self, interface):
-        return self.mtus.get(interface)
-
-
-def instanceText(name: str, vrid: int, vip: str, *, interface: str = "eth0", priority: int = 150,
-                 extra: str = "") -> str:
-    return (f"vrrp_instance {name} {{\n state BACKUP\n interface {interface}\n"
-            f" virtual_router_id {vrid}\n priority {priority}\n advert_int 1\n{extra}\n"
-            f" virtual_ipaddress {{\n {vip}\n }}\n}}\n")
-
-
-def modelFor(*instances: str, extra: str = ""):
-    result = parseText("".join(instances) + extra)
-    assert result.model is not None, [str(d) for d in result.diagnostics]
-    return result.model
-
+from tests.fakes.vrrp import FakeVrrpPlatform, instanceText, modelFor
 
 TWO_ON_ETH0 = (instanceText("VI_1", 1, "192.0.2.101/24"), instanceText("VI_2", 2, "192.0.2.102/24"))
 
@@ -118,12 +33,12 @@ TWO_ON_ETH0 = (instanceText("VI_1", 1, "192.0.2.101/24"), instanceText("VI_2", 2
 class VrrpServiceTests(SynchronousTestCase):
     def build(self, model, platform=None) -> VrrpService:
         self.clock = Clock()
-        self.platform = platform if platform is not None else FakePlatform()
+        self.platform = platform if platform is not None else FakeVrrpPlatform()
         self.service = VrrpService(model, self.clock, platform=self.platform)
         return self.service
 
     def test_platformInterface(self) -> None:
-        self.assertTrue(verifyObject(IVrrpPlatform, FakePlatform()))
+        self.assertTrue(verifyObject(IVrrpPlatform, FakeVrrpPlatform()))
 
     def test_sharedAndSeparatePorts(self) -> None:
         """
@@ -169,13 +84,13 @@ class VrrpServiceTests(SynchronousTestCase):
         self.assertEqual(states, {State.MASTER})
         [port] = self.platform.ports
         self.assertEqual({decodeIPv4Packet(p).vrrp.vrid for p, _ in port.sent}, {1, 2})
-        self.assertEqual(self.platform.addresses.present_, {"192.0.2.101/24", "192.0.2.102/24"})
+        self.assertEqual(self.platform.addresses.installed(), {"192.0.2.101/24", "192.0.2.102/24"})
         self.assertTrue(self.platform.frameSender.frames)
         d = self.service.stopService()
         self.successResultOf(d)
         zeros = [decodeIPv4Packet(p).vrrp for p, _ in port.sent[-2:]]
         self.assertEqual([(a.vrid, a.priority) for a in zeros], [(1, 0), (2, 0)])
-        self.assertEqual(self.platform.addresses.present_, set())
+        self.assertEqual(self.platform.addresses.installed(), set())
         self.assertFalse(port.listening)
         self.assertEqual(self.platform.closed, 1)
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -222,9 +137,9 @@ class VrrpServiceTests(SynchronousTestCase):
         self.assertEqual(self.platform.closed, 2)
 
     def test_staleRemovedAtBuild(self) -> None:
-        self.build(modelFor(*TWO_ON_ETH0), FakePlatform(stale=("192.0.2.101/24",)))
+        self.build(modelFor(*TWO_ON_ETH0), FakeVrrpPlatform(stale=("192.0.2.101/24",)))
         self.service.privilegedStartService()
-        self.assertEqual(self.platform.addresses.present_, set())
+        self.assertEqual(self.platform.addresses.installed(), set())
 
     def test_noAddressWaits(self) -> None:
         """
@@ -246,7 +161,7 @@ class VrrpServiceTests(SynchronousTestCase):
         self.assertEqual(instance.state, State.BACKUP)
         self.clock.advance(4)
         self.assertEqual(instance.state, State.MASTER)
-        self.assertIn("192.0.2.109/24", self.platform.addresses.present_)
+        self.assertIn("192.0.2.109/24", self.platform.addresses.installed())
 
     def test_dynamicInterfaceAppears(self) -> None:
         """
@@ -276,12 +191,58 @@ class VrrpServiceTests(SynchronousTestCase):
         self.assertEqual({first.state, late.state}, {State.MASTER})
         self.assertEqual([p.args[0] for p in self.platform.ports], ["eth0", "eth9"])
 
+    def test_waitingInstanceInFault(self) -> None:
+        """
+        An instance waiting for its interface is FAULT meanwhile, as
+        keepalived's: FAULT is notified at start, it is listed (in
+        configuration order) for the status API and dumps, and once its
+        interface is ready the real instance takes its place and notifies
+        BACKUP; one still waiting at stop notifies STOP.
+        """
+        from keepalive_tx.status.snapshot import vrrpSnapshot
+
+        model = modelFor(instanceText("VI_X", 9, "192.0.2.109/24", interface="eth9"),
+                         TWO_ON_ETH0[0], instanceText("VI_Y", 8, "192.0.2.108/24",
+                                                      interface="eth8"),
+                         extra="global_defs {\n dynamic_interfaces\n}\n")
+        self.build(model)
+        seen: list = []
+        self.service.observers.append(type("O", (), {
+            "instanceStateChanged": lambda _, i, a, b, why: seen.append((i.name, b))})())
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.assertEqual(sorted(seen), [("VI_1", State.BACKUP), ("VI_X", State.FAULT),
+                                        ("VI_Y", State.FAULT)])
+        snapshot = vrrpSnapshot(self.service)
+        self.assertEqual([(i["name"], i["state"], i["faults"], i["source_address"])
+                          for i in snapshot["instances"]],
+                         [("VI_X", "FAULT", ["interface eth9"], None),
+                          ("VI_1", "BACKUP", [], "192.0.2.11"),
+                          ("VI_Y", "FAULT", ["interface eth8"], None)])
+        from keepalive_tx.status.dumps import formatJson, formatStats, formatVrrpData
+
+        data = formatVrrpData(self.service.config, self.service)
+        block = data.split(" VRRP Instance = VI_Y\n", 1)[1]
+        self.assertIn("   State = FAULT\n", block)
+        self.assertIn("   Using src_ip = (none)\n", block)
+        self.assertIn("VRRP Instance: VI_Y", formatStats(self.service.allInstances()))
+        self.assertIn('"iname":"VI_Y"', formatJson(self.service.allInstances()))
+        del seen[:]
+        self.platform.links.add("eth9")
+        self.platform.primary[("eth9", 4)] = IPv4Address("198.51.100.10")
+        self.service.linkChanged("eth9", 9, True)
+        self.assertEqual(seen, [("VI_X", State.BACKUP)])
+        self.assertIs(self.service.allInstances()[0], self.service.instances["VI_X"])
+        del seen[:]
+        self.successResultOf(self.service.stopService())
+        self.assertIn(("VI_Y", State.STOP), seen)
+
     def test_interfaceDownAtStartIsFault(self) -> None:
         """
         An instance whose interface is down starts in FAULT and recovers
         when the link monitor reports it up.
         """
-        self.build(modelFor(TWO_ON_ETH0[0]), FakePlatform(down=("eth0",)))
+        self.build(modelFor(TWO_ON_ETH0[0]), FakeVrrpPlatform(down=("eth0",)))
         self.service.privilegedStartService()
         self.service.startService()
         instance = self.service.instances["VI_1"]
@@ -372,7 +333,7 @@ class KeepalivedServiceTests(SynchronousTestCase):
         child on the given platform; with C{vrrp=False} (C{--check}) none.
         """
         model = modelFor(TWO_ON_ETH0[0])
-        platform = FakePlatform()
+        platform = FakeVrrpPlatform()
         service = KeepalivedService(model, Clock(), vrrpPlatform=platform)
         self.assertIs(service.getServiceNamed("vrrp"), service.vrrpService)
         self.assertIs(service.vrrpService.platform, platform)
@@ -390,7 +351,7 @@ class KeepalivedServiceTests(SynchronousTestCase):
         L{KeepalivedService.whenRunning} fires once everything runs.
         """
         model = modelFor(TWO_ON_ETH0[0], extra="global_defs {\n lvs_sync_daemon eth0 VI_1\n}\n")
-        platform = FakePlatform()
+        platform = FakeVrrpPlatform()
         service = KeepalivedService(model, Clock(), vrrpPlatform=platform)
         started: list = []
         service.syncd.start = lambda: started.append("syncd")  # type: ignore[method-assign]

@@ -1,6 +1,6 @@
 """
 Tests for L{keepalive_tx.vrrp.sync}: sync groups move their members together
-(catalogue §4.9). Clock-driven, no sockets.
+(keepalived's C{vrrp_sync.c}). Clock-driven, no sockets.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from ipaddress import IPv4Address
 
 from zope.interface import implementer
 
-from keepalive_tx.vrrp.machine import State
+from keepalive_tx.vrrp.machine import RESUMED_AT_RELOAD, State
 from keepalive_tx.vrrp.sync import ISyncGroupEffects, SyncGroup
-from tests.unit.vrrp_machine_fakes import MachineTestMixin
+from tests.fakes.vrrpmachine import MachineTestMixin
 
 PEER = IPv4Address("192.0.2.1")
 
@@ -154,6 +154,23 @@ class SyncGroupTests(MachineTestMixin):
             ],
         )
         self.assertNoTimers()
+
+    def test_resumedGroupQuiet(self) -> None:
+        """
+        Members resuming MASTER after a reload bring the group to MASTER
+        without a group notification (keepalived keeps the group's state);
+        the next change is notified as usual.
+        """
+        self.a.start(resumeMaster=True)
+        self.b.start(resumeMaster=True)
+        self.clock.advance(0)
+        self.assertEqual((self.a.state, self.b.state, self.group.state),
+                         (State.MASTER, State.MASTER, State.MASTER))
+        self.assertEqual([e[4] for e in self.aEffects.events + self.bEffects.events
+                          if e[1] == "stateChanged"], [RESUMED_AT_RELOAD] * 2)
+        self.assertEqual(self.groupEffects.changes, [])
+        self.a.advertReceived(250, PEER)
+        self.assertEqual(self.groupEffects.changes, [(State.MASTER, State.BACKUP)])
 
     def test_oneGroupPerMember(self) -> None:
         """

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import os
 
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.config import model, parseText
-from keepalive_tx.vrrp.instance import machineConfigFor
-from keepalive_tx.vrrp.machine import State, VRRPMachine
-from keepalive_tx.vrrp.sync import SyncGroup
+from keepalive_tx.config import model
+from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.track import (
     Contribution,
     InstanceTracking,
@@ -25,12 +22,18 @@ from keepalive_tx.vrrp.track import (
     trackersFor,
 )
 from keepalive_tx.vrrp.tracking import TrackingCoordinator, initTrackFile
-from tests.unit.vrrp_machine_fakes import RecordingEffects
+from tests.fakes.vrrp import (
+    CoordinatorHarness,
+    FakeTrackedInstance,
+    FakeVrrpScripts,
+    modelFor,
+    trackingInstanceText,
+)
 
 
 class SignTableTests(SynchronousTestCase):
     """
-    The weight sign table of catalogue 4.8.
+    How the sign of a tracker's weight acts (keepalived's C{vrrp_track.c}).
     """
 
     def test_table(self) -> None:
@@ -117,17 +120,60 @@ class HysteresisTests(SynchronousTestCase):
         self.assertFalse(h.record(False))
         self.assertEqual([h.record(True) for _ in range(3)], [False, False, True])
 
+    def carried(self, old: ScriptHysteresis, rise: int, fall: int,
+                initFail: bool = False) -> ScriptHysteresis:
+        new = ScriptHysteresis(rise, fall, initFail)
+        new.carry(old)
+        return new
 
-def parse(text: str) -> model.Config:
-    result = parseText(text)
-    assert result.model is not None, [str(d) for d in result.diagnostics]
-    return result.model
+    def test_carryUnknown(self) -> None:
+        """
+        A script without a result yet stays unknown across a reload; the
+        new definition's C{init_fail} is dropped too (keepalived).
+        """
+        new = self.carried(ScriptHysteresis(2, 2), 3, 1, initFail=True)
+        self.assertIsNone(new.state)
+        self.assertEqual([new.record(False)], [True])
 
+    def test_carryOk(self) -> None:
+        """
+        An OK script stays OK, as many failures away from KO as it was
+        (at most the new C{fall}).
+        """
+        old = ScriptHysteresis(rise=2, fall=3)
+        old.record(True)
+        old.record(False)  # one of the three failures seen
+        self.assertTrue(old.state)
+        same = self.carried(old, 2, 3)
+        self.assertTrue(same.state)
+        self.assertEqual([same.record(False) for _ in range(2)], [False, True])
+        # fall lowered to 1: one failure takes it down
+        self.assertEqual([self.carried(old, 2, 1).record(False)], [True])
+        # untouched OK: the new configuration's full fall count
+        fresh = ScriptHysteresis(rise=1, fall=1)
+        fresh.record(True)
+        more = self.carried(fresh, 1, 4)
+        self.assertEqual([more.record(False) for _ in range(4)], [False, False, False, True])
 
-def instanceText(name: str = "VI_1", vrid: int = 51, priority: int = 100, body: str = "") -> str:
-    return (f"vrrp_instance {name} {{\n state BACKUP\n interface eth0\n"
-            f" virtual_router_id {vrid}\n priority {priority}\n advert_int 1\n{body}\n"
-            f" virtual_ipaddress {{\n 192.0.2.{vrid}/24\n }}\n}}\n")
+    def test_carryKo(self) -> None:
+        """
+        A KO script stays KO, as many successes away from OK as it was
+        (never fewer than none left: the counter floors at 0).
+        """
+        old = ScriptHysteresis(rise=3, fall=1)
+        old.record(False)
+        old.record(True)  # one of the three successes seen
+        self.assertIs(old.state, False)
+        new = self.carried(old, 3, 1)
+        self.assertIs(new.state, False)
+        self.assertEqual([new.record(True) for _ in range(2)], [False, True])
+        # rise lowered to 1: already enough successes
+        self.assertEqual([self.carried(old, 1, 1).record(True)], [True])
+        # a plain failure (counter 0) stays at 0 whatever the new rise
+        failed = ScriptHysteresis(rise=1, fall=1)
+        failed.record(False)
+        slow = self.carried(failed, 2, 1)
+        self.assertEqual([slow.record(True) for _ in range(2)], [False, True])
 
 
 SCRIPTS = """
@@ -151,7 +197,7 @@ track_file tf {
 
 class TrackersForTests(SynchronousTestCase):
     def test_overridesAndGroup(self) -> None:
-        config = parse(SCRIPTS + instanceText(body=(
+        config = modelFor(SCRIPTS + trackingInstanceText(body=(
             " track_script {\n chk_w\n chk_rev weight 30 noreverse\n }\n"
             " track_file {\n tf weight -3 reverse\n }\n"
             " track_interface {\n eth1 weight 10\n eth2\n }\n")))
@@ -167,7 +213,7 @@ class TrackersForTests(SynchronousTestCase):
         ])
 
     def test_groupTrackersApplyToMembers(self) -> None:
-        config = parse(SCRIPTS + instanceText() + instanceText("VI_2", 52) + (
+        config = modelFor(SCRIPTS + trackingInstanceText() + trackingInstanceText("VI_2", 52) + (
             "vrrp_sync_group G {\n group {\n VI_1\n VI_2\n }\n"
             " track_script {\n chk_0\n }\n}\n"))
         scripts = {s.name: s for s in config.vrrpScripts}
@@ -189,117 +235,9 @@ class TrackersForTests(SynchronousTestCase):
         self.assertEqual((v.total, v.faults, v.pending), (54, {"script b"}, frozenset()))
 
 
-class FakeScripts:
-    """
-    Stands in for L{VrrpScriptService}.
-    """
-
-    def __init__(self, states: dict[str, bool | None] | None = None) -> None:
-        self.states = dict(states or {})
-        self.observers: list = []
-        self.running = False
-
-    def subscribe(self, observer) -> None:
-        self.observers.append(observer)
-
-    def state(self, name: str) -> bool | None:
-        return self.states.get(name)
-
-    def report(self, name: str, ok: bool) -> None:
-        self.states[name] = ok
-        for observer in self.observers:
-            observer(name, ok)
-
-    def startService(self) -> None:
-        self.running = True
-
-    def stopService(self) -> None:
-        self.running = False
-
-
-class FakeWatcher:
-    def __init__(self, trackFile: model.TrackFile, value: int = 0) -> None:
-        self.trackFile = trackFile
-        self.value = value
-        self.onResult = None
-
-    def read(self) -> int:
-        return self.value
-
-    def start(self, onResult) -> None:
-        self.onResult = onResult
-        onResult(None)
-
-    def stop(self) -> None:
-        self.onResult = None
-
-    def set(self, value: int) -> None:
-        self.value = value
-        assert self.onResult is not None
-        self.onResult(None)
-
-
-class FakeInstance:
-    """
-    The parts of a L{VrrpInstance} the coordinator uses, around a real
-    machine.
-    """
-
-    def __init__(self, config: model.VrrpInstance, clock: Clock) -> None:
-        self.config = config
-        self.name = config.name
-        self.effects = RecordingEffects(clock)
-        self.machine = VRRPMachine(machineConfigFor(config, None), self.effects, clock)
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        self.machine.start()
-
-    def trackedInterfaces(self) -> set[str]:
-        names = {self.config.interface} if self.config.interface else set()
-        return names | {t.name for t in self.config.trackInterfaces if not t.weight}
-
-
-class CoordinatorHarness:
-    """
-    A L{TrackingCoordinator} over real machines built from a configuration
-    (fake scripts, track files, links and, optionally, BFD sessions).
-    """
-
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.links: dict[str, bool] = {}
-        self.watchers: dict[str, FakeWatcher] = {}
-
-    def build(self, text: str, scripts: dict | None = None, fileValues: dict | None = None,
-              bfd: object = None):
-        config = parse(text)
-        self.scripts = FakeScripts(scripts)
-        values = fileValues or {}
-
-        def watcher(tf: model.TrackFile) -> FakeWatcher:
-            w = self.watchers[tf.name] = FakeWatcher(tf, values.get(tf.name, 0))
-            return w
-
-        self.coordinator = TrackingCoordinator(
-            self.clock, config, scripts=self.scripts,  # type: ignore[arg-type]
-            linkState=lambda n: self.links.get(n), fileWatcherFactory=watcher, bfd=bfd)
-        self.instances = [FakeInstance(vi, self.clock) for vi in config.vrrpInstances]
-        machines = {i.name: i.machine for i in self.instances}
-        for g in config.syncGroups:
-            SyncGroup(g.name, [machines[m] for m in g.members])
-        for instance in self.instances:
-            self.coordinator.attach(instance)
-        self.coordinator.startService()
-        for instance in self.instances:
-            self.coordinator.startInstance(instance)
-        return self.instances
-
-
 class CoordinatorTests(CoordinatorHarness, SynchronousTestCase):
     def test_weightedScriptFailureLowersPriority(self) -> None:
-        (vi,) = self.build(SCRIPTS + instanceText(body=" track_script {\n chk_w\n }\n"))
+        (vi,) = self.build(SCRIPTS + trackingInstanceText(body=" track_script {\n chk_w\n }\n"))
         self.assertEqual((vi.machine.state, vi.machine.effectivePriority), (State.BACKUP, 100))
         self.scripts.report("chk_w", False)
         self.assertEqual(vi.machine.effectivePriority, 40)
@@ -308,13 +246,13 @@ class CoordinatorTests(CoordinatorHarness, SynchronousTestCase):
         self.assertEqual(self.coordinator.verdict("VI_1").total, 100)
 
     def test_priorityClamped(self) -> None:
-        (vi,) = self.build(SCRIPTS + instanceText(priority=50, body=" track_script {\n chk_w\n }\n"),
+        (vi,) = self.build(SCRIPTS + trackingInstanceText(priority=50, body=" track_script {\n chk_w\n }\n"),
                            scripts={"chk_w": False})
         self.assertEqual(vi.machine.effectivePriority, 1)
         self.assertEqual(self.coordinator.verdict("VI_1").total, -10)
 
     def test_weightZeroScriptFailureFaults(self) -> None:
-        (vi,) = self.build(SCRIPTS + instanceText(body=" track_script {\n chk_0\n }\n"),
+        (vi,) = self.build(SCRIPTS + trackingInstanceText(body=" track_script {\n chk_0\n }\n"),
                            scripts={"chk_0": True})
         self.assertEqual(vi.machine.state, State.BACKUP)
         self.scripts.report("chk_0", False)
@@ -323,12 +261,32 @@ class CoordinatorTests(CoordinatorHarness, SynchronousTestCase):
         self.scripts.report("chk_0", True)
         self.assertEqual(vi.machine.state, State.BACKUP)
 
+    def test_scriptNewAtReloadHoldsNothing(self) -> None:
+        """
+        A weight-0 script that first appears at a reload neither holds its
+        instance in INIT nor faults it while unknown; its first failure
+        faults it (keepalived's "init after reload" state).
+        """
+        self.scripts = FakeVrrpScripts()
+        self.scripts.unwaited.add("chk_0")
+        config = modelFor(SCRIPTS + trackingInstanceText(body=" track_script {\n chk_0\n }\n"))
+        coordinator = TrackingCoordinator(self.clock, config, scripts=self.scripts,  # type: ignore[arg-type]
+                                          linkState=lambda n: True)
+        [vi] = [FakeTrackedInstance(c, self.clock) for c in config.vrrpInstances]
+        coordinator.attach(vi)
+        coordinator.startService()
+        coordinator.startInstance(vi)
+        self.assertEqual((vi.starts, vi.machine.state), (1, State.BACKUP))
+        self.assertEqual(coordinator.verdict("VI_1").pending, frozenset())
+        self.scripts.report("chk_0", False)
+        self.assertEqual(vi.machine.state, State.FAULT)
+
     def test_weightZeroUnknownHoldsStart(self) -> None:
         """
         Until the weight-0 script's first result the instance stays in INIT
         without notifying anything.
         """
-        (vi,) = self.build(SCRIPTS + instanceText(body=" track_script {\n chk_0\n }\n"))
+        (vi,) = self.build(SCRIPTS + trackingInstanceText(body=" track_script {\n chk_0\n }\n"))
         self.assertEqual((vi.machine.state, vi.starts), (State.INIT, 0))
         self.assertEqual(vi.effects.transitions(), [])
         self.scripts.report("chk_0", True)
@@ -336,20 +294,20 @@ class CoordinatorTests(CoordinatorHarness, SynchronousTestCase):
         self.assertEqual(vi.effects.transitions(), [(State.INIT, State.BACKUP)])
 
     def test_weightZeroFirstFailureStartsInFault(self) -> None:
-        (vi,) = self.build(SCRIPTS + instanceText(body=" track_script {\n chk_0\n }\n"))
+        (vi,) = self.build(SCRIPTS + trackingInstanceText(body=" track_script {\n chk_0\n }\n"))
         self.scripts.report("chk_0", False)
         self.assertEqual(vi.effects.transitions(), [(State.INIT, State.FAULT)])
 
     def test_syncGroupWaitsForAllMembers(self) -> None:
-        vi1, vi2 = self.build(SCRIPTS + instanceText(body=" track_script {\n chk_0\n }\n")
-                              + instanceText("VI_2", 52)
+        vi1, vi2 = self.build(SCRIPTS + trackingInstanceText(body=" track_script {\n chk_0\n }\n")
+                              + trackingInstanceText("VI_2", 52)
                               + "vrrp_sync_group G {\n group {\n VI_1\n VI_2\n }\n}\n")
         self.assertEqual((vi1.starts, vi2.starts), (0, 0))
         self.scripts.report("chk_0", True)
         self.assertEqual((vi1.machine.state, vi2.machine.state), (State.BACKUP, State.BACKUP))
 
     def test_groupScriptFaultsEveryMember(self) -> None:
-        vi1, vi2 = self.build(SCRIPTS + instanceText() + instanceText("VI_2", 52)
+        vi1, vi2 = self.build(SCRIPTS + trackingInstanceText() + trackingInstanceText("VI_2", 52)
                               + "vrrp_sync_group G {\n group {\n VI_1\n VI_2\n }\n"
                               " track_script {\n chk_0\n }\n}\n", scripts={"chk_0": True})
         self.scripts.report("chk_0", False)
@@ -357,7 +315,7 @@ class CoordinatorTests(CoordinatorHarness, SynchronousTestCase):
 
     def test_weightedInterface(self) -> None:
         self.links.update(eth0=True, eth1=True)
-        (vi,) = self.build(instanceText(body=" track_interface {\n eth1 weight -30\n eth2 weight 5\n }\n"))
+        (vi,) = self.build(trackingInstanceText(body=" track_interface {\n eth1 weight -30\n eth2 weight 5\n }\n"))
         # eth2 does not exist: down.
         self.assertEqual(vi.machine.effectivePriority, 100)
         self.coordinator.linkChanged("eth1", 3, False)
@@ -374,13 +332,13 @@ class CoordinatorTests(CoordinatorHarness, SynchronousTestCase):
         The coordinator handles it only if the instance does not already.
         """
         self.links.update(eth0=True, eth1=True)
-        text = instanceText(body=" track_interface {\n eth1 weight 0 reverse\n }\n")
-        config = parse(text)
+        text = trackingInstanceText(body=" track_interface {\n eth1 weight 0 reverse\n }\n")
+        config = modelFor(text)
         self.assertEqual(config.vrrpInstances[0].trackInterfaces[0].reverse, True)
-        self.scripts = FakeScripts()
+        self.scripts = FakeVrrpScripts()
         coordinator = TrackingCoordinator(self.clock, config, scripts=self.scripts,  # type: ignore[arg-type]
                                           linkState=lambda n: self.links.get(n))
-        vi = FakeInstance(config.vrrpInstances[0], self.clock)
+        vi = FakeTrackedInstance(config.vrrpInstances[0], self.clock)
         vi.trackedInterfaces = lambda: {"eth0"}  # type: ignore[method-assign]
         coordinator.attach(vi)
         coordinator.startInstance(vi)
@@ -389,7 +347,7 @@ class CoordinatorTests(CoordinatorHarness, SynchronousTestCase):
         self.assertEqual(vi.machine.state, State.BACKUP)
 
     def test_trackFile(self) -> None:
-        (vi,) = self.build(SCRIPTS + instanceText(body=" track_file {\n tf\n }\n"),
+        (vi,) = self.build(SCRIPTS + trackingInstanceText(body=" track_file {\n tf\n }\n"),
                            fileValues={"tf": 5})
         self.assertEqual(vi.machine.effectivePriority, 110)
         self.watchers["tf"].set(-10)
@@ -401,13 +359,13 @@ class CoordinatorTests(CoordinatorHarness, SynchronousTestCase):
         self.assertEqual((vi.machine.state, vi.machine.effectivePriority), (State.BACKUP, 100))
 
     def test_ownerIgnoresWeights(self) -> None:
-        config = SCRIPTS + instanceText(priority=255, body=" track_script {\n chk_0\n }\n")
+        config = SCRIPTS + trackingInstanceText(priority=255, body=" track_script {\n chk_0\n }\n")
         (vi,) = self.build(config, scripts={"chk_0": True})
         self.scripts.report("chk_0", False)
         self.assertEqual((vi.machine.state, vi.machine.effectivePriority), (State.FAULT, 255))
 
     def test_stop(self) -> None:
-        self.build(SCRIPTS + instanceText(body=" track_file {\n tf\n }\n"))
+        self.build(SCRIPTS + trackingInstanceText(body=" track_file {\n tf\n }\n"))
         self.assertTrue(self.scripts.running)
         self.coordinator.stopService()
         self.assertFalse(self.scripts.running)

@@ -13,12 +13,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.track import TrackerEntry, trackersFor
 from keepalive_tx.vrrp.tracking import TrackingCoordinator
-from tests.unit.test_vrrp_track import (
+from tests.fakes.bfd import FakeBfdSessions
+from tests.fakes.vrrp import (
     CoordinatorHarness,
-    FakeInstance,
-    FakeScripts,
-    instanceText,
-    parse,
+    FakeTrackedInstance,
+    FakeVrrpScripts,
+    modelFor,
+    trackingInstanceText,
 )
 
 BFDS = """
@@ -40,37 +41,13 @@ bfd_instance bchk {
 """
 
 
-class FakeBfd:
-    """
-    Stands in for L{keepalive_tx.bfd.service.BfdService}.
-    """
-
-    def __init__(self, up: dict[str, bool] | None = None) -> None:
-        self.up = dict(up or {})
-        self.observers: list = []
-
-    def isUp(self, name: str) -> bool:
-        return self.up.get(name, False)
-
-    def subscribe(self, observer) -> None:
-        self.observers.append(observer)
-
-    def unsubscribe(self, observer) -> None:
-        self.observers.remove(observer)
-
-    def report(self, name: str, up: bool) -> None:
-        self.up[name] = up
-        for observer in list(self.observers):
-            observer(name, up)
-
-
 class TrackBfdTests(CoordinatorHarness, SynchronousTestCase):
     def setUp(self) -> None:
         super().setUp()
         self.log = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
 
     def build(self, text: str, up: dict[str, bool] | None = None):  # type: ignore[override]
-        self.bfd = FakeBfd(up)
+        self.bfd = FakeBfdSessions(up)
         self.links = {"eth0": True}
         return super().build(BFDS + text, bfd=self.bfd)
 
@@ -79,7 +56,7 @@ class TrackBfdTests(CoordinatorHarness, SynchronousTestCase):
         The bfd_instance's weight applies unless the track_bfd line gives
         one; C{noreverse} overrides C{reverse}.
         """
-        config = parse(BFDS + instanceText(body=(
+        config = modelFor(BFDS + trackingInstanceText(body=(
             " track_bfd {\n b0\n bw\n brev weight 7 noreverse\n }\n")))
         bfds = {b.name: b for b in config.bfdInstances}
         self.assertEqual(trackersFor(config.vrrpInstances[0], None, {}, {}, {}, bfds), [
@@ -93,7 +70,7 @@ class TrackBfdTests(CoordinatorHarness, SynchronousTestCase):
         Weight 0: FAULT from the start (the session is down until Up), out
         of FAULT when it comes Up, back in when it goes down.
         """
-        (vi,) = self.build(instanceText(body=" track_bfd {\n b0\n }\n"))
+        (vi,) = self.build(trackingInstanceText(body=" track_bfd {\n b0\n }\n"))
         self.assertEqual(vi.machine.state, State.FAULT)
         self.assertEqual(vi.machine.faults, {"bfd b0"})
         self.bfd.report("b0", True)
@@ -105,7 +82,7 @@ class TrackBfdTests(CoordinatorHarness, SynchronousTestCase):
         self.assertIn("VRRP_Instance(VI_1) Tracked BFD instance b0 is DOWN", lines)
 
     def test_startsUp(self) -> None:
-        (vi,) = self.build(instanceText(body=" track_bfd {\n b0\n }\n"), up={"b0": True})
+        (vi,) = self.build(trackingInstanceText(body=" track_bfd {\n b0\n }\n"), up={"b0": True})
         self.assertEqual(vi.machine.state, State.BACKUP)
 
     def test_weights(self) -> None:
@@ -113,7 +90,7 @@ class TrackBfdTests(CoordinatorHarness, SynchronousTestCase):
         keepalived's sign table: -20 applies while down; 15 reverse
         subtracts 15 while up.
         """
-        (vi,) = self.build(instanceText(body=" track_bfd {\n bw\n brev\n }\n"))
+        (vi,) = self.build(trackingInstanceText(body=" track_bfd {\n bw\n brev\n }\n"))
         self.assertEqual(vi.machine.effectivePriority, 80)
         self.bfd.report("bw", True)
         self.assertEqual(vi.machine.effectivePriority, 100)
@@ -122,13 +99,13 @@ class TrackBfdTests(CoordinatorHarness, SynchronousTestCase):
         self.assertEqual(vi.machine.state, State.BACKUP)
 
     def test_weightOverride(self) -> None:
-        (vi,) = self.build(instanceText(body=" track_bfd {\n b0 weight 30\n }\n"))
+        (vi,) = self.build(trackingInstanceText(body=" track_bfd {\n b0 weight 30\n }\n"))
         self.assertEqual((vi.machine.state, vi.machine.effectivePriority), (State.BACKUP, 100))
         self.bfd.report("b0", True)
         self.assertEqual(vi.machine.effectivePriority, 130)
 
     def test_otherSessionsIgnored(self) -> None:
-        (vi,) = self.build(instanceText(body=" track_bfd {\n b0\n }\n"))
+        (vi,) = self.build(trackingInstanceText(body=" track_bfd {\n b0\n }\n"))
         self.bfd.report("bw", True)
         self.assertEqual(vi.machine.state, State.FAULT)
 
@@ -136,7 +113,7 @@ class TrackBfdTests(CoordinatorHarness, SynchronousTestCase):
         """
         A group's track_bfd faults every member.
         """
-        vi1, vi2 = self.build(instanceText() + instanceText("VI_2", 52)
+        vi1, vi2 = self.build(trackingInstanceText() + trackingInstanceText("VI_2", 52)
                               + "vrrp_sync_group G {\n group {\n VI_1\n VI_2\n }\n"
                               " track_bfd {\n b0\n }\n}\n", up={"b0": True})
         self.assertEqual((vi1.machine.state, vi2.machine.state), (State.BACKUP, State.BACKUP))
@@ -147,17 +124,17 @@ class TrackBfdTests(CoordinatorHarness, SynchronousTestCase):
         """
         Without a BFD service (C{-B}) a weight-0 track_bfd stays FAULT.
         """
-        config = parse(BFDS + instanceText(body=" track_bfd {\n b0\n }\n"))
-        coordinator = TrackingCoordinator(self.clock, config, scripts=FakeScripts(),  # type: ignore[arg-type]
+        config = modelFor(BFDS + trackingInstanceText(body=" track_bfd {\n b0\n }\n"))
+        coordinator = TrackingCoordinator(self.clock, config, scripts=FakeVrrpScripts(),  # type: ignore[arg-type]
                                           linkState=lambda n: True)
-        vi = FakeInstance(config.vrrpInstances[0], self.clock)
+        vi = FakeTrackedInstance(config.vrrpInstances[0], self.clock)
         coordinator.attach(vi)
         coordinator.startService()
         coordinator.startInstance(vi)
         self.assertEqual(vi.machine.state, State.FAULT)
 
     def test_unsubscribeOnStop(self) -> None:
-        self.build(instanceText(body=" track_bfd {\n b0\n }\n"))
+        self.build(trackingInstanceText(body=" track_bfd {\n b0\n }\n"))
         self.assertEqual(len(self.bfd.observers), 1)
         self.coordinator.stopService()
         self.assertEqual(self.bfd.observers, [])
@@ -165,7 +142,7 @@ class TrackBfdTests(CoordinatorHarness, SynchronousTestCase):
 
 class ConfigTests(SynchronousTestCase):
     """
-    keepalived 2.2.7's parse-time rules for track_bfd.
+    keepalived 2.2.7's modelFor-time rules for track_bfd.
     """
 
     def diagnostics(self, text: str) -> list[str]:
@@ -174,7 +151,7 @@ class ConfigTests(SynchronousTestCase):
         return [str(d) for d in parseText(text).diagnostics]
 
     def test_checkerOnlyInstanceNotTrackable(self) -> None:
-        diags = self.diagnostics(BFDS + instanceText(body=" track_bfd {\n bchk\n }\n"))
+        diags = self.diagnostics(BFDS + trackingInstanceText(body=" track_bfd {\n bchk\n }\n"))
         self.assertTrue(any("track_bfd 'bchk' is not a defined bfd_instance" in d for d in diags),
                         diags)
 
@@ -182,10 +159,10 @@ class ConfigTests(SynchronousTestCase):
         """
         keepalived's VRRP side only knows the bfd_instances read so far.
         """
-        diags = self.diagnostics(instanceText(body=" track_bfd {\n b0\n }\n") + BFDS)
+        diags = self.diagnostics(trackingInstanceText(body=" track_bfd {\n b0\n }\n") + BFDS)
         self.assertTrue(any("(VI_1) track bfd b0 not found, ignoring..." in d for d in diags),
                         diags)
 
     def test_duplicate(self) -> None:
-        diags = self.diagnostics(BFDS + instanceText(body=" track_bfd {\n b0\n b0 weight 3\n }\n"))
+        diags = self.diagnostics(BFDS + trackingInstanceText(body=" track_bfd {\n b0\n b0 weight 3\n }\n"))
         self.assertTrue(any("(VI_1) duplicate track_bfd b0 - ignoring" in d for d in diags), diags)

@@ -33,90 +33,11 @@ from keepalive_tx.vrrp.transport import (
     PortAddress,
     VrrpRawPort,
 )
+from tests.fakes.sockets import FakeSocketSystem
 from tests.unit.vrrp_vectors import VECTORS
 
 V2_PASS = bytes.fromhex(VECTORS[0][2])
 V3_IPV6 = bytes.fromhex(next(h for n, _, h, _ in VECTORS if n == "vrrpv3-ipv6"))
-
-
-class FakeSocket:
-    """
-    Records options and sends; replays queued C{recvmsg} results.
-    """
-
-    def __init__(self, family: int, type: int, proto: int) -> None:
-        self.family, self.type, self.proto = family, type, proto
-        self.options: list[tuple[int, int, object]] = []
-        self.blocking = True
-        self.closed = False
-        self.incoming: list[object] = []
-        self.sent: list[tuple] = []
-        self.sendError: OSError | None = None
-        self.failOption: int | None = None
-
-    def fileno(self) -> int:
-        return 42
-
-    def setblocking(self, flag: bool) -> None:
-        self.blocking = flag
-
-    def setsockopt(self, level: int, name: int, value: object) -> None:
-        if name == self.failOption:
-            raise OSError(errno.EPERM, "nope")
-        self.options.append((level, name, value))
-
-    def option(self, level: int, name: int) -> object:
-        values = [v for lv, n, v in self.options if (lv, n) == (level, name)]
-        if len(values) != 1:
-            raise AssertionError(f"option {level}/{name} set {len(values)} times")
-        return values[0]
-
-    def recvmsg(self, bufsize: int, ancbufsize: int):
-        if not self.incoming:
-            raise BlockingIOError(errno.EAGAIN, "empty")
-        item = self.incoming.pop(0)
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def sendto(self, data: bytes, flags: int, address) -> int:
-        if self.sendError is not None:
-            raise self.sendError
-        self.sent.append((data, flags, address))
-        return len(data)
-
-    def sendmsg(self, buffers, ancdata, flags, address) -> int:
-        if self.sendError is not None:
-            raise self.sendError
-        self.sent.append((b"".join(buffers), flags, address, ancdata))
-        return sum(len(b) for b in buffers)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class FakeSystem:
-    """
-    The injectable OS layer.
-    """
-
-    def __init__(self, socketError: OSError | None = None) -> None:
-        self.sockets: list[FakeSocket] = []
-        self.socketError = socketError
-        self.failOption: int | None = None
-
-    def socket(self, family: int, type: int, proto: int) -> FakeSocket:
-        if self.socketError is not None:
-            raise self.socketError
-        sock = FakeSocket(family, type, proto)
-        sock.failOption = self.failOption
-        self.sockets.append(sock)
-        return sock
-
-    def ifNameToIndex(self, name: str) -> int:
-        if name != "eth0":
-            raise OSError(errno.ENODEV, "No such device")
-        return 7
 
 
 @implementer(IVrrpReceiver)
@@ -146,7 +67,7 @@ def _ipv6Anc(ifindex: int, dst: str, hlim: int) -> list[tuple[int, int, bytes]]:
 class PortTestsMixin:
     def makePort(self, family: int = 4, receiver=None, **kw):
         self.reactor = MemoryReactorClock()
-        self.system = FakeSystem()
+        self.system = FakeSocketSystem()
         self.receiver = receiver or Receiver()
         port = VrrpRawPort(self.receiver, kw.pop("interface", "eth0"), family,
                            reactor=self.reactor, system=self.system, **kw)
@@ -347,13 +268,15 @@ class IPv4PortTests(PortTestsMixin, SynchronousTestCase):
         port.startListening()
         sock = self.system.sockets[0]
         self.assertTrue(port.send(V2_PASS, "224.0.0.18"))
-        self.assertEqual(sock.sent[0], (V2_PASS, socket.MSG_DONTROUTE, ("224.0.0.18", 0)))
+        self.assertEqual((sock.sentTo[0], sock.sendFlags[0]),
+                         ((V2_PASS, ("224.0.0.18", 0)), socket.MSG_DONTROUTE))
         n = port.sendEach(lambda dst: dst.packed, ["192.0.2.12", IPv4Address("192.0.2.13")])
         self.assertEqual(n, 2)
-        self.assertEqual(sock.sent[1:], [
-            (bytes([192, 0, 2, 12]), 0, ("192.0.2.12", 0)),
-            (bytes([192, 0, 2, 13]), 0, ("192.0.2.13", 0)),
+        self.assertEqual(sock.sentTo[1:], [
+            (bytes([192, 0, 2, 12]), ("192.0.2.12", 0)),
+            (bytes([192, 0, 2, 13]), ("192.0.2.13", 0)),
         ])
+        self.assertEqual(sock.sendFlags[1:], [0, 0])
         self.assertEqual(port.stats.sent, 3)
 
     def test_sendEagainCounted(self) -> None:
@@ -458,13 +381,13 @@ class IPv6PortTests(PortTestsMixin, SynchronousTestCase):
         port.startListening()
         sock = self.system.sockets[0]
         port.send(b"vrrp", IPv6Address("ff02::12"))
-        data, flags, address, anc = sock.sent[0]
+        (data, address), flags, anc = sock.sentTo[0], sock.sendFlags[0], sock.ancillary[0]
         self.assertEqual((data, flags, address), (b"vrrp", socket.MSG_DONTROUTE,
                                                   ("ff02::12", 0, 0, 7)))
         self.assertEqual(anc, [(socket.IPPROTO_IPV6, IPV6_PKTINFO,
                                 b"\0" * 16 + struct.pack("=I", 7))])
         port.sourceAddress = IPv6Address("fe80::1")
         port.send(b"vrrp", "2001:db8::12")
-        data, flags, address, anc = sock.sent[1]
+        (data, address), flags, anc = sock.sentTo[1], sock.sendFlags[1], sock.ancillary[1]
         self.assertEqual((flags, address), (0, ("2001:db8::12", 0, 0, 0)))
         self.assertEqual(anc[0][2][:16], IPv6Address("fe80::1").packed)

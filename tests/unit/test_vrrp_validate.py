@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
+from keepalive_tx.config.model import UnicastPeer
 from keepalive_tx.vrrp.packet import (
     VRRP_MCAST_V4,
     VRRP_MCAST_V6,
@@ -30,12 +31,11 @@ from keepalive_tx.vrrp.packet import (
     encodeVrrp,
 )
 from keepalive_tx.vrrp.validate import (
+    PacketVerdict,
     RateLimitedLog,
     Reason,
     ReceiveCounters,
     ReceivePolicy,
-    UnicastPeer,
-    Verdict,
     checkAdvert,
     peekVrid,
 )
@@ -107,7 +107,7 @@ class VectorAcceptanceTests(SynchronousTestCase):
                 result = check(packet, policy)
             else:
                 result = ipv6Check(packet, policy)
-            self.assertEqual(result.verdict, Verdict.OK, (name, index, result))
+            self.assertEqual(result.verdict, PacketVerdict.OK, (name, index, result))
             expected = ("advert_rcvd",) + (("pri_zero_rcvd",) if fields["priority"] == 0 else ())
             self.assertEqual(result.counters, expected, (name, index))
             self.assertEqual(result.ahSequence, fields.get("ahSeq"))
@@ -121,7 +121,7 @@ class VectorAcceptanceTests(SynchronousTestCase):
         """
         packet, _ = vector("vrrpv3-ipv4", 3)
         result = check(packet, POLICIES["vrrpv3-ipv4"])
-        self.assertEqual(result.verdict, Verdict.OK)
+        self.assertEqual(result.verdict, PacketVerdict.OK)
         self.assertEqual(result.notes, (Reason.V3_INTERVAL,))
         self.assertIn("rcved=100 milli-sec", result.noteDetails[0])
 
@@ -132,12 +132,12 @@ class VectorAcceptanceTests(SynchronousTestCase):
         packet, _ = vector("vrrpv2-pass")
         self.assertEqual(len(packet), 40)
         result = check(packet + b"\x00" * 6, POLICIES["vrrpv2-pass"])
-        self.assertEqual(result.verdict, Verdict.OK)
+        self.assertEqual(result.verdict, PacketVerdict.OK)
 
 
 class OrderedCheckTests(SynchronousTestCase):
     """
-    Each check of catalogue §4.2, with its verdict and counter.
+    Each check of keepalived's C{vrrp_check_packet}, with its verdict and counter.
     """
 
     def assertResult(self, result, reason: Reason, counters: tuple[str, ...] = ()) -> None:
@@ -195,7 +195,7 @@ class OrderedCheckTests(SynchronousTestCase):
         """
         policy = POLICIES["vrrpv2-pass"]
         self.assertResult(check(build(ttl=254), policy), Reason.TTL, ("ip_ttl_err",))
-        unicast = replace(policy, unicastPeers=(UnicastPeer(H1),))
+        unicast = replace(policy, unicastPeers=(UnicastPeer(address=H1),))
         result = check(build(ttl=64, destination=H2), unicast)
         self.assertResult(result, Reason.OK, ("advert_rcvd",))
         v6, _ = vector("vrrpv3-ipv6")
@@ -345,7 +345,7 @@ class OrderedCheckTests(SynchronousTestCase):
         < 1.3.6) is accepted with a note so the instance can switch.
         """
         packet = build(V3, destination=H2, checksumDestination=VRRP_MCAST_V4)
-        policy = replace(POLICIES["vrrpv3-ipv4"], unicastPeers=(UnicastPeer(H1),))
+        policy = replace(POLICIES["vrrpv3-ipv4"], unicastPeers=(UnicastPeer(address=H1),))
         result = check(packet, policy)
         self.assertResult(result, Reason.OK, ("advert_rcvd",))
         self.assertEqual(result.notes, (Reason.OLD_UNICAST_CHECKSUM,))
@@ -358,7 +358,7 @@ class OrderedCheckTests(SynchronousTestCase):
         counted as C{addr_list_err}.
         """
         packet, _ = vector("vrrpv2-pass")
-        unicast = replace(POLICIES["vrrpv2-pass"], unicastPeers=(UnicastPeer(H1),))
+        unicast = replace(POLICIES["vrrpv2-pass"], unicastPeers=(UnicastPeer(address=H1),))
         result = check(packet, unicast)
         self.assertResult(result, Reason.CAST_MISMATCH, ("addr_list_err",))
         self.assertEqual(result.detail, "Expected unicast packet but received multicast packet")
@@ -456,17 +456,19 @@ class OrderedCheckTests(SynchronousTestCase):
     def test_15_unicastSource(self) -> None:
         """
         With C{check_unicast_src}, the sender must be a peer (KO, after
-        being counted as received) and its TTL in the peer's range (DROP).
+        being counted as received) and its TTL in the peer's range (KO,
+        counted as a TTL error, as keepalived 2.2.7 counts it).
         """
         packet = build(destination=H2, ttl=64)
-        peers = (UnicastPeer(H2),)
+        peers = (UnicastPeer(address=H2),)
         policy = replace(POLICIES["vrrpv2-pass"], unicastPeers=peers, checkUnicastSource=True)
         result = check(packet, policy)
         self.assertResult(result, Reason.UNICAST_SOURCE, ("advert_rcvd",))
         self.assertEqual(result.detail, "unicast source address 192.0.2.11 not a unicast peer")
-        ranged = replace(policy, unicastPeers=(UnicastPeer(H1, minTtl=100, maxTtl=255),))
-        self.assertResult(check(packet, ranged), Reason.PEER_TTL, ("advert_rcvd",))
-        ok = replace(policy, unicastPeers=(UnicastPeer(H1, minTtl=60, maxTtl=64),))
+        ranged = replace(policy, unicastPeers=(UnicastPeer(address=H1, minTtl=100, maxTtl=255),))
+        self.assertResult(check(packet, ranged), Reason.PEER_TTL, ("advert_rcvd", "ip_ttl_err"))
+        self.assertEqual(check(packet, ranged).detail, "TTL/HL 64 not in range 100 - 255")
+        ok = replace(policy, unicastPeers=(UnicastPeer(address=H1, minTtl=60, maxTtl=64),))
         self.assertResult(check(packet, ok), Reason.OK, ("advert_rcvd",))
         unchecked = replace(policy, checkUnicastSource=False)
         self.assertResult(check(packet, unchecked), Reason.OK, ("advert_rcvd",))
@@ -556,7 +558,7 @@ class CountersAndLogTests(SynchronousTestCase):
             "addr_list_err",
         })
         for r in Reason:
-            if r.verdict is Verdict.DROP:
+            if r.verdict is PacketVerdict.DROP:
                 self.assertIsNone(r.counter, r)
 
     def test_rateLimitedLog(self) -> None:
@@ -583,8 +585,8 @@ class CountersAndLogTests(SynchronousTestCase):
 
 _SAMPLES = [bytes.fromhex(h) for _, _, h, _ in VECTORS]
 _FUZZ_POLICIES = list(POLICIES.values()) + [
-    replace(POLICIES["vrrpv2-pass"], unicastPeers=(UnicastPeer(H1),), checkUnicastSource=True),
-    replace(POLICIES["vrrpv3-ipv4"], unicastPeers=(UnicastPeer(H1),)),
+    replace(POLICIES["vrrpv2-pass"], unicastPeers=(UnicastPeer(address=H1),), checkUnicastSource=True),
+    replace(POLICIES["vrrpv3-ipv4"], unicastPeers=(UnicastPeer(address=H1),)),
     replace(POLICIES["vrrpv2-ah"], ahLastSequence=3),
 ]
 
@@ -625,7 +627,7 @@ class FuzzTests(SynchronousTestCase):
                 if (meta.family == 6) != (policy.family == 6):
                     continue
                 result = checkAdvert(data, meta, policy)
-                self.assertIn(result.verdict, (Verdict.OK, Verdict.KO, Verdict.DROP))
+                self.assertIn(result.verdict, (PacketVerdict.OK, PacketVerdict.KO, PacketVerdict.DROP))
             peekVrid(data, policy.family)
 
     @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))

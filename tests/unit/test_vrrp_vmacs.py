@@ -12,121 +12,32 @@ from ipaddress import IPv6Address
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from keepalive_tx.net.vmac import ExistingLink, VmacSpec, vmacMac
+from keepalive_tx.net import nftplan
+from keepalive_tx.net.vmac import vmacMac
 from keepalive_tx.vrrp.machine import State
 from keepalive_tx.vrrp.service import VrrpService
-from tests.unit.test_vrrp_service import MAC, FakePlatform, FakePort, instanceText, modelFor
-
-
-class FakeSysctls:
-    def __init__(self) -> None:
-        self.igmp: list[object] = []
-        self.released: list[object] = []
-
-    def disableLocalIgmp(self, owner: object) -> bool:
-        self.igmp.append(owner)
-        return True
-
-
-class FakeRegistry:
-    def __init__(self) -> None:
-        self.sysctls = FakeSysctls()
-
-
-class FakeVmacLinks:
-    """
-    Records what L{keepalive_tx.vrrp.vmacs.ServiceVmacs} asks for.
-    """
-
-    def __init__(self, registry, owner, interfaces: set[str], log: list, created: dict) -> None:
-        self.registry = registry if registry is not None else FakeRegistry()
-        self.owner = owner
-        self.interfaces = interfaces
-        self.log = log
-        self.fail: set[str] = set()
-        self.created = created
-
-    def ifindex(self, name: str) -> int | None:
-        return 1 if name in self.interfaces else None
-
-    def existing(self) -> list:
-        return [ExistingLink(2, spec.name, spec.kind, spec.mac, "private", 1)
-                for spec in self.created.values() if spec.name in self.interfaces]
-
-    def cleanStale(self, keep, existing=None) -> list[str]:
-        self.log.append(("cleanStale", sorted(keep)))
-        return []
-
-    def ensure(self, spec: VmacSpec) -> bool:
-        self.log.append(("ensure", spec.name))
-        if spec.name in self.fail:
-            return False
-        self.interfaces.add(spec.name)
-        self.created[spec.name] = spec
-        return True
-
-    def present(self, name: str) -> bool:
-        return name in self.interfaces
-
-    def release(self) -> list[str]:
-        self.log.append(("release", self.owner))
-        return []
-
-
-class VmacPort(FakePort):
-    def __init__(self, *args, log: list) -> None:
-        super().__init__(*args)
-        self.log = log
-        self.reopened = 0
-
-    def reopen(self) -> bool:
-        self.reopened += 1
-        return True
-
-    def stopListening(self) -> None:
-        self.log.append(("stopListening", self.args[0]))
-        super().stopListening()
-
-
-class VmacPlatform(FakePlatform):
-    """
-    L{FakePlatform} that can make VMACs (eth0/eth1 plus whatever was
-    created), up unless down.
-    """
-
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.log: list = []
-        self.interfaces = self.links  # eth0, eth1 and the VMACs made
-        self.made: list[FakeVmacLinks] = []
-        self.created: dict[str, VmacSpec] = {}
-
-    def vmacLinks(self, registry, owner, groups=None):
-        links = FakeVmacLinks(registry, owner, self.interfaces, self.log, self.created)
-        self.made.append(links)
-        return links
-
-    def openPort(self, receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress):
-        port = VmacPort(receiver, interface, family, ipProtocol, group, joinGroup, sourceAddress,
-                        log=self.log)
-        self.ports.append(port)
-        return port
-
-    def linkUp(self, interface):
-        if interface not in self.interfaces:
-            return None
-        return interface not in self.down
-
+from tests.fakes.vrrp import (
+    MAC,
+    FakeVmacFirewall,
+    FakeVmacVrrpPlatform,
+    FakeVrrpPlatform,
+    instanceText,
+    modelFor,
+)
 
 V4 = instanceText("VI_1", 51, "192.0.2.100/24", extra=" use_vmac")
+V6 = instanceText("VI_6", 52, "2001:db8::100/64", extra=" use_vmac\n native_ipv6")
+IP4, IP6 = nftplan.IPV4, nftplan.IPV6
 
 
 class ServiceVmacTests(SynchronousTestCase):
-    def build(self, *texts: str, platform=None, extra: str = "", previous=None) -> VrrpService:
+    def build(self, *texts: str, platform=None, extra: str = "", previous=None,
+              firewall: bool = False) -> VrrpService:
         self.clock = Clock()
-        self.platform = platform if platform is not None else VmacPlatform()
+        self.platform = platform if platform is not None else FakeVmacVrrpPlatform()
         self.service = VrrpService(modelFor(*texts, extra=extra), self.clock, platform=self.platform,
-                                   previous=previous)
+                                   previous=previous,
+                                   firewall=FakeVmacFirewall(self.platform.log) if firewall else None)
         self.service.privilegedStartService()
         return self.service
 
@@ -149,6 +60,33 @@ class ServiceVmacTests(SynchronousTestCase):
         self.assertEqual(ifnames, {"vrrp.51"})
         frame = self.platform.frameSender.frames[0][1]
         self.assertEqual((frame[6:12], frame[22:28]), (vmacMac(51, 4), vmacMac(51, 4)))
+
+    def test_dumpsShowTheNameInUse(self) -> None:
+        """
+        keepalived.json's C{vmac_ifname}, keepalived.data's VMAC and
+        interface lines, the VIPs' devices and the status snapshot give
+        the VMAC's name as in use (here a generated one: the configured
+        C{eth1} is taken by a real interface), as keepalived 2.2.7 does.
+        """
+        from keepalive_tx.status.dumps import formatVrrpData, jsonData
+        from keepalive_tx.status.snapshot import instanceSnapshot
+
+        service = self.build(instanceText("VI_1", 51, "192.0.2.100/24", extra=" use_vmac eth1"))
+        instance = service.instances["VI_1"]
+        self.assertEqual(instance.vmacName, "vrrp.51")
+        data = jsonData(instance)
+        self.assertEqual(data["vmac_ifname"], "vrrp.51")
+        self.assertEqual(data["vips"], ["192.0.2.100/24 dev vrrp.51@eth0 scope global"])
+        lines = formatVrrpData(service.config, service).splitlines()
+        self.assertIn("   Use VMAC, i/f name vrrp.51, is_up = true, xmit_base = false", lines)
+        self.assertIn("   Interface = vrrp.51, vmac on eth0", lines)
+        self.assertIn("     192.0.2.100/24 dev vrrp.51@eth0 scope global", lines)
+        self.assertEqual(instanceSnapshot(instance)["vmac_interface"], "vrrp.51")
+        plain = self.build(instanceText("VI_2", 52, "192.0.2.102/24")).instances["VI_2"]
+        self.assertEqual((jsonData(plain)["vmac_ifname"], instanceSnapshot(plain)["vmac_interface"]),
+                         ("", None))
+        self.assertIn("   Interface = eth0", formatVrrpData(self.service.config,
+                                                           self.service).splitlines())
 
     def test_xmitBase(self) -> None:
         service = self.build(instanceText("VI_1", 51, "192.0.2.100/24",
@@ -186,7 +124,7 @@ class ServiceVmacTests(SynchronousTestCase):
         service.startService()
         self.clock.advance(5)
         self.assertEqual(service.instances["VI_1"].state, State.FAULT)
-        platform = VmacPlatform()
+        platform = FakeVmacVrrpPlatform()
         original = platform.vmacLinks
 
         def failing(registry, owner, groups=None):
@@ -201,7 +139,7 @@ class ServiceVmacTests(SynchronousTestCase):
         self.assertEqual(service.instances["VI_1"].state, State.FAULT)
 
     def test_platformWithoutVmacs(self) -> None:
-        service = self.build(V4, platform=FakePlatform())
+        service = self.build(V4, platform=FakeVrrpPlatform())
         service.startService()
         self.clock.advance(5)
         self.assertEqual(service.instances["VI_1"].state, State.FAULT)
@@ -296,3 +234,94 @@ class ServiceVmacTests(SynchronousTestCase):
         self.assertEqual(old._successorAddresses(modelFor(V4).vrrpInstances[0]),
                          {("vrrp.51", new.instances["VI_1"].vips[0].ip)})
         self.assertEqual(MAC[:1], b"\x02")
+
+
+class VmacFirewallTests(ServiceVmacTests):
+    """
+    Each macvlan is declared to the firewall when it exists, before it is
+    up (L{FakeVmacLinks.ensure} calls C{ready} where the real one does),
+    with keepalived's families; undeclared when it goes.
+    """
+
+    def declared(self) -> list:
+        return [entry[2] for entry in self.platform.log if entry[0] == "firewall"]
+
+    def test_familiesAsKeepalived(self) -> None:
+        """
+        An IPv4 instance's VMAC in the ip table, an IPv6 one's in ip6, one
+        with eVIPs of the other family in both; use_vmac_addr VMACs (for a
+        VIP on eth1, for the eVIP of the other family) in their addresses'
+        family; an ipvlan (the parent's MAC) nowhere.
+        """
+        other = ("vrrp_instance VI_2 {\n state BACKUP\n interface eth0\n virtual_router_id 53\n"
+                 " priority 100\n use_vmac\n use_vmac_addr\n virtual_ipaddress {\n 192.0.2.53/24\n"
+                 " 198.51.100.1/24 dev eth1\n }\n virtual_ipaddress_excluded {\n"
+                 " 2001:db8::53/64\n }\n}\n")
+        ipvlan = instanceText("VI_3", 54, "192.0.2.54/24", extra=" use_ipvlan 192.0.2.50/24")
+        service = self.build(V4, V6, other, ipvlan, firewall=True)
+        index = self.platform.indexes
+        self.assertEqual(self.platform.log[1:3], [
+            ("ensure", "vrrp.51"), ("firewall", service, [(index["vrrp.51"], 2, (IP4,))])])
+        links = service.vmacs.links
+        extra = {(s.base, s.family): s.name for s in links["VI_2"].extra}
+        self.assertEqual(sorted(extra), [("eth0", 6), ("eth1", 4)])
+        self.assertEqual(self.declared()[-1], sorted([
+            (index["vrrp.51"], 2, (IP4,)), (index["vrrp.52"], 2, (IP6,)),
+            (index["vrrp.53"], 2, (IP4, IP6)), (index[extra["eth1", 4]], 2, (IP4,)),
+            (index[extra["eth0", 6]], 2, (IP6,))]))
+        self.assertIn(links["VI_3"].vmac.name, index)  # created, not declared
+
+    def test_disableLocalIgmp(self) -> None:
+        """
+        With C{disable_local_igmp} keepalived adds no rules for an IPv4
+        instance's VMAC (the reports are not sent at all); IPv6 ones still.
+        """
+        service = self.build(V4, V6, extra="global_defs {\n disable_local_igmp\n}\n", firewall=True)
+        self.assertEqual(self.declared(), [[(self.platform.indexes["vrrp.52"], 2, (IP6,))]])
+        self.assertEqual(service.vmacRegistry.sysctls.igmp, [service])
+
+    def test_noFirewall(self) -> None:
+        self.build(V4)
+        self.assertEqual(self.declared(), [])
+
+    def test_recreatedAndReleased(self) -> None:
+        """
+        A VMAC deleted behind our back is undeclared, then declared with its
+        new index before its port is reopened; at stop it is undeclared
+        after the links are released.
+        """
+        service = self.build(V4, firewall=True)
+        service.startService()
+        first = self.platform.indexes["vrrp.51"]
+        self.platform.log.clear()
+        self.platform.interfaces.discard("vrrp.51")
+        service.linkChanged("vrrp.51", first, False)
+        self.clock.advance(0)
+        second = self.platform.indexes["vrrp.51"]
+        self.assertNotEqual(first, second)
+        self.assertEqual(self.platform.log, [
+            ("firewall", service, []), ("ensure", "vrrp.51"),
+            ("firewall", service, [(second, 2, (IP4,))])])
+        self.assertEqual(self.platform.ports[0].reopened, 1)
+        self.platform.log.clear()
+        service.stopService()
+        self.assertEqual([entry[:2] for entry in self.platform.log[:2]],
+                         [("release", service), ("firewall", service)])
+        self.assertEqual(self.platform.log[1][2], [])
+
+    def test_reloadDeclaresBeforeRelease(self) -> None:
+        """
+        A reload's successor declares the VMAC it takes over (same index)
+        before its predecessor lets go of it.
+        """
+        old = self.build(V4, firewall=True)
+        old.startService()
+        index = self.platform.indexes["vrrp.51"]
+        new = VrrpService(modelFor(V4), self.clock, platform=self.platform, previous=old,
+                          firewall=old.firewall)
+        new.privilegedStartService()
+        old.stopService()
+        firewall = [entry for entry in self.platform.log if entry[0] == "firewall"]
+        self.assertEqual(firewall, [("firewall", old, [(index, 2, (IP4,))]),
+                                    ("firewall", new, [(index, 2, (IP4,))]),
+                                    ("firewall", old, [])])

