@@ -9,7 +9,10 @@ with C{use_vmac}); the ipvlans go at SIGTERM; a client pinging the VIP
 once a second loses at most one ping while the BACKUP takes over, and then
 reaches it at the new MASTER's MAC.
 
-One guest a scenario: trial's workers run them side by side.
+One guest runs the four scenarios side by side, each in a lab of its own
+(they mostly wait on timers and pings); the report is shared by trial's
+workers (L{tests.integration.shared}), each test method checks one
+scenario.
 """
 
 from __future__ import annotations
@@ -19,8 +22,28 @@ import sys
 
 from twisted.trial.unittest import TestCase
 
+from tests.integration.shared import sharedFixture
 from tests.integration.uml import requireUML, runInGuest
 from tests.integration.vrrpnode import ROOT
+
+SCENARIOS = ("4:ours,keepalived", "4:keepalived,ours", "6:ours,keepalived", "6:keepalived,ours")
+
+
+def _requirements() -> None:
+    requireUML("ip", "keepalived", "ping", "bridge")
+
+
+def _runGuest() -> dict:
+    result = runInGuest([sys.executable, "-m", "tests.integration.uml_guest_ipvlan", *SCENARIOS],
+                        300, cwd=ROOT, modules=("veth", "bridge", "ipvlan"))
+    outcomes = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or len(outcomes) != len(SCENARIOS):
+        raise AssertionError(f"guest failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return dict(zip(SCENARIOS, outcomes, strict=True))
+
+
+#: the four scenarios' reports: one guest boot per test run
+guestReport = sharedFixture("uml-ipvlan", _runGuest, requires=_requirements, seconds=45)
 
 
 class IpvlanGuestTests(TestCase):
@@ -28,17 +51,11 @@ class IpvlanGuestTests(TestCase):
 
     def failover(self, family: int, kinds: str) -> None:
         """
-        Run scenario C{family:kinds} (h1's implementation, h2's) in a guest
-        and check its report.
+        Check the report of scenario C{family:kinds} (h1's implementation,
+        h2's).
         """
-        requireUML("ip", "keepalived", "ping", "bridge")
-        result = runInGuest([sys.executable, "-m", "tests.integration.uml_guest_ipvlan",
-                             f"{family}:{kinds}"],
-                            360, cwd=ROOT, modules=("veth", "bridge", "ipvlan"))
-        self.assertEqual(result.returncode, 0, result.stderr)
-        outcomes = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-        self.assertEqual(len(outcomes), 1, result.stdout + result.stderr)
-        [out] = outcomes
+        _requirements()
+        out = dict(guestReport()[f"{family}:{kinds}"])
         logs = "\n".join(out.pop("logs", []))
         own = {1: "192.0.2.51", 2: "192.0.2.52"} if family == 4 else {
             1: "2001:db8::51", 2: "2001:db8::52"}

@@ -10,8 +10,9 @@ For each scenario (family, which implementation is MASTER): h1 (priority
 address of their own (192.0.2.5N/24, IPv6 2001:db8::5N/64) that adverts are
 sent from; a client h3 pings the VIP once a second while h1 is stopped
 (SIGTERM) and h2 takes over.  VRRPv3 with half-second adverts (what
-ipvlan does does not depend on the interval): the guest is a slow
-computer, every second of its run costs a second of host CPU.
+ipvlan does does not depend on the interval).  The scenarios run side by
+side, each in a lab of its own: one guest boot for all, and while one
+waits on a timer the guest's CPU works for the others.
 
 Usage: C{python -m tests.integration.uml_guest_ipvlan 4:ours,keepalived ...}
 """
@@ -24,6 +25,7 @@ import signal
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from tests.integration.netns import Host, Lab
 from tests.integration.support import addressLines, linkDetails, vipInterface
@@ -123,14 +125,24 @@ def scenario(family: int, kinds: list[str], directory: str) -> dict:
     return result
 
 
+def runOne(spec: str, directory: str) -> dict:
+    family, kinds = spec.split(":")
+    try:
+        return scenario(int(family), kinds.split(","), os.path.join(directory, spec.replace(":", "-")))
+    except Exception as e:  # reported, not raised: the other scenarios still run
+        return {"family": int(family), "kinds": kinds.split(","), "error": repr(e)}
+
+
 def main(argv: list[str]) -> int:
+    """
+    Run the scenarios C{argv} side by side, each in a lab of its own (they
+    mostly wait on VRRP timers and pings), and print their reports in
+    C{argv}'s order.
+    """
     directory = tempfile.mkdtemp(prefix="ipvlan-")
-    for spec in argv:
-        family, kinds = spec.split(":")
-        try:
-            out = scenario(int(family), kinds.split(","), os.path.join(directory, spec.replace(":", "-")))
-        except Exception as e:  # reported, not raised: the other scenarios still run
-            out = {"family": int(family), "kinds": kinds.split(","), "error": repr(e)}
+    with ThreadPoolExecutor(len(argv) or 1) as pool:
+        results = list(pool.map(lambda spec: runOne(spec, directory), argv))
+    for out in results:
         print(json.dumps(out), flush=True)
     return 0
 
