@@ -16,6 +16,8 @@ Test code may block (subprocess); library code never does.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import secrets
 import shutil
@@ -24,10 +26,16 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from twisted.trial.unittest import SkipTest
+
+def _skip(reason: str) -> None:
+    # imported here: a UML guest imports this module too, where every
+    # import costs (L{tests.integration.uml})
+    from twisted.trial.unittest import SkipTest
+
+    raise SkipTest(reason)
 
 
 def requireLab(what: str = "network namespaces") -> None:
@@ -43,7 +51,7 @@ def requireLab(what: str = "network namespaces") -> None:
         reason = f"{what} unavailable: {', '.join(problems)}"
         if os.environ.get("CI"):
             raise AssertionError(reason + " (CI is set: integration tests must run)")
-        raise SkipTest(reason)
+        _skip(reason)
 
 
 def waitUntil(predicate: Callable[[], object], timeout: float,
@@ -72,7 +80,7 @@ def requireCommand(name: str) -> str:
         reason = f"{name} is not installed"
         if os.environ.get("CI"):
             raise AssertionError(reason + " (CI is set: .ci/run must install it)")
-        raise SkipTest(reason)
+        _skip(reason)
     return path
 
 
@@ -80,10 +88,66 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(argv, check=check, capture_output=True, text=True)
 
 
+_CLONE_NEWNET = 0x40000000
+_NETNS_DIR = "/run/netns"
+
+
+@contextlib.contextmanager
+def inNamespace(name: str) -> Iterator[None]:
+    """
+    Run the block with the calling thread in network namespace C{name}
+    (C{setns(2)}; other threads stay where they are).  What is made there
+    stays there: a socket keeps its namespace, a C{/proc/sys/net} file
+    opened there is that namespace's.  A process started instead (C{ip
+    netns exec}, or pyroute2's helper) costs a few milliseconds of CPU here
+    and about half a second in a UML guest (L{tests.integration.uml}).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(os.path.join(_NETNS_DIR, name), os.O_RDONLY)
+        try:
+            if libc.setns(target, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns into {name}")
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            if libc.setns(home, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back")
+    finally:
+        os.close(home)
+
+
+def namespaceSocket(name: str, family: int, kind: int, proto: int = 0) -> socket.socket:
+    """
+    A socket living in network namespace C{name}.
+    """
+    with inNamespace(name):
+        return socket.socket(family, kind, proto)
+
+
+def writeSysctls(name: str, settings: tuple[str, ...]) -> None:
+    """
+    C{sysctl -e -w} of C{settings} (C{key=value}) in namespace C{name}: a
+    key the kernel lacks (e.g. br_netfilter's) is no error.
+    """
+    with inNamespace(name):
+        for setting in settings:
+            key, _, value = setting.partition("=")
+            try:
+                with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                    f.write(value)
+            except FileNotFoundError:
+                pass
+
+
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _NLM_F_REQUEST, _NLM_F_MULTI, _NLM_F_DUMP = 0x1, 0x2, 0x300
 _RTM_NEWLINK, _RTM_GETLINK, _RTM_NEWADDR, _RTM_GETADDR = 16, 18, 20, 22
-_IFA_ADDRESS, _IFA_LOCAL, _IFLA_IFNAME = 1, 2, 3
+_IFA_ADDRESS, _IFA_LOCAL, _IFLA_IFNAME, _IFA_FLAGS = 1, 2, 3, 8
+_IFA_F_TENTATIVE = 0x40
 _FAMILIES = {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}
 
 
@@ -108,15 +172,12 @@ class _AddressReader:
     (about a fifth of a VRRP lab test's CPU), decoding the dump with
     pyroute2's message classes still 1.2 ms; the few fields read here are
     decoded by hand (0.1 ms).  The socket is made inside the namespace once
-    (pyroute2 forks a helper that enters it) and keeps the namespace alive
-    until it is closed, which L{Lab.destroy} does.
+    (L{namespaceSocket}) and keeps the namespace alive until it is closed,
+    which L{Lab.destroy} does.
     """
 
     def __init__(self, ns: str) -> None:
-        from pyroute2 import netns
-
-        self.socket = netns.create_socket(ns, socket.AF_NETLINK, socket.SOCK_RAW,
-                                          socket.NETLINK_ROUTE, flags=0)
+        self.socket = namespaceSocket(ns, socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         self.socket.settimeout(10)
         self.socket.bind((0, 0))
         self.ns = ns
@@ -164,20 +225,35 @@ class _AddressReader:
         [(_, payload)] = self._exchange(_RTM_GETLINK, 0, bytes(16) + attribute)
         return struct.unpack_from("=i", payload, 4)[0]
 
-    def _dump(self, family: int | None) -> list[tuple[int, str]]:
+    def _dump(self, family: int | None, tentative: bool = True) -> list[tuple[int, str]]:
         """
-        C{(interface index, address)} of every address in the namespace.
+        C{(interface index, address)} of every address in the namespace
+        (without C{tentative}: those still in duplicate address detection
+        left out).
         """
         request = struct.pack("=BBBBI", _FAMILIES[family], 0, 0, 0, 0)
         found = []
         for kind, payload in self._exchange(_RTM_GETADDR, _NLM_F_DUMP, request):
             if kind == _RTM_NEWADDR:
-                addressFamily, _, _, _, index = struct.unpack_from("=BBBBI", payload)
+                addressFamily, _, flags, _, index = struct.unpack_from("=BBBBI", payload)
                 attributes = _attributes(payload, 8)
+                if _IFA_FLAGS in attributes:
+                    (flags,) = struct.unpack_from("=I", attributes[_IFA_FLAGS])
+                if not tentative and flags & _IFA_F_TENTATIVE:
+                    continue
                 raw = attributes.get(_IFA_LOCAL) or attributes.get(_IFA_ADDRESS)
                 if raw is not None:
                     found.append((index, socket.inet_ntop(addressFamily, raw)))
         return found
+
+    def linkLocalReady(self, ifname: str) -> bool:
+        """
+        Whether C{ifname} has an IPv6 link-local address out of duplicate
+        address detection (the kernel sends from it, e.g. NDP, MLD).
+        """
+        index = self.indexes.get(ifname) or self._index(ifname)
+        return any(i == index and address.startswith("fe80")
+                   for i, address in self._dump(6, tentative=False))
 
     def allAddresses(self, family: int | None = None) -> list[tuple[str, str]]:
         """
@@ -322,8 +398,7 @@ class Lab:
         self._created.extend(names)
         _batch(None, [f"netns add {name}" for name in names])
         for name in names if settings else ():
-            # -e: a key the kernel lacks (e.g. br_netfilter's) is no error
-            _run("ip", "netns", "exec", name, "sysctl", "-q", "-e", "-w", *settings, check=False)
+            writeSysctls(name, settings)
 
     def addNamespace(self, name: str) -> None:
         """
@@ -394,8 +469,7 @@ class Lab:
         pending = list(hosts)
         while pending and time.monotonic() < deadline:
             for h in list(pending):
-                out = _run("ip", "-n", h.ns, "-6", "addr", "show", "dev", "eth0").stdout
-                if "fe80" in out and "tentative" not in out:
+                if h._netlink().linkLocalReady(h.ifname):
                     pending.remove(h)
             if pending:
                 time.sleep(0.05)
@@ -420,7 +494,6 @@ class Lab:
         self._created.clear()
 
 
-_NETNS_DIR = "/run/netns"
 _BRIDGE_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
                    "net.bridge.bridge-nf-call-iptables=0", "net.bridge.bridge-nf-call-ip6tables=0",
                    "net.bridge.bridge-nf-call-arptables=0")

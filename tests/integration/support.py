@@ -22,16 +22,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from twisted.trial.unittest import SkipTest
 
-from tests.integration.netns import Host
+from tests.integration.netns import Host, namespaceSocket
 
 
 def nsSocket(ns: str, family: int, kind: int, proto: int) -> socket.socket:
     """
     A socket living in namespace C{ns} (never creates the namespace).
     """
-    from pyroute2 import netns
-
-    return netns.create_socket(ns, family, kind, proto, flags=0)
+    return namespaceSocket(ns, family, kind, proto)
 
 
 def nsRouteSocket(ns: str, groups: int) -> socket.socket:

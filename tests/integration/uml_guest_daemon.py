@@ -15,16 +15,15 @@ Topology (all inside the guest)::
                                   rs1 .11   rs2 .12   rs3 .13   sorry .99
 
 Each real server is an C{http.server} serving its own name (a thread of
-this process listening in the server's namespace); the daemon checks rs1 with HTTP_GET and rs2/rs3 with TCP_CHECK (rs3 has
-inhibit_on_failure); quorum 2 with a sorry server.
+this process listening in the server's namespace); the daemon checks rs1
+with HTTP_GET and rs2/rs3 with TCP_CHECK (rs3 has inhibit_on_failure);
+quorum 2 with a sorry server.
 
 Usage: C{python -m tests.integration.uml_guest_daemon}
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import functools
 import http.server
 import json
@@ -36,6 +35,8 @@ import sys
 import threading
 import time
 import traceback
+
+from tests.integration.netns import inNamespace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VIP = "203.0.113.10"
@@ -134,32 +135,6 @@ def setUpNetwork() -> None:
         f.write("1\n")
 
 
-_CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-@contextlib.contextmanager
-def namespace(name: str):
-    """
-    Run the block with this thread in network namespace C{name} (sockets
-    made there stay there): starting a program costs ~0.5 s of CPU in the
-    guest, a socket made here nothing.
-    """
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        if _libc.setns(target, _CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {name}")
-        try:
-            yield
-        finally:
-            if _libc.setns(home, _CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back")
-    finally:
-        os.close(target)
-        os.close(home)
-
-
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -184,7 +159,7 @@ class WebServers:
 
     def start(self, name: str) -> None:
         handler = functools.partial(_Quiet, directory=f"/tmp/www/{name}")
-        with namespace(name):
+        with inNamespace(name):
             server = http.server.ThreadingHTTPServer((SERVERS[name], 80), handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -216,7 +191,7 @@ def clientSocket(timeout: float) -> socket.socket:
     """
     A TCP socket of the client namespace C{cl}.
     """
-    with namespace("cl"):
+    with inNamespace("cl"):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     return sock
@@ -251,19 +226,48 @@ def requests(count: int = 6) -> list[str]:
     return out
 
 
+def _endpoint(hexed: str) -> str:
+    """
+    C{C000020B:0050} (an IPv4 endpoint of C{/proc/net/ip_vs}) as
+    C{192.0.2.11:80}; others as they are.
+    """
+    address, _, port = hexed.rpartition(":")
+    if len(address) != 8:
+        return hexed
+    return f"{socket.inet_ntoa(bytes.fromhex(address))}:{int(port, 16)}"
+
+
+def kernelListing() -> list[str]:
+    """
+    What L{listing} shows (services, and destinations as C{-> ADDRESS:PORT
+    METHOD WEIGHT ...}), read from C{/proc/net/ip_vs}: polling with
+    C{ipvsadm} cost ~70 ms of CPU a poll here (process creation under UML).
+    """
+    with open("/proc/net/ip_vs") as f:
+        rows = f.read().splitlines()[3:]
+    out = []
+    for row in rows:
+        words = row.split()
+        if words and words[0] == "->":
+            out.append(" ".join(["->", _endpoint(words[1]), *words[2:]]))
+        elif words:
+            out.append(" ".join([words[0], _endpoint(words[1]), *words[2:]]))
+    return out
+
+
 def waitFor(predicate, what: str, timeout: float = 15.0) -> float:
     """
-    Poll C{ipvsadm} until C{predicate(listing)}; return the seconds waited.
+    Poll the kernel's table until C{predicate(lines)} (lines as
+    L{kernelListing} gives them); return the seconds waited.
     """
     start = time.monotonic()
     while True:
-        lines = listing()
+        lines = kernelListing()
         if predicate(lines):
             return round(time.monotonic() - start, 2)
         if time.monotonic() - start > timeout:
-            raise RuntimeError(f"timed out waiting for {what}: {lines}")
-        # every ipvsadm costs ~50 ms of CPU here (process creation under UML)
-        time.sleep(0.25)
+            raise RuntimeError(f"timed out waiting for {what}: {listing()}")
+        time.sleep(0.1)
 
 
 def has(address: str, weight: int | None = None):
