@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from tests.integration.forkserver import ForkedProcess, spawnTwistd
 from tests.integration.netns import Host, _run, requireCommand
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -210,13 +211,19 @@ def configTestsMany(host: Host, keepalived: str, paths: Sequence[str],
     return results
 
 
+def twistdArgs(confPath: str, pidPath: str) -> list[str]:
+    """
+    C{twistd}'s arguments for L{twistdArgv}.
+    """
+    return ["-n", "--pidfile", pidPath, "keepalived", "-D", "-G", "-c", confPath]
+
+
 def twistdArgv(confPath: str, pidPath: str) -> list[str]:
     """
     C{twistd -n --pidfile PID keepalived -D -G -c CONF}, with this checkout's
     code (C{-G}: no test lines in the machine's syslog).
     """
-    return [sys.executable, "-c", _TWISTD, "-n", "--pidfile", pidPath, "keepalived", "-D",
-            "-G", "-c", confPath]
+    return [sys.executable, "-c", _TWISTD, *twistdArgs(confPath, pidPath)]
 
 
 def twistArgv(*twistOptions: str) -> Callable[[str, str], list[str]]:
@@ -245,7 +252,7 @@ class Node:
         self.directory = directory
         self.name = f"h{host.index}-{kind}"
         self.logPath = os.path.join(directory, f"{self.name}.log")
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen | ForkedProcess | None = None
         self.starts = 0
         self._logOffset = 0
         os.makedirs(directory, exist_ok=True)
@@ -263,7 +270,8 @@ class Node:
         Write C{config} and start the daemon with it (a new pid file each time).
 
         @param argv: ours only: C{(confPath, pidPath) -> argv} instead of
-            C{twistd -n --pidfile PID keepalived -D -c CONF} (e.g. L{twistArgv}).
+            C{twistd -n --pidfile PID keepalived -D -c CONF} (e.g. L{twistArgv}),
+            which is forked from a warm interpreter (L{tests.integration.forkserver}).
         @param env: variables added to the environment.
         """
         if self.running:
@@ -277,10 +285,13 @@ class Node:
         with open(self.logPath, "a") as log:
             log.write(f"==== start {self.starts} at {time.strftime('%T')} ({confPath})\n")
             self._logOffset = log.tell()
-            if self.kind == OURS:
-                command = (argv or twistdArgv)(confPath, self.pidPath)
-                self.process = self.host.spawn(*command, cwd=ROOT, env=checkoutEnv(env),
-                                               stdout=log,
+            if self.kind == OURS and argv is None:
+                self.process = spawnTwistd(twistdArgs(confPath, self.pidPath), env=checkoutEnv(env),
+                                           cwd=ROOT, netns=self.host.ns, stdout=log)
+                self.host.lab.processes.append(self.process)
+            elif self.kind == OURS:
+                self.process = self.host.spawn(*argv(confPath, self.pidPath), cwd=ROOT,
+                                               env=checkoutEnv(env), stdout=log,
                                                stderr=subprocess.STDOUT)
             else:
                 argv = [self.keepalived, "-n", "-l", "-D", "-P", "-f", confPath,
