@@ -15,8 +15,8 @@ Trial hands out consecutive tests to whichever worker is free, so the
 methods of one class reach all workers at once and all but one would sit
 idle while the fixture is computed.  A worker that has to wait computes,
 meanwhile, another declared fixture that nobody has started yet (it imports
-every C{test_*} module of this package to find them): the run's expensive
-fixtures are then built side by side, each still once.
+every C{test_*} module of this package to find them), the longest first:
+the run's expensive fixtures are then built side by side, each still once.
 
 The run's directory is trial's temporary directory (C{_trial_temp}, marked
 by trial with a C{_trial_marker} file): the current directory in a
@@ -49,6 +49,7 @@ class _Fixture:
     key: str
     compute: Callable[[], Any]
     requires: Callable[[], None] | None
+    seconds: float
 
 
 _fixtures: dict[str, _Fixture] = {}
@@ -56,7 +57,8 @@ _memo: dict[str, dict] = {}
 
 
 def sharedFixture(key: str, compute: Callable[[], Any],
-                  requires: Callable[[], None] | None = None) -> Callable[[], Any]:
+                  requires: Callable[[], None] | None = None,
+                  seconds: float = 0.0) -> Callable[[], Any]:
     """
     Declare fixture C{key} and return the function that gives its value.
 
@@ -69,8 +71,11 @@ def sharedFixture(key: str, compute: Callable[[], Any],
         when C{compute} cannot run here.  The tests call it themselves
         before they ask for the value; a waiting worker does not compute
         the fixture ahead of time when it raises.
+    @param seconds: roughly how long C{compute} takes: waiting workers
+        start the longest fixtures first (what is left for later is then
+        short).
     """
-    _fixtures[key] = fixture = _Fixture(key, compute, requires)
+    _fixtures[key] = fixture = _Fixture(key, compute, requires, seconds)
     return lambda: _value(fixture)
 
 
@@ -156,7 +161,7 @@ def _helpWhileWaiting(directory: str, awaited: str) -> None:
     started, until C{awaited} is there or none is left.
     """
     _discover()
-    for fixture in list(_fixtures.values()):
+    for fixture in sorted(_fixtures.values(), key=lambda f: -f.seconds):
         if os.path.exists(_path(directory, awaited)):
             return
         path = _path(directory, fixture.key)

@@ -22,16 +22,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from twisted.trial.unittest import SkipTest
 
-from tests.integration.netns import Host
+from tests.integration.netns import Host, namespaceSocket
 
 
 def nsSocket(ns: str, family: int, kind: int, proto: int) -> socket.socket:
     """
     A socket living in namespace C{ns} (never creates the namespace).
     """
-    from pyroute2 import netns
-
-    return netns.create_socket(ns, family, kind, proto, flags=0)
+    return namespaceSocket(ns, family, kind, proto)
 
 
 def nsRouteSocket(ns: str, groups: int) -> socket.socket:
@@ -58,15 +56,10 @@ except Exception as e:
 
 def addressLines(host: Host) -> list[tuple[str, str]]:
     """
-    C{(ifname, address)} of every address in C{host}'s namespace.
+    C{(ifname, address)} of every address in C{host}'s namespace (as C{ip
+    -o addr show} lists them; read over netlink: tests poll it).
     """
-    out = host.run("ip", "-o", "addr", "show").stdout
-    result = []
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) > 3:
-            result.append((parts[1], parts[3].split("/")[0]))
-    return result
+    return host.allAddresses()
 
 
 def vipInterface(host: Host, vip: str) -> str | None:

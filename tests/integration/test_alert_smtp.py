@@ -28,10 +28,19 @@ from keepalive_tx.alert.mail import Mailer
 from tests.integration.support import requireAiosmtpd
 
 
-def freePort() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def reservePort(test: TestCase) -> int:
+    """
+    A loopback port kept for C{test}: a socket stays bound to it (with
+    C{SO_REUSEADDR}, never listening) until cleanup, so that no other
+    process gets it -- not even as the source port of a connection -- in
+    the seconds before the relay starts there (the relay binds with
+    C{SO_REUSEADDR} too).  Connections to it are refused meanwhile.
+    """
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    test.addCleanup(s.close)
+    return s.getsockname()[1]
 
 
 def portOpen(port: int) -> bool:
@@ -203,7 +212,7 @@ class DeliveryTests(RelayTestsMixin, TestCase):
         """
         A mail arrives with keepalived's headers and body.
         """
-        port = freePort()
+        port = reservePort(self)
         self.startRelay(port)
         mailer = self.makeMailer(port)
         mailer.send(
@@ -226,7 +235,7 @@ class DeliveryTests(RelayTestsMixin, TestCase):
         the reactor (a LoopingCall keeps ticking); once the relay is back
         within the retry window the mail is delivered.
         """
-        port = freePort()
+        port = reservePort(self)
         ticks: list[float] = []
         loop = LoopingCall(lambda: ticks.append(time.monotonic()))
         loop.start(0.05)
@@ -290,7 +299,7 @@ class IndependentRetryTests(RelayTestsMixin, TestCase):
         at once, and the UP alert right after it -- not when its backoff
         ends (before, the DOWN alert waited behind it until then).
         """
-        port = freePort()
+        port = reservePort(self)
         mailer = self.makeMailer(port, retryInitial=1, retryMax=60)
         start = reactor.seconds()
         mailer.send("[lb1] Realserver [192.0.2.11]:tcp:80 of virtual server"
@@ -324,7 +333,7 @@ class TLSTests(RelayTestsMixin, TestCase):
         """
         By default STARTTLS is used without verifying the self-signed certificate.
         """
-        port = freePort()
+        port = reservePort(self)
         self.startRelay(port, tls=(self.cert, self.key))
         mailer = self.makeMailer(port)
         mailer.send(
@@ -349,7 +358,7 @@ class TLSTests(RelayTestsMixin, TestCase):
         """
         from twisted.internet.ssl import Certificate
 
-        port = freePort()
+        port = reservePort(self)
         self.startRelay(port, tls=(self.cert, self.key))
         untrusted = self.makeMailer(port, verifyTLS=True, retryInitial=0.2, retryMax=0.2)
         untrusted.send("untrusted", "b")

@@ -122,7 +122,7 @@ class _Runs:
         try:
             lab.sweepStale()
             ns = f"{lab.tag}-corpus"
-            lab._addns(ns)
+            lab.addNamespace(ns)
             names = sorted({i for f in files for i in f.interfaces})
             for index, name in enumerate(names):
                 peer = f"kcp{index}"

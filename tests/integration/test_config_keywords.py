@@ -75,7 +75,7 @@ class MissingParameterTests(TestCase):
         self.addCleanup(lab.destroy)
         lab.sweepStale()
         ns = f"{lab.tag}-kw"
-        lab._addns(ns)
+        lab.addNamespace(ns)
         directory = tempfile.mkdtemp()
         self.addCleanup(lambda: subprocess.run(["rm", "-rf", directory], check=False))
         todo = cases()

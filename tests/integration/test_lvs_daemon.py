@@ -51,7 +51,8 @@ def _runGuest() -> dict:
 
 
 #: the guest's report: one guest boot per test run, shared by trial's workers
-guestReport = sharedFixture("uml-daemon", _runGuest, requires=lambda: requireUML("ipvsadm"))
+guestReport = sharedFixture("uml-daemon", _runGuest, requires=lambda: requireUML("ipvsadm"),
+                            seconds=20)
 
 
 def main() -> None:

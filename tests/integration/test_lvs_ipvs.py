@@ -33,7 +33,8 @@ def _runGuest() -> dict:
 
 
 #: the guest's report: one guest boot per test run, shared by trial's workers
-guestReport = sharedFixture("uml-ipvs", _runGuest, requires=lambda: requireUML("ipvsadm"))
+guestReport = sharedFixture("uml-ipvs", _runGuest, requires=lambda: requireUML("ipvsadm"),
+                            seconds=6)
 
 
 class IPVSInGuestTests(TestCase):

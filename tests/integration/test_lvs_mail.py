@@ -174,7 +174,7 @@ def _requirements() -> None:
 #: variants are independent: three guests can boot side by side)
 startReports = {
     variant: sharedFixture(f"uml-startmail-{variant}", partial(_runStartGuest, variant),
-                           requires=_requirements)
+                           requires=_requirements, seconds=15)
     for variant in ("default", "rs_init_notifies", "alpha")
 }
 

@@ -34,7 +34,8 @@ def _runGuest(module: str = "tests.integration.uml_guest_syncd", timeout: float 
 
 
 #: the guest's report: one guest boot per test run, shared by trial's workers
-guestReport = sharedFixture("uml-syncd", _runGuest, requires=lambda: requireUML("ipvsadm"))
+guestReport = sharedFixture("uml-syncd", _runGuest, requires=lambda: requireUML("ipvsadm"),
+                            seconds=7)
 
 
 class SyncDaemonInGuestTests(TestCase):
@@ -101,7 +102,7 @@ def _runInstanceGuest() -> dict:
 
 #: keepalived 2.2.7 and ours with lvs_sync_daemon_interface, in one guest boot
 instanceReport = sharedFixture("uml-syncd-instance", _runInstanceGuest,
-                               requires=lambda: requireUML("ipvsadm"))
+                               requires=lambda: requireUML("ipvsadm"), seconds=16)
 
 
 class InstanceKeywordInGuestTests(TestCase):

@@ -43,7 +43,8 @@ def _runGuest() -> dict:
 
 
 #: the guest's report: one guest boot per test run, shared by trial's workers
-guestReport = sharedFixture("uml-metrics", _runGuest, requires=lambda: requireUML("ipvsadm"))
+guestReport = sharedFixture("uml-metrics", _runGuest, requires=lambda: requireUML("ipvsadm"),
+                            seconds=13)
 
 
 def main() -> None:

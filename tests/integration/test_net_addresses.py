@@ -3,10 +3,10 @@ The real L{NetlinkAddressManager} against a real kernel, inside a lab
 namespace.
 
 The test process stays in the root namespace: its netlink socket is created
-in the host's namespace by C{pyroute2.netns.create_socket} (a forked child
-C{setns()}es, opens the socket and passes the fd back), so every request the
-manager sends is about that namespace's interfaces -- exactly as in the
-daemon, which is started inside its namespace with C{ip netns exec}.
+in the host's namespace (L{tests.integration.netns.namespaceSocket}: the
+calling thread C{setns()}es, opens the socket and goes back), so every
+request the manager sends is about that namespace's interfaces -- exactly as
+in the daemon, which is started inside its namespace with C{ip netns exec}.
 """
 
 from __future__ import annotations

@@ -92,8 +92,8 @@ def _build() -> dict[str, str]:
 #: C{pip install .} of a pristine copy into a clean virtual environment, and
 #: the sdist and wheel built from one: once per test run, shared by trial's
 #: workers
-installed = sharedFixture("packaging-venv", _install)
-built = sharedFixture("packaging-dist", _build)
+installed = sharedFixture("packaging-venv", _install, seconds=3)
+built = sharedFixture("packaging-dist", _build, seconds=3)
 
 
 class InstalledPluginTests(TestCase):

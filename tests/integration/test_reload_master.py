@@ -15,9 +15,10 @@ beside Debian keepalived 2.2.7 (h2, BACKUP, priority 100), VRRPv2 with
   - L{AnnouncementTests}: a reload that adds no address sends no
     gratuitous ARP and runs no notify script again; one that adds an
     address sends one burst (C{garp_master_repeat} rounds for every
-    address), without the second burst of a new MASTER -- keepalived
-    2.2.7's rule.  (Before: the full MASTER burst, its second burst 5 s
-    later and C{notify_master} on every reload.)
+    address), without the second burst of a new MASTER
+    (C{garp_master_delay} later, 1 s here) -- keepalived 2.2.7's rule.
+    (Before: the full MASTER burst, its second burst and
+    C{notify_master} on every reload.)
 
 The reloads change C{router_id}, which restarts the VRRP part (a
 configuration that did not change at all leaves it untouched).
@@ -65,7 +66,8 @@ class _ResumedMaster(VrrpLabMixin):
         self.h1, self.h2 = self.makeNodes([OURS, KEEPALIVED])
 
     def config(self, routerId: str, priority: int, *, scripts: bool = False,
-               extra: bool = False, notify: str | None = None) -> str:
+               extra: bool = False, notify: str | None = None,
+               garpDelay: int | None = None) -> str:
         host = self.h1.host
         text = configText(V2_PASS, host, priority).replace(
             f"router_id h{host.index}", f"router_id {routerId}")
@@ -75,6 +77,8 @@ class _ResumedMaster(VrrpLabMixin):
             inside += "    track_script {\n        chk_hold\n        chk_weight\n    }\n"
         if notify is not None:
             inside += f"    notify {notify}\n    notify_master \"{notify} master\"\n"
+        if garpDelay is not None:
+            inside += f"    garp_master_delay {garpDelay}\n"
         if extra:
             inside += f"    virtual_ipaddress_excluded {{\n        {EXTRA}/24 dev eth0\n    }}\n"
         return text.replace("    virtual_ipaddress {", inside + "    virtual_ipaddress {")
@@ -123,6 +127,9 @@ class ScriptStateTests(_ResumedMaster, TestCase):
 
 
 class AnnouncementTests(_ResumedMaster, TestCase):
+    #: a new MASTER's second burst comes this long after the first
+    GARP_DELAY = 1
+
     def test_garpsOnlyForAddedAddresses(self) -> None:
         out = os.path.abspath(self.mktemp())
         os.makedirs(out)
@@ -131,18 +138,20 @@ class AnnouncementTests(_ResumedMaster, TestCase):
         with open(notify, "w") as f:
             f.write(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
         os.chmod(notify, 0o755)
-        self.startPair(self.config("h1", 150, notify=notify))
-        # after the new MASTER's second burst (garp_master_delay 5 s)
+        delay = self.GARP_DELAY
+        self.startPair(self.config("h1", 150, notify=notify, garpDelay=delay))
+        # after the new MASTER's second burst
         waitFor(lambda: self.h1.logText().count("Sending gratuitous ARP") >= 10, 15,
                 "the second GARP burst", self.nodes)
         time.sleep(0.5)
         with open(calls) as f:
             notified = f.read()
         recorder = self.record()
-        sent = self.reload(self.config("h1-a", 150, notify=notify))
+        sent = self.reload(self.config("h1-a", 150, notify=notify, garpDelay=delay))
         time.sleep(2)
-        added = self.reload(self.config("h1-b", 150, notify=notify, extra=True))
-        time.sleep(7)
+        added = self.reload(self.config("h1-b", 150, notify=notify, extra=True, garpDelay=delay))
+        # long enough for a second burst to show
+        time.sleep(delay + 2)
         frames = recorder.stop()
         why = report(self.nodes, "GARPs across reloads")
         unchanged = [g for g in garps(frames) if g.time < added]

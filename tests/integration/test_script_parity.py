@@ -36,7 +36,7 @@ from tests.integration.vrrpnode import (
     OURS,
     Node,
     VrrpLabMixin,
-    configTests,
+    configTestsMany,
 )
 
 
@@ -138,12 +138,15 @@ class ConfigTestParityTests(TestCase):
         tree = ScriptTree(self)
         work = os.path.abspath(self.mktemp())
         os.mkdir(work)
-        problems = []
-        for n, (name, (text, expected)) in enumerate(corpus(tree).items()):
-            path = os.path.join(work, f"case{n}.conf")
-            with open(path, "w") as f:
+        cases = corpus(tree)
+        paths = []
+        for n, (text, _) in enumerate(cases.values()):
+            paths.append(os.path.join(work, f"case{n}.conf"))
+            with open(paths[-1], "w") as f:
                 f.write(text)
-            theirs, ours = configTests(host, keepalived, path, work)
+        problems = []
+        runs = configTestsMany(host, keepalived, paths, work)
+        for (name, (_, expected)), (theirs, ours) in zip(cases.items(), runs, strict=True):
             wanted = [m.group(1) for m in map(_SCRIPT_LINE.match, theirs.stderr.splitlines())
                       if m]
             ourLines = ours.stderr.splitlines()

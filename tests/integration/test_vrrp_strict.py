@@ -159,10 +159,13 @@ class StrictFirewallTests(TestCase):
         """
         ours = self.ours
         ours.start(strictConfig(1))
-        v4 = ADDRESSES[1][0]
-        waitFor(lambda: v4 in ours.host.addresses(), 20, "ours to be MASTER", [ours])
+        v4, _, v6, _ = ADDRESSES[1]
+        # both instances MASTER (the IPv6 one makes the ip6 table)
+        waitFor(lambda: {v4, v6} <= set(ours.host.addresses()), 20, "ours to be MASTER",
+                [ours])
         ours.kill()
         self.assertIn("table ip keepalived", self.ruleset(ours))
+        self.assertIn("table ip6 keepalived", self.ruleset(ours))
         self.assertFalse(self.pings(v4))
         ours.start(strictConfig(1))
         waitFor(lambda: "Deleting old ip6 keepalived table" in ours.logSinceStart(), 10,

@@ -20,7 +20,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.fakes.vrrp import VI_TEMPLATE
 from tests.integration.netns import makeLab, requireCommand
-from tests.integration.vrrpnode import configTests
+from tests.integration.vrrpnode import configTestsMany
 
 V4 = "        192.0.2.100/24\n"
 V6 = "        2001:db8::100/64\n"
@@ -110,12 +110,14 @@ class VmacConfigTestParityTests(TestCase):
         host.run("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
         work = os.path.abspath(self.mktemp())
         os.mkdir(work)
-        problems = []
-        for n, (name, (text, expected)) in enumerate(CORPUS.items()):
-            path = os.path.join(work, f"case{n}.conf")
-            with open(path, "w") as f:
+        paths = []
+        for n, (text, _) in enumerate(CORPUS.values()):
+            paths.append(os.path.join(work, f"case{n}.conf"))
+            with open(paths[-1], "w") as f:
                 f.write(text)
-            theirs, ours = configTests(host, keepalived, path, work)
+        problems = []
+        runs = configTestsMany(host, keepalived, paths, work)
+        for (name, (_, expected)), (theirs, ours) in zip(CORPUS.items(), runs, strict=True):
             wanted = vmacLines(theirs.stderr)
             missing = [line for line in wanted if not any(line in o for o in ours.stderr.splitlines())]
             if (theirs.returncode, ours.returncode) != (expected, expected) or missing:

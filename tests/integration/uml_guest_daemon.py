@@ -14,23 +14,29 @@ Topology (all inside the guest)::
                                    +---------+---------+---------+
                                   rs1 .11   rs2 .12   rs3 .13   sorry .99
 
-Each real server runs C{python -m http.server} serving its own name; the
-daemon checks rs1 with HTTP_GET and rs2/rs3 with TCP_CHECK (rs3 has
-inhibit_on_failure); quorum 2 with a sorry server.
+Each real server is an C{http.server} serving its own name (a thread of
+this process listening in the server's namespace); the daemon checks rs1
+with HTTP_GET and rs2/rs3 with TCP_CHECK (rs3 has inhibit_on_failure);
+quorum 2 with a sorry server.
 
 Usage: C{python -m tests.integration.uml_guest_daemon}
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
+
+from tests.integration.netns import inNamespace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VIP = "203.0.113.10"
@@ -129,13 +135,20 @@ def setUpNetwork() -> None:
         f.write("1\n")
 
 
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 class WebServers:
     """
-    One C{python -m http.server} per real server namespace.
+    One HTTP server per real server namespace (C{http.server} in a thread
+    of this process, its listening socket in the namespace): stopping one
+    closes its socket, so connections to it are refused.
     """
 
     def __init__(self) -> None:
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.servers: dict[str, http.server.ThreadingHTTPServer] = {}
         for name in SERVERS:
             root = f"/tmp/www/{name}"
             os.makedirs(root, exist_ok=True)
@@ -145,19 +158,20 @@ class WebServers:
                 f.write("ok")
 
     def start(self, name: str) -> None:
-        self.procs[name] = subprocess.Popen(
-            ["ip", "netns", "exec", name, sys.executable, "-I", "-S", "-m", "http.server", "80",
-             "--bind", SERVERS[name], "--directory", f"/tmp/www/{name}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        )
+        handler = functools.partial(_Quiet, directory=f"/tmp/www/{name}")
+        with inNamespace(name):
+            server = http.server.ThreadingHTTPServer((SERVERS[name], 80), handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.servers[name] = server
 
     def stop(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        proc.kill()
-        proc.wait()
+        server = self.servers.pop(name)
+        server.shutdown()
+        server.server_close()
 
     def stopAll(self) -> None:
-        for name in list(self.procs):
+        for name in list(self.servers):
             self.stop(name)
 
 
@@ -173,19 +187,28 @@ def waitPort(address: str, deadline: float = 20.0) -> None:
             time.sleep(0.1)
 
 
-_CLIENT = """
-import http.client, json, sys
-out = []
-for _ in range(int(sys.argv[1])):
-    try:
-        c = http.client.HTTPConnection(sys.argv[2], 80, timeout=2)
-        c.request("GET", "/")
-        out.append(c.getresponse().read().decode())
-        c.close()
-    except OSError as e:
-        out.append("error: " + type(e).__name__)
-print(json.dumps(out))
-"""
+def clientSocket(timeout: float) -> socket.socket:
+    """
+    A TCP socket of the client namespace C{cl}.
+    """
+    with inNamespace("cl"):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    return sock
+
+
+def fetch(request: bytes, timeout: float = 2.0) -> bytes:
+    """
+    Send C{request} to the VIP on one connection from the client
+    namespace; return the whole response.
+    """
+    with clientSocket(timeout) as sock:
+        sock.connect((VIP, 80))
+        sock.sendall(request)
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks)
 
 
 def requests(count: int = 6) -> list[str]:
@@ -193,23 +216,58 @@ def requests(count: int = 6) -> list[str]:
     C{count} HTTP requests from the client namespace to the VIP (one
     connection each): the bodies name the servers that answered.
     """
-    out = run("ip", "netns", "exec", "cl", sys.executable, "-I", "-S", "-c", _CLIENT, str(count), VIP)
-    return json.loads(out)
+    out = []
+    for _ in range(count):
+        try:
+            response = fetch(f"GET / HTTP/1.0\r\nHost: {VIP}\r\n\r\n".encode())
+            out.append(response.partition(b"\r\n\r\n")[2].decode())
+        except OSError as e:
+            out.append("error: " + type(e).__name__)
+    return out
+
+
+def _endpoint(hexed: str) -> str:
+    """
+    C{C000020B:0050} (an IPv4 endpoint of C{/proc/net/ip_vs}) as
+    C{192.0.2.11:80}; others as they are.
+    """
+    address, _, port = hexed.rpartition(":")
+    if len(address) != 8:
+        return hexed
+    return f"{socket.inet_ntoa(bytes.fromhex(address))}:{int(port, 16)}"
+
+
+def kernelListing() -> list[str]:
+    """
+    What L{listing} shows (services, and destinations as C{-> ADDRESS:PORT
+    METHOD WEIGHT ...}), read from C{/proc/net/ip_vs}: polling with
+    C{ipvsadm} cost ~70 ms of CPU a poll here (process creation under UML).
+    """
+    with open("/proc/net/ip_vs") as f:
+        rows = f.read().splitlines()[3:]
+    out = []
+    for row in rows:
+        words = row.split()
+        if words and words[0] == "->":
+            out.append(" ".join(["->", _endpoint(words[1]), *words[2:]]))
+        elif words:
+            out.append(" ".join([words[0], _endpoint(words[1]), *words[2:]]))
+    return out
 
 
 def waitFor(predicate, what: str, timeout: float = 15.0) -> float:
     """
-    Poll C{ipvsadm} until C{predicate(listing)}; return the seconds waited.
+    Poll the kernel's table until C{predicate(lines)} (lines as
+    L{kernelListing} gives them); return the seconds waited.
     """
     start = time.monotonic()
     while True:
-        lines = listing()
+        lines = kernelListing()
         if predicate(lines):
             return round(time.monotonic() - start, 2)
         if time.monotonic() - start > timeout:
-            raise RuntimeError(f"timed out waiting for {what}: {lines}")
-        # every ipvsadm costs ~50 ms of CPU here (process creation under UML)
-        time.sleep(0.25)
+            raise RuntimeError(f"timed out waiting for {what}: {listing()}")
+        time.sleep(0.1)
 
 
 def has(address: str, weight: int | None = None):

@@ -58,7 +58,11 @@ def server(address: str, port: int, name: str, check: str) -> str:
 
 def config(globalLines: str, vsLines: str) -> str:
     tcp = "        TCP_CHECK {\n            connect_timeout 1\n            retry 0\n        }"
-    misc = '        MISC_CHECK {\n            misc_path "/bin/true"\n        }'
+    # misc_timeout: its default (delay_loop, 1 s) is shorter than a loaded
+    # guest may take to start /bin/true (keepalived then logs "timed out"
+    # and takes the server down)
+    misc = ('        MISC_CHECK {\n            misc_path "/bin/true"\n'
+            '            misc_timeout 10\n        }')
     return f"""\
 global_defs {{
     router_id lb1

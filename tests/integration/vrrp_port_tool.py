@@ -9,7 +9,8 @@ a lab namespace:
 C{recv} prints C{READY} once listening, then one JSON line per datagram
 (bytes, meta, validation verdict against the given policy) and exits after
 C{--count} datagrams or C{--timeout} seconds.  C{send} sends C{--count}
-adverts built by L{keepalive_tx.vrrp.packet}.  C{flood} sends C{--rate}
+adverts built by L{keepalive_tx.vrrp.packet} (C{SENDING} once the first has
+left; SIGTERM stops it early), then prints a JSON line of its counters.  C{flood} sends C{--rate}
 adverts a second for C{--secs} seconds (both bounded) in bursts every 10 ms
 and prints one JSON line: how many it sent and when each VRRP packet from
 C{--watch} (the daemon under test) arrived, relative to the first burst.
@@ -235,6 +236,8 @@ def main(argv: list[str]) -> int:
             packet = encodeVrrp(advert, 6, computeChecksum=False)
         port.send(packet, dest)
         state["sent"] += 1
+        if state["sent"] == 1:
+            print("SENDING", flush=True)
         if state["sent"] >= opts.count:
             loop.stop()
             reactor.callLater(0, reactor.stop)
