@@ -30,12 +30,13 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
-from twisted.internet import abstract, defer, error, interfaces, task
+from twisted.internet import abstract, error, interfaces
 from twisted.logger import Logger
 from twisted.python.reflect import fullyQualifiedName
 from zope.interface import implementer
 
 from keepalive_tx.bfd.packet import BFD_PORT, SOURCE_PORT_MAX, SOURCE_PORT_MIN
+from keepalive_tx.net.socketport import SocketPort
 from keepalive_tx.net.sockopts import (
     IP_PKTINFO,
     IPV6_HOPLIMIT,
@@ -108,7 +109,7 @@ def _family(address: IPAddress) -> int:
 
 
 @implementer(interfaces.IListeningPort)
-class BfdReceivePort(abstract.FileDescriptor):
+class BfdReceivePort(SocketPort):
     """
     The receiving UDP socket of one address family, port 3784.
 
@@ -168,26 +169,6 @@ class BfdReceivePort(abstract.FileDescriptor):
         self._socket = sock
         self.connected = True
         self.startReading()
-
-    def fileno(self) -> int:
-        return -1 if self._socket is None else self._socket.fileno()
-
-    def stopListening(self) -> defer.Deferred:
-        self.stopReading()
-        if self.disconnecting:
-            return self._stoppedDeferred
-        if self.connected:
-            self._stoppedDeferred = task.deferLater(self.reactor, 0, self.connectionLost)
-            self.disconnecting = True
-            return self._stoppedDeferred
-        return defer.succeed(None)
-
-    def connectionLost(self, reason: Any = None) -> None:
-        abstract.FileDescriptor.connectionLost(self, reason)
-        self.connected = False
-        sock, self._socket = self._socket, None
-        if sock is not None:
-            sock.close()
 
     def getHost(self) -> tuple[int, int]:
         return (self.family, self.port)

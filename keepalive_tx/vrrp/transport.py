@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
-from twisted.internet import abstract, defer, error, interfaces, task
+from twisted.internet import abstract, error, interfaces
 from twisted.logger import Logger
 from twisted.python.reflect import fullyQualifiedName
 from zope.interface import Interface, implementer
 
+from keepalive_tx.net.socketport import SocketPort
 from keepalive_tx.net.sockopts import (
     IP_HDRINCL,
     IP_PKTINFO,
@@ -111,7 +112,7 @@ class PortAddress:
 
 
 @implementer(interfaces.IListeningPort)
-class VrrpRawPort(abstract.FileDescriptor):
+class VrrpRawPort(SocketPort):
     """
     A raw IPv4 or IPv6 socket carrying VRRP (or keepalived's AH) adverts.
 
@@ -284,36 +285,6 @@ class VrrpRawPort(abstract.FileDescriptor):
             return False
         self.startReading()
         return True
-
-    def fileno(self) -> int:
-        if self._socket is None:
-            return -1
-        return self._socket.fileno()
-
-    def stopListening(self) -> defer.Deferred:
-        """
-        Stop reading and close the socket (on the next reactor turn).
-
-        @return: a Deferred that fires when the socket is closed.
-        """
-        self.stopReading()
-        if self.disconnecting:
-            return self._stoppedDeferred
-        if self.connected:
-            self._stoppedDeferred = task.deferLater(self.reactor, 0, self.connectionLost)
-            self.disconnecting = True
-            return self._stoppedDeferred
-        return defer.succeed(None)
-
-    def connectionLost(self, reason: Any = None) -> None:
-        """
-        Close the socket.
-        """
-        abstract.FileDescriptor.connectionLost(self, reason)
-        self.connected = False
-        sock, self._socket = self._socket, None
-        if sock is not None:
-            sock.close()
 
     def getHost(self) -> PortAddress:
         return PortAddress(self.family, self.interface, self.ipProtocol)
