@@ -5,7 +5,7 @@ kept.
 
 Usage::
 
-    python3 .ci/testtimes.py [--top N] [--save FILE] -- python3 -m twisted.trial -j4 tests
+    python3 .ci/testtimes.py [--top N] [--save FILE] -- python3 -m twisted.trial -j6 tests
     python3 .ci/testtimes.py [--top N] --report FILE
 
 The first form runs the trial command as it is (its output passes through,
