@@ -36,6 +36,7 @@ minutes).
 
     python3 bench/bfd.py --part detection --reps 20
     python3 bench/bfd.py --part jitter --checks 5000 --soak
+    python3 bench/bfd.py --part jitter --impl ours --loads checks --soak
 """
 
 from __future__ import annotations
@@ -409,6 +410,8 @@ def main() -> None:
     ap.add_argument("--checks", type=int, default=5000, help="jitter: checks per second")
     ap.add_argument("--seconds", type=float, default=30.0, help="jitter: seconds per run")
     ap.add_argument("--soak", action="store_true", help="jitter runs of 600 s")
+    ap.add_argument("--loads", default="idle,checks",
+                    help="jitter: our runs, idle and/or with --checks")
     ap.add_argument("--workdir", default=None)
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -434,7 +437,9 @@ def main() -> None:
                   f"{stats([x * 1000 for x in alone])} ms", flush=True)
     if "jitter" in parts:
         print(f"transmit interval at 10 ms ({seconds:g} s per run; gaps in ms):")
-        runs = [(OURS, 0), (OURS, a.checks)] if OURS in impls else []
+        loads = a.loads.split(",")
+        runs = [(OURS, n) for load, n in (("idle", 0), ("checks", a.checks))
+                if load in loads] if OURS in impls else []
         runs += [(KEEPALIVED, 0)] if KEEPALIVED in impls else []
         for impl, checks in runs:
             r = jitter(impl, checks, seconds, workdir)
