@@ -177,14 +177,6 @@ class GenlChannel(SyncNetlinkChannel):
             if self.familyId is None:
                 raise IPVSError(errno.ENOENT, f"no generic netlink family {self.family}")
 
-    def close(self) -> None:
-        if self._socket is not None:
-            sock, self._socket = self._socket, None
-            try:
-                sock.close()
-            except OSError:
-                pass
-
     def request(self, msg: nlmsg, *, dump: bool = False) -> list[nlmsg]:
         """
         Send C{msg} to the family; return the data messages of the answer.

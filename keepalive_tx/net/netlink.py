@@ -383,8 +383,8 @@ class SyncNetlinkChannel:
     non-blocking socket and collect its answer, which the kernel has always
     queued by the time C{send} returns (see the module docstring).
 
-    Subclasses provide C{_socket} (opened before L{_exchange}), C{_marshal},
-    C{close()} and the exception class they raise (L{errorClass}: built as
+    Subclasses provide C{_socket} (opened before L{_exchange}), C{_marshal}
+    and the exception class they raise (L{errorClass}: built as
     C{errorClass(errno, text)}).
     """
 
@@ -394,7 +394,15 @@ class SyncNetlinkChannel:
     _sequence: int = 0
 
     def close(self) -> None:
-        raise NotImplementedError
+        """
+        Close the socket, if open (a later request opens a new one).
+        """
+        if self._socket is not None:
+            sock, self._socket = self._socket, None
+            try:
+                sock.close()
+            except OSError:
+                pass
 
     def _exchange(self, msg: nlmsg, msgType: int, flags: int = 0, *,
                   dump: bool = False) -> list[nlmsg]:
@@ -476,14 +484,6 @@ class RouteChannel(SyncNetlinkChannel):
         """
         if self._socket is None:
             self._socket = self._socketFactory(0)
-
-    def close(self) -> None:
-        if self._socket is not None:
-            sock, self._socket = self._socket, None
-            try:
-                sock.close()
-            except OSError:
-                pass
 
     def request(
         self, msg: nlmsg, msgType: int, flags: int = 0, *, dump: bool = False
