@@ -136,6 +136,8 @@ __all__ = [
     "RouteChannel",
     "RouteSocket",
     "RtnlMarshal",
+    "SocketOwner",
+    "SyncNetlinkChannel",
     "addressFromMessage",
     "linkFromMessage",
     "openRouteSocket",
@@ -376,7 +378,27 @@ def addressFromMessage(msg: nlmsg) -> AddressInfo | None:
         return None
 
 
-class SyncNetlinkChannel:
+class SocketOwner:
+    """
+    Holds one netlink socket in C{_socket}, opened on demand by the
+    subclass; L{close} lets go of it.
+    """
+
+    _socket: Any = None
+
+    def close(self) -> None:
+        """
+        Close the socket, if open (a later request opens a new one).
+        """
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+class SyncNetlinkChannel(SocketOwner):
     """
     The request/answer exchange shared by our synchronous netlink channels
     (rtnetlink here, generic netlink for IPVS): send one request on a
@@ -389,20 +411,9 @@ class SyncNetlinkChannel:
     """
 
     errorClass: type[Exception] = NetlinkError
-    _socket: Any
     _marshal: Marshal
     _sequence: int = 0
 
-    def close(self) -> None:
-        """
-        Close the socket, if open (a later request opens a new one).
-        """
-        if self._socket is not None:
-            sock, self._socket = self._socket, None
-            try:
-                sock.close()
-            except OSError:
-                pass
 
     def _exchange(self, msg: nlmsg, msgType: int, flags: int = 0, *,
                   dump: bool = False) -> list[nlmsg]:

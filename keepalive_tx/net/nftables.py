@@ -56,7 +56,7 @@ from pyroute2.netlink.nfnetlink.nftsocket import (
 )
 
 from keepalive_tx.net import nftops as P
-from keepalive_tx.net.netlink import NetlinkError
+from keepalive_tx.net.netlink import NetlinkError, SocketOwner
 
 __all__ = ["NetfilterChannel", "encodeBatch", "openNetfilterSocket"]
 
@@ -240,7 +240,7 @@ def encodeBatch(ops: Iterable[object], table: str, priority: int,
 
 # -- the channel ----------------------------------------------------------------
 
-class NetfilterChannel:
+class NetfilterChannel(SocketOwner):
     """
     Synchronous nf_tables batches on a non-blocking socket (opened lazily by
     C{socketFactory}, reopened after any failure).
@@ -260,14 +260,6 @@ class NetfilterChannel:
                 self._socket = self._socketFactory()
             except OSError as e:
                 raise NetlinkError(e.errno or errno.EIO, str(e)) from e
-
-    def close(self) -> None:
-        if self._socket is not None:
-            sock, self._socket = self._socket, None
-            try:
-                sock.close()
-            except OSError:
-                pass
 
     def apply(self, ops: Sequence[object]) -> None:
         """
