@@ -448,11 +448,10 @@ def main() -> None:
                   f"{r['outside']}, over 30 ms {r['late']}; sessions lost: {impl} "
                   f"{r['ourDowns']}, bfdd {r['peerDowns']}; CPU {r['cpu']:.0f}% "
                   f"(load average {loadAverage()})", flush=True)
-            if "peerGaps" in r:
-                peer, stalls = r["peerGaps"], r["stalls"]
-                print(f"  {'':10s} {'(bfdd sends)':18s} {stats(peer)}; over 30 ms "
-                      f"{sum(1 for g in peer if g > 30)}; machine stalls over 20 ms "
-                      f"{len(stalls)} (max {max(stalls, default=0):.0f})", flush=True)
+            peer, stalls = r["peerGaps"], r["stalls"]
+            print(f"  {'':10s} {'(bfdd sends)':18s} {stats(peer)}; over 30 ms "
+                  f"{sum(1 for g in peer if g > 30)}; machine stalls over 20 ms "
+                  f"{len(stalls)} (max {max(stalls, default=0):.0f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ class FakeReloadableService:
     C{stopping[-1]} (when C{slowStop} is set).
     """
 
-    def __init__(self, slowStop: bool = False, reactor: Clock | None = None) -> None:
+    def __init__(self, slowStop: bool = False, reactor: Any = None) -> None:
         self.reactor = reactor if reactor is not None else Clock()
         self.models: list = []
         self.slowStop = slowStop

@@ -6,6 +6,7 @@ configuration.
 
 from __future__ import annotations
 
+import threading
 from ipaddress import ip_address
 
 from twisted.internet.task import Clock
@@ -510,8 +511,8 @@ class ThreadedReadTests(SynchronousTestCase):
     reactor goes on; the result is applied on the reactor thread.
     """
 
-    def makeReloader(self, loader, reactor: ThreadedClock | None = None):
-        self.reactor = reactor or ThreadedClock()
+    def makeReloader(self, loader):
+        self.reactor = ThreadedClock()
         self.service = FakeReloadableService(reactor=self.reactor)
         self.recorder = Recorder()
         reloader = ReloadSignal(self.service, loader, install=None, listeners=[self.recorder])
@@ -563,8 +564,6 @@ class ThreadedReadTests(SynchronousTestCase):
         """
         A reactor without threads (a L{Clock}) reads on its own thread.
         """
-        import threading
-
         seen: list[threading.Thread] = []
         service = FakeReloadableService()
         reloader = ReloadSignal(service, lambda: seen.append(threading.current_thread())
@@ -583,13 +582,10 @@ class RealThreadTests(TestCase):
         On the real reactor the loader runs in a pool thread, not the
         reactor's.
         """
-        import threading
-
         from twisted.internet import reactor
 
         seen: list[threading.Thread] = []
-        service = FakeReloadableService()
-        service.reactor = reactor
+        service = FakeReloadableService(reactor=reactor)
         reloader = ReloadSignal(service, lambda: seen.append(threading.current_thread())
                                 or Result("m"), install=None)
         reloader.startService()
