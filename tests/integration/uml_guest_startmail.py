@@ -10,8 +10,9 @@ for the healthy TCP_CHECK, C{/bin/true} for the healthy MISC_CHECK, a
 closed port for the failing TCP_CHECK.  Each real server's C{notify_up} /
 C{notify_down} script appends a line to a log.  Every variant runs each
 daemon in turn, for L{WINDOW} seconds once its checkers are activated (the
-first checks are done by then);
-what was mailed and notified before it is stopped is reported.
+first checks are done by then), then until the mails on their way have
+arrived (L{settle}); what was mailed and notified before it is stopped is
+reported.
 
 Usage: C{python -m tests.integration.uml_guest_startmail [VARIANT ...]}
 (default: every variant of L{VARIANTS}).
@@ -138,6 +139,7 @@ def runDaemon(kind: str, conf: str, logPath: str) -> dict:
             break
         time.sleep(0.05)
     time.sleep(WINDOW)
+    settle()
     result = {"mails": mails(), "notify": notified(), "ipvs": ipvs()}
     proc.send_signal(signal.SIGTERM)
     try:
@@ -147,6 +149,43 @@ def runDaemon(kind: str, conf: str, logPath: str) -> dict:
         proc.wait()
     subprocess.run(["ipvsadm", "-C"], check=False)
     return result
+
+
+def relayConnections() -> int:
+    """
+    SMTP connections being opened or open to the relay (SYN_SENT, SYN_RECV,
+    ESTABLISHED), from C{/proc/net/tcp}.
+    """
+    port = f"{RELAY[1]:04X}"
+    count = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote, state = fields[1], fields[2], fields[3]
+            if state in ("01", "02", "03") and port in (local.split(":")[1], remote.split(":")[1]):
+                count += 1
+    return count
+
+
+def settle(quiet: float = 1.0, deadline: float = 15.0) -> None:
+    """
+    Wait until mailing has stopped: no connection to the relay and no new
+    mail for C{quiet} seconds (at most C{deadline}).  The window decides what
+    is mailed; this only lets a mail already on its way arrive, whatever the
+    load of the guest: our daemon delivers its mails one connection at a
+    time, in the order of the events, keepalived each on a connection of its
+    own, so under a slow relay ours may still be delivering when the window
+    ends.
+    """
+    end = time.monotonic() + deadline
+    last, since = None, time.monotonic()
+    while time.monotonic() < end:
+        now = (len(mails()), relayConnections())
+        if now != last or now[1]:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.1)
 
 
 def readFile(path: str) -> bytes:
