@@ -414,7 +414,6 @@ class SyncNetlinkChannel(SocketOwner):
     _marshal: Marshal
     _sequence: int = 0
 
-
     def _exchange(self, msg: nlmsg, msgType: int, flags: int = 0, *,
                   dump: bool = False) -> list[nlmsg]:
         """
