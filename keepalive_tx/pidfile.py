@@ -1,7 +1,7 @@
-# -*- test-case-name: tests.unit.test_tap -*-
+# -*- test-case-name: tests.unit.test_pidfile -*-
 """
 keepalived's C{-p FILE} where no twistd writes it (C{twist}): the process
-id written when the service starts, removed when it stops.
+id written once the service runs, removed when it stops.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import atexit
 import os
 
 from twisted.application.service import Service
+from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 
 __all__ = ["PidFile"]
@@ -18,29 +19,41 @@ __all__ = ["PidFile"]
 class PidFile(Service):
     """
     Write this process's id to C{path} (C{0644} less the umask, never
-    through a symbolic link) in C{privilegedStartService}, before any
-    privileges are dropped (or in C{startService} when the runner has no
-    privileged start); remove it on stop, or when the interpreter exits
-    (a signal during start-up ends the runner without stopping services).
+    through a symbolic link); remove it on stop, or when the interpreter
+    exits.
+
+    In C{privilegedStartService} it is written at once, before any
+    privileges are dropped.  When the runner has no privileged start
+    (C{twist}, which starts its service before the reactor runs), it is
+    written once the reactor runs: from then on the reactor's signal
+    handlers are in place, so a C{SIGTERM} sent to the process the file
+    names stops it cleanly and the file goes with it.  (Before that, a
+    C{SIGTERM} ends the process on the spot, as any process, and would
+    leave a stale file behind.)
     """
 
     log = Logger()
     name = "pid-file"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, reactor: IReactorCore) -> None:
         self.path = os.path.abspath(path)
+        self._reactor = reactor
         self._written = False
+        self._wanted = False
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
+        self._wanted = True
         self._write()
 
     def startService(self) -> None:
         super().startService()
-        self._write()
+        if not self._wanted:
+            self._wanted = True
+            self._reactor.callWhenRunning(self._write)
 
     def _write(self) -> None:
-        if self._written:
+        if self._written or not self._wanted:
             return
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
@@ -56,6 +69,7 @@ class PidFile(Service):
 
     def stopService(self) -> None:
         super().stopService()
+        self._wanted = False
         self._remove()
 
     def _remove(self) -> None:

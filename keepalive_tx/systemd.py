@@ -17,7 +17,8 @@ C{$NOTIFY_SOCKET} is set, never the embeddable
 L{keepalive_tx.service.KeepalivedService}.  It sends:
 
   - C{READY=1} once every part has started
-    (L{KeepalivedService.whenRunning}, after C{startup_script}); when some
+    (L{KeepalivedService.whenRunning}, after C{startup_script}) and the
+    reactor runs (its signal handlers in place); when some
     part could not start, the daemon runs the others as keepalived does,
     so C{READY=1} still goes out, with C{STATUS=} naming what failed (until
     a reload is applied);
@@ -41,6 +42,8 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorCore
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -284,7 +287,18 @@ class SystemdNotifier(Service):
             self._watchdogLoop = LoopingCall(self.notify, "WATCHDOG=1")
             self._watchdogLoop.clock = self.clock
             self._watchdogLoop.start(self.watchdog, now=True)
-        self.service.whenRunning().addCallbacks(self._started, self._startFailed)
+        started = self.service.whenRunning()
+        if IReactorCore.providedBy(self.clock):
+            # twistd and twist start the service before the reactor runs:
+            # ready only once it handles signals, so that the SIGTERM of a
+            # `systemctl stop` right after start stops the daemon cleanly
+            started.addBoth(self._onceRunning)
+        started.addCallbacks(self._started, self._startFailed)
+
+    def _onceRunning(self, result: object) -> Deferred[object]:
+        running: Deferred[object] = Deferred()
+        self.clock.callWhenRunning(running.callback, result)
+        return running
 
     def _startFailed(self, reason: Any) -> None:
         if not self.running:

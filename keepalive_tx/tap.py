@@ -48,8 +48,8 @@ class Options(usage.Options):
          "Check the configuration, print problems and exit (keepalived -t); "
          "-tFILE / --config-test=FILE appends the report to FILE."],
         ["pid", "p", None,
-         "Pid file (under twistd: twistd's --pidfile; under twist: written at start and removed "
-         "at exit)."],
+         "Pid file (under twistd: twistd's --pidfile; under twist: written once the reactor runs "
+         "and removed at exit)."],
         ["log-file", "g", None,
          "Also log to files, keepalived's format: -gFILE / --log-file=FILE (default "
          "keepalived.log; relative: in $TMPDIR or /tmp), VRRP lines in FILE_vrrp, checker lines "
@@ -404,7 +404,7 @@ def makeService(options: Options, reactor=None) -> IService:
     if options["pid"] is not None and "pid" not in options.delegated:
         from keepalive_tx.pidfile import PidFile
 
-        PidFile(options["pid"]).setServiceParent(service)
+        PidFile(options["pid"], service.reactor).setServiceParent(service)
     # Type=notify under systemd: READY/RELOADING/STOPPING/STATUS/WATCHDOG.
     # Last child, so it stops first (STOPPING=1 before the VIPs go).
     from keepalive_tx.systemd import SystemdNotifier

@@ -44,6 +44,18 @@ def twistd(*argv: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
+def catchesSigterm(pid: int) -> bool:
+    """
+    Whether process C{pid} has a handler for C{SIGTERM} (the C{SigCgt}
+    mask of C{/proc/PID/status}): the reactor of a twistd or twist
+    process has installed its signal handlers.
+    """
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
 class CommandLineTests(TestCase):
     def test_version(self) -> None:
         """
@@ -101,10 +113,13 @@ class RunTests(TestCase):
         return process, out
 
     def stop(self, process: subprocess.Popen, out: Path) -> None:
-        # once the service runs (a signal before the reactor handles signals
-        # ends the process on the spot, as any process)
+        # once the service runs and the reactor handles SIGTERM (twistd and
+        # twist start the service before the reactor installs its handlers;
+        # a signal before then ends the process on the spot, as any process)
         waitUntil(lambda: "Starting keepalive_tx" in out.read_text(), 30,
                   lambda: f"the service to start\n{out.read_text()}")
+        waitUntil(lambda: catchesSigterm(process.pid), 30,
+                  lambda: f"the reactor's SIGTERM handler\n{out.read_text()}")
         process.send_signal(signal.SIGTERM)
         # Twisted ends with the signal that stopped it (or 0)
         self.assertIn(process.wait(30), (0, -signal.SIGTERM))
@@ -141,14 +156,17 @@ class RunTests(TestCase):
 
     def test_twistPidFile(self) -> None:
         """
-        Under C{twist} (no pid file of its own), C{-p} is written at start
-        and removed at exit.
+        Under C{twist} (no pid file of its own), C{-p} is written once the
+        reactor runs -- its SIGTERM handler is in place by then, so a
+        SIGTERM to the process it names stops it cleanly (twist starts its
+        service before the reactor runs) -- and removed at exit.
         """
         pid = self.tmp / "ka.pid"
         process, out = self.spawn(["-m", "twisted", "keepalived", "-G", "-p", str(pid),
                                  "-c", str(self.conf)])
         waitUntil(lambda: pid.exists() and pid.read_text().strip(), 30,
                   lambda: f"the pid file {pid}\n{out.read_text()}")
+        self.assertTrue(catchesSigterm(process.pid))
         self.assertEqual(int(pid.read_text()), process.pid)
         self.stop(process, out)
         self.assertFalse(pid.exists())

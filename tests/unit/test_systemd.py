@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from keepalive_tx import tap
@@ -145,10 +146,11 @@ class RealSocketTests(SynchronousTestCase):
 class NotifierTests(SynchronousTestCase):
     statusInterval = SystemdNotifier.statusInterval
 
-    def build(self, model=None, watchdog: float | None = None, startup: bool = False):
+    def build(self, model=None, watchdog: float | None = None, startup: bool = False,
+              clock: Clock | MemoryReactorClock | None = None):
         if model is None:
             model = modelFor(*TWO)
-        self.clock = Clock()
+        self.clock = Clock() if clock is None else clock
         self.service = KeepalivedService(model, self.clock, vrrpPlatform=FakeVrrpPlatform())
         self.runners: list[FakeScriptRunner] = []
 
@@ -208,6 +210,21 @@ class NotifierTests(SynchronousTestCase):
         self.assertEqual(self.datagrams(), [{"STATUS": "2 VRRP instances (2 MASTER)"}])
         self.clock.pump([1.0] * 6)
         self.assertEqual(self.datagrams(), [])
+
+    def test_readyOnceTheReactorRuns(self) -> None:
+        """
+        Started before the reactor runs (as twistd and twist start their
+        service), C{READY=1} waits until it runs: its signal handlers are
+        then in place, and a C{systemctl stop} right after start stops the
+        daemon cleanly.
+        """
+        reactor = MemoryReactorClock()
+        self.build(clock=reactor)
+        self.service.startService()
+        self.assertEqual(self.datagrams(), [])
+        reactor.run()
+        self.assertEqual(self.datagrams(),
+                         [{"READY": "1", "STATUS": "2 VRRP instances (0 MASTER)"}])
 
     def test_readyAfterStartupScript(self) -> None:
         """
