@@ -39,21 +39,22 @@ class PidFile(Service):
         self.path = os.path.abspath(path)
         self._reactor = reactor
         self._written = False
-        self._wanted = False
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
-        self._wanted = True
         self._write()
 
     def startService(self) -> None:
         super().startService()
-        if not self._wanted:
-            self._wanted = True
-            self._reactor.callWhenRunning(self._write)
+        self._reactor.callWhenRunning(self._writeIfRunning)
+
+    def _writeIfRunning(self) -> None:
+        # not when this service stopped before the reactor ran
+        if self.running:
+            self._write()
 
     def _write(self) -> None:
-        if self._written or not self._wanted:
+        if self._written:
             return
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
@@ -69,7 +70,6 @@ class PidFile(Service):
 
     def stopService(self) -> None:
         super().stopService()
-        self._wanted = False
         self._remove()
 
     def _remove(self) -> None:
